@@ -1,0 +1,34 @@
+package ovrlrd
+
+// Role is who wrote a message. The app rejects any other value.
+type Role string
+
+const (
+	RoleUser      Role = "user"
+	RoleAssistant Role = "assistant"
+	RoleSystem    Role = "system"
+)
+
+// Valid reports whether r is one of the three roles the app knows.
+func (r Role) Valid() bool {
+	return r == RoleUser || r == RoleAssistant || r == RoleSystem
+}
+
+// Conversation is a chat thread owned by one user.
+type Conversation struct {
+	ID              string    `json:"id"`
+	UserID          string    `json:"userId"`
+	ClaudeSessionID *string   `json:"claudeSessionId"`
+	Title           *string   `json:"title"`
+	CreatedAt       Timestamp `json:"createdAt"`
+	UpdatedAt       Timestamp `json:"updatedAt"`
+}
+
+// Message is one entry of a conversation.
+type Message struct {
+	ID             string    `json:"id"`
+	ConversationID string    `json:"conversationId"`
+	Role           Role      `json:"role"`
+	Content        string    `json:"content"`
+	CreatedAt      Timestamp `json:"createdAt"`
+}
