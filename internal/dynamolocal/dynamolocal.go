@@ -58,10 +58,15 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		"-port", strconv.Itoa(port),
 	}
 	if opts.DataDir != "" {
-		if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
+		// Absolute, because java runs from the jar's folder.
+		dir, err := filepath.Abs(opts.DataDir)
+		if err == nil {
+			err = os.MkdirAll(dir, 0o700)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("dynamolocal: data folder: %w", err)
 		}
-		args = append(args, "-sharedDb", "-dbPath", opts.DataDir)
+		args = append(args, "-sharedDb", "-dbPath", dir)
 	} else {
 		args = append(args, "-sharedDb", "-inMemory")
 	}

@@ -12,6 +12,19 @@ type AuditEvent struct {
 	Time      time.Time
 }
 
+// Subject is whom the event is filed under: the user when known, otherwise
+// the hashed address, so failed sign-ins from one client can be listed
+// together.
+func (e AuditEvent) Subject() string {
+	if e.UserID != "" {
+		return e.UserID
+	}
+	if e.IPHash != "" {
+		return "ip:" + e.IPHash
+	}
+	return ""
+}
+
 // RateDecision is the outcome of counting one request against a limit.
 type RateDecision struct {
 	Allowed   bool

@@ -32,3 +32,10 @@ type Message struct {
 	Content        string    `json:"content"`
 	CreatedAt      Timestamp `json:"createdAt"`
 }
+
+// NewMessage is what a caller supplies to add a message; the store assigns
+// its id and time.
+type NewMessage struct {
+	Role    Role
+	Content string
+}

@@ -1,0 +1,14 @@
+// Command chat is the ChatFunction. It only wires: config (failing fast),
+// dependencies, then the Lambda runtime loop.
+package main
+
+import (
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/ovrlrd/cloud/internal/app"
+	"github.com/ovrlrd/cloud/internal/config"
+)
+
+func main() {
+	lambda.Start(app.Init(config.Chat).Chat())
+}

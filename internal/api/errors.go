@@ -1,0 +1,62 @@
+// Package api holds the HTTP handlers of all three functions and the pieces
+// they share: the one error mapper, the one strict JSON decoder, the one
+// API-key check and the one way to learn the client's address.
+package api
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
+)
+
+// statusOf is the only place a domain error code becomes an HTTP status.
+var statusOf = map[string]int{
+	ovrlrd.EINVALID:      http.StatusBadRequest,
+	ovrlrd.EUNAUTHORIZED: http.StatusUnauthorized,
+	ovrlrd.EFORBIDDEN:    http.StatusForbidden,
+	ovrlrd.ENOTFOUND:     http.StatusNotFound,
+	ovrlrd.ECONFLICT:     http.StatusConflict,
+	ovrlrd.ETOOLARGE:     http.StatusRequestEntityTooLarge,
+	ovrlrd.ERATELIMIT:    http.StatusTooManyRequests,
+	ovrlrd.EUNAVAILABLE:  http.StatusServiceUnavailable,
+	ovrlrd.EINTERNAL:     http.StatusInternalServerError,
+}
+
+// StatusOf returns the HTTP status for err.
+func StatusOf(err error) int {
+	if s, ok := statusOf[ovrlrd.ErrorCode(err)]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// errorBody is the shape of every error response.
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+// writeError answers with {"error": "..."} and the status of err. Internal
+// errors are logged with their cause; the client only ever sees the domain
+// message.
+func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	status := StatusOf(err)
+	if status >= 500 {
+		log.ErrorContext(r.Context(), "request failed", "method", r.Method, "route", r.Pattern, "status", status, "err", err)
+	}
+	writeJSON(w, status, errorBody{Error: ovrlrd.ErrorMessage(err)})
+}
+
+// writeJSON writes v as the whole response. Encoding our own types cannot
+// fail, so the error is only worth noting in a log, which the caller lacks;
+// a broken connection is the client's loss either way.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":"Internal server error"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}

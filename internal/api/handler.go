@@ -1,0 +1,114 @@
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
+)
+
+// Pinger reports whether the table can be reached.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Deps are what the handlers need. main owns their construction (through
+// package app); the handlers only use them.
+type Deps struct {
+	Log    *slog.Logger
+	APIKey string // empty only in the local stage
+	Store  Pinger
+}
+
+// server is the state shared by the handlers of one function.
+type server struct {
+	log *slog.Logger
+	key apiKey
+	db  Pinger
+}
+
+func newServer(d Deps) *server {
+	return &server{log: d.Log, key: newAPIKey(d.APIKey), db: d.Store}
+}
+
+// NewAuth returns the AuthFunction's handler.
+func NewAuth(d Deps) http.Handler {
+	s := newServer(d)
+	mux := http.NewServeMux()
+	return s.guard(mux)
+}
+
+// NewChat returns the ChatFunction's handler. It also answers every path
+// the HTTP API does not route elsewhere, so unknown paths get a JSON 404.
+func NewChat(d Deps) http.Handler {
+	s := newServer(d)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /health", s.health)
+	return s.guard(mux)
+}
+
+// NewStream returns the StreamFunction's handler.
+func NewStream(d Deps) http.Handler {
+	s := newServer(d)
+	mux := http.NewServeMux()
+	return s.guard(mux)
+}
+
+// guard runs in front of every route: panics become a 500 JSON body, doubled
+// slashes are collapsed (one of the app's URL builders can produce them), and
+// the API key is checked everywhere but /health, which has its own rule.
+func (s *server) guard(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				s.log.ErrorContext(r.Context(), "panic", "method", r.Method, "path", r.URL.Path, "panic", v)
+				writeJSON(w, http.StatusInternalServerError, errorBody{Error: "Internal server error"})
+			}
+		}()
+		if strings.Contains(r.URL.Path, "//") {
+			r.URL.Path = collapseSlashes(r.URL.Path)
+			r.URL.RawPath = ""
+		}
+		if r.URL.Path != "/health" {
+			if err := s.key.check(r); err != nil {
+				writeError(w, r, s.log, err)
+				return
+			}
+		}
+		h, pattern := mux.Handler(r)
+		if pattern == "" {
+			// ServeMux's own 404 and 405 are text/plain; the API speaks JSON.
+			writeError(w, r, s.log, ovrlrd.Errorf(ovrlrd.ENOTFOUND, "Not found"))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func collapseSlashes(p string) string {
+	var b strings.Builder
+	b.Grow(len(p))
+	for i := 0; i < len(p); i++ {
+		if p[i] == '/' && i > 0 && p[i-1] == '/' {
+			continue
+		}
+		b.WriteByte(p[i])
+	}
+	return b.String()
+}
+
+// health answers 200 when the table answers, 503 otherwise, with no detail.
+func (s *server) health(w http.ResponseWriter, r *http.Request) {
+	if s.key.presentAndWrong(r) {
+		writeError(w, r, s.log, ovrlrd.Errorf(ovrlrd.EUNAUTHORIZED, "Invalid API key"))
+		return
+	}
+	if err := s.db.Ping(r.Context()); err != nil {
+		s.log.ErrorContext(r.Context(), "health check failed", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unhealthy"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}

@@ -1,0 +1,112 @@
+// Package app assembles the service from its configuration. main.go of every
+// function, the local dev server and the end-to-end tests all build through
+// New, so there is one wiring and it cannot drift.
+package app
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambdaurl"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
+
+	"github.com/ovrlrd/cloud/internal/api"
+	"github.com/ovrlrd/cloud/internal/config"
+	"github.com/ovrlrd/cloud/internal/gateway"
+	"github.com/ovrlrd/cloud/internal/logs"
+	"github.com/ovrlrd/cloud/internal/store"
+)
+
+// App is the assembled service.
+type App struct {
+	Config config.Config
+	Log    *slog.Logger
+	Store  *store.Store
+}
+
+// New builds every dependency named by cfg. It does no network I/O, so a
+// cold start pays only for what the first request uses.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error) {
+	awsCfg, err := awsConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	db := store.NewDB(awsCfg, cfg.DynamoDBEndpoint)
+	st := store.New(db, store.Options{Table: cfg.TableName, CursorKey: cursorKey(cfg.JWTKeys)})
+	return &App{Config: cfg, Log: log, Store: st}, nil
+}
+
+// Init loads the configuration for fn and builds the App, or ends the
+// process with one message naming every problem. It is what main calls.
+func Init(fn config.Function) *App {
+	ctx := context.Background()
+	cfg, err := config.Load(ctx, fn, os.Getenv)
+	if err != nil {
+		fail(logs.New(os.Stderr, slog.LevelInfo), err)
+	}
+	log := logs.New(os.Stdout, cfg.LogLevel)
+	a, err := New(ctx, cfg, log)
+	if err != nil {
+		fail(log, err)
+	}
+	return a
+}
+
+func fail(log *slog.Logger, err error) {
+	log.Error("init failed", "err", err.Error())
+	os.Exit(1)
+}
+
+func awsConfig(ctx context.Context, cfg config.Config) (aws.Config, error) {
+	opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(cfg.Region)}
+	if cfg.Stage == config.Local {
+		// Local stand-ins accept any credentials; never look for real ones.
+		opts = append(opts, awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("local", "local", "")))
+	}
+	c, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("aws config: %w", err)
+	}
+	return c, nil
+}
+
+// cursorKey derives the key that signs list cursors from the signing JWT key,
+// so there is no extra secret to provision. Rolling the key ring invalidates
+// outstanding cursors, which costs a client one reload of page 1.
+func cursorKey(ring config.KeyRing) []byte {
+	m := hmac.New(sha256.New, []byte(ring.Signing().Secret.Reveal()))
+	m.Write([]byte("ovrlrd cursor v1"))
+	return m.Sum(nil)
+}
+
+func (a *App) deps() api.Deps {
+	return api.Deps{Log: a.Log, APIKey: a.Config.APIKey.Reveal(), Store: a.Store}
+}
+
+// Auth is the AuthFunction's Lambda handler (HTTP API events).
+func (a *App) Auth() gateway.HTTPHandler {
+	return httpadapter.NewV2(api.NewAuth(a.deps())).ProxyWithContext
+}
+
+// Chat is the ChatFunction's Lambda handler (HTTP API events).
+func (a *App) Chat() gateway.HTTPHandler {
+	return httpadapter.NewV2(api.NewChat(a.deps())).ProxyWithContext
+}
+
+// Stream is the StreamFunction's Lambda handler (Function URL, streamed).
+func (a *App) Stream() gateway.StreamHandler {
+	return lambdaurl.Wrap(api.NewStream(a.deps()))
+}
+
+// Gateway serves every function behind one address, routed as in AWS.
+func (a *App) Gateway() http.Handler {
+	return gateway.New(gateway.Targets{Auth: a.Auth(), Chat: a.Chat(), Stream: a.Stream(), Log: a.Log})
+}

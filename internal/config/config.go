@@ -1,0 +1,130 @@
+// Package config builds the one configuration value a function runs with. It
+// is read once, at init: settings from environment variables, secrets from SSM
+// Parameter Store (dev, prod) or from the environment (local). Anything wrong
+// stops init with one error listing every problem, so a broken deploy is
+// fixed in one round rather than one cold start per problem. No secret has a
+// default: a forgotten one must stop the process, never open it.
+package config
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Function says which Lambda function is loading, and so which secrets it
+// needs.
+type Function string
+
+const (
+	Auth   Function = "auth"
+	Chat   Function = "chat"
+	Stream Function = "stream"
+	// All is the local development server, which serves every route.
+	All Function = "all"
+)
+
+func (f Function) valid() bool {
+	return f == Auth || f == Chat || f == Stream || f == All
+}
+
+// streams reports whether f runs Claude turns (and so needs the Claude
+// credential, and may push and check CloudFront's origin header).
+func (f Function) streams() bool { return f == Stream || f == All }
+
+// Stage is the deployment stage.
+type Stage string
+
+const (
+	Local Stage = "local"
+	Dev   Stage = "dev"
+	Prod  Stage = "prod"
+)
+
+// Provider is where the Claude Code CLI sends its model requests.
+type Provider string
+
+const (
+	Anthropic Provider = "anthropic" // ANTHROPIC_API_KEY
+	OAuth     Provider = "oauth"     // CLAUDE_CODE_OAUTH_TOKEN
+	Bedrock   Provider = "bedrock"   // the function's IAM role; no secret
+)
+
+// Config is the whole configuration. Load returns it by value and nothing
+// changes it afterwards; its slices must be treated as read-only.
+type Config struct {
+	Function Function
+	Stage    Stage
+	Region   string // AWS_REGION
+	LogLevel slog.Level
+	// ListenAddr is where the local server listens; Lambda ignores it.
+	ListenAddr  string
+	CORSOrigins []string // exact origins, scheme://host[:port]
+
+	TableName string
+	// DynamoDBEndpoint and S3Endpoint point at local stand-ins; empty means
+	// AWS. Never set in prod.
+	DynamoDBEndpoint string
+	S3Endpoint       string
+	SessionsBucket   string // Claude transcripts and workspaces
+	SSMPrefix        string // e.g. /ovrlrd/prod; empty in local
+
+	// JWTKeys sign (the first) and verify (all) session tokens.
+	JWTKeys KeyRing
+	// APIKey is the app's shared key. It is zero only in local, where an
+	// unset key leaves the API open.
+	APIKey Secret
+	// OriginSecret is the header CloudFront adds to reach the stream
+	// function's URL; zero means not configured. Loaded by Stream and All.
+	OriginSecret Secret
+
+	SignIn SignIn
+	APNs   APNs
+	Claude Claude
+}
+
+// SignIn governs Sign in with Apple and who may create an account.
+type SignIn struct {
+	BundleIDs        []string // accepted token audiences
+	JWKSURL          string
+	ApprovedEmails   []string // lowercased
+	ApprovedAppleIDs []string // Apple "sub" values, exact
+	AllowOpenSignup  bool
+}
+
+// APNs configures push notifications (token auth with a .p8 key).
+type APNs struct {
+	KeyID  string
+	TeamID string
+	Key    Secret // PEM text of the .p8 key; loaded by Stream and All
+	Host   string // override of Apple's host, e.g. a loopback stand-in
+}
+
+// PushEnabled reports whether push notifications can be sent. When false the
+// caller logs one warning and carries on without push.
+func (c Config) PushEnabled() bool {
+	return c.APNs.KeyID != "" && c.APNs.TeamID != "" && !c.APNs.Key.IsZero()
+}
+
+// Claude configures the Claude Code CLI runs.
+type Claude struct {
+	Path           string // executable name or absolute path
+	WorkRoot       string
+	ConfigRoot     string // CLAUDE_CONFIG_DIR parent
+	AdditionalDirs []string
+	AllowedTools   []string
+	Timeout        time.Duration // a whole turn
+	IdleTimeout    time.Duration // silence on stdout
+	MaxRetries     int
+	Provider       Provider
+	BaseURL        string // ANTHROPIC_BASE_URL; empty means Anthropic's
+	// Credential is the ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN,
+	// depending on Provider. Loaded by Stream and All only.
+	Credential Secret
+}
+
+// HasCredential reports whether the CLI can reach a model. It is false only
+// in local without a credential (the offline demo), and for functions that do
+// not run Claude.
+func (c Claude) HasCredential() bool {
+	return c.Provider == Bedrock || !c.Credential.IsZero()
+}

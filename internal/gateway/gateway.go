@@ -1,0 +1,255 @@
+package gateway
+
+import (
+	"context"
+	"encoding/base64"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/google/uuid"
+)
+
+// HTTPHandler is a Lambda handler for HTTP API (payload 2.0) events.
+type HTTPHandler func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error)
+
+// StreamHandler is a Lambda handler for a Function URL in RESPONSE_STREAM mode.
+type StreamHandler func(context.Context, *events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error)
+
+// Targets are the functions behind the gateway, each with its timeout.
+type Targets struct {
+	Auth, Chat HTTPHandler
+	Stream     StreamHandler
+	Log        *slog.Logger
+}
+
+// Timeouts as template.yaml sets them; the HTTP API itself gives up at 30 s.
+const (
+	httpFunctionTimeout   = 29 * time.Second
+	streamFunctionTimeout = 900 * time.Second
+)
+
+// New returns an http.Handler that routes like CloudFront and the HTTP API.
+func New(t Targets) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(io.LimitReader(r.Body, 6<<20)) // Lambda's payload cap
+		if err != nil {
+			http.Error(w, `{"message":"Bad Request"}`, http.StatusBadRequest)
+			return
+		}
+		if isStreamPath(r.URL.Path) {
+			t.serveStream(w, r, body)
+			return
+		}
+		t.serveHTTPAPI(w, r, body)
+	})
+}
+
+func (t Targets) serveHTTPAPI(w http.ResponseWriter, r *http.Request, body []byte) {
+	route := routeFor(r.Method, r.URL.Path)
+	h := t.Chat
+	if route.Function == Auth {
+		h = t.Auth
+	}
+	ctx, cancel := invocationContext(r.Context(), httpFunctionTimeout)
+	defer cancel()
+	resp, err := h(ctx, httpAPIEvent(r, route.Key, body))
+	if err != nil {
+		// What API Gateway answers when the integration fails.
+		t.Log.ErrorContext(ctx, "function error", "function", route.Function, "err", err)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = io.WriteString(w, `{"message":"Internal Server Error"}`)
+		return
+	}
+	for k, v := range resp.Headers {
+		w.Header().Set(k, v)
+	}
+	for k, vs := range resp.MultiValueHeaders {
+		for _, v := range vs {
+			w.Header().Add(k, v)
+		}
+	}
+	for _, c := range resp.Cookies {
+		w.Header().Add("Set-Cookie", c)
+	}
+	out := []byte(resp.Body)
+	if resp.IsBase64Encoded {
+		if out, err = base64.StdEncoding.DecodeString(resp.Body); err != nil {
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, _ = w.Write(out)
+}
+
+func (t Targets) serveStream(w http.ResponseWriter, r *http.Request, body []byte) {
+	ctx, cancel := invocationContext(r.Context(), streamFunctionTimeout)
+	defer cancel()
+	resp, err := t.Stream(ctx, functionURLEvent(r, body))
+	if err != nil {
+		t.Log.ErrorContext(ctx, "function error", "function", Stream, "err", err)
+		w.WriteHeader(http.StatusBadGateway)
+		return
+	}
+	if c, ok := resp.Body.(io.Closer); ok {
+		defer c.Close()
+	}
+	for k, v := range resp.Headers {
+		w.Header().Set(k, v)
+	}
+	for _, c := range resp.Cookies {
+		w.Header().Add("Set-Cookie", c)
+	}
+	w.WriteHeader(resp.StatusCode)
+	relay(w, resp.Body)
+}
+
+// relay copies a streamed body, flushing every read so each event leaves as
+// soon as the function writes it, as the Function URL does.
+func relay(w http.ResponseWriter, body io.Reader) {
+	rc := http.NewResponseController(w)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return
+			}
+			_ = rc.Flush()
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// invocationContext gives a request what Lambda gives an invocation: a
+// deadline and a request id. It is detached from the client connection,
+// because in Lambda a client that goes away does not cancel the invocation.
+func invocationContext(parent context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	ctx := context.WithoutCancel(parent)
+	ctx = lambdacontext.NewContext(ctx, &lambdacontext.LambdaContext{AwsRequestID: uuid.NewString()})
+	return context.WithTimeout(ctx, timeout)
+}
+
+func httpAPIEvent(r *http.Request, routeKey string, body []byte) events.APIGatewayV2HTTPRequest {
+	now := time.Now()
+	headers, cookies := eventHeaders(r)
+	b, encoded := eventBody(body)
+	return events.APIGatewayV2HTTPRequest{
+		Version:               "2.0",
+		RouteKey:              routeKey,
+		RawPath:               r.URL.Path,
+		RawQueryString:        r.URL.RawQuery,
+		Cookies:               cookies,
+		Headers:               headers,
+		QueryStringParameters: queryParameters(r),
+		Body:                  b,
+		IsBase64Encoded:       encoded,
+		RequestContext: events.APIGatewayV2HTTPRequestContext{
+			RouteKey:   routeKey,
+			AccountID:  "000000000000",
+			Stage:      "$default",
+			RequestID:  uuid.NewString(),
+			APIID:      "local",
+			DomainName: r.Host,
+			Time:       now.UTC().Format("02/Jan/2006:15:04:05 -0700"),
+			TimeEpoch:  now.UnixMilli(),
+			HTTP: events.APIGatewayV2HTTPRequestContextHTTPDescription{
+				Method:    r.Method,
+				Path:      r.URL.Path,
+				Protocol:  r.Proto,
+				SourceIP:  sourceIP(r),
+				UserAgent: r.UserAgent(),
+			},
+		},
+	}
+}
+
+func functionURLEvent(r *http.Request, body []byte) *events.LambdaFunctionURLRequest {
+	now := time.Now()
+	headers, cookies := eventHeaders(r)
+	b, encoded := eventBody(body)
+	return &events.LambdaFunctionURLRequest{
+		Version:               "2.0",
+		RawPath:               r.URL.Path,
+		RawQueryString:        r.URL.RawQuery,
+		Cookies:               cookies,
+		Headers:               headers,
+		QueryStringParameters: queryParameters(r),
+		Body:                  b,
+		IsBase64Encoded:       encoded,
+		RequestContext: events.LambdaFunctionURLRequestContext{
+			AccountID:  "anonymous",
+			RequestID:  uuid.NewString(),
+			APIID:      "local",
+			DomainName: r.Host,
+			Time:       now.UTC().Format("02/Jan/2006:15:04:05 -0700"),
+			TimeEpoch:  now.UnixMilli(),
+			HTTP: events.LambdaFunctionURLRequestContextHTTPDescription{
+				Method:    r.Method,
+				Path:      r.URL.Path,
+				Protocol:  r.Proto,
+				SourceIP:  sourceIP(r),
+				UserAgent: r.UserAgent(),
+			},
+		},
+	}
+}
+
+// eventHeaders lower-cases names and joins repeats, as Lambda delivers them;
+// cookies travel separately in payload 2.0.
+func eventHeaders(r *http.Request) (map[string]string, []string) {
+	h := make(map[string]string, len(r.Header))
+	var cookies []string
+	for k, vs := range r.Header {
+		if strings.EqualFold(k, "Cookie") {
+			for _, v := range vs {
+				cookies = append(cookies, strings.Split(v, "; ")...)
+			}
+			continue
+		}
+		h[strings.ToLower(k)] = headerValue(vs)
+	}
+	if r.Host != "" {
+		h["host"] = r.Host
+	}
+	return h, cookies
+}
+
+func queryParameters(r *http.Request) map[string]string {
+	q := r.URL.Query()
+	if len(q) == 0 {
+		return nil
+	}
+	m := make(map[string]string, len(q))
+	for k, vs := range q {
+		m[k] = strings.Join(vs, ",")
+	}
+	return m
+}
+
+// eventBody base64-encodes bodies that are not text, as Lambda does.
+func eventBody(body []byte) (string, bool) {
+	if utf8.Valid(body) {
+		return string(body), false
+	}
+	return base64.StdEncoding.EncodeToString(body), true
+}
+
+// sourceIP is the peer address of the TCP connection: what AWS would see.
+func sourceIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

@@ -1,0 +1,99 @@
+// Package gateway stands in, on one machine, for what sits in front of the
+// functions in AWS: CloudFront picks an origin by path, then the HTTP API
+// picks a function by method and path, or the Function URL streams. It turns
+// each request into the exact event Lambda would deliver and calls the same
+// handler that main.go starts, so `make dev` and tests exercise the real
+// adapters.
+package gateway
+
+import "strings"
+
+// Function names a Lambda function of the stack.
+type Function string
+
+const (
+	Auth   Function = "AuthFunction"
+	Chat   Function = "ChatFunction"
+	Stream Function = "StreamFunction"
+)
+
+// Route is one HTTP API route, written as in template.yaml ("POST /auth").
+type Route struct {
+	Key      string
+	Function Function
+}
+
+// DefaultRoute catches every request no explicit route matches, so unknown
+// paths get the API's JSON 404 instead of API Gateway's own body.
+const DefaultRoute = "$default"
+
+// HTTPAPIRoutes are the HTTP API's routes. template.yaml declares the same
+// list; a test keeps the two in step.
+var HTTPAPIRoutes = []Route{
+	{"POST /auth", Auth},
+	{"POST /auth/refresh", Auth},
+	{"POST /auth/logout", Auth},
+	{"DELETE /auth/account", Auth},
+	{"GET /health", Chat},
+	{DefaultRoute, Chat},
+}
+
+// StreamPaths are CloudFront's path patterns for the Function URL origin. As
+// in CloudFront, '*' matches any run of characters, '/' included.
+var StreamPaths = []string{"/chat/stream", "/chat/*/stream"}
+
+// routeFor picks the HTTP API route for a request, the way API Gateway does:
+// an exact method and path first, then $default.
+func routeFor(method, path string) Route {
+	for _, r := range HTTPAPIRoutes {
+		if r.Key == method+" "+path {
+			return r
+		}
+	}
+	for _, r := range HTTPAPIRoutes {
+		if r.Key == DefaultRoute {
+			return r
+		}
+	}
+	return Route{}
+}
+
+// isStreamPath reports whether CloudFront would send path to the Function URL.
+func isStreamPath(path string) bool {
+	for _, p := range StreamPaths {
+		if globMatch(p, path) {
+			return true
+		}
+	}
+	return false
+}
+
+// globMatch implements CloudFront's path-pattern wildcards: '*' for any
+// characters (including none) and '?' for exactly one.
+func globMatch(pattern, s string) bool {
+	for len(pattern) > 0 {
+		switch pattern[0] {
+		case '*':
+			rest := pattern[1:]
+			for i := len(s); i >= 0; i-- {
+				if globMatch(rest, s[i:]) {
+					return true
+				}
+			}
+			return false
+		case '?':
+			if s == "" {
+				return false
+			}
+		default:
+			if s == "" || s[0] != pattern[0] {
+				return false
+			}
+		}
+		pattern, s = pattern[1:], s[1:]
+	}
+	return s == ""
+}
+
+// headerValue joins repeated headers the way API Gateway payload 2.0 does.
+func headerValue(vs []string) string { return strings.Join(vs, ",") }

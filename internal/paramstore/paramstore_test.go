@@ -1,0 +1,165 @@
+package paramstore_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/smithy-go"
+
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
+	"github.com/ovrlrd/cloud/internal/paramstore"
+	"github.com/ovrlrd/cloud/internal/paramstore/ssmfake"
+)
+
+// client builds the real SDK client against endpoint, with no ambient AWS
+// configuration involved.
+func client(endpoint string) *ssm.Client {
+	cfg := aws.Config{
+		Region:      "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
+	}
+	return paramstore.NewClient(cfg, func(o *ssm.Options) { o.BaseEndpoint = aws.String(endpoint) })
+}
+
+func fake(t *testing.T, params map[string]string) *ssmfake.Server {
+	t.Helper()
+	srv := ssmfake.New(params)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestFetchFoundAndInvalid(t *testing.T) {
+	t.Parallel()
+	srv := fake(t, map[string]string{"/app/prod/a": "alpha", "/app/prod/b": "beta"})
+	store := paramstore.New(client(srv.URL)).Under("/app/prod/")
+
+	found, invalid, err := store.Fetch(context.Background(), []string{"a", "b", "missing"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if found["a"] != "alpha" || found["b"] != "beta" || len(found) != 2 {
+		t.Errorf("found = %v", found)
+	}
+	if !slices.Equal(invalid, []string{"missing"}) {
+		t.Errorf("invalid = %v, want [missing]", invalid)
+	}
+	reqs := srv.Requests()
+	if len(reqs) != 1 {
+		t.Fatalf("%d calls, want 1", len(reqs))
+	}
+	if !reqs[0].WithDecryption {
+		t.Error("WithDecryption not set")
+	}
+	if want := []string{"/app/prod/a", "/app/prod/b", "/app/prod/missing"}; !slices.Equal(reqs[0].Names, want) {
+		t.Errorf("names sent = %v, want %v", reqs[0].Names, want)
+	}
+}
+
+func TestFetchFullNames(t *testing.T) {
+	t.Parallel()
+	srv := fake(t, map[string]string{"/x": "1"})
+	found, invalid, err := paramstore.New(client(srv.URL)).Fetch(context.Background(), []string{"/x"})
+	if err != nil || found["/x"] != "1" || invalid != nil {
+		t.Fatalf("found=%v invalid=%v err=%v", found, invalid, err)
+	}
+}
+
+func TestFetchNothingMakesNoCall(t *testing.T) {
+	t.Parallel()
+	srv := fake(t, nil)
+	found, invalid, err := paramstore.New(client(srv.URL)).Fetch(context.Background(), nil)
+	if err != nil || len(found) != 0 || invalid != nil {
+		t.Fatalf("found=%v invalid=%v err=%v", found, invalid, err)
+	}
+	if srv.Calls() != 0 {
+		t.Errorf("%d calls, want 0", srv.Calls())
+	}
+}
+
+func TestFetchRetriesThrottling(t *testing.T) {
+	t.Parallel()
+	srv := fake(t, map[string]string{"/p/k": "v"})
+	srv.Throttle(2)
+
+	found, _, err := paramstore.New(client(srv.URL)).Under("/p").Fetch(context.Background(), []string{"k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if found["k"] != "v" {
+		t.Errorf("found = %v", found)
+	}
+	if srv.Calls() != 3 {
+		t.Errorf("%d calls, want 3 (two throttled, one served)", srv.Calls())
+	}
+}
+
+func TestFetchGivesUpAfterMaxAttempts(t *testing.T) {
+	t.Parallel()
+	srv := fake(t, map[string]string{"/p/k": "v"})
+	srv.FailNext(10, 500, "InternalServerError", "boom")
+
+	_, _, err := paramstore.New(client(srv.URL)).Under("/p").Fetch(context.Background(), []string{"k", "j"})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	if srv.Calls() != paramstore.MaxAttempts {
+		t.Errorf("%d calls, want %d", srv.Calls(), paramstore.MaxAttempts)
+	}
+	var apiErr smithy.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "InternalServerError" {
+		t.Errorf("cause not wrapped: %v", err)
+	}
+	if !ovrlrd.IsCode(err, ovrlrd.EUNAVAILABLE) {
+		t.Errorf("code = %q, want %q", ovrlrd.ErrorCode(err), ovrlrd.EUNAVAILABLE)
+	}
+	for _, name := range []string{"/p/k", "/p/j"} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("error does not name %s: %v", name, err)
+		}
+	}
+}
+
+func TestFetchUnreachableFailsFast(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+
+	start := time.Now()
+	_, _, err = paramstore.New(client("http://"+addr)).Fetch(context.Background(), []string{"/p/k"})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %v", d)
+	}
+	if !strings.Contains(err.Error(), "/p/k") {
+		t.Errorf("error does not name the parameter: %v", err)
+	}
+}
+
+func TestFetchTooManyNames(t *testing.T) {
+	t.Parallel()
+	srv := fake(t, nil)
+	names := make([]string, paramstore.MaxNames+1)
+	for i := range names {
+		names[i] = string(rune('a' + i))
+	}
+	if _, _, err := paramstore.New(client(srv.URL)).Fetch(context.Background(), names); err == nil {
+		t.Fatal("no error")
+	}
+	if srv.Calls() != 0 {
+		t.Errorf("%d calls, want 0", srv.Calls())
+	}
+}

@@ -1,0 +1,75 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"time"
+
+	"github.com/guregu/dynamo/v2"
+
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
+)
+
+// auditSortLayout is RFC 3339 with a fixed nine-digit fraction: RFC3339Nano
+// trims trailing zeros, which breaks the string order of sort keys.
+const auditSortLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
+// auditItem is one event, filed under its subject (a user, or a hashed
+// address when there is no user) and ordered by time; the random suffix
+// keeps two events in the same nanosecond apart.
+type auditItem struct {
+	PK        string `dynamo:"PK,hash"`
+	SK        string `dynamo:"SK,range"`
+	Action    string `dynamo:"action"`
+	UserID    string `dynamo:"userId"`
+	IPHash    string `dynamo:"ipHash"`
+	UserAgent string `dynamo:"userAgent"`
+	Reason    string `dynamo:"reason"`
+	Time      int64  `dynamo:"time"` // epoch milliseconds
+	TTL       int64  `dynamo:"ttl"`
+}
+
+func auditPK(subject string) string { return "AUDIT#" + subject }
+
+// PutAudit records ev for retention. A zero ev.Time means now.
+func (s *Store) PutAudit(ctx context.Context, ev ovrlrd.AuditEvent, retention time.Duration) error {
+	subject := ev.Subject()
+	if ev.Action == "" || subject == "" || retention <= 0 {
+		return ovrlrd.Errorf(ovrlrd.EINVALID, "An audit event needs an action, a subject and a retention.")
+	}
+	at := ev.Time
+	if at.IsZero() {
+		at = s.now()
+	}
+	at = at.UTC()
+	it := auditItem{
+		PK: auditPK(subject), SK: at.Format(auditSortLayout) + "#" + rand.Text(),
+		Action: ev.Action, UserID: ev.UserID, IPHash: ev.IPHash, UserAgent: ev.UserAgent, Reason: ev.Reason,
+		Time: at.UnixMilli(), TTL: ttlOf(at.Add(retention)),
+	}
+	if err := s.table.Put(it).Run(ctx); err != nil {
+		return dbError("put audit event", err)
+	}
+	return nil
+}
+
+// AuditEvents lists up to limit events of a subject (a user id, or
+// "ip:"+hash as in AuditEvent.Subject), newest first.
+func (s *Store) AuditEvents(ctx context.Context, subject string, limit int) ([]ovrlrd.AuditEvent, error) {
+	if subject == "" || limit < 1 {
+		return nil, ovrlrd.Errorf(ovrlrd.EINVALID, "Listing audit events needs a subject and a positive limit.")
+	}
+	var items []auditItem
+	err := s.table.Get(attrPK, auditPK(subject)).Order(dynamo.Descending).Limit(limit).All(ctx, &items)
+	if err != nil {
+		return nil, dbError("list audit events", err)
+	}
+	out := make([]ovrlrd.AuditEvent, 0, len(items))
+	for _, it := range items {
+		out = append(out, ovrlrd.AuditEvent{
+			Action: it.Action, UserID: it.UserID, IPHash: it.IPHash, UserAgent: it.UserAgent,
+			Reason: it.Reason, Time: timeOf(it.Time),
+		})
+	}
+	return out, nil
+}

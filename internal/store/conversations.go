@@ -1,0 +1,246 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/guregu/dynamo/v2"
+
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
+)
+
+const (
+	convPrefix = "CONV#"
+	// MaxPageLimit is the largest page a list returns.
+	MaxPageLimit = 100
+	// maxTitle and maxSessionID bound free text kept on the conversation.
+	maxTitle     = 1000
+	maxSessionID = 200
+)
+
+// Keys of a conversation: the item lives under its owner, so a lookup by
+// another user's id finds nothing; GSI1 lists an owner's conversations by
+// updatedAt, the id breaking ties.
+func convSK(id string) string              { return convPrefix + id }
+func convsGSIPK(userID string) string      { return "CONVS#" + userID }
+func convGSISK(at int64, id string) string { return sortableMillis(at) + "#" + id }
+
+// convItem is a conversation, PK USER#<uid>, SK CONV#<id>.
+type convItem struct {
+	PK              string  `dynamo:"PK"`
+	SK              string  `dynamo:"SK"`
+	GSI1PK          string  `dynamo:"GSI1PK"`
+	GSI1SK          string  `dynamo:"GSI1SK"`
+	ID              string  `dynamo:"id"`
+	UserID          string  `dynamo:"userId"`
+	ClaudeSessionID *string `dynamo:"claudeSessionId,omitempty"`
+	Title           *string `dynamo:"title,omitempty"`
+	CreatedAt       int64   `dynamo:"createdAt"`
+	UpdatedAt       int64   `dynamo:"updatedAt"`
+}
+
+func newConvItem(userID, id string, at int64) convItem {
+	return convItem{
+		PK: userPK(userID), SK: convSK(id),
+		GSI1PK: convsGSIPK(userID), GSI1SK: convGSISK(at, id),
+		ID: id, UserID: userID, CreatedAt: at, UpdatedAt: at,
+	}
+}
+
+func (it convItem) conversation() ovrlrd.Conversation {
+	return ovrlrd.Conversation{
+		ID: it.ID, UserID: it.UserID, ClaudeSessionID: it.ClaudeSessionID, Title: it.Title,
+		CreatedAt: ovrlrd.Timestamp(timeOf(it.CreatedAt)), UpdatedAt: ovrlrd.Timestamp(timeOf(it.UpdatedAt)),
+	}
+}
+
+// errConvNotFound is the one answer for a missing, foreign or malformed id:
+// the app shows it verbatim and must not learn which case it was.
+func errConvNotFound() error { return ovrlrd.Errorf(ovrlrd.ENOTFOUND, "Conversation not found") }
+
+func checkPage(p ovrlrd.Page) error {
+	if p.Limit < 1 || p.Limit > MaxPageLimit {
+		return ovrlrd.Errorf(ovrlrd.EINVALID, "The limit must be between 1 and %d.", MaxPageLimit)
+	}
+	return nil
+}
+
+// CreateConversation creates a conversation for userID and, when first is
+// given, its first message, in one transaction.
+func (s *Store) CreateConversation(ctx context.Context, userID string, first *ovrlrd.NewMessage) (ovrlrd.Conversation, *ovrlrd.Message, error) {
+	if !isID(userID) {
+		return ovrlrd.Conversation{}, nil, ovrlrd.Errorf(ovrlrd.EINVALID, "The user id is invalid.")
+	}
+	if first != nil {
+		if err := checkMessage(first.Role, first.Content); err != nil {
+			return ovrlrd.Conversation{}, nil, err
+		}
+	}
+	at := s.nowMillis()
+	conv := newConvItem(userID, newID(), at)
+	tx := s.db.WriteTx().Put(s.table.Put(conv).If("attribute_not_exists($)", attrPK))
+	var msg *msgItem
+	if first != nil {
+		m := newMsgItem(userID, conv.ID, newID(), first.Role, first.Content, at)
+		msg = &m
+		tx.Put(s.table.Put(m).If("attribute_not_exists($)", attrPK))
+	}
+	// The token makes an SDK-level resend of this request harmless.
+	if err := tx.Idempotent(true).Run(ctx); err != nil {
+		return ovrlrd.Conversation{}, nil, dbError("create conversation", err)
+	}
+	if msg == nil {
+		return conv.conversation(), nil, nil
+	}
+	m := msg.message()
+	return conv.conversation(), &m, nil
+}
+
+// Conversation returns convID if userID owns it. Missing, foreign and
+// malformed ids are all ENOTFOUND.
+func (s *Store) Conversation(ctx context.Context, userID, convID string) (ovrlrd.Conversation, error) {
+	if !isID(convID) {
+		return ovrlrd.Conversation{}, errConvNotFound()
+	}
+	var it convItem
+	// Consistent: the app opens a conversation right after creating it.
+	err := s.table.Get(attrPK, userPK(userID)).Range(attrSK, dynamo.Equal, convSK(convID)).
+		Consistent(true).One(ctx, &it)
+	if errors.Is(err, dynamo.ErrNotFound) {
+		return ovrlrd.Conversation{}, errConvNotFound()
+	}
+	if err != nil {
+		return ovrlrd.Conversation{}, dbError("get conversation", err)
+	}
+	return it.conversation(), nil
+}
+
+// convCursor is where a conversation list page ended: the GSI key of its
+// last item plus the table key DynamoDB needs to resume an index query.
+type convCursor struct {
+	GSISK string `json:"k"`
+	SK    string `json:"s"`
+}
+
+// ListConversations returns userID's conversations, most recently updated
+// first, in one Query. nextCursor is empty on the last page.
+func (s *Store) ListConversations(ctx context.Context, userID string, page ovrlrd.Page) ([]ovrlrd.Conversation, string, error) {
+	if err := checkPage(page); err != nil {
+		return nil, "", err
+	}
+	scope := "convs:" + userID
+	q := s.table.Get(attrGSIPK, convsGSIPK(userID)).Index(indexGSI1).Order(dynamo.Descending).
+		// SearchLimit, unlike Limit, makes exactly one request; the extra
+		// item only tells whether another page exists.
+		SearchLimit(page.Limit + 1)
+	if page.Cursor != "" {
+		var c convCursor
+		if err := s.cursors.Decode(scope, page.Cursor, &c); err != nil {
+			return nil, "", err
+		}
+		if !strings.HasPrefix(c.SK, convPrefix) || c.GSISK == "" {
+			return nil, "", ovrlrd.Errorf(ovrlrd.EINVALID, "Invalid cursor.")
+		}
+		q.StartFrom(dynamo.PagingKey{
+			attrGSIPK: &types.AttributeValueMemberS{Value: convsGSIPK(userID)},
+			attrGSISK: &types.AttributeValueMemberS{Value: c.GSISK},
+			attrPK:    &types.AttributeValueMemberS{Value: userPK(userID)},
+			attrSK:    &types.AttributeValueMemberS{Value: c.SK},
+		})
+	}
+	var items []convItem
+	if err := q.All(ctx, &items); err != nil {
+		return nil, "", dbError("list conversations", err)
+	}
+	next := ""
+	if len(items) > page.Limit {
+		items = items[:page.Limit]
+		last := items[len(items)-1]
+		next = s.cursors.Encode(scope, convCursor{GSISK: last.GSI1SK, SK: last.SK})
+	}
+	convs := make([]ovrlrd.Conversation, 0, len(items))
+	for _, it := range items {
+		convs = append(convs, it.conversation())
+	}
+	return convs, next, nil
+}
+
+// SetClaudeSessionID records the Claude CLI session that resumes convID.
+func (s *Store) SetClaudeSessionID(ctx context.Context, userID, convID, sessionID string) error {
+	if sessionID == "" || len(sessionID) > maxSessionID {
+		return ovrlrd.Errorf(ovrlrd.EINVALID, "The session id is invalid.")
+	}
+	_, err := s.touch(ctx, userID, convID, map[string]*string{"claudeSessionId": &sessionID}, nil)
+	return err
+}
+
+// SetTitle sets convID's title; an empty title clears it, which the app
+// shows as "New Conversation".
+func (s *Store) SetTitle(ctx context.Context, userID, convID, title string) error {
+	if len(title) > maxTitle {
+		return ovrlrd.Errorf(ovrlrd.EINVALID, "The title is too long.")
+	}
+	var v *string
+	if title != "" {
+		v = &title
+	}
+	_, err := s.touch(ctx, userID, convID, map[string]*string{"title": v}, nil)
+	return err
+}
+
+// DeleteConversation deletes convID and everything kept under it. The
+// conversation goes first and conditionally: once it is gone nothing can be
+// appended (appends require it), and a second delete is ENOTFOUND.
+func (s *Store) DeleteConversation(ctx context.Context, userID, convID string) error {
+	if !isID(convID) {
+		return errConvNotFound()
+	}
+	err := s.table.Delete(attrPK, userPK(userID)).Range(attrSK, convSK(convID)).
+		If("attribute_exists($)", attrPK).Run(ctx)
+	if dynamo.IsCondCheckFailed(err) {
+		return errConvNotFound()
+	}
+	if err != nil {
+		return dbError("delete conversation", err)
+	}
+	return s.purge(ctx, convPrefix+convID)
+}
+
+// purge deletes every item in partition pk: messages, and whatever else
+// later lives beside them (a run lease). It follows LastEvaluatedKey rather
+// than re-querying, so it ends even if something keeps writing there.
+func (s *Store) purge(ctx context.Context, pk string) error {
+	type key struct {
+		PK string `dynamo:"PK"`
+		SK string `dynamo:"SK"`
+	}
+	var start dynamo.PagingKey
+	for {
+		q := s.table.Get(attrPK, pk).Project(attrPK, attrSK).Consistent(true).SearchLimit(500)
+		if start != nil {
+			q.StartFrom(start)
+		}
+		var page []key
+		lek, err := q.AllWithLastEvaluatedKey(ctx, &page)
+		if err != nil {
+			return dbError("list conversation items", err)
+		}
+		if len(page) > 0 {
+			keys := make([]dynamo.Keyed, len(page))
+			for i, k := range page {
+				keys[i] = dynamo.Keys{k.PK, k.SK}
+			}
+			// Run splits into requests of 25 and resends unprocessed items
+			// with backoff until they are written or ctx ends.
+			if _, err := s.table.Batch(attrPK, attrSK).Write().Delete(keys...).Run(ctx); err != nil {
+				return dbError("delete conversation items", err)
+			}
+		}
+		if len(lek) == 0 {
+			return nil
+		}
+		start = lek
+	}
+}

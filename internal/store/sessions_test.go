@@ -1,0 +1,261 @@
+package store_test
+
+import (
+	"context"
+	"crypto/rand"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/guregu/dynamo/v2"
+
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
+	"github.com/ovrlrd/cloud/internal/store"
+	"github.com/ovrlrd/cloud/internal/store/storetest"
+)
+
+// stepClock is a clock tests move by hand. It starts in the real future so
+// DynamoDB Local's TTL sweeper never deletes an item a test still reads.
+type stepClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newStepClock() *stepClock {
+	return &stepClock{t: time.Now().Add(time.Hour).Truncate(time.Minute).UTC()}
+}
+
+func (c *stepClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *stepClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func clockedStore(c *stepClock) *store.Store {
+	return store.New(storetest.DB(), store.Options{
+		Table: storetest.TableName(), CursorKey: []byte("test-cursor-key-0123456789abcdef"), Now: c.Now,
+	})
+}
+
+// rawGet reads an item as stored, to check attributes the API hides.
+func rawGet(t *testing.T, pk, sk string, out any) {
+	t.Helper()
+	err := storetest.DB().Table(storetest.TableName()).Get("PK", pk).Range("SK", dynamo.Equal, sk).
+		Consistent(true).One(context.Background(), out)
+	if err != nil {
+		t.Fatalf("raw get %s/%s: %v", pk, sk, err)
+	}
+}
+
+func expectCode(t *testing.T, err error, code string) {
+	t.Helper()
+	if !ovrlrd.IsCode(err, code) {
+		t.Fatalf("got error %v, want code %s", err, code)
+	}
+}
+
+func TestCreateAndGetSession(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	clock := newStepClock()
+	s := clockedStore(clock)
+	uid := rand.Text()
+
+	created, err := s.CreateSession(ctx, uid, 30*24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ovrlrd.LoginSession{
+		ID: created.ID, UserID: uid, Generation: 1,
+		CreatedAt: clock.Now(), ExpiresAt: clock.Now().Add(30 * 24 * time.Hour),
+	}
+	if created.ID == "" || created != want {
+		t.Fatalf("created %+v, want %+v", created, want)
+	}
+	got, err := s.Session(ctx, uid, created.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+
+	var raw struct {
+		TTL int64 `dynamo:"ttl"`
+	}
+	rawGet(t, "USER#"+uid, "SESSION#"+created.ID, &raw)
+	if ttl := time.Unix(raw.TTL, 0); !ttl.After(want.ExpiresAt) || ttl.After(want.ExpiresAt.Add(7*24*time.Hour)) {
+		t.Fatalf("ttl %v, want a few days after %v", ttl, want.ExpiresAt)
+	}
+
+	other, err := s.CreateSession(ctx, uid, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other.ID == created.ID {
+		t.Fatal("two sessions share an id")
+	}
+	_, err = s.Session(ctx, rand.Text(), created.ID)
+	expectCode(t, err, ovrlrd.ENOTFOUND)
+	_, err = s.Session(ctx, uid, rand.Text())
+	expectCode(t, err, ovrlrd.ENOTFOUND)
+}
+
+func TestRotateSession(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	clock := newStepClock()
+	s := clockedStore(clock)
+	uid := rand.Text()
+	sess, err := s.CreateSession(ctx, uid, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	clock.Advance(10 * time.Minute)
+	rotated, err := s.RotateSession(ctx, uid, sess.ID, 1, 2*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sess
+	want.Generation, want.PreviousGeneration = 2, 1
+	want.RotatedAt, want.ExpiresAt = clock.Now(), clock.Now().Add(2*time.Hour)
+	if rotated != want {
+		t.Fatalf("rotated %+v, want %+v", rotated, want)
+	}
+	if got, err := s.Session(ctx, uid, sess.ID); err != nil || got != want {
+		t.Fatalf("after rotation got %+v, %v; want %+v", got, err, want)
+	}
+
+	_, err = s.RotateSession(ctx, uid, sess.ID, 1, time.Hour)
+	expectCode(t, err, ovrlrd.ECONFLICT)
+	_, err = s.RotateSession(ctx, uid, sess.ID, 3, time.Hour)
+	expectCode(t, err, ovrlrd.ECONFLICT)
+	if got, _ := s.Session(ctx, uid, sess.ID); got.Generation != 2 {
+		t.Fatalf("a failed rotation changed the generation to %d", got.Generation)
+	}
+	if _, err := s.RotateSession(ctx, uid, sess.ID, 2, time.Hour); err != nil {
+		t.Fatalf("rotating from the current generation: %v", err)
+	}
+}
+
+func TestRotateSessionConcurrent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := storetest.New(t)
+	uid := rand.Text()
+	sess, err := s.CreateSession(ctx, uid, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	const n = 8
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { _, errs[i] = s.RotateSession(ctx, uid, sess.ID, 1, time.Hour) })
+	}
+	wg.Wait()
+	wins := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			wins++
+		case !ovrlrd.IsCode(err, ovrlrd.ECONFLICT):
+			t.Fatalf("unexpected error: %v", err)
+		}
+	}
+	if wins != 1 {
+		t.Fatalf("%d rotations won, want exactly 1", wins)
+	}
+	if got, _ := s.Session(ctx, uid, sess.ID); got.Generation != 2 {
+		t.Fatalf("generation %d, want 2", got.Generation)
+	}
+}
+
+func TestRotateSessionGoneOrExpired(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	clock := newStepClock()
+	s := clockedStore(clock)
+	uid := rand.Text()
+
+	_, err := s.RotateSession(ctx, uid, rand.Text(), 1, time.Hour)
+	expectCode(t, err, ovrlrd.ENOTFOUND)
+
+	sess, err := s.CreateSession(ctx, uid, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Hour + time.Second)
+	_, err = s.Session(ctx, uid, sess.ID)
+	expectCode(t, err, ovrlrd.ENOTFOUND)
+	_, err = s.RotateSession(ctx, uid, sess.ID, 1, time.Hour)
+	expectCode(t, err, ovrlrd.ENOTFOUND)
+}
+
+func TestRevokedSessionCannotRotate(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := storetest.New(t)
+	uid := rand.Text()
+	sess, err := s.CreateSession(ctx, uid, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeSession(ctx, uid, sess.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeSession(ctx, uid, sess.ID); err != nil {
+		t.Fatalf("revoking twice: %v", err)
+	}
+	if err := s.RevokeSession(ctx, uid, rand.Text()); err != nil {
+		t.Fatalf("revoking an unknown session: %v", err)
+	}
+	got, err := s.Session(ctx, uid, sess.ID)
+	if err != nil || !got.Revoked || got.Generation != 1 {
+		t.Fatalf("after revoke got %+v, %v", got, err)
+	}
+	_, err = s.RotateSession(ctx, uid, sess.ID, 1, time.Hour)
+	expectCode(t, err, ovrlrd.ECONFLICT)
+}
+
+func TestRevokeAllSessions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := storetest.New(t)
+	uid, other := rand.Text(), rand.Text()
+	var mine []string
+	for range 3 {
+		sess, err := s.CreateSession(ctx, uid, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mine = append(mine, sess.ID)
+	}
+	theirs, err := s.CreateSession(ctx, other, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if err := s.RevokeAllSessions(ctx, uid); err != nil {
+		t.Fatal(err)
+	}
+	for _, sid := range mine {
+		if got, err := s.Session(ctx, uid, sid); err != nil || !got.Revoked {
+			t.Fatalf("session %s: %+v, %v; want revoked", sid, got, err)
+		}
+	}
+	if got, err := s.Session(ctx, other, theirs.ID); err != nil || got.Revoked {
+		t.Fatalf("another user's session: %+v, %v; want live", got, err)
+	}
+	if err := s.RevokeAllSessions(ctx, uid); err != nil {
+		t.Fatalf("revoking all twice: %v", err)
+	}
+}
