@@ -174,32 +174,29 @@ func httpAPIEvent(r *http.Request, routeKey string, body []byte) events.APIGatew
 	}
 }
 
+// functionURLEvent derives the Function URL event from the HTTP API one:
+// both are payload format 2.0 and differ only in their request context.
 func functionURLEvent(r *http.Request, body []byte) *events.LambdaFunctionURLRequest {
-	now := time.Now()
-	headers, cookies := eventHeaders(r)
-	b, encoded := eventBody(body)
+	e := httpAPIEvent(r, "", body)
+	rc, h := e.RequestContext, e.RequestContext.HTTP
 	return &events.LambdaFunctionURLRequest{
-		Version:               "2.0",
-		RawPath:               r.URL.Path,
-		RawQueryString:        r.URL.RawQuery,
-		Cookies:               cookies,
-		Headers:               headers,
-		QueryStringParameters: queryParameters(r),
-		Body:                  b,
-		IsBase64Encoded:       encoded,
+		Version:               e.Version,
+		RawPath:               e.RawPath,
+		RawQueryString:        e.RawQueryString,
+		Cookies:               e.Cookies,
+		Headers:               e.Headers,
+		QueryStringParameters: e.QueryStringParameters,
+		Body:                  e.Body,
+		IsBase64Encoded:       e.IsBase64Encoded,
 		RequestContext: events.LambdaFunctionURLRequestContext{
 			AccountID:  "anonymous",
-			RequestID:  uuid.NewString(),
-			APIID:      "local",
-			DomainName: r.Host,
-			Time:       now.UTC().Format("02/Jan/2006:15:04:05 -0700"),
-			TimeEpoch:  now.UnixMilli(),
+			RequestID:  rc.RequestID,
+			APIID:      rc.APIID,
+			DomainName: rc.DomainName,
+			Time:       rc.Time,
+			TimeEpoch:  rc.TimeEpoch,
 			HTTP: events.LambdaFunctionURLRequestContextHTTPDescription{
-				Method:    r.Method,
-				Path:      r.URL.Path,
-				Protocol:  r.Proto,
-				SourceIP:  sourceIP(r),
-				UserAgent: r.UserAgent(),
+				Method: h.Method, Path: h.Path, Protocol: h.Protocol, SourceIP: h.SourceIP, UserAgent: h.UserAgent,
 			},
 		},
 	}
