@@ -44,6 +44,10 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	status := StatusOf(err)
 	if status >= 500 {
 		log.ErrorContext(r.Context(), "request failed", "method", r.Method, "route", r.Pattern, "status", status, "err", err)
+	} else {
+		// Causes of refusals (why a token failed) help debugging; they
+		// never carry the token, which no error message quotes.
+		log.DebugContext(r.Context(), "request refused", "method", r.Method, "route", r.Pattern, "status", status, "err", err)
 	}
 	writeJSON(w, status, errorBody{Error: ovrlrd.ErrorMessage(err)})
 }

@@ -5,7 +5,11 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
+	"github.com/ovrlrd/cloud/internal/audit"
+	"github.com/ovrlrd/cloud/internal/auth"
+	"github.com/ovrlrd/cloud/internal/config"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
 
@@ -17,26 +21,38 @@ type Pinger interface {
 // Deps are what the handlers need. main owns their construction (through
 // package app); the handlers only use them.
 type Deps struct {
-	Log    *slog.Logger
-	APIKey string // empty only in the local stage
-	Store  Pinger
+	Log     *slog.Logger
+	APIKey  string // empty only in the local stage
+	Store   Pinger
+	Auth    *auth.Service
+	Limiter Limiter
+	Limits  config.Limits
+	Audit   *audit.Recorder
 }
 
 // server is the state shared by the handlers of one function.
 type server struct {
-	log *slog.Logger
-	key apiKey
-	db  Pinger
+	log     *slog.Logger
+	key     apiKey
+	db      Pinger
+	auth    *auth.Service
+	limiter Limiter
+	limits  config.Limits
+	audit   *audit.Recorder
 }
 
 func newServer(d Deps) *server {
-	return &server{log: d.Log, key: newAPIKey(d.APIKey), db: d.Store}
+	return &server{
+		log: d.Log, key: newAPIKey(d.APIKey), db: d.Store,
+		auth: d.Auth, limiter: d.Limiter, limits: d.Limits, audit: d.Audit,
+	}
 }
 
 // NewAuth returns the AuthFunction's handler.
 func NewAuth(d Deps) http.Handler {
 	s := newServer(d)
 	mux := http.NewServeMux()
+	s.authRoutes(mux)
 	return s.guard(mux)
 }
 
@@ -60,7 +76,14 @@ func NewStream(d Deps) http.Handler {
 // slashes are collapsed (one of the app's URL builders can produce them), and
 // the API key is checked everywhere but /health, which has its own rule.
 func (s *server) guard(mux *http.ServeMux) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		w := &statusWriter{ResponseWriter: rw}
+		start := time.Now()
+		defer func() {
+			// The route pattern, never the path: paths carry ids.
+			s.log.InfoContext(r.Context(), "request", "method", r.Method, "route", r.Pattern,
+				"status", w.status, "ms", time.Since(start).Milliseconds())
+		}()
 		defer func() {
 			if v := recover(); v != nil {
 				s.log.ErrorContext(r.Context(), "panic", "method", r.Method, "path", r.URL.Path, "panic", v)
@@ -83,9 +106,33 @@ func (s *server) guard(mux *http.ServeMux) http.Handler {
 			writeError(w, r, s.log, ovrlrd.Errorf(ovrlrd.ENOTFOUND, "Not found"))
 			return
 		}
+		r.Pattern = pattern
 		h.ServeHTTP(w, r)
 	})
 }
+
+// statusWriter remembers the status for the request log. Unwrap keeps
+// http.ResponseController working through it.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func collapseSlashes(p string) string {
 	var b strings.Builder

@@ -19,17 +19,24 @@ import (
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
 	"github.com/ovrlrd/cloud/internal/api"
+	"github.com/ovrlrd/cloud/internal/apple"
+	"github.com/ovrlrd/cloud/internal/audit"
+	"github.com/ovrlrd/cloud/internal/auth"
 	"github.com/ovrlrd/cloud/internal/config"
 	"github.com/ovrlrd/cloud/internal/gateway"
 	"github.com/ovrlrd/cloud/internal/logs"
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/store"
+	"github.com/ovrlrd/cloud/internal/token"
 )
 
 // App is the assembled service.
 type App struct {
-	Config config.Config
-	Log    *slog.Logger
-	Store  *store.Store
+	Config   config.Config
+	Log      *slog.Logger
+	Store    *store.Store
+	Accounts *auth.Service
+	Audit    *audit.Recorder
 }
 
 // New builds every dependency named by cfg. It does no network I/O, so a
@@ -40,8 +47,26 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		return nil, err
 	}
 	db := store.NewDB(awsCfg, cfg.DynamoDBEndpoint)
-	st := store.New(db, store.Options{Table: cfg.TableName, CursorKey: cursorKey(cfg.JWTKeys)})
-	return &App{Config: cfg, Log: log, Store: st}, nil
+	st := store.New(db, store.Options{Table: cfg.TableName, CursorKey: derivedKey(cfg.JWTKeys, "cursor")})
+	rec := audit.New(st, cfg.Sessions.AuditRetention, derivedKey(cfg.JWTKeys, "audit address"), log)
+
+	// The verifier's background key refresh lives as long as the process.
+	verifier, err := apple.NewVerifier(context.WithoutCancel(ctx), apple.Options{
+		JWKSURL: cfg.SignIn.JWKSURL, Audiences: cfg.SignIn.BundleIDs,
+	})
+	if err != nil {
+		return nil, err
+	}
+	policy := auth.NewPolicy(cfg.SignIn.ApprovedEmails, cfg.SignIn.ApprovedAppleIDs, cfg.SignIn.AllowOpenSignup)
+	if !policy.Listed() {
+		log.Info("sign-up policy: no allow-list", "openSignup", cfg.SignIn.AllowOpenSignup)
+	}
+	svc := auth.New(auth.Options{
+		Store: st, Apple: verifier, Tokens: token.NewIssuer(cfg.JWTKeys), Policy: policy,
+		Audit: rec, Log: log, TTL: cfg.Sessions.TTL, RefreshGrace: cfg.Sessions.RefreshGrace,
+		CheckInterval: cfg.Sessions.CheckInterval, DeviceEnv: ovrlrd.Environment(cfg.APNs.Environment),
+	})
+	return &App{Config: cfg, Log: log, Store: st, Accounts: svc, Audit: rec}, nil
 }
 
 // Init loads the configuration for fn and builds the App, or ends the
@@ -78,17 +103,21 @@ func awsConfig(ctx context.Context, cfg config.Config) (aws.Config, error) {
 	return c, nil
 }
 
-// cursorKey derives the key that signs list cursors from the signing JWT key,
-// so there is no extra secret to provision. Rolling the key ring invalidates
-// outstanding cursors, which costs a client one reload of page 1.
-func cursorKey(ring config.KeyRing) []byte {
+// derivedKey derives a purpose-bound key (list cursors, the address hash of
+// the audit trail) from the signing JWT key, so there is no extra secret to
+// provision. Rolling the key ring changes them: outstanding cursors cost a
+// client one reload of page 1, and the trail's address hashes start anew.
+func derivedKey(ring config.KeyRing, purpose string) []byte {
 	m := hmac.New(sha256.New, []byte(ring.Signing().Secret.Reveal()))
-	m.Write([]byte("ovrlrd cursor v1"))
+	m.Write([]byte("ovrlrd " + purpose + " v1"))
 	return m.Sum(nil)
 }
 
 func (a *App) deps() api.Deps {
-	return api.Deps{Log: a.Log, APIKey: a.Config.APIKey.Reveal(), Store: a.Store}
+	return api.Deps{
+		Log: a.Log, APIKey: a.Config.APIKey.Reveal(), Store: a.Store,
+		Auth: a.Accounts, Limiter: a.Store, Limits: a.Config.Limits, Audit: a.Audit,
+	}
 }
 
 // Auth is the AuthFunction's Lambda handler (HTTP API events).

@@ -5,43 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
-
-	"github.com/ovrlrd/cloud/internal/app"
-	"github.com/ovrlrd/cloud/internal/config"
-	"github.com/ovrlrd/cloud/internal/store/storetest"
 )
-
-func TestMain(m *testing.M) { storetest.Main(m) }
-
-// newApp builds the App exactly as main does, from a local configuration
-// pointing at this package's table.
-func newApp(t *testing.T) *app.App {
-	t.Helper()
-	env := map[string]string{
-		"STAGE":             "local",
-		"TABLE_NAME":        storetest.TableName(),
-		"DYNAMODB_ENDPOINT": storetest.Endpoint(),
-		"JWT_SECRET":        "t1:" + strings.Repeat("s", 40),
-		"API_KEY":           "test-api-key",
-	}
-	ctx := context.Background()
-	cfg, err := config.Load(ctx, config.All, func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.New(ctx, cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
-}
 
 // Every sample event in events/ decodes strictly into the type Lambda hands
 // the function, and the real handler answers it with the expected status.

@@ -77,9 +77,11 @@ type Config struct {
 	// function's URL; zero means not configured. Loaded by Stream and All.
 	OriginSecret Secret
 
-	SignIn SignIn
-	APNs   APNs
-	Claude Claude
+	SignIn   SignIn
+	Sessions Sessions
+	Limits   Limits
+	APNs     APNs
+	Claude   Claude
 }
 
 // SignIn governs Sign in with Apple and who may create an account.
@@ -97,6 +99,9 @@ type APNs struct {
 	TeamID string
 	Key    Secret // PEM text of the .p8 key; loaded by Stream and All
 	Host   string // override of Apple's host, e.g. a loopback stand-in
+	// Environment is where a device token sent with sign-in is registered:
+	// the app does not say, and App Store builds use production.
+	Environment string
 }
 
 // PushEnabled reports whether push notifications can be sent. When false the

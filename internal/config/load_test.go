@@ -222,6 +222,12 @@ func TestMalformedValues(t *testing.T) {
 		{"no region in prod", prodEnv("AWS_REGION", ""), "AWS_REGION: required in dev and prod"},
 		{"bad region", prodEnv("AWS_REGION", "mars"), "AWS_REGION"},
 		{"no table in prod", prodEnv("TABLE_NAME", ""), "TABLE_NAME: required"},
+		{"refresh grace above 4h", localEnv("REFRESH_GRACE", "5h"), "REFRESH_GRACE: 5h0m0s is out of range"},
+		{"session check above 60s", localEnv("SESSION_CHECK_INTERVAL", "2m"), "SESSION_CHECK_INTERVAL: 2m0s is out of range"},
+		{"bad rate limit", localEnv("RATE_LIMIT_READ", "lots"), `RATE_LIMIT_READ: "lots" is not N/window`},
+		{"zero rate limit", localEnv("RATE_LIMIT_TURN", "0/1m"), `RATE_LIMIT_TURN: "0/1m" is out of range`},
+		{"rate window too short", localEnv("RATE_LIMIT_AUTH", "5/500ms"), "RATE_LIMIT_AUTH"},
+		{"unknown apns environment", localEnv("APNS_ENVIRONMENT", "staging"), `APNS_ENVIRONMENT: unknown environment "staging"`},
 		{"no bucket for stream", prodEnv("SESSIONS_BUCKET", ""), "SESSIONS_BUCKET: required"},
 		{"relative ssm prefix", prodEnv("SSM_PREFIX", "ovrlrd/prod"), "SSM_PREFIX"},
 		{"trailing slash ssm prefix", prodEnv("SSM_PREFIX", "/ovrlrd/prod/"), "SSM_PREFIX"},
@@ -278,6 +284,24 @@ func TestListsAndValues(t *testing.T) {
 	if !c.SignIn.AllowOpenSignup || c.Claude.Timeout != 10*time.Minute || c.Claude.IdleTimeout != 90*time.Second ||
 		c.Claude.MaxRetries != 0 || c.ListenAddr != ":8080" || c.LogLevel != slog.LevelDebug || c.Region != "eu-central-1" {
 		t.Errorf("values: %+v", c)
+	}
+}
+
+func TestSessionAndLimitSettings(t *testing.T) {
+	t.Parallel()
+	c := mustLoad(t, config.All, localEnv(), nil)
+	if c.Sessions.TTL != 24*time.Hour || c.Sessions.RefreshGrace != 4*time.Hour || c.Sessions.CheckInterval > time.Minute {
+		t.Errorf("session defaults: %+v", c.Sessions)
+	}
+	if c.Limits.Read.N < 120 || c.Limits.Read.Window != time.Minute || c.Limits.Turn != (config.Limit{N: 10, Window: time.Minute}) {
+		t.Errorf("limit defaults: %+v", c.Limits)
+	}
+	if c.APNs.Environment != "sandbox" {
+		t.Errorf("local APNs environment %q", c.APNs.Environment)
+	}
+	c = mustLoad(t, config.All, localEnv("SESSION_TTL", "1h", "REFRESH_GRACE", "30m", "RATE_LIMIT_AUTH", "5/90s"), nil)
+	if c.Sessions.TTL != time.Hour || c.Sessions.RefreshGrace != 30*time.Minute || c.Limits.Auth != (config.Limit{N: 5, Window: 90 * time.Second}) {
+		t.Errorf("overrides: %+v %+v", c.Sessions, c.Limits)
 	}
 }
 

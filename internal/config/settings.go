@@ -82,10 +82,21 @@ func (c *Config) readSettings(r *reader) {
 		r.match("APPLE_BUNDLE_ID", id, bundlePattern)
 	}
 
+	c.Sessions = r.sessions()
+	c.Limits = r.limits()
+
+	defaultEnv := "sandbox"
+	if prod {
+		defaultEnv = "production"
+	}
 	c.APNs = APNs{
-		KeyID:  r.get("APNS_KEY_ID"),
-		TeamID: r.get("APPLE_TEAM_ID"),
-		Host:   r.url("APNS_HOST", "", prod),
+		KeyID:       r.get("APNS_KEY_ID"),
+		TeamID:      r.get("APPLE_TEAM_ID"),
+		Host:        r.url("APNS_HOST", "", prod),
+		Environment: r.str("APNS_ENVIRONMENT", defaultEnv),
+	}
+	if e := c.APNs.Environment; e != "sandbox" && e != "production" {
+		r.problemf("APNS_ENVIRONMENT: unknown environment %q (want sandbox or production)", e)
 	}
 	r.match("APNS_KEY_ID", c.APNs.KeyID, appleIDPattern)
 	r.match("APPLE_TEAM_ID", c.APNs.TeamID, appleIDPattern)

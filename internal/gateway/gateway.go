@@ -195,9 +195,7 @@ func functionURLEvent(r *http.Request, body []byte) *events.LambdaFunctionURLReq
 			DomainName: rc.DomainName,
 			Time:       rc.Time,
 			TimeEpoch:  rc.TimeEpoch,
-			HTTP: events.LambdaFunctionURLRequestContextHTTPDescription{
-				Method: h.Method, Path: h.Path, Protocol: h.Protocol, SourceIP: h.SourceIP, UserAgent: h.UserAgent,
-			},
+			HTTP:       events.LambdaFunctionURLRequestContextHTTPDescription(h),
 		},
 	}
 }

@@ -24,6 +24,8 @@ const sessionCleanupGrace = 3 * 24 * time.Hour
 type sessionItem struct {
 	PK                 string `dynamo:"PK,hash"`
 	SK                 string `dynamo:"SK,range"`
+	Email              string `dynamo:"email,omitempty"`
+	AppleSub           string `dynamo:"appleSub"`
 	Generation         int    `dynamo:"generation"`
 	PreviousGeneration int    `dynamo:"previousGeneration"`
 	RotatedAt          int64  `dynamo:"rotatedAt,omitempty"`
@@ -41,6 +43,8 @@ func (it sessionItem) domain(userID string) ovrlrd.LoginSession {
 	ls := ovrlrd.LoginSession{
 		ID:                 sessionIDOf(it.SK),
 		UserID:             userID,
+		Email:              it.Email,
+		AppleSub:           it.AppleSub,
 		Generation:         it.Generation,
 		PreviousGeneration: it.PreviousGeneration,
 		Revoked:            it.Revoked,
@@ -55,15 +59,20 @@ func (it sessionItem) domain(userID string) ovrlrd.LoginSession {
 
 func errNoSession() error { return ovrlrd.Errorf(ovrlrd.ENOTFOUND, "Session not found.") }
 
-// CreateSession starts a login session at generation 1.
-func (s *Store) CreateSession(ctx context.Context, userID string, ttl time.Duration) (ovrlrd.LoginSession, error) {
-	if userID == "" || ttl <= 0 {
+// CreateSession starts a login session of user at generation 1. The
+// session keeps the user's email (as Apple sent it) and Apple subject, so
+// the sign-up allow-list can be checked on every request without reading
+// the profile; rotations keep them.
+func (s *Store) CreateSession(ctx context.Context, user ovrlrd.User, ttl time.Duration) (ovrlrd.LoginSession, error) {
+	userID := user.ID
+	if userID == "" || user.AppleSub == "" || ttl <= 0 {
 		return ovrlrd.LoginSession{}, ovrlrd.Errorf(ovrlrd.EINVALID, "A session needs a user and a lifetime.")
 	}
 	now := s.now()
 	exp := now.Add(ttl)
 	it := sessionItem{
 		PK: sessionPK(userID), SK: sessionSK(rand.Text()),
+		Email: user.Email, AppleSub: user.AppleSub,
 		Generation: 1, CreatedAt: now.UnixMilli(), ExpiresAt: exp.UnixMilli(),
 		TTL: ttlOf(exp.Add(sessionCleanupGrace)),
 	}

@@ -60,6 +60,12 @@ func expectCode(t *testing.T, err error, code string) {
 	}
 }
 
+// sessionUser is the user a session test signs in: a profile is not needed,
+// only the identity the session copies.
+func sessionUser(uid string) ovrlrd.User {
+	return ovrlrd.User{ID: uid, AppleSub: "001234." + uid, Email: "Someone@Example.com"}
+}
+
 func TestCreateAndGetSession(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -67,12 +73,12 @@ func TestCreateAndGetSession(t *testing.T) {
 	s := clockedStore(clock)
 	uid := rand.Text()
 
-	created, err := s.CreateSession(ctx, uid, 30*24*time.Hour)
+	created, err := s.CreateSession(ctx, sessionUser(uid), 30*24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := ovrlrd.LoginSession{
-		ID: created.ID, UserID: uid, Generation: 1,
+		ID: created.ID, UserID: uid, Email: "Someone@Example.com", AppleSub: "001234." + uid, Generation: 1,
 		CreatedAt: clock.Now(), ExpiresAt: clock.Now().Add(30 * 24 * time.Hour),
 	}
 	if created.ID == "" || created != want {
@@ -94,7 +100,7 @@ func TestCreateAndGetSession(t *testing.T) {
 		t.Fatalf("ttl %v, want a few days after %v", ttl, want.ExpiresAt)
 	}
 
-	other, err := s.CreateSession(ctx, uid, time.Hour)
+	other, err := s.CreateSession(ctx, sessionUser(uid), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,13 +113,48 @@ func TestCreateAndGetSession(t *testing.T) {
 	expectCode(t, err, ovrlrd.ENOTFOUND)
 }
 
+func TestCreateSessionKeepsIdentity(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := storetest.New(t)
+	uid := rand.Text()
+
+	// Apple sends no email after the first sign-in, or none at all.
+	noEmail := sessionUser(uid)
+	noEmail.Email = ""
+	sess, err := s.CreateSession(ctx, noEmail, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Session(ctx, uid, sess.ID)
+	if err != nil || got.Email != "" || got.AppleSub != noEmail.AppleSub || got != sess {
+		t.Fatalf("got %+v, %v; want %+v", got, err, sess)
+	}
+	rotated, err := s.RotateSession(ctx, uid, sess.ID, 1, time.Hour)
+	if err != nil || rotated.AppleSub != noEmail.AppleSub || rotated.Email != "" {
+		t.Fatalf("rotated %+v, %v; want the Apple subject kept", rotated, err)
+	}
+
+	for name, u := range map[string]ovrlrd.User{
+		"no user id":       {AppleSub: "001234.x", Email: "a@example.com"},
+		"no apple subject": {ID: uid, Email: "a@example.com"},
+	} {
+		_, err := s.CreateSession(ctx, u, time.Hour)
+		if !ovrlrd.IsCode(err, ovrlrd.EINVALID) {
+			t.Fatalf("%s: got %v, want EINVALID", name, err)
+		}
+	}
+	_, err = s.CreateSession(ctx, sessionUser(uid), 0)
+	expectCode(t, err, ovrlrd.EINVALID)
+}
+
 func TestRotateSession(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	clock := newStepClock()
 	s := clockedStore(clock)
 	uid := rand.Text()
-	sess, err := s.CreateSession(ctx, uid, time.Hour)
+	sess, err := s.CreateSession(ctx, sessionUser(uid), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +167,7 @@ func TestRotateSession(t *testing.T) {
 	want := sess
 	want.Generation, want.PreviousGeneration = 2, 1
 	want.RotatedAt, want.ExpiresAt = clock.Now(), clock.Now().Add(2*time.Hour)
-	if rotated != want {
+	if rotated != want || rotated.Email != "Someone@Example.com" || rotated.AppleSub != "001234."+uid {
 		t.Fatalf("rotated %+v, want %+v", rotated, want)
 	}
 	if got, err := s.Session(ctx, uid, sess.ID); err != nil || got != want {
@@ -150,7 +191,7 @@ func TestRotateSessionConcurrent(t *testing.T) {
 	ctx := context.Background()
 	s := storetest.New(t)
 	uid := rand.Text()
-	sess, err := s.CreateSession(ctx, uid, time.Hour)
+	sess, err := s.CreateSession(ctx, sessionUser(uid), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +230,7 @@ func TestRotateSessionGoneOrExpired(t *testing.T) {
 	_, err := s.RotateSession(ctx, uid, rand.Text(), 1, time.Hour)
 	expectCode(t, err, ovrlrd.ENOTFOUND)
 
-	sess, err := s.CreateSession(ctx, uid, time.Hour)
+	sess, err := s.CreateSession(ctx, sessionUser(uid), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +246,7 @@ func TestRevokedSessionCannotRotate(t *testing.T) {
 	ctx := context.Background()
 	s := storetest.New(t)
 	uid := rand.Text()
-	sess, err := s.CreateSession(ctx, uid, time.Hour)
+	sess, err := s.CreateSession(ctx, sessionUser(uid), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,13 +274,13 @@ func TestRevokeAllSessions(t *testing.T) {
 	uid, other := rand.Text(), rand.Text()
 	var mine []string
 	for range 3 {
-		sess, err := s.CreateSession(ctx, uid, time.Hour)
+		sess, err := s.CreateSession(ctx, sessionUser(uid), time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
 		mine = append(mine, sess.ID)
 	}
-	theirs, err := s.CreateSession(ctx, other, time.Hour)
+	theirs, err := s.CreateSession(ctx, sessionUser(other), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,10 +29,12 @@ var (
 // Main wraps testing.M: it makes sure DynamoDB Local is reachable, creates a
 // table for this package, runs the tests and drops the table.
 func Main(m *testing.M) {
-	os.Exit(run(m))
+	os.Exit(Run(m))
 }
 
-func run(m *testing.M) int {
+// Run is Main without the exit, for a TestMain with work of its own after
+// the tests; it returns the exit code.
+func Run(m *testing.M) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	endpoint = os.Getenv("DYNAMODB_ENDPOINT")

@@ -1,0 +1,92 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/ovrlrd/cloud/internal/audit"
+	"github.com/ovrlrd/cloud/internal/auth"
+	"github.com/ovrlrd/cloud/internal/config"
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
+)
+
+// Limiter counts requests against fixed windows shared by all instances.
+type Limiter interface {
+	Hit(ctx context.Context, key string, limit int, window time.Duration) (ovrlrd.RateDecision, error)
+}
+
+// client is the caller as the platform saw it, for the audit trail.
+func client(r *http.Request) audit.Client {
+	return audit.Client{IP: ClientIP(r), UserAgent: r.UserAgent()}
+}
+
+// allow counts the request against l under key and answers 429 when the
+// window is spent. It reports whether the request may go on.
+func (s *server) allow(w http.ResponseWriter, r *http.Request, class string, l config.Limit, key, userID string) bool {
+	d, err := s.limiter.Hit(r.Context(), class+"#"+key, l.N, l.Window)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return false
+	}
+	h := w.Header()
+	h.Set("X-RateLimit-Limit", strconv.Itoa(d.Limit))
+	h.Set("X-RateLimit-Remaining", strconv.Itoa(d.Remaining))
+	h.Set("X-RateLimit-Reset", strconv.FormatInt(d.Reset.Unix(), 10))
+	if d.Allowed {
+		return true
+	}
+	retry := max(int(time.Until(d.Reset).Round(time.Second)/time.Second), 1)
+	h.Set("Retry-After", strconv.Itoa(retry))
+	s.audit.Record(r.Context(), audit.RateLimited, userID, client(r), class)
+	writeError(w, r, s.log, ovrlrd.Errorf(ovrlrd.ERATELIMIT, "Too many requests. Please slow down."))
+	return false
+}
+
+// byAddress limits a route by client address: the /auth routes, where no
+// user is known yet. The address is hashed before it becomes a key.
+func (s *server) byAddress(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.allow(w, r, "auth", s.limits.Auth, s.audit.HashIP(ClientIP(r)), "") {
+			next(w, r)
+		}
+	}
+}
+
+// principalHandler is a handler of a protected route.
+type principalHandler func(w http.ResponseWriter, r *http.Request, p auth.Principal)
+
+// authed checks the bearer token, then, unless class is empty, the user's
+// limit for that class.
+func (s *server) authed(class string, next principalHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.auth.Authenticate(r.Context(), r.Header.Get("Authorization"))
+		if err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		if class != "" && !s.allow(w, r, class, s.limitFor(class), p.UserID, p.UserID) {
+			return
+		}
+		next(w, r, p)
+	}
+}
+
+// Limit classes of authenticated routes.
+const (
+	classRead  = "read"
+	classWrite = "write"
+	classTurn  = "turn"
+)
+
+func (s *server) limitFor(class string) config.Limit {
+	switch class {
+	case classRead:
+		return s.limits.Read
+	case classTurn:
+		return s.limits.Turn
+	default:
+		return s.limits.Write
+	}
+}

@@ -1,0 +1,131 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/ovrlrd/cloud/internal/app"
+	"github.com/ovrlrd/cloud/internal/apple/applefake"
+	"github.com/ovrlrd/cloud/internal/config"
+	"github.com/ovrlrd/cloud/internal/logs"
+	"github.com/ovrlrd/cloud/internal/store/storetest"
+)
+
+const apiKey = "k+/=test-api-key-0123456789"
+
+// logBuffer collects every log line the app writes, for the leak scan.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// allLogs is everything every app of this package logged: the leak scan
+// reads it after the other tests ran.
+var allLogs logBuffer
+
+// stack is the whole API behind the local gateway, as `make dev` serves it.
+type stack struct {
+	*httptest.Server
+	app   *app.App
+	apple *applefake.Server
+}
+
+// newStack builds the App exactly as main does (config.Load, app.New) from a
+// local configuration on this package's table. Each stack has its own JWT
+// key, so its address-hash rate-limit buckets are its own.
+func newStack(t *testing.T, overrides ...string) *stack {
+	t.Helper()
+	fake := applefake.New()
+	t.Cleanup(fake.Close)
+	env := map[string]string{
+		"STAGE":             "local",
+		"TABLE_NAME":        storetest.TableName(),
+		"DYNAMODB_ENDPOINT": storetest.Endpoint(),
+		"JWT_SECRET":        "t1:" + rand.Text() + rand.Text(),
+		"API_KEY":           apiKey,
+		"APPLE_JWKS_URL":    fake.URL,
+		"ALLOW_OPEN_SIGNUP": "true",
+		"LOG_LEVEL":         "debug",
+	}
+	for i := 0; i+1 < len(overrides); i += 2 {
+		env[overrides[i]] = overrides[i+1]
+	}
+	ctx := context.Background()
+	cfg, err := config.Load(ctx, config.All, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.New(ctx, cfg, logs.New(&allLogs, cfg.LogLevel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(a.Gateway())
+	t.Cleanup(srv.Close)
+	return &stack{Server: srv, app: a, apple: fake}
+}
+
+// newApp is a stack's App alone, for calling handlers directly.
+func newApp(t *testing.T) *app.App { return newStack(t).app }
+
+type response struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func (r response) json(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(r.body), &m); err != nil {
+		t.Fatalf("body %q: %v", r.body, err)
+	}
+	return m
+}
+
+// call sends what the app sends: the API key and a JSON content type on
+// every request, a bearer token when it has one.
+func (s *stack) call(t *testing.T, method, path, body, bearer string, extra ...string) response {
+	t.Helper()
+	req, err := http.NewRequest(method, s.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	remember(bearer)
+	rememberJSON(body)
+	req.Header.Set("X-API-Key", apiKey)
+	req.Header.Set("Content-Type", "application/json")
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		req.Header.Set(extra[i], extra[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	rememberJSON(string(b))
+	return response{status: resp.StatusCode, header: resp.Header, body: string(b)}
+}

@@ -1,0 +1,99 @@
+package app_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/ovrlrd/cloud/internal/store/storetest"
+)
+
+// Every string the tests send or receive in a JSON body (identity tokens,
+// session tokens, e-mail addresses, Apple ids, message text) and every bearer
+// token is remembered; after all tests of the package ran, none of them may
+// appear in anything the service logged.
+var (
+	sensitiveMu sync.Mutex
+	sensitive   = map[string]bool{apiKey: true}
+)
+
+func remember(vals ...string) {
+	sensitiveMu.Lock()
+	defer sensitiveMu.Unlock()
+	for _, v := range vals {
+		if len(v) >= 6 {
+			sensitive[v] = true
+		}
+	}
+}
+
+// rememberJSON remembers the string values of a JSON object, and the parts
+// of anything that looks like a JWT (its header alone is not secret, but its
+// payload and signature are).
+func rememberJSON(body string) {
+	var m map[string]any
+	if json.Unmarshal([]byte(body), &m) != nil {
+		return
+	}
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case string:
+			remember(x)
+			if parts := strings.Split(x, "."); len(parts) == 3 {
+				remember(parts[1], parts[2])
+			}
+		case map[string]any:
+			for _, e := range x {
+				walk(e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	walk(m)
+}
+
+// notSecret are response values that are fine to log (ids and fixed words).
+func notSecret(v string) bool {
+	return strings.HasPrefix(v, "Field ") || strings.HasPrefix(v, "Request ") || strings.Contains(v, " ")
+}
+
+func TestMain(m *testing.M) {
+	code := storetest.Run(m)
+	if code == 0 {
+		code = scanLogs()
+	}
+	os.Exit(code)
+}
+
+func scanLogs() int {
+	out := allLogs.String()
+	if strings.Count(out, "\n") < 10 || !strings.Contains(out, `"msg":"request"`) {
+		fmt.Fprintln(os.Stderr, "leak scan: the tests logged almost nothing; the scan would prove nothing")
+		return 1
+	}
+	sensitiveMu.Lock()
+	defer sensitiveMu.Unlock()
+	leaks := 0
+	for v := range sensitive {
+		if notSecret(v) {
+			continue
+		}
+		if strings.Contains(out, v) {
+			fmt.Fprintf(os.Stderr, "leak scan: a value sent to or issued by the API appears in the logs (%d chars, starts %q)\n", len(v), v[:4])
+			leaks++
+		}
+	}
+	fmt.Fprintf(os.Stderr, "leak scan: %d log lines checked against %d sensitive values, %d leaks\n",
+		strings.Count(out, "\n"), len(sensitive), leaks)
+	if leaks > 0 {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,331 @@
+// Package auth signs users in with Apple, issues and rotates session tokens,
+// and checks them on every protected request. The app knows one token; the
+// server keeps a login session behind it, so a token can be revoked, rotated
+// and checked for reuse.
+package auth
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/ovrlrd/cloud/internal/apple"
+	"github.com/ovrlrd/cloud/internal/audit"
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
+	"github.com/ovrlrd/cloud/internal/token"
+)
+
+// Store is the state auth needs.
+type Store interface {
+	UserByAppleSub(ctx context.Context, sub string) (ovrlrd.User, error)
+	CreateUser(ctx context.Context, email, appleSub string) (ovrlrd.User, error)
+	CreateSession(ctx context.Context, user ovrlrd.User, ttl time.Duration) (ovrlrd.LoginSession, error)
+	Session(ctx context.Context, userID, sid string) (ovrlrd.LoginSession, error)
+	RotateSession(ctx context.Context, userID, sid string, fromGeneration int, ttl time.Duration) (ovrlrd.LoginSession, error)
+	RevokeSession(ctx context.Context, userID, sid string) error
+	DeleteUser(ctx context.Context, userID string) ([]string, error)
+	PutDevice(ctx context.Context, d ovrlrd.Device) error
+}
+
+// Verifier checks Apple identity tokens.
+type Verifier interface {
+	Verify(ctx context.Context, identityToken string) (apple.Identity, error)
+}
+
+// AccountCleaner removes what other parts of the service keep for a deleted
+// account outside the table (transcripts, workspaces, running turns).
+type AccountCleaner func(ctx context.Context, userID string, conversationIDs []string) error
+
+// Options configure a Service.
+type Options struct {
+	Store         Store
+	Apple         Verifier
+	Tokens        *token.Issuer
+	Policy        Policy
+	Audit         *audit.Recorder
+	Log           *slog.Logger
+	TTL           time.Duration // token lifetime
+	RefreshGrace  time.Duration // how long past expiry a token may be refreshed
+	CheckInterval time.Duration // how long an instance trusts a session it read
+	DeviceEnv     ovrlrd.Environment
+	Cleaners      []AccountCleaner
+	Now           func() time.Time
+}
+
+// Service is sign-in, refresh, logout, account deletion and the per-request
+// token check.
+type Service struct {
+	Options
+	cache *sessionCache
+}
+
+// RetryWindow is how long after a rotation the superseded token may still be
+// refreshed, getting the current token back: a client whose refresh response
+// was lost must not be logged out, nor flagged as a thief.
+const RetryWindow = 30 * time.Second
+
+// New returns a Service.
+func New(o Options) *Service {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Service{Options: o, cache: newSessionCache(o.CheckInterval, 10000)}
+}
+
+// Grant is what sign-in and refresh answer; the app requires all three.
+type Grant struct {
+	SessionToken string `json:"sessionToken"`
+	UserID       string `json:"userId"`
+	ExpiresIn    int64  `json:"expiresIn"`
+}
+
+// Principal is the caller of a protected route.
+type Principal struct {
+	UserID    string
+	SessionID string
+}
+
+// SignInRequest is the body of POST /auth.
+type SignInRequest struct {
+	IdentityToken string  `json:"identityToken"`
+	DeviceToken   *string `json:"deviceToken"`
+	DeviceID      *string `json:"deviceId"`
+}
+
+// SignIn verifies an Apple identity token and starts a login session.
+func (s *Service) SignIn(ctx context.Context, req SignInRequest, c audit.Client) (Grant, error) {
+	id, err := s.Apple.Verify(ctx, req.IdentityToken)
+	if err != nil {
+		reason := "invalid_token"
+		if ovrlrd.IsCode(err, ovrlrd.EUNAVAILABLE) {
+			reason = "jwks_unavailable"
+		}
+		s.Audit.Record(ctx, audit.SignInFailed, "", c, reason)
+		return Grant{}, err
+	}
+	email := ""
+	if id.EmailVerified {
+		email = id.Email
+	}
+	user, err := s.userFor(ctx, id, email)
+	if err != nil {
+		if ovrlrd.IsCode(err, ovrlrd.EFORBIDDEN) {
+			s.Audit.Record(ctx, audit.NotAllowed, user.ID, c, "allow_list")
+		} else {
+			s.Audit.Record(ctx, audit.SignInFailed, "", c, "store")
+		}
+		return Grant{}, err
+	}
+	if req.DeviceToken != nil {
+		d := ovrlrd.Device{UserID: user.ID, Token: *req.DeviceToken, Environment: s.DeviceEnv}
+		if err := s.Store.PutDevice(ctx, d); err != nil {
+			return Grant{}, err
+		}
+	}
+	sess, err := s.Store.CreateSession(ctx, user, s.TTL+s.RefreshGrace)
+	if err != nil {
+		return Grant{}, err
+	}
+	g, err := s.grant(sess, sess.CreatedAt)
+	if err != nil {
+		return Grant{}, err
+	}
+	s.Audit.Record(ctx, audit.SignIn, user.ID, c, "")
+	return g, nil
+}
+
+// userFor finds or creates the account of an Apple identity, applying the
+// allow-list both to new and to existing accounts.
+func (s *Service) userFor(ctx context.Context, id apple.Identity, email string) (ovrlrd.User, error) {
+	user, err := s.Store.UserByAppleSub(ctx, id.Subject)
+	switch {
+	case err == nil:
+		if !s.Policy.Allows(email, id.Subject) {
+			return user, errNotAllowed()
+		}
+		return user, nil
+	case !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND):
+		return ovrlrd.User{}, err
+	}
+	if !s.Policy.MaySignUp(email, id.Subject) {
+		return ovrlrd.User{}, errNotAllowed()
+	}
+	user, err = s.Store.CreateUser(ctx, id.Email, id.Subject)
+	if ovrlrd.IsCode(err, ovrlrd.ECONFLICT) {
+		// Another sign-in of the same person created it a moment ago.
+		return s.Store.UserByAppleSub(ctx, id.Subject)
+	}
+	return user, err
+}
+
+func errNotAllowed() error { return ovrlrd.Errorf(ovrlrd.EFORBIDDEN, "User not authorized") }
+
+// grant signs the token of a session's current generation. The token is a
+// function of the session alone (issued at the generation's start), so the
+// retry after a lost response gets the very same token again.
+func (s *Service) grant(sess ovrlrd.LoginSession, genStart time.Time) (Grant, error) {
+	iat := genStart.Truncate(time.Second)
+	raw, err := s.Tokens.Sign(token.Claims{
+		UserID: sess.UserID, SessionID: sess.ID, Generation: sess.Generation,
+		IssuedAt: iat, ExpiresAt: iat.Add(s.TTL),
+	})
+	if err != nil {
+		return Grant{}, ovrlrd.Wrap(ovrlrd.EINTERNAL, "Internal server error", err)
+	}
+	return Grant{SessionToken: raw, UserID: sess.UserID, ExpiresIn: int64(s.TTL / time.Second)}, nil
+}
+
+// generationStart is when the session's current generation was issued.
+func generationStart(sess ovrlrd.LoginSession) time.Time {
+	if sess.Generation > 1 && !sess.RotatedAt.IsZero() {
+		return sess.RotatedAt
+	}
+	return sess.CreatedAt
+}
+
+// Authenticate checks the bearer token of a protected request.
+func (s *Service) Authenticate(ctx context.Context, authorization string) (Principal, error) {
+	raw, err := token.Bearer(authorization)
+	if err != nil {
+		return Principal{}, err
+	}
+	now := s.Now()
+	claims, err := s.Tokens.Verify(raw, now, 0)
+	if err != nil {
+		return Principal{}, err
+	}
+	sess, ok := s.cache.get(claims.SessionID, now)
+	if !ok || sess.Generation < claims.Generation {
+		if sess, err = s.Store.Session(ctx, claims.UserID, claims.SessionID); err != nil {
+			if ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
+				return Principal{}, errInvalidToken(err)
+			}
+			return Principal{}, err
+		}
+		s.cache.put(sess, now)
+	}
+	if err := s.usable(sess, claims, now); err != nil {
+		return Principal{}, err
+	}
+	return Principal{UserID: sess.UserID, SessionID: sess.ID}, nil
+}
+
+// usable checks a session against a token presented on a protected route.
+// The previous generation stays usable briefly after a rotation, because the
+// app lets requests already under way carry the old token.
+func (s *Service) usable(sess ovrlrd.LoginSession, c token.Claims, now time.Time) error {
+	switch {
+	case sess.Revoked || sess.UserID != c.UserID:
+		return errInvalidToken(errors.New("session revoked"))
+	case !s.Policy.Allows(sess.Email, sess.AppleSub):
+		return errInvalidToken(errors.New("no longer on the allow-list"))
+	case c.Generation == sess.Generation:
+		return nil
+	case c.Generation == sess.PreviousGeneration && now.Sub(sess.RotatedAt) <= RetryWindow:
+		return nil
+	}
+	return errInvalidToken(errors.New("superseded generation"))
+}
+
+func errInvalidToken(cause error) error {
+	return ovrlrd.Wrap(ovrlrd.EUNAUTHORIZED, "Invalid or expired token", cause)
+}
+
+func errRefreshFailed(cause error) error {
+	return ovrlrd.Wrap(ovrlrd.EUNAUTHORIZED, "Token refresh failed", cause)
+}
+
+// Refresh rotates a session: the presented token must be of the current
+// generation (or a retry of the last rotation), at most RefreshGrace past
+// expiry. Presenting an older generation means the token was copied: the
+// whole session is revoked.
+func (s *Service) Refresh(ctx context.Context, authorization string, c audit.Client) (Grant, error) {
+	raw, err := token.Bearer(authorization)
+	if err != nil {
+		return Grant{}, err
+	}
+	now := s.Now()
+	claims, err := s.Tokens.Verify(raw, now, s.RefreshGrace)
+	if err != nil {
+		if ovrlrd.ErrorMessage(err) == token.MsgInvalidToken {
+			return Grant{}, err
+		}
+		s.Audit.Record(ctx, audit.RefreshFailed, "", c, "invalid_token")
+		return Grant{}, errRefreshFailed(err)
+	}
+	g, reason, err := s.rotate(ctx, claims, now)
+	s.cache.forget(claims.SessionID)
+	switch {
+	case err == nil:
+		s.Audit.Record(ctx, audit.Refresh, claims.UserID, c, reason)
+		return g, nil
+	case reason == "reuse":
+		s.Audit.Record(ctx, audit.ReuseDetected, claims.UserID, c, "superseded_generation")
+	case reason != "":
+		s.Audit.Record(ctx, audit.RefreshFailed, claims.UserID, c, reason)
+	}
+	return Grant{}, err
+}
+
+// rotate does the refresh; reason says how it went, for the audit trail.
+func (s *Service) rotate(ctx context.Context, c token.Claims, now time.Time) (Grant, string, error) {
+	for attempt := 0; attempt < 2; attempt++ {
+		sess, err := s.Store.Session(ctx, c.UserID, c.SessionID)
+		switch {
+		case ovrlrd.IsCode(err, ovrlrd.ENOTFOUND):
+			return Grant{}, "no_session", errRefreshFailed(err)
+		case err != nil:
+			return Grant{}, "", err
+		case sess.Revoked:
+			return Grant{}, "revoked", errRefreshFailed(errors.New("session revoked"))
+		case !s.Policy.Allows(sess.Email, sess.AppleSub):
+			return Grant{}, "allow_list", errRefreshFailed(errors.New("no longer on the allow-list"))
+		case c.Generation == sess.PreviousGeneration && now.Sub(sess.RotatedAt) <= RetryWindow:
+			g, err := s.grant(sess, generationStart(sess))
+			return g, "retry", err
+		case c.Generation != sess.Generation:
+			if err := s.Store.RevokeSession(ctx, c.UserID, c.SessionID); err != nil {
+				return Grant{}, "", err
+			}
+			return Grant{}, "reuse", errRefreshFailed(errors.New("superseded generation presented"))
+		}
+		next, err := s.Store.RotateSession(ctx, c.UserID, c.SessionID, c.Generation, s.TTL+s.RefreshGrace)
+		if ovrlrd.IsCode(err, ovrlrd.ECONFLICT) {
+			continue // a concurrent refresh won; the next read sees its rotation
+		}
+		if err != nil {
+			return Grant{}, "", err
+		}
+		g, err := s.grant(next, generationStart(next))
+		return g, "", err
+	}
+	return Grant{}, "", ovrlrd.Errorf(ovrlrd.ECONFLICT, "The session changed during the refresh; please retry.")
+}
+
+// Logout revokes the caller's login session.
+func (s *Service) Logout(ctx context.Context, p Principal, c audit.Client) error {
+	if err := s.Store.RevokeSession(ctx, p.UserID, p.SessionID); err != nil {
+		return err
+	}
+	s.cache.forget(p.SessionID)
+	s.Audit.Record(ctx, audit.Logout, p.UserID, c, "")
+	return nil
+}
+
+// DeleteAccount deletes the caller's account and everything kept for it.
+// The audit trail stays: it is keyed by a random id and expires by TTL.
+func (s *Service) DeleteAccount(ctx context.Context, p Principal, c audit.Client) error {
+	convs, err := s.Store.DeleteUser(ctx, p.UserID)
+	if err != nil {
+		return err
+	}
+	s.cache.forget(p.SessionID)
+	for _, clean := range s.Cleaners {
+		if err := clean(ctx, p.UserID, convs); err != nil {
+			return err
+		}
+	}
+	s.Audit.Record(ctx, audit.AccountDeleted, p.UserID, c, "")
+	return nil
+}

@@ -1,0 +1,62 @@
+package auth
+
+import (
+	"sync"
+	"time"
+
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
+)
+
+// sessionCache lets an instance trust a session it has read for a short
+// while, so a busy user costs one read per interval instead of one per
+// request. The interval bounds how late a logout or a deletion made on
+// another instance takes effect here.
+type sessionCache struct {
+	mu      sync.Mutex
+	ttl     time.Duration
+	max     int
+	entries map[string]cached
+}
+
+type cached struct {
+	s  ovrlrd.LoginSession
+	at time.Time
+}
+
+func newSessionCache(ttl time.Duration, max int) *sessionCache {
+	return &sessionCache{ttl: ttl, max: max, entries: map[string]cached{}}
+}
+
+func (c *sessionCache) get(sid string, now time.Time) (ovrlrd.LoginSession, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[sid]
+	if !ok || now.Sub(e.at) >= c.ttl {
+		return ovrlrd.LoginSession{}, false
+	}
+	return e.s, true
+}
+
+func (c *sessionCache) put(s ovrlrd.LoginSession, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries) >= c.max {
+		// Drop stale entries; if all are fresh, drop everything rather than
+		// grow without bound. Either way the cost is one read per session.
+		for k, e := range c.entries {
+			if now.Sub(e.at) >= c.ttl {
+				delete(c.entries, k)
+			}
+		}
+		if len(c.entries) >= c.max {
+			clear(c.entries)
+		}
+	}
+	c.entries[s.ID] = cached{s: s, at: now}
+}
+
+func (c *sessionCache) forget(sid string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.entries, sid)
+}

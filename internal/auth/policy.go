@@ -1,0 +1,46 @@
+package auth
+
+import "strings"
+
+// Policy decides who may have an account. With either list non-empty, only
+// listed people get in, at every sign-in, refresh and request, so removing
+// someone from a list locks them out. With both lists empty, existing users
+// keep their access and new sign-ups depend on OpenSignup.
+type Policy struct {
+	emails     map[string]bool
+	appleIDs   map[string]bool
+	openSignup bool
+}
+
+// NewPolicy builds a Policy; emails are compared case-insensitively and
+// Apple ids exactly.
+func NewPolicy(emails, appleIDs []string, openSignup bool) Policy {
+	p := Policy{emails: map[string]bool{}, appleIDs: map[string]bool{}, openSignup: openSignup}
+	for _, e := range emails {
+		p.emails[strings.ToLower(e)] = true
+	}
+	for _, id := range appleIDs {
+		p.appleIDs[id] = true
+	}
+	return p
+}
+
+// Listed reports whether an allow-list is in force.
+func (p Policy) Listed() bool { return len(p.emails)+len(p.appleIDs) > 0 }
+
+// Allows reports whether an existing account may be used. email is only
+// trusted when Apple has verified it; pass "" otherwise.
+func (p Policy) Allows(email, appleID string) bool {
+	if !p.Listed() {
+		return true
+	}
+	return p.appleIDs[appleID] || (email != "" && p.emails[strings.ToLower(email)])
+}
+
+// MaySignUp reports whether a new account may be created.
+func (p Policy) MaySignUp(email, appleID string) bool {
+	if !p.Listed() {
+		return p.openSignup
+	}
+	return p.Allows(email, appleID)
+}

@@ -1,0 +1,79 @@
+package config
+
+import (
+	"regexp"
+	"strconv"
+	"time"
+)
+
+// Sessions governs the app's session tokens.
+type Sessions struct {
+	TTL time.Duration // lifetime of a token; the app reads it as expiresIn
+	// RefreshGrace is how long past expiry a token may still be refreshed.
+	// Never above MaxRefreshGrace: the old server's seven days let a stolen
+	// token live a week.
+	RefreshGrace time.Duration
+	// CheckInterval is how long an instance may trust a session it has
+	// checked; logout and deletion take effect everywhere within it.
+	CheckInterval  time.Duration
+	AuditRetention time.Duration
+}
+
+// MaxRefreshGrace caps Sessions.RefreshGrace.
+const MaxRefreshGrace = 4 * time.Hour
+
+// Limit is a fixed-window rate limit: N requests per Window.
+type Limit struct {
+	N      int
+	Window time.Duration
+}
+
+// Limits are the per-client rate limits, enforced across instances.
+type Limits struct {
+	Auth  Limit // per client address, on /auth*
+	Read  Limit // per user, on GET routes
+	Write Limit // per user, on other authenticated routes
+	Turn  Limit // per user, on Claude turns
+}
+
+func (r *reader) sessions() Sessions {
+	s := Sessions{
+		TTL:            r.duration("SESSION_TTL", 24*time.Hour, 30*24*time.Hour),
+		RefreshGrace:   r.duration("REFRESH_GRACE", MaxRefreshGrace, MaxRefreshGrace),
+		CheckInterval:  r.duration("SESSION_CHECK_INTERVAL", 30*time.Second, 60*time.Second),
+		AuditRetention: r.duration("AUDIT_RETENTION", 365*24*time.Hour, 10*365*24*time.Hour),
+	}
+	return s
+}
+
+func (r *reader) limits() Limits {
+	return Limits{
+		Auth:  r.limit("RATE_LIMIT_AUTH", Limit{30, 15 * time.Minute}),
+		Read:  r.limit("RATE_LIMIT_READ", Limit{240, time.Minute}),
+		Write: r.limit("RATE_LIMIT_WRITE", Limit{60, time.Minute}),
+		Turn:  r.limit("RATE_LIMIT_TURN", Limit{10, time.Minute}),
+	}
+}
+
+var limitPattern = regexp.MustCompile(`^([0-9]{1,6})/([0-9]+[smh])$`)
+
+// limit reads "N/window", e.g. 120/1m. Windows are whole seconds, from one
+// second to a day.
+func (r *reader) limit(name string, def Limit) Limit {
+	v := r.get(name)
+	if v == "" {
+		return def
+	}
+	m := limitPattern.FindStringSubmatch(v)
+	if m == nil {
+		r.problemf("%s: %q is not N/window (e.g. 120/1m)", name, v)
+		return def
+	}
+	n, _ := strconv.Atoi(m[1])
+	w, err := time.ParseDuration(m[2])
+	if err != nil || n < 1 || w < time.Second || w > 24*time.Hour {
+		r.problemf("%s: %q is out of range (N at least 1, window 1s to 24h)", name, v)
+		return def
+	}
+	return Limit{N: n, Window: w}
+}
