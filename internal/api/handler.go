@@ -28,6 +28,12 @@ type Deps struct {
 	Limiter Limiter
 	Limits  config.Limits
 	Audit   *audit.Recorder
+
+	Conversations Conversations
+	Devices       Devices
+	DeviceEnv     ovrlrd.Environment // for a device registered without one
+	// Cleaners run after a conversation is deleted from the table.
+	Cleaners []ConversationCleaner
 }
 
 // server is the state shared by the handlers of one function.
@@ -39,12 +45,18 @@ type server struct {
 	limiter Limiter
 	limits  config.Limits
 	audit   *audit.Recorder
+
+	convs     Conversations
+	devices   Devices
+	deviceEnv ovrlrd.Environment
+	cleaners  []ConversationCleaner
 }
 
 func newServer(d Deps) *server {
 	return &server{
 		log: d.Log, key: newAPIKey(d.APIKey), db: d.Store,
 		auth: d.Auth, limiter: d.Limiter, limits: d.Limits, audit: d.Audit,
+		convs: d.Conversations, devices: d.Devices, deviceEnv: d.DeviceEnv, cleaners: d.Cleaners,
 	}
 }
 
@@ -62,6 +74,8 @@ func NewChat(d Deps) http.Handler {
 	s := newServer(d)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", s.health)
+	s.chatRoutes(mux)
+	s.deviceRoutes(mux)
 	return s.guard(mux)
 }
 
@@ -100,14 +114,17 @@ func (s *server) guard(mux *http.ServeMux) http.Handler {
 				return
 			}
 		}
-		h, pattern := mux.Handler(r)
-		if pattern == "" {
-			// ServeMux's own 404 and 405 are text/plain; the API speaks JSON.
+		if _, pattern := mux.Handler(r); pattern == "" {
+			// ServeMux's own 404, 405 and redirects are text/plain; the API
+			// speaks JSON.
 			writeError(w, r, s.log, ovrlrd.Errorf(ovrlrd.ENOTFOUND, "Not found"))
 			return
+		} else {
+			r.Pattern = pattern
 		}
-		r.Pattern = pattern
-		h.ServeHTTP(w, r)
+		// ServeHTTP, not the handler Handler returned: only it sets the
+		// path values ({id}) on the request.
+		mux.ServeHTTP(w, r)
 	})
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
 	"github.com/ovrlrd/cloud/internal/api"
@@ -39,14 +40,30 @@ type App struct {
 	Audit    *audit.Recorder
 }
 
+// Option adjusts New for tests.
+type Option func(*options)
+
+type options struct {
+	dynamoDB []func(*dynamodb.Options)
+}
+
+// WithDynamoDB adjusts the DynamoDB client, e.g. to count its calls.
+func WithDynamoDB(fns ...func(*dynamodb.Options)) Option {
+	return func(o *options) { o.dynamoDB = append(o.dynamoDB, fns...) }
+}
+
 // New builds every dependency named by cfg. It does no network I/O, so a
 // cold start pays only for what the first request uses.
-func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error) {
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Option) (*App, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	awsCfg, err := awsConfig(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	db := store.NewDB(awsCfg, cfg.DynamoDBEndpoint)
+	db := store.NewDB(awsCfg, cfg.DynamoDBEndpoint, o.dynamoDB...)
 	st := store.New(db, store.Options{Table: cfg.TableName, CursorKey: derivedKey(cfg.JWTKeys, "cursor")})
 	rec := audit.New(st, cfg.Sessions.AuditRetention, derivedKey(cfg.JWTKeys, "audit address"), log)
 
@@ -117,6 +134,7 @@ func (a *App) deps() api.Deps {
 	return api.Deps{
 		Log: a.Log, APIKey: a.Config.APIKey.Reveal(), Store: a.Store,
 		Auth: a.Accounts, Limiter: a.Store, Limits: a.Config.Limits, Audit: a.Audit,
+		Conversations: a.Store, Devices: a.Store, DeviceEnv: ovrlrd.Environment(a.Config.APNs.Environment),
 	}
 }
 

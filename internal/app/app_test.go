@@ -16,6 +16,7 @@ import (
 	"github.com/ovrlrd/cloud/internal/apple/applefake"
 	"github.com/ovrlrd/cloud/internal/config"
 	"github.com/ovrlrd/cloud/internal/logs"
+	"github.com/ovrlrd/cloud/internal/store"
 	"github.com/ovrlrd/cloud/internal/store/storetest"
 )
 
@@ -48,6 +49,7 @@ type stack struct {
 	*httptest.Server
 	app   *app.App
 	apple *applefake.Server
+	calls *store.CallCounter // DynamoDB calls made by the app
 }
 
 // newStack builds the App exactly as main does (config.Load, app.New) from a
@@ -75,13 +77,14 @@ func newStack(t *testing.T, overrides ...string) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := app.New(ctx, cfg, logs.New(&allLogs, cfg.LogLevel))
+	calls := &store.CallCounter{}
+	a, err := app.New(ctx, cfg, logs.New(&allLogs, cfg.LogLevel), app.WithDynamoDB(calls.Option()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(a.Gateway())
 	t.Cleanup(srv.Close)
-	return &stack{Server: srv, app: a, apple: fake}
+	return &stack{Server: srv, app: a, apple: fake, calls: calls}
 }
 
 // newApp is a stack's App alone, for calling handlers directly.
@@ -111,7 +114,7 @@ func (s *stack) call(t *testing.T, method, path, body, bearer string, extra ...s
 		t.Fatal(err)
 	}
 	remember(bearer)
-	rememberJSON(body)
+	rememberJSON(body, true)
 	req.Header.Set("X-API-Key", apiKey)
 	req.Header.Set("Content-Type", "application/json")
 	if bearer != "" {
@@ -126,6 +129,6 @@ func (s *stack) call(t *testing.T, method, path, body, bearer string, extra ...s
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	rememberJSON(string(b))
+	rememberJSON(string(b), false)
 	return response{status: resp.StatusCode, header: resp.Header, body: string(b)}
 }

@@ -35,6 +35,12 @@ var HTTPAPIRoutes = []Route{
 	{"POST /auth/logout", Auth},
 	{"DELETE /auth/account", Auth},
 	{"GET /health", Chat},
+	{"GET /chat", Chat},
+	{"GET /chat/{id}", Chat},
+	{"DELETE /chat/{id}", Chat},
+	{"POST /chat/{id}/events", Chat},
+	{"POST /devices", Chat},
+	{"DELETE /devices/{token}", Chat},
 	{DefaultRoute, Chat},
 }
 
@@ -43,10 +49,11 @@ var HTTPAPIRoutes = []Route{
 var StreamPaths = []string{"/chat/stream", "/chat/*/stream"}
 
 // routeFor picks the HTTP API route for a request, the way API Gateway does:
-// an exact method and path first, then $default.
+// a route whose method and path template match, then $default.
 func routeFor(method, path string) Route {
 	for _, r := range HTTPAPIRoutes {
-		if r.Key == method+" "+path {
+		m, tmpl, _ := strings.Cut(r.Key, " ")
+		if (m == method || m == "ANY") && templateMatch(tmpl, path) {
 			return r
 		}
 	}
@@ -56,6 +63,25 @@ func routeFor(method, path string) Route {
 		}
 	}
 	return Route{}
+}
+
+// templateMatch matches a path against an HTTP API path template, where a
+// {name} segment stands for exactly one non-empty segment.
+func templateMatch(tmpl, path string) bool {
+	ts, ps := strings.Split(tmpl, "/"), strings.Split(path, "/")
+	if len(ts) != len(ps) {
+		return false
+	}
+	for i := range ts {
+		if strings.HasPrefix(ts[i], "{") && strings.HasSuffix(ts[i], "}") {
+			if ps[i] == "" {
+				return false
+			}
+		} else if ts[i] != ps[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // isStreamPath reports whether CloudFront would send path to the Function URL.

@@ -26,7 +26,7 @@ type itemKey struct {
 //  1. every session, so the user's tokens stop working first;
 //  2. every conversation with its whole CONV#<id> partition (messages, run
 //     lease, anything else), through DeleteConversation;
-//  3. devices and any other item under USER#<uid>;
+//  3. devices (with their token claims) and any other item under USER#<uid>;
 //  4. last, in one transaction, the profile and the Apple claim, so the
 //     same Apple account can then sign up again as a new user.
 //
@@ -94,6 +94,13 @@ func (s *Store) DeleteUser(ctx context.Context, userID string) (deletedConversat
 					return err
 				}
 				deleted = append(deleted, id)
+				continue
+			}
+			if tok, ok := strings.CutPrefix(k.SK, "DEVICE#"); ok {
+				// With its claim, so the phone is free for the next account.
+				if err := s.DeleteDevice(ctx, userID, tok); err != nil && !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
+					return err
+				}
 				continue
 			}
 			rest = append(rest, k)

@@ -109,10 +109,10 @@ func TestDeleteUser(t *testing.T) {
 	if err := r.PutAudit(ctx, ovrlrd.AuditEvent{Action: "auth.login", UserID: gone.user.ID}, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	// 1 profile, 3 conversations, 2 sessions, 2 devices, 1 extra, 1 claim,
-	// 30+1+1 messages and 1 run lease.
-	if n := len(r.stored(gone)); n != 43 {
-		t.Fatalf("seeded %d items, want 43", n)
+	// 1 profile, 3 conversations, 2 sessions, 2 devices and their 2 token
+	// claims, 1 extra, 1 Apple claim, 30+1+1 messages and 1 run lease.
+	if n := len(r.stored(gone)); n != 45 {
+		t.Fatalf("seeded %d items, want 45", n)
 	}
 	keptBefore := r.stored(kept)
 

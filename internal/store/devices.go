@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"strings"
 
 	"github.com/guregu/dynamo/v2"
@@ -10,9 +11,9 @@ import (
 )
 
 // deviceItem sits under its user, so listing a user's phones is one Query.
-// A token is keyed per user: the same phone signed in to another account is
-// a separate item, and moving it away from the old account is the caller's
-// decision.
+// A phone belongs to one account at a time: a claim item per token names its
+// owner, and registering the token for another account moves it there, so a
+// phone never gets the pushes of an account it has left.
 type deviceItem struct {
 	PK          string `dynamo:"PK,hash"`
 	SK          string `dynamo:"SK,range"`
@@ -20,6 +21,17 @@ type deviceItem struct {
 	Environment string `dynamo:"environment"`
 	UpdatedAt   int64  `dynamo:"updatedAt"`
 }
+
+// deviceClaim names the account a token is registered to.
+type deviceClaim struct {
+	PK     string `dynamo:"PK,hash"`
+	SK     string `dynamo:"SK,range"`
+	UserID string `dynamo:"userId"`
+}
+
+func claimPK(token string) string { return "TOKEN#" + token }
+
+const claimSK = "OWNER"
 
 func devicePK(userID string) string { return "USER#" + userID }
 func deviceSK(token string) string  { return "DEVICE#" + token }
@@ -33,19 +45,46 @@ func (it deviceItem) domain() ovrlrd.Device {
 	}
 }
 
-// PutDevice registers a device, or refreshes its environment and updatedAt.
+// PutDevice registers a device for d.UserID, or refreshes its environment
+// and updatedAt, and takes it away from any other account in the same
+// transaction.
 func (s *Store) PutDevice(ctx context.Context, d ovrlrd.Device) error {
 	if d.UserID == "" || d.Token == "" || !d.Environment.Valid() {
 		return ovrlrd.Errorf(ovrlrd.EINVALID, "A device needs a user, a token and a known environment.")
 	}
-	it := deviceItem{
-		PK: devicePK(d.UserID), SK: deviceSK(d.Token),
-		Token: d.Token, Environment: string(d.Environment), UpdatedAt: s.now().UnixMilli(),
-	}
-	if err := s.table.Put(it).Run(ctx); err != nil {
+	for attempt := 0; ; attempt++ {
+		var prev deviceClaim
+		err := s.table.Get(attrPK, claimPK(d.Token)).Range(attrSK, dynamo.Equal, claimSK).Consistent(true).One(ctx, &prev)
+		if err != nil && !errors.Is(err, dynamo.ErrNotFound) {
+			return dbError("read device claim", err)
+		}
+		tx := s.db.WriteTx().Put(s.table.Put(deviceItem{
+			PK: devicePK(d.UserID), SK: deviceSK(d.Token),
+			Token: d.Token, Environment: string(d.Environment), UpdatedAt: s.now().UnixMilli(),
+		}))
+		claim := s.table.Put(deviceClaim{PK: claimPK(d.Token), SK: claimSK, UserID: d.UserID})
+		if prev.UserID == "" {
+			claim = claim.If("attribute_not_exists('PK')")
+		} else {
+			claim = claim.If("'userId' = ?", prev.UserID)
+		}
+		tx = tx.Put(claim)
+		if prev.UserID != "" && prev.UserID != d.UserID {
+			tx = tx.Delete(s.table.Delete(attrPK, devicePK(prev.UserID)).Range(attrSK, deviceSK(d.Token)))
+		}
+		err = tx.Run(ctx)
+		if err == nil {
+			return nil
+		}
+		// Another registration of the same token moved the claim; read again.
+		if reasons := cancelReasons(err); reasons != nil && attempt < 4 {
+			if perr := pause(ctx, attempt); perr != nil {
+				return dbError("put device", perr)
+			}
+			continue
+		}
 		return dbError("put device", err)
 	}
-	return nil
 }
 
 // Devices lists a user's devices; never nil, so it encodes as [].
@@ -72,9 +111,11 @@ func (s *Store) DeleteDevice(ctx context.Context, userID, token string) error {
 	if userID == "" || token == "" {
 		return ovrlrd.Errorf(ovrlrd.ENOTFOUND, "Device not found.")
 	}
-	err := s.table.Delete(attrPK, devicePK(userID)).Range(attrSK, deviceSK(token)).
-		If("attribute_exists('PK')").Run(ctx)
-	if dynamo.IsCondCheckFailed(err) {
+	err := s.db.WriteTx().
+		Delete(s.table.Delete(attrPK, devicePK(userID)).Range(attrSK, deviceSK(token)).If("attribute_exists('PK')")).
+		Delete(s.table.Delete(attrPK, claimPK(token)).Range(attrSK, claimSK).If("attribute_not_exists('PK') OR 'userId' = ?", userID)).
+		Run(ctx)
+	if reasons := cancelReasons(err); reasons != nil && reasonCode(reasons, 0) == reasonCondition {
 		return ovrlrd.Errorf(ovrlrd.ENOTFOUND, "Device not found.")
 	}
 	if err != nil {

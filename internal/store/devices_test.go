@@ -91,3 +91,35 @@ func TestPutDeviceInvalid(t *testing.T) {
 	err := s.PutDevice(context.Background(), ovrlrd.Device{UserID: rand.Text(), Token: "ab", Environment: "staging"})
 	expectCode(t, err, ovrlrd.EINVALID)
 }
+
+// A phone belongs to one account at a time: registering its token for
+// another account takes it away from the first.
+func TestDeviceMovesBetweenAccounts(t *testing.T) {
+	t.Parallel()
+	s := storetest.New(t)
+	ctx := context.Background()
+	a, b := rand.Text(), rand.Text()
+	tok := strings.ToLower(rand.Text())
+	if err := s.PutDevice(ctx, ovrlrd.Device{UserID: a, Token: tok, Environment: ovrlrd.EnvSandbox}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutDevice(ctx, ovrlrd.Device{UserID: b, Token: tok, Environment: ovrlrd.EnvProduction}); err != nil {
+		t.Fatal(err)
+	}
+	da, _ := s.Devices(ctx, a)
+	db, _ := s.Devices(ctx, b)
+	if len(da) != 0 || len(db) != 1 || db[0].Environment != ovrlrd.EnvProduction {
+		t.Fatalf("after the move: a=%v b=%v", da, db)
+	}
+	// The old owner can no longer delete it; the new one can.
+	if err := s.DeleteDevice(ctx, a, tok); !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
+		t.Fatalf("old owner delete: %v", err)
+	}
+	if err := s.DeleteDevice(ctx, b, tok); err != nil {
+		t.Fatal(err)
+	}
+	// Free again: anyone may register it.
+	if err := s.PutDevice(ctx, ovrlrd.Device{UserID: a, Token: tok, Environment: ovrlrd.EnvSandbox}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,65 @@
+package api
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/ovrlrd/cloud/internal/auth"
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
+)
+
+// Devices is the push registration state.
+type Devices interface {
+	PutDevice(ctx context.Context, d ovrlrd.Device) error
+	DeleteDevice(ctx context.Context, userID, token string) error
+}
+
+func (s *server) deviceRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /devices", s.authed(classWrite, s.putDevice))
+	mux.HandleFunc("DELETE /devices/{token}", s.authed(classWrite, s.deleteDevice))
+}
+
+type deviceBody struct {
+	DeviceToken *string             `json:"deviceToken"`
+	Environment *ovrlrd.Environment `json:"environment"`
+}
+
+func (b *deviceBody) Validate() error {
+	switch {
+	case b.DeviceToken == nil:
+		return ovrlrd.Errorf(ovrlrd.EINVALID, `Field "deviceToken" is required.`)
+	case !deviceTokenPattern.MatchString(*b.DeviceToken):
+		return ovrlrd.Errorf(ovrlrd.EINVALID, `Field "deviceToken" must be the device token in lowercase hex.`)
+	case b.Environment != nil && !b.Environment.Valid():
+		return ovrlrd.Errorf(ovrlrd.EINVALID, `Field "environment" must be "sandbox" or "production".`)
+	}
+	return nil
+}
+
+func (s *server) putDevice(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	var body deviceBody
+	if err := Decode(r, &body); err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	env := s.deviceEnv
+	if body.Environment != nil {
+		env = *body.Environment
+	}
+	if err := s.devices.PutDevice(r.Context(), ovrlrd.Device{UserID: p.UserID, Token: *body.DeviceToken, Environment: env}); err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// deleteDevice is sign-out on one phone. Deleting a token that is not
+// registered succeeds too: the phone's wish is met either way.
+func (s *server) deleteDevice(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	err := s.devices.DeleteDevice(r.Context(), p.UserID, r.PathValue("token"))
+	if err != nil && !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
+		writeError(w, r, s.log, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
