@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ovrlrd/cloud/internal/app"
+	"github.com/ovrlrd/cloud/internal/claude"
 	"github.com/ovrlrd/cloud/internal/config"
 	"github.com/ovrlrd/cloud/internal/dynamolocal"
 	"github.com/ovrlrd/cloud/internal/logs"
@@ -50,10 +51,14 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
 	}
 	defer srv.Stop()
 
-	env := layeredEnv(getenv, secrets, map[string]string{
-		"STAGE":             "local",
-		"TABLE_NAME":        "ovrlrd-local",
-		"DYNAMODB_ENDPOINT": srv.Endpoint,
+	d, demoEnv := demoSettings(layeredEnv(getenv, secrets))
+	defer d.close()
+	env := layeredEnv(getenv, secrets, demoEnv, map[string]string{
+		"STAGE":              "local",
+		"TABLE_NAME":         "ovrlrd-local",
+		"DYNAMODB_ENDPOINT":  srv.Endpoint,
+		"CLAUDE_WORK_ROOT":   mustAbs(filepath.Join(dataDir, "work")),
+		"CLAUDE_CONFIG_ROOT": mustAbs(filepath.Join(dataDir, "claude")),
 	})
 	cfg, err := config.Load(ctx, config.All, env)
 	if err != nil {
@@ -64,7 +69,15 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer a.Close()
 	if err := a.Store.EnsureTable(ctx); err != nil {
+		return err
+	}
+	if err := claude.BecomeSubreaper(); err != nil {
+		return err
+	}
+	token, err := d.signIn(ctx, a.Accounts)
+	if err != nil {
 		return err
 	}
 
@@ -76,6 +89,7 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
 	errc := make(chan error, 1)
 	go func() { errc <- server.Serve(ln) }()
 	banner(out, cfg, dataDir, secrets["API_KEY"], created)
+	d.banner(out, cfg.ListenAddr, secrets["API_KEY"], token)
 
 	select {
 	case err := <-errc:
@@ -97,4 +111,12 @@ func banner(out io.Writer, cfg config.Config, dataDir, apiKey string, created bo
 	}
 	fmt.Fprintf(out, "API key (X-API-Key): %s\n", apiKey)
 	fmt.Fprintf(out, "Try: curl http://%s/health\n\n", cfg.ListenAddr)
+}
+
+func mustAbs(p string) string {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return p
+	}
+	return abs
 }

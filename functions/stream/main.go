@@ -1,5 +1,6 @@
-// Command stream is the StreamFunction. It only wires: config (failing fast),
-// dependencies, then the Lambda runtime loop.
+// Command stream is the StreamFunction. It only wires: config (failing
+// fast), dependencies, then the Lambda runtime loop, which serves both the
+// Function URL (streamed) and the chat function's buffered turns.
 package main
 
 import (
@@ -10,5 +11,5 @@ import (
 )
 
 func main() {
-	lambda.Start(app.Init(config.Stream).Stream())
+	lambda.Start(app.Init(config.Stream).StreamLambda())
 }

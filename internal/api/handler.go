@@ -34,6 +34,13 @@ type Deps struct {
 	DeviceEnv     ovrlrd.Environment // for a device registered without one
 	// Cleaners run after a conversation is deleted from the table.
 	Cleaners []ConversationCleaner
+
+	Turns   Turns
+	Starter TurnStarter
+	Runs    Runs
+	// OriginSecret, when set, is required from every request to the stream
+	// function (CloudFront adds it).
+	OriginSecret string
 }
 
 // server is the state shared by the handlers of one function.
@@ -50,6 +57,11 @@ type server struct {
 	devices   Devices
 	deviceEnv ovrlrd.Environment
 	cleaners  []ConversationCleaner
+
+	turns        Turns
+	starter      TurnStarter
+	runs         Runs
+	originSecret string
 }
 
 func newServer(d Deps) *server {
@@ -57,6 +69,7 @@ func newServer(d Deps) *server {
 		log: d.Log, key: newAPIKey(d.APIKey), db: d.Store,
 		auth: d.Auth, limiter: d.Limiter, limits: d.Limits, audit: d.Audit,
 		convs: d.Conversations, devices: d.Devices, deviceEnv: d.DeviceEnv, cleaners: d.Cleaners,
+		turns: d.Turns, starter: d.Starter, runs: d.Runs, originSecret: d.OriginSecret,
 	}
 }
 
@@ -75,15 +88,25 @@ func NewChat(d Deps) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", s.health)
 	s.chatRoutes(mux)
+	s.bufferedRoutes(mux)
 	s.deviceRoutes(mux)
 	return s.guard(mux)
 }
 
-// NewStream returns the StreamFunction's handler.
+// NewStream returns the StreamFunction's handler. Its URL is public, so it
+// refuses what did not come through CloudFront.
 func NewStream(d Deps) http.Handler {
 	s := newServer(d)
 	mux := http.NewServeMux()
-	return s.guard(mux)
+	s.streamRoutes(mux)
+	guarded := s.guard(mux)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.fromOrigin(r) {
+			writeJSON(w, http.StatusForbidden, errorBody{Error: "Forbidden"})
+			return
+		}
+		guarded.ServeHTTP(w, r)
+	})
 }
 
 // guard runs in front of every route: panics become a 500 JSON body, doubled

@@ -11,24 +11,29 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"sync"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambdaurl"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
 	"github.com/ovrlrd/cloud/internal/api"
 	"github.com/ovrlrd/cloud/internal/apple"
 	"github.com/ovrlrd/cloud/internal/audit"
 	"github.com/ovrlrd/cloud/internal/auth"
+	"github.com/ovrlrd/cloud/internal/claude"
 	"github.com/ovrlrd/cloud/internal/config"
 	"github.com/ovrlrd/cloud/internal/gateway"
 	"github.com/ovrlrd/cloud/internal/logs"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/store"
 	"github.com/ovrlrd/cloud/internal/token"
+	"github.com/ovrlrd/cloud/internal/turn"
 )
 
 // App is the assembled service.
@@ -38,6 +43,11 @@ type App struct {
 	Store    *store.Store
 	Accounts *auth.Service
 	Audit    *audit.Recorder
+	Turns    *turn.Service
+	starter  api.TurnStarter
+	// background holds the turns this process runs for buffered requests
+	// (local only); Close waits for them.
+	background *sync.WaitGroup
 }
 
 // Option adjusts New for tests.
@@ -83,8 +93,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		Audit: rec, Log: log, TTL: cfg.Sessions.TTL, RefreshGrace: cfg.Sessions.RefreshGrace,
 		CheckInterval: cfg.Sessions.CheckInterval, DeviceEnv: ovrlrd.Environment(cfg.APNs.Environment),
 	})
-	return &App{Config: cfg, Log: log, Store: st, Accounts: svc, Audit: rec}, nil
+	a := &App{Config: cfg, Log: log, Store: st, Accounts: svc, Audit: rec, background: &sync.WaitGroup{}}
+	a.Turns = turn.New(st, turnConfig(cfg), log)
+	a.starter = localStarter{turns: a.Turns, timeout: cfg.Claude.Timeout + time.Minute, wg: a.background}
+	if cfg.StreamFunction != "" {
+		a.starter = lambdaStarter{client: lambda.NewFromConfig(awsCfg), function: cfg.StreamFunction}
+	}
+	return a, nil
 }
+
+// Close waits for the turns this process runs in the background.
+func (a *App) Close() { a.background.Wait() }
 
 // Init loads the configuration for fn and builds the App, or ends the
 // process with one message naming every problem. It is what main calls.
@@ -95,6 +114,13 @@ func Init(fn config.Function) *App {
 		fail(logs.New(os.Stderr, slog.LevelInfo), err)
 	}
 	log := logs.New(os.Stdout, cfg.LogLevel)
+	if fn == config.Stream {
+		// Tool processes that outlive the CLI are re-parented here and
+		// reaped, instead of lingering in the execution environment.
+		if err := claude.BecomeSubreaper(); err != nil {
+			fail(log, err)
+		}
+	}
 	a, err := New(ctx, cfg, log)
 	if err != nil {
 		fail(log, err)
@@ -135,6 +161,7 @@ func (a *App) deps() api.Deps {
 		Log: a.Log, APIKey: a.Config.APIKey.Reveal(), Store: a.Store,
 		Auth: a.Accounts, Limiter: a.Store, Limits: a.Config.Limits, Audit: a.Audit,
 		Conversations: a.Store, Devices: a.Store, DeviceEnv: ovrlrd.Environment(a.Config.APNs.Environment),
+		Turns: a.Turns, Starter: a.starter, Runs: a.Store, OriginSecret: a.Config.OriginSecret.Reveal(),
 	}
 }
 

@@ -67,6 +67,9 @@ type Config struct {
 	S3Endpoint       string
 	SessionsBucket   string // Claude transcripts and workspaces
 	SSMPrefix        string // e.g. /ovrlrd/prod; empty in local
+	// StreamFunction is the function the chat function starts buffered
+	// turns in (dev, prod); local runs them in process.
+	StreamFunction string
 
 	// JWTKeys sign (the first) and verify (all) session tokens.
 	JWTKeys KeyRing

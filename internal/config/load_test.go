@@ -287,6 +287,12 @@ func TestListsAndValues(t *testing.T) {
 	}
 }
 
+func TestChatNeedsTheStreamFunction(t *testing.T) {
+	t.Parallel()
+	_, err := load(t, config.Chat, prodEnv("STREAM_FUNCTION_NAME", ""), prodParams())
+	wantAll(t, problems(t, err), "STREAM_FUNCTION_NAME: required in dev and prod for the chat function")
+}
+
 func TestSessionAndLimitSettings(t *testing.T) {
 	t.Parallel()
 	c := mustLoad(t, config.All, localEnv(), nil)

@@ -63,6 +63,8 @@ func (c *Config) readSettings(r *reader) {
 	r.match("SESSIONS_BUCKET", c.SessionsBucket, bucketPattern)
 	c.DynamoDBEndpoint = r.endpoint("DYNAMODB_ENDPOINT", c.Stage == Prod)
 	c.S3Endpoint = r.endpoint("S3_ENDPOINT", c.Stage == Prod)
+	c.StreamFunction = r.required("STREAM_FUNCTION_NAME", strict && c.Function == Chat,
+		"in dev and prod for the chat function", "")
 	c.SSMPrefix = r.required("SSM_PREFIX", strict, "in dev and prod", "")
 	if c.SSMPrefix != "" && !ssmPrefixPattern.MatchString(c.SSMPrefix) {
 		r.problemf("SSM_PREFIX: %q must start with / and not end with one (e.g. /ovrlrd/prod)", c.SSMPrefix)

@@ -70,11 +70,12 @@ func localEnv(kv ...string) map[string]string {
 
 func prodEnv(kv ...string) map[string]string {
 	return with(map[string]string{
-		"STAGE":           "prod",
-		"AWS_REGION":      "eu-west-1",
-		"SSM_PREFIX":      prefix,
-		"TABLE_NAME":      "ovrlrd-prod",
-		"SESSIONS_BUCKET": "ovrlrd-prod-sessions",
+		"STAGE":                "prod",
+		"AWS_REGION":           "eu-west-1",
+		"SSM_PREFIX":           prefix,
+		"TABLE_NAME":           "ovrlrd-prod",
+		"SESSIONS_BUCKET":      "ovrlrd-prod-sessions",
+		"STREAM_FUNCTION_NAME": "ovrlrd-prod-StreamFunction",
 	}, kv...)
 }
 

@@ -113,7 +113,9 @@ func (t Targets) serveStream(w http.ResponseWriter, r *http.Request, body []byte
 }
 
 // relay copies a streamed body, flushing every read so each event leaves as
-// soon as the function writes it, as the Function URL does.
+// soon as the function writes it, as the Function URL does. When the client
+// goes away the function is not told (in Lambda it runs on to its end), so
+// the rest of the body is read and dropped.
 func relay(w http.ResponseWriter, body io.Reader) {
 	rc := http.NewResponseController(w)
 	buf := make([]byte, 32<<10)
@@ -121,6 +123,7 @@ func relay(w http.ResponseWriter, body io.Reader) {
 		n, err := body.Read(buf)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
+				_, _ = io.Copy(io.Discard, body)
 				return
 			}
 			_ = rc.Flush()

@@ -77,7 +77,7 @@ func (s *Store) AppendMessage(ctx context.Context, userID, convID string, role o
 		return ovrlrd.Message{}, err
 	}
 	m := newMsgItem(userID, convID, newID(), role, content, 0)
-	if _, err := s.touch(ctx, userID, convID, nil, &m); err != nil {
+	if _, err := s.touch(ctx, userID, convID, nil, []*msgItem{&m}); err != nil {
 		return ovrlrd.Message{}, err
 	}
 	return m.message(), nil
@@ -131,19 +131,28 @@ func (s *Store) Messages(ctx context.Context, convID string, page ovrlrd.Page) (
 	return msgs, next, nil
 }
 
+// txItem is an item written in the same transaction as a touch, and the
+// error to answer when its own condition fails.
+type txItem struct {
+	write  types.TransactWriteItem
+	onFail error
+}
+
 // touch moves convID's updatedAt (and GSI1SK) to now, setting the attributes
-// in set (nil removes one) and, when msg is given, writing msg at the same
-// time in one transaction. The write requires updatedAt <= the new time, so
-// the time never goes backwards; when a concurrent writer got further, the
-// next attempt uses the stored time instead, so no write is lost. It returns
-// the time written.
-func (s *Store) touch(ctx context.Context, userID, convID string, set map[string]*string, msg *msgItem) (int64, error) {
+// in set (nil removes one) and writing msgs and extra in the same
+// transaction. Messages get consecutive milliseconds, so their order is the
+// order given; updatedAt becomes the last one's time. The write requires
+// updatedAt <= the new time, so the time never goes backwards; when a
+// concurrent writer got further, the next attempt uses the stored time
+// instead, so no write is lost. It returns the time written.
+func (s *Store) touch(ctx context.Context, userID, convID string, set map[string]*string, msgs []*msgItem, extra ...txItem) (int64, error) {
 	if !isID(convID) {
 		return 0, errConvNotFound()
 	}
 	var floor int64
 	for attempt := 0; ; attempt++ {
-		at := max(s.nowMillis(), floor)
+		start := max(s.nowMillis(), floor)
+		at := start + int64(max(len(msgs)-1, 0))
 		upd := convTouch(s.table.Name(), userID, convID, at, set)
 		var (
 			err      error
@@ -151,7 +160,7 @@ func (s *Store) touch(ctx context.Context, userID, convID string, set map[string
 			old      map[string]types.AttributeValue
 			conflict bool // another transaction held the items
 		)
-		if msg == nil {
+		if len(msgs) == 0 && len(extra) == 0 {
 			_, err = s.db.Client().UpdateItem(ctx, &dynamodb.UpdateItemInput{
 				TableName: upd.TableName, Key: upd.Key,
 				UpdateExpression: upd.UpdateExpression, ConditionExpression: upd.ConditionExpression,
@@ -165,11 +174,18 @@ func (s *Store) touch(ctx context.Context, userID, convID string, set map[string
 			var api smithy.APIError
 			conflict = errors.As(err, &api) && api.ErrorCode() == "TransactionConflictException"
 		} else {
-			msg.setTime(at)
-			err = s.putMessage(ctx, *msg, upd)
+			for i, m := range msgs {
+				m.setTime(start + int64(i))
+			}
+			err = s.writeTx(ctx, msgs, upd, extra)
 			reasons := cancelReasons(err)
-			if failed = reasonCode(reasons, 1) == reasonCondition; failed {
-				old = reasons[1].Item
+			for i, x := range extra {
+				if reasonCode(reasons, len(msgs)+1+i) == reasonCondition {
+					return 0, x.onFail
+				}
+			}
+			if failed = reasonCode(reasons, len(msgs)) == reasonCondition; failed {
+				old = reasons[len(msgs)].Item
 			}
 			conflict = retryable(reasons)
 		}
@@ -197,23 +213,29 @@ func (s *Store) touch(ctx context.Context, userID, convID string, set map[string
 	}
 }
 
-// putMessage writes msg and applies upd to its conversation atomically. Raw
-// SDK input because guregu cannot ask for the failed item's old values,
+// writeTx writes msgs, applies upd to their conversation and writes extra,
+// atomically, in that order (cancellation reasons are read by position).
+// Raw SDK input because guregu cannot ask for the failed item's old values,
 // which is how a missing conversation is told from a newer one.
-func (s *Store) putMessage(ctx context.Context, msg msgItem, upd *types.Update) error {
-	item, err := dynamo.MarshalItem(msg)
-	if err != nil {
-		return err
+func (s *Store) writeTx(ctx context.Context, msgs []*msgItem, upd *types.Update, extra []txItem) error {
+	items := make([]types.TransactWriteItem, 0, len(msgs)+1+len(extra))
+	for _, m := range msgs {
+		item, err := dynamo.MarshalItem(m)
+		if err != nil {
+			return err
+		}
+		items = append(items, types.TransactWriteItem{Put: &types.Put{
+			TableName: upd.TableName, Item: item,
+			ConditionExpression:      aws.String("attribute_not_exists(#pk)"),
+			ExpressionAttributeNames: map[string]string{"#pk": attrPK},
+		}})
 	}
-	_, err = s.db.Client().TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
-		TransactItems: []types.TransactWriteItem{
-			{Put: &types.Put{
-				TableName: upd.TableName, Item: item,
-				ConditionExpression:      aws.String("attribute_not_exists(#pk)"),
-				ExpressionAttributeNames: map[string]string{"#pk": attrPK},
-			}},
-			{Update: upd},
-		},
+	items = append(items, types.TransactWriteItem{Update: upd})
+	for _, x := range extra {
+		items = append(items, x.write)
+	}
+	_, err := s.db.Client().TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
+		TransactItems: items,
 		// Each attempt has its own token: the SDK's resend of one attempt
 		// is then idempotent instead of failing on the message it wrote.
 		ClientRequestToken: aws.String(newID()),

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/ovrlrd/cloud/internal/anthropicfake"
+	"github.com/ovrlrd/cloud/internal/apple/applefake"
+	"github.com/ovrlrd/cloud/internal/audit"
+	"github.com/ovrlrd/cloud/internal/auth"
+)
+
+// demo is the offline demo for newcomers: with no Claude credential the real
+// CLI answers through a local stand-in of the Anthropic API, and with no
+// Apple keys configured sign-in goes through a local stand-in of Apple, so a
+// full streamed turn with a tool call can be watched with curl.
+type demo struct {
+	anthropic *anthropicfake.Server
+	apple     *applefake.Server
+}
+
+// demoSettings starts the stand-ins the environment leaves room for and
+// returns the settings that point the service at them.
+func demoSettings(getenv func(string) string) (*demo, map[string]string) {
+	d := &demo{}
+	env := map[string]string{}
+	if getenv("ANTHROPIC_API_KEY") == "" && getenv("CLAUDE_CODE_OAUTH_TOKEN") == "" && getenv("CLAUDE_PROVIDER") == "" {
+		d.anthropic = anthropicfake.New(anthropicfake.Demo())
+		env["ANTHROPIC_BASE_URL"] = d.anthropic.URL
+		env["ANTHROPIC_API_KEY"] = "offline-demo"
+	}
+	if getenv("APPLE_JWKS_URL") == "" {
+		d.apple = applefake.New()
+		env["APPLE_JWKS_URL"] = d.apple.URL
+		env["ALLOW_OPEN_SIGNUP"] = "true"
+	}
+	// The CLI that `make deps` installs, unless one is configured.
+	if cli, err := filepath.Abs("node_modules/.bin/claude"); err == nil && getenv("CLAUDE_PATH") == "" {
+		if _, err := os.Stat(cli); err == nil {
+			env["CLAUDE_PATH"] = cli
+		}
+	}
+	return d, env
+}
+
+func (d *demo) close() {
+	if d.anthropic != nil {
+		d.anthropic.Close()
+	}
+	if d.apple != nil {
+		d.apple.Close()
+	}
+}
+
+// signIn signs a demo user in through the real sign-in path and returns the
+// session token, when Apple is the local stand-in.
+func (d *demo) signIn(ctx context.Context, accounts *auth.Service) (string, error) {
+	if d.apple == nil {
+		return "", nil
+	}
+	idt := d.apple.Mint(applefake.Claims{Subject: "000000.demo.user", Email: "demo@example.com", EmailVerified: true})
+	g, err := accounts.SignIn(ctx, auth.SignInRequest{IdentityToken: idt}, audit.Client{IP: "127.0.0.1", UserAgent: "make dev"})
+	if err != nil {
+		return "", err
+	}
+	return g.SessionToken, nil
+}
+
+func (d *demo) banner(out io.Writer, addr, apiKey, token string) {
+	if d.anthropic != nil {
+		fmt.Fprintln(out, "OFFLINE DEMO: no Claude credential is set, so the real Claude Code CLI answers")
+		fmt.Fprintln(out, "through a local stand-in of the Anthropic API (scripted answers, not Claude).")
+		fmt.Fprintln(out, "Set ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN to talk to Claude.")
+	}
+	if token == "" {
+		return
+	}
+	fmt.Fprintln(out, "OFFLINE DEMO: sign-in uses a local stand-in of Apple; a demo user is signed in:")
+	fmt.Fprintf(out, "  export KEY='%s' TOKEN='%s'\n", apiKey, token)
+	fmt.Fprintf(out, "  curl -N -X POST http://%s/chat/stream -H \"X-API-Key: $KEY\" -H \"Authorization: Bearer $TOKEN\" \\\n", addr)
+	fmt.Fprintln(out, "       -H 'Content-Type: application/json' -d '{\"message\":\"What is in this folder?\"}'")
+	fmt.Fprintln(out)
+}

@@ -1,0 +1,180 @@
+package anthropicfake
+
+import (
+	"encoding/json"
+	"regexp"
+	"slices"
+	"strings"
+	"sync/atomic"
+)
+
+// Blocks decodes the message's content blocks. A string content is one text
+// block.
+func (m Message) Blocks() []Block {
+	var s string
+	if json.Unmarshal(m.Content, &s) == nil {
+		return []Block{{Type: "text", Text: s}}
+	}
+	var blocks []Block
+	json.Unmarshal(m.Content, &blocks)
+	return blocks
+}
+
+// Text is the string content, or the concatenated text of the text blocks
+// (tool results and other blocks are left out).
+func (m Message) Text() string {
+	var b strings.Builder
+	for _, blk := range m.Blocks() {
+		if blk.Type == "text" {
+			b.WriteString(blk.Text)
+		}
+	}
+	return b.String()
+}
+
+// ToolResults returns the message's tool_result blocks.
+func (m Message) ToolResults() []Block {
+	var out []Block
+	for _, blk := range m.Blocks() {
+		if blk.Type == "tool_result" {
+			out = append(out, blk)
+		}
+	}
+	return out
+}
+
+// ToolUses returns the message's tool_use blocks.
+func (m Message) ToolUses() []Block {
+	var out []Block
+	for _, blk := range m.Blocks() {
+		if blk.Type == "tool_use" {
+			out = append(out, blk)
+		}
+	}
+	return out
+}
+
+// ResultText is the text of a tool_result block: its string content, or the
+// concatenated text of its text blocks.
+func (b Block) ResultText() string {
+	return Message{Content: b.Content}.Text()
+}
+
+// LastUser returns the request's last user message.
+func (r Request) LastUser() (Message, bool) {
+	for i := len(r.Messages) - 1; i >= 0; i-- {
+		if r.Messages[i].Role == "user" {
+			return r.Messages[i], true
+		}
+	}
+	return Message{}, false
+}
+
+// Prompt is the text of the last user message without the CLI's
+// <system-reminder> blocks: on a fresh turn, the user's prompt. It is empty
+// when that message only holds tool results.
+func (r Request) Prompt() string {
+	m, _ := r.LastUser()
+	var b strings.Builder
+	for _, blk := range m.Blocks() {
+		if blk.Type == "text" && !strings.HasPrefix(strings.TrimSpace(blk.Text), "<system-reminder>") {
+			b.WriteString(blk.Text)
+		}
+	}
+	return b.String()
+}
+
+// SystemText is the system prompt as text: the string, or the concatenated
+// text blocks.
+func (r Request) SystemText() string {
+	if len(r.System) == 0 {
+		return ""
+	}
+	return Message{Content: r.System}.Text()
+}
+
+// Say answers every request with one text block.
+func Say(text string) Script {
+	return func(Request) Reply { return Reply{Blocks: []ReplyBlock{Text(text)}} }
+}
+
+// Sequence gives the nth request the nth reply; once they run out, the last
+// one repeats. With no replies it answers "OK.".
+func Sequence(replies ...Reply) Script {
+	if len(replies) == 0 {
+		return Say("OK.")
+	}
+	var n atomic.Int64
+	return func(Request) Reply {
+		i := int(n.Add(1) - 1)
+		if i >= len(replies) {
+			i = len(replies) - 1
+		}
+		return replies[i]
+	}
+}
+
+// ToolTurn answers a request whose last user message holds tool results with
+// after, and any other request (a fresh prompt) with first: one tool round
+// trip per prompt.
+func ToolTurn(first, after Reply) Script {
+	return func(r Request) Reply {
+		if m, ok := r.LastUser(); ok && len(m.ToolResults()) > 0 {
+			return after
+		}
+		return first
+	}
+}
+
+// DemoTitle is what Demo answers to a title prompt.
+const DemoTitle = "Exploring the workspace"
+
+var titleWord = regexp.MustCompile(`(?i)\btitle\b`)
+
+// Demo is the offline demo model for newcomers and the local dev server.
+//
+//   - A prompt containing the word "title" (the service's title run) gets
+//     DemoTitle.
+//   - Any other fresh prompt gets a sentence and a call of a tool that lists
+//     the working directory without needing approval in the CLI's default
+//     permission mode: Glob (pattern "*") when the CLI offers it, else Bash
+//     with the read-only command `ls -a` (the pinned CLI offers no Glob, Grep
+//     or LS tool and runs read-only Bash commands without asking). With no
+//     tools offered it just answers.
+//   - A request whose last user message holds a tool result gets a short
+//     summary quoting the tool's output.
+func Demo() Script {
+	return func(r Request) Reply {
+		last, _ := r.LastUser()
+		if results := last.ToolResults(); len(results) > 0 {
+			res := results[0]
+			out := strings.TrimSpace(res.ResultText())
+			if len(out) > 1500 {
+				out = out[:1500] + "\n…"
+			}
+			if res.IsError {
+				return Reply{Blocks: []ReplyBlock{Text("I could not list the workspace: " + out)}}
+			}
+			if out == "" {
+				out = "(nothing)"
+			}
+			return Reply{Blocks: []ReplyBlock{Text(
+				"Here is what the working directory holds:\n\n```\n" + out + "\n```\n\n" +
+					"(This answer comes from the offline demo model, not from Claude.)")}}
+		}
+		if titleWord.MatchString(r.Prompt()) {
+			return Reply{Blocks: []ReplyBlock{Text(DemoTitle)}}
+		}
+		intro := Text("I'm the offline demo model. Let me look at the files in the working directory.")
+		switch {
+		case slices.Contains(r.Tools, "Glob"):
+			return Reply{Blocks: []ReplyBlock{intro, ToolUse("Glob", map[string]string{"pattern": "*"})}}
+		case slices.Contains(r.Tools, "Bash"):
+			return Reply{Blocks: []ReplyBlock{intro, ToolUse("Bash", map[string]string{
+				"command":     "ls -a",
+				"description": "List the files in the working directory",
+			})}}
+		}
+		return Reply{Blocks: []ReplyBlock{Text("I'm the offline demo model; I have no tools in this session, so I can only say hello.")}}
+	}
+}

@@ -1,0 +1,359 @@
+//go:build linux
+
+package claude
+
+import (
+	"bytes"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
+	"unsafe"
+)
+
+const (
+	prSetChildSubreaper = 36 // PR_SET_CHILD_SUBREAPER
+	pPID                = 1  // P_PID for waitid
+)
+
+// sysProcAttr starts the CLI in a session (and so a process group) of its
+// own, so one signal reaches it and the children that stay in its group, and
+// kills it if this process dies.
+func sysProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
+}
+
+var subreaper struct {
+	once sync.Once
+	err  error
+}
+
+// BecomeSubreaper makes this process a child subreaper
+// (PR_SET_CHILD_SUBREAPER): processes a run leaves behind (a tool's child
+// that started its own session and outlived the CLI) are re-parented to this
+// process instead of to init, so that they can be found, killed and reaped.
+// It also starts the reaper, which reaps such orphans as they exit. Call it
+// once at start-up (main, TestMain); later calls return the first result.
+//
+// The reaper never reaps a child that an os.Process still tracks (Go keeps a
+// pidfd for each child it starts, from the fork until Wait), so os/exec users
+// elsewhere in the process keep working. On a kernel without pidfds it reaps
+// only processes it saw carrying a run's marker.
+func BecomeSubreaper() error {
+	subreaper.once.Do(func() {
+		if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0); e != 0 {
+			subreaper.err = os.NewSyscallError("prctl(PR_SET_CHILD_SUBREAPER)", e)
+			return
+		}
+		c := make(chan os.Signal, 1)
+		signal.Notify(c, syscall.SIGCHLD)
+		go func() {
+			for range c {
+				reapOrphans()
+			}
+		}()
+	})
+	return subreaper.err
+}
+
+// waitExited blocks until pid has exited, without reaping it: the zombie
+// keeps the pid and the process group id reserved while the run cleans up.
+func waitExited(pid int) error {
+	var info [128]byte // siginfo_t
+	for {
+		_, _, e := syscall.Syscall6(syscall.SYS_WAITID, pPID, uintptr(pid),
+			uintptr(unsafe.Pointer(&info[0])), syscall.WEXITED|syscall.WNOWAIT, 0, 0)
+		switch e {
+		case 0:
+			return nil
+		case syscall.EINTR:
+			continue
+		default:
+			return os.NewSyscallError("waitid", e)
+		}
+	}
+}
+
+// pendingBytes reports how many bytes can be read from a pipe without
+// blocking.
+func pendingBytes(f *os.File) int {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	var n int32
+	_ = rc.Control(func(fd uintptr) {
+		_, _, e := syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCINQ, uintptr(unsafe.Pointer(&n)))
+		if e != 0 {
+			n = 0
+		}
+	})
+	return int(n)
+}
+
+// procInfo is what /proc/<pid>/stat says about a process.
+type procInfo struct {
+	pid, ppid, pgrp, sid int
+	state                byte
+	start                uint64 // start time in clock ticks since boot
+}
+
+func readStat(pid int, buf *[]byte) (procInfo, bool) {
+	b, ok := readSmall("/proc/"+strconv.Itoa(pid)+"/stat", buf)
+	if !ok {
+		return procInfo{}, false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return procInfo{}, false
+	}
+	f := bytes.Fields(b[i+2:])
+	if len(f) < 20 || len(f[0]) != 1 {
+		return procInfo{}, false
+	}
+	p := procInfo{pid: pid, state: f[0][0]}
+	p.ppid, _ = strconv.Atoi(string(f[1]))
+	p.pgrp, _ = strconv.Atoi(string(f[2]))
+	p.sid, _ = strconv.Atoi(string(f[3]))
+	p.start, _ = strconv.ParseUint(string(f[19]), 10, 64)
+	return p, true
+}
+
+// readSmall reads a /proc file into *buf, growing it if needed. The result
+// is valid until the next call with the same buffer.
+func readSmall(name string, buf *[]byte) ([]byte, bool) {
+	fd, err := syscall.Open(name, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, false
+	}
+	defer syscall.Close(fd)
+	b := *buf
+	if len(b) == 0 {
+		b = make([]byte, 4096)
+	}
+	n := 0
+	for {
+		if n == len(b) {
+			nb := make([]byte, 2*len(b))
+			copy(nb, b[:n])
+			b = nb
+			*buf = b
+		}
+		m, err := syscall.Read(fd, b[n:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, false
+		}
+		if m == 0 {
+			return b[:n], true
+		}
+		n += m
+	}
+}
+
+// listPids returns the pid of every process in /proc.
+func listPids() []int {
+	d, err := os.Open("/proc")
+	if err != nil {
+		return nil
+	}
+	defer d.Close()
+	names, _ := d.Readdirnames(-1)
+	pids := make([]int, 0, len(names))
+	for _, n := range names {
+		if n == "" || n[0] < '0' || n[0] > '9' {
+			continue
+		}
+		if p, err := strconv.Atoi(n); err == nil {
+			pids = append(pids, p)
+		}
+	}
+	return pids
+}
+
+// scanRun finds every process that belongs to a run: those whose
+// environment carries the run's marker, and their descendants and the CLI's
+// (by parent chain), whether alive or zombie. The CLI itself is left out.
+func scanRun(marker []byte, cliPid int) []procInfo {
+	pids := listPids()
+	buf := make([]byte, 16<<10)
+	all := make(map[int]procInfo, len(pids))
+	ours := make(map[int]bool)
+	self := os.Getpid()
+	for _, pid := range pids {
+		if pid == self {
+			continue
+		}
+		p, ok := readStat(pid, &buf)
+		if !ok {
+			continue
+		}
+		all[pid] = p
+		if pid == cliPid || p.pgrp == cliPid || p.sid == cliPid {
+			ours[pid] = true
+			continue
+		}
+		if p.state == 'Z' {
+			continue // a zombie has no environment left
+		}
+		if env, ok := readSmall("/proc/"+strconv.Itoa(pid)+"/environ", &buf); ok && bytes.Contains(env, marker) {
+			ours[pid] = true
+		}
+	}
+	// Descendants by parent chain (a child that dropped the marker).
+	var out []procInfo
+	for pid, p := range all {
+		found := ours[pid]
+		for q, hops := p, 0; !found && hops < 64; hops++ {
+			pp, ok := all[q.ppid]
+			if !ok {
+				break
+			}
+			if ours[pp.pid] {
+				found = true
+			}
+			q = pp
+		}
+		if found && pid != cliPid {
+			ours[pid] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// orphans is what the reaper knows: the processes runs found (by pid, with
+// their start time so a reused pid is not mistaken for them), and the CLI
+// pids whose os.Process will reap them.
+var orphans = struct {
+	sync.Mutex
+	known        map[int]uint64
+	cli          map[int]bool
+	pidfdChecked bool
+	pidfdWorks   bool
+}{known: map[int]uint64{}, cli: map[int]bool{}}
+
+func rememberProcs(ps []procInfo) {
+	orphans.Lock()
+	for _, p := range ps {
+		orphans.known[p.pid] = p.start
+	}
+	orphans.Unlock()
+}
+
+func registerCLI(pid int, add bool) {
+	orphans.Lock()
+	defer orphans.Unlock()
+	if !add {
+		delete(orphans.cli, pid)
+		return
+	}
+	orphans.cli[pid] = true
+	if !orphans.pidfdChecked {
+		orphans.pidfdChecked = true
+		orphans.pidfdWorks = trackedPids()[pid]
+	}
+}
+
+// reapOrphans reaps this process's zombie children that nobody else will
+// wait for. It returns how many it reaped.
+func reapOrphans() int {
+	orphans.Lock()
+	defer orphans.Unlock()
+	self := os.Getpid()
+	buf := make([]byte, 1024)
+	var zombies []procInfo
+	for _, pid := range listPids() {
+		if p, ok := readStat(pid, &buf); ok && p.ppid == self && p.state == 'Z' {
+			zombies = append(zombies, p)
+		}
+	}
+	if len(zombies) == 0 {
+		return 0
+	}
+	tracked := trackedPids()
+	n := 0
+	for _, z := range zombies {
+		if orphans.cli[z.pid] || tracked[z.pid] {
+			continue
+		}
+		start, known := orphans.known[z.pid]
+		if known && start != z.start {
+			known = false
+		}
+		if !known && !orphans.pidfdWorks {
+			continue
+		}
+		var ws syscall.WaitStatus
+		if got, err := syscall.Wait4(z.pid, &ws, syscall.WNOHANG, nil); err == nil && got == z.pid {
+			n++
+		}
+		delete(orphans.known, z.pid)
+	}
+	// Forget processes that are gone.
+	for pid, start := range orphans.known {
+		if p, ok := readStat(pid, &buf); !ok || p.start != start {
+			delete(orphans.known, pid)
+		}
+	}
+	return n
+}
+
+// trackedPids returns the pids that this process holds a pidfd for: the
+// children an os.Process will wait for.
+func trackedPids() map[int]bool {
+	out := map[int]bool{}
+	d, err := os.Open("/proc/self/fd")
+	if err != nil {
+		return out
+	}
+	names, _ := d.Readdirnames(-1)
+	d.Close()
+	buf := make([]byte, 512)
+	for _, n := range names {
+		link, err := os.Readlink("/proc/self/fd/" + n)
+		if err != nil || link != "anon_inode:[pidfd]" {
+			continue
+		}
+		info, ok := readSmall("/proc/self/fdinfo/"+n, &buf)
+		if !ok {
+			continue
+		}
+		i := bytes.Index(info, []byte("\nPid:"))
+		if i < 0 {
+			continue
+		}
+		f := bytes.Fields(info[i+5:])
+		if len(f) > 0 {
+			if pid, err := strconv.Atoi(string(f[0])); err == nil && pid > 0 {
+				out[pid] = true
+			}
+		}
+	}
+	return out
+}
+
+// signalProcs sends sig to the CLI's process group and to each process.
+func signalProcs(cliPid int, ps []procInfo, sig syscall.Signal) {
+	_ = syscall.Kill(-cliPid, sig)
+	for _, p := range ps {
+		if p.state != 'Z' {
+			_ = syscall.Kill(p.pid, sig)
+		}
+	}
+}
+
+func alive(ps []procInfo) []procInfo {
+	out := ps[:0:0]
+	for _, p := range ps {
+		if p.state != 'Z' && p.state != 'X' {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func platformCheck() error { return nil }

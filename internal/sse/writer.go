@@ -1,0 +1,128 @@
+package sse
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+)
+
+var (
+	// ErrUnknownType is returned by Send for a type the app does not
+	// decode; nothing is written.
+	ErrUnknownType = errors.New("sse: unknown event type")
+	// ErrAfterTerminal is returned by Send and Ping once a terminal event
+	// has been sent: the app has disconnected and would never see more.
+	ErrAfterTerminal = errors.New("sse: event after a terminal event")
+)
+
+// pingFrame is the heartbeat the app accepts and ignores.
+var pingFrame = []byte("data: {\"type\":\"ping\"}\n\n")
+
+// maxKeep is the largest buffer kept between events; a larger one (after a
+// big event) is dropped so a long stream does not pin it.
+const maxKeep = 64 << 10
+
+// Writer frames events for the app. Each event is handed to the
+// underlying writer in one Write call, then flushed if the writer can be
+// flushed: an http.ResponseWriter through http.ResponseController (which
+// sees through middleware wrappers that have an Unwrap method; one that
+// cannot flush is written to unflushed), any other writer if it has a
+// Flush() error or Flush() method (bufio.Writer, for one).
+//
+// A Writer is safe for concurrent use (a heartbeat goroutine may Ping
+// while the turn Sends). The first write error is sticky: later calls
+// return it without writing, since a partly written event leaves the
+// stream unusable.
+type Writer struct {
+	mu       sync.Mutex
+	w        io.Writer
+	flush    func() error
+	buf      []byte
+	err      error
+	terminal bool
+}
+
+// NewWriter returns a Writer that writes to w.
+func NewWriter(w io.Writer) *Writer {
+	sw := &Writer{w: w, buf: make([]byte, 0, 512)}
+	switch f := w.(type) {
+	case http.ResponseWriter:
+		rc := http.NewResponseController(f)
+		sw.flush = func() error {
+			if err := rc.Flush(); !errors.Is(err, http.ErrNotSupported) {
+				return err
+			}
+			return nil
+		}
+	case interface{ Flush() error }:
+		sw.flush = f.Flush
+	case interface{ Flush() }:
+		sw.flush = func() error { f.Flush(); return nil }
+	}
+	return sw
+}
+
+// Send writes e as `data: <compact JSON>\n\n`. It returns ErrUnknownType
+// for a type outside the app's enum and ErrAfterTerminal after a terminal
+// event; in both cases nothing is written.
+func (w *Writer) Send(e Event) error {
+	if !KnownType(e.Type) {
+		return fmt.Errorf("%w %q", ErrUnknownType, e.Type)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.check(); err != nil {
+		return err
+	}
+	b := append(w.buf[:0], "data: "...)
+	b = e.appendJSON(b)
+	b = append(b, '\n', '\n')
+	err := w.write(b)
+	if cap(b) <= maxKeep {
+		w.buf = b[:0]
+	} else {
+		w.buf = make([]byte, 0, 512)
+	}
+	if err == nil && e.Terminal() {
+		w.terminal = true
+	}
+	return err
+}
+
+// Ping writes the heartbeat `data: {"type":"ping"}\n\n`, which the app
+// ignores. It keeps idle connections (long silent tool runs) open.
+func (w *Writer) Ping() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.check(); err != nil {
+		return err
+	}
+	return w.write(pingFrame)
+}
+
+func (w *Writer) check() error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.terminal {
+		return ErrAfterTerminal
+	}
+	return nil
+}
+
+// write hands b to the underlying writer in one call and flushes.
+func (w *Writer) write(b []byte) error {
+	n, err := w.w.Write(b)
+	if err == nil && n != len(b) {
+		err = io.ErrShortWrite
+	}
+	if err == nil && w.flush != nil {
+		err = w.flush()
+	}
+	if err != nil {
+		w.err = err
+	}
+	return err
+}

@@ -1,0 +1,235 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/guregu/dynamo/v2"
+
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
+)
+
+// TurnStart is what a turn writes before the CLI starts: the message that
+// opens it and the lease that keeps it the conversation's only turn.
+type TurnStart struct {
+	UserID         string
+	ConversationID string // empty: a new conversation
+	Message        ovrlrd.NewMessage
+	Holder         string
+	Lease          time.Duration
+}
+
+func errTurnRunning() error {
+	return ovrlrd.Errorf(ovrlrd.ECONFLICT, "A turn is already running for this conversation.")
+}
+
+// StartTurn writes the opening message and takes the lease in one
+// transaction; for a new conversation, the conversation too. An existing
+// conversation costs one read first, for its session id and title.
+func (s *Store) StartTurn(ctx context.Context, t TurnStart) (ovrlrd.Conversation, ovrlrd.Message, error) {
+	if err := checkMessage(t.Message.Role, t.Message.Content); err != nil {
+		return ovrlrd.Conversation{}, ovrlrd.Message{}, err
+	}
+	if t.Holder == "" || t.Lease <= 0 {
+		return ovrlrd.Conversation{}, ovrlrd.Message{}, ovrlrd.Errorf(ovrlrd.EINVALID, "A turn needs a holder and a lease.")
+	}
+	if t.ConversationID == "" {
+		return s.startNewTurn(ctx, t)
+	}
+	conv, err := s.Conversation(ctx, t.UserID, t.ConversationID)
+	if err != nil {
+		return ovrlrd.Conversation{}, ovrlrd.Message{}, err
+	}
+	m := newMsgItem(t.UserID, conv.ID, newID(), t.Message.Role, t.Message.Content, 0)
+	run, err := s.runPut(conv.ID, t.Holder, t.Lease)
+	if err != nil {
+		return ovrlrd.Conversation{}, ovrlrd.Message{}, err
+	}
+	at, err := s.touch(ctx, t.UserID, conv.ID, nil, []*msgItem{&m}, txItem{write: run, onFail: errTurnRunning()})
+	if err != nil {
+		return ovrlrd.Conversation{}, ovrlrd.Message{}, err
+	}
+	conv.UpdatedAt = ovrlrd.Timestamp(timeOf(at))
+	return conv, m.message(), nil
+}
+
+func (s *Store) startNewTurn(ctx context.Context, t TurnStart) (ovrlrd.Conversation, ovrlrd.Message, error) {
+	if !isID(t.UserID) {
+		return ovrlrd.Conversation{}, ovrlrd.Message{}, ovrlrd.Errorf(ovrlrd.EINVALID, "The user id is invalid.")
+	}
+	at := s.nowMillis()
+	conv := newConvItem(t.UserID, newID(), at)
+	m := newMsgItem(t.UserID, conv.ID, newID(), t.Message.Role, t.Message.Content, at)
+	run := s.newRun(conv.ID, t.Holder, t.Lease)
+	err := s.db.WriteTx().
+		Put(s.table.Put(conv).If("attribute_not_exists($)", attrPK)).
+		Put(s.table.Put(m).If("attribute_not_exists($)", attrPK)).
+		Put(s.table.Put(run).If("attribute_not_exists($)", attrPK)).
+		Idempotent(true).Run(ctx)
+	if err != nil {
+		return ovrlrd.Conversation{}, ovrlrd.Message{}, dbError("start turn", err)
+	}
+	return conv.conversation(), m.message(), nil
+}
+
+func (s *Store) newRun(convID, holder string, lease time.Duration) runItem {
+	now := s.now()
+	exp := now.Add(lease)
+	return runItem{
+		PK: runPK(convID), SK: runSK, Holder: holder,
+		StartedAt: now.UnixMilli(), ExpiresAt: exp.UnixMilli(), TTL: ttlOf(exp.Add(runCleanupGrace)),
+	}
+}
+
+// runPut is AcquireRun as a transaction item.
+func (s *Store) runPut(convID, holder string, lease time.Duration) (types.TransactWriteItem, error) {
+	run := s.newRun(convID, holder, lease)
+	item, err := dynamo.MarshalItem(run)
+	if err != nil {
+		return types.TransactWriteItem{}, ovrlrd.Wrap(ovrlrd.EINTERNAL, "Internal server error", err)
+	}
+	return types.TransactWriteItem{Put: &types.Put{
+		TableName:                aws.String(s.table.Name()),
+		Item:                     item,
+		ConditionExpression:      aws.String("attribute_not_exists(#pk) OR #e < :now"),
+		ExpressionAttributeNames: map[string]string{"#pk": attrPK, "#e": "expiresAt"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":now": &types.AttributeValueMemberN{Value: strconv.FormatInt(run.StartedAt, 10)},
+		},
+	}}, nil
+}
+
+// TurnOutcome is how a turn ended, kept a day for a caller that waits on
+// the turn without streaming it (the buffered POST /chat).
+type TurnOutcome struct {
+	Kind  string `dynamo:"kind"`  // complete, permission_required, no_response, error
+	Text  string `dynamo:"text"`  // the assistant's text, segments joined
+	Error string `dynamo:"error"` // for error: what the app shows
+}
+
+// TurnFinish is what a turn writes when it ends.
+type TurnFinish struct {
+	UserID         string
+	ConversationID string
+	Holder         string
+	Segments       []string // assistant messages, in order
+	SessionID      string   // the CLI session to resume next time; "" keeps the stored one
+	Title          string   // "" keeps the stored one
+	Outcome        TurnOutcome
+}
+
+// maxTurnMessages keeps a turn's transaction within DynamoDB's 100 items
+// (messages, the conversation, the lease and the outcome).
+const maxTurnMessages = 96
+
+const outcomeRetention = 24 * time.Hour
+
+type outcomeItem struct {
+	PK string `dynamo:"PK"`
+	SK string `dynamo:"SK"`
+	TurnOutcome
+	TTL int64 `dynamo:"ttl"`
+}
+
+func outcomeSK(holder string) string { return "TURN#" + holder }
+
+// FinishTurn stores a turn's messages, session id and title, records its
+// outcome and releases the lease, in one transaction that requires the
+// lease to still be the turn's: once the conversation is deleted (the lease
+// goes with it), nothing of the turn is written.
+func (s *Store) FinishTurn(ctx context.Context, f TurnFinish) ([]ovrlrd.Message, error) {
+	set := map[string]*string{}
+	if f.SessionID != "" {
+		set["claudeSessionId"] = &f.SessionID
+	}
+	if f.Title != "" {
+		if len(f.Title) > maxTitle {
+			return nil, ovrlrd.Errorf(ovrlrd.EINVALID, "The title is too long.")
+		}
+		set["title"] = &f.Title
+	}
+	segments := fitSegments(f.Segments)
+	msgs := make([]*msgItem, 0, len(segments))
+	for _, text := range segments {
+		m := newMsgItem(f.UserID, f.ConversationID, newID(), ovrlrd.RoleAssistant, text, 0)
+		msgs = append(msgs, &m)
+	}
+	release := types.TransactWriteItem{Delete: &types.Delete{
+		TableName: aws.String(s.table.Name()),
+		Key: map[string]types.AttributeValue{
+			attrPK: &types.AttributeValueMemberS{Value: runPK(f.ConversationID)},
+			attrSK: &types.AttributeValueMemberS{Value: runSK},
+		},
+		ConditionExpression:       aws.String("#h = :h"),
+		ExpressionAttributeNames:  map[string]string{"#h": "holder"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":h": &types.AttributeValueMemberS{Value: f.Holder}},
+	}}
+	outcome, err := dynamo.MarshalItem(outcomeItem{
+		PK: runPK(f.ConversationID), SK: outcomeSK(f.Holder), TurnOutcome: f.Outcome,
+		TTL: ttlOf(s.now().Add(outcomeRetention)),
+	})
+	if err != nil {
+		return nil, ovrlrd.Wrap(ovrlrd.EINTERNAL, "Internal server error", err)
+	}
+	lost := ovrlrd.Errorf(ovrlrd.ENOTFOUND, "The turn no longer holds its conversation.")
+	_, err = s.touch(ctx, f.UserID, f.ConversationID, set, msgs,
+		txItem{write: release, onFail: lost},
+		txItem{write: types.TransactWriteItem{Put: &types.Put{TableName: aws.String(s.table.Name()), Item: outcome}}})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ovrlrd.Message, 0, len(msgs))
+	for _, m := range msgs {
+		out = append(out, m.message())
+	}
+	return out, nil
+}
+
+// Outcome returns a finished turn's outcome; ENOTFOUND while it runs.
+func (s *Store) Outcome(ctx context.Context, convID, holder string) (TurnOutcome, error) {
+	var it outcomeItem
+	err := s.table.Get(attrPK, runPK(convID)).Range(attrSK, dynamo.Equal, outcomeSK(holder)).
+		Consistent(true).One(ctx, &it)
+	if errors.Is(err, dynamo.ErrNotFound) {
+		return TurnOutcome{}, ovrlrd.Errorf(ovrlrd.ENOTFOUND, "The turn has not finished.")
+	}
+	if err != nil {
+		return TurnOutcome{}, dbError("get turn outcome", err)
+	}
+	return it.TurnOutcome, nil
+}
+
+// fitSegments splits segments longer than one message may be and, past
+// maxTurnMessages, joins the rest into the last one, so a turn's output
+// always fits its one transaction. Neither happens in a normal turn.
+func fitSegments(segments []string) []string {
+	var out []string
+	for _, s := range segments {
+		for len(s) > MaxContentBytes {
+			cut := MaxContentBytes
+			for cut > 0 && !utf8RuneStart(s[cut]) {
+				cut--
+			}
+			out = append(out, s[:cut])
+			s = s[cut:]
+		}
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	if len(out) > maxTurnMessages {
+		tail := strings.Join(out[maxTurnMessages-1:], "\n\n")
+		out = append(out[:maxTurnMessages-1], tail)
+		if len(tail) > MaxContentBytes {
+			out[len(out)-1] = strings.ToValidUTF8(tail[:MaxContentBytes-len("…")], "") + "…"
+		}
+	}
+	return out
+}
+
+func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }

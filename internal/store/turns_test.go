@@ -1,0 +1,160 @@
+package store_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
+	"github.com/ovrlrd/cloud/internal/store"
+	"github.com/ovrlrd/cloud/internal/store/storetest"
+)
+
+func startTurn(t *testing.T, s *store.Store, uid, convID, holder string) (ovrlrd.Conversation, error) {
+	t.Helper()
+	c, _, err := s.StartTurn(context.Background(), store.TurnStart{
+		UserID: uid, ConversationID: convID, Holder: holder, Lease: time.Minute,
+		Message: ovrlrd.NewMessage{Role: ovrlrd.RoleUser, Content: "hi"},
+	})
+	return c, err
+}
+
+func TestTurnLifecycle(t *testing.T) {
+	t.Parallel()
+	s := storetest.New(t)
+	ctx := context.Background()
+	uid := uuid.NewString()
+
+	// A new conversation: conversation, message and lease in one transaction.
+	c, err := startTurn(t, s, uid, "", "run-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run, err := s.Run(ctx, c.ID); err != nil || run.Holder != "run-1" {
+		t.Fatalf("lease: %+v %v", run, err)
+	}
+	// A second turn while the first runs is refused and writes nothing.
+	if _, err := startTurn(t, s, uid, c.ID, "run-2"); !ovrlrd.IsCode(err, ovrlrd.ECONFLICT) {
+		t.Fatalf("second turn: %v", err)
+	}
+	if msgs, _, _ := s.Messages(ctx, c.ID, ovrlrd.Page{Limit: 10}); len(msgs) != 1 {
+		t.Fatalf("the refused turn wrote a message: %d", len(msgs))
+	}
+
+	// Finishing stores the segments in order, the session id and the title,
+	// and frees the conversation.
+	_, err = s.FinishTurn(ctx, store.TurnFinish{
+		UserID: uid, ConversationID: c.ID, Holder: "run-1",
+		Segments: []string{"one", "two", "three"}, SessionID: "sess-1", Title: "A title",
+		Outcome: store.TurnOutcome{Kind: "complete", Text: "onetwothree"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, _, _ := s.Messages(ctx, c.ID, ovrlrd.Page{Limit: 10})
+	if len(msgs) != 4 || msgs[1].Content != "one" || msgs[2].Content != "two" || msgs[3].Content != "three" ||
+		msgs[3].Role != ovrlrd.RoleAssistant {
+		t.Fatalf("messages %+v", msgs)
+	}
+	conv, _ := s.Conversation(ctx, uid, c.ID)
+	if conv.ClaudeSessionID == nil || *conv.ClaudeSessionID != "sess-1" || conv.Title == nil || *conv.Title != "A title" ||
+		conv.UpdatedAt.Time() != msgs[3].CreatedAt.Time() {
+		t.Fatalf("conversation %+v", conv)
+	}
+	if o, err := s.Outcome(ctx, c.ID, "run-1"); err != nil || o.Kind != "complete" || o.Text != "onetwothree" {
+		t.Fatalf("outcome %+v %v", o, err)
+	}
+	if _, err := s.Run(ctx, c.ID); !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
+		t.Fatalf("lease not released: %v", err)
+	}
+	// The next turn may start; its outcome is not there until it finishes.
+	if _, err := startTurn(t, s, uid, c.ID, "run-2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Outcome(ctx, c.ID, "run-2"); !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
+		t.Fatalf("outcome of a running turn: %v", err)
+	}
+}
+
+// Deleting the conversation mid-turn takes the lease with it: the turn's
+// finish then writes nothing at all.
+func TestFinishAfterDeleteWritesNothing(t *testing.T) {
+	t.Parallel()
+	s := storetest.New(t)
+	ctx := context.Background()
+	uid := uuid.NewString()
+	c, err := startTurn(t, s, uid, "", "run-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteConversation(ctx, uid, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.FinishTurn(ctx, store.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "run-1", Segments: []string{"late"}})
+	if !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
+		t.Fatalf("finish after delete: %v", err)
+	}
+	var items []struct{ PK, SK string }
+	if err := storetest.DB().Table(storetest.TableName()).Get("PK", "CONV#"+c.ID).Consistent(true).All(ctx, &items); err != nil || len(items) != 0 {
+		t.Fatalf("left behind: %v %v", items, err)
+	}
+}
+
+func TestFinishByAnotherHolderWritesNothing(t *testing.T) {
+	t.Parallel()
+	s := storetest.New(t)
+	ctx := context.Background()
+	uid := uuid.NewString()
+	c, _ := startTurn(t, s, uid, "", "run-1")
+	_, err := s.FinishTurn(ctx, store.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "intruder", Segments: []string{"x"}})
+	if !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
+		t.Fatalf("got %v", err)
+	}
+	if msgs, _, _ := s.Messages(ctx, c.ID, ovrlrd.Page{Limit: 10}); len(msgs) != 1 {
+		t.Fatalf("%d messages", len(msgs))
+	}
+}
+
+// An expired lease (its holder died) does not lock the conversation.
+func TestExpiredLeaseDoesNotLock(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	clock := func() time.Time { return now }
+	s := store.New(storetest.DB(), store.Options{Table: storetest.TableName(), Now: clock})
+	uid := uuid.NewString()
+	c, _ := startTurn(t, s, uid, "", "dead")
+	now = now.Add(2 * time.Minute)
+	if _, err := startTurn(t, s, uid, c.ID, "alive"); err != nil {
+		t.Fatalf("after expiry: %v", err)
+	}
+}
+
+func TestLongOutputFitsOneTransaction(t *testing.T) {
+	t.Parallel()
+	s := storetest.New(t)
+	ctx := context.Background()
+	uid := uuid.NewString()
+	c, _ := startTurn(t, s, uid, "", "run-1")
+	segs := make([]string, 150)
+	for i := range segs {
+		segs[i] = "s"
+	}
+	segs[0] = strings.Repeat("é", store.MaxContentBytes) // two messages' worth
+	msgs, err := s.FinishTurn(ctx, store.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "run-1", Segments: segs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, m := range msgs {
+		total += len(m.Content)
+		if len(m.Content) > store.MaxContentBytes {
+			t.Fatalf("message of %d bytes", len(m.Content))
+		}
+	}
+	if len(msgs) != 96 || total < len(segs[0])+149 {
+		t.Fatalf("%d messages, %d bytes", len(msgs), total)
+	}
+}

@@ -1,0 +1,108 @@
+package turn
+
+import (
+	"context"
+	"crypto/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/ovrlrd/cloud/internal/claude"
+)
+
+// titleRun is the title of a new conversation being made by the CLI, in
+// parallel with the turn (contract §6). A failure never fails the turn: the
+// conversation just stays untitled.
+type titleRun struct {
+	done   chan struct{}
+	title  string
+	cancel context.CancelFunc
+}
+
+func (s *Service) startTitle(ctx context.Context, message string) *titleRun {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), titleTimeout)
+	t := &titleRun{done: make(chan struct{}), cancel: cancel}
+	go func() {
+		defer close(t.done)
+		title, err := s.makeTitle(ctx, message)
+		if err != nil {
+			s.log.WarnContext(ctx, "title generation failed", "err", err)
+			return
+		}
+		t.title = title
+	}()
+	return t
+}
+
+// wait returns the title, waiting for it at most until its own deadline.
+func (t *titleRun) wait() string {
+	<-t.done
+	return t.title
+}
+
+// stop ends the title run if it is still going, and waits for it.
+func (t *titleRun) stop() {
+	t.cancel()
+	<-t.done
+}
+
+func (s *Service) makeTitle(ctx context.Context, message string) (string, error) {
+	// A scratch directory: the title run's throwaway session must not land
+	// in any conversation's transcript folder.
+	scratch := filepath.Join(s.cfg.ConfigRoot, "titles", rand.Text())
+	defer os.RemoveAll(scratch)
+	cfgDir := filepath.Join(scratch, "config")
+	run, err := claude.Start(ctx, claude.Options{
+		Path:      s.cfg.CLIPath,
+		Dir:       filepath.Join(scratch, "cwd"),
+		ConfigDir: cfgDir,
+		Mode:      claude.Text,
+		Prompt:    titlePrompt(message),
+		Env:       s.env(cfgDir),
+	})
+	if err != nil {
+		return "", err
+	}
+	exit, err := run.Wait()
+	if err != nil {
+		return "", err
+	}
+	if exit.Reason != nil {
+		return "", exit.Reason
+	}
+	return cleanTitle(exit.Output), nil
+}
+
+// titlePrompt asks for a title from the first message, cut to 200
+// characters as the old server did.
+func titlePrompt(message string) string {
+	return "Here is the start of a conversation:\n\nuser: " + clipRunes(message, 200) +
+		"\n\nGive it a short title of 3 to 6 words. Reply with only the title."
+}
+
+// maxTitle is the longest title kept, in characters.
+const maxTitle = 60
+
+// cleanTitle trims the CLI's answer: KEEP or nothing means no title; one pair
+// of quotes goes; a long title is cut to 57 characters and "...".
+func cleanTitle(out string) string {
+	t := strings.TrimSpace(out)
+	if t == "" || t == "KEEP" {
+		return ""
+	}
+	t = strings.TrimPrefix(strings.TrimPrefix(t, `"`), "'")
+	t = strings.TrimSuffix(strings.TrimSuffix(t, `"`), "'")
+	t = strings.TrimSpace(strings.Join(strings.Fields(t), " "))
+	if utf8.RuneCountInString(t) > maxTitle {
+		t = clipRunes(t, maxTitle-3) + "..."
+	}
+	return t
+}
+
+func clipRunes(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n])
+}

@@ -1,0 +1,376 @@
+package turn
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ovrlrd/cloud/internal/claude"
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
+	"github.com/ovrlrd/cloud/internal/relay"
+	"github.com/ovrlrd/cloud/internal/sse"
+	"github.com/ovrlrd/cloud/internal/store"
+)
+
+// Store is the state a turn reads and writes.
+type Store interface {
+	StartTurn(ctx context.Context, t store.TurnStart) (ovrlrd.Conversation, ovrlrd.Message, error)
+	RenewRun(ctx context.Context, convID, holder string, lease time.Duration) (ovrlrd.Run, error)
+	FinishTurn(ctx context.Context, f store.TurnFinish) ([]ovrlrd.Message, error)
+	ReleaseRun(ctx context.Context, convID, holder string) error
+}
+
+// Config is how turns run the CLI.
+type Config struct {
+	CLIPath        string
+	WorkRoot       string // per-conversation working directories
+	ConfigRoot     string // per-conversation CLAUDE_CONFIG_DIR
+	AdditionalDirs []string
+	AllowList      []string      // tools a client may approve
+	Timeout        time.Duration // a whole turn, capped by the invocation's deadline
+	IdleTimeout    time.Duration // silence on the CLI's stdout
+	// Env is the CLI's explicit environment; its ConfigDir (and Home) are
+	// set per conversation.
+	Env claude.Env
+}
+
+// Timings of a turn; variables so tests can shorten them.
+var (
+	// saveMargin is kept back from the invocation's deadline for the save
+	// and the terminal event.
+	saveMargin = 10 * time.Second
+	// lease is how long a turn holds its conversation without renewing;
+	// a holder that died frees it after this.
+	lease = 60 * time.Second
+	// checkEvery is how often a turn renews its lease, and so how soon it
+	// sees a cancel or a deletion.
+	checkEvery = 1500 * time.Millisecond
+	// pingEvery keeps CloudFront and the client from timing out a silent
+	// stream.
+	pingEvery = 15 * time.Second
+	// titleTimeout bounds the title run of a new conversation.
+	titleTimeout = 15 * time.Second
+)
+
+// Finished is what a turn reports to what comes after it (push, the save of
+// the CLI session to S3).
+type Finished struct {
+	UserID         string
+	ConversationID string
+	Outcome        relay.Outcome
+	Title          string
+	Segments       []string
+	Saved          bool
+}
+
+// AfterTurn runs once a turn's result is saved and its terminal event sent.
+type AfterTurn func(ctx context.Context, f Finished)
+
+// Service starts and runs turns.
+type Service struct {
+	store Store
+	cfg   Config
+	log   *slog.Logger
+	after []AfterTurn
+}
+
+// New returns a Service.
+func New(st Store, cfg Config, log *slog.Logger, after ...AfterTurn) *Service {
+	return &Service{store: st, cfg: cfg, log: log, after: after}
+}
+
+// Job is a begun turn, everything needed to run it: in this process, or in
+// the stream function after the chat function began it.
+type Job struct {
+	UserID          string   `json:"userId"`
+	ConversationID  string   `json:"conversationId"`
+	Holder          string   `json:"holder"`
+	Message         string   `json:"message"`
+	AllowedTools    []string `json:"allowedTools,omitempty"`
+	ClaudeSessionID string   `json:"claudeSessionId,omitempty"`
+	Title           string   `json:"title,omitempty"`
+	New             bool     `json:"new,omitempty"`
+}
+
+// Begin validates a request and writes what precedes the stream: the
+// conversation if new, the opening message and the lease, in one
+// transaction. Its errors are answered as JSON, before any event.
+func (s *Service) Begin(ctx context.Context, req Request) (Job, error) {
+	if err := req.validate(s.cfg.AllowList); err != nil {
+		return Job{}, err
+	}
+	holder := rand.Text()
+	conv, _, err := s.store.StartTurn(ctx, store.TurnStart{
+		UserID: req.UserID, ConversationID: req.ConversationID,
+		Message: req.opening(), Holder: holder, Lease: lease,
+	})
+	if err != nil {
+		return Job{}, err
+	}
+	j := Job{
+		UserID: req.UserID, ConversationID: conv.ID, Holder: holder,
+		Message: req.Message, AllowedTools: req.cliTools(), New: req.ConversationID == "",
+	}
+	if conv.ClaudeSessionID != nil {
+		j.ClaudeSessionID = *conv.ClaudeSessionID
+	}
+	if conv.Title != nil {
+		j.Title = *conv.Title
+	}
+	return j, nil
+}
+
+// Sink receives a turn's events. A nil Sink runs the turn unseen (a
+// buffered turn).
+type Sink interface {
+	Send(sse.Event) error
+	Ping() error
+}
+
+// Stop reasons.
+var (
+	errCancelled = errors.New("cancelled")
+	errDeleted   = errors.New("conversation deleted")
+)
+
+// Run runs a begun turn to its end: it always sends exactly one terminal
+// event (unless the conversation was deleted, when nothing more is written
+// or sent), and returns only when the CLI and everything it started are gone.
+func (s *Service) Run(ctx context.Context, j Job, sink Sink) relay.Outcome {
+	out := newOutbox(sink, s.log)
+	defer out.close()
+	out.ping() // the first byte, at once
+
+	var title *titleRun
+	if j.New {
+		title = s.startTitle(ctx, j.Message)
+		defer title.stop()
+	}
+
+	runCtx, cancel := context.WithTimeout(ctx, s.turnTimeout(ctx))
+	defer cancel()
+	outcome, stopped := s.execute(runCtx, j, out)
+
+	if errors.Is(stopped, errDeleted) {
+		// The conversation is gone: write nothing, and the client, if
+		// still there, learns why.
+		out.send(sse.Event{Type: sse.Error, Message: "This conversation was deleted."})
+		return outcome
+	}
+	finished := Finished{UserID: j.UserID, ConversationID: j.ConversationID, Outcome: outcome, Title: j.Title, Segments: outcome.Segments}
+	if title != nil && outcome.Kind == relay.Complete {
+		finished.Title = title.wait()
+	}
+	newTitle := ""
+	if j.New {
+		newTitle = finished.Title
+	}
+	_, err := s.store.FinishTurn(context.WithoutCancel(ctx), store.TurnFinish{
+		UserID: j.UserID, ConversationID: j.ConversationID, Holder: j.Holder,
+		Segments: outcome.Segments, SessionID: outcome.SessionID, Title: newTitle,
+		Outcome: store.TurnOutcome{Kind: outcome.Kind, Text: strings.Join(outcome.Segments, "\n"), Error: outcome.Message},
+	})
+	for _, e := range outcome.Pending {
+		out.send(e)
+	}
+	if err != nil {
+		s.log.ErrorContext(ctx, "turn save failed", "err", err)
+		_ = s.store.ReleaseRun(context.WithoutCancel(ctx), j.ConversationID, j.Holder)
+		outcome = relay.Outcome{Kind: relay.Error, Message: "Failed to save the response. Please try again."}
+		out.send(outcome.Terminal(j.ConversationID, ""))
+		return outcome
+	}
+	finished.Saved = true
+	out.send(outcome.Terminal(j.ConversationID, finished.Title))
+	out.close()
+	for _, after := range s.after {
+		after(context.WithoutCancel(ctx), finished)
+	}
+	return outcome
+}
+
+// turnTimeout is CLAUDE_TIMEOUT, cut so the turn ends saveMargin before the
+// invocation's deadline.
+func (s *Service) turnTimeout(ctx context.Context) time.Duration {
+	d := s.cfg.Timeout
+	if dl, ok := ctx.Deadline(); ok {
+		d = min(d, time.Until(dl)-saveMargin)
+	}
+	return max(d, time.Second)
+}
+
+// execute runs the CLI and relays its events; it returns the outcome and
+// why the run was stopped early, if it was.
+func (s *Service) execute(ctx context.Context, j Job, out *outbox) (relay.Outcome, error) {
+	tr := relay.New(j.ConversationID)
+	run, err := claude.Start(ctx, s.options(j))
+	if err != nil {
+		o := tr.Finish(nil)
+		o.Message = err.Error()
+		return o, nil
+	}
+	var (
+		result  *claude.Result
+		stopped error
+		buf     []sse.Event
+	)
+	ping := time.NewTimer(pingEvery)
+	defer ping.Stop()
+	check := time.NewTicker(checkEvery)
+	defer check.Stop()
+	events := run.Events()
+	for events != nil {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				break
+			}
+			if ev.Result != nil {
+				result = ev.Result
+			}
+			buf = tr.Feed(buf[:0], ev)
+			for _, e := range buf {
+				out.send(e)
+			}
+			if len(buf) > 0 {
+				ping.Reset(pingEvery)
+			}
+		case <-ping.C:
+			out.ping()
+			ping.Reset(pingEvery)
+		case <-check.C:
+			if reason := s.check(ctx, j); reason != nil && stopped == nil {
+				stopped = reason
+				run.Stop(reason)
+			}
+		}
+	}
+	exit, _ := run.Wait()
+	o := tr.Finish(result)
+	if result != nil && result.IsError && result.APIErrorStatus >= 500 {
+		// The CLI's text for these names the API host it was given.
+		o.Message = fmt.Sprintf("Claude's API is unavailable (HTTP %d). Please try again.", result.APIErrorStatus)
+	}
+	if o.Kind == relay.Error && o.Message == "" {
+		o.Message = failureMessage(stopped, exit)
+	} else if stopped != nil {
+		// Stopped after the result line: still report why.
+		o.Kind, o.Message = relay.Error, failureMessage(stopped, exit)
+	}
+	if exit.Stderr != "" && (exit.Code != 0 || o.Kind == relay.Error) {
+		s.log.WarnContext(ctx, "claude stderr", "stderr", claude.Redact(exit.Stderr), "code", exit.Code)
+	}
+	if exit.BadLines > 0 || exit.HugeLines > 0 {
+		s.log.WarnContext(ctx, "claude output lines skipped", "notJSON", exit.BadLines, "tooLong", exit.HugeLines)
+	}
+	return o, stopped
+}
+
+// check renews the lease; it returns why the turn must stop, if it must.
+func (s *Service) check(ctx context.Context, j Job) error {
+	run, err := s.store.RenewRun(ctx, j.ConversationID, j.Holder, lease)
+	switch {
+	case ovrlrd.IsCode(err, ovrlrd.ECONFLICT):
+		return errDeleted
+	case err != nil:
+		// The table hiccuped; the lease outlives a few missed renewals.
+		s.log.WarnContext(ctx, "lease renewal failed", "err", err)
+		return nil
+	case run.Cancel:
+		return errCancelled
+	}
+	return nil
+}
+
+func failureMessage(stopped error, exit claude.Exit) string {
+	switch {
+	case errors.Is(stopped, errCancelled) || errors.Is(exit.Reason, errCancelled):
+		return "Cancelled"
+	case errors.Is(exit.Reason, claude.ErrTimeout), errors.Is(exit.Reason, claude.ErrIdle):
+		return "Request timed out"
+	case exit.Code != 0:
+		return fmt.Sprintf("Claude stopped unexpectedly (exit code %d).", exit.Code)
+	}
+	return "Claude ended without a result."
+}
+
+// options are the CLI's arguments for a turn (contract §7.1).
+func (s *Service) options(j Job) claude.Options {
+	return claude.Options{
+		Path:           s.cfg.CLIPath,
+		Dir:            filepath.Join(s.cfg.WorkRoot, j.ConversationID),
+		ConfigDir:      filepath.Join(s.cfg.ConfigRoot, j.ConversationID),
+		AdditionalDirs: s.cfg.AdditionalDirs,
+		AllowedTools:   j.AllowedTools,
+		Resume:         j.ClaudeSessionID,
+		Prompt:         j.Message,
+		Env:            s.env(filepath.Join(s.cfg.ConfigRoot, j.ConversationID)),
+		IdleTimeout:    s.cfg.IdleTimeout,
+	}
+}
+
+// env is the CLI's environment for a config directory, which is also its
+// home: nothing of the server's own environment reaches it.
+func (s *Service) env(configDir string) []string {
+	e := s.cfg.Env
+	e.ConfigDir, e.Home = configDir, configDir
+	return claude.Environment(e)
+}
+
+// outbox hands events to the client from its own goroutine, so a slow or
+// vanished client never stops the turn from checking its lease. Its queue is
+// bounded: past it, the turn waits (and so does the CLI), which bounds
+// memory. Once a write fails, the client is gone: the rest is dropped.
+type outbox struct {
+	sink  Sink
+	log   *slog.Logger
+	q     chan sse.Event
+	done  chan struct{}
+	once  sync.Once
+	alive bool
+}
+
+const outboxSize = 512
+
+// pingEvent marks a keep-alive in the queue.
+var pingEvent = sse.Event{Type: sse.Ping}
+
+func newOutbox(sink Sink, log *slog.Logger) *outbox {
+	o := &outbox{sink: sink, log: log, q: make(chan sse.Event, outboxSize), done: make(chan struct{}), alive: sink != nil}
+	go o.loop()
+	return o
+}
+
+func (o *outbox) loop() {
+	defer close(o.done)
+	for e := range o.q {
+		if !o.alive {
+			continue
+		}
+		var err error
+		if e.Type == sse.Ping {
+			err = o.sink.Ping()
+		} else {
+			err = o.sink.Send(e)
+		}
+		if err != nil {
+			o.alive = false // the client left; the turn goes on
+		}
+	}
+}
+
+func (o *outbox) send(e sse.Event) { o.q <- e }
+func (o *outbox) ping()            { o.q <- pingEvent }
+
+// close flushes what is queued and waits for the writer.
+func (o *outbox) close() {
+	o.once.Do(func() { close(o.q) })
+	<-o.done
+}
