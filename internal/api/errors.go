@@ -45,9 +45,13 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	if status >= 500 {
 		log.ErrorContext(r.Context(), "request failed", "method", r.Method, "route", r.Pattern, "status", status, "err", err)
 	} else {
-		// Causes of refusals (why a token failed) help debugging; they
-		// never carry the token, which no error message quotes.
-		log.DebugContext(r.Context(), "request refused", "method", r.Method, "route", r.Pattern, "status", status, "err", err)
+		// Why a token failed helps debugging, and no error quotes a token.
+		// Validation errors are left out: they quote what the client sent.
+		attrs := []any{"method", r.Method, "route", r.Pattern, "status", status}
+		if status != http.StatusBadRequest && status != http.StatusRequestEntityTooLarge {
+			attrs = append(attrs, "err", err)
+		}
+		log.DebugContext(r.Context(), "request refused", attrs...)
 	}
 	writeJSON(w, status, errorBody{Error: ovrlrd.ErrorMessage(err)})
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net/http"
@@ -41,6 +42,8 @@ type Deps struct {
 	// OriginSecret, when set, is required from every request to the stream
 	// function (CloudFront adds it).
 	OriginSecret string
+	// BufferedWait is how long a buffered turn is waited for before 202.
+	BufferedWait time.Duration
 }
 
 // server is the state shared by the handlers of one function.
@@ -62,6 +65,7 @@ type server struct {
 	starter      TurnStarter
 	runs         Runs
 	originSecret string
+	bufferedWait time.Duration
 }
 
 func newServer(d Deps) *server {
@@ -70,6 +74,7 @@ func newServer(d Deps) *server {
 		auth: d.Auth, limiter: d.Limiter, limits: d.Limits, audit: d.Audit,
 		convs: d.Conversations, devices: d.Devices, deviceEnv: d.DeviceEnv, cleaners: d.Cleaners,
 		turns: d.Turns, starter: d.Starter, runs: d.Runs, originSecret: d.OriginSecret,
+		bufferedWait: cmp.Or(d.BufferedWait, BufferedWait),
 	}
 }
 

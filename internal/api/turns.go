@@ -104,9 +104,9 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, p auth.Principal
 	s.turns.Run(r.Context(), j, sse.NewWriter(w))
 }
 
-// bufferedWait is how long POST /chat waits for the turn, inside the HTTP
-// API's 30 s limit.
-var bufferedWait = 27 * time.Second
+// BufferedWait is how long POST /chat waits for the turn by default, inside
+// the HTTP API's 30 s limit.
+const BufferedWait = 27 * time.Second
 
 type bufferedResponse struct {
 	ConversationID string  `json:"conversationId"`
@@ -125,7 +125,7 @@ func (s *server) buffered(w http.ResponseWriter, r *http.Request, p auth.Princip
 		writeError(w, r, s.log, err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), bufferedWait)
+	ctx, cancel := context.WithTimeout(r.Context(), s.bufferedWait)
 	defer cancel()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()

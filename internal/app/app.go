@@ -47,14 +47,21 @@ type App struct {
 	starter  api.TurnStarter
 	// background holds the turns this process runs for buffered requests
 	// (local only); Close waits for them.
-	background *sync.WaitGroup
+	background   *sync.WaitGroup
+	bufferedWait time.Duration
 }
 
 // Option adjusts New for tests.
 type Option func(*options)
 
 type options struct {
-	dynamoDB []func(*dynamodb.Options)
+	dynamoDB     []func(*dynamodb.Options)
+	bufferedWait time.Duration
+}
+
+// WithBufferedWait shortens how long a buffered turn is waited for.
+func WithBufferedWait(d time.Duration) Option {
+	return func(o *options) { o.bufferedWait = d }
 }
 
 // WithDynamoDB adjusts the DynamoDB client, e.g. to count its calls.
@@ -93,7 +100,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		Audit: rec, Log: log, TTL: cfg.Sessions.TTL, RefreshGrace: cfg.Sessions.RefreshGrace,
 		CheckInterval: cfg.Sessions.CheckInterval, DeviceEnv: ovrlrd.Environment(cfg.APNs.Environment),
 	})
-	a := &App{Config: cfg, Log: log, Store: st, Accounts: svc, Audit: rec, background: &sync.WaitGroup{}}
+	a := &App{Config: cfg, Log: log, Store: st, Accounts: svc, Audit: rec, background: &sync.WaitGroup{}, bufferedWait: o.bufferedWait}
 	a.Turns = turn.New(st, turnConfig(cfg), log)
 	a.starter = localStarter{turns: a.Turns, timeout: cfg.Claude.Timeout + time.Minute, wg: a.background}
 	if cfg.StreamFunction != "" {
@@ -162,6 +169,7 @@ func (a *App) deps() api.Deps {
 		Auth: a.Accounts, Limiter: a.Store, Limits: a.Config.Limits, Audit: a.Audit,
 		Conversations: a.Store, Devices: a.Store, DeviceEnv: ovrlrd.Environment(a.Config.APNs.Environment),
 		Turns: a.Turns, Starter: a.starter, Runs: a.Store, OriginSecret: a.Config.OriginSecret.Reveal(),
+		BufferedWait: a.bufferedWait,
 	}
 }
 

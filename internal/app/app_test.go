@@ -14,6 +14,7 @@ import (
 
 	"github.com/ovrlrd/cloud/internal/app"
 	"github.com/ovrlrd/cloud/internal/apple/applefake"
+	"github.com/ovrlrd/cloud/internal/claude/claudetest"
 	"github.com/ovrlrd/cloud/internal/config"
 	"github.com/ovrlrd/cloud/internal/logs"
 	"github.com/ovrlrd/cloud/internal/store"
@@ -56,18 +57,26 @@ type stack struct {
 // local configuration on this package's table. Each stack has its own JWT
 // key, so its address-hash rate-limit buckets are its own.
 func newStack(t *testing.T, overrides ...string) *stack {
+	return newStackWith(t, nil, overrides...)
+}
+
+// newStackWith is newStack with app options.
+func newStackWith(t *testing.T, opts []app.Option, overrides ...string) *stack {
 	t.Helper()
 	fake := applefake.New()
 	t.Cleanup(fake.Close)
 	env := map[string]string{
-		"STAGE":             "local",
-		"TABLE_NAME":        storetest.TableName(),
-		"DYNAMODB_ENDPOINT": storetest.Endpoint(),
-		"JWT_SECRET":        "t1:" + rand.Text() + rand.Text(),
-		"API_KEY":           apiKey,
-		"APPLE_JWKS_URL":    fake.URL,
-		"ALLOW_OPEN_SIGNUP": "true",
-		"LOG_LEVEL":         "debug",
+		"STAGE":              "local",
+		"TABLE_NAME":         storetest.TableName(),
+		"DYNAMODB_ENDPOINT":  storetest.Endpoint(),
+		"JWT_SECRET":         "t1:" + rand.Text() + rand.Text(),
+		"API_KEY":            apiKey,
+		"APPLE_JWKS_URL":     fake.URL,
+		"ALLOW_OPEN_SIGNUP":  "true",
+		"LOG_LEVEL":          "debug",
+		"CLAUDE_PATH":        claudetest.FakeCLI(t),
+		"CLAUDE_WORK_ROOT":   t.TempDir(),
+		"CLAUDE_CONFIG_ROOT": t.TempDir(),
 	}
 	for i := 0; i+1 < len(overrides); i += 2 {
 		env[overrides[i]] = overrides[i+1]
@@ -78,10 +87,11 @@ func newStack(t *testing.T, overrides ...string) *stack {
 		t.Fatal(err)
 	}
 	calls := &store.CallCounter{}
-	a, err := app.New(ctx, cfg, logs.New(&allLogs, cfg.LogLevel), app.WithDynamoDB(calls.Option()))
+	a, err := app.New(ctx, cfg, logs.New(&allLogs, cfg.LogLevel), append(opts, app.WithDynamoDB(calls.Option()))...)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(a.Close)
 	srv := httptest.NewServer(a.Gateway())
 	t.Cleanup(srv.Close)
 	return &stack{Server: srv, app: a, apple: fake, calls: calls}

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/ovrlrd/cloud/internal/claude"
 	"github.com/ovrlrd/cloud/internal/store/storetest"
 )
 
@@ -63,6 +64,9 @@ func rememberJSON(body string, request bool) {
 }
 
 func TestMain(m *testing.M) {
+	if err := claude.BecomeSubreaper(); err != nil {
+		panic(err)
+	}
 	code := storetest.Run(m)
 	if code == 0 {
 		code = scanLogs()

@@ -164,7 +164,7 @@ func (s *scanner) value() bool {
 	case c == '{':
 		return s.object(nil, nil)
 	case c == '[':
-		return s.array(nil)
+		return s.array()
 	case c == '"':
 		_, ok := s.str()
 		return ok
@@ -355,9 +355,8 @@ func keyIndex(keys []string, key []byte, escaped bool) int {
 	return -1
 }
 
-// array skips an array (at its '['). If each is not nil, it is called at
-// every element instead of skipping it, and must consume it.
-func (s *scanner) array(each func(*scanner) bool) bool {
+// array skips an array (at its '[').
+func (s *scanner) array() bool {
 	if s.depth++; s.depth > maxDepth {
 		return false
 	}
@@ -369,15 +368,7 @@ func (s *scanner) array(each func(*scanner) bool) bool {
 		return true
 	}
 	for {
-		s.ws()
-		if s.i >= len(s.b) {
-			return false
-		}
-		if each != nil {
-			if !each(s) {
-				return false
-			}
-		} else if !s.value() {
+		if !s.value() {
 			return false
 		}
 		s.ws()
@@ -395,6 +386,17 @@ func (s *scanner) array(each func(*scanner) bool) bool {
 			return false
 		}
 	}
+}
+
+// nextElement moves to the next element of an array already validated
+// (start with i = 0, at the '['), and reports whether there is one.
+func (s *scanner) nextElement() bool {
+	if s.i < len(s.b) && (s.b[s.i] == '[' || s.b[s.i] == ',') {
+		s.i++
+		s.ws()
+		return s.i < len(s.b) && s.b[s.i] != ']'
+	}
+	return false
 }
 
 // element reads the element the scanner is at: if it is an object, the
@@ -559,25 +561,27 @@ func blocks(c val) []Block {
 	var small [4]Block
 	out := small[:0]
 	s := scanner{b: c}
-	s.array(func(s *scanner) bool {
+	for s.nextElement() {
 		var sp [5]span
 		var b Block
 		isObj, ok := s.element(blockKeys, sp[:])
-		if isObj && ok {
-			e := s.b
-			b.Type = internBlockType(sp[0].of(e))
+		if !ok {
+			break
+		}
+		if isObj {
+			b.Type = internBlockType(sp[0].of(c))
 			switch b.Type {
 			case "text":
-				b.Text = str(sp[1].of(e))
+				b.Text = str(sp[1].of(c))
 			case "tool_use", "server_tool_use":
-				b.ToolName = str(sp[2].of(e))
-				b.ToolUseID = str(sp[3].of(e))
-				b.Input = raw(sp[4].of(e))
+				b.ToolName = str(sp[2].of(c))
+				b.ToolUseID = str(sp[3].of(c))
+				b.Input = raw(sp[4].of(c))
 			}
 		}
 		out = append(out, b)
-		return ok
-	})
+		s.ws()
+	}
 	if len(out) == 0 {
 		return nil
 	}
@@ -619,17 +623,20 @@ func denials(v val) []Denial {
 	}
 	out := []Denial{}
 	s := scanner{b: v}
-	s.array(func(s *scanner) bool {
+	for s.nextElement() {
 		var sp [3]span
 		var d Denial
 		isObj, ok := s.element(denialKeys, sp[:])
-		if isObj && ok {
-			d.ToolName = str(sp[0].of(s.b))
-			d.ToolUseID = str(sp[1].of(s.b))
-			d.ToolInput = raw(sp[2].of(s.b))
+		if !ok {
+			break
+		}
+		if isObj {
+			d.ToolName = str(sp[0].of(v))
+			d.ToolUseID = str(sp[1].of(v))
+			d.ToolInput = raw(sp[2].of(v))
 		}
 		out = append(out, d)
-		return ok
-	})
+		s.ws()
+	}
 	return out
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -155,5 +156,25 @@ func BenchmarkParseLine(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+func TestParseLineDepthAndEscapes(t *testing.T) {
+	nest := func(n int) []byte {
+		return []byte(`{"type":"x","a":` + strings.Repeat("[", n-1) + strings.Repeat("]", n-1) + `}`)
+	}
+	if _, err := ParseLine(nest(10000)); err != nil {
+		t.Errorf("depth 10000: %v", err)
+	}
+	if _, err := ParseLine(nest(10001)); err == nil {
+		t.Errorf("depth 10001 accepted; encoding/json rejects it")
+	}
+	ev, err := ParseLine([]byte(`{"t\u0079pe":"user","message":{"content":"a\"b\u00e9\n"}}`))
+	if err != nil || ev.Type != "user" || ev.UserText != "a\"bé\n" {
+		t.Errorf("escapes: %#v %v", ev, err)
+	}
+	// Keys are case-sensitive (encoding/json's are not).
+	if _, err := ParseLine([]byte(`{"Type":"user"}`)); !errors.Is(err, ErrNoType) {
+		t.Errorf("Type: %v", err)
 	}
 }

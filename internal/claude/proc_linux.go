@@ -38,8 +38,9 @@ var subreaper struct {
 //
 // The reaper never reaps a child that an os.Process still tracks (Go keeps a
 // pidfd for each child it starts, from the fork until Wait), so os/exec users
-// elsewhere in the process keep working. On a kernel without pidfds it reaps
-// only processes it saw carrying a run's marker.
+// elsewhere in the process keep working (a child forked with
+// syscall.ForkExec directly has no such protection). On a kernel without
+// pidfds it reaps only processes it saw carrying a run's marker.
 func BecomeSubreaper() error {
 	subreaper.once.Do(func() {
 		if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0); e != 0 {

@@ -131,7 +131,9 @@ type Exit struct {
 // Run is a started CLI process.
 //
 // Receive from Events until it is closed, then call Wait. Stop may be called
-// at any time from any goroutine; Wait from one goroutine, once or more.
+// at any time, and Wait more than once, from any goroutine. Call
+// BecomeSubreaper once per process so that what a run leaves behind is
+// reaped.
 type Run struct {
 	opts   Options
 	cmd    *exec.Cmd
@@ -318,7 +320,12 @@ func resolve(name string, env []string) (string, error) {
 		return "", fmt.Errorf("%w: no path configured", ErrNotFound)
 	}
 	if strings.Contains(name, "/") {
-		return name, checkExecutable(name, name)
+		// Absolute: exec would take a relative path from the run's Dir.
+		abs, err := filepath.Abs(name)
+		if err != nil {
+			return "", fmt.Errorf("claude CLI at %s: %w", name, err)
+		}
+		return abs, checkExecutable(abs, name)
 	}
 	pathVar := ""
 	for _, kv := range env {

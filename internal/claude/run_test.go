@@ -237,6 +237,20 @@ func TestPromptOnStdin(t *testing.T) {
 	}
 }
 
+// A CLI that dies without reading its prompt: the write error is reported,
+// and what it printed is still delivered.
+func TestStdinErrorNotFatal(t *testing.T) {
+	o := opts(t, strings.Repeat("x", 1<<20))
+	o.Env = append(o.Env, "FAKECLAUDE_NO_STDIN=1", `FAKECLAUDE_SCRIPT={"mode":"normal","text":"did not read"}`)
+	out := run(t, context.Background(), o)
+	if out.err != nil || out.exit.StdinErr == nil {
+		t.Errorf("err %v StdinErr %v, want nil and a write error", out.err, out.exit.StdinErr)
+	}
+	if tx := texts(out.events); len(tx) != 1 || tx[0] != "did not read" {
+		t.Errorf("texts %q", tx)
+	}
+}
+
 func TestEnvironmentIsExplicit(t *testing.T) {
 	t.Setenv("JWT_SECRET", "jwt-secret-value")
 	t.Setenv("API_KEY", "server-api-key")
@@ -557,6 +571,14 @@ func TestStartErrors(t *testing.T) {
 	}
 	if _, err := os.Stat(base.Dir); err == nil {
 		t.Errorf("a failed Start created the work directory")
+	}
+
+	// A relative path is taken from this process's directory, not Dir.
+	t.Chdir(filepath.Dir(BuildFake(t)))
+	rel := opts(t, "hi")
+	rel.Path = "./" + filepath.Base(BuildFake(t))
+	if out := run(t, context.Background(), rel); out.err != nil || len(texts(out.events)) != 1 {
+		t.Errorf("relative path: %v", out.err)
 	}
 
 	// A bare name is looked up in the run's PATH, not this process's.

@@ -1,8 +1,8 @@
 // Command fakeclaude mimics the Claude Code CLI's print mode for tests, with
 // fault injection.
 //
-// It reads its whole stdin first (so a test can tell that stdin was closed),
-// then picks a script: the environment variable FAKECLAUDE_SCRIPT if set,
+// It reads its whole stdin first (so a test can tell that stdin was closed;
+// not with FAKECLAUDE_NO_STDIN set), then picks a script: the environment variable FAKECLAUDE_SCRIPT if set,
 // else the prompt itself if it is a JSON object with a "mode", else
 // {"mode":"normal"} (the reply echoes the prompt). With --output-format text
 // it prints the script's text (default "Fake title") and exits.
@@ -101,7 +101,10 @@ func main() {
 			i++
 		}
 	}
-	in, _ := io.ReadAll(os.Stdin)
+	var in []byte
+	if os.Getenv("FAKECLAUDE_NO_STDIN") == "" {
+		in, _ = io.ReadAll(os.Stdin)
+	}
 	prompt := string(in)
 	if argPrompt != "" {
 		prompt = argPrompt

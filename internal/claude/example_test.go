@@ -1,0 +1,57 @@
+package claude_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/ovrlrd/cloud/internal/claude"
+)
+
+// A streaming turn: start the CLI, handle each event, then wait.
+func ExampleStart() {
+	// Once, at start-up.
+	if err := claude.BecomeSubreaper(); err != nil {
+		slog.Warn("not a subreaper", "err", err)
+	}
+
+	ctx := context.Background()
+	r, err := claude.Start(ctx, claude.Options{
+		Path:         "claude",
+		Dir:          "/tmp/ovrlrd/work/conv-1",
+		ConfigDir:    "/tmp/ovrlrd/claude",
+		AllowedTools: []string{"Read", "Bash(git status:*)"},
+		Resume:       "",
+		Prompt:       "Why does the build fail?",
+		Env: claude.Environment(claude.Env{
+			Home: "/tmp/ovrlrd/home", ConfigDir: "/tmp/ovrlrd/claude",
+			Provider: claude.Anthropic, Credential: "sk-ant-…", MaxRetries: 3,
+		}),
+		Timeout:     14 * time.Minute,
+		IdleTimeout: 2 * time.Minute,
+	})
+	if err != nil {
+		slog.Error("claude", "err", err) // ErrNotFound, ErrNotExecutable: the turn's error event
+		return
+	}
+	for ev := range r.Events() {
+		switch {
+		case ev.Type == "system" && ev.Subtype == "init":
+			_ = ev.SessionID // the id the next turn resumes
+		case ev.Type == "assistant":
+			_ = ev.Blocks // text chunks, tool starts
+		case ev.Result != nil:
+			_ = ev.Result // complete, error or permission_required
+		}
+		// On a client's stop: r.Stop(reason) (from any goroutine).
+	}
+	exit, err := r.Wait()
+	if errors.Is(exit.Reason, claude.ErrTimeout) || errors.Is(exit.Reason, claude.ErrIdle) {
+		_ = "Request timed out"
+	}
+	if err != nil {
+		slog.Warn("claude ended", "err", err, "code", exit.Code, "bad_lines", exit.BadLines,
+			"stderr", claude.Redact(exit.Stderr))
+	}
+}
