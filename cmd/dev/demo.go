@@ -4,8 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/ovrlrd/cloud/internal/anthropicfake"
 	"github.com/ovrlrd/cloud/internal/apple/applefake"
@@ -20,6 +24,7 @@ import (
 type demo struct {
 	anthropic *anthropicfake.Server
 	apple     *applefake.Server
+	s3        *httptest.Server
 }
 
 // demoSettings starts the stand-ins the environment leaves room for and
@@ -31,6 +36,12 @@ func demoSettings(getenv func(string) string) (*demo, map[string]string) {
 		d.anthropic = anthropicfake.New(anthropicfake.Demo())
 		env["ANTHROPIC_BASE_URL"] = d.anthropic.URL
 		env["ANTHROPIC_API_KEY"] = "offline-demo"
+	}
+	if getenv("S3_ENDPOINT") == "" {
+		// Transcripts and workspaces go to an in-memory S3 on loopback;
+		// the folders on disk under .local survive restarts anyway.
+		d.s3 = httptest.NewServer(gofakes3.New(s3mem.New()).Server())
+		env["S3_ENDPOINT"] = d.s3.URL
 	}
 	if getenv("APPLE_JWKS_URL") == "" {
 		d.apple = applefake.New()
@@ -52,6 +63,9 @@ func (d *demo) close() {
 	}
 	if d.apple != nil {
 		d.apple.Close()
+	}
+	if d.s3 != nil {
+		d.s3.Close()
 	}
 }
 

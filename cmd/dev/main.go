@@ -73,6 +73,9 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
 	if err := a.Store.EnsureTable(ctx); err != nil {
 		return err
 	}
+	if err := a.Workspace.EnsureBucket(ctx); err != nil {
+		return err
+	}
 	if err := claude.BecomeSubreaper(); err != nil {
 		return err
 	}

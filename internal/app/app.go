@@ -31,20 +31,24 @@ import (
 	"github.com/ovrlrd/cloud/internal/gateway"
 	"github.com/ovrlrd/cloud/internal/logs"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
+	"github.com/ovrlrd/cloud/internal/push"
+	"github.com/ovrlrd/cloud/internal/relay"
 	"github.com/ovrlrd/cloud/internal/store"
 	"github.com/ovrlrd/cloud/internal/token"
 	"github.com/ovrlrd/cloud/internal/turn"
+	"github.com/ovrlrd/cloud/internal/workspace"
 )
 
 // App is the assembled service.
 type App struct {
-	Config   config.Config
-	Log      *slog.Logger
-	Store    *store.Store
-	Accounts *auth.Service
-	Audit    *audit.Recorder
-	Turns    *turn.Service
-	starter  api.TurnStarter
+	Config    config.Config
+	Log       *slog.Logger
+	Store     *store.Store
+	Accounts  *auth.Service
+	Audit     *audit.Recorder
+	Turns     *turn.Service
+	Workspace *workspace.Store
+	starter   api.TurnStarter
 	// background holds the turns this process runs for buffered requests
 	// (local only); Close waits for them.
 	background   *sync.WaitGroup
@@ -95,18 +99,59 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	if !policy.Listed() {
 		log.Info("sign-up policy: no allow-list", "openSignup", cfg.SignIn.AllowOpenSignup)
 	}
+	ws := workspace.New(awsCfg, workspace.Options{
+		Bucket: cfg.SessionsBucket, Endpoint: cfg.S3Endpoint, MaxBytes: cfg.Claude.WorkspaceMaxBytes,
+	}, log)
 	svc := auth.New(auth.Options{
 		Store: st, Apple: verifier, Tokens: token.NewIssuer(cfg.JWTKeys), Policy: policy,
 		Audit: rec, Log: log, TTL: cfg.Sessions.TTL, RefreshGrace: cfg.Sessions.RefreshGrace,
 		CheckInterval: cfg.Sessions.CheckInterval, DeviceEnv: ovrlrd.Environment(cfg.APNs.Environment),
+		Cleaners: []auth.AccountCleaner{ws.DeleteUser},
 	})
-	a := &App{Config: cfg, Log: log, Store: st, Accounts: svc, Audit: rec, background: &sync.WaitGroup{}, bufferedWait: o.bufferedWait}
-	a.Turns = turn.New(st, turnConfig(cfg), log)
+	a := &App{Config: cfg, Log: log, Store: st, Accounts: svc, Audit: rec, Workspace: ws,
+		background: &sync.WaitGroup{}, bufferedWait: o.bufferedWait}
+	after, err := a.afterTurn()
+	if err != nil {
+		return nil, err
+	}
+	tc := turnConfig(cfg)
+	tc.Workspace = ws
+	a.Turns = turn.New(st, tc, log, after...)
 	a.starter = localStarter{turns: a.Turns, timeout: cfg.Claude.Timeout + time.Minute, wg: a.background}
 	if cfg.StreamFunction != "" {
 		a.starter = lambdaStarter{client: lambda.NewFromConfig(awsCfg), function: cfg.StreamFunction}
 	}
 	return a, nil
+}
+
+// pushTimeout bounds the pushes after a turn, retries included.
+const pushTimeout = 15 * time.Second
+
+// afterTurn is what follows a saved turn: the push, when configured.
+func (a *App) afterTurn() ([]turn.AfterTurn, error) {
+	cfg := a.Config
+	if !cfg.Function.RunsTurns() {
+		return nil, nil
+	}
+	if !cfg.PushEnabled() {
+		a.Log.Warn("push notifications are off: APNS_KEY_ID, APPLE_TEAM_ID and the APNs key are not all set")
+		return nil, nil
+	}
+	n, err := push.New(a.Store, push.Config{
+		KeyPEM: []byte(cfg.APNs.Key.Reveal()), KeyID: cfg.APNs.KeyID, TeamID: cfg.APNs.TeamID,
+		Topic: cfg.SignIn.BundleIDs[0], Host: cfg.APNs.Host,
+	}, a.Log)
+	if err != nil {
+		return nil, err
+	}
+	return []turn.AfterTurn{func(ctx context.Context, f turn.Finished) {
+		if f.Outcome.Kind != relay.Complete || !f.Saved {
+			return
+		}
+		ctx, cancel := context.WithTimeout(ctx, pushTimeout)
+		defer cancel()
+		n.Notify(ctx, f.UserID, push.Message{ConversationID: f.ConversationID, Title: f.Title, Segments: f.Segments})
+	}}, nil
 }
 
 // Close waits for the turns this process runs in the background.
@@ -169,6 +214,7 @@ func (a *App) deps() api.Deps {
 		Auth: a.Accounts, Limiter: a.Store, Limits: a.Config.Limits, Audit: a.Audit,
 		Conversations: a.Store, Devices: a.Store, DeviceEnv: ovrlrd.Environment(a.Config.APNs.Environment),
 		Turns: a.Turns, Starter: a.starter, Runs: a.Store, OriginSecret: a.Config.OriginSecret.Reveal(),
+		Cleaners:     []api.ConversationCleaner{a.Workspace.DeleteConversation},
 		BufferedWait: a.bufferedWait,
 	}
 }

@@ -12,6 +12,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+
 	"github.com/ovrlrd/cloud/internal/app"
 	"github.com/ovrlrd/cloud/internal/apple/applefake"
 	"github.com/ovrlrd/cloud/internal/claude/claudetest"
@@ -51,6 +54,7 @@ type stack struct {
 	app   *app.App
 	apple *applefake.Server
 	calls *store.CallCounter // DynamoDB calls made by the app
+	s3    string             // the S3 stand-in's URL
 }
 
 // newStack builds the App exactly as main does (config.Load, app.New) from a
@@ -65,7 +69,10 @@ func newStackWith(t *testing.T, opts []app.Option, overrides ...string) *stack {
 	t.Helper()
 	fake := applefake.New()
 	t.Cleanup(fake.Close)
+	s3 := httptest.NewServer(gofakes3.New(s3mem.New()).Server())
+	t.Cleanup(s3.Close)
 	env := map[string]string{
+		"S3_ENDPOINT":        s3.URL,
 		"STAGE":              "local",
 		"TABLE_NAME":         storetest.TableName(),
 		"DYNAMODB_ENDPOINT":  storetest.Endpoint(),
@@ -92,9 +99,12 @@ func newStackWith(t *testing.T, opts []app.Option, overrides ...string) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(a.Close)
+	if err := a.Workspace.EnsureBucket(ctx); err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewServer(a.Gateway())
 	t.Cleanup(srv.Close)
-	return &stack{Server: srv, app: a, apple: fake, calls: calls}
+	return &stack{Server: srv, app: a, apple: fake, calls: calls, s3: s3.URL}
 }
 
 // newApp is a stack's App alone, for calling handlers directly.

@@ -21,6 +21,7 @@ func turnConfig(cfg config.Config) turn.Config {
 		ConfigRoot:     cfg.Claude.ConfigRoot,
 		AdditionalDirs: cfg.Claude.AdditionalDirs,
 		AllowList:      cfg.Claude.AllowedTools,
+		DailyBudgetUSD: cfg.Claude.DailyBudgetUSD,
 		Timeout:        cfg.Claude.Timeout,
 		IdleTimeout:    cfg.Claude.IdleTimeout,
 		Env: claude.Env{

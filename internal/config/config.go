@@ -27,6 +27,9 @@ func (f Function) valid() bool {
 	return f == Auth || f == Chat || f == Stream || f == All
 }
 
+// RunsTurns reports whether f runs Claude turns (and so pushes).
+func (f Function) RunsTurns() bool { return f.streams() }
+
 // streams reports whether f runs Claude turns (and so needs the Claude
 // credential, and may push and check CloudFront's origin header).
 func (f Function) streams() bool { return f == Stream || f == All }
@@ -125,6 +128,11 @@ type Claude struct {
 	MaxRetries     int
 	Provider       Provider
 	BaseURL        string // ANTHROPIC_BASE_URL; empty means Anthropic's
+	// DailyBudgetUSD refuses new turns once a user's UTC day has cost this
+	// much (0: no budget).
+	DailyBudgetUSD float64
+	// WorkspaceMaxBytes caps a conversation folder saved to S3.
+	WorkspaceMaxBytes int64
 	// Credential is the ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN,
 	// depending on Provider. Loaded by Stream and All only.
 	Credential Secret

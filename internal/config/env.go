@@ -115,6 +115,24 @@ func (r *reader) integer(name string, def, lo, hi int) int {
 	return n
 }
 
+// number reads a decimal in [lo, hi].
+func (r *reader) number(name string, def, lo, hi float64) float64 {
+	v := r.get(name)
+	if v == "" {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f != f {
+		r.problemf("%s: %q is not a number", name, v)
+		return def
+	}
+	if f < lo || f > hi {
+		r.problemf("%s: %v is out of range (%v to %v)", name, f, lo, hi)
+		return def
+	}
+	return f
+}
+
 // url returns an absolute http(s) URL, or "" for unset; httpsOnly refuses
 // plain http (allowed outside prod for loopback stand-ins).
 func (r *reader) url(name, def string, httpsOnly bool) string {

@@ -115,13 +115,15 @@ func (r *reader) match(name, v string, p *regexp.Regexp) {
 
 func (r *reader) claude(prod bool) Claude {
 	c := Claude{
-		Path:         r.str("CLAUDE_PATH", "claude"),
-		WorkRoot:     r.absPath("CLAUDE_WORK_ROOT", r.str("CLAUDE_WORK_ROOT", "/tmp/ovrlrd/work")),
-		ConfigRoot:   r.absPath("CLAUDE_CONFIG_ROOT", r.str("CLAUDE_CONFIG_ROOT", "/tmp/ovrlrd/claude")),
-		AllowedTools: r.list("CLAUDE_ALLOWED_TOOLS", ",", DefaultAllowedTools),
-		MaxRetries:   r.integer("CLAUDE_MAX_RETRIES", 3, 0, 10),
-		Provider:     Provider(strings.ToLower(r.str("CLAUDE_PROVIDER", string(Anthropic)))),
-		BaseURL:      r.url("ANTHROPIC_BASE_URL", "", prod),
+		Path:              r.str("CLAUDE_PATH", "claude"),
+		WorkRoot:          r.absPath("CLAUDE_WORK_ROOT", r.str("CLAUDE_WORK_ROOT", "/tmp/ovrlrd/work")),
+		ConfigRoot:        r.absPath("CLAUDE_CONFIG_ROOT", r.str("CLAUDE_CONFIG_ROOT", "/tmp/ovrlrd/claude")),
+		AllowedTools:      r.list("CLAUDE_ALLOWED_TOOLS", ",", DefaultAllowedTools),
+		MaxRetries:        r.integer("CLAUDE_MAX_RETRIES", 3, 0, 10),
+		DailyBudgetUSD:    r.number("DAILY_BUDGET_USD", 0, 0, 100000),
+		WorkspaceMaxBytes: int64(r.integer("WORKSPACE_MAX_MB", 50, 1, 1024)) << 20,
+		Provider:          Provider(strings.ToLower(r.str("CLAUDE_PROVIDER", string(Anthropic)))),
+		BaseURL:           r.url("ANTHROPIC_BASE_URL", "", prod),
 	}
 	if strings.Contains(c.Path, "/") {
 		c.Path = r.absPath("CLAUDE_PATH", c.Path)

@@ -22,6 +22,11 @@ type Conversation struct {
 	Title           *string   `json:"title"`
 	CreatedAt       Timestamp `json:"createdAt"`
 	UpdatedAt       Timestamp `json:"updatedAt"`
+	// Totals of the conversation's turns; extra keys the app ignores.
+	TurnCount    int     `json:"turnCount"`
+	CostUSD      float64 `json:"costUsd"`
+	InputTokens  int64   `json:"inputTokens"`
+	OutputTokens int64   `json:"outputTokens"`
 }
 
 // Message is one entry of a conversation.
@@ -38,4 +43,17 @@ type Message struct {
 type NewMessage struct {
 	Role    Role
 	Content string
+}
+
+// Usage is what turns cost.
+type Usage struct {
+	CostUSD      float64
+	InputTokens  int64
+	OutputTokens int64
+}
+
+// DailyUsage is a user's total for one UTC day.
+type DailyUsage struct {
+	Turns int
+	Usage
 }

@@ -39,6 +39,10 @@ type convItem struct {
 	Title           *string `dynamo:"title,omitempty"`
 	CreatedAt       int64   `dynamo:"createdAt"`
 	UpdatedAt       int64   `dynamo:"updatedAt"`
+	TurnCount       int     `dynamo:"turnCount,omitempty"`
+	CostUSD         float64 `dynamo:"costUsd,omitempty"`
+	InputTokens     int64   `dynamo:"inputTokens,omitempty"`
+	OutputTokens    int64   `dynamo:"outputTokens,omitempty"`
 }
 
 func newConvItem(userID, id string, at int64) convItem {
@@ -53,6 +57,7 @@ func (it convItem) conversation() ovrlrd.Conversation {
 	return ovrlrd.Conversation{
 		ID: it.ID, UserID: it.UserID, ClaudeSessionID: it.ClaudeSessionID, Title: it.Title,
 		CreatedAt: ovrlrd.Timestamp(timeOf(it.CreatedAt)), UpdatedAt: ovrlrd.Timestamp(timeOf(it.UpdatedAt)),
+		TurnCount: it.TurnCount, CostUSD: it.CostUSD, InputTokens: it.InputTokens, OutputTokens: it.OutputTokens,
 	}
 }
 
@@ -172,7 +177,7 @@ func (s *Store) SetClaudeSessionID(ctx context.Context, userID, convID, sessionI
 	if sessionID == "" || len(sessionID) > maxSessionID {
 		return ovrlrd.Errorf(ovrlrd.EINVALID, "The session id is invalid.")
 	}
-	_, err := s.touch(ctx, userID, convID, map[string]*string{"claudeSessionId": &sessionID}, nil)
+	_, err := s.touch(ctx, userID, convID, change{set: map[string]*string{"claudeSessionId": &sessionID}}, nil)
 	return err
 }
 
@@ -186,7 +191,7 @@ func (s *Store) SetTitle(ctx context.Context, userID, convID, title string) erro
 	if title != "" {
 		v = &title
 	}
-	_, err := s.touch(ctx, userID, convID, map[string]*string{"title": v}, nil)
+	_, err := s.touch(ctx, userID, convID, change{set: map[string]*string{"title": v}}, nil)
 	return err
 }
 

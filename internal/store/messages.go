@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -77,7 +78,7 @@ func (s *Store) AppendMessage(ctx context.Context, userID, convID string, role o
 		return ovrlrd.Message{}, err
 	}
 	m := newMsgItem(userID, convID, newID(), role, content, 0)
-	if _, err := s.touch(ctx, userID, convID, nil, []*msgItem{&m}); err != nil {
+	if _, err := s.touch(ctx, userID, convID, change{}, []*msgItem{&m}); err != nil {
 		return ovrlrd.Message{}, err
 	}
 	return m.message(), nil
@@ -139,13 +140,13 @@ type txItem struct {
 }
 
 // touch moves convID's updatedAt (and GSI1SK) to now, setting the attributes
-// in set (nil removes one) and writing msgs and extra in the same
+// in ch and writing msgs and extra in the same
 // transaction. Messages get consecutive milliseconds, so their order is the
 // order given; updatedAt becomes the last one's time. The write requires
 // updatedAt <= the new time, so the time never goes backwards; when a
 // concurrent writer got further, the next attempt uses the stored time
 // instead, so no write is lost. It returns the time written.
-func (s *Store) touch(ctx context.Context, userID, convID string, set map[string]*string, msgs []*msgItem, extra ...txItem) (int64, error) {
+func (s *Store) touch(ctx context.Context, userID, convID string, ch change, msgs []*msgItem, extra ...txItem) (int64, error) {
 	if !isID(convID) {
 		return 0, errConvNotFound()
 	}
@@ -153,7 +154,7 @@ func (s *Store) touch(ctx context.Context, userID, convID string, set map[string
 	for attempt := 0; ; attempt++ {
 		start := max(s.nowMillis(), floor)
 		at := start + int64(max(len(msgs)-1, 0))
-		upd := convTouch(s.table.Name(), userID, convID, at, set)
+		upd := convTouch(s.table.Name(), userID, convID, at, ch)
 		var (
 			err      error
 			failed   bool // the conversation's condition did not hold
@@ -243,16 +244,24 @@ func (s *Store) writeTx(ctx context.Context, msgs []*msgItem, upd *types.Update,
 	return err
 }
 
+// change is what touch does to a conversation besides moving updatedAt:
+// string attributes to set (nil removes one) and numbers to add to.
+type change struct {
+	set map[string]*string
+	add map[string]float64
+}
+
 // convTouch builds the conditional update behind touch.
-func convTouch(table, userID, convID string, at int64, set map[string]*string) *types.Update {
+func convTouch(table, userID, convID string, at int64, ch change) *types.Update {
 	names := map[string]string{"#pk": attrPK, "#u": "updatedAt", "#g": attrGSISK}
 	values := map[string]types.AttributeValue{
 		":t": &types.AttributeValueMemberN{Value: strconv.FormatInt(at, 10)},
 		":g": &types.AttributeValueMemberS{Value: convGSISK(at, convID)},
 	}
-	sets, removes := []string{"#u = :t", "#g = :g"}, []string(nil)
+	sets, removes, adds := []string{"#u = :t", "#g = :g"}, []string(nil), []string(nil)
 	i := 0
-	for name, v := range set {
+	for _, name := range slices.Sorted(maps.Keys(ch.set)) {
+		v := ch.set[name]
 		n := fmt.Sprintf("#a%d", i)
 		names[n] = name
 		if v == nil {
@@ -263,9 +272,19 @@ func convTouch(table, userID, convID string, at int64, set map[string]*string) *
 		}
 		i++
 	}
+	for _, name := range slices.Sorted(maps.Keys(ch.add)) {
+		n := fmt.Sprintf("#a%d", i)
+		names[n] = name
+		values[":a"+strconv.Itoa(i)] = &types.AttributeValueMemberN{Value: strconv.FormatFloat(ch.add[name], 'f', -1, 64)}
+		adds = append(adds, fmt.Sprintf("%s :a%d", n, i))
+		i++
+	}
 	expr := "SET " + strings.Join(sets, ", ")
 	if len(removes) > 0 {
 		expr += " REMOVE " + strings.Join(removes, ", ")
+	}
+	if len(adds) > 0 {
+		expr += " ADD " + strings.Join(adds, ", ")
 	}
 	return &types.Update{
 		TableName: aws.String(table),

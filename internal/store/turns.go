@@ -50,7 +50,7 @@ func (s *Store) StartTurn(ctx context.Context, t TurnStart) (ovrlrd.Conversation
 	if err != nil {
 		return ovrlrd.Conversation{}, ovrlrd.Message{}, err
 	}
-	at, err := s.touch(ctx, t.UserID, conv.ID, nil, []*msgItem{&m}, txItem{write: run, onFail: errTurnRunning()})
+	at, err := s.touch(ctx, t.UserID, conv.ID, change{}, []*msgItem{&m}, txItem{write: run, onFail: errTurnRunning()})
 	if err != nil {
 		return ovrlrd.Conversation{}, ovrlrd.Message{}, err
 	}
@@ -121,6 +121,7 @@ type TurnFinish struct {
 	SessionID      string   // the CLI session to resume next time; "" keeps the stored one
 	Title          string   // "" keeps the stored one
 	Outcome        TurnOutcome
+	Usage          ovrlrd.Usage // what the turn cost; added to the conversation and the user's day
 }
 
 // maxTurnMessages keeps a turn's transaction within DynamoDB's 100 items
@@ -144,6 +145,10 @@ func outcomeSK(holder string) string { return "TURN#" + holder }
 // goes with it), nothing of the turn is written.
 func (s *Store) FinishTurn(ctx context.Context, f TurnFinish) ([]ovrlrd.Message, error) {
 	set := map[string]*string{}
+	add := map[string]float64{
+		"turnCount": 1, "costUsd": f.Usage.CostUSD,
+		"inputTokens": float64(f.Usage.InputTokens), "outputTokens": float64(f.Usage.OutputTokens),
+	}
 	if f.SessionID != "" {
 		set["claudeSessionId"] = &f.SessionID
 	}
@@ -177,9 +182,10 @@ func (s *Store) FinishTurn(ctx context.Context, f TurnFinish) ([]ovrlrd.Message,
 		return nil, ovrlrd.Wrap(ovrlrd.EINTERNAL, "Internal server error", err)
 	}
 	lost := ovrlrd.Errorf(ovrlrd.ENOTFOUND, "The turn no longer holds its conversation.")
-	_, err = s.touch(ctx, f.UserID, f.ConversationID, set, msgs,
+	_, err = s.touch(ctx, f.UserID, f.ConversationID, change{set: set, add: add}, msgs,
 		txItem{write: release, onFail: lost},
-		txItem{write: types.TransactWriteItem{Put: &types.Put{TableName: aws.String(s.table.Name()), Item: outcome}}})
+		txItem{write: types.TransactWriteItem{Put: &types.Put{TableName: aws.String(s.table.Name()), Item: outcome}}},
+		txItem{write: s.addUsage(f.UserID, f.Usage)})
 	if err != nil {
 		return nil, err
 	}

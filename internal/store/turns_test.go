@@ -158,3 +158,32 @@ func TestLongOutputFitsOneTransaction(t *testing.T) {
 		t.Fatalf("%d messages, %d bytes", len(msgs), total)
 	}
 }
+
+// A turn's cost adds up on its conversation and on the user's day.
+func TestTurnUsageAddsUp(t *testing.T) {
+	t.Parallel()
+	s := storetest.New(t)
+	ctx := context.Background()
+	uid := uuid.NewString()
+	c, _ := startTurn(t, s, uid, "", "r1")
+	for i, holder := range []string{"r1", "r2"} {
+		if i > 0 {
+			if _, err := startTurn(t, s, uid, c.ID, holder); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, err := s.FinishTurn(ctx, store.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: holder,
+			Segments: []string{"x"}, Usage: ovrlrd.Usage{CostUSD: 0.125, InputTokens: 100, OutputTokens: 10}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	conv, _ := s.Conversation(ctx, uid, c.ID)
+	if conv.TurnCount != 2 || conv.CostUSD != 0.25 || conv.InputTokens != 200 || conv.OutputTokens != 20 {
+		t.Fatalf("conversation totals %+v", conv)
+	}
+	day, err := s.UsageToday(ctx, uid)
+	if err != nil || day.Turns != 2 || day.CostUSD != 0.25 || day.InputTokens != 200 {
+		t.Fatalf("day %+v %v", day, err)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/ovrlrd/cloud/internal/relay"
 	"github.com/ovrlrd/cloud/internal/sse"
 	"github.com/ovrlrd/cloud/internal/store"
+	"github.com/ovrlrd/cloud/internal/workspace"
 )
 
 // Store is the state a turn reads and writes.
@@ -24,6 +25,14 @@ type Store interface {
 	RenewRun(ctx context.Context, convID, holder string, lease time.Duration) (ovrlrd.Run, error)
 	FinishTurn(ctx context.Context, f store.TurnFinish) ([]ovrlrd.Message, error)
 	ReleaseRun(ctx context.Context, convID, holder string) error
+	UsageToday(ctx context.Context, userID string) (ovrlrd.DailyUsage, error)
+}
+
+// Workspace keeps a conversation's folders beyond this execution
+// environment (S3), so a turn elsewhere can resume it.
+type Workspace interface {
+	Restore(ctx context.Context, userID, convID string, f workspace.Folders) error
+	Save(ctx context.Context, userID, convID string, f workspace.Folders) error
 }
 
 // Config is how turns run the CLI.
@@ -38,6 +47,11 @@ type Config struct {
 	// Env is the CLI's explicit environment; its ConfigDir (and Home) are
 	// set per conversation.
 	Env claude.Env
+	// DailyBudgetUSD refuses new turns once a user's day has cost this
+	// much; 0 means no budget.
+	DailyBudgetUSD float64
+	// Workspace, if set, saves and restores conversations' folders.
+	Workspace Workspace
 }
 
 // Timings of a turn; variables so tests can shorten them.
@@ -105,6 +119,9 @@ func (s *Service) Begin(ctx context.Context, req Request) (Job, error) {
 	if err := req.validate(s.cfg.AllowList); err != nil {
 		return Job{}, err
 	}
+	if err := s.checkBudget(ctx, req.UserID); err != nil {
+		return Job{}, err
+	}
 	holder := rand.Text()
 	conv, _, err := s.store.StartTurn(ctx, store.TurnStart{
 		UserID: req.UserID, ConversationID: req.ConversationID,
@@ -155,6 +172,7 @@ func (s *Service) Run(ctx context.Context, j Job, sink Sink) relay.Outcome {
 
 	runCtx, cancel := context.WithTimeout(ctx, s.turnTimeout(ctx))
 	defer cancel()
+	s.restore(runCtx, j)
 	outcome, stopped := s.execute(runCtx, j, out)
 
 	if errors.Is(stopped, errDeleted) {
@@ -175,6 +193,7 @@ func (s *Service) Run(ctx context.Context, j Job, sink Sink) relay.Outcome {
 		UserID: j.UserID, ConversationID: j.ConversationID, Holder: j.Holder,
 		Segments: outcome.Segments, SessionID: outcome.SessionID, Title: newTitle,
 		Outcome: store.TurnOutcome{Kind: outcome.Kind, Text: strings.Join(outcome.Segments, "\n"), Error: outcome.Message},
+		Usage:   usageOf(outcome.Result),
 	})
 	for _, e := range outcome.Pending {
 		out.send(e)
@@ -192,6 +211,7 @@ func (s *Service) Run(ctx context.Context, j Job, sink Sink) relay.Outcome {
 	for _, after := range s.after {
 		after(context.WithoutCancel(ctx), finished)
 	}
+	s.save(ctx, j)
 	return outcome
 }
 
@@ -305,13 +325,13 @@ func failureMessage(stopped error, exit claude.Exit) string {
 func (s *Service) options(j Job) claude.Options {
 	return claude.Options{
 		Path:           s.cfg.CLIPath,
-		Dir:            filepath.Join(s.cfg.WorkRoot, j.ConversationID),
-		ConfigDir:      filepath.Join(s.cfg.ConfigRoot, j.ConversationID),
+		Dir:            s.folders(j.ConversationID).Work,
+		ConfigDir:      s.folders(j.ConversationID).Config,
 		AdditionalDirs: s.cfg.AdditionalDirs,
 		AllowedTools:   j.AllowedTools,
 		Resume:         j.ClaudeSessionID,
 		Prompt:         j.Message,
-		Env:            s.env(filepath.Join(s.cfg.ConfigRoot, j.ConversationID)),
+		Env:            s.env(s.folders(j.ConversationID).Config),
 		IdleTimeout:    s.cfg.IdleTimeout,
 	}
 }
@@ -373,4 +393,64 @@ func (o *outbox) ping()            { o.q <- pingEvent }
 func (o *outbox) close() {
 	o.once.Do(func() { close(o.q) })
 	<-o.done
+}
+
+// usageOf is what the CLI reported a turn cost.
+func usageOf(r *claude.Result) ovrlrd.Usage {
+	if r == nil {
+		return ovrlrd.Usage{}
+	}
+	u := r.Usage
+	return ovrlrd.Usage{
+		CostUSD:      r.TotalCostUSD,
+		InputTokens:  u.InputTokens + u.CacheCreationInputTokens + u.CacheReadInputTokens,
+		OutputTokens: u.OutputTokens,
+	}
+}
+
+// checkBudget refuses a turn once the user's day has cost the budget.
+func (s *Service) checkBudget(ctx context.Context, userID string) error {
+	if s.cfg.DailyBudgetUSD <= 0 {
+		return nil
+	}
+	day, err := s.store.UsageToday(ctx, userID)
+	if err != nil {
+		return err
+	}
+	if day.CostUSD >= s.cfg.DailyBudgetUSD {
+		return ovrlrd.Errorf(ovrlrd.ERATELIMIT, "Your daily budget of $%.2f is spent. It renews at midnight UTC.", s.cfg.DailyBudgetUSD)
+	}
+	return nil
+}
+
+// folders are a conversation's folders on this environment's disk.
+func (s *Service) folders(convID string) workspace.Folders {
+	return workspace.Folders{
+		Config: filepath.Join(s.cfg.ConfigRoot, convID),
+		Work:   filepath.Join(s.cfg.WorkRoot, convID),
+	}
+}
+
+// restore brings back a resumed conversation's folders when this
+// environment lacks them. A failure is logged: the CLI then reports the
+// missing session as the turn's error.
+func (s *Service) restore(ctx context.Context, j Job) {
+	if s.cfg.Workspace == nil || j.ClaudeSessionID == "" {
+		return
+	}
+	if err := s.cfg.Workspace.Restore(ctx, j.UserID, j.ConversationID, s.folders(j.ConversationID)); err != nil {
+		s.log.ErrorContext(ctx, "workspace restore failed", "err", err)
+	}
+}
+
+// save keeps the conversation's folders after every turn. A failure is
+// logged and costs nothing now: the folders stay on this environment, and
+// the next turn saves them again.
+func (s *Service) save(ctx context.Context, j Job) {
+	if s.cfg.Workspace == nil {
+		return
+	}
+	if err := s.cfg.Workspace.Save(context.WithoutCancel(ctx), j.UserID, j.ConversationID, s.folders(j.ConversationID)); err != nil {
+		s.log.ErrorContext(ctx, "workspace save failed", "err", err)
+	}
 }

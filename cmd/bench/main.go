@@ -1,0 +1,159 @@
+// Command bench measures the relay of a streamed turn through the real
+// service wiring: config.Load, app.New and the local gateway in front of the
+// real Lambda adapters, on a loopback port, over DynamoDB Local, with the
+// fake Claude CLI (internal/claude/testdata/fakeclaude) as CLAUDE_PATH. It
+// prints one table: each metric, its value, its target and a mark.
+//
+//	make bench                          # DynamoDB Local is started around it
+//	make bench BENCH_FLAGS=-quick       # smaller counts, a few seconds
+//
+// It measures, in order:
+//
+//   - RSS idle: VmRSS of this process (which hosts the server) after a few
+//     warm-up turns and a forced GC that returns freed memory to the OS.
+//   - Time to first byte and to first chunk, over turns run one after
+//     another, each on its own conversation: from just before the POST is
+//     sent to the first body byte (the ping sent right after the pre-stream
+//     transaction) and to the first chunk event.
+//   - Relay overhead: the fake CLI writes texts at a steady rate, each text
+//     the wall-clock time it was written; for every chunk the client
+//     records its arrival time minus that stamp.
+//   - Flat-out throughput: the fake writes texts as fast as it can; the rate
+//     is chunks over the time from the first stamp to the last arrival, the
+//     queueing is the same stamp delay as above, the peak RSS is sampled
+//     during the run, and allocations are the process's Mallocs over the
+//     run divided by the chunks relayed.
+//   - RSS under load: the peak while concurrent streams run.
+//   - Server-only allocations: turn.Service.Run with a discarding SSE
+//     writer, timed with testing.Benchmark (one op is one relayed event).
+//
+// Timing targets are reported, not enforced: the exit status is 0 when every
+// phase ran, whatever the numbers; 1 when a phase failed (an error, or
+// events lost).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/ovrlrd/cloud/internal/claude"
+)
+
+// options are the bench's settings, from its flags.
+type options struct {
+	quick     bool
+	relayN    int
+	relayRate int
+	floodN    int
+	ttfbTurns int
+	warmup    int
+	streams   int
+	loadN     int
+	loadRate  int
+	serverN   int
+	timeout   time.Duration
+	logLevel  string
+	cliPath   string // the fake CLI; built through claudetest when empty
+	endpoint  string // DynamoDB Local; started here when empty
+}
+
+func parseOptions(args []string, getenv func(string) string, errOut io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(errOut)
+	fs.BoolVar(&o.quick, "quick", false, "smaller counts for a fast check (flags given explicitly still win)")
+	fs.IntVar(&o.relayN, "relay-n", 5000, "events of the steady-rate (relay overhead) turn")
+	fs.IntVar(&o.relayRate, "relay-rate", 1000, "events per second of the steady-rate turn")
+	fs.IntVar(&o.floodN, "flood-n", 200000, "events of the flat-out turn")
+	fs.IntVar(&o.ttfbTurns, "ttfb-turns", 50, "turns timed for the first byte and the first chunk")
+	fs.IntVar(&o.warmup, "warmup", 5, "untimed turns first (connections, DynamoDB Local's JIT)")
+	fs.IntVar(&o.streams, "streams", 20, "concurrent streams of the RSS-under-load phase")
+	fs.IntVar(&o.loadN, "load-n", 3000, "events of each concurrent stream")
+	fs.IntVar(&o.loadRate, "load-rate", 1000, "events per second of each concurrent stream")
+	fs.IntVar(&o.serverN, "server-n", 200000, "events of the server-only allocation benchmark (0 skips it)")
+	fs.DurationVar(&o.timeout, "timeout", 170*time.Second, "the whole run")
+	fs.StringVar(&o.logLevel, "log-level", "warn", "the service's log level (logs go to stderr)")
+	fs.StringVar(&o.cliPath, "cli", "", "the fake CLI to run (default: built from internal/claude/testdata/fakeclaude)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if o.quick {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		quick := map[string]*int{"relay-n": &o.relayN, "flood-n": &o.floodN, "ttfb-turns": &o.ttfbTurns,
+			"warmup": &o.warmup, "load-n": &o.loadN, "server-n": &o.serverN}
+		values := map[string]int{"relay-n": 1000, "flood-n": 20000, "ttfb-turns": 10, "warmup": 2, "load-n": 500, "server-n": 20000}
+		for name, p := range quick {
+			if !set[name] {
+				*p = values[name]
+			}
+		}
+	}
+	for name, v := range map[string]int{"relay-n": o.relayN, "relay-rate": o.relayRate, "flood-n": o.floodN,
+		"ttfb-turns": o.ttfbTurns, "streams": o.streams, "load-n": o.loadN, "load-rate": o.loadRate} {
+		if v < 1 {
+			return nil, fmt.Errorf("-%s must be at least 1", name)
+		}
+	}
+	if o.warmup < 0 || o.serverN < 0 || o.timeout <= 0 {
+		return nil, fmt.Errorf("-warmup, -server-n and -timeout must not be negative")
+	}
+	o.endpoint = getenv("DYNAMODB_ENDPOINT")
+	return o, nil
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+// run runs the bench and returns the exit status.
+func run(ctx context.Context, args []string, getenv func(string) string, out, errOut io.Writer) int {
+	o, err := parseOptions(args, getenv, errOut)
+	if err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		fmt.Fprintln(errOut, "bench:", err)
+		return 2
+	}
+	// As the stream function does: what a CLI leaves behind is re-parented
+	// here and reaped, so the run leaves no process.
+	if err := claude.BecomeSubreaper(); err != nil {
+		fmt.Fprintln(errOut, "bench:", err)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	start := time.Now()
+
+	s, err := startStack(ctx, o, errOut)
+	if err != nil {
+		fmt.Fprintln(errOut, "bench: start:", err)
+		return 1
+	}
+	b := &bench{o: o, s: s}
+	b.runPhases(ctx)
+	s.close()
+	b.checkProcesses()
+
+	fmt.Fprintf(out, "\nOvrlrd relay bench — %s %s/%s, GOMAXPROCS=%d, %s\n\n",
+		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), b.settings())
+	b.print(out)
+	fmt.Fprintf(out, "\ntotal time %.1f s\n", time.Since(start).Seconds())
+	if b.failed {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,434 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ovrlrd/cloud/internal/claude/claudetest"
+	"github.com/ovrlrd/cloud/internal/relay"
+	"github.com/ovrlrd/cloud/internal/sse"
+	"github.com/ovrlrd/cloud/internal/turn"
+)
+
+// Metric names: the rows of the table, in order.
+const (
+	mRelayP50       = "relay overhead p50"
+	mRelayP99       = "relay overhead p99"
+	mFloodRate      = "flat-out throughput"
+	mFloodQueue     = "flat-out queueing p99"
+	mFloodRSS       = "flat-out peak RSS"
+	mTTFB50         = "time to first byte p50"
+	mTTFB90         = "time to first byte p90"
+	mChunk50        = "time to first chunk p50"
+	mChunk90        = "time to first chunk p90"
+	mRSSIdle        = "RSS idle"
+	mRSSLoad        = "RSS peak, concurrent streams"
+	mLoadP99        = "relay overhead p99 under load"
+	mAllocsE2E      = "allocs/event, server+client"
+	mAllocsServer   = "allocs/event, server only"
+	mServerRate     = "server-only throughput"
+	mProcessesAfter = "processes left after the run"
+)
+
+// Metrics lists every row the table always has.
+var Metrics = []string{
+	mRelayP50, mRelayP99, mFloodRate, mFloodQueue, mFloodRSS, mTTFB50, mTTFB90, mChunk50, mChunk90,
+	mRSSIdle, mRSSLoad, mLoadP99, mAllocsE2E, mAllocsServer, mServerRate, mProcessesAfter,
+}
+
+// Marks.
+const (
+	markPass  = "pass"
+	markMiss  = "MISS"
+	markInfo  = "info"
+	markError = "ERROR"
+	markSkip  = "skipped"
+)
+
+type row struct {
+	value, target, mark string
+}
+
+type bench struct {
+	o      *options
+	s      *stack
+	rows   map[string]row
+	notes  []string
+	failed bool
+}
+
+const ms = float64(time.Millisecond)
+
+func fmtMS(d time.Duration) string { return strconv.FormatFloat(float64(d)/ms, 'f', 3, 64) + " ms" }
+func fmtMB(b int64) string         { return strconv.FormatFloat(float64(b)/(1<<20), 'f', 1, 64) + " MB" }
+
+func (b *bench) set(metric, value, target, mark string) {
+	if b.rows == nil {
+		b.rows = map[string]row{}
+	}
+	b.rows[metric] = row{value, target, mark}
+	if mark == markError {
+		b.failed = true
+	}
+}
+
+// atMost records a duration against an upper target.
+func (b *bench) atMost(metric string, got, target time.Duration, extra string) {
+	mark := markPass
+	if got > target {
+		mark = markMiss
+	}
+	b.set(metric, fmtMS(got)+extra, "≤ "+fmtMS(target), mark)
+}
+
+func (b *bench) memAtMost(metric string, got, target int64, extra string) {
+	if got == 0 {
+		b.set(metric, "n/a (no /proc/self/status)", "≤ "+fmtMB(target), markSkip)
+		return
+	}
+	mark := markPass
+	if got > target {
+		mark = markMiss
+	}
+	b.set(metric, fmtMB(got)+extra, "≤ "+fmtMB(target), mark)
+}
+
+func (b *bench) fail(metrics []string, err error) {
+	for _, m := range metrics {
+		if _, done := b.rows[m]; !done {
+			b.set(m, "error: "+err.Error(), "", markError)
+		}
+	}
+}
+
+func (b *bench) settings() string {
+	o := b.o
+	s := fmt.Sprintf("relay %d ev @ %d/s, flood %d ev, %d TTFB turns, %d streams × %d ev @ %d/s",
+		o.relayN, o.relayRate, o.floodN, o.ttfbTurns, o.streams, o.loadN, o.loadRate)
+	if o.quick {
+		s += " (-quick)"
+	}
+	return s
+}
+
+func (b *bench) runPhases(ctx context.Context) {
+	type phase struct {
+		run     func(context.Context) error
+		metrics []string
+	}
+	phases := []phase{
+		{b.warmupAndIdle, []string{mRSSIdle}},
+		{b.firstByte, []string{mTTFB50, mTTFB90, mChunk50, mChunk90}},
+		{b.relayOverhead, []string{mRelayP50, mRelayP99}},
+		{b.flood, []string{mFloodRate, mFloodQueue, mFloodRSS, mAllocsE2E}},
+		{b.load, []string{mRSSLoad, mLoadP99}},
+		{b.serverOnly, []string{mAllocsServer, mServerRate}},
+	}
+	for _, p := range phases {
+		if err := ctx.Err(); err != nil {
+			b.fail(p.metrics, fmt.Errorf("not run: %w", err))
+			continue
+		}
+		if err := p.run(ctx); err != nil {
+			b.fail(p.metrics, err)
+		}
+	}
+}
+
+// turn runs one streamed turn on a new conversation.
+func (b *bench) turn(ctx context.Context, prompt string, lat *hist) (streamResult, error) {
+	conv, err := b.s.conversation(ctx)
+	if err != nil {
+		return streamResult{}, err
+	}
+	r, err := b.s.client.stream(ctx, conv, prompt, lat)
+	if err == nil && r.terminal != relay.Complete {
+		err = fmt.Errorf("turn ended with %s %q", r.terminal, r.message)
+	}
+	return r, err
+}
+
+func (b *bench) warmupAndIdle(ctx context.Context) error {
+	for range b.o.warmup {
+		if _, err := b.turn(ctx, claudetest.Script("normal", "text", "warm-up"), nil); err != nil {
+			return fmt.Errorf("warm-up: %w", err)
+		}
+	}
+	if _, err := b.turn(ctx, claudetest.Script("flood", "n", 2000), nil); err != nil {
+		return fmt.Errorf("warm-up: %w", err)
+	}
+	runtime.GC()
+	debug.FreeOSMemory()
+	v, _ := rss()
+	debugMem("idle")
+	b.memAtMost(mRSSIdle, v, 30<<20, "")
+	return nil
+}
+
+func (b *bench) firstByte(ctx context.Context) error {
+	var ttfb, chunk hist
+	b.s.db.take(1)
+	for range b.o.ttfbTurns {
+		r, err := b.turn(ctx, claudetest.Script("normal", "text", "first chunk"), nil)
+		if err != nil {
+			return err
+		}
+		if r.chunks == 0 {
+			return fmt.Errorf("a turn sent no chunk")
+		}
+		ttfb.add(int64(r.firstByte.Sub(r.sent)))
+		chunk.add(int64(r.firstChunk.Sub(r.sent)))
+	}
+	b.atMost(mTTFB50, ttfb.quantile(0.50), 3*time.Millisecond, "")
+	b.set(mTTFB90, fmtMS(ttfb.quantile(0.90)), "", markInfo)
+	b.set(mChunk50, fmtMS(chunk.quantile(0.50)), "CLI spawn", markInfo)
+	b.set(mChunk90, fmtMS(chunk.quantile(0.90)), "CLI spawn", markInfo)
+	b.notes = append(b.notes, "DynamoDB calls of the TTFB turns (whole turn): "+b.s.db.take(b.o.ttfbTurns))
+	return nil
+}
+
+func (b *bench) relayOverhead(ctx context.Context) error {
+	var lat hist
+	r, err := b.turn(ctx, claudetest.Script("rate", "n", b.o.relayN, "rate", b.o.relayRate), &lat)
+	if err != nil {
+		return err
+	}
+	if r.stamped != b.o.relayN {
+		return fmt.Errorf("%d of %d events arrived", r.stamped, b.o.relayN)
+	}
+	b.set(mRelayP50, fmtMS(lat.quantile(0.50)), "", markInfo)
+	b.atMost(mRelayP99, lat.quantile(0.99), 500*time.Microsecond,
+		fmt.Sprintf(" (p99.9 %s, max %s)", fmtMS(lat.quantile(0.999)), fmtMS(time.Duration(lat.max))))
+	return nil
+}
+
+func (b *bench) flood(ctx context.Context) error {
+	var lat hist
+	runtime.GC()
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	peak := watchRSS(5 * time.Millisecond)
+	r, err := b.turn(ctx, claudetest.Script("flood", "n", b.o.floodN), &lat)
+	peakBytes := peak.end()
+	runtime.ReadMemStats(&m1)
+	if err != nil {
+		return err
+	}
+	if r.stamped != b.o.floodN {
+		return fmt.Errorf("%d of %d events arrived", r.stamped, b.o.floodN)
+	}
+	span := r.lastChunk.Sub(time.Unix(0, r.firstStamp))
+	rate := float64(r.stamped) / span.Seconds()
+	whole := float64(r.stamped) / r.lastChunk.Sub(r.sent).Seconds()
+	mark := markPass
+	if rate < 100000 {
+		mark = markMiss
+	}
+	b.set(mFloodRate, fmt.Sprintf("%.0f ev/s (%.0f ev/s incl. spawn)", rate, whole), "≥ 100000 ev/s", mark)
+	b.atMost(mFloodQueue, lat.quantile(0.99), 20*time.Millisecond,
+		fmt.Sprintf(" (p50 %s, max %s)", fmtMS(lat.quantile(0.5)), fmtMS(time.Duration(lat.max))))
+	b.memAtMost(mFloodRSS, peakBytes, 50<<20, "")
+	b.set(mAllocsE2E, fmt.Sprintf("%.2f (%.0f B/event)",
+		float64(m1.Mallocs-m0.Mallocs)/float64(r.chunks), float64(m1.TotalAlloc-m0.TotalAlloc)/float64(r.chunks)), "", markInfo)
+	return nil
+}
+
+func (b *bench) load(ctx context.Context) error {
+	convs := make([]string, b.o.streams)
+	for i := range convs {
+		c, err := b.s.conversation(ctx)
+		if err != nil {
+			return err
+		}
+		convs[i] = c
+	}
+	runtime.GC()
+	peak := watchRSS(5 * time.Millisecond)
+	lats := make([]hist, len(convs))
+	errs := make([]error, len(convs))
+	var wg sync.WaitGroup
+	prompt := claudetest.Script("rate", "n", b.o.loadN, "rate", b.o.loadRate)
+	for i, conv := range convs {
+		wg.Go(func() {
+			r, err := b.s.client.stream(ctx, conv, prompt, &lats[i])
+			switch {
+			case err != nil:
+				errs[i] = err
+			case r.terminal != relay.Complete:
+				errs[i] = fmt.Errorf("turn ended with %s %q", r.terminal, r.message)
+			case r.stamped != b.o.loadN:
+				errs[i] = fmt.Errorf("%d of %d events arrived", r.stamped, b.o.loadN)
+			}
+		})
+	}
+	go func() {
+		for i := 0; i < 30; i++ {
+			time.Sleep(50 * time.Millisecond)
+			debugMem(fmt.Sprintf("load+%dms", 50*(i+1)))
+		}
+	}()
+	wg.Wait()
+	peakBytes := peak.end()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	var all hist
+	for i := range lats {
+		all.merge(&lats[i])
+	}
+	b.memAtMost(mRSSLoad, peakBytes, 50<<20, fmt.Sprintf(" (%d streams)", len(convs)))
+	b.set(mLoadP99, fmtMS(all.quantile(0.99)), "", markInfo)
+	return nil
+}
+
+// serverOnly times turn.Service.Run, the server's own part of the relay
+// (the CLI's pipe, the parser, the translator, the outbox and the SSE
+// encoder), with a writer that discards: no HTTP, no client. One op is one
+// event; the turn's fixed costs (spawn, lease renewals, save) are spread
+// over the events.
+func (b *bench) serverOnly(ctx context.Context) error {
+	if b.o.serverN == 0 {
+		b.set(mAllocsServer, "not run (-server-n 0)", "", markSkip)
+		b.set(mServerRate, "not run (-server-n 0)", "", markSkip)
+		return nil
+	}
+	testing.Init()
+	if err := flag.Set("test.benchtime", strconv.Itoa(b.o.serverN)+"x"); err != nil {
+		return err
+	}
+	var runErr error
+	res := testing.Benchmark(func(tb *testing.B) {
+		tb.ReportAllocs()
+		tb.StopTimer()
+		conv, err := b.s.conversation(ctx)
+		if err != nil {
+			runErr = err
+			return
+		}
+		j, err := b.s.app.Turns.Begin(ctx, turn.Request{UserID: b.s.userID, ConversationID: conv,
+			Message: claudetest.Script("flood", "n", tb.N)})
+		if err != nil {
+			runErr = err
+			return
+		}
+		tb.StartTimer()
+		out := b.s.app.Turns.Run(ctx, j, sse.NewWriter(io.Discard))
+		tb.StopTimer()
+		if out.Kind != relay.Complete {
+			runErr = fmt.Errorf("turn ended with %s %q", out.Kind, out.Message)
+		}
+	})
+	if runErr != nil {
+		return runErr
+	}
+	if res.N == 0 {
+		return fmt.Errorf("the benchmark did not run")
+	}
+	b.set(mAllocsServer, fmt.Sprintf("%d (%d B/event, %d events)", res.AllocsPerOp(), res.AllocedBytesPerOp(), res.N), "", markInfo)
+	b.set(mServerRate, fmt.Sprintf("%.0f ev/s", 1e9/float64(res.NsPerOp())), "", markInfo)
+	if res.NsPerOp() == 0 {
+		b.set(mServerRate, fmt.Sprintf("%d events in %v", res.N, res.T), "", markInfo)
+	}
+	return nil
+}
+
+// checkProcesses counts this process's children once everything is
+// stopped: CLI processes, what they started (re-parented here) or
+// DynamoDB Local if started here. Any found is reported, then killed.
+func (b *bench) checkProcesses() {
+	left := children()
+	if len(left) == 0 {
+		b.set(mProcessesAfter, "0", "0", markPass)
+		return
+	}
+	for _, pid := range left {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	b.set(mProcessesAfter, fmt.Sprintf("%d (pids %v, killed)", len(left), left), "0", markError)
+}
+
+// children lists the pids whose parent is this process (Linux; none
+// elsewhere).
+func children() []int {
+	self := os.Getpid()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...; comm may hold spaces and parentheses.
+		i := strings.LastIndexByte(string(stat), ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) > 1 && f[1] == strconv.Itoa(self) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+func (b *bench) print(out io.Writer) {
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "metric\tvalue\ttarget\tmark")
+	fmt.Fprintln(tw, "------\t-----\t------\t----")
+	for _, m := range Metrics {
+		r, ok := b.rows[m]
+		if !ok {
+			r = row{"not measured", "", markError}
+		}
+		target := r.target
+		if target == "" {
+			target = "—"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m, r.value, target, r.mark)
+	}
+	tw.Flush()
+	if len(b.notes) > 0 {
+		fmt.Fprintln(out, "\nMeasured along the way:")
+		for _, n := range b.notes {
+			fmt.Fprintln(out, "  - "+n)
+		}
+	}
+	fmt.Fprintln(out, `
+Notes:
+  - One process hosts the server (app.New + the local gateway + the real Lambda
+    adapters on a loopback port) and the client, which parses each stream as it
+    arrives in one 64 KiB buffer and keeps only counters and a 30 KiB histogram.
+    RSS is this process's VmRSS from /proc/self/status; the fake CLI processes
+    are separate and not counted. "RSS idle" follows warm-up turns, runtime.GC
+    and debug.FreeOSMemory.
+  - Latency/queueing = client arrival time minus the wall-clock stamp the fake
+    CLI wrote into each text: pipe, parser, turn loop, outbox, SSE writer, the
+    Lambda streaming adapter, the gateway relay, TCP and the client's parse.
+  - TTFB and first chunk are timed from just before the POST, one turn at a
+    time, each on a new conversation (auth, rate limit and the pre-stream
+    transaction in DynamoDB Local included).
+  - allocs/event, server+client: runtime Mallocs over the flat-out turn divided
+    by the chunks relayed. Server only: testing.Benchmark of turn.Service.Run
+    with an SSE writer to io.Discard, one op = one event.`)
+}

@@ -1,0 +1,156 @@
+package app_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/ovrlrd/cloud/internal/claude/claudetest"
+	"github.com/ovrlrd/cloud/internal/push/apnsfake"
+)
+
+// pushStack is a stack whose pushes go to a loopback APNs.
+func pushStack(t *testing.T) (*stack, *apnsfake.Server) {
+	t.Helper()
+	apns, err := apnsfake.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(apns.Close)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalPKCS8PrivateKey(key)
+	s := newStack(t, "APNS_KEY_ID", "KEYID12345", "APPLE_TEAM_ID", "TEAM123456",
+		"APNS_KEY", string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})), "APNS_HOST", apns.URL)
+	return s, apns
+}
+
+// waitPushes waits for n pushes to arrive.
+func waitPushes(t *testing.T, apns *apnsfake.Server, n int) []apnsfake.Request {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if got := apns.Requests(); len(got) >= n {
+			return got
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%d pushes, want %d", len(apns.Requests()), n)
+	return nil
+}
+
+func TestCompleteTurnIsPushed(t *testing.T) {
+	s, apns := pushStack(t)
+	tok, _ := s.signIn(t, uniqueSub("push"), "") // registers a device
+	_, evs := s.stream(t, "/chat/stream", `{"message":`+jsonString(claudetest.Script("normal", "text", "Your answer"))+`}`, tok)
+	conv := evs[len(evs)-1].ConversationID
+	got := waitPushes(t, apns, 1)
+	if got[0].Token != strings.Repeat("0f", 32) || got[0].Payload["conversationId"] != conv || got[0].Payload["type"] != "message_ready" ||
+		got[0].Header.Get("apns-push-type") != "alert" {
+		t.Fatalf("push %+v", got[0])
+	}
+	// Only complete is pushed.
+	s.stream(t, "/chat/"+conv+"/stream", `{"message":`+jsonString(claudetest.Script("denied"))+`}`, tok)
+	time.Sleep(300 * time.Millisecond)
+	if n := len(apns.Requests()); n != 1 {
+		t.Fatalf("%d pushes after a permission request", n)
+	}
+}
+
+// The client leaves mid-turn: the answer is still saved and pushed.
+func TestClientThatLeavesGetsThePush(t *testing.T) {
+	s, apns := pushStack(t)
+	tok, _ := s.signIn(t, uniqueSub("leaver"), "")
+	body := `{"message":` + jsonString(claudetest.Script("lines", "delay_ms", 400, "lines", []any{
+		map[string]any{"type": "system", "subtype": "init", "session_id": "s"},
+		map[string]any{"type": "assistant", "message": map[string]any{"content": []any{map[string]any{"type": "text", "text": "first part"}}}},
+		map[string]any{"type": "assistant", "message": map[string]any{"content": []any{map[string]any{"type": "text", "text": " and the rest"}}}},
+		map[string]any{"type": "result", "subtype": "success", "is_error": false, "result": "done", "total_cost_usd": 0.001},
+	})) + `}`
+	req, _ := http.NewRequest("POST", s.URL+"/chat/stream", strings.NewReader(body))
+	req.Header.Set("X-API-Key", apiKey)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(resp.Body).ReadString('\n') // the first ping
+	resp.Body.Close()                                      // the user leaves the chat screen
+	if !strings.Contains(line, "ping") {
+		t.Fatalf("first line %q", line)
+	}
+	got := waitPushes(t, apns, 1)
+	conv, _ := got[0].Payload["conversationId"].(string)
+	_, msgs, _ := appDetail(t, s.call(t, "GET", "/chat/"+conv, "", tok))
+	if len(msgs) != 2 || msgs[1]["content"] != "first part and the rest" {
+		t.Fatalf("messages %v", msgs)
+	}
+}
+
+// APNs failing three times: the turn is unaffected.
+func TestPushFailureDoesNotFailTheTurn(t *testing.T) {
+	s, apns := pushStack(t)
+	tok, _ := s.signIn(t, uniqueSub("apnsdown"), "")
+	dev := strings.Repeat("0f", 32)
+	apns.Answer(dev, apnsfake.Answer{Status: 500}, apnsfake.Answer{Status: 500}, apnsfake.Answer{Status: 500})
+	_, evs := s.stream(t, "/chat/stream", `{"message":"hi"}`, tok)
+	if evs[len(evs)-1].Type != "complete" {
+		t.Fatalf("terminal %+v", evs[len(evs)-1])
+	}
+	waitPushes(t, apns, 3)
+}
+
+// objects lists what the S3 stand-in holds under prefix.
+func (s *stack) objects(t *testing.T, prefix string) []string {
+	t.Helper()
+	c := s3.NewFromConfig(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("l", "l", "")},
+		func(o *s3.Options) { o.BaseEndpoint = aws.String(s.s3); o.UsePathStyle = true })
+	out, err := c.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String(s.app.Config.SessionsBucket), Prefix: aws.String(prefix)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, o := range out.Contents {
+		keys = append(keys, aws.ToString(o.Key))
+	}
+	return keys
+}
+
+// Deleting a conversation, then the account, removes what S3 keeps of them.
+func TestDeletionsRemoveSavedWorkspaces(t *testing.T) {
+	s := newStack(t)
+	tok, uid := s.signIn(t, uniqueSub("s3del"), "")
+	var convs []string
+	for range 2 {
+		_, evs := s.stream(t, "/chat/stream", `{"message":"hi"}`, tok)
+		convs = append(convs, evs[len(evs)-1].ConversationID)
+	}
+	if keys := s.objects(t, "users/"+uid+"/"); len(keys) < 2 {
+		t.Fatalf("saved after the turns: %v", keys)
+	}
+	if r := s.call(t, "DELETE", "/chat/"+convs[0], "", tok); r.status != 200 {
+		t.Fatalf("delete: %d", r.status)
+	}
+	for _, k := range s.objects(t, "users/"+uid+"/") {
+		if strings.Contains(k, convs[0]) {
+			t.Fatalf("%s outlived its conversation", k)
+		}
+	}
+	if r := s.call(t, "DELETE", "/auth/account", "", tok); r.status != 204 {
+		t.Fatalf("delete account: %d", r.status)
+	}
+	if keys := s.objects(t, "users/"+uid+"/"); len(keys) != 0 {
+		t.Fatalf("left after the account: %v", keys)
+	}
+}

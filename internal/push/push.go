@@ -1,0 +1,197 @@
+// Package push tells a user's phones that an answer is ready, through APNs
+// with token authentication (sideshow/apns2). A push never fails a turn:
+// it is retried within its deadline, a dead device token is removed, and
+// whatever still fails is logged.
+package push
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/sideshow/apns2"
+	"github.com/sideshow/apns2/token"
+
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
+)
+
+// Devices are a user's registered phones.
+type Devices interface {
+	Devices(ctx context.Context, userID string) ([]ovrlrd.Device, error)
+	DeleteDevice(ctx context.Context, userID, token string) error
+}
+
+// Config is APNs token authentication.
+type Config struct {
+	KeyPEM []byte // the .p8 key
+	KeyID  string
+	TeamID string
+	Topic  string // the app's bundle id
+	// Host replaces both of Apple's hosts (a loopback stand-in in tests).
+	Host string
+}
+
+// Notifier sends pushes.
+type Notifier struct {
+	devices Devices
+	topic   string
+	clients map[ovrlrd.Environment]*apns2.Client
+	log     *slog.Logger
+}
+
+// Timings; variables so tests can shorten them.
+var (
+	attempts    = 3
+	backoff     = 250 * time.Millisecond
+	sendTimeout = 5 * time.Second // one request; apns2's own default is a minute
+)
+
+// New returns a Notifier. The token is signed lazily and cached by apns2,
+// whose Token is safe for concurrent use.
+func New(devices Devices, cfg Config, log *slog.Logger) (*Notifier, error) {
+	key, err := token.AuthKeyFromBytes(cfg.KeyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("push: APNs key: %w", err)
+	}
+	tok := &token.Token{AuthKey: key, KeyID: cfg.KeyID, TeamID: cfg.TeamID}
+	client := func(host string) *apns2.Client {
+		c := apns2.NewTokenClient(tok)
+		c.Host = host
+		if cfg.Host != "" {
+			c.Host = cfg.Host
+		}
+		c.HTTPClient.Timeout = sendTimeout
+		return c
+	}
+	return &Notifier{
+		devices: devices,
+		topic:   cfg.Topic,
+		clients: map[ovrlrd.Environment]*apns2.Client{
+			ovrlrd.EnvSandbox:    client(apns2.HostDevelopment),
+			ovrlrd.EnvProduction: client(apns2.HostProduction),
+		},
+		log: log,
+	}, nil
+}
+
+// Message is what a push says.
+type Message struct {
+	ConversationID string
+	Title          string
+	Segments       []string
+}
+
+// Notify pushes m to every device of userID, in parallel, within ctx.
+func (n *Notifier) Notify(ctx context.Context, userID string, m Message) {
+	devs, err := n.devices.Devices(ctx, userID)
+	if err != nil {
+		n.log.ErrorContext(ctx, "push: list devices", "err", err)
+		return
+	}
+	payload := Payload(m)
+	var wg sync.WaitGroup
+	for _, d := range devs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n.send(ctx, d, payload)
+		}()
+	}
+	wg.Wait()
+}
+
+func (n *Notifier) send(ctx context.Context, d ovrlrd.Device, payload []byte) {
+	client, ok := n.clients[d.Environment]
+	if !ok {
+		client = n.clients[ovrlrd.EnvProduction]
+	}
+	note := &apns2.Notification{
+		DeviceToken: d.Token,
+		Topic:       n.topic,
+		PushType:    apns2.PushTypeAlert,
+		Priority:    apns2.PriorityHigh,
+		Payload:     payload,
+	}
+	var last error
+	for i := 0; i < attempts; i++ {
+		if i > 0 && !sleep(ctx, backoff<<(i-1)) {
+			break
+		}
+		resp, err := client.PushWithContext(ctx, note)
+		switch {
+		case err != nil:
+			last = err // transport: retry
+			continue
+		case resp.Sent():
+			return
+		case resp.StatusCode == http.StatusGone || resp.Reason == apns2.ReasonBadDeviceToken ||
+			resp.Reason == apns2.ReasonUnregistered || resp.Reason == apns2.ReasonDeviceTokenNotForTopic:
+			// The phone is gone or the token was never valid: stop pushing to it.
+			if err := n.devices.DeleteDevice(context.WithoutCancel(ctx), d.UserID, d.Token); err != nil && !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
+				n.log.ErrorContext(ctx, "push: remove dead device", "err", err)
+			}
+			n.log.InfoContext(ctx, "push: device removed", "status", resp.StatusCode, "reason", resp.Reason)
+			return
+		case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
+			last = fmt.Errorf("APNs answered %d %s", resp.StatusCode, resp.Reason)
+			continue
+		default:
+			n.log.ErrorContext(ctx, "push: refused", "status", resp.StatusCode, "reason", resp.Reason)
+			return
+		}
+	}
+	if last == nil {
+		last = errors.New("deadline reached")
+	}
+	n.log.ErrorContext(ctx, "push: gave up", "attempts", attempts, "err", last)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// Payload is the notification the app expects (contract §5): a fixed
+// title, a preview of the answer, and the conversation to open.
+func Payload(m Message) []byte {
+	body := preview(m.Segments)
+	if body == "" {
+		body = m.Title
+	}
+	if body == "" {
+		body = "Your response is ready"
+	}
+	p := map[string]any{
+		"aps": map[string]any{
+			"alert":     map[string]string{"title": "New response from Claude", "body": body},
+			"sound":     "default",
+			"thread-id": m.ConversationID,
+		},
+		"conversationId": m.ConversationID,
+		"type":           "message_ready",
+	}
+	b, _ := json.Marshal(p) // maps of strings always encode
+	return b
+}
+
+// preview is the answer's text, cut to 150 characters.
+func preview(segments []string) string {
+	s := strings.TrimSpace(strings.Join(segments, "\n"))
+	if utf8.RuneCountInString(s) <= 150 {
+		return s
+	}
+	return string([]rune(s)[:149]) + "…"
+}

@@ -1,0 +1,138 @@
+package workspace
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// errTooLarge says a folder exceeds the cap and was not archived.
+var errTooLarge = errors.New("workspace: folder larger than the cap")
+
+// size adds up the regular files under dir, stopping early past limit.
+func size(dir string, limit int64) (int64, error) {
+	var total int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			total += info.Size()
+			if total > limit {
+				return errTooLarge
+			}
+		}
+		return nil
+	})
+	return total, err
+}
+
+// pack writes dir as a gzipped tar to w: regular files and folders only,
+// with paths relative to dir.
+func pack(w io.Writer, dir string) error {
+	gz := gzip.NewWriter(w)
+	tw := tar.NewWriter(gz)
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, path)
+		if err != nil || rel == "." {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: filepath.ToSlash(rel) + "/", Mode: 0o700, ModTime: info.ModTime()})
+		case d.Type().IsRegular():
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: filepath.ToSlash(rel), Mode: int64(info.Mode().Perm()), Size: info.Size(), ModTime: info.ModTime()}); err != nil {
+				return err
+			}
+			f, err := os.Open(path)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			_, err = io.CopyN(tw, f, info.Size())
+			return err
+		}
+		return nil // sockets, symlinks: not part of a workspace worth keeping
+	})
+	if err != nil {
+		return err
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	return gz.Close()
+}
+
+// unpack extracts a gzipped tar into dir. Every entry must stay inside dir;
+// links and devices are refused; the total size is capped, so a hostile or
+// corrupt archive can neither escape nor fill the disk.
+func unpack(r io.Reader, dir string, limit int64) error {
+	gz, err := gzip.NewReader(r)
+	if err != nil {
+		return fmt.Errorf("workspace: not a gzip archive: %w", err)
+	}
+	tr := tar.NewReader(gz)
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	var total int64
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("workspace: archive: %w", err)
+		}
+		name := filepath.FromSlash(strings.TrimSuffix(h.Name, "/"))
+		if !filepath.IsLocal(name) {
+			return fmt.Errorf("workspace: archive entry %q leaves its folder", h.Name)
+		}
+		switch h.Typeflag {
+		case tar.TypeDir:
+			if err := root.MkdirAll(name, 0o700); err != nil {
+				return err
+			}
+		case tar.TypeReg:
+			total += h.Size
+			if total > limit {
+				return errTooLarge
+			}
+			if err := root.MkdirAll(filepath.Dir(name), 0o700); err != nil {
+				return err
+			}
+			f, err := root.OpenFile(name, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, fs.FileMode(h.Mode).Perm()|0o600)
+			if err != nil {
+				return err
+			}
+			_, err = io.CopyN(f, tr, h.Size)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("workspace: archive entry %q is not a file or a folder", h.Name)
+		}
+	}
+}
