@@ -7,12 +7,13 @@ TOOLS := $(CURDIR)/build/tools
 
 # Pinned tool versions: CI and every machine get the same ones.
 STATICCHECK_VERSION := v0.8.2
+ACTIONLINT_VERSION  := v1.7.12
 
 FUNCTIONS    := auth chat stream
 LAMBDA_FLAGS := -trimpath -tags lambda.norpc -ldflags "-s -w"
 TEST_FLAGS   ?= -count=1 -p 2 -timeout 12m
 
-.PHONY: all deps build test dev lint clean tools \
+.PHONY: all deps build test dev bench invoke lint clean tools \
 	build-AuthFunction build-ChatFunction build-StreamFunction
 
 all: build
@@ -47,16 +48,33 @@ dev: deps
 	$(GO) build -o $(TOOLS)/dev ./cmd/dev
 	exec $(TOOLS)/dev
 
-## lint: gofmt, go vet and staticcheck
+## bench: relay latency, throughput, time to first byte, RSS (prints a table)
+bench: deps
+	$(GO) build -o $(TOOLS)/dynamolocal ./cmd/dynamolocal
+	$(GO) build -o $(TOOLS)/bench ./cmd/bench
+	$(TOOLS)/dynamolocal -- $(TOOLS)/bench $(BENCH_FLAGS)
+
+## invoke: one event through one function's handler, in process (FN=auth|chat|stream EVENT=events/<file>.json)
+invoke: deps
+	@if [ -z "$(FN)" ] || [ -z "$(EVENT)" ]; then echo "usage: make invoke FN=auth|chat|stream EVENT=events/<file>.json"; exit 2; fi
+	$(GO) build -o $(TOOLS)/dynamolocal ./cmd/dynamolocal
+	$(GO) build -o $(TOOLS)/invoke ./cmd/invoke
+	$(TOOLS)/dynamolocal -- $(TOOLS)/invoke -fn $(FN) $(EVENT)
+
+## lint: gofmt, go vet, staticcheck and actionlint (the GitHub workflows)
 lint: tools
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(TOOLS)/staticcheck ./...
+	$(TOOLS)/actionlint
 
-tools: $(TOOLS)/staticcheck
+tools: $(TOOLS)/staticcheck $(TOOLS)/actionlint
 
 $(TOOLS)/staticcheck:
 	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+$(TOOLS)/actionlint:
+	GOBIN=$(TOOLS) $(GO) install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
 
 ## clean: remove build output (local data in .local/ is kept)
 clean:

@@ -14,7 +14,7 @@ import (
 )
 
 // client talks to the service as the app does. Its streams are parsed as
-// they arrive, line by line in one 64 KiB buffer, and nothing of a body is
+// they arrive, line by line in one 16 KiB buffer, and nothing of a body is
 // kept but counters and a fixed-size histogram, so the client adds little to
 // the RSS measured in this process.
 type client struct {
@@ -28,7 +28,6 @@ func newClient(base, apiKey string) *client {
 	return &client{base: base, apiKey: apiKey, http: &http.Client{Transport: &http.Transport{
 		MaxIdleConnsPerHost: 64,
 		DisableCompression:  true,
-		ForceAttemptHTTP2:   false,
 	}}}
 }
 
@@ -115,7 +114,7 @@ func (c *client) stream(ctx context.Context, conv, prompt string, lat *hist) (st
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
 		return r, fmt.Errorf("POST /chat/%s/stream: %d %s", conv, resp.StatusCode, body)
 	}
-	br := bufio.NewReaderSize(resp.Body, 64<<10)
+	br := bufio.NewReaderSize(resp.Body, 16<<10)
 	if _, err := br.Peek(1); err != nil {
 		return r, fmt.Errorf("stream ended before its first byte: %w", err)
 	}

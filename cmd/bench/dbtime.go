@@ -16,8 +16,15 @@ import (
 // dbTimer times the service's DynamoDB calls by operation, to show what a
 // phase's latency is made of.
 type dbTimer struct {
-	mu  sync.Mutex
-	ops map[string]*hist
+	mu    sync.Mutex
+	ops   map[string]*hist
+	spans []span
+}
+
+// span is one call's start and end.
+type span struct {
+	op         string
+	start, end time.Time
 }
 
 // option installs the timer on the service's DynamoDB client.
@@ -26,7 +33,7 @@ func (d *dbTimer) option() func(*dynamodb.Options) {
 		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 			start := time.Now()
 			out, md, err := next.HandleInitialize(ctx, in)
-			d.add(awsmiddleware.GetOperationName(ctx), time.Since(start))
+			d.add(span{awsmiddleware.GetOperationName(ctx), start, time.Now()})
 			return out, md, err
 		})
 	return func(o *dynamodb.Options) {
@@ -36,18 +43,54 @@ func (d *dbTimer) option() func(*dynamodb.Options) {
 	}
 }
 
-func (d *dbTimer) add(op string, took time.Duration) {
+func (d *dbTimer) add(s span) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if len(d.spans) < 1024 {
+		d.spans = append(d.spans, s)
+	}
 	if d.ops == nil {
 		d.ops = map[string]*hist{}
 	}
-	h := d.ops[op]
+	h := d.ops[s.op]
 	if h == nil {
 		h = &hist{}
-		d.ops[op] = h
+		d.ops[s.op] = h
 	}
-	h.add(int64(took))
+	h.add(int64(s.end.Sub(s.start)))
+}
+
+// within returns the time spent in calls that ran between from and to
+// (calls are sequential within one request) and counts them by operation in
+// ops, if not nil; it forgets every span.
+func (d *dbTimer) within(from, to time.Time, ops map[string]int) time.Duration {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var sum time.Duration
+	for _, s := range d.spans {
+		if !s.start.Before(from) && !s.end.After(to) {
+			sum += s.end.Sub(s.start)
+			if ops != nil {
+				ops[s.op]++
+			}
+		}
+	}
+	d.spans = d.spans[:0]
+	return sum
+}
+
+// perTurn writes counts as "Op ×n" per turn, in name order.
+func perTurn(ops map[string]int, turns int) string {
+	names := make([]string, 0, len(ops))
+	for name := range ops {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	var parts []string
+	for _, name := range names {
+		parts = append(parts, fmt.Sprintf("%s ×%.1f", name, float64(ops[name])/float64(max(turns, 1))))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // take returns the calls since the last take, as "Op ×n p50 x ms" in
@@ -55,7 +98,7 @@ func (d *dbTimer) add(op string, took time.Duration) {
 func (d *dbTimer) take(per int) string {
 	d.mu.Lock()
 	ops := d.ops
-	d.ops = nil
+	d.ops, d.spans = nil, d.spans[:0]
 	d.mu.Unlock()
 	names := make([]string, 0, len(ops))
 	for name := range ops {

@@ -10,22 +10,30 @@
 // It measures, in order:
 //
 //   - RSS idle: VmRSS of this process (which hosts the server) after a few
-//     warm-up turns and a forced GC that returns freed memory to the OS.
+//     warm-up turns and a forced GC that returns freed memory to the OS,
+//     split into anonymous memory (heap, stacks) and file-backed pages (the
+//     executable's code and data).
 //   - Time to first byte and to first chunk, over turns run one after
 //     another, each on its own conversation: from just before the POST is
 //     sent to the first body byte (the ping sent right after the pre-stream
-//     transaction) and to the first chunk event.
+//     transaction) and to the first chunk event. The service's DynamoDB
+//     calls are timed too, to tell the database's share from the rest.
 //   - Relay overhead: the fake CLI writes texts at a steady rate, each text
 //     the wall-clock time it was written; for every chunk the client
 //     records its arrival time minus that stamp.
 //   - Flat-out throughput: the fake writes texts as fast as it can; the rate
 //     is chunks over the time from the first stamp to the last arrival, the
 //     queueing is the same stamp delay as above, the peak RSS is sampled
-//     during the run, and allocations are the process's Mallocs over the
-//     run divided by the chunks relayed.
+//     while the events are relayed and over the whole turn (which ends by
+//     saving the whole answer), and allocations are the process's Mallocs
+//     over the run divided by the chunks relayed.
 //   - RSS under load: the peak while concurrent streams run.
 //   - Server-only allocations: turn.Service.Run with a discarding SSE
 //     writer, timed with testing.Benchmark (one op is one relayed event).
+//   - That no process is left: every child of this process once the
+//     service, the stand-ins and DynamoDB Local (if started here) stopped.
+//
+// -cpuprofile and -memprofile write profiles of the measured phases.
 //
 // Timing targets are reported, not enforced: the exit status is 0 when every
 // phase ran, whatever the numbers; 1 when a phase failed (an error, or
@@ -60,6 +68,8 @@ type options struct {
 	serverN   int
 	timeout   time.Duration
 	logLevel  string
+	cpuProf   string
+	memProf   string
 	cliPath   string // the fake CLI; built through claudetest when empty
 	endpoint  string // DynamoDB Local; started here when empty
 }
@@ -80,6 +90,8 @@ func parseOptions(args []string, getenv func(string) string, errOut io.Writer) (
 	fs.IntVar(&o.serverN, "server-n", 200000, "events of the server-only allocation benchmark (0 skips it)")
 	fs.DurationVar(&o.timeout, "timeout", 170*time.Second, "the whole run")
 	fs.StringVar(&o.logLevel, "log-level", "warn", "the service's log level (logs go to stderr)")
+	fs.StringVar(&o.cpuProf, "cpuprofile", "", "write a CPU profile of the measured phases to this file")
+	fs.StringVar(&o.memProf, "memprofile", "", "write an allocation profile (every allocation of 4 KiB sampled) to this file")
 	fs.StringVar(&o.cliPath, "cli", "", "the fake CLI to run (default: built from internal/claude/testdata/fakeclaude)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -144,7 +156,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, out, er
 		return 1
 	}
 	b := &bench{o: o, s: s}
+	stopProfiles, err := startProfiles(o)
+	if err != nil {
+		s.close()
+		fmt.Fprintln(errOut, "bench:", err)
+		return 1
+	}
 	b.runPhases(ctx)
+	if err := stopProfiles(); err != nil {
+		fmt.Fprintln(errOut, "bench: profile:", err)
+	}
 	s.close()
 	b.checkProcesses()
 

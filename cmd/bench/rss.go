@@ -2,45 +2,89 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"strconv"
 	"sync"
 	"time"
 )
 
-// procStatus reads a "kB" field (VmRSS, VmHWM) of /proc/self/status, in
-// bytes; ok is false where there is no such file.
-func procStatus(field string) (int64, bool) {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0, false
-	}
-	key := []byte(field + ":")
-	for line := range bytes.Lines(b) {
-		if !bytes.HasPrefix(line, key) {
-			continue
-		}
-		f := bytes.Fields(line[len(key):])
-		if len(f) == 0 {
-			return 0, false
-		}
-		kb, err := strconv.ParseInt(string(f[0]), 10, 64)
-		return kb << 10, err == nil
-	}
-	return 0, false
+// mem is the resident set of this process, in bytes: all of it, and its
+// anonymous (heap, stacks) and file-backed (the executable's pages) parts.
+type mem struct {
+	rss, anon, file int64
 }
 
-func rss() (int64, bool) { return procStatus("VmRSS") }
+func (m mem) String() string {
+	if m.anon+m.file == 0 {
+		return fmtMB(m.rss)
+	}
+	return fmt.Sprintf("%s (anon %s + file %s)", fmtMB(m.rss), fmtMB(m.anon), fmtMB(m.file))
+}
+
+// readMem reads /proc/self/status; ok is false where there is none.
+func readMem() (m mem, ok bool) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return m, false
+	}
+	for line := range bytes.Lines(b) {
+		var p *int64
+		switch {
+		case bytes.HasPrefix(line, []byte("VmRSS:")):
+			p, ok = &m.rss, true
+		case bytes.HasPrefix(line, []byte("RssAnon:")):
+			p = &m.anon
+		case bytes.HasPrefix(line, []byte("RssFile:")):
+			p = &m.file
+		default:
+			continue
+		}
+		*p = kB(line)
+	}
+	return m, ok
+}
+
+// kB reads the value of a "Name:   123 kB" line, in bytes.
+func kB(line []byte) int64 {
+	_, v, _ := bytes.Cut(line, []byte(":"))
+	f := bytes.Fields(v)
+	if len(f) == 0 {
+		return 0
+	}
+	n, _ := strconv.ParseInt(string(f[0]), 10, 64)
+	return n << 10
+}
+
+// hwm reads VmHWM, the kernel's high-water mark of VmRSS, in bytes.
+func hwm() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for line := range bytes.Lines(b) {
+		if bytes.HasPrefix(line, []byte("VmHWM:")) {
+			return kB(line)
+		}
+	}
+	return 0
+}
 
 // peakRSS follows the process's resident set during a phase: it samples
-// VmRSS, and also reads the kernel's own high-water mark (VmHWM) after
-// resetting it at the start, when the kernel allows that.
+// /proc/self/status, and also reads the kernel's own high-water mark
+// (VmHWM) after resetting it at the start, when the kernel allows that.
 type peakRSS struct {
-	stop  chan struct{}
-	done  chan struct{}
-	mu    sync.Mutex
-	max   int64
-	reset bool
+	stop    chan struct{}
+	done    chan struct{}
+	mu      sync.Mutex
+	max     mem
+	samples []timed
+	reset   bool
+}
+
+type timed struct {
+	at time.Time
+	m  mem
 }
 
 func watchRSS(every time.Duration) *peakRSS {
@@ -64,24 +108,51 @@ func watchRSS(every time.Duration) *peakRSS {
 }
 
 func (p *peakRSS) sample() {
-	if v, ok := rss(); ok {
+	if m, ok := readMem(); ok {
 		p.mu.Lock()
-		p.max = max(p.max, v)
+		if m.rss > p.max.rss {
+			p.max = m
+		}
+		if len(p.samples) < 1<<16 {
+			p.samples = append(p.samples, timed{time.Now(), m})
+		}
 		p.mu.Unlock()
 	}
 }
 
-// end stops sampling and returns the peak in bytes (0 if unknown).
-func (p *peakRSS) end() int64 {
+// until returns the largest sample taken before t; call after end.
+func (p *peakRSS) until(t time.Time) mem {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var m mem
+	for _, s := range p.samples {
+		if s.at.Before(t) && s.m.rss > m.rss {
+			m = s.m
+		}
+	}
+	return m
+}
+
+// end stops sampling and returns the peak in bytes (0 if unknown), and the
+// largest sample with its split. Between samples the kernel's mark may be a
+// little higher; then that is the peak.
+func (p *peakRSS) end() (peak int64, sampled mem) {
 	close(p.stop)
 	<-p.done
 	p.sample()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	peak = p.max.rss
 	if p.reset {
-		if hwm, ok := procStatus("VmHWM"); ok {
-			p.max = max(p.max, hwm)
-		}
+		peak = max(peak, hwm())
 	}
-	return p.max
+	return peak, p.max
+}
+
+// peakString is a peak with the split of the largest sample.
+func peakString(peak int64, sampled mem) string {
+	if sampled.anon+sampled.file == 0 {
+		return fmtMB(peak)
+	}
+	return fmt.Sprintf("%s (largest sample: anon %s + file %s)", fmtMB(peak), fmtMB(sampled.anon), fmtMB(sampled.file))
 }

@@ -100,9 +100,9 @@ func startStack(ctx context.Context, o *options, logOut io.Writer) (s *stack, er
 		"CLAUDE_PATH":        cli,
 		"CLAUDE_WORK_ROOT":   work,
 		"CLAUDE_CONFIG_ROOT": cfgRoot,
-		// A turn can never outlive the run.
-		"CLAUDE_TIMEOUT":      (o.timeout + 10*time.Second).Round(time.Second).String(),
-		"CLAUDE_IDLE_TIMEOUT": "60s",
+		// No turn outlives the run by more than the run's own length.
+		"CLAUDE_TIMEOUT":      max(o.timeout, time.Second).Round(time.Second).String(),
+		"CLAUDE_IDLE_TIMEOUT": min(max(o.timeout, time.Second), 30*time.Second).Round(time.Second).String(),
 		// The bench starts far more turns a minute than a person would.
 		"RATE_LIMIT_TURN":  "999999/1m",
 		"RATE_LIMIT_READ":  "999999/1m",
@@ -118,6 +118,9 @@ func startStack(ctx context.Context, o *options, logOut io.Writer) (s *stack, er
 	s.app, err = app.New(ctx, cfg, logs.New(logOut, cfg.LogLevel), app.WithDynamoDB(s.db.option()))
 	if err != nil {
 		return s, err
+	}
+	if err := s.app.Workspace.EnsureBucket(ctx); err != nil {
+		return s, fmt.Errorf("workspace bucket: %w", err)
 	}
 	s.srv = httptest.NewServer(s.app.Gateway())
 	s.client = newClient(s.srv.URL, apiKey)

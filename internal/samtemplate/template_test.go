@@ -20,11 +20,18 @@ func load(t *testing.T) samtemplate.Template {
 }
 
 func TestShortFormIntrinsics(t *testing.T) {
-	res := load(t).Resources()
-	env := res["AuthFunction"]["Properties"].(map[string]any)["Policies"].([]any)[0].(map[string]any)
-	got := env["DynamoDBCrudPolicy"].(map[string]any)["TableName"]
-	if !reflect.DeepEqual(got, map[string]any{"Ref": "Table"}) {
+	tpl := load(t)
+	env := tpl["Globals"].(map[string]any)["Function"].(map[string]any)["Environment"].(map[string]any)["Variables"].(map[string]any)
+	if got := env["TABLE_NAME"]; !reflect.DeepEqual(got, map[string]any{"Ref": "Table"}) {
 		t.Fatalf("!Ref decoded as %#v", got)
+	}
+	role := tpl.Resources()["AuthFunction"]["Properties"].(map[string]any)["Role"]
+	if !reflect.DeepEqual(role, map[string]any{"Fn::GetAtt": []any{"AuthRole", "Arn"}}) {
+		t.Fatalf("!GetAtt decoded as %#v", role)
+	}
+	cond := tpl["Conditions"].(map[string]any)["UseBedrock"]
+	if !reflect.DeepEqual(cond, map[string]any{"Fn::Equals": []any{map[string]any{"Ref": "ClaudeProvider"}, "bedrock"}}) {
+		t.Fatalf("!Equals decoded as %#v", cond)
 	}
 }
 

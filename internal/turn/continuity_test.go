@@ -59,7 +59,9 @@ func (r *rig) withWorkspace(t *testing.T, cli string, env claude.Env) (*httptest
 // failing answers every request with a 500.
 type failing struct{}
 
-func (failing) ServeHTTP(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusInternalServerError) }
+func (failing) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	w.WriteHeader(http.StatusInternalServerError)
+}
 
 // wipe removes everything a turn left on this "environment": a turn after
 // it runs as on a fresh Lambda execution environment.

@@ -4,13 +4,13 @@ import "testing"
 
 func TestCleanTitle(t *testing.T) {
 	cases := map[string]string{
-		"  Fixing the build  \n":   "Fixing the build",
-		`"Quoted title"`:           "Quoted title",
-		"'Single quoted'":          "Single quoted",
-		"KEEP":                     "",
-		"":                         "",
-		"Spaces   inside\nlines":   "Spaces inside lines",
-		string(make([]rune, 0)):    "",
+		"  Fixing the build  \n": "Fixing the build",
+		`"Quoted title"`:         "Quoted title",
+		"'Single quoted'":        "Single quoted",
+		"KEEP":                   "",
+		"":                       "",
+		"Spaces   inside\nlines": "Spaces inside lines",
+		string(make([]rune, 0)):  "",
 		"A title that goes on and on well past the sixty character limit for titles": "A title that goes on and on well past the sixty character...",
 	}
 	for in, want := range cases {

@@ -1,0 +1,37 @@
+# The StreamFunction's image (template.yaml: PackageType Image, arm64): the
+# Go bootstrap and the pinned Claude Code CLI on Lambda's provided.al2023
+# base. `sam build` builds it; the function runs as an unprivileged user.
+
+# The bootstrap, cross-compiled for arm64 whatever platform this stage runs
+# as. (No BuildKit-only syntax: `sam build` may use the classic builder.)
+FROM golang:1.26-bookworm AS bootstrap
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY functions/ functions/
+COPY internal/ internal/
+RUN CGO_ENABLED=0 GOOS=linux GOARCH=arm64 \
+    go build -trimpath -tags lambda.norpc -ldflags "-s -w" -o /out/bootstrap ./functions/stream
+
+# The CLI at exactly the version package-lock.json pins (npm ci verifies its
+# integrity). npm installs the platform package of the platform it runs on,
+# so this stage runs as linux/arm64 (emulated on other build machines). No
+# install scripts run: the native binary is taken from the platform package.
+FROM --platform=linux/arm64 node:20-bookworm-slim AS cli
+WORKDIR /cli
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error \
+    && install -D -m 0555 node_modules/@anthropic-ai/claude-code-linux-arm64/claude /out/claude \
+    && /out/claude --version
+
+FROM --platform=linux/arm64 public.ecr.aws/lambda/provided:al2023
+COPY --from=cli /out/claude /opt/claude/bin/claude
+COPY --from=bootstrap /out/bootstrap /var/task/bootstrap
+# Lambda's only writable folder is /tmp: the CLI's home, its sessions and
+# the conversations' workspaces live there.
+ENV CLAUDE_PATH=/opt/claude/bin/claude \
+    CLAUDE_WORK_ROOT=/tmp/ovrlrd/work \
+    CLAUDE_CONFIG_ROOT=/tmp/ovrlrd/claude \
+    HOME=/tmp
+USER 10001:10001
+ENTRYPOINT ["/var/task/bootstrap"]

@@ -1,0 +1,395 @@
+package runtimetest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+
+	"github.com/ovrlrd/cloud/internal/samtemplate"
+)
+
+// The Runtime Interface Emulator, pinned. It runs a bootstrap the way Lambda
+// does: Runtime API, INIT on the first invoke, one invoke at a time.
+const (
+	riePackage = "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie"
+	rieVersion = "v0.0.0-20261030222936-bef5c4ba774d"
+)
+
+var tools struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// toolsDir builds the emulator and the three bootstraps once per test
+// binary: the emulator with `go install` at its pinned version, each
+// bootstrap as the Makefile builds it but for this machine's architecture.
+func toolsDir(t *testing.T) string {
+	t.Helper()
+	tools.once.Do(func() {
+		tools.dir, tools.err = buildTools()
+	})
+	if tools.err != nil {
+		t.Fatal(tools.err)
+	}
+	return tools.dir
+}
+
+func buildTools() (string, error) {
+	dir, err := os.MkdirTemp("", "ovrlrd-runtimetest-")
+	if err != nil {
+		return "", err
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		return "", err
+	}
+	// The emulator is built outside this module, exactly at its version.
+	cache := filepath.Join(os.TempDir(), "ovrlrd-rie-"+rieVersion)
+	if _, err := os.Stat(filepath.Join(cache, "aws-lambda-rie")); err != nil {
+		install := exec.Command(goTool, "install", riePackage+"@"+rieVersion)
+		install.Env = append(os.Environ(), "GOBIN="+cache, "CGO_ENABLED=0", "GOFLAGS=-mod=mod")
+		install.Dir = os.TempDir()
+		if out, err := install.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("installing the emulator: %v\n%s", err, out)
+		}
+	}
+	if err := os.Symlink(filepath.Join(cache, "aws-lambda-rie"), filepath.Join(dir, "aws-lambda-rie")); err != nil {
+		return "", err
+	}
+	for _, fn := range []string{"auth", "chat", "stream"} {
+		out := filepath.Join(dir, fn, "bootstrap")
+		build := exec.Command(goTool, "build", "-trimpath", "-tags", "lambda.norpc", "-ldflags", "-s -w", "-o", out, "./functions/"+fn)
+		build.Dir = repoRoot()
+		build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
+		if b, err := build.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("building %s: %v\n%s", fn, err, b)
+		}
+	}
+	return dir, nil
+}
+
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// lockedBuffer collects a process's output.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// emulator is one function under the Runtime Interface Emulator.
+type emulator struct {
+	name   string
+	url    string // the invoke endpoint
+	output *lockedBuffer
+	mu     sync.Mutex // the emulator takes one invoke at a time
+	stop   func()
+}
+
+// startEmulator runs bootstrap under the emulator with exactly env (the
+// emulator hands its own environment to the function, as Lambda hands the
+// function's configuration).
+func startEmulator(t *testing.T, name, bootstrap string, env map[string]string) *emulator {
+	t.Helper()
+	addr, api := freeAddr(t), freeAddr(t)
+	cmd := exec.Command(filepath.Join(toolsDir(t), "aws-lambda-rie"),
+		"--runtime-interface-emulator-address", addr, "--runtime-api-address", api, bootstrap)
+	cmd.Dir = filepath.Dir(bootstrap)
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	sort.Strings(cmd.Env)
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			if t.Failed() {
+				t.Logf("%s emulator output:\n%s", name, out.String())
+			}
+		})
+	}
+	t.Cleanup(stop)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: the emulator did not listen: %v\n%s", name, err, out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return &emulator{name: name, url: "http://" + addr + "/2015-03-31/functions/function/invocations", output: out, stop: stop}
+}
+
+// invoke sends one event and returns the raw response.
+func (e *emulator) invoke(t *testing.T, event []byte) []byte {
+	t.Helper()
+	b, err := e.call(event)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func (e *emulator) call(event []byte) ([]byte, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.url, bytes.NewReader(event))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s: invoke: %w", e.name, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return b, fmt.Errorf("%s: invoke answered %d: %s", e.name, resp.StatusCode, b)
+	}
+	return b, nil
+}
+
+// The emulator logs the function's INIT phase (its REPORT line's "Init
+// Duration" times only the emulator's own hand-off).
+var initDuration = regexp.MustCompile(`INIT REPORT\(durationMs: ([0-9.]+)\)`)
+
+// initDurations are the INIT phases the emulator reported.
+func (e *emulator) initDurations() []string {
+	var out []string
+	for _, m := range initDuration.FindAllStringSubmatch(e.output.String(), -1) {
+		out = append(out, m[1]+" ms")
+	}
+	return out
+}
+
+// calls records the AWS calls one function made, as IAM requests.
+type calls struct {
+	mu   sync.Mutex
+	reqs []samtemplate.Request
+}
+
+func (c *calls) add(r samtemplate.Request) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reqs = append(c.reqs, r)
+}
+
+func (c *calls) all() []samtemplate.Request {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]samtemplate.Request(nil), c.reqs...)
+}
+
+// arns names the sample account's resources for the recorded requests.
+type arns struct {
+	region, account string
+}
+
+func (a arns) table(name string) string {
+	return "arn:aws:dynamodb:" + a.region + ":" + a.account + ":table/" + name
+}
+
+// dynamoProxy forwards to DynamoDB Local and records each call: the
+// operation (X-Amz-Target) on the table, or on the index it queries.
+func dynamoProxy(t *testing.T, target string, a arns, rec *calls) string {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		_, op, _ := strings.Cut(r.Header.Get("X-Amz-Target"), ".")
+		for _, res := range dynamoResources(body, a) {
+			rec.add(samtemplate.Request{Action: "dynamodb:" + op, Resource: res})
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// dynamoResources finds the tables (and index) a request body names.
+func dynamoResources(body []byte, a arns) []string {
+	var in struct {
+		TableName     string
+		IndexName     string
+		RequestItems  map[string]json.RawMessage
+		TransactItems []map[string]struct{ TableName string }
+	}
+	_ = json.Unmarshal(body, &in)
+	seen := map[string]bool{}
+	var out []string
+	add := func(table, index string) {
+		r := a.table(table)
+		if index != "" {
+			r += "/index/" + index
+		}
+		if table != "" && !seen[r] {
+			seen[r] = true
+			out = append(out, r)
+		}
+	}
+	add(in.TableName, in.IndexName)
+	for table := range in.RequestItems {
+		add(table, "")
+	}
+	for _, it := range in.TransactItems {
+		for _, op := range it {
+			add(op.TableName, "")
+		}
+	}
+	return out
+}
+
+// s3Backend is one S3 stand-in (gofakes3, in memory) holding bucket.
+func s3Backend(t *testing.T, bucket string) http.Handler {
+	t.Helper()
+	mem := s3mem.New()
+	if err := mem.CreateBucket(bucket); err != nil {
+		t.Fatal(err)
+	}
+	return gofakes3.New(mem).Server()
+}
+
+// s3Proxy serves backend to one function (path style) and records each
+// call as the IAM action S3 authorizes it with.
+func s3Proxy(t *testing.T, backend http.Handler, rec *calls) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		bucket, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+		res := "arn:aws:s3:::" + bucket
+		req := samtemplate.Request{Resource: res, Context: map[string]string{}}
+		switch {
+		case key == "" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+			req.Action = "s3:ListBucket"
+			req.Context["s3:prefix"] = r.URL.Query().Get("prefix")
+		case key == "":
+			req.Action = "s3:" + r.Method + "Bucket"
+		case r.Method == http.MethodGet || r.Method == http.MethodHead:
+			req.Action, req.Resource = "s3:GetObject", res+"/"+key
+		case r.Method == http.MethodPut:
+			req.Action, req.Resource = "s3:PutObject", res+"/"+key
+		case r.Method == http.MethodDelete:
+			req.Action, req.Resource = "s3:DeleteObject", res+"/"+key
+		default:
+			req.Action = "s3:" + r.Method
+		}
+		rec.add(req)
+		backend.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// lambdaFake stands in for the Lambda service: it records each Invoke and,
+// for InvocationType Event, answers 202 at once and runs the event in the
+// target emulator in the background, as Lambda's asynchronous invoke does.
+type lambdaFake struct {
+	*httptest.Server
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	errs   []error
+	counts int
+}
+
+// done waits for the background invokes and returns their failures.
+func (f *lambdaFake) done() (int, []error) {
+	f.wg.Wait()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.counts, f.errs
+}
+
+func newLambdaFake(t *testing.T, a arns, rec *calls, target func() *emulator) *lambdaFake {
+	t.Helper()
+	f := &lambdaFake{}
+	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name, ok := strings.CutPrefix(r.URL.Path, "/2015-03-31/functions/")
+		name, ok2 := strings.CutSuffix(name, "/invocations")
+		if r.Method != http.MethodPost || !ok || !ok2 {
+			http.Error(w, `{"message":"not an Invoke"}`, http.StatusNotFound)
+			return
+		}
+		rec.add(samtemplate.Request{Action: "lambda:InvokeFunction",
+			Resource: "arn:aws:lambda:" + a.region + ":" + a.account + ":function:" + name})
+		body, _ := io.ReadAll(r.Body)
+		if r.Header.Get("X-Amz-Invocation-Type") != "Event" {
+			http.Error(w, `{"message":"only asynchronous invokes are expected"}`, http.StatusBadRequest)
+			return
+		}
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			out, err := target().call(body)
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.counts++
+			if err != nil {
+				f.errs = append(f.errs, err)
+			} else if string(out) != `{"kind":"complete"}` {
+				f.errs = append(f.errs, fmt.Errorf("buffered turn answered %s", out))
+			}
+		}()
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	t.Cleanup(func() { f.wg.Wait(); f.Close() })
+	return f
+}
