@@ -152,6 +152,14 @@ func (b *bench) runPhases(ctx context.Context) {
 	}
 }
 
+// settle collects garbage and returns the freed memory to the OS, so a
+// phase's peak does not carry what an earlier phase left for the
+// scavenger.
+func settle() {
+	runtime.GC()
+	debug.FreeOSMemory()
+}
+
 // turn runs one streamed turn on a new conversation.
 func (b *bench) turn(ctx context.Context, prompt string, lat *hist) (streamResult, error) {
 	conv, err := b.s.conversation(ctx)
@@ -174,8 +182,7 @@ func (b *bench) warmupAndIdle(ctx context.Context) error {
 	if _, err := b.turn(ctx, claudetest.Script("flood", "n", min(2000, b.o.floodN)), nil); err != nil {
 		return fmt.Errorf("warm-up: %w", err)
 	}
-	runtime.GC()
-	debug.FreeOSMemory()
+	settle()
 	m, _ := readMem()
 	b.memAtMost(mRSSIdle, m.rss, 30<<20, m.String())
 	return nil
@@ -241,7 +248,7 @@ func (b *bench) flood(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	runtime.GC()
+	settle()
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
 	peak := watchRSS(5 * time.Millisecond)
@@ -287,7 +294,7 @@ func (b *bench) load(ctx context.Context) error {
 		}
 		convs[i] = c
 	}
-	runtime.GC()
+	settle()
 	peak := watchRSS(5 * time.Millisecond)
 	lats := make([]hist, len(convs))
 	errs := make([]error, len(convs))

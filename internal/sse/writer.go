@@ -51,10 +51,14 @@ func NewWriter(w io.Writer) *Writer {
 	case http.ResponseWriter:
 		rc := http.NewResponseController(f)
 		sw.flush = func() error {
-			if err := rc.Flush(); !errors.Is(err, http.ErrNotSupported) {
-				return err
+			err := rc.Flush()
+			if errors.Is(err, http.ErrNotSupported) {
+				// Lambda's streaming writer sends every Write at once and
+				// cannot flush; ask once, not once per event.
+				sw.flush = nil
+				return nil
 			}
-			return nil
+			return err
 		}
 	case interface{ Flush() error }:
 		sw.flush = f.Flush

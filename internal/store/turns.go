@@ -130,6 +130,20 @@ const maxTurnMessages = 96
 
 const outcomeRetention = 24 * time.Hour
 
+// maxOutcomeText is the most of a turn's text its outcome record keeps.
+const maxOutcomeText = 64 << 10
+
+// cutUTF8 cuts s to at most n bytes without splitting a character.
+func cutUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
 type outcomeItem struct {
 	PK string `dynamo:"PK"`
 	SK string `dynamo:"SK"`
@@ -174,6 +188,11 @@ func (s *Store) FinishTurn(ctx context.Context, f TurnFinish) ([]ovrlrd.Message,
 		ExpressionAttributeNames:  map[string]string{"#h": "holder"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":h": &types.AttributeValueMemberS{Value: f.Holder}},
 	}}
+	// The outcome only serves a buffered caller's answer; the messages
+	// hold the full text. Cut, it can never push the item past DynamoDB's
+	// 400 KB, nor the transaction past its 4 MB.
+	f.Outcome.Text = cutUTF8(f.Outcome.Text, maxOutcomeText)
+	f.Outcome.Error = cutUTF8(f.Outcome.Error, 4<<10)
 	outcome, err := dynamo.MarshalItem(outcomeItem{
 		PK: runPK(f.ConversationID), SK: outcomeSK(f.Holder), TurnOutcome: f.Outcome,
 		TTL: ttlOf(s.now().Add(outcomeRetention)),
@@ -217,12 +236,9 @@ func fitSegments(segments []string) []string {
 	var out []string
 	for _, s := range segments {
 		for len(s) > MaxContentBytes {
-			cut := MaxContentBytes
-			for cut > 0 && !utf8RuneStart(s[cut]) {
-				cut--
-			}
-			out = append(out, s[:cut])
-			s = s[cut:]
+			head := cutUTF8(s, MaxContentBytes)
+			out = append(out, head)
+			s = s[len(head):]
 		}
 		if s != "" {
 			out = append(out, s)

@@ -187,3 +187,30 @@ func TestTurnUsageAddsUp(t *testing.T) {
 		t.Fatalf("day %+v %v", day, err)
 	}
 }
+
+// A megabyte-long answer saves: its messages are split, and the outcome
+// record keeps only a bounded part of the text.
+func TestLargeAnswerSaves(t *testing.T) {
+	t.Parallel()
+	s := storetest.New(t)
+	ctx := context.Background()
+	uid := uuid.NewString()
+	c, _ := startTurn(t, s, uid, "", "run-1")
+	answer := strings.Repeat("✓ answer ", 120_000) // about 1.3 MB
+	msgs, err := s.FinishTurn(ctx, store.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "run-1",
+		Segments: []string{answer}, Outcome: store.TurnOutcome{Kind: "complete", Text: answer}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var joined strings.Builder
+	for _, m := range msgs {
+		joined.WriteString(m.Content)
+	}
+	if joined.String() != answer {
+		t.Fatal("the saved messages do not add up to the answer")
+	}
+	o, err := s.Outcome(ctx, c.ID, "run-1")
+	if err != nil || len(o.Text) > 64<<10 || !strings.HasPrefix(answer, o.Text) {
+		t.Fatalf("outcome of %d bytes, %v", len(o.Text), err)
+	}
+}

@@ -242,8 +242,16 @@ func (s *Service) execute(ctx context.Context, j Job, out *outbox) (relay.Outcom
 	)
 	ping := time.NewTimer(pingEvery)
 	defer ping.Stop()
-	check := time.NewTicker(checkEvery)
-	defer check.Stop()
+	// The lease is renewed on its own goroutine, so a DynamoDB round trip
+	// never holds up the events; it reports why the turn must stop.
+	stop := make(chan error, 1)
+	watchCtx, endWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		s.watch(watchCtx, j, stop)
+	}()
+	defer func() { endWatch(); <-watched }()
 	events := run.Events()
 	for events != nil {
 		select {
@@ -265,8 +273,8 @@ func (s *Service) execute(ctx context.Context, j Job, out *outbox) (relay.Outcom
 		case <-ping.C:
 			out.ping()
 			ping.Reset(pingEvery)
-		case <-check.C:
-			if reason := s.check(ctx, j); reason != nil && stopped == nil {
+		case reason := <-stop:
+			if stopped == nil {
 				stopped = reason
 				run.Stop(reason)
 			}
@@ -293,6 +301,24 @@ func (s *Service) execute(ctx context.Context, j Job, out *outbox) (relay.Outcom
 	return o, stopped
 }
 
+// watch renews the lease every checkEvery until ctx ends, and sends the
+// first reason to stop (a cancel, or the conversation gone) on stop.
+func (s *Service) watch(ctx context.Context, j Job, stop chan<- error) {
+	t := time.NewTicker(checkEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if reason := s.check(ctx, j); reason != nil {
+				stop <- reason
+				return
+			}
+		}
+	}
+}
+
 // check renews the lease; it returns why the turn must stop, if it must.
 func (s *Service) check(ctx context.Context, j Job) error {
 	run, err := s.store.RenewRun(ctx, j.ConversationID, j.Holder, lease)
@@ -300,8 +326,11 @@ func (s *Service) check(ctx context.Context, j Job) error {
 	case ovrlrd.IsCode(err, ovrlrd.ECONFLICT):
 		return errDeleted
 	case err != nil:
-		// The table hiccuped; the lease outlives a few missed renewals.
-		s.log.WarnContext(ctx, "lease renewal failed", "err", err)
+		// The table hiccuped (or the turn is ending); the lease outlives
+		// a few missed renewals.
+		if ctx.Err() == nil {
+			s.log.WarnContext(ctx, "lease renewal failed", "err", err)
+		}
 		return nil
 	case run.Cancel:
 		return errCancelled
@@ -357,7 +386,9 @@ type outbox struct {
 	alive bool
 }
 
-const outboxSize = 512
+// outboxSize bounds the events waiting for a slow client; past it the
+// turn, and through the pipe the CLI, wait.
+const outboxSize = 128
 
 // pingEvent marks a keep-alive in the queue.
 var pingEvent = sse.Event{Type: sse.Ping}
