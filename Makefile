@@ -13,7 +13,7 @@ FUNCTIONS    := auth chat stream
 LAMBDA_FLAGS := -trimpath -tags lambda.norpc -ldflags "-s -w"
 TEST_FLAGS   ?= -count=1 -p 2 -timeout 12m
 
-.PHONY: all deps build test dev bench invoke lint clean tools \
+.PHONY: all deps build test dev bench load fuzz invoke lint clean tools \
 	build-AuthFunction build-ChatFunction build-StreamFunction
 
 all: build
@@ -53,6 +53,21 @@ bench: deps
 	$(GO) build -o $(TOOLS)/dynamolocal ./cmd/dynamolocal
 	$(GO) build -o $(TOOLS)/bench ./cmd/bench
 	$(TOOLS)/dynamolocal -- $(TOOLS)/bench $(BENCH_FLAGS)
+
+## load: 50 concurrent streamed turns, then 60 s of mixed REST; checks resources return to baseline (prints a table)
+load: deps
+	$(GO) build -o $(TOOLS)/dynamolocal ./cmd/dynamolocal
+	$(GO) build -o $(TOOLS)/load ./cmd/load
+	$(TOOLS)/dynamolocal -- $(TOOLS)/load $(LOAD_FLAGS)
+
+## fuzz: every fuzz target, one after another, FUZZTIME each (make fuzz FUZZTIME=5m); each runs
+## go test -run '^$' -fuzz '^Name$' -fuzztime FUZZTIME in its package (cmd/fuzz), then one summary
+## line per target; a crash fails it, its input left in the package's testdata/fuzz/<Name>/
+FUZZTIME ?= 30s
+fuzz: deps
+	$(GO) build -o $(TOOLS)/dynamolocal ./cmd/dynamolocal
+	$(GO) build -o $(TOOLS)/fuzz ./cmd/fuzz
+	$(TOOLS)/dynamolocal -- $(TOOLS)/fuzz -fuzztime $(FUZZTIME)
 
 ## invoke: one event through one function's handler, in process (FN=auth|chat|stream EVENT=events/<file>.json)
 invoke: deps

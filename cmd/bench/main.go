@@ -30,6 +30,11 @@
 //   - RSS under load: the peak while concurrent streams run.
 //   - Server-only allocations: turn.Service.Run with a discarding SSE
 //     writer, timed with testing.Benchmark (one op is one relayed event).
+//   - Cold starts: each function's bootstrap under the AWS Lambda Runtime
+//     Interface Emulator (runtimetest.ColdStarter), a new emulator process
+//     each time, -cold-starts times: the init the emulator reports and the
+//     wall time to the first response, median, min and max. Then the size
+//     of each linux/arm64 binary as `make build` builds it.
 //   - That no process is left: every child of this process once the
 //     service, the stand-ins and DynamoDB Local (if started here) stopped.
 //
@@ -72,6 +77,8 @@ type options struct {
 	memProf   string
 	cliPath   string // the fake CLI; built through claudetest when empty
 	endpoint  string // DynamoDB Local; started here when empty
+
+	coldStarts int // of each function under the emulator; 0 skips them
 }
 
 func parseOptions(args []string, getenv func(string) string, errOut io.Writer) (*options, error) {
@@ -88,6 +95,7 @@ func parseOptions(args []string, getenv func(string) string, errOut io.Writer) (
 	fs.IntVar(&o.loadN, "load-n", 3000, "events of each concurrent stream")
 	fs.IntVar(&o.loadRate, "load-rate", 1000, "events per second of each concurrent stream")
 	fs.IntVar(&o.serverN, "server-n", 200000, "events of the server-only allocation benchmark (0 skips it)")
+	fs.IntVar(&o.coldStarts, "cold-starts", 10, "cold starts of each function under the emulator (0 skips them)")
 	fs.DurationVar(&o.timeout, "timeout", 170*time.Second, "the whole run")
 	fs.StringVar(&o.logLevel, "log-level", "warn", "the service's log level (logs go to stderr)")
 	fs.StringVar(&o.cpuProf, "cpuprofile", "", "write a CPU profile of the measured phases to this file")
@@ -103,8 +111,8 @@ func parseOptions(args []string, getenv func(string) string, errOut io.Writer) (
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		quick := map[string]*int{"relay-n": &o.relayN, "flood-n": &o.floodN, "ttfb-turns": &o.ttfbTurns,
-			"warmup": &o.warmup, "load-n": &o.loadN, "server-n": &o.serverN}
-		values := map[string]int{"relay-n": 1000, "flood-n": 20000, "ttfb-turns": 10, "warmup": 2, "load-n": 500, "server-n": 20000}
+			"warmup": &o.warmup, "load-n": &o.loadN, "server-n": &o.serverN, "cold-starts": &o.coldStarts}
+		values := map[string]int{"relay-n": 1000, "flood-n": 20000, "ttfb-turns": 10, "warmup": 2, "load-n": 500, "server-n": 20000, "cold-starts": 3}
 		for name, p := range quick {
 			if !set[name] {
 				*p = values[name]
@@ -119,6 +127,9 @@ func parseOptions(args []string, getenv func(string) string, errOut io.Writer) (
 	}
 	if o.warmup < 0 || o.serverN < 0 || o.timeout <= 0 {
 		return nil, fmt.Errorf("-warmup, -server-n and -timeout must not be negative")
+	}
+	if o.coldStarts < 0 {
+		return nil, fmt.Errorf("-cold-starts must not be negative")
 	}
 	o.endpoint = getenv("DYNAMODB_ENDPOINT")
 	return o, nil
@@ -166,6 +177,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out, er
 	if err := stopProfiles(); err != nil {
 		fmt.Fprintln(errOut, "bench: profile:", err)
 	}
+	b.coldStartsAndSizes(ctx)
 	s.close()
 	b.checkProcesses()
 

@@ -23,16 +23,21 @@ import (
 type Server struct {
 	Endpoint string // http://127.0.0.1:PORT
 
+	port   int
 	cmd    *exec.Cmd
 	done   chan struct{}
 	stderr bytes.Buffer
 	once   sync.Once
 }
 
-// Options says where to keep data. An empty DataDir keeps everything in
-// memory, which is what tests want.
+// Options says where to keep data, and on which port to listen. An empty
+// DataDir keeps everything in memory, which is what tests want. A zero Port
+// picks a free one; a fixed Port lets a stopped server be started again at
+// the same endpoint (with the same DataDir, over the same data), as a client
+// sees a database come back after an outage.
 type Options struct {
 	DataDir string
+	Port    int
 }
 
 // Start launches DynamoDB Local and waits until it answers, at most until ctx
@@ -46,7 +51,13 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, errors.New("dynamolocal: java not found on PATH (Java 17 or later is required)")
 	}
-	port, err := freePort()
+	port := opts.Port
+	if port == 0 {
+		port, err = freePort()
+	} else {
+		// Something else answering there would pass for a started server.
+		err = portFree(port)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +81,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	} else {
 		args = append(args, "-sharedDb", "-inMemory")
 	}
-	s := &Server{Endpoint: "http://127.0.0.1:" + strconv.Itoa(port), done: make(chan struct{})}
+	s := &Server{Endpoint: "http://127.0.0.1:" + strconv.Itoa(port), port: port, done: make(chan struct{})}
 	// Not CommandContext: the server outlives the start-up context.
 	s.cmd = exec.Command(java, args...)
 	s.cmd.Dir = filepath.Dir(jar)
@@ -87,6 +98,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	return s, nil
 }
+
+// Port is the loopback port the server listens on.
+func (s *Server) Port() int { return s.port }
 
 // Stop ends the server and waits for it to exit.
 func (s *Server) Stop() {
@@ -141,6 +155,15 @@ func FindJar() (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// portFree checks that nothing listens on a loopback port.
+func portFree(port int) error {
+	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+	if err != nil {
+		return fmt.Errorf("dynamolocal: port %d: %w", port, err)
+	}
+	return l.Close()
 }
 
 func freePort() (int, error) {

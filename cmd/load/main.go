@@ -1,0 +1,293 @@
+// Command load drives the whole service, wired as `make dev` wires it
+// (config.Load, app.New and the local gateway in front of the real Lambda
+// adapters, on a loopback port, over its own table in DynamoDB Local, with an
+// in-process S3 stand-in and the fake Claude CLI), with two loads, then
+// checks that the process let go of what the loads took:
+//
+//	make load                          # DynamoDB Local is started around it
+//	make load LOAD_FLAGS=-quick        # a few seconds of each load
+//
+// Streamed turns: -turns workers start at once, each running -rounds turns
+// in a row on its own conversation (POST /chat/stream, then POST
+// /chat/{id}/stream); the fake CLI writes -events texts at -rate per second.
+// RATE_LIMIT_TURN is -turn-limit (high by default, so the turn limit refuses
+// nothing; with -turn-limit "" the default applies and its 429s are counted
+// apart).
+//
+// REST: -workers workers send a mix of GET /health, GET /chat?limit=1, GET
+// /chat, GET /chat/{id}, POST /chat/{id}/events, POST /devices and DELETE
+// /devices/{token} as fast as they are answered, for -duration, as the same
+// users, plus one POST /auth/refresh every -refresh-every. Every other limit
+// is the default, so 429s are expected and counted apart.
+//
+// Resources: goroutines, open descriptors and descendant processes are
+// counted after the warm-up (the baseline) and after the loads, each time
+// once every idle keep-alive connection is closed; the heap in use and the
+// RSS are read at both points after a GC, and sampled in between for their
+// peaks.
+//
+// The exit status is 1 when any request or turn failed other than with a
+// 429, when resources did not come back to the baseline (within the slack),
+// or when the heap grew by more than -heap-slack; 2 on bad flags.
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"os"
+	"os/signal"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/ovrlrd/cloud/internal/apple/applefake"
+	"github.com/ovrlrd/cloud/internal/claude"
+	"github.com/ovrlrd/cloud/internal/claude/claudetest"
+)
+
+// options are the run's settings, from its flags.
+type options struct {
+	quick        bool
+	users        int
+	turns        int
+	rounds       int
+	events       int
+	rate         int
+	turnLimit    string
+	workers      int
+	duration     time.Duration
+	refreshEvery time.Duration
+	settleFor    time.Duration
+	goSlack      int
+	fdSlack      int
+	heapSlackMB  int
+	timeout      time.Duration
+	logLevel     string
+	cliPath      string // the fake CLI; built through claudetest when empty
+	endpoint     string // DynamoDB Local; started here when empty
+}
+
+func parseOptions(args []string, getenv func(string) string, errOut io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("load", flag.ContinueOnError)
+	fs.SetOutput(errOut)
+	fs.BoolVar(&o.quick, "quick", false, "a fast check: 20 turns of 300 events, 5 s of REST (flags given explicitly still win)")
+	fs.IntVar(&o.users, "users", 5, "signed-in users the turns and the requests are spread over")
+	fs.IntVar(&o.turns, "turns", 50, "concurrent streamed turns (workers of the first load)")
+	fs.IntVar(&o.rounds, "rounds", 2, "turns each stream worker runs in a row on its conversation")
+	fs.IntVar(&o.events, "events", 600, "texts the fake CLI writes per turn")
+	fs.IntVar(&o.rate, "rate", 200, "texts per second the fake CLI writes")
+	fs.StringVar(&o.turnLimit, "turn-limit", "100000/1m", `RATE_LIMIT_TURN; "" keeps the default (10/1m)`)
+	fs.IntVar(&o.workers, "workers", 32, "concurrent workers of the REST load")
+	fs.DurationVar(&o.duration, "duration", 60*time.Second, "length of the REST load")
+	fs.DurationVar(&o.refreshEvery, "refresh-every", 5*time.Second, "one POST /auth/refresh per this interval, users in turn (0: none)")
+	fs.DurationVar(&o.settleFor, "settle", 10*time.Second, "how long resources may take to come back to the baseline")
+	fs.IntVar(&o.goSlack, "goroutine-slack", 4, "goroutines allowed above the baseline afterwards")
+	fs.IntVar(&o.fdSlack, "fd-slack", 2, "open descriptors allowed above the baseline afterwards")
+	fs.IntVar(&o.heapSlackMB, "heap-slack", 32, "MiB the heap in use may grow by over the run (after a GC)")
+	fs.DurationVar(&o.timeout, "timeout", 170*time.Second, "the whole run")
+	fs.StringVar(&o.logLevel, "log-level", "warn", "the service's log level (logs go to stderr)")
+	fs.StringVar(&o.cliPath, "cli", "", "the fake CLI to run (default: built from internal/claude/testdata/fakeclaude)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if o.quick {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		for name, apply := range map[string]func(){
+			"turns":    func() { o.turns = 20 },
+			"rounds":   func() { o.rounds = 1 },
+			"events":   func() { o.events = 300 },
+			"rate":     func() { o.rate = 300 },
+			"duration": func() { o.duration = 5 * time.Second },
+		} {
+			if !set[name] {
+				apply()
+			}
+		}
+	}
+	for name, v := range map[string]int{"users": o.users, "turns": o.turns, "rounds": o.rounds,
+		"events": o.events, "rate": o.rate, "workers": o.workers} {
+		if v < 1 {
+			return nil, fmt.Errorf("-%s must be at least 1", name)
+		}
+	}
+	if o.duration <= 0 || o.timeout <= 0 || o.settleFor <= 0 {
+		return nil, errors.New("-duration, -timeout and -settle must be positive")
+	}
+	if o.refreshEvery < 0 || o.goSlack < 0 || o.fdSlack < 0 || o.heapSlackMB < 0 {
+		return nil, errors.New("-refresh-every and the slacks must not be negative")
+	}
+	o.endpoint = getenv("DYNAMODB_ENDPOINT")
+	return o, nil
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+// run runs both loads and the checks, prints the table and returns the exit
+// status.
+func run(ctx context.Context, args []string, getenv func(string) string, out, errOut io.Writer) int {
+	o, err := parseOptions(args, getenv, errOut)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(errOut, "load:", err)
+		return 2
+	}
+	// As the stream function does: what a CLI leaves behind is re-parented
+	// here and reaped.
+	if err := claude.BecomeSubreaper(); err != nil {
+		fmt.Fprintln(errOut, "load:", err)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	start := time.Now()
+
+	logs := &errorLines{w: errOut}
+	s, err := startStack(ctx, o, logs)
+	if err != nil {
+		fmt.Fprintln(errOut, "load: start:", err)
+		return 1
+	}
+	defer s.close()
+	c := newClient(s.srv.URL, s.apiKey, o.turns+o.workers+8)
+	r := &report{o: o, streams: newStreamLoad(), rest: newRestLoad()}
+
+	users, err := setUp(ctx, s, c, o.users)
+	if err != nil {
+		fmt.Fprintln(errOut, "load: set-up:", err)
+		return 1
+	}
+	r.base = quiesce(s, c)
+	watcher := watch(100 * time.Millisecond)
+
+	fmt.Fprintf(errOut, "load: %d streamed turns (%d workers × %d rounds)…\n", o.turns*o.rounds, o.turns, o.rounds)
+	r.streams.run(ctx, o, c, users)
+	fmt.Fprintf(errOut, "load: REST for %v with %d workers…\n", o.duration, o.workers)
+	r.rest.run(ctx, o, c, users)
+
+	r.peakHeap, r.peakRSS = watcher.end()
+	r.after, r.settledIn = r.settle(s, c)
+	r.serviceErrors = logs.n.Load()
+	r.interrupted = ctx.Err()
+
+	fmt.Fprintf(out, "\nOvrlrd load — %s %s/%s, GOMAXPROCS=%d, %s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH,
+		runtime.GOMAXPROCS(0), r.settings())
+	r.print(out)
+	fmt.Fprintf(out, "\ntotal time %.1f s\n", time.Since(start).Seconds())
+	if r.failed() {
+		return 1
+	}
+	return 0
+}
+
+// setUp signs the users in through POST /auth and warms every path up: one
+// short turn per user (which also gives each user a conversation) and one
+// request of each REST route. None of it is measured.
+func setUp(ctx context.Context, s *stack, c *client, n int) ([]*user, error) {
+	users := make([]*user, n)
+	for i := range users {
+		idt := s.apple.Mint(applefake.Claims{Subject: fmt.Sprintf("001122.load.%d.%s", i, randomHex(4)),
+			Email: fmt.Sprintf("load%d@example.com", i), EmailVerified: true})
+		g, err := c.signIn(ctx, idt)
+		if err != nil {
+			return nil, err
+		}
+		users[i] = &user{token: g.SessionToken}
+	}
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i, u := range users {
+		wg.Go(func() {
+			r, err := c.stream(wctx, "/chat/stream", claudetest.Script("normal", "text", "warm-up"), u.token)
+			if err == nil && (r.terminal != "complete" || r.convID == "") {
+				err = fmt.Errorf("warm-up turn ended with %q %q", r.terminal, r.message)
+			}
+			errs[i] = err
+			u.addConv(r.convID)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	warm := newRestLoad()
+	for r := range nRoutes {
+		if r == rRefresh {
+			continue // it rotates the token and spends the address's small auth budget
+		}
+		warm.one(wctx, c, users[0], r, mrand.New(mrand.NewPCG(1, 2)))
+	}
+	if lines := warm.errs.lines(); len(lines) > 0 {
+		return nil, fmt.Errorf("warm-up request failed: %v", lines)
+	}
+	return users, nil
+}
+
+// quiesce closes every idle keep-alive connection, waits until the
+// goroutine count has been steady for a few readings (at most 3 s), then
+// collects garbage and takes a snapshot.
+func quiesce(s *stack, c *client) snapshot {
+	c.tr.CloseIdleConnections()
+	s.closeIdle()
+	last, steady := -1, 0
+	for deadline := time.Now().Add(3 * time.Second); steady < 3 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		if n := runtime.NumGoroutine(); n == last {
+			steady++
+		} else {
+			last, steady = n, 0
+		}
+	}
+	settle()
+	return take()
+}
+
+// settle waits, at most -settle, until goroutines, descriptors and processes
+// are back within the slack of the baseline, and returns the last snapshot
+// and how long it took.
+func (r *report) settle(s *stack, c *client) (snapshot, time.Duration) {
+	start := time.Now()
+	deadline := start.Add(r.o.settleFor)
+	for {
+		snap := quiesce(s, c)
+		if r.back(snap) || time.Now().After(deadline) {
+			return snap, time.Since(start)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// errorLines passes the service's log on and counts its ERROR records (one
+// JSON record per Write).
+type errorLines struct {
+	w io.Writer
+	n atomic.Int64
+}
+
+var errorLevel = []byte(`"level":"ERROR"`)
+
+func (e *errorLines) Write(p []byte) (int, error) {
+	if bytes.Contains(p, errorLevel) {
+		e.n.Add(1)
+	}
+	return e.w.Write(p)
+}
