@@ -121,9 +121,11 @@ func TestDynamoDBStoppedMidTurn(t *testing.T) {
 	assertNoRunProcesses(t) // the turn returned: its CLI is gone
 
 	// Down, a request fails as unavailable; nothing hangs.
-	if r := s.call(t, "GET", "/chat/"+conv, "", tok); r.status != 503 {
+	down := time.Now()
+	if r := s.call(t, "GET", "/chat/"+conv, "", tok); r.status != 503 || r.body != `{"error":"The database is unavailable."}` {
 		t.Fatalf("GET /chat/{id} while DynamoDB is down: %d %s", r.status, r.body)
 	}
+	t.Logf("a read while DynamoDB is down: 503 in %v", time.Since(down).Round(time.Millisecond))
 
 	// DynamoDB comes back, on the same port, over the same data.
 	db = restartDynamoDB(t, dataDir, db.Port())
@@ -451,11 +453,11 @@ func slowRead(t *testing.T, s *stack, tok string, open func() io.Reader) slowRea
 	if got.slowCount < 0 || got.slowCount >= floodLines/2 {
 		t.Fatalf("%d of %d chunks read in the slow phase: not slow enough to test anything", got.slowCount, floodLines)
 	}
-	ahead := "all the rest"
+	ahead := "had written them all"
 	if got.firstLate >= 0 {
-		ahead = strconv.Itoa(got.firstLate - got.slowCount)
+		ahead = "was " + strconv.Itoa(got.firstLate-got.slowCount) + " chunks ahead"
 	}
-	t.Logf("%d chunks in %v; %d read in the slow %v, the CLI then %s chunks ahead; heap in use %d MiB before, peak +%d MiB, %+d MiB after",
+	t.Logf("%d chunks in %v; %d read in the slow %v, when the CLI %s; heap in use %d MiB before, peak +%d MiB, %+d MiB after",
 		floodLines, took.Round(time.Millisecond), got.slowCount, slowFor, ahead, before>>20, (int64(peak)-int64(before))>>20, (int64(after)-int64(before))>>20)
 	if grow := int64(peak) - int64(before); grow > bound {
 		t.Fatalf("heap in use grew by %d MiB during the turn (bound %d MiB)", grow>>20, bound>>20)
