@@ -397,7 +397,12 @@ func (b *bench) serverOnly(ctx context.Context) error {
 // stopped: CLI processes, what they started (re-parented here) or
 // DynamoDB Local if started here. Any found is reported, then killed.
 func (b *bench) checkProcesses() {
+	// Turns whose client went away finish in the background, as in Lambda;
+	// on a loaded machine that can take a few seconds after the last phase.
 	left := children()
+	for deadline := time.Now().Add(15 * time.Second); len(left) > 0 && time.Now().Before(deadline); left = children() {
+		time.Sleep(100 * time.Millisecond)
+	}
 	if len(left) == 0 {
 		b.set(mProcessesAfter, "0", "0", markPass)
 		return
@@ -432,7 +437,8 @@ func children() []int {
 			continue
 		}
 		f := strings.Fields(string(stat[i+1:]))
-		if len(f) > 1 && f[1] == strconv.Itoa(self) {
+		// A zombie has ended; the reaper collects it.
+		if len(f) > 1 && f[1] == strconv.Itoa(self) && f[0] != "Z" {
 			pids = append(pids, pid)
 		}
 	}
