@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/ovrlrd/cloud/internal/harness"
 )
 
 // client talks to the service as the app does. Its streams are parsed as
@@ -44,34 +46,6 @@ func (c *client) request(ctx context.Context, method, path string, body string) 
 	return req, nil
 }
 
-// signIn goes through POST /auth with an identity token and keeps the
-// session token.
-func (c *client) signIn(ctx context.Context, identityToken string) (userID string, err error) {
-	b, _ := json.Marshal(map[string]string{"identityToken": identityToken})
-	req, err := c.request(ctx, http.MethodPost, "/auth", string(b))
-	if err != nil {
-		return "", err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	var g struct {
-		SessionToken string `json:"sessionToken"`
-		UserID       string `json:"userId"`
-	}
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("POST /auth: %d %s", resp.StatusCode, body)
-	}
-	if err := json.Unmarshal(body, &g); err != nil || g.SessionToken == "" {
-		return "", fmt.Errorf("POST /auth: unexpected body %s", body)
-	}
-	c.token = g.SessionToken
-	return g.UserID, nil
-}
-
 // streamResult is what one streamed turn looked like from the client.
 type streamResult struct {
 	sent       time.Time // just before the request was sent
@@ -95,7 +69,7 @@ var (
 // stream posts a turn on conversation conv and reads the SSE body to its
 // end. For each chunk whose content is a nanosecond timestamp it adds the
 // delay (now minus the timestamp) to lat, if lat is not nil.
-func (c *client) stream(ctx context.Context, conv, prompt string, lat *hist) (streamResult, error) {
+func (c *client) stream(ctx context.Context, conv, prompt string, lat *harness.Histogram) (streamResult, error) {
 	var r streamResult
 	b, _ := json.Marshal(map[string]string{"message": prompt})
 	req, err := c.request(ctx, http.MethodPost, "/chat/"+conv+"/stream", string(b))
@@ -145,7 +119,7 @@ func (c *client) stream(ctx context.Context, conv, prompt string, lat *hist) (st
 }
 
 // line takes one line of the SSE body.
-func (r *streamResult) line(line []byte, lat *hist) {
+func (r *streamResult) line(line []byte, lat *harness.Histogram) {
 	if bytes.HasPrefix(line, chunkPrefix) {
 		now := time.Now()
 		r.chunks++
@@ -159,7 +133,7 @@ func (r *streamResult) line(line []byte, lat *hist) {
 				r.firstStamp = ts
 			}
 			if lat != nil {
-				lat.add(now.UnixNano() - ts)
+				lat.Add(time.Duration(now.UnixNano() - ts))
 			}
 		}
 		return

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/ovrlrd/cloud/internal/harness"
 	"github.com/ovrlrd/cloud/internal/runtimetest"
 )
 
@@ -84,12 +85,12 @@ func (b *bench) coldStarts(ctx context.Context) error {
 	cli := b.o.cliPath
 	if cli == "" {
 		var err error
-		if cli, err = buildFakeCLI(); err != nil {
+		if cli, err = harness.FakeCLI(); err != nil {
 			return err
 		}
 	}
 	c, err := runtimetest.NewColdStarter(ctx, runtimetest.ColdStartOptions{
-		DynamoDBEndpoint: b.s.endpoint, Table: b.s.table, ClaudePath: cli,
+		DynamoDBEndpoint: b.s.Endpoint, Table: b.s.Table, ClaudePath: cli,
 	})
 	if err != nil {
 		return err

@@ -11,13 +11,15 @@ import (
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/smithy-go/middleware"
+
+	"github.com/ovrlrd/cloud/internal/harness"
 )
 
 // dbTimer times the service's DynamoDB calls by operation, to show what a
 // phase's latency is made of.
 type dbTimer struct {
 	mu    sync.Mutex
-	ops   map[string]*hist
+	ops   map[string]*harness.Histogram
 	spans []span
 }
 
@@ -50,14 +52,14 @@ func (d *dbTimer) add(s span) {
 		d.spans = append(d.spans, s)
 	}
 	if d.ops == nil {
-		d.ops = map[string]*hist{}
+		d.ops = map[string]*harness.Histogram{}
 	}
 	h := d.ops[s.op]
 	if h == nil {
-		h = &hist{}
+		h = &harness.Histogram{}
 		d.ops[s.op] = h
 	}
-	h.add(int64(s.end.Sub(s.start)))
+	h.Add(s.end.Sub(s.start))
 }
 
 // within returns the time spent in calls that ran between from and to
@@ -108,7 +110,7 @@ func (d *dbTimer) take(per int) string {
 	var parts []string
 	for _, name := range names {
 		h := ops[name]
-		parts = append(parts, fmt.Sprintf("%s %.1f/turn p50 %s", name, float64(h.n)/float64(max(per, 1)), fmtMS(h.quantile(0.5))))
+		parts = append(parts, fmt.Sprintf("%s %.1f/turn p50 %s", name, float64(h.Count())/float64(max(per, 1)), fmtMS(h.Quantile(0.5))))
 	}
 	return strings.Join(parts, "; ")
 }

@@ -50,13 +50,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"runtime"
-	"syscall"
 	"time"
 
-	"github.com/ovrlrd/cloud/internal/claude"
+	"github.com/ovrlrd/cloud/internal/harness"
 )
 
 // options are the bench's settings, from its flags.
@@ -101,15 +98,11 @@ func parseOptions(args []string, getenv func(string) string, errOut io.Writer) (
 	fs.StringVar(&o.cpuProf, "cpuprofile", "", "write a CPU profile of the measured phases to this file")
 	fs.StringVar(&o.memProf, "memprofile", "", "write an allocation profile (every allocation of 4 KiB sampled) to this file")
 	fs.StringVar(&o.cliPath, "cli", "", "the fake CLI to run (default: built from internal/claude/testdata/fakeclaude)")
-	if err := fs.Parse(args); err != nil {
+	set, err := harness.Parse(fs, args)
+	if err != nil {
 		return nil, err
 	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
 	if o.quick {
-		set := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		quick := map[string]*int{"relay-n": &o.relayN, "flood-n": &o.floodN, "ttfb-turns": &o.ttfbTurns,
 			"warmup": &o.warmup, "load-n": &o.loadN, "server-n": &o.serverN, "cold-starts": &o.coldStarts}
 		values := map[string]int{"relay-n": 1000, "flood-n": 20000, "ttfb-turns": 10, "warmup": 2, "load-n": 500, "server-n": 20000, "cold-starts": 3}
@@ -135,27 +128,15 @@ func parseOptions(args []string, getenv func(string) string, errOut io.Writer) (
 	return o, nil
 }
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
-}
+func main() { harness.Main(run) }
 
 // run runs the bench and returns the exit status.
 func run(ctx context.Context, args []string, getenv func(string) string, out, errOut io.Writer) int {
 	o, err := parseOptions(args, getenv, errOut)
-	if err != nil {
-		if err == flag.ErrHelp {
-			return 0
-		}
-		fmt.Fprintln(errOut, "bench:", err)
-		return 2
-	}
-	// As the stream function does: what a CLI leaves behind is re-parented
-	// here and reaped, so the run leaves no process.
-	if err := claude.BecomeSubreaper(); err != nil {
-		fmt.Fprintln(errOut, "bench:", err)
-		return 1
+	// What a CLI leaves behind is re-parented here and reaped, so the run
+	// leaves no process.
+	if code, ok := harness.Begin("bench", err, errOut); !ok {
+		return code
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()

@@ -5,12 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"runtime"
 	"runtime/debug"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -18,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ovrlrd/cloud/internal/claude/claudetest"
+	"github.com/ovrlrd/cloud/internal/harness"
 	"github.com/ovrlrd/cloud/internal/relay"
 	"github.com/ovrlrd/cloud/internal/sse"
 	"github.com/ovrlrd/cloud/internal/turn"
@@ -161,7 +160,7 @@ func settle() {
 }
 
 // turn runs one streamed turn on a new conversation.
-func (b *bench) turn(ctx context.Context, prompt string, lat *hist) (streamResult, error) {
+func (b *bench) turn(ctx context.Context, prompt string, lat *harness.Histogram) (streamResult, error) {
 	conv, err := b.s.conversation(ctx)
 	if err != nil {
 		return streamResult{}, err
@@ -183,13 +182,13 @@ func (b *bench) warmupAndIdle(ctx context.Context) error {
 		return fmt.Errorf("warm-up: %w", err)
 	}
 	settle()
-	m, _ := readMem()
-	b.memAtMost(mRSSIdle, m.rss, 30<<20, m.String())
+	m, _ := harness.ReadMem()
+	b.memAtMost(mRSSIdle, m.RSS, 30<<20, memString(m))
 	return nil
 }
 
 func (b *bench) firstByte(ctx context.Context) error {
-	var ttfb, chunk, db, rest hist
+	var ttfb, chunk, db, rest harness.Histogram
 	b.s.db.take(1)
 	before := map[string]int{}
 	for range b.o.ttfbTurns {
@@ -210,17 +209,17 @@ func (b *bench) firstByte(ctx context.Context) error {
 		}
 		first := r.firstByte.Sub(r.sent)
 		inDB := b.s.db.within(r.sent, r.firstByte, before)
-		ttfb.add(int64(first))
-		db.add(int64(inDB))
-		rest.add(int64(first - inDB))
-		chunk.add(int64(r.firstChunk.Sub(r.sent)))
+		ttfb.Add(first)
+		db.Add(inDB)
+		rest.Add(first - inDB)
+		chunk.Add(r.firstChunk.Sub(r.sent))
 	}
-	b.atMost(mTTFB50, ttfb.quantile(0.50), 3*time.Millisecond,
-		fmt.Sprintf(" (DynamoDB %s + rest %s)", fmtMS(db.quantile(0.5)), fmtMS(rest.quantile(0.5))))
-	b.set(mTTFB90, fmtMS(ttfb.quantile(0.90)), "", markInfo)
-	b.set(mTTFBNoDB, fmtMS(rest.quantile(0.50)), "", markInfo)
-	b.set(mChunk50, fmtMS(chunk.quantile(0.50)), "CLI spawn", markInfo)
-	b.set(mChunk90, fmtMS(chunk.quantile(0.90)), "CLI spawn", markInfo)
+	b.atMost(mTTFB50, ttfb.Quantile(0.50), 3*time.Millisecond,
+		fmt.Sprintf(" (DynamoDB %s + rest %s)", fmtMS(db.Quantile(0.5)), fmtMS(rest.Quantile(0.5))))
+	b.set(mTTFB90, fmtMS(ttfb.Quantile(0.90)), "", markInfo)
+	b.set(mTTFBNoDB, fmtMS(rest.Quantile(0.50)), "", markInfo)
+	b.set(mChunk50, fmtMS(chunk.Quantile(0.50)), "CLI spawn", markInfo)
+	b.set(mChunk90, fmtMS(chunk.Quantile(0.90)), "CLI spawn", markInfo)
 	b.notes = append(b.notes,
 		"DynamoDB calls before the first byte, per turn: "+perTurn(before, b.o.ttfbTurns),
 		"DynamoDB calls per TTFB turn, whole turn: "+b.s.db.take(b.o.ttfbTurns))
@@ -228,7 +227,7 @@ func (b *bench) firstByte(ctx context.Context) error {
 }
 
 func (b *bench) relayOverhead(ctx context.Context) error {
-	var lat hist
+	var lat harness.Histogram
 	r, err := b.turn(ctx, claudetest.Script("rate", "n", b.o.relayN, "rate", b.o.relayRate), &lat)
 	if err != nil {
 		return err
@@ -236,14 +235,14 @@ func (b *bench) relayOverhead(ctx context.Context) error {
 	if r.stamped != b.o.relayN {
 		return fmt.Errorf("%d of %d events arrived", r.stamped, b.o.relayN)
 	}
-	b.set(mRelayP50, fmtMS(lat.quantile(0.50)), "", markInfo)
-	b.atMost(mRelayP99, lat.quantile(0.99), 500*time.Microsecond,
-		fmt.Sprintf(" (p99.9 %s, max %s)", fmtMS(lat.quantile(0.999)), fmtMS(time.Duration(lat.max))))
+	b.set(mRelayP50, fmtMS(lat.Quantile(0.50)), "", markInfo)
+	b.atMost(mRelayP99, lat.Quantile(0.99), 500*time.Microsecond,
+		fmt.Sprintf(" (p99.9 %s, max %s)", fmtMS(lat.Quantile(0.999)), fmtMS(lat.Max())))
 	return nil
 }
 
 func (b *bench) flood(ctx context.Context) error {
-	var lat hist
+	var lat harness.Histogram
 	conv, err := b.s.conversation(ctx)
 	if err != nil {
 		return err
@@ -251,9 +250,9 @@ func (b *bench) flood(ctx context.Context) error {
 	settle()
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
-	peak := watchRSS(5 * time.Millisecond)
+	peak := harness.Watch(5 * time.Millisecond)
 	r, err := b.s.client.stream(ctx, conv, claudetest.Script("flood", "n", b.o.floodN), &lat)
-	peakBytes, sampled := peak.end()
+	peakBytes, sampled, _ := peak.End()
 	runtime.ReadMemStats(&m1)
 	if err != nil {
 		return err
@@ -275,10 +274,10 @@ func (b *bench) flood(ctx context.Context) error {
 		mark = markMiss
 	}
 	b.set(mFloodRate, fmt.Sprintf("%.0f ev/s (%.0f ev/s incl. spawn)", rate, whole), "≥ 100000 ev/s", mark)
-	b.atMost(mFloodQueue, lat.quantile(0.99), 20*time.Millisecond,
-		fmt.Sprintf(" (p50 %s, max %s)", fmtMS(lat.quantile(0.5)), fmtMS(time.Duration(lat.max))))
-	relaying := peak.until(r.lastChunk)
-	b.memAtMost(mFloodRSS, relaying.rss, 50<<20, relaying.String())
+	b.atMost(mFloodQueue, lat.Quantile(0.99), 20*time.Millisecond,
+		fmt.Sprintf(" (p50 %s, max %s)", fmtMS(lat.Quantile(0.5)), fmtMS(lat.Max())))
+	relaying := peak.Until(r.lastChunk)
+	b.memAtMost(mFloodRSS, relaying.RSS, 50<<20, memString(relaying))
 	b.set(mFloodRSSAll, peakString(peakBytes, sampled), "", markInfo)
 	b.set(mAllocsE2E, fmt.Sprintf("%.2f (%.0f B/event)",
 		float64(m1.Mallocs-m0.Mallocs)/float64(r.chunks), float64(m1.TotalAlloc-m0.TotalAlloc)/float64(r.chunks)), "", markInfo)
@@ -295,8 +294,8 @@ func (b *bench) load(ctx context.Context) error {
 		convs[i] = c
 	}
 	settle()
-	peak := watchRSS(5 * time.Millisecond)
-	lats := make([]hist, len(convs))
+	peak := harness.Watch(5 * time.Millisecond)
+	lats := make([]harness.Histogram, len(convs))
 	errs := make([]error, len(convs))
 	var wg sync.WaitGroup
 	last := make([]time.Time, len(convs)) // each stream's last chunk
@@ -316,21 +315,21 @@ func (b *bench) load(ctx context.Context) error {
 		})
 	}
 	wg.Wait()
-	peakBytes, sampled := peak.end()
+	peakBytes, sampled, _ := peak.End()
 	for _, err := range errs {
 		if err != nil {
 			return err
 		}
 	}
-	var all hist
+	var all harness.Histogram
 	for i := range lats {
-		all.merge(&lats[i])
+		all.Merge(&lats[i])
 	}
 	b.memAtMost(mRSSLoad, peakBytes, 50<<20, peakString(peakBytes, sampled))
-	relaying := peak.until(slices.MaxFunc(last, time.Time.Compare))
+	relaying := peak.Until(slices.MaxFunc(last, time.Time.Compare))
 	b.notes = append(b.notes, fmt.Sprintf("RSS under load: largest sample %s while the streams relayed (until the last chunk), %s over the whole phase (incl. the saves after the turns)",
-		relaying, fmtMB(peakBytes)))
-	b.set(mLoadP99, fmtMS(all.quantile(0.99)), "", markInfo)
+		memString(relaying), fmtMB(peakBytes)))
+	b.set(mLoadP99, fmtMS(all.Quantile(0.99)), "", markInfo)
 	return nil
 }
 
@@ -365,14 +364,14 @@ func (b *bench) serverOnly(ctx context.Context) error {
 			runErr = err
 			return
 		}
-		j, err := b.s.app.Turns.Begin(ctx, turn.Request{UserID: b.s.userID, ConversationID: conv,
+		j, err := b.s.App.Turns.Begin(ctx, turn.Request{UserID: b.s.userID, ConversationID: conv,
 			Message: claudetest.Script("flood", "n", tb.N)})
 		if err != nil {
 			runErr = err
 			return
 		}
 		tb.StartTimer()
-		out := b.s.app.Turns.Run(ctx, j, sse.NewWriter(io.Discard))
+		out := b.s.App.Turns.Run(ctx, j, sse.NewWriter(io.Discard))
 		tb.StopTimer()
 		kind, message = out.Kind, out.Message
 	})
@@ -399,8 +398,8 @@ func (b *bench) serverOnly(ctx context.Context) error {
 func (b *bench) checkProcesses() {
 	// Turns whose client went away finish in the background, as in Lambda;
 	// on a loaded machine that can take a few seconds after the last phase.
-	left := children()
-	for deadline := time.Now().Add(15 * time.Second); len(left) > 0 && time.Now().Before(deadline); left = children() {
+	left := harness.Children()
+	for deadline := time.Now().Add(15 * time.Second); len(left) > 0 && time.Now().Before(deadline); left = harness.Children() {
 		time.Sleep(100 * time.Millisecond)
 	}
 	if len(left) == 0 {
@@ -411,38 +410,6 @@ func (b *bench) checkProcesses() {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 	b.set(mProcessesAfter, fmt.Sprintf("%d (pids %v, killed)", len(left), left), "0", markError)
-}
-
-// children lists the pids whose parent is this process (Linux; none
-// elsewhere).
-func children() []int {
-	self := os.Getpid()
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...; comm may hold spaces and parentheses.
-		i := strings.LastIndexByte(string(stat), ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(stat[i+1:]))
-		// A zombie has ended; the reaper collects it.
-		if len(f) > 1 && f[1] == strconv.Itoa(self) && f[0] != "Z" {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }
 
 func (b *bench) print(out io.Writer) {

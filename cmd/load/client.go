@@ -81,29 +81,6 @@ func (c *client) request(ctx context.Context, method, path, body, token string) 
 	return req, nil
 }
 
-// grant is the body of POST /auth and POST /auth/refresh.
-type grant struct {
-	SessionToken string `json:"sessionToken"`
-	UserID       string `json:"userId"`
-}
-
-// signIn goes through POST /auth with an identity token.
-func (c *client) signIn(ctx context.Context, identityToken string) (grant, error) {
-	b, _ := json.Marshal(map[string]string{"identityToken": identityToken})
-	status, body, err := c.call(ctx, http.MethodPost, "/auth", string(b), "", true)
-	if err != nil {
-		return grant{}, err
-	}
-	var g grant
-	if status != http.StatusOK {
-		return g, fmt.Errorf("POST /auth: %d %s", status, body)
-	}
-	if err := json.Unmarshal(body, &g); err != nil || g.SessionToken == "" {
-		return g, fmt.Errorf("POST /auth: unexpected body %.200s", body)
-	}
-	return g, nil
-}
-
 // call sends one request and reads its answer: the body (at most 64 KiB)
 // when keep is set or the status is not 2xx, else it is read and dropped,
 // so the connection goes back to the pool.

@@ -39,17 +39,13 @@ import (
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
-	"os"
-	"os/signal"
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
-	"github.com/ovrlrd/cloud/internal/apple/applefake"
-	"github.com/ovrlrd/cloud/internal/claude"
 	"github.com/ovrlrd/cloud/internal/claude/claudetest"
+	"github.com/ovrlrd/cloud/internal/harness"
 )
 
 // options are the run's settings, from its flags.
@@ -95,15 +91,11 @@ func parseOptions(args []string, getenv func(string) string, errOut io.Writer) (
 	fs.DurationVar(&o.timeout, "timeout", 170*time.Second, "the whole run")
 	fs.StringVar(&o.logLevel, "log-level", "warn", "the service's log level (logs go to stderr)")
 	fs.StringVar(&o.cliPath, "cli", "", "the fake CLI to run (default: built from internal/claude/testdata/fakeclaude)")
-	if err := fs.Parse(args); err != nil {
+	set, err := harness.Parse(fs, args)
+	if err != nil {
 		return nil, err
 	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
 	if o.quick {
-		set := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		for name, apply := range map[string]func(){
 			"turns":    func() { o.turns = 20 },
 			"rounds":   func() { o.rounds = 1 },
@@ -132,41 +124,34 @@ func parseOptions(args []string, getenv func(string) string, errOut io.Writer) (
 	return o, nil
 }
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
-}
+func main() { harness.Main(run) }
 
 // run runs both loads and the checks, prints the table and returns the exit
 // status.
 func run(ctx context.Context, args []string, getenv func(string) string, out, errOut io.Writer) int {
 	o, err := parseOptions(args, getenv, errOut)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintln(errOut, "load:", err)
-		return 2
-	}
-	// As the stream function does: what a CLI leaves behind is re-parented
-	// here and reaped.
-	if err := claude.BecomeSubreaper(); err != nil {
-		fmt.Fprintln(errOut, "load:", err)
-		return 1
+	// What a CLI leaves behind is re-parented here and reaped.
+	if code, ok := harness.Begin("load", err, errOut); !ok {
+		return code
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	start := time.Now()
 
 	logs := &errorLines{w: errOut}
-	s, err := startStack(ctx, o, logs)
+	env := map[string]string{}
+	// Every other limit keeps its default.
+	if o.turnLimit != "" {
+		env["RATE_LIMIT_TURN"] = o.turnLimit
+	}
+	s, err := harness.New(ctx, harness.Options{Name: "load", Endpoint: o.endpoint, CLIPath: o.cliPath,
+		LogLevel: o.logLevel, LogOut: logs, Timeout: o.timeout, Env: env})
 	if err != nil {
 		fmt.Fprintln(errOut, "load: start:", err)
 		return 1
 	}
-	defer s.close()
-	c := newClient(s.srv.URL, s.apiKey, o.turns+o.workers+8)
+	defer s.Close()
+	c := newClient(s.Server.URL, s.APIKey, o.turns+o.workers+8)
 	r := &report{o: o, streams: newStreamLoad(), rest: newRestLoad()}
 
 	users, err := setUp(ctx, s, c, o.users)
@@ -175,14 +160,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, out, er
 		return 1
 	}
 	r.base = quiesce(s, c)
-	watcher := watch(100 * time.Millisecond)
+	watcher := harness.Watch(100 * time.Millisecond)
 
 	fmt.Fprintf(errOut, "load: %d streamed turns (%d workers × %d rounds)…\n", o.turns*o.rounds, o.turns, o.rounds)
 	r.streams.run(ctx, o, c, users)
 	fmt.Fprintf(errOut, "load: REST for %v with %d workers…\n", o.duration, o.workers)
 	r.rest.run(ctx, o, c, users)
 
-	r.peakHeap, r.peakRSS = watcher.end()
+	r.peakRSS, _, r.peakHeap = watcher.End()
 	r.after, r.settledIn = r.settle(s, c)
 	r.serviceErrors = logs.n.Load()
 	r.interrupted = ctx.Err()
@@ -200,12 +185,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, out, er
 // setUp signs the users in through POST /auth and warms every path up: one
 // short turn per user (which also gives each user a conversation) and one
 // request of each REST route. None of it is measured.
-func setUp(ctx context.Context, s *stack, c *client, n int) ([]*user, error) {
+func setUp(ctx context.Context, s *harness.Stack, c *client, n int) ([]*user, error) {
 	users := make([]*user, n)
 	for i := range users {
-		idt := s.apple.Mint(applefake.Claims{Subject: fmt.Sprintf("001122.load.%d.%s", i, randomHex(4)),
-			Email: fmt.Sprintf("load%d@example.com", i), EmailVerified: true})
-		g, err := c.signIn(ctx, idt)
+		g, err := s.SignIn(ctx, c.http, fmt.Sprintf("load.%d", i), fmt.Sprintf("load%d@example.com", i))
 		if err != nil {
 			return nil, err
 		}
@@ -245,9 +228,9 @@ func setUp(ctx context.Context, s *stack, c *client, n int) ([]*user, error) {
 // quiesce closes every idle keep-alive connection, waits until the
 // goroutine count has been steady for a few readings (at most 3 s), then
 // collects garbage and takes a snapshot.
-func quiesce(s *stack, c *client) snapshot {
+func quiesce(s *harness.Stack, c *client) snapshot {
 	c.tr.CloseIdleConnections()
-	s.closeIdle()
+	s.CloseIdle()
 	last, steady := -1, 0
 	for deadline := time.Now().Add(3 * time.Second); steady < 3 && time.Now().Before(deadline); {
 		time.Sleep(50 * time.Millisecond)
@@ -264,7 +247,7 @@ func quiesce(s *stack, c *client) snapshot {
 // settle waits, at most -settle, until goroutines, descriptors and processes
 // are back within the slack of the baseline, and returns the last snapshot
 // and how long it took.
-func (r *report) settle(s *stack, c *client) (snapshot, time.Duration) {
+func (r *report) settle(s *harness.Stack, c *client) (snapshot, time.Duration) {
 	start := time.Now()
 	deadline := start.Add(r.o.settleFor)
 	for {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/ovrlrd/cloud/internal/harness"
 )
 
 // report holds the figures of a run and prints them.
@@ -102,8 +104,8 @@ func (r *report) print(out io.Writer) {
 	o, st, rl := r.o, r.streams, r.rest
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	row := func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")) }
-	quantiles := func(name string, h *hist) {
-		row(name, fmtDur(h.quantile(0.5)), fmtDur(h.quantile(0.99)), fmtDur(h.quantile(0.999)), fmtDur(h.maximum()))
+	quantiles := func(name string, h *harness.Histogram) {
+		row(name, fmtDur(h.Quantile(0.5)), fmtDur(h.Quantile(0.99)), fmtDur(h.Quantile(0.999)), fmtDur(h.Max()))
 	}
 
 	limit := o.turnLimit
@@ -141,13 +143,13 @@ func (r *report) print(out io.Writer) {
 		total, ok, limited, failed = total+o+l+f, ok+o, limited+l, failed+f
 		row(routeNames[i], strconv.FormatInt(o+l+f, 10), strconv.FormatInt(o, 10), strconv.FormatInt(l, 10),
 			strconv.FormatInt(f, 10), perSec(o+l+f, rl.elapsed),
-			fmtDur(s.lat.quantile(0.5)), fmtDur(s.lat.quantile(0.99)), fmtDur(s.lat.quantile(0.999)), fmtDur(s.lat.maximum()))
+			fmtDur(s.lat.Quantile(0.5)), fmtDur(s.lat.Quantile(0.99)), fmtDur(s.lat.Quantile(0.999)), fmtDur(s.lat.Max()))
 	}
 	row("overall", strconv.FormatInt(total, 10), strconv.FormatInt(ok, 10), strconv.FormatInt(limited, 10),
 		strconv.FormatInt(failed, 10), perSec(total, rl.elapsed),
-		fmtDur(rl.all.quantile(0.5)), fmtDur(rl.all.quantile(0.99)), fmtDur(rl.all.quantile(0.999)), fmtDur(rl.all.maximum()))
+		fmtDur(rl.all.Quantile(0.5)), fmtDur(rl.all.Quantile(0.99)), fmtDur(rl.all.Quantile(0.999)), fmtDur(rl.all.Max()))
 	row("overall, 2xx only", strconv.FormatInt(ok, 10), "", "", "", perSec(ok, rl.elapsed),
-		fmtDur(rl.okOnly.quantile(0.5)), fmtDur(rl.okOnly.quantile(0.99)), fmtDur(rl.okOnly.quantile(0.999)), fmtDur(rl.okOnly.maximum()))
+		fmtDur(rl.okOnly.Quantile(0.5)), fmtDur(rl.okOnly.Quantile(0.99)), fmtDur(rl.okOnly.Quantile(0.999)), fmtDur(rl.okOnly.Max()))
 	tw.Flush()
 
 	b, a := r.base, r.after

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ovrlrd/cloud/internal/harness"
 )
 
 // The REST routes driven, in the order of the table.
@@ -46,7 +48,7 @@ var routeWeights = [nRoutes]int{
 }
 
 type routeStats struct {
-	lat     hist // every answered request (2xx and 429)
+	lat     harness.Histogram // every answered request (2xx and 429)
 	ok      atomic.Int64
 	limited atomic.Int64
 	failed  atomic.Int64
@@ -56,8 +58,8 @@ type routeStats struct {
 // fast as they are answered, for a fixed time, with the default limits.
 type restLoad struct {
 	routes  [nRoutes]routeStats
-	all     hist // every answered request, all routes
-	okOnly  hist // 2xx only, all routes
+	all     harness.Histogram // every answered request, all routes
+	okOnly  harness.Histogram // 2xx only, all routes
 	errs    *errorSet
 	elapsed time.Duration
 
@@ -91,7 +93,7 @@ func (l *restLoad) run(ctx context.Context, o *options, c *client, users []*user
 	wg.Wait()
 	l.elapsed = time.Since(start)
 	for i := range l.routes {
-		l.all.merge(&l.routes[i].lat)
+		l.all.Merge(&l.routes[i].lat)
 	}
 }
 
@@ -178,7 +180,7 @@ func (l *restLoad) refresh(ctx context.Context, c *client, u *user) {
 	status, body, err := c.call(rctx, http.MethodPost, "/auth/refresh", "", u.token, true)
 	lat := time.Since(start)
 	if status == http.StatusOK {
-		var g grant
+		var g harness.Grant
 		if jerr := json.Unmarshal(body, &g); jerr != nil || g.SessionToken == "" {
 			status, err = 0, fmt.Errorf("unexpected body %.200s", body)
 		} else {
@@ -202,7 +204,7 @@ func (l *restLoad) record(r, status int, body []byte, err error, lat time.Durati
 		return false
 	case status == http.StatusTooManyRequests:
 		s.limited.Add(1)
-		s.lat.add(lat)
+		s.lat.Add(lat)
 		return false
 	case status/100 != 2:
 		s.failed.Add(1)
@@ -214,8 +216,8 @@ func (l *restLoad) record(r, status int, body []byte, err error, lat time.Durati
 		return false
 	}
 	s.ok.Add(1)
-	s.lat.add(lat)
-	l.okOnly.add(lat)
+	s.lat.Add(lat)
+	l.okOnly.Add(lat)
 	return true
 }
 

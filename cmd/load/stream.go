@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ovrlrd/cloud/internal/claude/claudetest"
+	"github.com/ovrlrd/cloud/internal/harness"
 )
 
 // errorSet counts failures by kind and keeps the first message of each.
@@ -76,7 +77,7 @@ func oneLine(s string, n int) string {
 // streamLoad is the first load: concurrent streamed turns, each worker on
 // its own conversation (a new one in the first round, resumed after).
 type streamLoad struct {
-	ttfb, duration hist
+	ttfb, duration harness.Histogram
 	attempted      atomic.Int64
 	completed      atomic.Int64
 	chunks         atomic.Int64 // chunk events received, by every turn
@@ -155,7 +156,7 @@ func (l *streamLoad) record(o *options, path string, r streamResult, err error) 
 		return false
 	}
 	l.completed.Add(1)
-	l.ttfb.add(r.ttfb)
-	l.duration.add(r.duration)
+	l.ttfb.Add(r.ttfb)
+	l.duration.Add(r.duration)
 	return true
 }

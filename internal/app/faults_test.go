@@ -9,8 +9,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -53,7 +51,7 @@ const saveFailed = "Failed to save the response. Please try again."
 // 60 s after its last renewal; the test does not wait for that. Every other
 // request works as soon as the database is back.
 func TestDynamoDBStoppedMidTurn(t *testing.T) {
-	t.Cleanup(func() { assertNoRunProcesses(t) })
+	t.Cleanup(func() { claudetest.AssertNoRunProcesses(t, claude.RunMarkerVar) })
 	ctx := context.Background()
 	dataDir := t.TempDir() // kept on disk, so the data outlives the restart
 	db, err := dynamolocal.Start(ctx, dynamolocal.Options{DataDir: dataDir})
@@ -118,7 +116,7 @@ func TestDynamoDBStoppedMidTurn(t *testing.T) {
 	if c := chunks(got); c != "streamed before the fault and after it" {
 		t.Fatalf("chunks %q: the stream lost what the CLI said during the outage", c)
 	}
-	assertNoRunProcesses(t) // the turn returned: its CLI is gone
+	claudetest.AssertNoRunProcesses(t, claude.RunMarkerVar) // the turn returned: its CLI is gone
 
 	// Down, a request fails as unavailable; nothing hangs.
 	down := time.Now()
@@ -210,7 +208,7 @@ func partitionKinds(t *testing.T, endpoint, table, pk string) map[string]int {
 // it said is saved, and the stream ends with one "Request timed out", well
 // before the deadline.
 func TestLambdaDeadlineMidTurn(t *testing.T) {
-	t.Cleanup(func() { assertNoRunProcesses(t) })
+	t.Cleanup(func() { claudetest.AssertNoRunProcesses(t, claude.RunMarkerVar) })
 	s := newStack(t) // CLAUDE_TIMEOUT is 840 s: only the deadline cuts the turn
 	tok, _ := s.signIn(t, uniqueSub("deadline"), "")
 	h := s.app.StreamLambda()
@@ -247,7 +245,7 @@ func TestLambdaDeadlineMidTurn(t *testing.T) {
 	if n := strings.Count(streamed, "tick"); n < 10 || streamed != strings.Repeat("tick", n) {
 		t.Fatalf("chunks %q", streamed)
 	}
-	assertNoRunProcesses(t)
+	claudetest.AssertNoRunProcesses(t, claude.RunMarkerVar)
 
 	// Saved before the terminal event: the user message and every chunk
 	// streamed.
@@ -317,7 +315,7 @@ func invokeURL(t *testing.T, ctx context.Context, h func(context.Context, json.R
 // TCP's buffers absorb much of the flood, so there only order, completeness,
 // memory and the save are checked.
 func TestSlowClient(t *testing.T) {
-	t.Cleanup(func() { assertNoRunProcesses(t) })
+	t.Cleanup(func() { claudetest.AssertNoRunProcesses(t, claude.RunMarkerVar) })
 	s := newStack(t)
 	tok, _ := s.signIn(t, uniqueSub("slowreader"), "")
 	message := claudetest.Script("flood", "n", floodLines)
@@ -588,54 +586,4 @@ func chunks(evs []ssetest.Event) string {
 		}
 	}
 	return b.String()
-}
-
-// assertNoRunProcesses checks that nothing a turn of this test binary
-// started is still alive: every process a run starts carries the run marker
-// in its environment, and descends from this process (orphans are
-// re-parented to it, the subreaper). Other test binaries' runs are theirs.
-// (A copy of the turn package's helper.)
-func assertNoRunProcesses(t *testing.T) {
-	t.Helper()
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
-		if err != nil || !bytes.Contains(env, []byte(claude.RunMarkerVar+"=")) || !descendsFromUs(pid) {
-			continue
-		}
-		if state, _ := procStat(pid); state != "Z" {
-			t.Errorf("process %d of a turn is still running (state %s)", pid, state)
-		}
-	}
-}
-
-func descendsFromUs(pid int) bool {
-	me := os.Getpid()
-	for i := 0; i < 64 && pid > 1; i++ {
-		_, ppid := procStat(pid)
-		if ppid == me {
-			return true
-		}
-		pid = ppid
-	}
-	return false
-}
-
-// procStat returns a process's state and parent from /proc/<pid>/stat.
-func procStat(pid int) (string, int) {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return "", 0
-	}
-	// The command name may hold spaces; the fields after its ')' do not.
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) < 2 {
-		return "", 0
-	}
-	ppid, _ := strconv.Atoi(f[1])
-	return f[0], ppid
 }

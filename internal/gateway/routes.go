@@ -90,22 +90,23 @@ func templateMatch(tmpl, path string) bool {
 // isStreamPath reports whether CloudFront would send path to the Function URL.
 func isStreamPath(path string) bool {
 	for _, p := range StreamPaths {
-		if globMatch(p, path) {
+		if Glob(p, path) {
 			return true
 		}
 	}
 	return false
 }
 
-// globMatch implements CloudFront's path-pattern wildcards: '*' for any
-// characters (including none) and '?' for exactly one.
-func globMatch(pattern, s string) bool {
+// Glob matches wildcards, as CloudFront's path patterns and IAM's
+// resources and actions have them: '*' for any characters (including none)
+// and '?' for exactly one. It is case-sensitive.
+func Glob(pattern, s string) bool {
 	for len(pattern) > 0 {
 		switch pattern[0] {
 		case '*':
 			rest := pattern[1:]
 			for i := len(s); i >= 0; i-- {
-				if globMatch(rest, s[i:]) {
+				if Glob(rest, s[i:]) {
 					return true
 				}
 			}

@@ -38,8 +38,8 @@ import (
 	"github.com/ovrlrd/cloud/internal/samtemplate"
 )
 
-// The pinned Runtime Interface Emulator: the version this package's tests
-// install (keep the two in step).
+// The pinned Runtime Interface Emulator, which this package's tests install
+// too.
 const (
 	EmulatorPackage = "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie"
 	EmulatorVersion = "v0.0.0-20261030222936-bef5c4ba774d"
@@ -331,15 +331,7 @@ func (c *ColdStarter) ColdStart(ctx context.Context, fn string) (cs ColdStart, e
 	if err != nil {
 		return cs, err
 	}
-	bootstrap := c.bootstraps[fn]
-	cmd := exec.Command(c.rie, "--runtime-interface-emulator-address", addr, "--runtime-api-address", api, bootstrap)
-	cmd.Dir = filepath.Dir(bootstrap)
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	sort.Strings(cmd.Env)
-	out := &csBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
+	cmd, out := emulatorCmd(c.rie, c.bootstraps[fn], addr, api, env)
 	ssmCalls := c.ssm.Calls()
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -570,6 +562,21 @@ func csImageEnv(path string) (map[string]string, error) {
 		}
 	}
 	return env, sc.Err()
+}
+
+// emulatorCmd is the emulator rie running bootstrap with exactly env (the
+// emulator hands its own environment to the function), its Runtime API on
+// api and its invoke endpoint on addr; out collects what both print.
+func emulatorCmd(rie, bootstrap, addr, api string, env map[string]string) (cmd *exec.Cmd, out *csBuffer) {
+	cmd = exec.Command(rie, "--runtime-interface-emulator-address", addr, "--runtime-api-address", api, bootstrap)
+	cmd.Dir = filepath.Dir(bootstrap)
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	sort.Strings(cmd.Env)
+	out = &csBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	return cmd, out
 }
 
 func csFreeAddr() (string, error) {

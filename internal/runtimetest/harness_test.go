@@ -12,11 +12,9 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -28,65 +26,45 @@ import (
 	"github.com/ovrlrd/cloud/internal/samtemplate"
 )
 
-// The Runtime Interface Emulator, pinned. It runs a bootstrap the way Lambda
-// does: Runtime API, INIT on the first invoke, one invoke at a time.
-const (
-	riePackage = "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie"
-	rieVersion = "v0.0.0-20261030222936-bef5c4ba774d"
-)
-
 var tools struct {
 	once sync.Once
-	dir  string
+	dir  string // removed by TestMain
+	bin  string // the emulator and <fn>/bootstrap, under dir
 	err  error
 }
 
 // toolsDir builds the emulator and the three bootstraps once per test
-// binary: the emulator with `go install` at its pinned version, each
-// bootstrap as the Makefile builds it but for this machine's architecture.
+// binary: the emulator with `go install` at its pinned version
+// (EmulatorVersion), each bootstrap as the Makefile builds it but for this
+// machine's architecture. It returns the directory holding the emulator and
+// <fn>/bootstrap.
 func toolsDir(t *testing.T) string {
 	t.Helper()
 	tools.once.Do(func() {
-		tools.dir, tools.err = buildTools()
+		tools.err = buildTools()
 	})
 	if tools.err != nil {
 		t.Fatal(tools.err)
 	}
-	return tools.dir
+	return tools.bin
 }
 
-func buildTools() (string, error) {
+func buildTools() error {
 	dir, err := os.MkdirTemp("", "ovrlrd-runtimetest-")
 	if err != nil {
-		return "", err
+		return err
 	}
-	goTool, err := exec.LookPath("go")
+	tools.dir = dir
+	ctx := context.Background()
+	rie, err := InstallEmulator(ctx)
 	if err != nil {
-		return "", err
+		return err
 	}
-	// The emulator is built outside this module, exactly at its version.
-	cache := filepath.Join(os.TempDir(), "ovrlrd-rie-"+rieVersion)
-	if _, err := os.Stat(filepath.Join(cache, "aws-lambda-rie")); err != nil {
-		install := exec.Command(goTool, "install", riePackage+"@"+rieVersion)
-		install.Env = append(os.Environ(), "GOBIN="+cache, "CGO_ENABLED=0", "GOFLAGS=-mod=mod")
-		install.Dir = os.TempDir()
-		if out, err := install.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("installing the emulator: %v\n%s", err, out)
-		}
+	if _, err := BuildBootstraps(ctx, repoRoot(), dir, runtime.GOARCH, Functions...); err != nil {
+		return err
 	}
-	if err := os.Symlink(filepath.Join(cache, "aws-lambda-rie"), filepath.Join(dir, "aws-lambda-rie")); err != nil {
-		return "", err
-	}
-	for _, fn := range []string{"auth", "chat", "stream"} {
-		out := filepath.Join(dir, fn, "bootstrap")
-		build := exec.Command(goTool, "build", "-trimpath", "-tags", "lambda.norpc", "-ldflags", "-s -w", "-o", out, "./functions/"+fn)
-		build.Dir = repoRoot()
-		build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
-		if b, err := build.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("building %s: %v\n%s", fn, err, b)
-		}
-	}
-	return dir, nil
+	tools.bin = filepath.Join(dir, runtime.GOARCH)
+	return os.Symlink(rie, filepath.Join(tools.bin, "aws-lambda-rie"))
 }
 
 func repoRoot() string {
@@ -96,38 +74,18 @@ func repoRoot() string {
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := csFreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
-	l.Close()
 	return addr
-}
-
-// lockedBuffer collects a process's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // emulator is one function under the Runtime Interface Emulator.
 type emulator struct {
 	name   string
 	url    string // the invoke endpoint
-	output *lockedBuffer
+	output *csBuffer
 	mu     sync.Mutex // the emulator takes one invoke at a time
 	stop   func()
 }
@@ -138,15 +96,7 @@ type emulator struct {
 func startEmulator(t *testing.T, name, bootstrap string, env map[string]string) *emulator {
 	t.Helper()
 	addr, api := freeAddr(t), freeAddr(t)
-	cmd := exec.Command(filepath.Join(toolsDir(t), "aws-lambda-rie"),
-		"--runtime-interface-emulator-address", addr, "--runtime-api-address", api, bootstrap)
-	cmd.Dir = filepath.Dir(bootstrap)
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	sort.Strings(cmd.Env)
-	out := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
+	cmd, out := emulatorCmd(filepath.Join(toolsDir(t), "aws-lambda-rie"), bootstrap, addr, api, env)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package runtimetest
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/rand"
 	"encoding/base64"
@@ -188,59 +187,19 @@ func (s *stack) coldStart(t *testing.T, logical string) {
 // it: Globals merged with its own, intrinsics resolved.
 func (s *stack) templateEnv(t *testing.T, logical string) map[string]string {
 	t.Helper()
-	vars := map[string]any{}
-	globals := s.tpl["Globals"].(map[string]any)["Function"].(map[string]any)
-	for k, v := range globals["Environment"].(map[string]any)["Variables"].(map[string]any) {
-		vars[k] = v
+	env, err := csTemplateEnv(s.tpl, s.env, logical)
+	if err != nil {
+		t.Fatal(err)
 	}
-	props := s.tpl.Resources()[logical]["Properties"].(map[string]any)
-	if e, ok := props["Environment"].(map[string]any); ok {
-		for k, v := range e["Variables"].(map[string]any) {
-			vars[k] = v
-		}
-	}
-	out := map[string]string{}
-	for k, v := range vars {
-		str, err := s.tpl.EvalString(v, s.env)
-		if err != nil {
-			t.Fatalf("%s %s: %v", logical, k, err)
-		}
-		out[k] = str
-	}
-	return out
+	return env
 }
 
 // imageEnv reads the ENV instructions of the Dockerfile's final stage.
 func imageEnv(t *testing.T) map[string]string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot(), "Dockerfile"))
+	env, err := csImageEnv(filepath.Join(repoRoot(), "Dockerfile"))
 	if err != nil {
 		t.Fatal(err)
-	}
-	env := map[string]string{}
-	var cur strings.Builder
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if strings.HasPrefix(line, "#") {
-			continue
-		}
-		if more, ok := strings.CutSuffix(line, `\`); ok {
-			cur.WriteString(more + " ")
-			continue
-		}
-		cur.WriteString(line)
-		l := cur.String()
-		cur.Reset()
-		if strings.HasPrefix(l, "FROM ") {
-			env = map[string]string{}
-		}
-		if rest, ok := strings.CutPrefix(l, "ENV "); ok {
-			for _, kv := range strings.Fields(rest) {
-				k, v, _ := strings.Cut(kv, "=")
-				env[k] = v
-			}
-		}
 	}
 	return env
 }

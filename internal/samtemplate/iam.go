@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/ovrlrd/cloud/internal/gateway"
 )
 
 // Statement is one IAM policy statement with its intrinsics resolved.
@@ -189,31 +191,11 @@ func anyMatch(patterns []string, s string, fold bool) bool {
 	return false
 }
 
-// Glob matches IAM wildcards: '*' any run of characters, '?' exactly one;
-// fold makes the match case-insensitive (actions are).
+// Glob matches IAM wildcards: '*' any run of characters, '?' exactly one
+// (gateway.Glob); fold makes the match case-insensitive (actions are).
 func Glob(pattern, s string, fold bool) bool {
 	if fold {
 		pattern, s = strings.ToLower(pattern), strings.ToLower(s)
 	}
-	for len(pattern) > 0 {
-		switch pattern[0] {
-		case '*':
-			for i := len(s); i >= 0; i-- {
-				if Glob(pattern[1:], s[i:], false) {
-					return true
-				}
-			}
-			return false
-		case '?':
-			if s == "" {
-				return false
-			}
-		default:
-			if s == "" || s[0] != pattern[0] {
-				return false
-			}
-		}
-		pattern, s = pattern[1:], s[1:]
-	}
-	return s == ""
+	return gateway.Glob(pattern, s)
 }

@@ -1,11 +1,9 @@
 package turn_test
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,58 +23,8 @@ func fakeRig(t *testing.T, mutate ...func(*turn.Config)) *rig {
 	t.Helper()
 	t.Cleanup(turn.Shorten(100*time.Millisecond, time.Hour, 0))
 	r := newRig(t, claudetest.FakeCLI(t), claude.Env{Provider: claude.Anthropic, Credential: "test-key"}, mutate...)
-	t.Cleanup(func() { assertNoRunProcesses(t) })
+	t.Cleanup(func() { claudetest.AssertNoRunProcesses(t, claude.RunMarkerVar) })
 	return r
-}
-
-// assertNoRunProcesses checks that nothing a turn of this test binary
-// started is still alive: every process a run starts carries the run marker
-// in its environment, and descends from this process (orphans are
-// re-parented to it, the subreaper). Other test binaries' runs are theirs.
-func assertNoRunProcesses(t *testing.T) {
-	t.Helper()
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
-		if err != nil || !bytes.Contains(env, []byte(claude.RunMarkerVar+"=")) || !descendsFromUs(pid) {
-			continue
-		}
-		state, _ := procStat(pid)
-		if state != "Z" {
-			t.Errorf("process %d of a turn is still running (state %s)", pid, state)
-		}
-	}
-}
-
-func descendsFromUs(pid int) bool {
-	me := os.Getpid()
-	for i := 0; i < 64 && pid > 1; i++ {
-		_, ppid := procStat(pid)
-		if ppid == me {
-			return true
-		}
-		pid = ppid
-	}
-	return false
-}
-
-// procStat returns a process's state and parent from /proc/<pid>/stat.
-func procStat(pid int) (string, int) {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return "", 0
-	}
-	// The command name may hold spaces; the fields after its ')' do not.
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) < 2 {
-		return "", 0
-	}
-	ppid, _ := strconv.Atoi(f[1])
-	return f[0], ppid
 }
 
 func TestCrashMidStream(t *testing.T) {
