@@ -7,7 +7,6 @@ package runtimetest
 // where the tests' helpers would clash.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -270,7 +269,7 @@ func NewColdStarter(ctx context.Context, o ColdStartOptions) (c *ColdStarter, er
 			env[k] = v
 		}
 		if fn == "stream" {
-			image, err := csImageEnv(filepath.Join(o.Root, "Dockerfile"))
+			image, err := samtemplate.DockerfileEnv(filepath.Join(o.Root, "Dockerfile"))
 			if err != nil {
 				return c, err
 			}
@@ -528,40 +527,6 @@ func csTemplateEnv(tpl samtemplate.Template, e samtemplate.Env, logical string) 
 		out[k] = s
 	}
 	return out, nil
-}
-
-// csImageEnv reads the ENV instructions of the Dockerfile's final stage.
-func csImageEnv(path string) (map[string]string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	env := map[string]string{}
-	var cur strings.Builder
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if strings.HasPrefix(line, "#") {
-			continue
-		}
-		if more, ok := strings.CutSuffix(line, `\`); ok {
-			cur.WriteString(more + " ")
-			continue
-		}
-		cur.WriteString(line)
-		l := cur.String()
-		cur.Reset()
-		if strings.HasPrefix(l, "FROM ") {
-			env = map[string]string{}
-		}
-		if rest, ok := strings.CutPrefix(l, "ENV "); ok {
-			for _, kv := range strings.Fields(rest) {
-				k, v, _ := strings.Cut(kv, "=")
-				env[k] = v
-			}
-		}
-	}
-	return env, sc.Err()
 }
 
 // emulatorCmd is the emulator rie running bootstrap with exactly env (the

@@ -197,7 +197,7 @@ func (s *stack) templateEnv(t *testing.T, logical string) map[string]string {
 // imageEnv reads the ENV instructions of the Dockerfile's final stage.
 func imageEnv(t *testing.T) map[string]string {
 	t.Helper()
-	env, err := csImageEnv(filepath.Join(repoRoot(), "Dockerfile"))
+	env, err := samtemplate.DockerfileEnv(filepath.Join(repoRoot(), "Dockerfile"))
 	if err != nil {
 		t.Fatal(err)
 	}

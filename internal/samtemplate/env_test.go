@@ -1,12 +1,10 @@
 package samtemplate_test
 
 import (
-	"bufio"
 	"context"
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -16,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/ovrlrd/cloud/internal/config"
+	"github.com/ovrlrd/cloud/internal/samtemplate"
 )
 
 // Settings the configuration reads that a deployment does not set, and why.
@@ -110,38 +109,9 @@ func configReads(t *testing.T) map[string]bool {
 // dockerEnv reads the ENV instructions of the Dockerfile's final stage.
 func dockerEnv(t *testing.T) map[string]string {
 	t.Helper()
-	f, err := os.Open("../../Dockerfile")
+	env, err := samtemplate.DockerfileEnv("../../Dockerfile")
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer f.Close()
-	env := map[string]string{}
-	var logical []string
-	var cur strings.Builder
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if strings.HasPrefix(line, "#") {
-			continue
-		}
-		if more, ok := strings.CutSuffix(line, `\`); ok {
-			cur.WriteString(more + " ")
-			continue
-		}
-		cur.WriteString(line)
-		logical = append(logical, cur.String())
-		cur.Reset()
-	}
-	for _, l := range logical {
-		if strings.HasPrefix(strings.ToUpper(l), "FROM ") {
-			env = map[string]string{} // only the final stage counts
-		}
-		if rest, ok := strings.CutPrefix(l, "ENV "); ok {
-			for _, kv := range strings.Fields(rest) {
-				k, v, _ := strings.Cut(kv, "=")
-				env[k] = v
-			}
-		}
 	}
 	return env
 }
