@@ -21,10 +21,13 @@ FROM --platform=linux/arm64 node:20-bookworm-slim AS cli
 WORKDIR /cli
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error \
-    && install -D -m 0555 node_modules/@anthropic-ai/claude-code-linux-arm64/claude /out/claude \
+    && install -D -m 0711 node_modules/@anthropic-ai/claude-code-linux-arm64/claude /out/claude \
     && /out/claude --version
 
 FROM --platform=linux/arm64 public.ecr.aws/lambda/provided:al2023
+# Execute-only (0711, kept by COPY): a CLI its user cannot read is not
+# dumpable, so the tools it runs cannot open its memory, environment or
+# stdout.
 COPY --from=cli /out/claude /opt/claude/bin/claude
 COPY --from=bootstrap /out/bootstrap /var/task/bootstrap
 # Lambda's only writable folder is /tmp: the CLI's home, its sessions and

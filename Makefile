@@ -32,6 +32,9 @@ deps: node_modules/.package-lock.json
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
+	@# Execute-only: a CLI its own user cannot read is not dumpable, so the
+	@# tools it runs cannot open its memory, environment or stdout.
+	chmod 0711 node_modules/@anthropic-ai/claude-code/bin/claude.exe
 	@touch $@
 
 ## build: three linux/arm64 bootstraps under build/<function>/

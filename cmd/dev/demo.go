@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
@@ -38,9 +40,10 @@ func demoSettings(getenv func(string) string) (*demo, map[string]string) {
 		env["ANTHROPIC_API_KEY"] = "offline-demo"
 	}
 	if getenv("S3_ENDPOINT") == "" {
-		// Transcripts and workspaces go to an in-memory S3 on loopback;
-		// the folders on disk under .local survive restarts anyway.
-		d.s3 = httptest.NewServer(gofakes3.New(s3mem.New()).Server())
+		// Transcripts and workspaces go to an in-memory S3 on loopback,
+		// which only the server's generated key opens: turns' tools run on
+		// this machine too.
+		d.s3 = httptest.NewServer(onlyKey(getenv("LOCAL_AWS_KEY"), gofakes3.New(s3mem.New()).Server()))
 		env["S3_ENDPOINT"] = d.s3.URL
 	}
 	if getenv("APPLE_JWKS_URL") == "" {
@@ -55,6 +58,19 @@ func demoSettings(getenv func(string) string) (*demo, map[string]string) {
 		}
 	}
 	return d, env
+}
+
+// onlyKey refuses requests not signed with the access key key (SigV4 names
+// it in the Authorization header), as S3 refuses callers without the
+// function's role. The key is secret here: nobody else can sign with it.
+func onlyKey(key string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if key == "" || !strings.Contains(r.Header.Get("Authorization"), "Credential="+key+"/") {
+			http.Error(w, "AccessDenied", http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func (d *demo) close() {

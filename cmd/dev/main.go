@@ -23,6 +23,7 @@ import (
 	"github.com/ovrlrd/cloud/internal/config"
 	"github.com/ovrlrd/cloud/internal/dynamolocal"
 	"github.com/ovrlrd/cloud/internal/logs"
+	"github.com/ovrlrd/cloud/internal/sandbox"
 )
 
 func main() {
@@ -41,11 +42,19 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
 	if dataDir == "" {
 		dataDir = ".local"
 	}
+	// Turns' users pass through the data folder to their own folders, but
+	// may not list it: DynamoDB Local's files and the secrets stay closed.
+	if err := os.MkdirAll(dataDir, 0o711); err != nil {
+		return err
+	}
+	if err := os.Chmod(dataDir, 0o711); err != nil {
+		return err
+	}
 	secrets, created, err := loadOrCreateSecrets(filepath.Join(dataDir, "secrets.env"))
 	if err != nil {
 		return err
 	}
-	srv, err := dynamolocal.Start(ctx, dynamolocal.Options{DataDir: filepath.Join(dataDir, "dynamodb")})
+	srv, err := dynamolocal.Start(ctx, dynamolocal.Options{DataDir: filepath.Join(dataDir, "dynamodb"), PerKey: true})
 	if err != nil {
 		return err
 	}
@@ -77,6 +86,9 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
 		return err
 	}
 	if err := claude.BecomeSubreaper(); err != nil {
+		return err
+	}
+	if err := sandbox.HideSelf(); err != nil {
 		return err
 	}
 	token, err := d.signIn(ctx, a.Accounts)

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ovrlrd/cloud/internal/sandbox/sandboxtest"
 )
 
 type syncBuffer struct {
@@ -42,7 +44,7 @@ func freeAddr(t *testing.T) string {
 // from DynamoDB Local; a second run over the same folder keeps the data and
 // the secrets.
 func TestDevServesHealth(t *testing.T) {
-	dir := t.TempDir()
+	dir := sandboxtest.Dir(t)
 	var firstKey string
 	for i, wantCreated := range []bool{true, false} {
 		addr := freeAddr(t)

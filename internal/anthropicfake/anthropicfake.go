@@ -1,7 +1,8 @@
 // Package anthropicfake is a loopback stand-in of the Anthropic Messages API
 // that speaks the real wire protocol, so the Claude Code CLI can run fully
 // offline in tests and in the local demo. Its tests run the real CLI against
-// it.
+// it. NewBedrock is the same stand-in speaking Amazon Bedrock's protocol
+// (SigV4-checked requests, eventstream answers), for the CLI's Bedrock mode.
 //
 // Facts measured with the pinned CLI (2.1.197) against this stand-in, with
 // the explicit environment the service uses (see cli_test.go):
@@ -56,15 +57,11 @@
 package anthropicfake
 
 import (
-	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"time"
 )
@@ -75,17 +72,27 @@ type Server struct {
 	// (http://127.0.0.1:PORT, no trailing slash).
 	URL string
 
-	srv    *httptest.Server
-	script Script
-	closed chan struct{}
-	once   sync.Once
+	srv     *httptest.Server
+	script  Script
+	bedrock bool // speaks Amazon Bedrock's wire protocol (NewBedrock)
+	closed  chan struct{}
+	once    sync.Once
 
 	mu       sync.Mutex
 	requests []Request
 	calls    []string
+	usage    Usage
 }
 
-// Request is one POST /v1/messages the stand-in received, decoded.
+// Usage is the token usage the stand-in reported in its answers.
+type Usage struct {
+	InputTokens  int
+	OutputTokens int
+}
+
+// Request is one model request the stand-in received, decoded: a POST
+// /v1/messages, or in the Bedrock mode an invoke (Model and Stream then come
+// from the path).
 type Request struct {
 	Query     string          // the raw query string, e.g. "beta=true"
 	Model     string          // the model the CLI asked for
@@ -95,6 +102,7 @@ type Request struct {
 	Messages  []Message       // the conversation, oldest first
 	Tools     []string        // the names of the tools offered to the model
 	Raw       json.RawMessage // the whole request body
+	Header    http.Header     // the request's headers, as received
 }
 
 // Message is one message of a request's conversation.
@@ -163,11 +171,13 @@ func ToolUse(name string, input any) ReplyBlock {
 
 // New starts a stand-in on 127.0.0.1 answering with script. A nil script
 // answers "OK." to everything.
-func New(script Script) *Server {
+func New(script Script) *Server { return start(script, false) }
+
+func start(script Script, bedrock bool) *Server {
 	if script == nil {
 		script = Say("OK.")
 	}
-	s := &Server{script: script, closed: make(chan struct{})}
+	s := &Server{script: script, bedrock: bedrock, closed: make(chan struct{})}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
 	s.URL = s.srv.URL
 	return s
@@ -182,7 +192,16 @@ func (s *Server) Close() {
 	})
 }
 
-// Requests returns every POST /v1/messages received so far, in order.
+// Usage returns the sum of the usage reported in every answer so far (the
+// final counts of each message, whether or not its stream was finished).
+func (s *Server) Usage() Usage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.usage
+}
+
+// Requests returns every model request received so far, in order: POST
+// /v1/messages, or in the Bedrock mode POST /model/{id}/invoke[-with-response-stream].
 func (s *Server) Requests() []Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -202,6 +221,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.calls = append(s.calls, r.Method+" "+r.URL.Path)
 	s.mu.Unlock()
 
+	if s.bedrock {
+		s.serveBedrock(w, r)
+		return
+	}
 	switch {
 	case r.URL.Path == "/" && (r.Method == http.MethodHead || r.Method == http.MethodGet):
 		w.WriteHeader(http.StatusOK)
@@ -238,6 +261,10 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request_error", "invalid JSON body: "+err.Error())
 		return
 	}
+	s.answer(w, r, newRequest(r, body, wr))
+}
+
+func newRequest(r *http.Request, body []byte, wr wireRequest) Request {
 	req := Request{
 		Query:     r.URL.RawQuery,
 		Model:     wr.Model,
@@ -246,10 +273,17 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request) {
 		System:    wr.System,
 		Messages:  wr.Messages,
 		Raw:       json.RawMessage(body),
+		Header:    r.Header.Clone(),
 	}
 	for _, t := range wr.Tools {
 		req.Tools = append(req.Tools, t.Name)
 	}
+	return req
+}
+
+// answer records req and answers it with the script's reply, in the wire
+// format of the stand-in's mode.
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, req Request) {
 	s.mu.Lock()
 	s.requests = append(s.requests, req)
 	s.mu.Unlock()
@@ -259,6 +293,10 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if reply.Status != 0 && reply.Status != http.StatusOK {
+		if s.bedrock {
+			writeBedrockError(w, reply.Status, reply.ErrorMessage)
+			return
+		}
 		typ := errorType(reply.Status)
 		msg := reply.ErrorMessage
 		if msg == "" {
@@ -269,12 +307,20 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request) {
 	}
 
 	msg := buildMessage(req, reply)
+	s.mu.Lock()
+	s.usage.InputTokens += msg.Usage.InputTokens
+	s.usage.OutputTokens += msg.Usage.OutputTokens
+	s.mu.Unlock()
 	if !req.Stream {
 		if reply.Hang {
 			s.wait(r, -1)
 			return
 		}
 		writeJSON(w, http.StatusOK, msg)
+		return
+	}
+	if s.bedrock {
+		s.streamBedrock(w, r, msg, reply)
 		return
 	}
 	s.stream(w, r, msg, reply)
@@ -372,180 +418,4 @@ func buildMessage(req Request, reply Reply) message {
 	m.StopReason = &stop
 	m.Usage = usage{InputTokens: estimateTokens(len(req.Raw)), OutputTokens: estimateTokens(outChars)}
 	return m
-}
-
-func (s *Server) stream(w http.ResponseWriter, r *http.Request, m message, reply Reply) {
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream; charset=utf-8")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("request-id", "req_"+randomID())
-	w.WriteHeader(http.StatusOK)
-	flusher, _ := w.(http.Flusher)
-	send := func(event string, data any) bool {
-		raw, err := json.Marshal(data)
-		if err != nil {
-			panic(fmt.Sprintf("anthropicfake: encode %s: %v", event, err))
-		}
-		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, raw); err != nil {
-			return false
-		}
-		if flusher != nil {
-			flusher.Flush()
-		}
-		return r.Context().Err() == nil
-	}
-
-	start := m
-	start.Content = []contentBlock{}
-	start.StopReason = nil
-	start.Usage.OutputTokens = 1
-	if !send("message_start", map[string]any{"type": "message_start", "message": start}) {
-		return
-	}
-	if !send("ping", map[string]string{"type": "ping"}) {
-		return
-	}
-	for i, b := range m.Content {
-		switch b.Type {
-		case "text":
-			empty := ""
-			if !send("content_block_start", map[string]any{
-				"type": "content_block_start", "index": i,
-				"content_block": contentBlock{Type: "text", Text: &empty},
-			}) {
-				return
-			}
-			for j, piece := range splitText(*b.Text) {
-				if j > 0 && reply.ChunkDelay > 0 && !s.wait(r, reply.ChunkDelay) {
-					return
-				}
-				if !send("content_block_delta", map[string]any{
-					"type": "content_block_delta", "index": i,
-					"delta": map[string]string{"type": "text_delta", "text": piece},
-				}) {
-					return
-				}
-			}
-		case "tool_use":
-			if !send("content_block_start", map[string]any{
-				"type": "content_block_start", "index": i,
-				"content_block": contentBlock{Type: "tool_use", ID: b.ID, Name: b.Name, Input: json.RawMessage("{}")},
-			}) {
-				return
-			}
-			// The real API streams the input as JSON fragments; send it in
-			// two pieces so a client must concatenate them.
-			in := string(b.Input)
-			half := len(in) / 2
-			for _, piece := range []string{in[:half], in[half:]} {
-				if !send("content_block_delta", map[string]any{
-					"type": "content_block_delta", "index": i,
-					"delta": map[string]string{"type": "input_json_delta", "partial_json": piece},
-				}) {
-					return
-				}
-			}
-		}
-		if !send("content_block_stop", map[string]any{"type": "content_block_stop", "index": i}) {
-			return
-		}
-	}
-	if reply.Hang {
-		s.wait(r, -1)
-		return
-	}
-	if !send("message_delta", map[string]any{
-		"type":  "message_delta",
-		"delta": map[string]any{"stop_reason": *m.StopReason, "stop_sequence": nil},
-		"usage": map[string]int{
-			"input_tokens":                m.Usage.InputTokens,
-			"cache_creation_input_tokens": 0,
-			"cache_read_input_tokens":     0,
-			"output_tokens":               m.Usage.OutputTokens,
-		},
-	}) {
-		return
-	}
-	send("message_stop", map[string]string{"type": "message_stop"})
-}
-
-// splitText cuts s into word-sized deltas (each keeps its trailing space), so
-// a streamed text arrives in several text_delta events.
-func splitText(s string) []string {
-	if s == "" {
-		return []string{""}
-	}
-	var out []string
-	for len(s) > 0 {
-		i := strings.IndexByte(s, ' ')
-		if i < 0 {
-			out = append(out, s)
-			break
-		}
-		out = append(out, s[:i+1])
-		s = s[i+1:]
-	}
-	return out
-}
-
-func errorType(status int) string {
-	switch status {
-	case http.StatusBadRequest:
-		return "invalid_request_error"
-	case http.StatusUnauthorized:
-		return "authentication_error"
-	case http.StatusForbidden:
-		return "permission_error"
-	case http.StatusNotFound:
-		return "not_found_error"
-	case http.StatusRequestEntityTooLarge:
-		return "request_too_large"
-	case http.StatusTooManyRequests:
-		return "rate_limit_error"
-	case 529:
-		return "overloaded_error"
-	default:
-		return "api_error"
-	}
-}
-
-func defaultErrorMessage(typ string) string {
-	switch typ {
-	case "overloaded_error":
-		return "Overloaded"
-	case "rate_limit_error":
-		return "Rate limited"
-	case "api_error":
-		return "Internal server error"
-	default:
-		return "Request failed"
-	}
-}
-
-func writeError(w http.ResponseWriter, status int, typ, msg string) {
-	w.Header().Set("request-id", "req_"+randomID())
-	writeJSON(w, status, map[string]any{
-		"type":  "error",
-		"error": map[string]string{"type": typ, "message": msg},
-	})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(v); err != nil {
-		panic(fmt.Sprintf("anthropicfake: encode response: %v", err))
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	w.Write(buf.Bytes())
-}
-
-// estimateTokens turns a byte count into a plausible non-zero token count.
-func estimateTokens(n int) int { return n/4 + 1 }
-
-// randomID looks like the tail of an API id (msg_01…, toolu_01…).
-func randomID() string {
-	var b [12]byte
-	rand.Read(b[:]) // never fails (crypto/rand)
-	return "01" + hex.EncodeToString(b[:])
 }

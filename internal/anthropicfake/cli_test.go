@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ovrlrd/cloud/internal/claude/claudetest"
 )
 
 // TestCLITextTurn: one text turn. The CLI reports system/init with a session
@@ -399,7 +401,7 @@ func TestCLIStalledStream(t *testing.T) {
 	s := New(func(Request) Reply { return Reply{Blocks: []ReplyBlock{Text("partial text")}, Hang: true} })
 	defer s.Close()
 	sb := newSandbox(t)
-	cmd := exec.Command(cliPath(t), "-p", "--output-format", "stream-json", "--verbose")
+	cmd := exec.Command(claudetest.RealCLI(t), "-p", "--output-format", "stream-json", "--verbose")
 	cmd.Dir = sb.cwd
 	cmd.Env = append(sb.env(s.URL, "0"), "API_TIMEOUT_MS=1000")
 	cmd.Stdin = strings.NewReader("hi")

@@ -12,33 +12,9 @@ import (
 	"sync"
 	"testing"
 	"time"
-)
 
-// cliPath finds node_modules/.bin/claude at the repository root (the first
-// directory above this one holding go.mod). It fails the test, never skips:
-// the CLI is a pinned dependency installed by `make deps`.
-func cliPath(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "node_modules", ".bin", "claude")
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("Claude Code CLI not found at node_modules/.bin/claude (%v): run `make deps` in the repository root", err)
-	}
-	return p
-}
+	"github.com/ovrlrd/cloud/internal/claude/claudetest"
+)
 
 // sandbox is a per-test home, config dir and working directory.
 type sandbox struct {
@@ -112,7 +88,7 @@ func runCLI(t *testing.T, sb sandbox, baseURL string, o runOpts) run {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, cliPath(t), o.args...)
+	cmd := exec.CommandContext(ctx, claudetest.RealCLI(t), o.args...)
 	cmd.Dir = sb.cwd
 	cmd.Env = sb.env(baseURL, o.retries)
 	cmd.WaitDelay = 2 * time.Second

@@ -178,3 +178,42 @@ func Demo() Script {
 		return Reply{Blocks: []ReplyBlock{Text("I'm the offline demo model; I have no tools in this session, so I can only say hello.")}}
 	}
 }
+
+// CommandPrefix starts a prompt that Commands answers with a Bash call.
+const CommandPrefix = "RUN: "
+
+// Commands is a model that does what the prompt says: a prompt
+// "RUN: <command>" gets one Bash call of <command>, and the tool's result
+// gets the reply "Done." (the test reads the result from Requests). A title
+// prompt gets a title; anything else gets "OK.". It stands in for a model
+// steered by a hostile user or file, in the tests of what tools can reach.
+func Commands() Script {
+	return func(r Request) Reply {
+		last, _ := r.LastUser()
+		if len(last.ToolResults()) > 0 {
+			return Reply{Blocks: []ReplyBlock{Text("Done.")}}
+		}
+		p := r.Prompt()
+		if titleWord.MatchString(p) && strings.Contains(p, "Reply with only the title") {
+			return Reply{Blocks: []ReplyBlock{Text("Commands")}}
+		}
+		if cmd, ok := strings.CutPrefix(strings.TrimSpace(p), CommandPrefix); ok {
+			return Reply{Blocks: []ReplyBlock{ToolUse("Bash", map[string]string{"command": cmd, "description": "Run the command"})}}
+		}
+		return Reply{Blocks: []ReplyBlock{Text("OK.")}}
+	}
+}
+
+// ToolResults returns the text of every tool result the model was sent,
+// in order.
+func (s *Server) ToolResults() []string {
+	var out []string
+	for _, r := range s.Requests() {
+		if m, ok := r.LastUser(); ok {
+			for _, res := range m.ToolResults() {
+				out = append(out, res.ResultText())
+			}
+		}
+	}
+	return out
+}

@@ -8,11 +8,15 @@ import (
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
 
+// authRoutes limits by address only where no user is known yet: sign-in.
+// The others are limited by what the caller proves to hold, so nobody
+// sharing an address can lock a user out of refreshing, signing out or
+// deleting the account.
 func (s *server) authRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /auth", s.byAddress(s.signIn))
-	mux.HandleFunc("POST /auth/refresh", s.byAddress(s.refresh))
-	mux.HandleFunc("POST /auth/logout", s.byAddress(s.authed("", s.logout)))
-	mux.HandleFunc("DELETE /auth/account", s.byAddress(s.authed("", s.deleteAccount)))
+	mux.HandleFunc("POST /auth/refresh", s.refresh)
+	mux.HandleFunc("POST /auth/logout", s.authed(classLogout, s.logout))
+	mux.HandleFunc("DELETE /auth/account", s.authed(classAccount, s.deleteAccount))
 }
 
 // signInBody is POST /auth's body.
@@ -51,9 +55,19 @@ func (s *server) signIn(w http.ResponseWriter, r *http.Request) {
 }
 
 // refresh reads no body: the app sends Content-Type: application/json and
-// nothing else.
+// nothing else. It is limited per session, counted once the token is known
+// to be ours: checking one costs no I/O, so a forged token is refused before
+// it could spend anyone's budget.
 func (s *server) refresh(w http.ResponseWriter, r *http.Request) {
-	g, err := s.auth.Refresh(r.Context(), r.Header.Get("Authorization"), client(r))
+	t, err := s.auth.CheckRefresh(r.Context(), r.Header.Get("Authorization"), client(r))
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	if !s.allow(w, r, classRefresh, s.limits.Auth, t.SessionID(), t.UserID()) {
+		return
+	}
+	g, err := s.auth.Rotate(r.Context(), t, client(r))
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return

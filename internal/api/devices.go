@@ -54,9 +54,16 @@ func (s *server) putDevice(w http.ResponseWriter, r *http.Request, p auth.Princi
 }
 
 // deleteDevice is sign-out on one phone. Deleting a token that is not
-// registered succeeds too: the phone's wish is met either way.
+// registered succeeds too: the phone's wish is met either way. A token that
+// could never have been registered is refused before it reaches the table,
+// whose keys it might not even fit.
 func (s *server) deleteDevice(w http.ResponseWriter, r *http.Request, p auth.Principal) {
-	err := s.devices.DeleteDevice(r.Context(), p.UserID, r.PathValue("token"))
+	tok := r.PathValue("token")
+	if !deviceTokenPattern.MatchString(tok) {
+		writeError(w, r, s.log, ovrlrd.Errorf(ovrlrd.EINVALID, "The device token must be lowercase hex."))
+		return
+	}
+	err := s.devices.DeleteDevice(r.Context(), p.UserID, tok)
 	if err != nil && !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
 		writeError(w, r, s.log, err)
 		return

@@ -56,6 +56,13 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	writeJSON(w, status, errorBody{Error: ovrlrd.ErrorMessage(err)})
 }
 
+// errorJSON is the status and body writeError answers err with, for an
+// answer given before there is a ResponseWriter.
+func errorJSON(err error) (int, string) {
+	b, _ := json.Marshal(errorBody{Error: ovrlrd.ErrorMessage(err)})
+	return StatusOf(err), string(b)
+}
+
 // writeJSON writes v as the whole response. Encoding our own types cannot
 // fail, so the error is only worth noting in a log, which the caller lacks;
 // a broken connection is the client's loss either way.

@@ -44,8 +44,8 @@ func (s *server) allow(w http.ResponseWriter, r *http.Request, class string, l c
 	return false
 }
 
-// byAddress limits a route by client address: the /auth routes, where no
-// user is known yet. The address is hashed before it becomes a key.
+// byAddress limits a route by client address: sign-in, where no user is
+// known yet. The address is hashed before it becomes a key.
 func (s *server) byAddress(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if s.allow(w, r, "auth", s.limits.Auth, s.audit.HashIP(ClientIP(r)), "") {
@@ -57,8 +57,7 @@ func (s *server) byAddress(next http.HandlerFunc) http.HandlerFunc {
 // principalHandler is a handler of a protected route.
 type principalHandler func(w http.ResponseWriter, r *http.Request, p auth.Principal)
 
-// authed checks the bearer token, then, unless class is empty, the user's
-// limit for that class.
+// authed checks the bearer token, then the user's limit for class.
 func (s *server) authed(class string, next principalHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.auth.Authenticate(r.Context(), r.Header.Get("Authorization"))
@@ -66,18 +65,22 @@ func (s *server) authed(class string, next principalHandler) http.HandlerFunc {
 			writeError(w, r, s.log, err)
 			return
 		}
-		if class != "" && !s.allow(w, r, class, s.limitFor(class), p.UserID, p.UserID) {
+		if !s.allow(w, r, class, s.limitFor(class), p.UserID, p.UserID) {
 			return
 		}
 		next(w, r, p)
 	}
 }
 
-// Limit classes of authenticated routes.
+// Limit classes: each is its own bucket per key. Refresh counts per session,
+// the others per user.
 const (
-	classRead  = "read"
-	classWrite = "write"
-	classTurn  = "turn"
+	classRead    = "read"
+	classWrite   = "write"
+	classTurn    = "turn"
+	classRefresh = "refresh"
+	classLogout  = "logout"
+	classAccount = "account"
 )
 
 func (s *server) limitFor(class string) config.Limit {
@@ -86,6 +89,8 @@ func (s *server) limitFor(class string) config.Limit {
 		return s.limits.Read
 	case classTurn:
 		return s.limits.Turn
+	case classRefresh, classLogout, classAccount:
+		return s.limits.Auth
 	default:
 		return s.limits.Write
 	}

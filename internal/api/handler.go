@@ -128,7 +128,7 @@ func (s *server) guard(mux *http.ServeMux) http.Handler {
 		}()
 		defer func() {
 			if v := recover(); v != nil {
-				s.log.ErrorContext(r.Context(), "panic", "method", r.Method, "path", r.URL.Path, "panic", v)
+				s.log.ErrorContext(r.Context(), "panic", "method", r.Method, "route", r.Pattern, "panic", v)
 				writeJSON(w, http.StatusInternalServerError, errorBody{Error: "Internal server error"})
 			}
 		}()

@@ -33,6 +33,7 @@ import (
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/push"
 	"github.com/ovrlrd/cloud/internal/relay"
+	"github.com/ovrlrd/cloud/internal/sandbox"
 	"github.com/ovrlrd/cloud/internal/store"
 	"github.com/ovrlrd/cloud/internal/token"
 	"github.com/ovrlrd/cloud/internal/turn"
@@ -114,7 +115,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	if err != nil {
 		return nil, err
 	}
-	tc := turnConfig(cfg)
+	tc, err := turnConfig(cfg, awsCfg, log)
+	if err != nil {
+		return nil, err
+	}
 	tc.Workspace = ws
 	a.Turns = turn.New(st, tc, log, after...)
 	a.starter = localStarter{turns: a.Turns, timeout: cfg.Claude.Timeout + time.Minute, wg: a.background}
@@ -166,6 +170,11 @@ func Init(fn config.Function) *App {
 		fail(logs.New(os.Stderr, slog.LevelInfo), err)
 	}
 	log := logs.New(os.Stdout, cfg.LogLevel)
+	// The function's credentials are in this process's environment: no
+	// other process of its user may read it.
+	if err := sandbox.HideSelf(); err != nil {
+		fail(log, err)
+	}
 	if fn == config.Stream {
 		// Tool processes that outlive the CLI are re-parented here and
 		// reaped, instead of lingering in the execution environment.
@@ -188,8 +197,12 @@ func fail(log *slog.Logger, err error) {
 func awsConfig(ctx context.Context, cfg config.Config) (aws.Config, error) {
 	opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(cfg.Region)}
 	if cfg.Stage == config.Local {
-		// Local stand-ins accept any credentials; never look for real ones.
-		opts = append(opts, awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("local", "local", "")))
+		// Local stand-ins: never look for real credentials.
+		key := "local"
+		if !cfg.LocalAWSKey.IsZero() {
+			key = cfg.LocalAWSKey.Reveal()
+		}
+		opts = append(opts, awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(key, key, "")))
 	}
 	c, err := awsconfig.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
@@ -221,17 +234,17 @@ func (a *App) deps() api.Deps {
 
 // Auth is the AuthFunction's Lambda handler (HTTP API events).
 func (a *App) Auth() gateway.HTTPHandler {
-	return httpadapter.NewV2(api.NewAuth(a.deps())).ProxyWithContext
+	return api.CheckHTTP(httpadapter.NewV2(api.NewAuth(a.deps())).ProxyWithContext)
 }
 
 // Chat is the ChatFunction's Lambda handler (HTTP API events).
 func (a *App) Chat() gateway.HTTPHandler {
-	return httpadapter.NewV2(api.NewChat(a.deps())).ProxyWithContext
+	return api.CheckHTTP(httpadapter.NewV2(api.NewChat(a.deps())).ProxyWithContext)
 }
 
 // Stream is the StreamFunction's Lambda handler (Function URL, streamed).
 func (a *App) Stream() gateway.StreamHandler {
-	return lambdaurl.Wrap(api.NewStream(a.deps()))
+	return api.CheckStream(lambdaurl.Wrap(api.NewStream(a.deps())))
 }
 
 // Gateway serves every function behind one address, routed as in AWS.

@@ -20,6 +20,7 @@ import (
 	"github.com/ovrlrd/cloud/internal/claude/claudetest"
 	"github.com/ovrlrd/cloud/internal/config"
 	"github.com/ovrlrd/cloud/internal/logs"
+	"github.com/ovrlrd/cloud/internal/sandbox/sandboxtest"
 	"github.com/ovrlrd/cloud/internal/store"
 	"github.com/ovrlrd/cloud/internal/store/storetest"
 )
@@ -82,8 +83,8 @@ func newStackWith(t *testing.T, opts []app.Option, overrides ...string) *stack {
 		"ALLOW_OPEN_SIGNUP":  "true",
 		"LOG_LEVEL":          "debug",
 		"CLAUDE_PATH":        claudetest.FakeCLI(t),
-		"CLAUDE_WORK_ROOT":   t.TempDir(),
-		"CLAUDE_CONFIG_ROOT": t.TempDir(),
+		"CLAUDE_WORK_ROOT":   sandboxtest.Dir(t),
+		"CLAUDE_CONFIG_ROOT": sandboxtest.Dir(t),
 	}
 	for i := 0; i+1 < len(overrides); i += 2 {
 		env[overrides[i]] = overrides[i+1]

@@ -103,7 +103,7 @@ func TestAllowListRefusalIs403(t *testing.T) {
 	}
 }
 
-// Concurrent requests from one address get exactly the limit through, and
+// Concurrent sign-ins from one address get exactly the limit through, and
 // a forged X-Forwarded-For does not buy a fresh bucket.
 func TestAuthRateLimitIsExactAcrossRequests(t *testing.T) {
 	const limit = 5
@@ -116,7 +116,7 @@ func TestAuthRateLimitIsExactAcrossRequests(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := s.call(t, "POST", "/auth/refresh", "", "junk", "X-Forwarded-For", fmt.Sprintf("203.0.113.%d", i))
+			r := s.call(t, "POST", "/auth", `{"identityToken":"a.b.c"}`, "", "X-Forwarded-For", fmt.Sprintf("203.0.113.%d", i))
 			mu.Lock()
 			statuses[r.status]++
 			if r.status == 429 {

@@ -4,18 +4,23 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"os"
+	"log/slog"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/ovrlrd/cloud/internal/claude"
 	"github.com/ovrlrd/cloud/internal/config"
+	"github.com/ovrlrd/cloud/internal/modelproxy"
+	"github.com/ovrlrd/cloud/internal/sandbox"
 	"github.com/ovrlrd/cloud/internal/turn"
 )
 
-// turnConfig is how turns run the CLI, from the configuration.
-func turnConfig(cfg config.Config) turn.Config {
-	return turn.Config{
+// turnConfig is how turns run the CLI, from the configuration. Functions
+// that only begin turns (auth, and chat in AWS) get no model proxy and no
+// sandbox: they never run one.
+func turnConfig(cfg config.Config, awsCfg aws.Config, log *slog.Logger) (turn.Config, error) {
+	tc := turn.Config{
 		CLIPath:        cfg.Claude.Path,
 		WorkRoot:       cfg.Claude.WorkRoot,
 		ConfigRoot:     cfg.Claude.ConfigRoot,
@@ -26,24 +31,39 @@ func turnConfig(cfg config.Config) turn.Config {
 		IdleTimeout:    cfg.Claude.IdleTimeout,
 		Env: claude.Env{
 			Provider:   claude.Provider(cfg.Claude.Provider),
-			Credential: cfg.Claude.Credential.Reveal(),
-			BaseURL:    cfg.Claude.BaseURL,
+			AWSRegion:  cfg.Region,
 			MaxRetries: cfg.Claude.MaxRetries,
-			// Bedrock signs with the function's role; Lambda hands its
-			// credentials to the process environment.
-			AWSRegion:          cfg.Region,
-			AWSAccessKeyID:     bedrockOnly(cfg, "AWS_ACCESS_KEY_ID"),
-			AWSSecretAccessKey: bedrockOnly(cfg, "AWS_SECRET_ACCESS_KEY"),
-			AWSSessionToken:    bedrockOnly(cfg, "AWS_SESSION_TOKEN"),
 		},
 	}
-}
-
-func bedrockOnly(cfg config.Config, name string) string {
-	if cfg.Claude.Provider != config.Bedrock {
-		return ""
+	if !cfg.Function.RunsTurns() {
+		return tc, nil
 	}
-	return os.Getenv(name)
+	proxy, err := modelproxy.New(modelproxy.Options{
+		Provider:       modelproxy.Provider(cfg.Claude.Provider),
+		Upstream:       cfg.Claude.BaseURL,
+		Credential:     cfg.Claude.Credential.Reveal(),
+		Region:         cfg.Region,
+		AWSCredentials: awsCfg.Credentials,
+		Log:            log,
+	})
+	if err != nil {
+		return tc, err
+	}
+	tc.Models = proxy
+	mode := sandbox.Detect(cfg.InLambda)
+	tc.Sandbox, err = sandbox.New(sandbox.Config{
+		Mode:  mode,
+		UIDs:  sandbox.Range{First: cfg.Claude.SandboxUIDs[0], Last: cfg.Claude.SandboxUIDs[1]},
+		Roots: []string{cfg.Claude.WorkRoot, cfg.Claude.ConfigRoot},
+		Log:   log,
+	})
+	if err != nil {
+		return tc, err
+	}
+	if mode == sandbox.Shared {
+		log.Warn("turns share this server's user: one turn's tools can reach another's folders (run as root for a user per turn)")
+	}
+	return tc, nil
 }
 
 // StreamLambda is the StreamFunction's Lambda handler. It serves the

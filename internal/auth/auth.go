@@ -13,6 +13,7 @@ import (
 	"github.com/ovrlrd/cloud/internal/apple"
 	"github.com/ovrlrd/cloud/internal/audit"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
+	"github.com/ovrlrd/cloud/internal/store"
 	"github.com/ovrlrd/cloud/internal/token"
 )
 
@@ -20,7 +21,7 @@ import (
 type Store interface {
 	UserByAppleSub(ctx context.Context, sub string) (ovrlrd.User, error)
 	CreateUser(ctx context.Context, email, appleSub string) (ovrlrd.User, error)
-	CreateSession(ctx context.Context, user ovrlrd.User, ttl time.Duration) (ovrlrd.LoginSession, error)
+	CreateSession(ctx context.Context, user ovrlrd.User, verifiedEmail string, ttl time.Duration) (ovrlrd.LoginSession, error)
 	Session(ctx context.Context, userID, sid string) (ovrlrd.LoginSession, error)
 	RotateSession(ctx context.Context, userID, sid string, fromGeneration int, ttl time.Duration) (ovrlrd.LoginSession, error)
 	RevokeSession(ctx context.Context, userID, sid string) error
@@ -104,11 +105,13 @@ func (s *Service) SignIn(ctx context.Context, req SignInRequest, c audit.Client)
 		s.Audit.Record(ctx, audit.SignInFailed, "", c, reason)
 		return Grant{}, err
 	}
+	// Only an address Apple verified may satisfy the allow-list, now and in
+	// every later check of the session.
 	email := ""
 	if id.EmailVerified {
 		email = id.Email
 	}
-	user, err := s.userFor(ctx, id, email)
+	user, err := s.userFor(ctx, id, email, c)
 	if err != nil {
 		if ovrlrd.IsCode(err, ovrlrd.EFORBIDDEN) {
 			s.Audit.Record(ctx, audit.NotAllowed, user.ID, c, "allow_list")
@@ -123,7 +126,7 @@ func (s *Service) SignIn(ctx context.Context, req SignInRequest, c audit.Client)
 			return Grant{}, err
 		}
 	}
-	sess, err := s.Store.CreateSession(ctx, user, s.TTL+s.RefreshGrace)
+	sess, err := s.Store.CreateSession(ctx, user, email, s.TTL+s.RefreshGrace)
 	if err != nil {
 		return Grant{}, err
 	}
@@ -137,7 +140,7 @@ func (s *Service) SignIn(ctx context.Context, req SignInRequest, c audit.Client)
 
 // userFor finds or creates the account of an Apple identity, applying the
 // allow-list both to new and to existing accounts.
-func (s *Service) userFor(ctx context.Context, id apple.Identity, email string) (ovrlrd.User, error) {
+func (s *Service) userFor(ctx context.Context, id apple.Identity, email string, c audit.Client) (ovrlrd.User, error) {
 	user, err := s.Store.UserByAppleSub(ctx, id.Subject)
 	switch {
 	case err == nil:
@@ -145,6 +148,12 @@ func (s *Service) userFor(ctx context.Context, id apple.Identity, email string) 
 			return user, errNotAllowed()
 		}
 		return user, nil
+	case errors.Is(err, store.ErrAccountDeleted):
+		// Its deletion stopped half way: finish it, then this is a sign-up.
+		if err := s.erase(ctx, user.ID); err != nil && !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
+			return ovrlrd.User{}, err
+		}
+		s.Audit.Record(ctx, audit.AccountDeleted, user.ID, c, "finished_at_sign_in")
 	case !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND):
 		return ovrlrd.User{}, err
 	}
@@ -232,77 +241,6 @@ func errInvalidToken(cause error) error {
 	return ovrlrd.Wrap(ovrlrd.EUNAUTHORIZED, "Invalid or expired token", cause)
 }
 
-func errRefreshFailed(cause error) error {
-	return ovrlrd.Wrap(ovrlrd.EUNAUTHORIZED, "Token refresh failed", cause)
-}
-
-// Refresh rotates a session: the presented token must be of the current
-// generation (or a retry of the last rotation), at most RefreshGrace past
-// expiry. Presenting an older generation means the token was copied: the
-// whole session is revoked.
-func (s *Service) Refresh(ctx context.Context, authorization string, c audit.Client) (Grant, error) {
-	raw, err := token.Bearer(authorization)
-	if err != nil {
-		return Grant{}, err
-	}
-	now := s.Now()
-	claims, err := s.Tokens.Verify(raw, now, s.RefreshGrace)
-	if err != nil {
-		if ovrlrd.ErrorMessage(err) == token.MsgInvalidToken {
-			return Grant{}, err
-		}
-		s.Audit.Record(ctx, audit.RefreshFailed, "", c, "invalid_token")
-		return Grant{}, errRefreshFailed(err)
-	}
-	g, reason, err := s.rotate(ctx, claims, now)
-	s.cache.forget(claims.SessionID)
-	switch {
-	case err == nil:
-		s.Audit.Record(ctx, audit.Refresh, claims.UserID, c, reason)
-		return g, nil
-	case reason == "reuse":
-		s.Audit.Record(ctx, audit.ReuseDetected, claims.UserID, c, "superseded_generation")
-	case reason != "":
-		s.Audit.Record(ctx, audit.RefreshFailed, claims.UserID, c, reason)
-	}
-	return Grant{}, err
-}
-
-// rotate does the refresh; reason says how it went, for the audit trail.
-func (s *Service) rotate(ctx context.Context, c token.Claims, now time.Time) (Grant, string, error) {
-	for attempt := 0; attempt < 2; attempt++ {
-		sess, err := s.Store.Session(ctx, c.UserID, c.SessionID)
-		switch {
-		case ovrlrd.IsCode(err, ovrlrd.ENOTFOUND):
-			return Grant{}, "no_session", errRefreshFailed(err)
-		case err != nil:
-			return Grant{}, "", err
-		case sess.Revoked:
-			return Grant{}, "revoked", errRefreshFailed(errors.New("session revoked"))
-		case !s.Policy.Allows(sess.Email, sess.AppleSub):
-			return Grant{}, "allow_list", errRefreshFailed(errors.New("no longer on the allow-list"))
-		case c.Generation == sess.PreviousGeneration && now.Sub(sess.RotatedAt) <= RetryWindow:
-			g, err := s.grant(sess, generationStart(sess))
-			return g, "retry", err
-		case c.Generation != sess.Generation:
-			if err := s.Store.RevokeSession(ctx, c.UserID, c.SessionID); err != nil {
-				return Grant{}, "", err
-			}
-			return Grant{}, "reuse", errRefreshFailed(errors.New("superseded generation presented"))
-		}
-		next, err := s.Store.RotateSession(ctx, c.UserID, c.SessionID, c.Generation, s.TTL+s.RefreshGrace)
-		if ovrlrd.IsCode(err, ovrlrd.ECONFLICT) {
-			continue // a concurrent refresh won; the next read sees its rotation
-		}
-		if err != nil {
-			return Grant{}, "", err
-		}
-		g, err := s.grant(next, generationStart(next))
-		return g, "", err
-	}
-	return Grant{}, "", ovrlrd.Errorf(ovrlrd.ECONFLICT, "The session changed during the refresh; please retry.")
-}
-
 // Logout revokes the caller's login session.
 func (s *Service) Logout(ctx context.Context, p Principal, c audit.Client) error {
 	if err := s.Store.RevokeSession(ctx, p.UserID, p.SessionID); err != nil {
@@ -314,18 +252,32 @@ func (s *Service) Logout(ctx context.Context, p Principal, c audit.Client) error
 }
 
 // DeleteAccount deletes the caller's account and everything kept for it.
-// The audit trail stays: it is keyed by a random id and expires by TTL.
+// The audit trail stays: it is keyed by a random id and expires by TTL. An
+// account already deleted is answered as its sessions are: they are gone.
 func (s *Service) DeleteAccount(ctx context.Context, p Principal, c audit.Client) error {
-	convs, err := s.Store.DeleteUser(ctx, p.UserID)
+	err := s.erase(ctx, p.UserID)
+	s.cache.forget(p.SessionID)
+	if ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
+		return errInvalidToken(err)
+	}
 	if err != nil {
 		return err
 	}
-	s.cache.forget(p.SessionID)
+	s.Audit.Record(ctx, audit.AccountDeleted, p.UserID, c, "")
+	return nil
+}
+
+// erase deletes an account from the table, then what is kept for it
+// elsewhere.
+func (s *Service) erase(ctx context.Context, userID string) error {
+	convs, err := s.Store.DeleteUser(ctx, userID)
+	if err != nil {
+		return err
+	}
 	for _, clean := range s.Cleaners {
-		if err := clean(ctx, p.UserID, convs); err != nil {
+		if err := clean(ctx, userID, convs); err != nil {
 			return err
 		}
 	}
-	s.Audit.Record(ctx, audit.AccountDeleted, p.UserID, c, "")
 	return nil
 }

@@ -10,50 +10,49 @@ import (
 type Provider string
 
 const (
-	Anthropic Provider = "anthropic" // Credential is ANTHROPIC_API_KEY
-	OAuth     Provider = "oauth"     // Credential is CLAUDE_CODE_OAUTH_TOKEN
-	Bedrock   Provider = "bedrock"   // the AWS fields; no Credential
+	Anthropic Provider = "anthropic" // the CLI runs with an API key
+	OAuth     Provider = "oauth"     // the CLI runs with an OAuth token
+	Bedrock   Provider = "bedrock"   // the CLI speaks Bedrock's API
 )
 
 // DefaultPath is the PATH given to the CLI when Env.Path is empty.
 const DefaultPath = "/usr/local/bin:/usr/bin:/bin"
 
 // Env is what the CLI's environment is built from (see Environment).
+//
+// It holds no credential of ours. The CLI reaches the model through a
+// loopback proxy (BaseURL) that adds the real key or signature; the CLI
+// only knows Token, a value the proxy accepts for one turn. Whatever a tool
+// finds in the CLI's environment is worth nothing after the turn.
 type Env struct {
 	Path      string // PATH; DefaultPath if empty
 	Home      string // HOME
 	ConfigDir string // CLAUDE_CONFIG_DIR
+	TempDir   string // TMPDIR, the turn's own
 
-	Provider   Provider
-	Credential string // the API key or OAuth token, per Provider
+	Provider  Provider
+	BaseURL   string // the proxy's URL for this turn
+	Token     string // the turn's token, given where the CLI expects its key
+	AWSRegion string // Bedrock
 
-	// Bedrock: the region and the function role's credentials (on Lambda,
-	// this process's AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
-	// AWS_SESSION_TOKEN).
-	AWSRegion          string
-	AWSAccessKeyID     string
-	AWSSecretAccessKey string
-	AWSSessionToken    string
-
-	BaseURL    string        // ANTHROPIC_BASE_URL, if set
 	MaxRetries int           // CLAUDE_CODE_MAX_RETRIES, if > 0
 	APITimeout time.Duration // API_TIMEOUT_MS, if > 0
 
 	// Extra entries ("KEY=value") the caller vouches for, appended last
-	// (TMPDIR, LANG, a test's script).
+	// (LANG, a test's script).
 	Extra []string
 }
 
 // Environment builds the CLI's whole environment from e: PATH, HOME,
-// CLAUDE_CONFIG_DIR, the provider's credential, ANTHROPIC_BASE_URL,
-// CLAUDE_CODE_MAX_RETRIES, API_TIMEOUT_MS, the switches that keep the CLI
-// offline except for model calls (CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC,
-// DISABLE_TELEMETRY, DISABLE_AUTOUPDATER, DISABLE_ERROR_REPORTING),
-// IS_SANDBOX=1 when running as root, then e.Extra. Empty values are left
-// out. Nothing comes from this process's environment; Start adds the run
-// marker (RunMarkerVar).
+// CLAUDE_CONFIG_DIR, TMPDIR, the proxy and the turn's token in the
+// provider's variables, CLAUDE_CODE_MAX_RETRIES, API_TIMEOUT_MS, the
+// switches that keep the CLI offline except for model calls
+// (CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC, DISABLE_TELEMETRY,
+// DISABLE_AUTOUPDATER, DISABLE_ERROR_REPORTING), IS_SANDBOX=1 when running
+// as root, then e.Extra. Empty values are left out. Nothing comes from this
+// process's environment; Start adds the run marker (RunMarkerVar).
 func Environment(e Env) []string {
-	env := make([]string, 0, 16+len(e.Extra))
+	env := make([]string, 0, 20+len(e.Extra))
 	add := func(k, v string) {
 		if v != "" {
 			env = append(env, k+"="+v)
@@ -66,19 +65,21 @@ func Environment(e Env) []string {
 	add("PATH", path)
 	add("HOME", e.Home)
 	add("CLAUDE_CONFIG_DIR", e.ConfigDir)
+	add("TMPDIR", e.TempDir)
 	switch e.Provider {
 	case Anthropic, "":
-		add("ANTHROPIC_API_KEY", e.Credential)
+		add("ANTHROPIC_BASE_URL", e.BaseURL)
+		add("ANTHROPIC_API_KEY", e.Token)
 	case OAuth:
-		add("CLAUDE_CODE_OAUTH_TOKEN", e.Credential)
+		add("ANTHROPIC_BASE_URL", e.BaseURL)
+		add("CLAUDE_CODE_OAUTH_TOKEN", e.Token)
 	case Bedrock:
+		// The proxy signs; the token is in the URL's path.
 		add("CLAUDE_CODE_USE_BEDROCK", "1")
+		add("CLAUDE_CODE_SKIP_BEDROCK_AUTH", "1")
+		add("ANTHROPIC_BEDROCK_BASE_URL", e.BaseURL)
 		add("AWS_REGION", e.AWSRegion)
-		add("AWS_ACCESS_KEY_ID", e.AWSAccessKeyID)
-		add("AWS_SECRET_ACCESS_KEY", e.AWSSecretAccessKey)
-		add("AWS_SESSION_TOKEN", e.AWSSessionToken)
 	}
-	add("ANTHROPIC_BASE_URL", e.BaseURL)
 	if e.MaxRetries > 0 {
 		add("CLAUDE_CODE_MAX_RETRIES", strconv.Itoa(e.MaxRetries))
 	}

@@ -26,7 +26,10 @@ func ExampleStart() {
 		Prompt:       "Why does the build fail?",
 		Env: claude.Environment(claude.Env{
 			Home: "/tmp/ovrlrd/home", ConfigDir: "/tmp/ovrlrd/claude",
-			Provider: claude.Anthropic, Credential: "sk-ant-…", MaxRetries: 3,
+			Provider: claude.Anthropic, MaxRetries: 3,
+			// A loopback proxy holds the real key; the CLI only gets a
+			// token valid for this turn.
+			BaseURL: "http://127.0.0.1:7777/t/<turn token>", Token: "<turn token>",
 		}),
 		Timeout:     14 * time.Minute,
 		IdleTimeout: 2 * time.Minute,

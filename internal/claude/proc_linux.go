@@ -20,8 +20,8 @@ const (
 // sysProcAttr starts the CLI in a session (and so a process group) of its
 // own, so one signal reaches it and the children that stay in its group, and
 // kills it if this process dies.
-func sysProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
+func sysProcAttr(cred *syscall.Credential) *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL, Credential: cred}
 }
 
 var subreaper struct {

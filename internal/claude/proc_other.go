@@ -21,7 +21,9 @@ type procInfo struct {
 	start                uint64
 }
 
-func sysProcAttr() *syscall.SysProcAttr           { return &syscall.SysProcAttr{Setpgid: true} }
+func sysProcAttr(cred *syscall.Credential) *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true, Credential: cred}
+}
 func waitExited(int) error                        { return errUnsupported }
 func pendingBytes(*os.File) int                   { return 0 }
 func readStat(int, *[]byte) (procInfo, bool)      { return procInfo{}, false }

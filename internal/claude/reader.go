@@ -19,9 +19,11 @@ const (
 
 // lineStats is what the stdout reader counts and keeps; read after it ends.
 type lineStats struct {
-	bad, huge int
-	badSample string
-	text      []byte // Text mode
+	bad, huge    int
+	badSample    string
+	tampered     int
+	tamperSample string
+	text         []byte // Text mode
 }
 
 // readStdout splits stdout into lines and hands each to line. A line longer
@@ -32,7 +34,7 @@ func (r *Run) readStdout() {
 	defer close(r.events)
 	defer r.stdout.Close()
 
-	in := &pipeReader{f: r.stdout, ended: &r.ended}
+	in := &pipeReader{f: r.stdout, ended: &r.ended, exited: &r.cutAt, limit: -1}
 	buf := make([]byte, readChunk)
 	var acc []byte // a line that spans reads
 	discarding := false
@@ -122,6 +124,15 @@ func (r *Run) line(b []byte) {
 		}
 		return
 	}
+	if why := r.vet.check(&ev); why != "" {
+		r.out.tampered++
+		if r.out.tamperSample == "" {
+			r.out.tamperSample = why
+		}
+		if ev.Type == "" {
+			return
+		}
+	}
 	select {
 	case r.events <- ev:
 		return
@@ -162,17 +173,45 @@ func (r *Run) readStderr() {
 // does: every process of the run is dead, so whatever still holds the pipe
 // open is not the run's; only bytes already pending (up to drainAfterEnd in
 // all) are still read.
+//
+// With exited (stdout), the stream also ends where the CLI's output ended:
+// once the CLI has exited, the bytes the pipe holds are the last it wrote,
+// and anything after them was written by something else (a tool that
+// opened the pipe), so it is never read.
 type pipeReader struct {
 	f       *os.File
 	ended   *atomic.Bool
 	drained int
+
+	exited *atomic.Bool // set when the CLI has exited (nil: no cut)
+	limit  int64        // where the CLI's output ends; -1 until known
+	read   int64
 }
 
 func (p *pipeReader) Read(buf []byte) (int, error) {
 	for {
+		if p.limit < 0 && p.exited != nil && p.exited.Load() {
+			// Nothing is mid-read now, so nothing is lost between the
+			// count and the pipe's contents.
+			p.limit = p.read + int64(pendingBytes(p.f))
+			_ = p.f.SetReadDeadline(time.Time{})
+		}
+		if p.exited != nil && p.limit >= 0 {
+			if p.read >= p.limit {
+				return 0, io.EOF
+			}
+			buf = buf[:min(int64(len(buf)), p.limit-p.read)]
+		}
 		n, err := p.f.Read(buf)
+		p.read += int64(n)
 		if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
 			return n, err
+		}
+		if p.exited != nil && p.exited.Load() {
+			// The deadline woke the read to take the cut; what is left up
+			// to it is already in the pipe.
+			_ = p.f.SetReadDeadline(time.Time{})
+			continue
 		}
 		if !p.ended.Load() {
 			continue // cannot happen: only the supervisor sets a deadline, after ended

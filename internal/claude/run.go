@@ -70,6 +70,8 @@ type Options struct {
 	// Env is the CLI's whole environment (see Environment). Nothing of this
 	// process's environment is inherited. Start appends RunMarkerVar.
 	Env []string
+	// Credential is the user the CLI runs as; nil: this process's.
+	Credential *syscall.Credential
 
 	Timeout     time.Duration // total, from Start; 0: only ctx's deadline
 	IdleTimeout time.Duration // no stdout for this long stops the run; 0: none
@@ -117,6 +119,11 @@ type Exit struct {
 	BadLines  int    // stdout lines that ParseLine rejected (skipped)
 	HugeLines int    // stdout lines longer than MaxLine (skipped)
 	BadSample string // the first rejected line, redacted and cut to 200 bytes
+	// Tampered counts lines no genuine CLI prints there (a second init or
+	// result, anything after the result, an id that is not a UUID,
+	// impossible usage): dropped, or delivered without the suspect part.
+	Tampered     int
+	TamperReason string // why the first one was suspect
 
 	// StdinErr is the error writing the prompt (the CLI died before reading
 	// it all), or nil.
@@ -155,6 +162,8 @@ type Run struct {
 	wg       sync.WaitGroup
 
 	ended    atomic.Bool  // the CLI is reaped and every process of the run gone
+	cutAt    atomic.Bool  // the CLI has exited: stdout ends with what the pipe holds now
+	vet      vetter       // reader only
 	lastRead atomic.Int64 // ns since start of the last stdout read
 	sending  atomic.Bool  // the reader is blocked handing an event over
 
@@ -249,7 +258,7 @@ func Start(ctx context.Context, o Options) (*Run, error) {
 		Args:        append([]string{o.Path}, o.Args()...),
 		Env:         env,
 		Dir:         o.Dir,
-		SysProcAttr: sysProcAttr(),
+		SysProcAttr: sysProcAttr(o.Credential),
 	}
 
 	var closeAfter []*os.File // the child's ends
@@ -397,6 +406,7 @@ func (r *Run) Wait() (Exit, error) {
 		e.Stderr = string(r.errBuf)
 		e.StderrTruncated = r.errTrunc
 		e.BadLines, e.HugeLines, e.BadSample = r.out.bad, r.out.huge, r.out.badSample
+		e.Tampered, e.TamperReason = r.out.tampered, r.out.tamperSample
 		e.Output = string(r.out.text)
 		e.StdinErr = r.stdinErr
 		e.Strays = r.strays
@@ -426,6 +436,9 @@ func (r *Run) waitExit() {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
+	// Wake the stdout reader so it measures what the CLI left in the pipe.
+	r.cutAt.Store(true)
+	_ = r.stdout.SetReadDeadline(time.Now())
 	close(r.exited)
 }
 

@@ -257,10 +257,10 @@ func TestEnvironmentIsExplicit(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "process-aws-secret")
 	o := opts(t, `{"mode":"dump-env"}`)
 	e := Env{
-		Path: "/opt/bin:/usr/bin:/bin", Home: "/home/x", ConfigDir: o.ConfigDir,
-		Provider: Anthropic, Credential: "sk-ant-test-1234567890",
-		BaseURL: "http://127.0.0.1:9", MaxRetries: 2, APITimeout: 90 * time.Second,
-		Extra: []string{"TMPDIR=/tmp"},
+		Path: "/opt/bin:/usr/bin:/bin", Home: "/home/x", ConfigDir: o.ConfigDir, TempDir: "/tmp/turn",
+		Provider: Anthropic, Token: "turn-token-1234567890",
+		BaseURL: "http://127.0.0.1:9/t/turn-token-1234567890", MaxRetries: 2, APITimeout: 90 * time.Second,
+		Extra: []string{"LANG=C.UTF-8"},
 	}
 	o.Env = Environment(e)
 	s := inspect(t, o)
@@ -275,10 +275,10 @@ func TestEnvironmentIsExplicit(t *testing.T) {
 	}
 	want := []string{
 		"PATH=/opt/bin:/usr/bin:/bin", "HOME=/home/x", "CLAUDE_CONFIG_DIR=" + o.ConfigDir,
-		"ANTHROPIC_API_KEY=sk-ant-test-1234567890", "ANTHROPIC_BASE_URL=http://127.0.0.1:9",
+		"ANTHROPIC_API_KEY=turn-token-1234567890", "ANTHROPIC_BASE_URL=http://127.0.0.1:9/t/turn-token-1234567890",
 		"CLAUDE_CODE_MAX_RETRIES=2", "API_TIMEOUT_MS=90000",
 		"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1", "DISABLE_TELEMETRY=1", "DISABLE_AUTOUPDATER=1",
-		"DISABLE_ERROR_REPORTING=1", "TMPDIR=/tmp",
+		"DISABLE_ERROR_REPORTING=1", "TMPDIR=/tmp/turn", "LANG=C.UTF-8",
 	}
 	if os.Geteuid() == 0 {
 		want = append(want, "IS_SANDBOX=1")
@@ -300,21 +300,23 @@ func TestEnvironmentIsExplicit(t *testing.T) {
 
 func TestEnvironmentProviders(t *testing.T) {
 	has := func(env []string, kv string) bool { return slices.Contains(env, kv) }
-	b := Environment(Env{Provider: Bedrock, Credential: "ignored", AWSRegion: "eu-west-1",
-		AWSAccessKeyID: "ASIAXXX", AWSSecretAccessKey: "sec", AWSSessionToken: "tok"})
-	for _, kv := range []string{"CLAUDE_CODE_USE_BEDROCK=1", "AWS_REGION=eu-west-1", "AWS_ACCESS_KEY_ID=ASIAXXX",
-		"AWS_SECRET_ACCESS_KEY=sec", "AWS_SESSION_TOKEN=tok", "PATH=" + DefaultPath} {
+	b := Environment(Env{Provider: Bedrock, Token: "tok", BaseURL: "http://127.0.0.1:9/t/tok", AWSRegion: "eu-west-1"})
+	for _, kv := range []string{"CLAUDE_CODE_USE_BEDROCK=1", "CLAUDE_CODE_SKIP_BEDROCK_AUTH=1", "AWS_REGION=eu-west-1",
+		"ANTHROPIC_BEDROCK_BASE_URL=http://127.0.0.1:9/t/tok", "PATH=" + DefaultPath} {
 		if !has(b, kv) {
 			t.Errorf("bedrock env lacks %s: %q", kv, b)
 		}
 	}
 	for _, kv := range b {
-		if strings.Contains(kv, "ignored") || strings.HasPrefix(kv, "HOME=") || strings.HasPrefix(kv, "ANTHROPIC_BASE_URL=") {
+		// No AWS credential: the proxy signs.
+		if strings.HasPrefix(kv, "AWS_ACCESS_KEY_ID=") || strings.HasPrefix(kv, "AWS_SECRET_ACCESS_KEY=") ||
+			strings.HasPrefix(kv, "HOME=") || strings.HasPrefix(kv, "ANTHROPIC_BASE_URL=") {
 			t.Errorf("bedrock env has %s", kv)
 		}
 	}
-	o := Environment(Env{Provider: OAuth, Credential: "oauth-tok"})
-	if !has(o, "CLAUDE_CODE_OAUTH_TOKEN=oauth-tok") || slices.ContainsFunc(o, func(kv string) bool { return strings.HasPrefix(kv, "ANTHROPIC_API_KEY=") }) {
+	o := Environment(Env{Provider: OAuth, Token: "tok", BaseURL: "http://127.0.0.1:9/t/tok"})
+	if !has(o, "CLAUDE_CODE_OAUTH_TOKEN=tok") || !has(o, "ANTHROPIC_BASE_URL=http://127.0.0.1:9/t/tok") ||
+		slices.ContainsFunc(o, func(kv string) bool { return strings.HasPrefix(kv, "ANTHROPIC_API_KEY=") }) {
 		t.Errorf("oauth env %q", o)
 	}
 }

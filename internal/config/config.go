@@ -57,6 +57,9 @@ const (
 type Config struct {
 	Function Function
 	Stage    Stage
+	// InLambda is true inside a Lambda execution environment, which runs
+	// one invocation at a time.
+	InLambda bool
 	Region   string // AWS_REGION
 	LogLevel slog.Level
 	// ListenAddr is where the local server listens; Lambda ignores it.
@@ -68,8 +71,13 @@ type Config struct {
 	// AWS. Never set in prod.
 	DynamoDBEndpoint string
 	S3Endpoint       string
-	SessionsBucket   string // Claude transcripts and workspaces
-	SSMPrefix        string // e.g. /ovrlrd/prod; empty in local
+	// LocalAWSKey is the access key the local stand-ins are called with
+	// (LOCAL_AWS_KEY, local only; "local" if unset). make dev generates one:
+	// DynamoDB Local keeps a database per key, and its S3 stand-in refuses
+	// other keys, so a tool on the machine cannot read them.
+	LocalAWSKey    Secret
+	SessionsBucket string // Claude transcripts and workspaces
+	SSMPrefix      string // e.g. /ovrlrd/prod; empty in local
 	// StreamFunction is the function the chat function starts buffered
 	// turns in (dev, prod); local runs them in process.
 	StreamFunction string
@@ -134,8 +142,12 @@ type Claude struct {
 	// WorkspaceMaxBytes caps a conversation folder saved to S3.
 	WorkspaceMaxBytes int64
 	// Credential is the ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN,
-	// depending on Provider. Loaded by Stream and All only.
+	// depending on Provider. Loaded by Stream and All only. Only the model
+	// proxy holds it; the CLI never sees it.
 	Credential Secret
+	// SandboxUIDs is the range of user ids a root server runs each turn's
+	// CLI as, one per turn (SANDBOX_UIDS, "first-last").
+	SandboxUIDs [2]uint32
 }
 
 // HasCredential reports whether the CLI can reach a model. It is false only

@@ -30,7 +30,7 @@ type Limit struct {
 
 // Limits are the per-client rate limits, enforced across instances.
 type Limits struct {
-	Auth  Limit // per client address, on /auth*
+	Auth  Limit // per address on POST /auth, per session on refresh, per user on logout and deletion
 	Read  Limit // per user, on GET routes
 	Write Limit // per user, on other authenticated routes
 	Turn  Limit // per user, on Claude turns

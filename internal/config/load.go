@@ -55,6 +55,7 @@ func LoadWith(ctx context.Context, fn Function, getenv func(string) string, secr
 		r.problemf("function %q: want auth, chat, stream or all", fn)
 	}
 	c.readStage(r)
+	c.InLambda = r.get("AWS_LAMBDA_RUNTIME_API") != ""
 	c.readSettings(r)
 	c.loadSecrets(ctx, r, secrets)
 	if len(r.problems) > 0 {

@@ -27,6 +27,10 @@ var DefaultAllowedTools = []string{
 	"NotebookRead", "Read", "Task", "TodoWrite", "WebFetch", "WebSearch", "Write",
 }
 
+// DefaultSandboxUIDs are the user ids a root server gives turns: far above
+// any account or container's subordinate ids.
+var DefaultSandboxUIDs = [2]uint32{1_700_000_000, 1_700_999_999}
+
 // maxTimeout is Lambda's own limit: no turn can outlive the invocation.
 const maxTimeout = 15 * time.Minute
 
@@ -63,6 +67,12 @@ func (c *Config) readSettings(r *reader) {
 	r.match("SESSIONS_BUCKET", c.SessionsBucket, bucketPattern)
 	c.DynamoDBEndpoint = r.endpoint("DYNAMODB_ENDPOINT", c.Stage == Prod)
 	c.S3Endpoint = r.endpoint("S3_ENDPOINT", c.Stage == Prod)
+	if key := r.get("LOCAL_AWS_KEY"); key != "" {
+		if !local {
+			r.problemf("LOCAL_AWS_KEY: local only (dev and prod use the function's role)")
+		}
+		c.LocalAWSKey = NewSecret(key)
+	}
 	c.StreamFunction = r.required("STREAM_FUNCTION_NAME", strict && c.Function == Chat,
 		"in dev and prod for the chat function", "")
 	c.SSMPrefix = r.required("SSM_PREFIX", strict, "in dev and prod", "")
@@ -106,6 +116,23 @@ func (c *Config) readSettings(r *reader) {
 	c.Claude = r.claude(prod)
 }
 
+// uidRange reads "first-last": user ids above the system's (1000) and below
+// 2^31, first <= last.
+func (r *reader) uidRange(name string, def [2]uint32) [2]uint32 {
+	v := r.get(name)
+	if v == "" {
+		return def
+	}
+	a, b, ok := strings.Cut(v, "-")
+	first, err1 := strconv.ParseUint(strings.TrimSpace(a), 10, 31)
+	last, err2 := strconv.ParseUint(strings.TrimSpace(b), 10, 31)
+	if !ok || err1 != nil || err2 != nil || first < 1000 || last < first {
+		r.problemf("%s: %q is not a range of user ids first-last (1000 <= first <= last < 2^31)", name, v)
+		return def
+	}
+	return [2]uint32{uint32(first), uint32(last)}
+}
+
 // match records a problem when v is set and does not match p.
 func (r *reader) match(name, v string, p *regexp.Regexp) {
 	if v != "" && !p.MatchString(v) {
@@ -128,6 +155,7 @@ func (r *reader) claude(prod bool) Claude {
 	if strings.Contains(c.Path, "/") {
 		c.Path = r.absPath("CLAUDE_PATH", c.Path)
 	}
+	c.SandboxUIDs = r.uidRange("SANDBOX_UIDS", DefaultSandboxUIDs)
 	for _, d := range r.list("CLAUDE_ADDITIONAL_DIRS", ":", nil) {
 		if d = r.absPath("CLAUDE_ADDITIONAL_DIRS", d); d != "" {
 			c.AdditionalDirs = append(c.AdditionalDirs, d)

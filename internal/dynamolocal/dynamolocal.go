@@ -38,6 +38,10 @@ type Server struct {
 type Options struct {
 	DataDir string
 	Port    int
+	// PerKey keeps a database per access key, instead of one for all: a
+	// caller without the server's key sees nothing of its data (make dev,
+	// where turns' tools share the machine).
+	PerKey bool
 }
 
 // Start launches DynamoDB Local and waits until it answers, at most until ctx
@@ -74,12 +78,18 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		if err == nil {
 			err = os.MkdirAll(dir, 0o700)
 		}
+		if err == nil {
+			err = os.Chmod(dir, 0o700) // older folders were made 0755
+		}
 		if err != nil {
 			return nil, fmt.Errorf("dynamolocal: data folder: %w", err)
 		}
-		args = append(args, "-sharedDb", "-dbPath", dir)
+		args = append(args, "-dbPath", dir)
 	} else {
-		args = append(args, "-sharedDb", "-inMemory")
+		args = append(args, "-inMemory")
+	}
+	if !opts.PerKey {
+		args = append(args, "-sharedDb")
 	}
 	s := &Server{Endpoint: "http://127.0.0.1:" + strconv.Itoa(port), port: port, done: make(chan struct{})}
 	// Not CommandContext: the server outlives the start-up context.

@@ -7,9 +7,10 @@ import "time"
 type LoginSession struct {
 	ID     string
 	UserID string
-	// Email (as Apple sent it, possibly empty) and AppleSub are the user's
-	// identity when the session began, so the sign-up allow-list can be
-	// checked again on every request without reading the profile.
+	// Email (the address Apple verified at sign-in, possibly empty) and
+	// AppleSub are the user's identity when the session began, so the
+	// sign-up allow-list can be checked again on every request without
+	// reading the profile.
 	Email      string
 	AppleSub   string
 	Generation int

@@ -185,7 +185,12 @@ func NewColdStarter(ctx context.Context, o ColdStartOptions) (c *ColdStarter, er
 			c = nil
 		}
 	}()
-	if c.dir, err = os.MkdirTemp("", "ovrlrd-coldstart-"); err != nil {
+	if c.dir, err = os.MkdirTemp("", "ovrlrd-coldstart-"); err == nil {
+		// The stream function's turns run as users of their own when this
+		// runs as root: they pass through here to their folders.
+		err = os.Chmod(c.dir, 0o711)
+	}
+	if err != nil {
 		return c, err
 	}
 	if c.rie, err = InstallEmulator(ctx); err != nil {
@@ -314,6 +319,9 @@ func (c *ColdStarter) ColdStart(ctx context.Context, fn string) (cs ColdStart, e
 	env = maps.Clone(env)
 	if fn == "stream" {
 		root, err := os.MkdirTemp(c.dir, "tmp-")
+		if err == nil {
+			err = os.Chmod(root, 0o711)
+		}
 		if err != nil {
 			return cs, err
 		}

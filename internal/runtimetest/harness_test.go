@@ -85,6 +85,7 @@ func freeAddr(t *testing.T) string {
 type emulator struct {
 	name   string
 	url    string // the invoke endpoint
+	api    string // the Runtime API's host:port, which the function polls
 	output *csBuffer
 	mu     sync.Mutex // the emulator takes one invoke at a time
 	stop   func()
@@ -123,7 +124,7 @@ func startEmulator(t *testing.T, name, bootstrap string, env map[string]string) 
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return &emulator{name: name, url: "http://" + addr + "/2015-03-31/functions/function/invocations", output: out, stop: stop}
+	return &emulator{name: name, url: "http://" + addr + "/2015-03-31/functions/function/invocations", api: api, output: out, stop: stop}
 }
 
 // invoke sends one event and returns the raw response.

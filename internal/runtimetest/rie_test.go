@@ -19,6 +19,7 @@ import (
 	"github.com/ovrlrd/cloud/internal/claude/claudetest"
 	"github.com/ovrlrd/cloud/internal/paramstore/ssmfake"
 	"github.com/ovrlrd/cloud/internal/samtemplate"
+	"github.com/ovrlrd/cloud/internal/sandbox/sandboxtest"
 	"github.com/ovrlrd/cloud/internal/sse/ssetest"
 	"github.com/ovrlrd/cloud/internal/store/storetest"
 )
@@ -74,7 +75,11 @@ type stack struct {
 	env    samtemplate.Env
 }
 
-func newStack(t *testing.T) *stack {
+// deployMod changes how one function is deployed before it starts: its
+// environment, or the program the emulator runs.
+type deployMod func(t *testing.T, d *deployed)
+
+func newStack(t *testing.T, mods ...deployMod) *stack {
 	t.Helper()
 	dir := toolsDir(t)
 	tpl, err := samtemplate.Load(filepath.Join(repoRoot(), "template.yaml"))
@@ -152,7 +157,10 @@ func newStack(t *testing.T) *stack {
 			freshTmp(t, env)
 		}
 		d.bootstrap, d.env = bootstrap, env
-		d.emu = startEmulator(t, logical, bootstrap, env)
+		for _, m := range mods {
+			m(t, d)
+		}
+		d.emu = startEmulator(t, logical, d.bootstrap, d.env)
 	}
 	return s
 }
@@ -160,7 +168,7 @@ func newStack(t *testing.T) *stack {
 // freshTmp gives the stream function an empty /tmp of its own: the CLI's
 // home, its sessions and the workspaces.
 func freshTmp(t *testing.T, env map[string]string) {
-	root := t.TempDir()
+	root := sandboxtest.Dir(t)
 	env["CLAUDE_WORK_ROOT"] = filepath.Join(root, "work")
 	env["CLAUDE_CONFIG_ROOT"] = filepath.Join(root, "claude")
 	env["HOME"] = root

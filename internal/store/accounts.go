@@ -2,8 +2,8 @@ package store
 
 import (
 	"context"
-	"errors"
 	"strings"
+	"time"
 
 	"github.com/guregu/dynamo/v2"
 
@@ -20,21 +20,36 @@ type itemKey struct {
 	SK string `dynamo:"SK"`
 }
 
-// DeleteUser deletes userID's account and everything stored for it, in an
-// order that leaves a retry something to find until the very end:
+// tombstoneRetention is how long a deleted account's tombstone refuses its
+// writes. Only sessions an instance cached (at most a minute) and requests
+// already past their check can still try, so a day is ample.
+const tombstoneRetention = 24 * time.Hour
+
+// tombstone is what remains of a profile once its account is deleted: no
+// personal data, only what keeps the account's writes refused.
+type tombstone struct {
+	PK        string `dynamo:"PK"`
+	SK        string `dynamo:"SK"`
+	DeletedAt int64  `dynamo:"deletedAt"`
+	TTL       int64  `dynamo:"ttl"`
+}
+
+// DeleteUser deletes userID's account and everything stored for it:
 //
-//  1. every session, so the user's tokens stop working first;
+//  0. the profile is marked deleted, which refuses every write of the
+//     account from this moment, on every instance (see accountOpen);
+//  1. every session, so the user's tokens stop working;
 //  2. every conversation with its whole CONV#<id> partition (messages, run
 //     lease, anything else), through DeleteConversation;
 //  3. devices (with their token claims) and any other item under USER#<uid>;
-//  4. last, in one transaction, the profile and the Apple claim, so the
-//     same Apple account can then sign up again as a new user.
+//  4. last, in one transaction, the profile becomes a tombstone and the Apple
+//     claim goes, so the same Apple account can then sign up again as a new
+//     user.
 //
-// The profile is read first, for the Apple subject; without it the user
-// does not exist and the answer is ENOTFOUND, so a finished deletion is
-// ENOTFOUND the second time while a half-finished one (its profile still
-// there) is completed. Audit events are left alone: they are the security
-// trail and expire by TTL.
+// Until step 4 the marked profile and the claim are there, so a deletion
+// that stopped half way is completed by the next call (sign-in makes it).
+// A finished deletion, or no such user, is ENOTFOUND. Audit events are left
+// alone: they are the security trail and expire by TTL.
 //
 // It returns the ids of the conversations it deleted, so the caller can
 // delete what it keeps for them elsewhere; on error, the ids deleted before
@@ -43,14 +58,9 @@ func (s *Store) DeleteUser(ctx context.Context, userID string) (deletedConversat
 	if !isID(userID) {
 		return nil, errUserNotFound()
 	}
-	var prof userItem
-	err = s.table.Get(attrPK, userPK(userID)).Range(attrSK, dynamo.Equal, skProfile).
-		Consistent(true).One(ctx, &prof)
-	if errors.Is(err, dynamo.ErrNotFound) {
-		return nil, errUserNotFound()
-	}
+	prof, err := s.closeAccount(ctx, userID)
 	if err != nil {
-		return nil, dbError("get user", err)
+		return nil, err
 	}
 	pk := userPK(userID)
 	deleted := []string{}
@@ -111,8 +121,8 @@ func (s *Store) DeleteUser(ctx context.Context, userID string) (deletedConversat
 		return deleted, err
 	}
 
-	// 4. The profile and the Apple claim.
-	if err := s.deleteProfile(ctx, userID, prof.AppleSub); err != nil {
+	// 4. The profile's tombstone and the Apple claim.
+	if err := s.buryProfile(ctx, userID, prof); err != nil {
 		return deleted, err
 	}
 	return deleted, nil
@@ -135,20 +145,42 @@ func (s *Store) deleteAccountConversation(ctx context.Context, userID, convID st
 	return err
 }
 
-// deleteProfile deletes the profile and, in the same transaction, the
-// claim on appleSub if it is still this user's. A claim that is gone or
-// that another user holds is left as it is.
-func (s *Store) deleteProfile(ctx context.Context, userID, appleSub string) error {
-	profile := s.table.Delete(attrPK, userPK(userID)).Range(attrSK, skProfile).If("attribute_exists('PK')")
-	withClaim := appleSub != "" && len(appleSub) <= maxAppleSub
+// closeAccount marks userID's profile as being deleted, keeping the time
+// of an earlier attempt, and returns it. A missing profile or a tombstone is
+// ENOTFOUND.
+func (s *Store) closeAccount(ctx context.Context, userID string) (userItem, error) {
+	var prof userItem
+	err := s.table.Update(attrPK, userPK(userID)).Range(attrSK, skProfile).
+		SetExpr("$ = if_not_exists($, ?)", attrDeletedAt, attrDeletedAt, s.nowMillis()).
+		If("attribute_exists($) AND attribute_not_exists($)", attrPK, attrTTL).
+		Value(ctx, &prof)
+	if dynamo.IsCondCheckFailed(err) {
+		return userItem{}, errUserNotFound()
+	}
+	if err != nil {
+		return userItem{}, dbError("close account", err)
+	}
+	return prof, nil
+}
+
+// buryProfile turns the marked profile into its tombstone and, in the same
+// transaction, deletes the claim on its Apple subject if it is still this
+// user's. A claim that is gone or that another user holds is left as it is.
+func (s *Store) buryProfile(ctx context.Context, userID string, prof userItem) error {
+	stone := tombstone{
+		PK: userPK(userID), SK: skProfile, DeletedAt: prof.DeletedAt,
+		TTL: ttlOf(s.now().Add(tombstoneRetention)),
+	}
+	put := s.table.Put(stone).If("attribute_exists($) AND attribute_not_exists($)", attrPK, attrTTL)
+	withClaim := prof.AppleSub != "" && len(prof.AppleSub) <= maxAppleSub
 	for attempt := 0; ; attempt++ {
 		var err error
 		if withClaim {
-			claim := s.table.Delete(attrPK, applePK(appleSub)).Range(attrSK, skApple).
+			claim := s.table.Delete(attrPK, applePK(prof.AppleSub)).Range(attrSK, skApple).
 				If("attribute_not_exists('PK') OR 'userId' = ?", userID)
-			err = s.db.WriteTx().Delete(profile).Delete(claim).Idempotent(true).Run(ctx)
+			err = s.db.WriteTx().Put(put).Delete(claim).Idempotent(true).Run(ctx)
 		} else {
-			err = profile.Run(ctx)
+			err = put.Run(ctx)
 		}
 		reasons := cancelReasons(err)
 		switch {
@@ -159,7 +191,7 @@ func (s *Store) deleteProfile(ctx context.Context, userID, appleSub string) erro
 			// Another DeleteUser got there first.
 			return errUserNotFound()
 		case reasonCode(reasons, 1) == reasonCondition:
-			// The claim belongs to someone else: keep it, drop the profile.
+			// The claim belongs to someone else: keep it, bury the profile.
 			withClaim = false
 			continue
 		case retryable(reasons) && attempt+1 < txAttempts:

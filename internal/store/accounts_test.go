@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/guregu/dynamo/v2"
 
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/store/storetest"
@@ -25,6 +27,8 @@ type account struct {
 // Scan around the store: the account's partitions, the Apple claim, its
 // conversations' partitions, and any item naming the user outside the
 // audit trail. A leftover the store's own reads would skip still shows.
+// The tombstone of a deleted profile is not listed; tombstoneOf checks it
+// holds nothing else.
 func (r convRig) stored(a account) []string {
 	r.t.Helper()
 	var items []struct {
@@ -32,6 +36,7 @@ func (r convRig) stored(a account) []string {
 		SK     string `dynamo:"SK"`
 		UserID string `dynamo:"userId"`
 		GSI1PK string `dynamo:"GSI1PK"`
+		TTL    int64  `dynamo:"ttl"`
 	}
 	err := storetest.DB().Table(storetest.TableName()).Scan().Consistent(true).All(r.ctx, &items)
 	if err != nil {
@@ -43,6 +48,10 @@ func (r convRig) stored(a account) []string {
 	}
 	var found []string
 	for _, it := range items {
+		if it.PK == "USER#"+a.user.ID && it.SK == "PROFILE" && it.TTL != 0 {
+			r.tombstoneOf(a.user.ID)
+			continue
+		}
 		if mine[it.PK] || it.GSI1PK == "CONVS#"+a.user.ID ||
 			(it.UserID == a.user.ID && !strings.HasPrefix(it.PK, "AUDIT#")) {
 			found = append(found, it.PK+" "+it.SK)
@@ -50,6 +59,25 @@ func (r convRig) stored(a account) []string {
 	}
 	slices.Sort(found)
 	return found
+}
+
+// tombstoneOf fails unless userID's profile is a tombstone: the deletion's
+// time and its expiry, no personal data.
+func (r convRig) tombstoneOf(userID string) {
+	r.t.Helper()
+	var raw map[string]any
+	err := storetest.DB().Table(storetest.TableName()).Get("PK", "USER#"+userID).Range("SK", dynamo.Equal, "PROFILE").
+		Consistent(true).One(r.ctx, &raw)
+	if err != nil {
+		r.t.Fatalf("tombstone of %s: %v", userID, err)
+	}
+	keys := slices.Sorted(maps.Keys(raw))
+	if !slices.Equal(keys, []string{"PK", "SK", "deletedAt", "ttl"}) {
+		r.t.Fatalf("tombstone attributes %v, want only the key, deletedAt and ttl", keys)
+	}
+	if ttl := time.Unix(int64(raw["ttl"].(float64)), 0); ttl.Before(time.Now()) || ttl.After(time.Now().Add(48*time.Hour)) {
+		r.t.Fatalf("tombstone expires %v", ttl)
+	}
 }
 
 // seedAccount creates a user with convs conversations, the first holding
@@ -77,7 +105,7 @@ func (r convRig) seedAccount(convs, firstMessages, sessions, devices int) accoun
 		}
 	}
 	for range sessions {
-		sess, err := r.CreateSession(r.ctx, u, time.Hour)
+		sess, err := r.CreateSession(r.ctx, u, u.Email, time.Hour)
 		if err != nil {
 			r.t.Fatalf("CreateSession: %v", err)
 		}
@@ -294,9 +322,10 @@ func TestDeleteUserKeepsAnotherUsersClaim(t *testing.T) {
 	if _, err := r.DeleteUser(ctx, a.user.ID); err != nil {
 		t.Fatal(err)
 	}
-	if keys := r.partition("USER#" + a.user.ID); len(keys) != 0 {
+	if keys := r.partition("USER#" + a.user.ID); len(keys) != 1 || keys[0].SK != "PROFILE" {
 		t.Fatalf("left behind: %v", keys)
 	}
+	r.tombstoneOf(a.user.ID)
 	if keys := r.partition("APPLE#" + a.user.AppleSub); len(keys) != 1 {
 		t.Fatalf("the other user's claim: %v, want kept", keys)
 	}

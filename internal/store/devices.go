@@ -47,7 +47,8 @@ func (it deviceItem) domain() ovrlrd.Device {
 
 // PutDevice registers a device for d.UserID, or refreshes its environment
 // and updatedAt, and takes it away from any other account in the same
-// transaction.
+// transaction, which also requires d.UserID's account not to be being
+// deleted.
 func (s *Store) PutDevice(ctx context.Context, d ovrlrd.Device) error {
 	if d.UserID == "" || d.Token == "" || !d.Environment.Valid() {
 		return ovrlrd.Errorf(ovrlrd.EINVALID, "A device needs a user, a token and a known environment.")
@@ -58,7 +59,7 @@ func (s *Store) PutDevice(ctx context.Context, d ovrlrd.Device) error {
 		if err != nil && !errors.Is(err, dynamo.ErrNotFound) {
 			return dbError("read device claim", err)
 		}
-		tx := s.db.WriteTx().Put(s.table.Put(deviceItem{
+		tx := s.db.WriteTx().Check(s.accountOpenCheck(d.UserID)).Put(s.table.Put(deviceItem{
 			PK: devicePK(d.UserID), SK: deviceSK(d.Token),
 			Token: d.Token, Environment: string(d.Environment), UpdatedAt: s.now().UnixMilli(),
 		}))
@@ -76,8 +77,12 @@ func (s *Store) PutDevice(ctx context.Context, d ovrlrd.Device) error {
 		if err == nil {
 			return nil
 		}
+		reasons := cancelReasons(err)
+		if reasonCode(reasons, 0) == reasonCondition {
+			return errAccountDeleted()
+		}
 		// Another registration of the same token moved the claim; read again.
-		if reasons := cancelReasons(err); reasons != nil && attempt < 4 {
+		if reasons != nil && attempt < 4 {
 			if perr := pause(ctx, attempt); perr != nil {
 				return dbError("put device", perr)
 			}

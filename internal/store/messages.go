@@ -72,13 +72,15 @@ func checkMessage(role ovrlrd.Role, content string) error {
 
 // AppendMessage adds a message to convID and moves the conversation's
 // updatedAt to the message's time, in one transaction that requires the
-// conversation to exist: no message outlives a deleted conversation.
+// conversation to exist and the account not to be being deleted: no message
+// outlives a deleted conversation or account.
 func (s *Store) AppendMessage(ctx context.Context, userID, convID string, role ovrlrd.Role, content string) (ovrlrd.Message, error) {
 	if err := checkMessage(role, content); err != nil {
 		return ovrlrd.Message{}, err
 	}
 	m := newMsgItem(userID, convID, newID(), role, content, 0)
-	if _, err := s.touch(ctx, userID, convID, change{}, []*msgItem{&m}); err != nil {
+	open := txItem{write: s.accountOpen(userID), onFail: errAccountDeleted()}
+	if _, err := s.touch(ctx, userID, convID, change{}, []*msgItem{&m}, open); err != nil {
 		return ovrlrd.Message{}, err
 	}
 	return m.message(), nil

@@ -21,10 +21,14 @@ const sessionCleanupGrace = 3 * 24 * time.Hour
 // session with one Query. Times are epoch milliseconds: numbers compare
 // correctly in condition expressions, RFC 3339 strings with trimmed
 // fractions do not.
+//
+// VerifiedEmail is only ever an address Apple marked verified. Sessions
+// written before it existed kept the profile's e-mail, verified or not, as
+// "email": that attribute is never read, so it cannot satisfy the allow-list.
 type sessionItem struct {
 	PK                 string `dynamo:"PK,hash"`
 	SK                 string `dynamo:"SK,range"`
-	Email              string `dynamo:"email,omitempty"`
+	VerifiedEmail      string `dynamo:"verifiedEmail,omitempty"`
 	AppleSub           string `dynamo:"appleSub"`
 	Generation         int    `dynamo:"generation"`
 	PreviousGeneration int    `dynamo:"previousGeneration"`
@@ -43,7 +47,7 @@ func (it sessionItem) domain(userID string) ovrlrd.LoginSession {
 	ls := ovrlrd.LoginSession{
 		ID:                 sessionIDOf(it.SK),
 		UserID:             userID,
-		Email:              it.Email,
+		Email:              it.VerifiedEmail,
 		AppleSub:           it.AppleSub,
 		Generation:         it.Generation,
 		PreviousGeneration: it.PreviousGeneration,
@@ -60,25 +64,37 @@ func (it sessionItem) domain(userID string) ovrlrd.LoginSession {
 func errNoSession() error { return ovrlrd.Errorf(ovrlrd.ENOTFOUND, "Session not found.") }
 
 // CreateSession starts a login session of user at generation 1. The
-// session keeps the user's email (as Apple sent it) and Apple subject, so
-// the sign-up allow-list can be checked on every request without reading
-// the profile; rotations keep them.
-func (s *Store) CreateSession(ctx context.Context, user ovrlrd.User, ttl time.Duration) (ovrlrd.LoginSession, error) {
+// session keeps the e-mail address Apple verified at this sign-in ("" when
+// it did not) and the Apple subject, so the sign-up allow-list can be
+// checked on every request without reading the profile; rotations keep
+// them. It is refused, like every write of the account, once the account's
+// deletion has begun.
+func (s *Store) CreateSession(ctx context.Context, user ovrlrd.User, verifiedEmail string, ttl time.Duration) (ovrlrd.LoginSession, error) {
 	userID := user.ID
 	if userID == "" || user.AppleSub == "" || ttl <= 0 {
 		return ovrlrd.LoginSession{}, ovrlrd.Errorf(ovrlrd.EINVALID, "A session needs a user and a lifetime.")
+	}
+	if len(verifiedEmail) > maxEmail {
+		return ovrlrd.LoginSession{}, ovrlrd.Errorf(ovrlrd.EINVALID, "The email address is too long.")
 	}
 	now := s.now()
 	exp := now.Add(ttl)
 	it := sessionItem{
 		PK: sessionPK(userID), SK: sessionSK(rand.Text()),
-		Email: user.Email, AppleSub: user.AppleSub,
+		VerifiedEmail: verifiedEmail, AppleSub: user.AppleSub,
 		Generation: 1, CreatedAt: now.UnixMilli(), ExpiresAt: exp.UnixMilli(),
 		TTL: ttlOf(exp.Add(sessionCleanupGrace)),
 	}
 	// 128 random bits never collide in practice; the condition makes sure a
 	// collision could never hand one user another's session.
-	if err := s.table.Put(it).If("attribute_not_exists('PK')").Run(ctx); err != nil {
+	err := s.db.WriteTx().
+		Check(s.accountOpenCheck(userID)).
+		Put(s.table.Put(it).If("attribute_not_exists('PK')")).
+		Idempotent(true).Run(ctx)
+	if reasonCode(cancelReasons(err), 0) == reasonCondition {
+		return ovrlrd.LoginSession{}, errAccountDeleted()
+	}
+	if err != nil {
 		return ovrlrd.LoginSession{}, dbError("create session", err)
 	}
 	return it.domain(userID), nil

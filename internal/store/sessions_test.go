@@ -63,8 +63,11 @@ func expectCode(t *testing.T, err error, code string) {
 // sessionUser is the user a session test signs in: a profile is not needed,
 // only the identity the session copies.
 func sessionUser(uid string) ovrlrd.User {
-	return ovrlrd.User{ID: uid, AppleSub: "001234." + uid, Email: "Someone@Example.com"}
+	return ovrlrd.User{ID: uid, AppleSub: "001234." + uid, Email: verifiedEmail}
 }
+
+// verifiedEmail is the address Apple verified at a test's sign-in.
+const verifiedEmail = "Someone@Example.com"
 
 func TestCreateAndGetSession(t *testing.T) {
 	t.Parallel()
@@ -73,7 +76,7 @@ func TestCreateAndGetSession(t *testing.T) {
 	s := clockedStore(clock)
 	uid := rand.Text()
 
-	created, err := s.CreateSession(ctx, sessionUser(uid), 30*24*time.Hour)
+	created, err := s.CreateSession(ctx, sessionUser(uid), verifiedEmail, 30*24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +103,7 @@ func TestCreateAndGetSession(t *testing.T) {
 		t.Fatalf("ttl %v, want a few days after %v", ttl, want.ExpiresAt)
 	}
 
-	other, err := s.CreateSession(ctx, sessionUser(uid), time.Hour)
+	other, err := s.CreateSession(ctx, sessionUser(uid), verifiedEmail, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +125,7 @@ func TestCreateSessionKeepsIdentity(t *testing.T) {
 	// Apple sends no email after the first sign-in, or none at all.
 	noEmail := sessionUser(uid)
 	noEmail.Email = ""
-	sess, err := s.CreateSession(ctx, noEmail, time.Hour)
+	sess, err := s.CreateSession(ctx, noEmail, "", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,12 +142,12 @@ func TestCreateSessionKeepsIdentity(t *testing.T) {
 		"no user id":       {AppleSub: "001234.x", Email: "a@example.com"},
 		"no apple subject": {ID: uid, Email: "a@example.com"},
 	} {
-		_, err := s.CreateSession(ctx, u, time.Hour)
+		_, err := s.CreateSession(ctx, u, u.Email, time.Hour)
 		if !ovrlrd.IsCode(err, ovrlrd.EINVALID) {
 			t.Fatalf("%s: got %v, want EINVALID", name, err)
 		}
 	}
-	_, err = s.CreateSession(ctx, sessionUser(uid), 0)
+	_, err = s.CreateSession(ctx, sessionUser(uid), verifiedEmail, 0)
 	expectCode(t, err, ovrlrd.EINVALID)
 }
 
@@ -154,7 +157,7 @@ func TestRotateSession(t *testing.T) {
 	clock := newStepClock()
 	s := clockedStore(clock)
 	uid := rand.Text()
-	sess, err := s.CreateSession(ctx, sessionUser(uid), time.Hour)
+	sess, err := s.CreateSession(ctx, sessionUser(uid), verifiedEmail, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +194,7 @@ func TestRotateSessionConcurrent(t *testing.T) {
 	ctx := context.Background()
 	s := storetest.New(t)
 	uid := rand.Text()
-	sess, err := s.CreateSession(ctx, sessionUser(uid), time.Hour)
+	sess, err := s.CreateSession(ctx, sessionUser(uid), verifiedEmail, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +233,7 @@ func TestRotateSessionGoneOrExpired(t *testing.T) {
 	_, err := s.RotateSession(ctx, uid, rand.Text(), 1, time.Hour)
 	expectCode(t, err, ovrlrd.ENOTFOUND)
 
-	sess, err := s.CreateSession(ctx, sessionUser(uid), time.Hour)
+	sess, err := s.CreateSession(ctx, sessionUser(uid), verifiedEmail, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +249,7 @@ func TestRevokedSessionCannotRotate(t *testing.T) {
 	ctx := context.Background()
 	s := storetest.New(t)
 	uid := rand.Text()
-	sess, err := s.CreateSession(ctx, sessionUser(uid), time.Hour)
+	sess, err := s.CreateSession(ctx, sessionUser(uid), verifiedEmail, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,13 +277,13 @@ func TestRevokeAllSessions(t *testing.T) {
 	uid, other := rand.Text(), rand.Text()
 	var mine []string
 	for range 3 {
-		sess, err := s.CreateSession(ctx, sessionUser(uid), time.Hour)
+		sess, err := s.CreateSession(ctx, sessionUser(uid), verifiedEmail, time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
 		mine = append(mine, sess.ID)
 	}
-	theirs, err := s.CreateSession(ctx, sessionUser(other), time.Hour)
+	theirs, err := s.CreateSession(ctx, sessionUser(other), verifiedEmail, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,5 +301,42 @@ func TestRevokeAllSessions(t *testing.T) {
 	}
 	if err := s.RevokeAllSessions(ctx, uid); err != nil {
 		t.Fatalf("revoking all twice: %v", err)
+	}
+}
+
+// A session keeps only the address Apple verified; one written before that
+// rule, with the profile's e-mail (verified or not) under "email", gets no
+// e-mail at all, so an unverified address never satisfies the allow-list.
+func TestSessionEmailIsOnlyAVerifiedOne(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := storetest.New(t)
+	uid := rand.Text()
+	unverified := sessionUser(uid)
+	unverified.Email = "boss@example.com" // the profile's, as Apple sent it
+	sess, err := s.CreateSession(ctx, unverified, "", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Session(ctx, uid, sess.ID); err != nil || got.Email != "" || sess.Email != "" {
+		t.Fatalf("session e-mail %q (%q), %v; want none", got.Email, sess.Email, err)
+	}
+
+	legacy := map[string]any{
+		"PK": "USER#" + uid, "SK": "SESSION#legacy", "email": "boss@example.com", "appleSub": unverified.AppleSub,
+		"generation": 1, "previousGeneration": 0, "revoked": false,
+		"createdAt": time.Now().UnixMilli(), "expiresAt": time.Now().Add(time.Hour).UnixMilli(),
+		"ttl": time.Now().Add(time.Hour).Unix(),
+	}
+	if err := storetest.DB().Table(storetest.TableName()).Put(legacy).Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Session(ctx, uid, "legacy")
+	if err != nil || got.Email != "" || got.AppleSub != unverified.AppleSub {
+		t.Fatalf("legacy session %+v, %v; want its e-mail ignored", got, err)
+	}
+	rotated, err := s.RotateSession(ctx, uid, "legacy", 1, time.Hour)
+	if err != nil || rotated.Email != "" {
+		t.Fatalf("rotated legacy session %+v, %v; want its e-mail ignored", rotated, err)
 	}
 }

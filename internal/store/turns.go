@@ -29,7 +29,8 @@ func errTurnRunning() error {
 }
 
 // StartTurn writes the opening message and takes the lease in one
-// transaction; for a new conversation, the conversation too. An existing
+// transaction; for a new conversation, the conversation too. The same
+// transaction requires the account not to be being deleted. An existing
 // conversation costs one read first, for its session id and title.
 func (s *Store) StartTurn(ctx context.Context, t TurnStart) (ovrlrd.Conversation, ovrlrd.Message, error) {
 	if err := checkMessage(t.Message.Role, t.Message.Content); err != nil {
@@ -50,7 +51,9 @@ func (s *Store) StartTurn(ctx context.Context, t TurnStart) (ovrlrd.Conversation
 	if err != nil {
 		return ovrlrd.Conversation{}, ovrlrd.Message{}, err
 	}
-	at, err := s.touch(ctx, t.UserID, conv.ID, change{}, []*msgItem{&m}, txItem{write: run, onFail: errTurnRunning()})
+	at, err := s.touch(ctx, t.UserID, conv.ID, change{}, []*msgItem{&m},
+		txItem{write: s.accountOpen(t.UserID), onFail: errAccountDeleted()},
+		txItem{write: run, onFail: errTurnRunning()})
 	if err != nil {
 		return ovrlrd.Conversation{}, ovrlrd.Message{}, err
 	}
@@ -67,10 +70,14 @@ func (s *Store) startNewTurn(ctx context.Context, t TurnStart) (ovrlrd.Conversat
 	m := newMsgItem(t.UserID, conv.ID, newID(), t.Message.Role, t.Message.Content, at)
 	run := s.newRun(conv.ID, t.Holder, t.Lease)
 	err := s.db.WriteTx().
+		Check(s.accountOpenCheck(t.UserID)).
 		Put(s.table.Put(conv).If("attribute_not_exists($)", attrPK)).
 		Put(s.table.Put(m).If("attribute_not_exists($)", attrPK)).
 		Put(s.table.Put(run).If("attribute_not_exists($)", attrPK)).
 		Idempotent(true).Run(ctx)
+	if reasonCode(cancelReasons(err), 0) == reasonCondition {
+		return ovrlrd.Conversation{}, ovrlrd.Message{}, errAccountDeleted()
+	}
 	if err != nil {
 		return ovrlrd.Conversation{}, ovrlrd.Message{}, dbError("start turn", err)
 	}

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/guregu/dynamo/v2"
 
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
+	"github.com/ovrlrd/cloud/internal/token"
 )
 
 const (
@@ -23,7 +26,10 @@ const (
 func userPK(id string) string   { return "USER#" + id }
 func applePK(sub string) string { return "APPLE#" + sub }
 
-// userItem is a user profile, PK USER#<id>, SK PROFILE.
+// userItem is a user profile, PK USER#<id>, SK PROFILE. DeletedAt is set
+// when the account's deletion begins and never cleared: from then on every
+// write of the account is refused (see accountOpen). When the deletion ends
+// the profile becomes a tombstone, with only DeletedAt and a TTL.
 type userItem struct {
 	PK        string `dynamo:"PK"`
 	SK        string `dynamo:"SK"`
@@ -32,6 +38,8 @@ type userItem struct {
 	Email     string `dynamo:"email,omitempty"`
 	CreatedAt int64  `dynamo:"createdAt"`
 	UpdatedAt int64  `dynamo:"updatedAt"`
+	DeletedAt int64  `dynamo:"deletedAt,omitempty"`
+	TTL       int64  `dynamo:"ttl,omitempty"`
 }
 
 // appleItem claims an Apple subject for one user, PK APPLE#<sub>, SK APPLE.
@@ -50,6 +58,42 @@ func (it userItem) user() ovrlrd.User {
 }
 
 func errUserNotFound() error { return ovrlrd.Errorf(ovrlrd.ENOTFOUND, "User not found.") }
+
+// ErrAccountDeleted is the cause of every error about an account whose
+// deletion has begun.
+var ErrAccountDeleted = errors.New("account deleted")
+
+// errAccountDeleted answers a write of a deleted account as a revoked
+// session is answered: the caller's credentials no longer name anyone.
+func errAccountDeleted() error {
+	return ovrlrd.Wrap(ovrlrd.EUNAUTHORIZED, token.MsgInvalid, ErrAccountDeleted)
+}
+
+// attrDeletedAt marks a profile whose account is being deleted.
+const attrDeletedAt = "deletedAt"
+
+// accountOpen is a transaction item that holds while userID's account is not
+// being deleted. Every write that creates data for an account carries it, so
+// deleting the account refuses them at once, on every instance, whatever
+// sessions they still trust. An id without a profile passes: only an
+// account that had a profile can have a caller, so catching its deletion is
+// enough, and the tombstone outlives every session still trusted anywhere.
+func (s *Store) accountOpen(userID string) types.TransactWriteItem {
+	return types.TransactWriteItem{ConditionCheck: &types.ConditionCheck{
+		TableName: aws.String(s.table.Name()),
+		Key: map[string]types.AttributeValue{
+			attrPK: &types.AttributeValueMemberS{Value: userPK(userID)},
+			attrSK: &types.AttributeValueMemberS{Value: skProfile},
+		},
+		ConditionExpression:      aws.String("attribute_not_exists(#d)"),
+		ExpressionAttributeNames: map[string]string{"#d": attrDeletedAt},
+	}}
+}
+
+// accountOpenCheck is accountOpen for a guregu transaction.
+func (s *Store) accountOpenCheck(userID string) *dynamo.ConditionCheck {
+	return s.table.Check(attrPK, userPK(userID)).Range(attrSK, skProfile).If("attribute_not_exists($)", attrDeletedAt)
+}
 
 // CreateUser creates an account and claims appleSub for it in one
 // transaction, so there is never a profile without its claim or the reverse.
@@ -108,7 +152,9 @@ func (s *Store) UserByAppleSub(ctx context.Context, appleSub string) (ovrlrd.Use
 	return s.User(ctx, claim.UserID)
 }
 
-// User returns the user with id.
+// User returns the user with id. An account being deleted is returned with
+// an error whose cause is ErrAccountDeleted, so sign-in can finish the
+// deletion; a finished one is not found.
 func (s *Store) User(ctx context.Context, id string) (ovrlrd.User, error) {
 	if !isID(id) {
 		return ovrlrd.User{}, errUserNotFound()
@@ -121,6 +167,12 @@ func (s *Store) User(ctx context.Context, id string) (ovrlrd.User, error) {
 	}
 	if err != nil {
 		return ovrlrd.User{}, dbError("get user", err)
+	}
+	switch {
+	case it.TTL != 0:
+		return ovrlrd.User{}, errUserNotFound()
+	case it.DeletedAt != 0:
+		return it.user(), errAccountDeleted()
 	}
 	return it.user(), nil
 }

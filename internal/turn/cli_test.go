@@ -2,25 +2,25 @@ package turn_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ovrlrd/cloud/internal/anthropicfake"
+	"github.com/ovrlrd/cloud/internal/claude/claudetest"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/relay"
 	"github.com/ovrlrd/cloud/internal/sse"
+	"github.com/ovrlrd/cloud/internal/turn"
 )
 
 // The tests in this file run the real Claude Code CLI against a loopback
 // stand-in of the Anthropic Messages API.
 
 func TestTextTurn(t *testing.T) {
-	_, env := anthropic(t, anthropicfake.Say("Hello from the stand-in."))
-	r := newRig(t, realCLI(t), env)
+	srv, env := anthropic(t, anthropicfake.Say("Hello from the stand-in."))
+	r := newRig(t, claudetest.RealCLI(t), env)
 	j := r.begin("", "Hi there")
 	rec, o := r.run(j)
 
@@ -43,6 +43,13 @@ func TestTextTurn(t *testing.T) {
 	if c.ClaudeSessionID == nil || *c.ClaudeSessionID != o.SessionID || c.Title == nil || *c.Title != done.Title {
 		t.Fatalf("conversation %+v", c)
 	}
+	// The title run's prompt is the user's message: it gets no tools.
+	for _, req := range srv.Requests() {
+		if strings.Contains(req.Prompt(), "Reply with only the title.") && len(req.Tools) != 0 {
+			t.Fatalf("the title run was offered tools: %v", req.Tools)
+		}
+	}
+	r.noFolders()
 }
 
 func TestToolTurnAndResume(t *testing.T) {
@@ -50,7 +57,7 @@ func TestToolTurnAndResume(t *testing.T) {
 		anthropicfake.Reply{Blocks: []anthropicfake.ReplyBlock{anthropicfake.Text("Let me look."), anthropicfake.ToolUse("Bash", map[string]any{"command": "ls -a", "description": "List files"})}},
 		anthropicfake.Reply{Blocks: []anthropicfake.ReplyBlock{anthropicfake.Text("Nothing much here.")}},
 	))
-	r := newRig(t, realCLI(t), env)
+	r := newRig(t, claudetest.RealCLI(t), env)
 	j := r.begin("", "What is here?")
 	rec, _ := r.run(j)
 	want := []string{sse.Chunk, sse.SegmentEnd, sse.ToolStart, sse.ToolEnd, sse.Chunk, sse.Complete}
@@ -88,7 +95,7 @@ func TestDeniedToolThenApproval(t *testing.T) {
 		anthropicfake.Reply{Blocks: []anthropicfake.ReplyBlock{anthropicfake.Text("Done, or asked.")}},
 	))
 	_ = srv
-	r := newRig(t, realCLI(t), env)
+	r := newRig(t, claudetest.RealCLI(t), env)
 	j := r.begin("", "Write notes.txt")
 	rec, o := r.run(j)
 	last := rec.last()
@@ -99,8 +106,7 @@ func TestDeniedToolThenApproval(t *testing.T) {
 	if o.Kind != relay.PermissionRequired || last.ConversationID != j.ConversationID {
 		t.Fatalf("outcome %+v", o)
 	}
-	file := filepath.Join(r.root, "work", j.ConversationID, "notes.txt")
-	if _, err := os.Stat(file); err == nil {
+	if _, err := r.saved(j.ConversationID, "notes.txt"); err == nil {
 		t.Fatal("a denied tool ran")
 	}
 
@@ -110,7 +116,7 @@ func TestDeniedToolThenApproval(t *testing.T) {
 	if rec.last().Type != sse.Complete {
 		t.Fatalf("approval retry ended with %+v", rec.last())
 	}
-	if b, err := os.ReadFile(file); err != nil || string(b) != "hello\n" {
+	if b, err := r.saved(j.ConversationID, "notes.txt"); err != nil || string(b) != "hello\n" {
 		t.Fatalf("approved tool did not run: %q %v", b, err)
 	}
 	msgs := r.messages(j.ConversationID)
@@ -130,8 +136,7 @@ func TestDeniedToolThenApproval(t *testing.T) {
 
 func TestAPIErrorEndsTheTurnQuickly(t *testing.T) {
 	_, env := anthropic(t, func(anthropicfake.Request) anthropicfake.Reply { return anthropicfake.Reply{Status: 529} })
-	env.MaxRetries = 1
-	r := newRig(t, realCLI(t), env)
+	r := newRig(t, claudetest.RealCLI(t), env, func(c *turn.Config) { c.Env.MaxRetries = 1 })
 	start := time.Now()
 	rec, o := r.run(r.begin("", "Hi"))
 	if o.Kind != relay.Error || !strings.Contains(rec.last().Message, "HTTP 529") || strings.Contains(rec.last().Message, "127.0.0.1") {
@@ -145,7 +150,7 @@ func TestAPIErrorEndsTheTurnQuickly(t *testing.T) {
 // A lease makes one turn per conversation the rule.
 func TestSecondTurnWhileOneRunsIsRefused(t *testing.T) {
 	_, env := anthropic(t, anthropicfake.Say("ok"))
-	r := newRig(t, realCLI(t), env)
+	r := newRig(t, claudetest.RealCLI(t), env)
 	j := r.begin("", "first")
 	_, err := r.svc.Begin(context.Background(), turnRequest(r.user, j.ConversationID, "second"))
 	if !ovrlrd.IsCode(err, ovrlrd.ECONFLICT) {

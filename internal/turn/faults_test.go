@@ -22,7 +22,7 @@ import (
 func fakeRig(t *testing.T, mutate ...func(*turn.Config)) *rig {
 	t.Helper()
 	t.Cleanup(turn.Shorten(100*time.Millisecond, time.Hour, 0))
-	r := newRig(t, claudetest.FakeCLI(t), claude.Env{Provider: claude.Anthropic, Credential: "test-key"}, mutate...)
+	r := newRig(t, claudetest.FakeCLI(t), "", mutate...)
 	t.Cleanup(func() { claudetest.AssertNoRunProcesses(t, claude.RunMarkerVar) })
 	return r
 }
@@ -157,6 +157,7 @@ func TestDeleteMidTurnWritesNothing(t *testing.T) {
 	if msgs, _, _ := r.store.Messages(context.Background(), j.ConversationID, ovrlrd.Page{Limit: 10}); len(msgs) != 0 {
 		t.Fatalf("%d messages written after the delete", len(msgs))
 	}
+	r.noFolders()
 }
 
 // A client that leaves mid-turn: the turn still finishes and saves.

@@ -9,23 +9,27 @@ import (
 	"unicode/utf8"
 
 	"github.com/ovrlrd/cloud/internal/claude"
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
+	"github.com/ovrlrd/cloud/internal/sandbox"
 )
 
 // titleRun is the title of a new conversation being made by the CLI, in
 // parallel with the turn (contract §6). A failure never fails the turn: the
-// conversation just stays untitled.
+// conversation just stays untitled. It runs in the turn's sandbox, with no
+// tools: its prompt is the user's message, which may try to steer it.
 type titleRun struct {
 	done   chan struct{}
 	title  string
+	usage  ovrlrd.Usage // read after done
 	cancel context.CancelFunc
 }
 
-func (s *Service) startTitle(ctx context.Context, message string) *titleRun {
+func (s *Service) startTitle(ctx context.Context, box *sandbox.Box, message string) *titleRun {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), titleTimeout)
 	t := &titleRun{done: make(chan struct{}), cancel: cancel}
 	go func() {
 		defer close(t.done)
-		title, err := s.makeTitle(ctx, message)
+		title, err := s.makeTitle(ctx, box, message, &t.usage)
 		if err != nil {
 			s.log.WarnContext(ctx, "title generation failed", "err", err)
 			return
@@ -47,19 +51,32 @@ func (t *titleRun) stop() {
 	<-t.done
 }
 
-func (s *Service) makeTitle(ctx context.Context, message string) (string, error) {
+func (s *Service) makeTitle(ctx context.Context, box *sandbox.Box, message string, usage *ovrlrd.Usage) (string, error) {
 	// A scratch directory: the title run's throwaway session must not land
 	// in any conversation's transcript folder.
-	scratch := filepath.Join(s.cfg.ConfigRoot, "titles", rand.Text())
+	scratch := filepath.Join(s.cfg.ConfigRoot, ".title-"+rand.Text())
 	defer os.RemoveAll(scratch)
-	cfgDir := filepath.Join(scratch, "config")
+	cfgDir, cwd := filepath.Join(scratch, "config"), filepath.Join(scratch, "cwd")
+	if err := box.Own(scratch, cfgDir, cwd); err != nil {
+		return "", err
+	}
+	models, err := s.cfg.Models.Open(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer func() {
+		models.Close()
+		*usage = models.Usage()
+	}()
 	run, err := claude.Start(ctx, claude.Options{
-		Path:      s.cfg.CLIPath,
-		Dir:       filepath.Join(scratch, "cwd"),
-		ConfigDir: cfgDir,
-		Mode:      claude.Text,
-		Prompt:    titlePrompt(message),
-		Env:       s.env(cfgDir),
+		Path:       s.cfg.CLIPath,
+		Dir:        cwd,
+		ConfigDir:  cfgDir,
+		Mode:       claude.Text,
+		Prompt:     titlePrompt(message),
+		Env:        s.env(cfgDir, box, models),
+		Credential: box.Credential(),
+		ExtraArgs:  []string{"--tools", ""},
 	})
 	if err != nil {
 		return "", err

@@ -14,6 +14,7 @@ import (
 	"github.com/ovrlrd/cloud/internal/claude"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/relay"
+	"github.com/ovrlrd/cloud/internal/sandbox"
 	"github.com/ovrlrd/cloud/internal/sse"
 	"github.com/ovrlrd/cloud/internal/store"
 	"github.com/ovrlrd/cloud/internal/workspace"
@@ -44,9 +45,14 @@ type Config struct {
 	AllowList      []string      // tools a client may approve
 	Timeout        time.Duration // a whole turn, capped by the invocation's deadline
 	IdleTimeout    time.Duration // silence on the CLI's stdout
-	// Env is the CLI's explicit environment; its ConfigDir (and Home) are
-	// set per conversation.
+	// Env is the CLI's environment apart from what each run gets: its
+	// folders, its TMPDIR and its model session.
 	Env claude.Env
+	// Models gives each CLI run its way to the model.
+	Models ovrlrd.ModelGate
+	// Sandbox confines each turn: the user its processes run as, its
+	// folders, and the sweep after it.
+	Sandbox *sandbox.Pool
 	// DailyBudgetUSD refuses new turns once a user's day has cost this
 	// much; 0 means no budget.
 	DailyBudgetUSD float64
@@ -159,21 +165,46 @@ var (
 // Run runs a begun turn to its end: it always sends exactly one terminal
 // event (unless the conversation was deleted, when nothing more is written
 // or sent), and returns only when the CLI and everything it started are gone.
+//
+// Its end is ordered so that nothing a tool did can reach the save or the
+// next tenant: every process of the turn is ended, then its folders are
+// saved and removed from this machine, then the messages and outcome are
+// saved, then the terminal event is sent, then the push.
 func (s *Service) Run(ctx context.Context, j Job, sink Sink) relay.Outcome {
+	// The first byte goes out at once, before anything else of the turn
+	// runs and competes for the CPU; then the outbox takes over the sink.
+	if sink != nil && sink.Ping() != nil {
+		sink = nil // the client already left; the turn goes on
+	}
 	out := newOutbox(sink, s.log)
 	defer out.close()
-	out.ping() // the first byte, at once
+
+	box, err := s.cfg.Sandbox.Acquire()
+	if err != nil {
+		s.log.ErrorContext(ctx, "sandbox unavailable", "err", err)
+		return s.finish(ctx, j, out, relay.Outcome{Kind: relay.Error, Message: "The server is busy. Please try again."}, ovrlrd.Usage{}, "")
+	}
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			if err := box.Release(); err != nil {
+				s.log.ErrorContext(ctx, "sandbox release failed", "err", err)
+			}
+		}
+	}
+	defer release()
 
 	var title *titleRun
 	if j.New {
-		title = s.startTitle(ctx, j.Message)
+		title = s.startTitle(ctx, box, j.Message)
 		defer title.stop()
 	}
 
 	runCtx, cancel := context.WithTimeout(ctx, s.turnTimeout(ctx))
 	defer cancel()
 	s.restore(runCtx, j)
-	outcome, stopped := s.execute(runCtx, j, out)
+	outcome, usage, stopped := s.execute(runCtx, j, box, out)
 
 	if errors.Is(stopped, errDeleted) {
 		// The conversation is gone: write nothing, and the client, if
@@ -181,19 +212,32 @@ func (s *Service) Run(ctx context.Context, j Job, sink Sink) relay.Outcome {
 		out.send(sse.Event{Type: sse.Error, Message: "This conversation was deleted."})
 		return outcome
 	}
-	finished := Finished{UserID: j.UserID, ConversationID: j.ConversationID, Outcome: outcome, Title: j.Title, Segments: outcome.Segments}
-	if title != nil && outcome.Kind == relay.Complete {
-		finished.Title = title.wait()
+	name := j.Title
+	if title != nil {
+		if outcome.Kind == relay.Complete {
+			name = title.wait()
+		}
+		title.stop()
+		usage = addUsage(usage, title.usage)
 	}
+	box.Sweep()
+	s.save(ctx, j)
+	release()
+	return s.finish(ctx, j, out, outcome, usage, name)
+}
+
+// finish saves the turn's messages and outcome (releasing the lease), then
+// sends the terminal event, then runs what follows a saved turn.
+func (s *Service) finish(ctx context.Context, j Job, out *outbox, outcome relay.Outcome, usage ovrlrd.Usage, title string) relay.Outcome {
 	newTitle := ""
 	if j.New {
-		newTitle = finished.Title
+		newTitle = title
 	}
 	_, err := s.store.FinishTurn(context.WithoutCancel(ctx), store.TurnFinish{
 		UserID: j.UserID, ConversationID: j.ConversationID, Holder: j.Holder,
 		Segments: outcome.Segments, SessionID: outcome.SessionID, Title: newTitle,
 		Outcome: store.TurnOutcome{Kind: outcome.Kind, Text: strings.Join(outcome.Segments, "\n"), Error: outcome.Message},
-		Usage:   usageOf(outcome.Result),
+		Usage:   usage,
 	})
 	for _, e := range outcome.Pending {
 		out.send(e)
@@ -205,13 +249,12 @@ func (s *Service) Run(ctx context.Context, j Job, sink Sink) relay.Outcome {
 		out.send(outcome.Terminal(j.ConversationID, ""))
 		return outcome
 	}
-	finished.Saved = true
-	out.send(outcome.Terminal(j.ConversationID, finished.Title))
+	out.send(outcome.Terminal(j.ConversationID, title))
 	out.close()
+	finished := Finished{UserID: j.UserID, ConversationID: j.ConversationID, Outcome: outcome, Title: title, Segments: outcome.Segments, Saved: true}
 	for _, after := range s.after {
 		after(context.WithoutCancel(ctx), finished)
 	}
-	s.save(ctx, j)
 	return outcome
 }
 
@@ -225,15 +268,35 @@ func (s *Service) turnTimeout(ctx context.Context) time.Duration {
 	return max(d, time.Second)
 }
 
-// execute runs the CLI and relays its events; it returns the outcome and
-// why the run was stopped early, if it was.
-func (s *Service) execute(ctx context.Context, j Job, out *outbox) (relay.Outcome, error) {
+// errExposed stops a CLI whose memory and open files its own tools could
+// reach (see sandbox.Exposed).
+var errExposed = errors.New("the Claude CLI is readable by the user it runs as")
+
+// execute runs the CLI and relays its events; it returns the outcome, what
+// the model calls cost (measured by the proxy), and why the run was
+// stopped early, if it was.
+func (s *Service) execute(ctx context.Context, j Job, box *sandbox.Box, out *outbox) (relay.Outcome, ovrlrd.Usage, error) {
 	tr := relay.New(j.ConversationID)
-	run, err := claude.Start(ctx, s.options(j))
+	f := s.folders(j.ConversationID)
+	if err := box.Own(f.Work, f.Config); err != nil {
+		s.log.ErrorContext(ctx, "turn folders", "err", err)
+		return relay.Outcome{Kind: relay.Error, Message: "Could not prepare the conversation's folders. Please try again."}, ovrlrd.Usage{}, nil
+	}
+	models, err := s.cfg.Models.Open(ctx)
+	if err != nil {
+		s.log.ErrorContext(ctx, "model proxy", "err", err)
+		return relay.Outcome{Kind: relay.Error, Message: "Could not reach Claude. Please try again."}, ovrlrd.Usage{}, nil
+	}
+	defer models.Close()
+	run, err := claude.Start(ctx, s.options(j, box, models))
 	if err != nil {
 		o := tr.Finish(nil)
 		o.Message = err.Error()
-		return o, nil
+		return o, ovrlrd.Usage{}, nil
+	}
+	if s.cfg.Sandbox.Mode() != sandbox.Shared && sandbox.Exposed(run.Pid()) {
+		s.log.ErrorContext(ctx, "refusing to run the CLI: make its binary execute-only (chmod 0711) for the user it runs as", "err", errExposed)
+		run.Stop(errExposed)
 	}
 	var (
 		result  *claude.Result
@@ -281,6 +344,15 @@ func (s *Service) execute(ctx context.Context, j Job, out *outbox) (relay.Outcom
 		}
 	}
 	exit, _ := run.Wait()
+	models.Close()
+	usage := models.Usage()
+	if exit.Tampered > 0 {
+		s.log.WarnContext(ctx, "claude output tampered with", "lines", exit.Tampered, "first", exit.TamperReason)
+	}
+	if claimed := reported(result); result != nil && disagree(usage, claimed) {
+		s.log.WarnContext(ctx, "the CLI's reported usage disagrees with the proxy's",
+			"measuredUsd", usage.CostUSD, "reportedUsd", claimed.CostUSD, "measuredOut", usage.OutputTokens, "reportedOut", claimed.OutputTokens)
+	}
 	o := tr.Finish(result)
 	if result != nil && result.IsError && result.APIErrorStatus >= 500 {
 		// The CLI's text for these names the API host it was given.
@@ -298,7 +370,7 @@ func (s *Service) execute(ctx context.Context, j Job, out *outbox) (relay.Outcom
 	if exit.BadLines > 0 || exit.HugeLines > 0 {
 		s.log.WarnContext(ctx, "claude output lines skipped", "notJSON", exit.BadLines, "tooLong", exit.HugeLines)
 	}
-	return o, stopped
+	return o, usage, stopped
 }
 
 // watch renews the lease every checkEvery until ctx ends, and sends the
@@ -340,6 +412,8 @@ func (s *Service) check(ctx context.Context, j Job) error {
 
 func failureMessage(stopped error, exit claude.Exit) string {
 	switch {
+	case errors.Is(exit.Reason, errExposed):
+		return "Claude could not be started safely on this server."
 	case errors.Is(stopped, errCancelled) || errors.Is(exit.Reason, errCancelled):
 		return "Cancelled"
 	case errors.Is(exit.Reason, claude.ErrTimeout), errors.Is(exit.Reason, claude.ErrIdle):
@@ -351,25 +425,29 @@ func failureMessage(stopped error, exit claude.Exit) string {
 }
 
 // options are the CLI's arguments for a turn (contract §7.1).
-func (s *Service) options(j Job) claude.Options {
+func (s *Service) options(j Job, box *sandbox.Box, m ovrlrd.ModelSession) claude.Options {
+	f := s.folders(j.ConversationID)
 	return claude.Options{
 		Path:           s.cfg.CLIPath,
-		Dir:            s.folders(j.ConversationID).Work,
-		ConfigDir:      s.folders(j.ConversationID).Config,
+		Dir:            f.Work,
+		ConfigDir:      f.Config,
 		AdditionalDirs: s.cfg.AdditionalDirs,
 		AllowedTools:   j.AllowedTools,
 		Resume:         j.ClaudeSessionID,
 		Prompt:         j.Message,
-		Env:            s.env(s.folders(j.ConversationID).Config),
+		Env:            s.env(f.Config, box, m),
+		Credential:     box.Credential(),
 		IdleTimeout:    s.cfg.IdleTimeout,
 	}
 }
 
 // env is the CLI's environment for a config directory, which is also its
-// home: nothing of the server's own environment reaches it.
-func (s *Service) env(configDir string) []string {
+// home: nothing of the server's own environment reaches it, and no
+// credential either, only the model session's token.
+func (s *Service) env(configDir string, box *sandbox.Box, m ovrlrd.ModelSession) []string {
 	e := s.cfg.Env
-	e.ConfigDir, e.Home = configDir, configDir
+	e.ConfigDir, e.Home, e.TempDir = configDir, configDir, box.TempDir()
+	e.BaseURL, e.Token = m.BaseURL(), m.Token()
 	return claude.Environment(e)
 }
 
@@ -426,19 +504,6 @@ func (o *outbox) close() {
 	<-o.done
 }
 
-// usageOf is what the CLI reported a turn cost.
-func usageOf(r *claude.Result) ovrlrd.Usage {
-	if r == nil {
-		return ovrlrd.Usage{}
-	}
-	u := r.Usage
-	return ovrlrd.Usage{
-		CostUSD:      r.TotalCostUSD,
-		InputTokens:  u.InputTokens + u.CacheCreationInputTokens + u.CacheReadInputTokens,
-		OutputTokens: u.OutputTokens,
-	}
-}
-
 // checkBudget refuses a turn once the user's day has cost the budget.
 func (s *Service) checkBudget(ctx context.Context, userID string) error {
 	if s.cfg.DailyBudgetUSD <= 0 {
@@ -474,9 +539,8 @@ func (s *Service) restore(ctx context.Context, j Job) {
 	}
 }
 
-// save keeps the conversation's folders after every turn. A failure is
-// logged and costs nothing now: the folders stay on this environment, and
-// the next turn saves them again.
+// save keeps the conversation's folders after every turn, before they are
+// removed from this machine. A failure is logged.
 func (s *Service) save(ctx context.Context, j Job) {
 	if s.cfg.Workspace == nil {
 		return

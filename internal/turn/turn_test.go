@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,17 +12,25 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/google/uuid"
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/ovrlrd/cloud/internal/anthropicfake"
 	"github.com/ovrlrd/cloud/internal/claude"
 	"github.com/ovrlrd/cloud/internal/config"
+	"github.com/ovrlrd/cloud/internal/modelproxy"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/relay"
+	"github.com/ovrlrd/cloud/internal/sandbox"
+	"github.com/ovrlrd/cloud/internal/sandbox/sandboxtest"
 	"github.com/ovrlrd/cloud/internal/sse"
 	"github.com/ovrlrd/cloud/internal/store"
 	"github.com/ovrlrd/cloud/internal/store/storetest"
 	"github.com/ovrlrd/cloud/internal/turn"
+	"github.com/ovrlrd/cloud/internal/workspace"
 )
 
 func TestMain(m *testing.M) {
@@ -92,27 +101,94 @@ type rig struct {
 	svc   *turn.Service
 	root  string
 	user  string
+	s3    *httptest.Server // the S3 stand-in the conversations' folders go to
+	ws    *workspace.Store
+	logs  *syncLog // what the service logged
 }
 
-// newRig runs turns with the CLI at cli, the real one by default.
-func newRig(t *testing.T, cli string, env claude.Env, mutate ...func(*turn.Config)) *rig {
+// newRig runs turns with the CLI at cli, the real one by default. Its model
+// calls go through the model proxy to upstream ("" for none: the fake CLI
+// makes none).
+func newRig(t *testing.T, cli, upstream string, mutate ...func(*turn.Config)) *rig {
 	t.Helper()
-	root := t.TempDir()
-	cfg := turn.Config{
-		CLIPath:     cli,
-		WorkRoot:    filepath.Join(root, "work"),
-		ConfigRoot:  filepath.Join(root, "claude"),
-		AllowList:   config.DefaultAllowedTools,
-		Timeout:     60 * time.Second,
-		IdleTimeout: 30 * time.Second,
-		Env:         env,
+	r := &rig{t: t, store: storetest.New(t), root: sandboxtest.Dir(t), user: uuid.NewString(), logs: &syncLog{}}
+	r.s3 = httptest.NewServer(gofakes3.New(s3mem.New()).Server())
+	t.Cleanup(r.s3.Close)
+	log := slog.New(slog.NewJSONHandler(r.logs, nil))
+	r.ws = workspace.New(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")},
+		workspace.Options{Bucket: "sessions", Endpoint: r.s3.URL, MaxBytes: 50 << 20}, log)
+	if err := r.ws.EnsureBucket(context.Background()); err != nil {
+		t.Fatal(err)
 	}
+	cfg := testConfig(t, cli, upstream, r.root)
+	cfg.Workspace = r.ws
 	for _, m := range mutate {
 		m(&cfg)
 	}
-	st := storetest.New(t)
-	return &rig{t: t, store: st, svc: turn.New(st, cfg, slog.New(slog.DiscardHandler)), root: root, user: uuid.NewString()}
+	r.svc = turn.New(r.store, cfg, log)
+	return r
 }
+
+// noFolders checks that no turn left a folder on the machine: the next
+// tenant of this environment finds nothing of this one.
+func (r *rig) noFolders() {
+	r.t.Helper()
+	for _, root := range []string{"work", "claude"} {
+		if entries, _ := os.ReadDir(filepath.Join(r.root, root)); len(entries) != 0 {
+			r.t.Fatalf("a turn left %v in %s", entries, root)
+		}
+	}
+}
+
+// saved reads a file of a conversation's working folder as the workspace
+// saved it: no turn leaves its folders on the machine.
+func (r *rig) saved(convID, name string) ([]byte, error) {
+	r.t.Helper()
+	dir := r.t.TempDir()
+	f := workspace.Folders{Config: filepath.Join(dir, "config"), Work: filepath.Join(dir, "work")}
+	if err := r.ws.Restore(context.Background(), r.user, convID, f); err != nil {
+		r.t.Fatal(err)
+	}
+	return os.ReadFile(filepath.Join(f.Work, name))
+}
+
+// testConfig is how the service runs turns, as app wires it: the model
+// proxy in front of upstream with the test key, and a sandbox of the mode
+// this process gets (a user per turn when the tests run as root).
+func testConfig(t *testing.T, cli, upstream, root string) turn.Config {
+	t.Helper()
+	if upstream == "" {
+		upstream = "http://127.0.0.1:9" // nothing listens: the fake CLI calls no model
+	}
+	proxy, err := modelproxy.New(modelproxy.Options{Provider: modelproxy.Anthropic, Upstream: upstream, Credential: testKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Close() })
+	work, claudeDir := filepath.Join(root, "work"), filepath.Join(root, "claude")
+	pool, err := sandbox.New(sandbox.Config{
+		Mode:  sandbox.Detect(false),
+		UIDs:  sandbox.Range{First: config.DefaultSandboxUIDs[0], Last: config.DefaultSandboxUIDs[1]},
+		Roots: []string{work, claudeDir},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return turn.Config{
+		CLIPath:     cli,
+		WorkRoot:    work,
+		ConfigRoot:  claudeDir,
+		AllowList:   config.DefaultAllowedTools,
+		Timeout:     60 * time.Second,
+		IdleTimeout: 30 * time.Second,
+		Env:         claude.Env{Provider: claude.Anthropic},
+		Models:      proxy,
+		Sandbox:     pool,
+	}
+}
+
+// testKey is the upstream credential: only the proxy holds it.
+const testKey = "sk-ant-test-upstream-key"
 
 func (r *rig) begin(convID, message string, tools ...string) turn.Job {
 	r.t.Helper()
@@ -153,25 +229,8 @@ func (r *rig) conversation(convID string) ovrlrd.Conversation {
 	return c
 }
 
-// realCLI is the Claude Code CLI that `make deps` installs.
-func realCLI(t *testing.T) string {
-	t.Helper()
-	dir, _ := os.Getwd()
-	for {
-		p := filepath.Join(dir, "node_modules", ".bin", "claude")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-		if parent := filepath.Dir(dir); parent != dir {
-			dir = parent
-			continue
-		}
-		t.Fatal("the Claude Code CLI is not installed; run `make deps`")
-	}
-}
-
 // anthropic starts the loopback Messages API; title prompts get a title.
-func anthropic(t *testing.T, script anthropicfake.Script) (*anthropicfake.Server, claude.Env) {
+func anthropic(t *testing.T, script anthropicfake.Script) (*anthropicfake.Server, string) {
 	t.Helper()
 	srv := anthropicfake.New(func(r anthropicfake.Request) anthropicfake.Reply {
 		if strings.Contains(r.Prompt(), "Reply with only the title.") {
@@ -180,7 +239,7 @@ func anthropic(t *testing.T, script anthropicfake.Script) (*anthropicfake.Server
 		return script(r)
 	})
 	t.Cleanup(srv.Close)
-	return srv, claude.Env{Provider: claude.Anthropic, Credential: "test-key", BaseURL: srv.URL}
+	return srv, srv.URL
 }
 
 // turnRequests are the stand-in's requests that belong to turns (not to

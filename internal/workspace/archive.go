@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // errTooLarge says a folder exceeds the cap and was not archived.
@@ -38,36 +39,31 @@ func size(dir string, limit int64) (int64, error) {
 }
 
 // pack writes dir as a gzipped tar to w: regular files and folders only,
-// with paths relative to dir.
+// with paths relative to dir. Everything is opened through an os.Root and
+// each file is described from its open descriptor, so a link swapped in
+// while the folder is walked (by a tool still running, or planted for the
+// next save) never brings a file from outside the folder into the archive.
 func pack(w io.Writer, dir string) error {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
 	gz := gzip.NewWriter(w)
 	tw := tar.NewWriter(gz)
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(dir, path)
+	err = fs.WalkDir(root.FS(), ".", func(rel string, d fs.DirEntry, err error) error {
 		if err != nil || rel == "." {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
 			return err
 		}
 		switch {
 		case d.IsDir():
-			return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: filepath.ToSlash(rel) + "/", Mode: 0o700, ModTime: info.ModTime()})
-		case d.Type().IsRegular():
-			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: filepath.ToSlash(rel), Mode: int64(info.Mode().Perm()), Size: info.Size(), ModTime: info.ModTime()}); err != nil {
-				return err
-			}
-			f, err := os.Open(path)
+			info, err := d.Info()
 			if err != nil {
 				return err
 			}
-			defer f.Close()
-			_, err = io.CopyN(tw, f, info.Size())
-			return err
+			return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: rel + "/", Mode: 0o700, ModTime: info.ModTime()})
+		case d.Type().IsRegular():
+			return packFile(tw, root, rel)
 		}
 		return nil // sockets, symlinks: not part of a workspace worth keeping
 	})
@@ -78,6 +74,30 @@ func pack(w io.Writer, dir string) error {
 		return err
 	}
 	return gz.Close()
+}
+
+// packFile adds one regular file, as it is once opened. One that cannot be
+// opened as a regular file of the folder any more (it became a link, went
+// away, or was locked by a tool) is left out: only the turn's own tools can
+// do that, to their own conversation.
+func packFile(tw *tar.Writer, root *os.Root, rel string) error {
+	f, err := root.OpenFile(rel, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !info.Mode().IsRegular() {
+		return nil
+	}
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: rel, Mode: int64(info.Mode().Perm()), Size: info.Size(), ModTime: info.ModTime()}); err != nil {
+		return err
+	}
+	_, err = io.CopyN(tw, f, info.Size())
+	return err
 }
 
 // unpack extracts a gzipped tar into dir. Every entry must stay inside dir;

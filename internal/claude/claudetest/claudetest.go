@@ -76,7 +76,7 @@ func buildFake() (string, error) {
 	sum := sha256.Sum256(append(code, runtime.Version()...))
 	dir := filepath.Join(os.TempDir(), "ovrlrd-fakeclaude-"+hex.EncodeToString(sum[:8]))
 	bin := filepath.Join(dir, "claude")
-	if fi, err := os.Stat(bin); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+	if fi, err := os.Stat(bin); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm() == 0o711 {
 		return bin, nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -99,9 +99,26 @@ func buildFake() (string, error) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("%v: %s", err, out)
 	}
+	// Execute-only, as the real CLI is installed: a turn's user may run it
+	// but not read it, which keeps the process's /proc entries closed.
+	if err := os.Chmod(tmp.Name(), 0o711); err != nil {
+		return "", err
+	}
 	// Rename is atomic: concurrent test binaries never see half a file.
 	if err := os.Rename(tmp.Name(), bin); err != nil {
 		return "", err
 	}
 	return bin, nil
+}
+
+// RealCLI is the pinned Claude Code CLI that `make deps` installs. It fails
+// the test, never skips: the CLI is a dependency of the repository.
+func RealCLI(t testing.TB) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	p := filepath.Join(filepath.Dir(file), "..", "..", "..", "node_modules", ".bin", "claude")
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("the Claude Code CLI is not installed (%v): run `make deps`", err)
+	}
+	return filepath.Clean(p)
 }

@@ -1,0 +1,108 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/ovrlrd/cloud/internal/audit"
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
+	"github.com/ovrlrd/cloud/internal/token"
+)
+
+func errRefreshFailed(cause error) error {
+	return ovrlrd.Wrap(ovrlrd.EUNAUTHORIZED, "Token refresh failed", cause)
+}
+
+// RefreshToken is a token presented to refresh whose signature and age
+// checked out; its session has not been read yet.
+type RefreshToken struct{ claims token.Claims }
+
+// SessionID is the login session the token belongs to.
+func (t RefreshToken) SessionID() string { return t.claims.SessionID }
+
+// UserID is the user the token names.
+func (t RefreshToken) UserID() string { return t.claims.UserID }
+
+// Refresh rotates a session: CheckRefresh, then Rotate.
+func (s *Service) Refresh(ctx context.Context, authorization string, c audit.Client) (Grant, error) {
+	t, err := s.CheckRefresh(ctx, authorization, c)
+	if err != nil {
+		return Grant{}, err
+	}
+	return s.Rotate(ctx, t, c)
+}
+
+// CheckRefresh verifies a token presented to refresh: ours, and at most
+// RefreshGrace past expiry. It reads nothing, so a caller can limit refreshes
+// by the token's session before any read.
+func (s *Service) CheckRefresh(ctx context.Context, authorization string, c audit.Client) (RefreshToken, error) {
+	raw, err := token.Bearer(authorization)
+	if err != nil {
+		return RefreshToken{}, err
+	}
+	claims, err := s.Tokens.Verify(raw, s.Now(), s.RefreshGrace)
+	if err != nil {
+		if ovrlrd.ErrorMessage(err) == token.MsgInvalidToken {
+			return RefreshToken{}, err
+		}
+		s.Audit.Record(ctx, audit.RefreshFailed, "", c, "invalid_token")
+		return RefreshToken{}, errRefreshFailed(err)
+	}
+	return RefreshToken{claims: claims}, nil
+}
+
+// Rotate moves a checked token's session to its next generation: the token
+// must be of the current generation (or a retry of the last rotation).
+// Presenting an older generation means the token was copied: the whole
+// session is revoked.
+func (s *Service) Rotate(ctx context.Context, t RefreshToken, c audit.Client) (Grant, error) {
+	claims := t.claims
+	g, reason, err := s.rotate(ctx, claims, s.Now())
+	s.cache.forget(claims.SessionID)
+	switch {
+	case err == nil:
+		s.Audit.Record(ctx, audit.Refresh, claims.UserID, c, reason)
+		return g, nil
+	case reason == "reuse":
+		s.Audit.Record(ctx, audit.ReuseDetected, claims.UserID, c, "superseded_generation")
+	case reason != "":
+		s.Audit.Record(ctx, audit.RefreshFailed, claims.UserID, c, reason)
+	}
+	return Grant{}, err
+}
+
+// rotate does the refresh; reason says how it went, for the audit trail.
+func (s *Service) rotate(ctx context.Context, c token.Claims, now time.Time) (Grant, string, error) {
+	for attempt := 0; attempt < 2; attempt++ {
+		sess, err := s.Store.Session(ctx, c.UserID, c.SessionID)
+		switch {
+		case ovrlrd.IsCode(err, ovrlrd.ENOTFOUND):
+			return Grant{}, "no_session", errRefreshFailed(err)
+		case err != nil:
+			return Grant{}, "", err
+		case sess.Revoked:
+			return Grant{}, "revoked", errRefreshFailed(errors.New("session revoked"))
+		case !s.Policy.Allows(sess.Email, sess.AppleSub):
+			return Grant{}, "allow_list", errRefreshFailed(errors.New("no longer on the allow-list"))
+		case c.Generation == sess.PreviousGeneration && now.Sub(sess.RotatedAt) <= RetryWindow:
+			g, err := s.grant(sess, generationStart(sess))
+			return g, "retry", err
+		case c.Generation != sess.Generation:
+			if err := s.Store.RevokeSession(ctx, c.UserID, c.SessionID); err != nil {
+				return Grant{}, "", err
+			}
+			return Grant{}, "reuse", errRefreshFailed(errors.New("superseded generation presented"))
+		}
+		next, err := s.Store.RotateSession(ctx, c.UserID, c.SessionID, c.Generation, s.TTL+s.RefreshGrace)
+		if ovrlrd.IsCode(err, ovrlrd.ECONFLICT) {
+			continue // a concurrent refresh won; the next read sees its rotation
+		}
+		if err != nil {
+			return Grant{}, "", err
+		}
+		g, err := s.grant(next, generationStart(next))
+		return g, "", err
+	}
+	return Grant{}, "", ovrlrd.Errorf(ovrlrd.ECONFLICT, "The session changed during the refresh; please retry.")
+}

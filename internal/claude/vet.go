@@ -1,0 +1,71 @@
+package claude
+
+import (
+	"math"
+	"regexp"
+)
+
+// A tool can reach the CLI's stdout only if the CLI is readable by the user
+// it runs as (see the sandbox package); vet is the second line: it accepts
+// of each run the lines a genuine CLI prints once, and only in their place.
+// Whatever breaks that is tampering: counted in Exit.Tampered, logged by the
+// caller, and never delivered.
+
+// sessionIDPattern is how the CLI names sessions; anything else in a
+// session id would reach a path (--resume, the transcript's file name).
+var sessionIDPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
+// Bounds of a believable result: above them the numbers were made up.
+const (
+	maxTokens  = 1 << 40
+	maxCostUSD = 10_000
+)
+
+// vetter follows one run's lines.
+type vetter struct {
+	sawInit, sawResult bool
+}
+
+// check vets ev in place. It returns why ev is suspect ("" if it is not);
+// an event it empties (Type "") must be dropped, the others are delivered
+// with the suspect parts removed.
+func (v *vetter) check(ev *Event) string {
+	switch {
+	case v.sawResult:
+		*ev = Event{}
+		return "a line after the result"
+	case ev.Type == "system" && ev.Subtype == "init":
+		if v.sawInit {
+			*ev = Event{}
+			return "a second init"
+		}
+		v.sawInit = true
+		if !sessionIDPattern.MatchString(ev.SessionID) {
+			*ev = Event{}
+			return "an init whose session id is not a UUID"
+		}
+	case ev.Result != nil:
+		v.sawResult = true
+		return vetResult(ev)
+	}
+	return ""
+}
+
+func vetResult(ev *Event) string {
+	r := ev.Result
+	why := ""
+	if r.SessionID != "" && !sessionIDPattern.MatchString(r.SessionID) {
+		r.SessionID, ev.SessionID = "", ""
+		why = "a result whose session id is not a UUID"
+	}
+	u := r.Usage
+	for _, n := range []int64{u.InputTokens, u.OutputTokens, u.CacheCreationInputTokens, u.CacheReadInputTokens} {
+		if n < 0 || n > maxTokens {
+			r.Usage, why = Usage{}, "a result with impossible usage"
+		}
+	}
+	if c := r.TotalCostUSD; c < 0 || c > maxCostUSD || math.IsNaN(c) {
+		r.TotalCostUSD, why = 0, "a result with an impossible cost"
+	}
+	return why
+}

@@ -1,0 +1,133 @@
+package modelproxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"time"
+)
+
+// reverseProxy forwards a routed request (see serveHTTP) to its target.
+func (p *Proxy) reverseProxy() http.Handler {
+	transport := p.transport
+	if p.o.Provider == Bedrock {
+		transport = &signing{p: p, next: transport}
+	}
+	return &httputil.ReverseProxy{
+		Rewrite:        p.rewrite,
+		Transport:      transport,
+		FlushInterval:  -1, // every write reaches the CLI at once
+		ModifyResponse: p.modifyResponse,
+		ErrorHandler:   p.upstreamError,
+		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
+	}
+}
+
+// dropped are request headers never forwarded: the client's credentials
+// (the token), anything that would steer signing or the upstream host, and
+// Accept-Encoding, so Go's transport asks for gzip itself and hands the
+// usage parser plain bytes.
+var dropped = []string{
+	"Authorization", "X-Api-Key", "Proxy-Authorization", "Cookie",
+	"Accept-Encoding", "Connection", "Upgrade", "Expect",
+}
+
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	c := callFrom(pr.In.Context())
+	out := pr.Out
+	c.target.RawQuery = out.URL.RawQuery // the client's query, as ReverseProxy cleaned it
+	out.URL = c.target
+	out.Host = ""
+	for _, h := range dropped {
+		out.Header.Del(h)
+	}
+	for h := range out.Header {
+		if strings.HasPrefix(h, "X-Amz-") {
+			out.Header.Del(h)
+		}
+	}
+	out.ContentLength = int64(len(c.body))
+	out.TransferEncoding = nil
+	out.Body = http.NoBody
+	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(c.body)), nil }
+	if len(c.body) > 0 {
+		out.Body, _ = out.GetBody()
+	}
+	switch {
+	case p.o.Credential == "":
+	case p.o.Provider == Anthropic:
+		out.Header.Set("X-Api-Key", p.o.Credential)
+	case p.o.Provider == OAuth:
+		out.Header.Set("Authorization", "Bearer "+p.o.Credential)
+	}
+}
+
+// signing signs each Bedrock request with SigV4 just before it leaves, so
+// that nothing changes a signed header afterwards, and so a failure to get
+// credentials is an upstream error (502) rather than a bad request.
+type signing struct {
+	p    *Proxy
+	next http.RoundTripper
+}
+
+func (t *signing) RoundTrip(r *http.Request) (*http.Response, error) {
+	c := callFrom(r.Context())
+	if c == nil {
+		return nil, errors.New("modelproxy: request without a routed call")
+	}
+	creds, err := t.p.creds.Retrieve(r.Context())
+	if err != nil {
+		return nil, fmt.Errorf("modelproxy: no AWS credentials to sign with: %w", err)
+	}
+	signed := r.Clone(r.Context())
+	err = t.p.signer.SignHTTP(r.Context(), creds, signed, c.hash, "bedrock", t.p.o.Region, time.Now().UTC())
+	if err != nil {
+		return nil, errors.New("modelproxy: SigV4 signing failed")
+	}
+	return t.next.RoundTrip(signed)
+}
+
+func (p *Proxy) modifyResponse(resp *http.Response) error {
+	c := callFrom(resp.Request.Context())
+	resp.Header.Del("Set-Cookie")
+	p.log.Debug("modelproxy: upstream answered", "session", c.s.id, "route", c.route, "status", resp.StatusCode)
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return nil
+	}
+	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	var parse parser
+	whole := false
+	switch ct {
+	case "text/event-stream":
+		parse = &sseParser{}
+	case "application/vnd.amazon.eventstream":
+		parse = &frameParser{}
+	case "application/json":
+		// A model call's body is generated content until it parses whole;
+		// Bedrock's profile list (GET) is not, and costs nothing cut or not.
+		parse, whole = &jsonParser{}, resp.Request.Method == http.MethodPost
+	default:
+		return nil
+	}
+	resp.Body = &tap{body: resp.Body, parse: parse, m: c.s.track(c.model, whole)}
+	return nil
+}
+
+func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	c := callFrom(r.Context())
+	if errors.Is(err, context.Canceled) || r.Context().Err() != nil {
+		// The CLI went away or the session ended: nobody to answer.
+		p.log.Debug("modelproxy: request cancelled", "session", c.s.id, "route", c.route)
+		w.WriteHeader(http.StatusBadGateway)
+		return
+	}
+	p.log.Warn("modelproxy: upstream request failed", "session", c.s.id, "route", c.route, "err", err)
+	refuse(w, http.StatusBadGateway, "api_error", "upstream request failed")
+}

@@ -1,0 +1,305 @@
+// Package modelproxy is the loopback proxy through which the CLI reaches the
+// model; it holds the credential and measures usage.
+//
+// The CLI runs tools the model chooses, and any of them can print the CLI's
+// environment or forge the CLI's output. So the CLI never gets the
+// operator's credential: each turn opens a Session whose random token and
+// base URL are all the CLI sees. The proxy checks the token (carried in the
+// path, /t/<token>, because that is the one place every provider mode of the
+// CLI keeps), swaps in the real credential or a SigV4 signature, forwards an
+// allow-list of model calls to one fixed upstream, and reads the usage from
+// the upstream's answers as they stream past, so the turn's cost does not
+// depend on anything the CLI reports. A stream cut before its final usage
+// is charged for the content it delivered (see counts), and a session has
+// at most maxInFlight upstream requests at once (see acquire).
+package modelproxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
+)
+
+// Provider is the kind of upstream and credential.
+type Provider string
+
+const (
+	Anthropic Provider = "anthropic" // an API key, sent as x-api-key
+	OAuth     Provider = "oauth"     // a Claude OAuth token, sent as a bearer token
+	Bedrock   Provider = "bedrock"   // the function role's AWS credentials, as SigV4
+)
+
+// DefaultUpstream is where Anthropic and OAuth requests go by default.
+const DefaultUpstream = "https://api.anthropic.com"
+
+// Options configure a Proxy.
+type Options struct {
+	Provider Provider
+	// Upstream is the base URL forwarded to. Anthropic and OAuth default to
+	// DefaultUpstream. For Bedrock, empty means the regional AWS endpoints
+	// (runtime and control plane); when set, both go there (tests).
+	Upstream string
+	// Credential is the API key (Anthropic) or OAuth token (OAuth); unused
+	// for Bedrock.
+	Credential string
+	// Region is the AWS region (Bedrock).
+	Region string
+	// AWSCredentials sign Bedrock requests (the function role's).
+	AWSCredentials aws.CredentialsProvider
+	// Transport carries upstream requests; default a clone of
+	// http.DefaultTransport with timeouts.
+	Transport http.RoundTripper
+	// Log receives warnings and per-request debug lines; default discards.
+	Log *slog.Logger
+}
+
+// Proxy is the loopback proxy. It is safe for concurrent use.
+type Proxy struct {
+	o         Options
+	anthropic *url.URL // Anthropic and OAuth
+	runtime   *url.URL // Bedrock's runtime (invoke)
+	control   *url.URL // Bedrock's control plane (inference profiles)
+	creds     aws.CredentialsProvider
+	signer    *v4.Signer
+	transport http.RoundTripper
+	log       *slog.Logger
+	forward   http.Handler
+	warned    sync.Map // model ids already warned about as unpriced
+
+	mu       sync.Mutex
+	closed   bool
+	addr     string // host:port once listening
+	srv      *http.Server
+	served   chan struct{} // closed when srv.Serve returns
+	conns    sync.WaitGroup
+	sessions map[[32]byte]*Session
+	nextID   int
+}
+
+// ErrClosed is returned by Open after Close.
+var ErrClosed = errors.New("modelproxy: closed")
+
+var regionRE = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)+$`)
+
+// New validates o. It does not listen yet: the first Open does.
+func New(o Options) (*Proxy, error) {
+	p := &Proxy{o: o, log: o.Log, transport: o.Transport, sessions: map[[32]byte]*Session{}}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	if p.transport == nil {
+		p.transport = defaultTransport()
+	}
+	var err error
+	switch o.Provider {
+	case Anthropic, OAuth:
+		// Without a credential (a local run with no key) requests go out
+		// unauthenticated, and the upstream refuses them, as it would the
+		// CLI without a key; deployed stages require one at init.
+		up := o.Upstream
+		if up == "" {
+			up = DefaultUpstream
+		}
+		if p.anthropic, err = parseUpstream(up); err != nil {
+			return nil, err
+		}
+	case Bedrock:
+		if !regionRE.MatchString(o.Region) {
+			return nil, fmt.Errorf("modelproxy: bedrock needs a valid AWS region, got %q", o.Region)
+		}
+		if o.AWSCredentials == nil {
+			return nil, errors.New("modelproxy: bedrock needs AWS credentials")
+		}
+		p.creds = o.AWSCredentials
+		if _, cached := p.creds.(*aws.CredentialsCache); !cached {
+			p.creds = aws.NewCredentialsCache(p.creds)
+		}
+		p.signer = v4.NewSigner()
+		runtime, control := o.Upstream, o.Upstream
+		if o.Upstream == "" {
+			runtime = "https://bedrock-runtime." + o.Region + ".amazonaws.com"
+			control = "https://bedrock." + o.Region + ".amazonaws.com"
+		}
+		if p.runtime, err = parseUpstream(runtime); err != nil {
+			return nil, err
+		}
+		if p.control, err = parseUpstream(control); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("modelproxy: unknown provider %q", o.Provider)
+	}
+	p.forward = p.reverseProxy()
+	return p, nil
+}
+
+// parseUpstream accepts an https URL, or http only to a loopback host (a
+// test stand-in): the credential never crosses a network in clear text.
+func parseUpstream(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("modelproxy: upstream %q is not a plain base URL", raw)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if ip := net.ParseIP(u.Hostname()); (ip == nil || !ip.IsLoopback()) && u.Hostname() != "localhost" {
+			return nil, fmt.Errorf("modelproxy: upstream %q: http only to a loopback host", raw)
+		}
+	default:
+		return nil, fmt.Errorf("modelproxy: upstream %q: scheme must be https", raw)
+	}
+	return u, nil
+}
+
+func defaultTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	t.TLSHandshakeTimeout = 10 * time.Second
+	// A non-streaming Messages call may think for minutes before its
+	// headers; the API itself gives up after ten.
+	t.ResponseHeaderTimeout = 10 * time.Minute
+	t.IdleConnTimeout = 90 * time.Second
+	return t
+}
+
+var (
+	_ ovrlrd.ModelGate    = (*Proxy)(nil)
+	_ ovrlrd.ModelSession = (*Session)(nil)
+)
+
+// Open starts a session with a fresh token, listening first if this is the
+// first Open. The session ends when ctx ends or Session.Close is called.
+func (p *Proxy) Open(ctx context.Context) (ovrlrd.ModelSession, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var raw [32]byte
+	rand.Read(raw[:]) // never fails (crypto/rand)
+	token := base64.RawURLEncoding.EncodeToString(raw[:])
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, ErrClosed
+	}
+	if p.srv == nil {
+		if err := p.listen(); err != nil {
+			return nil, err
+		}
+	}
+	p.nextID++
+	sctx, cancel := context.WithCancel(ctx)
+	s := &Session{
+		p:      p,
+		id:     fmt.Sprintf("s%d", p.nextID),
+		token:  token,
+		key:    tokenKey(token),
+		base:   "http://" + p.addr + "/t/" + token,
+		ctx:    sctx,
+		cancel: cancel,
+		slots:  make(chan struct{}, maxInFlight),
+	}
+	p.sessions[s.key] = s
+	s.stop = context.AfterFunc(sctx, func() { p.forget(s) })
+	return s, nil
+}
+
+// listen binds 127.0.0.1:0 and serves; p.mu is held.
+func (p *Proxy) listen() error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("modelproxy: listen: %w", err)
+	}
+	p.addr = ln.Addr().String()
+	p.srv = &http.Server{
+		Handler:           http.HandlerFunc(p.serveHTTP),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+		// Counting connections lets Close wait for every connection's
+		// goroutine, not just for the listener.
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			switch st {
+			case http.StateNew:
+				p.conns.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				p.conns.Done()
+			}
+		},
+	}
+	p.served = make(chan struct{})
+	srv, served := p.srv, p.served
+	go func() {
+		defer close(served)
+		srv.Serve(ln) // returns http.ErrServerClosed after Close
+	}()
+	return nil
+}
+
+// Close ends every session, stops listening and waits for every connection
+// and request to finish. Open fails afterwards.
+func (p *Proxy) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	sessions := make([]*Session, 0, len(p.sessions))
+	for _, s := range p.sessions {
+		sessions = append(sessions, s)
+	}
+	srv, served := p.srv, p.served
+	p.mu.Unlock()
+
+	for _, s := range sessions {
+		s.Close()
+	}
+	var err error
+	if srv != nil {
+		err = srv.Close()
+		<-served
+		p.conns.Wait()
+	}
+	if t, ok := p.transport.(interface{ CloseIdleConnections() }); ok {
+		t.CloseIdleConnections()
+	}
+	return err
+}
+
+// forget removes s from the live sessions; its token is refused from now on.
+func (p *Proxy) forget(s *Session) {
+	p.mu.Lock()
+	if p.sessions[s.key] == s {
+		delete(p.sessions, s.key)
+	}
+	p.mu.Unlock()
+}
+
+// lookup returns the live session holding token.
+func (p *Proxy) lookup(token string) *Session {
+	key := tokenKey(token)
+	p.mu.Lock()
+	s := p.sessions[key]
+	p.mu.Unlock()
+	if s == nil || s.ctx.Err() != nil {
+		return nil
+	}
+	return s
+}

@@ -1,0 +1,76 @@
+package modelproxy
+
+import (
+	"context"
+	"crypto/sha256"
+	"sync"
+
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
+)
+
+// Session is one turn's access to the proxy.
+type Session struct {
+	p      *Proxy
+	id     string // for logs; the token never is logged
+	token  string
+	key    [32]byte
+	base   string
+	ctx    context.Context // ends with the session; every upstream request carries it
+	cancel context.CancelFunc
+	stop   func() bool   // unregisters the ctx watcher
+	slots  chan struct{} // holds one value per upstream request in flight (acquire)
+
+	mu    sync.Mutex
+	calls []*counts // one per metered upstream response
+}
+
+// tokenKey is the map key for a token: hashing first means a lookup's
+// timing says nothing about how much of a guessed token was right.
+func tokenKey(token string) [32]byte { return sha256.Sum256([]byte(token)) }
+
+// BaseURL is "http://127.0.0.1:PORT/t/<token>", given to the CLI as
+// ANTHROPIC_BASE_URL or ANTHROPIC_BEDROCK_BASE_URL.
+func (s *Session) BaseURL() string { return s.base }
+
+// Token is the session's token. The CLI also gets it as its
+// ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN, so it runs in the right auth
+// mode; the proxy ignores it there.
+func (s *Session) Token() string { return s.token }
+
+// Usage is the usage of every upstream response of the session so far,
+// including responses still streaming, priced per model. A message whose
+// final usage has not arrived (still streaming, or cut short) is charged at
+// least its content estimate; see counts.
+func (s *Session) Usage() ovrlrd.Usage {
+	s.mu.Lock()
+	calls := make([]counts, len(s.calls))
+	for i, c := range s.calls {
+		calls[i] = c.charged()
+	}
+	s.mu.Unlock()
+	var u ovrlrd.Usage
+	for _, c := range calls {
+		u.InputTokens += c.input + c.cacheWrite + c.cacheRead
+		u.OutputTokens += c.output
+		u.CostUSD += s.p.cost(c)
+	}
+	return u
+}
+
+// Close refuses the token from now on (401) and cancels the session's
+// in-flight upstream requests.
+func (s *Session) Close() {
+	s.p.forget(s)
+	s.stop()
+	s.cancel()
+}
+
+// track registers a new response's counts, starting from the model the
+// request named.
+func (s *Session) track(model string, whole bool) *meter {
+	c := &counts{model: model}
+	s.mu.Lock()
+	s.calls = append(s.calls, c)
+	s.mu.Unlock()
+	return &meter{s: s, c: c, whole: whole}
+}

@@ -1,0 +1,93 @@
+package modelproxy
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+)
+
+// meter is one upstream response's link to its counts in the session.
+type meter struct {
+	s *Session
+	c *counts
+	// whole: a non-streaming body, which has no deltas to count, so its
+	// raw bytes are the content until it parses whole.
+	whole bool
+}
+
+// event decodes one event or body and folds it into the counts.
+func (m *meter) event(raw []byte) {
+	var p payload
+	ok := json.Unmarshal(raw, &p) == nil // if not, not ours to judge: the CLI gets the bytes unchanged
+	m.s.mu.Lock()
+	defer m.s.mu.Unlock()
+	if ok {
+		m.c.observe(&p)
+	}
+	if ok && m.whole {
+		// Only a complete document parses: the response is over, and a
+		// body without usage (count_tokens) costs nothing, as before.
+		m.c.final = true
+	}
+}
+
+// read charges n raw bytes of a whole body, and reports whether the session
+// still lets bytes through.
+func (m *meter) read(n int) (open bool) {
+	if m.whole && n > 0 {
+		m.s.mu.Lock()
+		if !m.c.final {
+			m.c.content += int64(n)
+		}
+		m.s.mu.Unlock()
+	}
+	return m.s.ctx.Err() == nil
+}
+
+// parser turns a response body, fed in arbitrary pieces, into event or body
+// JSON documents.
+type parser interface {
+	write(b []byte, emit func([]byte))
+	end(emit func([]byte))
+}
+
+// tap feeds a response body to a parser as the reverse proxy reads it. It
+// parses in the read path, before the bytes are written to the client, so
+// usage and content are recorded by the time the client has seen them. Once
+// the session has ended it passes nothing more on, even bytes already read:
+// the Usage read after Session.Close then covers all the client got.
+type tap struct {
+	body  io.ReadCloser
+	parse parser
+	m     *meter
+	ended bool
+}
+
+func (t *tap) Read(b []byte) (int, error) {
+	n, err := t.body.Read(b)
+	if n > 0 && !t.ended {
+		t.parse.write(b[:n], t.m.event)
+	}
+	// Charged first, then checked: bytes that pass the check were counted
+	// before the session ended, so before its final Usage.
+	if !t.m.read(n) {
+		t.end()
+		return 0, context.Canceled // as a cancelled upstream read says it, which ReverseProxy does not log
+	}
+	if err != nil {
+		t.end()
+	}
+	return n, err
+}
+
+func (t *tap) Close() error {
+	t.end()
+	return t.body.Close()
+}
+
+func (t *tap) end() {
+	if !t.ended {
+		t.ended = true
+		t.parse.end(t.m.event)
+	}
+}
