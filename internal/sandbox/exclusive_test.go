@@ -165,11 +165,13 @@ func waitForSignal() {
 func zombieLeaderRole() {
 	runtime.LockOSThread()
 	_, _ = syscall.Setsid()
+	started := make(chan struct{})
 	go func() {
-		runtime.LockOSThread()
+		runtime.LockOSThread() // a thread of its own, which outlives the leader
+		close(started)
 		waitForSignal()
 	}()
-	time.Sleep(10 * time.Millisecond) // let the other thread start
+	<-started
 	_, _, _ = syscall.RawSyscall(syscall.SYS_EXIT, 0, 0, 0)
 }
 
