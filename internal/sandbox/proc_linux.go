@@ -156,7 +156,8 @@ func killUser(uid int) int {
 // their group or session) or runs as uid, except this process and its
 // ancestors. It kills until several rounds in a row find nothing, so a
 // process that hops to a child faster than a scan is caught as the child,
-// which is always a descendant. It returns how many it signalled.
+// which is always a descendant. It returns how many live processes it
+// killed.
 func killTurn(uid int) int {
 	spared := ancestors()
 	seen := map[int]bool{}
@@ -172,10 +173,10 @@ func killTurn(uid int) int {
 		for _, pid := range targets {
 			if p, ok := readProc(pid); ok && !p.zombie {
 				live++
+				seen[pid] = true
 			}
 			// A kill reaches a zombie leader's running threads too.
 			_ = syscall.Kill(pid, syscall.SIGKILL)
-			seen[pid] = true
 		}
 		if live == 0 {
 			clean++
