@@ -19,7 +19,7 @@ func TestAuditTableNamesRealTests(t *testing.T) {
 		t.Fatal(err)
 	}
 	defined := definedTests(t)
-	findings, gaps, redTeam := 0, 0, 0
+	findings, gaps, redTeam, faults := 0, 0, 0, 0
 	for _, line := range strings.Split(string(doc), "\n") {
 		cells := strings.Split(line, "|")
 		if len(cells) != 6 {
@@ -33,6 +33,8 @@ func TestAuditTableNamesRealTests(t *testing.T) {
 			gaps++
 		case regexp.MustCompile(`^R\d+$`).MatchString(id):
 			redTeam++
+		case regexp.MustCompile(`^D\d+$`).MatchString(id):
+			faults++
 		default:
 			continue
 		}
@@ -49,8 +51,8 @@ func TestAuditTableNamesRealTests(t *testing.T) {
 			}
 		}
 	}
-	if findings != 50 || gaps != 22 || redTeam != 10 {
-		t.Errorf("%d finding rows, %d gap rows and %d red-team rows, want 50, 22 and 10", findings, gaps, redTeam)
+	if findings != 50 || gaps != 22 || redTeam != 10 || faults != 10 {
+		t.Errorf("%d finding, %d gap, %d red-team and %d fault rows, want 50, 22, 10 and 10", findings, gaps, redTeam, faults)
 	}
 }
 

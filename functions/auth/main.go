@@ -1,5 +1,6 @@
 // Command auth is the AuthFunction. It only wires: config (failing fast),
-// dependencies, then the Lambda runtime loop.
+// dependencies, then the Lambda runtime loop, which serves both the HTTP API
+// and the function's own event that finishes an account deletion.
 package main
 
 import (
@@ -10,5 +11,5 @@ import (
 )
 
 func main() {
-	lambda.Start(app.Init(config.Auth).Auth())
+	lambda.Start(app.Init(config.Auth).AuthLambda())
 }

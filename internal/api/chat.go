@@ -111,7 +111,8 @@ func (s *server) getConversation(w http.ResponseWriter, r *http.Request, p auth.
 
 // deleteConversation removes the conversation first, so a running turn
 // loses its lease and nothing can be appended any more, then what is kept
-// for it elsewhere.
+// for it elsewhere. Should either stop part way, the app's retry finds the
+// conversation deleted by its caller and does both again.
 func (s *server) deleteConversation(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	id := r.PathValue("id")
 	if err := s.convs.DeleteConversation(r.Context(), p.UserID, id); err != nil {

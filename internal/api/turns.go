@@ -30,6 +30,7 @@ type TurnStarter interface {
 type Runs interface {
 	CancelRun(ctx context.Context, convID string) error
 	Outcome(ctx context.Context, convID, holder string) (store.TurnOutcome, error)
+	UndoStartTurn(ctx context.Context, t store.StartedTurn) error
 }
 
 // OriginHeader carries CloudFront's secret to the stream function's URL.
@@ -108,6 +109,14 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, p auth.Principal
 // the HTTP API's 30 s limit.
 const BufferedWait = 27 * time.Second
 
+// answerMargin is kept back from the function's deadline for the answer: a
+// wait that ran into it would surface as a 5xx for a turn that is running.
+const answerMargin = 2 * time.Second
+
+// undoTimeout bounds undoing a turn whose start failed; the request's own
+// context may be what ended.
+const undoTimeout = 5 * time.Second
+
 type bufferedResponse struct {
 	ConversationID string  `json:"conversationId"`
 	Message        *string `json:"message,omitempty"`
@@ -121,11 +130,12 @@ func (s *server) buffered(w http.ResponseWriter, r *http.Request, p auth.Princip
 	if !ok {
 		return
 	}
-	if err := s.starter.Start(r.Context(), j); err != nil {
+	j.Buffered = true
+	if err := s.starter.Start(r.Context(), j); err != nil && !s.undoStart(r, j) {
 		writeError(w, r, s.log, err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.bufferedWait)
+	ctx, cancel := context.WithTimeout(r.Context(), s.waitFor(r.Context()))
 	defer cancel()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
@@ -138,7 +148,7 @@ func (s *server) buffered(w http.ResponseWriter, r *http.Request, p auth.Princip
 		case err == nil:
 			writeJSON(w, http.StatusOK, bufferedResponse{ConversationID: j.ConversationID, Message: &o.Text})
 			return
-		case !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND):
+		case !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) && ctx.Err() == nil:
 			s.log.WarnContext(ctx, "waiting on a turn", "err", err)
 		}
 		select {
@@ -148,6 +158,37 @@ func (s *server) buffered(w http.ResponseWriter, r *http.Request, p auth.Princip
 		case <-tick.C:
 		}
 	}
+}
+
+// waitFor is how long the buffered route may wait for its turn: the
+// configured wait, cut to end answerMargin before the function's deadline.
+func (s *server) waitFor(ctx context.Context) time.Duration {
+	d := s.bufferedWait
+	if dl, ok := ctx.Deadline(); ok {
+		d = min(d, time.Until(dl)-answerMargin)
+	}
+	return max(d, 0)
+}
+
+// undoStart removes what begin wrote for a turn that could not be started,
+// so the conversation takes the next turn at once and shows no unanswered
+// question. It reports whether the turn started after all (its run claimed
+// it, e.g. an invoke that failed late after queueing the event): then the
+// caller waits for it like any other.
+func (s *server) undoStart(r *http.Request, j turn.Job) bool {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), undoTimeout)
+	defer cancel()
+	err := s.runs.UndoStartTurn(ctx, store.StartedTurn{
+		UserID: j.UserID, ConversationID: j.ConversationID, Holder: j.Holder, OpeningID: j.OpeningID, New: j.New,
+	})
+	switch {
+	case ovrlrd.IsCode(err, ovrlrd.ECONFLICT):
+		s.log.WarnContext(ctx, "a turn reported as not started is running")
+		return true
+	case err != nil:
+		s.log.ErrorContext(ctx, "undoing a turn that did not start", "err", err)
+	}
+	return false
 }
 
 // cancel is POST /chat/{id}/cancel: the running turn sees the flag at its

@@ -51,7 +51,8 @@ type App struct {
 	Workspace *workspace.Store
 	starter   api.TurnStarter
 	// background holds the turns this process runs for buffered requests
-	// (local only); Close waits for them.
+	// and the account deletions it finishes (local only); Close waits for
+	// them.
 	background   *sync.WaitGroup
 	bufferedWait time.Duration
 }
@@ -60,8 +61,10 @@ type App struct {
 type Option func(*options)
 
 type options struct {
-	dynamoDB     []func(*dynamodb.Options)
-	bufferedWait time.Duration
+	dynamoDB      []func(*dynamodb.Options)
+	bufferedWait  time.Duration
+	selfFunction  string
+	finishBackoff time.Duration
 }
 
 // WithBufferedWait shortens how long a buffered turn is waited for.
@@ -111,6 +114,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	})
 	a := &App{Config: cfg, Log: log, Store: st, Accounts: svc, Audit: rec, Workspace: ws,
 		background: &sync.WaitGroup{}, bufferedWait: o.bufferedWait}
+	svc.Finisher = a.finisher(awsCfg, o)
 	after, err := a.afterTurn()
 	if err != nil {
 		return nil, err
@@ -119,9 +123,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	if err != nil {
 		return nil, err
 	}
-	tc.Workspace = ws
+	tc.Workspace, tc.WorkspaceMaxBytes = ws, cfg.Claude.WorkspaceMaxBytes
 	a.Turns = turn.New(st, tc, log, after...)
-	a.starter = localStarter{turns: a.Turns, timeout: cfg.Claude.Timeout + time.Minute, wg: a.background}
+	a.starter = localStarter{run: a.runStarted, timeout: cfg.Claude.Timeout + time.Minute, wg: a.background}
 	if cfg.StreamFunction != "" {
 		a.starter = lambdaStarter{client: lambda.NewFromConfig(awsCfg), function: cfg.StreamFunction}
 	}
@@ -154,11 +158,12 @@ func (a *App) afterTurn() ([]turn.AfterTurn, error) {
 		}
 		ctx, cancel := context.WithTimeout(ctx, pushTimeout)
 		defer cancel()
-		n.Notify(ctx, f.UserID, push.Message{ConversationID: f.ConversationID, Title: f.Title, Segments: f.Segments})
+		n.Notify(ctx, f.UserID, push.Message{ConversationID: f.ConversationID, Title: f.Title, Segments: f.Segments, TurnID: f.TurnID})
 	}}, nil
 }
 
-// Close waits for the turns this process runs in the background.
+// Close waits for the turns and account deletions this process runs in the
+// background.
 func (a *App) Close() { a.background.Wait() }
 
 // Init loads the configuration for fn and builds the App, or ends the
@@ -182,7 +187,11 @@ func Init(fn config.Function) *App {
 			fail(log, err)
 		}
 	}
-	a, err := New(ctx, cfg, log)
+	var opts []Option
+	if fn == config.Auth && cfg.InLambda {
+		opts = append(opts, WithSelfInvoke(os.Getenv("AWS_LAMBDA_FUNCTION_NAME")))
+	}
+	a, err := New(ctx, cfg, log, opts...)
 	if err != nil {
 		fail(log, err)
 	}

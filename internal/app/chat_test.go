@@ -372,7 +372,8 @@ func TestDeleteWhileAppending(t *testing.T) {
 	if statuses[404] == 0 || statuses[200] == 0 {
 		t.Fatalf("the race did not happen: %v", statuses)
 	}
-	if r := s.call(t, "DELETE", "/chat/"+c.ID, "", tok); r.status != 404 {
+	// The owner's repeated delete finishes whatever the first left.
+	if r := s.call(t, "DELETE", "/chat/"+c.ID, "", tok); r.status != 200 {
 		t.Fatalf("second delete: %d", r.status)
 	}
 	if n := partitionSize(t, "CONV#"+c.ID); n != 0 {

@@ -73,6 +73,8 @@ func TestDeletedAccountWritesNothingOnAnotherInstance(t *testing.T) {
 			t.Errorf("%s %s: %d %s", w.method, w.path, r.status, r.body)
 		}
 	}
+	// The deletion finishes in the background.
+	s.app.Close()
 	if n := partitionSize(t, "USER#"+uid); n != 1 { // the tombstone
 		t.Errorf("%d items under the deleted user, want only its tombstone", n)
 	}

@@ -150,6 +150,7 @@ func TestDeletionsRemoveSavedWorkspaces(t *testing.T) {
 	if r := s.call(t, "DELETE", "/auth/account", "", tok); r.status != 204 {
 		t.Fatalf("delete account: %d", r.status)
 	}
+	s.app.Close() // the deletion finishes in the background
 	if keys := s.objects(t, "users/"+uid+"/"); len(keys) != 0 {
 		t.Fatalf("left after the account: %v", keys)
 	}

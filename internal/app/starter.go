@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
+	"github.com/ovrlrd/cloud/internal/relay"
 	"github.com/ovrlrd/cloud/internal/turn"
 )
 
@@ -30,28 +31,40 @@ type lambdaStarter struct {
 }
 
 func (s lambdaStarter) Start(ctx context.Context, j turn.Job) error {
-	payload, err := json.Marshal(turnEvent{Turn: &j})
-	if err != nil {
-		return ovrlrd.Wrap(ovrlrd.EINTERNAL, "Internal server error", err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	_, err = s.client.Invoke(ctx, &lambda.InvokeInput{
-		FunctionName:   aws.String(s.function),
-		InvocationType: types.InvocationTypeEvent,
-		Payload:        payload,
-	})
-	if err != nil {
-		return ovrlrd.Wrap(ovrlrd.EUNAVAILABLE, "Could not start the turn. Please try again.", fmt.Errorf("invoke %s: %w", s.function, err))
+	if err := invokeAsync(ctx, s.client, s.function, turnEvent{Turn: &j}); err != nil {
+		return ovrlrd.Wrap(ovrlrd.EUNAVAILABLE, "Could not start the turn. Please try again.", err)
 	}
 	return nil
 }
 
-// localStarter runs buffered turns in this process (make dev, tests): the
-// same Run the stream function calls, on a goroutine the App owns and waits
-// for at shutdown.
+// invokeTimeout bounds queueing one asynchronous invocation.
+const invokeTimeout = 5 * time.Second
+
+// invokeAsync queues event for function, as an asynchronous invocation:
+// Lambda runs it after this returns, and retries it if it fails.
+func invokeAsync(ctx context.Context, client *lambda.Client, function string, event any) error {
+	payload, err := json.Marshal(event)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, invokeTimeout)
+	defer cancel()
+	_, err = client.Invoke(ctx, &lambda.InvokeInput{
+		FunctionName:   aws.String(function),
+		InvocationType: types.InvocationTypeEvent,
+		Payload:        payload,
+	})
+	if err != nil {
+		return fmt.Errorf("invoke %s: %w", function, err)
+	}
+	return nil
+}
+
+// localStarter runs buffered turns in this process (make dev, tests) the
+// way the stream function runs their events (App.runStarted, which claims
+// the turn first), on a goroutine the App owns and waits for at shutdown.
 type localStarter struct {
-	turns   *turn.Service
+	run     func(context.Context, turn.Job) (relay.Outcome, bool, error)
 	timeout time.Duration
 	wg      *sync.WaitGroup
 }
@@ -62,7 +75,8 @@ func (s localStarter) Start(ctx context.Context, j turn.Job) error {
 		defer s.wg.Done()
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
 		defer cancel()
-		s.turns.Run(ctx, j, nil)
+		// runStarted logs a failed claim; nobody here could retry it.
+		_, _, _ = s.run(ctx, j)
 	}()
 	return nil
 }

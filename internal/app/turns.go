@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -12,6 +13,8 @@ import (
 	"github.com/ovrlrd/cloud/internal/claude"
 	"github.com/ovrlrd/cloud/internal/config"
 	"github.com/ovrlrd/cloud/internal/modelproxy"
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
+	"github.com/ovrlrd/cloud/internal/relay"
 	"github.com/ovrlrd/cloud/internal/sandbox"
 	"github.com/ovrlrd/cloud/internal/turn"
 )
@@ -74,7 +77,14 @@ func (a *App) StreamLambda() func(context.Context, json.RawMessage) (any, error)
 	return func(ctx context.Context, raw json.RawMessage) (any, error) {
 		var ev turnEvent
 		if err := json.Unmarshal(raw, &ev); err == nil && ev.Turn != nil {
-			o := a.Turns.Run(ctx, *ev.Turn, nil)
+			o, ran, err := a.runStarted(ctx, *ev.Turn)
+			if err != nil || !ran {
+				// A delivery that may not run returns no error, so
+				// Lambda does not retry it; a claim that could not be
+				// made (the table failed) is an error, and a retry
+				// claims it or finds it gone.
+				return nil, err
+			}
 			return map[string]string{"kind": o.Kind}, nil
 		}
 		var req events.LambdaFunctionURLRequest
@@ -82,5 +92,55 @@ func (a *App) StreamLambda() func(context.Context, json.RawMessage) (any, error)
 			return nil, errors.New("unrecognised event")
 		}
 		return url(ctx, &req)
+	}
+}
+
+// claimLease is how long a claimed turn holds its conversation until its
+// own renewals take over: a turn's lease.
+const claimLease = time.Minute
+
+// claimTimeout bounds the claim's one DynamoDB call.
+const claimTimeout = 5 * time.Second
+
+// runStarted runs a turn the buffered route began, at most once. Its event
+// may be delivered more than once (Lambda's async invokes are at least
+// once, and retried), even after the lease it names expired or ended; so
+// the run first claims the lease, and a delivery that cannot claim it does
+// nothing. ran reports whether the turn ran; err is a claim the table
+// failed to answer.
+func (a *App) runStarted(ctx context.Context, j turn.Job) (o relay.Outcome, ran bool, err error) {
+	claimCtx, cancel := context.WithTimeout(ctx, claimTimeout)
+	err = a.Store.ClaimRun(claimCtx, j.ConversationID, j.Holder, claimLease)
+	cancel()
+	switch {
+	case ovrlrd.IsCode(err, ovrlrd.ECONFLICT):
+		a.Log.InfoContext(ctx, "turn not run: another delivery ran it, or another turn took its conversation")
+		a.noteUnanswered(ctx, j)
+		return relay.Outcome{}, false, nil
+	case err != nil:
+		a.Log.ErrorContext(ctx, "turn not run: claiming its lease failed", "err", err)
+		return relay.Outcome{}, false, err
+	}
+	return a.Turns.Run(ctx, j, nil), true, nil
+}
+
+// msgUnanswered is what GET /chat/{id} shows of a buffered turn that never
+// ran.
+const msgUnanswered = "This message was not answered: another turn took the conversation first. Please send it again."
+
+// noteUnanswered leaves msgUnanswered in the conversation when the turn
+// will never run and never did; a turn another delivery runs, or ran, has
+// its own outcome.
+func (a *App) noteUnanswered(ctx context.Context, j turn.Job) {
+	ctx, cancel := context.WithTimeout(ctx, claimTimeout)
+	defer cancel()
+	if run, err := a.Store.Run(ctx, j.ConversationID); err == nil && run.Holder == j.Holder {
+		return
+	}
+	if _, err := a.Store.Outcome(ctx, j.ConversationID, j.Holder); !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
+		return
+	}
+	if _, err := a.Store.AppendMessage(ctx, j.UserID, j.ConversationID, ovrlrd.RoleSystem, msgUnanswered); err != nil && !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
+		a.Log.ErrorContext(ctx, "recording an unanswered turn", "err", err)
 	}
 }

@@ -25,6 +25,9 @@ type Store interface {
 	Session(ctx context.Context, userID, sid string) (ovrlrd.LoginSession, error)
 	RotateSession(ctx context.Context, userID, sid string, fromGeneration int, ttl time.Duration) (ovrlrd.LoginSession, error)
 	RevokeSession(ctx context.Context, userID, sid string) error
+	User(ctx context.Context, id string) (ovrlrd.User, error)
+	BeginDeleteUser(ctx context.Context, userID string) error
+	DeleteSessions(ctx context.Context, userID string) error
 	DeleteUser(ctx context.Context, userID string) ([]string, error)
 	PutDevice(ctx context.Context, d ovrlrd.Device) error
 }
@@ -37,6 +40,14 @@ type Verifier interface {
 // AccountCleaner removes what other parts of the service keep for a deleted
 // account outside the table (transcripts, workspaces, running turns).
 type AccountCleaner func(ctx context.Context, userID string, conversationIDs []string) error
+
+// Finisher runs FinishDeletion for an account outside the request that
+// began its deletion, retrying it until it succeeds: the request's time is
+// too short for a large account. Finish only hands the work over; an error
+// means it could not.
+type Finisher interface {
+	Finish(ctx context.Context, userID string) error
+}
 
 // Options configure a Service.
 type Options struct {
@@ -51,7 +62,10 @@ type Options struct {
 	CheckInterval time.Duration // how long an instance trusts a session it read
 	DeviceEnv     ovrlrd.Environment
 	Cleaners      []AccountCleaner
-	Now           func() time.Time
+	// Finisher finishes deletions in the background; nil finishes them
+	// within DeleteAccount.
+	Finisher Finisher
+	Now      func() time.Time
 }
 
 // Service is sign-in, refresh, logout, account deletion and the per-request
@@ -252,10 +266,12 @@ func (s *Service) Logout(ctx context.Context, p Principal, c audit.Client) error
 }
 
 // DeleteAccount deletes the caller's account and everything kept for it.
-// The audit trail stays: it is keyed by a random id and expires by TTL. An
-// account already deleted is answered as its sessions are: they are gone.
+// It marks the account, which refuses its writes at once, hands the rest to
+// the Finisher and ends the account's sessions. The audit trail stays: it is
+// keyed by a random id and expires by TTL. An account already deleted, or
+// being deleted, is answered as its sessions are: they are gone.
 func (s *Service) DeleteAccount(ctx context.Context, p Principal, c audit.Client) error {
-	err := s.erase(ctx, p.UserID)
+	err := s.Store.BeginDeleteUser(ctx, p.UserID)
 	s.cache.forget(p.SessionID)
 	if ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
 		return errInvalidToken(err)
@@ -264,7 +280,50 @@ func (s *Service) DeleteAccount(ctx context.Context, p Principal, c audit.Client
 		return err
 	}
 	s.Audit.Record(ctx, audit.AccountDeleted, p.UserID, c, "")
-	return nil
+	if err := s.handOver(ctx, p.UserID); err != nil {
+		return err
+	}
+	// The finisher deletes them too, but the app's token must stop working
+	// now, not once the finisher got to it.
+	return s.Store.DeleteSessions(ctx, p.UserID)
+}
+
+// handOver gives a begun deletion to the Finisher, or finishes it here when
+// there is none or it cannot take it: no one else would until a sign-in.
+func (s *Service) handOver(ctx context.Context, userID string) error {
+	if s.Finisher != nil {
+		err := s.Finisher.Finish(ctx, userID)
+		if err == nil {
+			return nil
+		}
+		s.Log.WarnContext(ctx, "account deletion: finishing in the request", "err", err.Error())
+	}
+	return s.FinishDeletion(ctx, userID)
+}
+
+// FinishDeletion finishes the deletion of an account whose deletion has
+// begun. It may run more than once for one deletion, and concurrently: each
+// step is idempotent. An account not being deleted is refused: the
+// finisher's event names a user, and must never be able to delete an open
+// account.
+func (s *Service) FinishDeletion(ctx context.Context, userID string) error {
+	_, err := s.Store.User(ctx, userID)
+	var convs []string
+	switch {
+	case errors.Is(err, store.ErrAccountDeleted):
+		convs, err = s.Store.DeleteUser(ctx, userID)
+		if err != nil && !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
+			return err
+		}
+	case ovrlrd.IsCode(err, ovrlrd.ENOTFOUND):
+		// The table is done, but the attempt that finished it may have
+		// stopped before the cleaners did.
+	case err != nil:
+		return err
+	default:
+		return ovrlrd.Errorf(ovrlrd.EINVALID, "The account is not being deleted.")
+	}
+	return s.clean(ctx, userID, convs)
 }
 
 // erase deletes an account from the table, then what is kept for it
@@ -274,6 +333,11 @@ func (s *Service) erase(ctx context.Context, userID string) error {
 	if err != nil {
 		return err
 	}
+	return s.clean(ctx, userID, convs)
+}
+
+// clean removes what is kept for an account outside the table.
+func (s *Service) clean(ctx context.Context, userID string, convs []string) error {
 	for _, clean := range s.Cleaners {
 		if err := clean(ctx, userID, convs); err != nil {
 			return err

@@ -27,6 +27,9 @@ type Conversation struct {
 	CostUSD      float64 `json:"costUsd"`
 	InputTokens  int64   `json:"inputTokens"`
 	OutputTokens int64   `json:"outputTokens"`
+	// Workspace is the version of the conversation's saved folders that
+	// goes with ClaudeSessionID; the app never sees it.
+	Workspace string `json:"-"`
 }
 
 // Message is one entry of a conversation.

@@ -1,18 +1,22 @@
 // Package push tells a user's phones that an answer is ready, through APNs
 // with token authentication (sideshow/apns2). A push never fails a turn:
-// it is retried within its deadline, a dead device token is removed, and
-// whatever still fails is logged.
+// it is retried within its deadline when APNs surely does not have it, a
+// dead device token is removed, and whatever still fails is logged.
 package push
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httptrace"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -86,6 +90,9 @@ type Message struct {
 	ConversationID string
 	Title          string
 	Segments       []string
+	// TurnID names the turn the push announces; every push of one turn
+	// carries the same collapse id, so the phone shows a duplicate once.
+	TurnID string
 }
 
 // Notify pushes m to every device of userID, in parallel, within ctx.
@@ -95,19 +102,30 @@ func (n *Notifier) Notify(ctx context.Context, userID string, m Message) {
 		n.log.ErrorContext(ctx, "push: list devices", "err", err)
 		return
 	}
-	payload := Payload(m)
+	payload, collapse := Payload(m), collapseID(m.TurnID)
 	var wg sync.WaitGroup
 	for _, d := range devs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			n.send(ctx, d, payload)
+			n.send(ctx, d, payload, collapse)
 		}()
 	}
 	wg.Wait()
 }
 
-func (n *Notifier) send(ctx context.Context, d ovrlrd.Device, payload []byte) {
+// collapseID is a hash of the turn id rather than the id itself: the turn
+// id is the run lease's holder token, which has no business leaving the
+// service. 32 hex characters stay well within APNs's 64-byte limit.
+func collapseID(turnID string) string {
+	if turnID == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(turnID))
+	return hex.EncodeToString(sum[:16])
+}
+
+func (n *Notifier) send(ctx context.Context, d ovrlrd.Device, payload []byte, collapse string) {
 	client, ok := n.clients[d.Environment]
 	if !ok {
 		client = n.clients[ovrlrd.EnvProduction]
@@ -118,16 +136,22 @@ func (n *Notifier) send(ctx context.Context, d ovrlrd.Device, payload []byte) {
 		PushType:    apns2.PushTypeAlert,
 		Priority:    apns2.PriorityHigh,
 		Payload:     payload,
+		CollapseID:  collapse,
 	}
 	var last error
 	for i := 0; i < attempts; i++ {
 		if i > 0 && !sleep(ctx, backoff<<(i-1)) {
 			break
 		}
-		resp, err := client.PushWithContext(ctx, note)
+		resp, sent, err := sendOnce(ctx, client, note)
 		switch {
+		case err != nil && sent:
+			// APNs may have accepted it and only the answer was lost (a
+			// timeout, a reset): sending again could show it twice.
+			n.log.ErrorContext(ctx, "push: not retried, APNs may have it", "err", err)
+			return
 		case err != nil:
-			last = err // transport: retry
+			last = err
 			continue
 		case resp.Sent():
 			return
@@ -151,6 +175,23 @@ func (n *Notifier) send(ctx context.Context, d ovrlrd.Device, payload []byte) {
 		last = errors.New("deadline reached")
 	}
 	n.log.ErrorContext(ctx, "push: gave up", "attempts", attempts, "err", last)
+}
+
+// sendOnce sends one request and says whether any of it left for APNs. The
+// trace marks the moment the HTTP/2 stream's headers are handed to the
+// connection (apns2 passes ctx on to the request): before it, a failure is
+// a dial, a TLS handshake or a connection that was never usable, so APNs
+// cannot have the notification. From then on APNs may have all of it even
+// if a later write fails, so WroteHeaders rather than WroteRequest is the
+// line, and WroteRequest counts too in case a transport skips the first.
+func sendOnce(ctx context.Context, client *apns2.Client, note *apns2.Notification) (*apns2.Response, bool, error) {
+	var sent atomic.Bool
+	trace := &httptrace.ClientTrace{
+		WroteHeaders: func() { sent.Store(true) },
+		WroteRequest: func(httptrace.WroteRequestInfo) { sent.Store(true) },
+	}
+	resp, err := client.PushWithContext(httptrace.WithClientTrace(ctx, trace), note)
+	return resp, sent.Load(), err
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

@@ -309,7 +309,7 @@ func (f *lambdaFake) done() (int, []error) {
 	return f.counts, f.errs
 }
 
-func newLambdaFake(t *testing.T, a arns, rec *calls, target func() *emulator) *lambdaFake {
+func newLambdaFake(t *testing.T, a arns, rec *calls, target func() *emulator, want string) *lambdaFake {
 	t.Helper()
 	f := &lambdaFake{}
 	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -335,8 +335,8 @@ func newLambdaFake(t *testing.T, a arns, rec *calls, target func() *emulator) *l
 			f.counts++
 			if err != nil {
 				f.errs = append(f.errs, err)
-			} else if string(out) != `{"kind":"complete"}` {
-				f.errs = append(f.errs, fmt.Errorf("buffered turn answered %s", out))
+			} else if string(out) != want {
+				f.errs = append(f.errs, fmt.Errorf("the event answered %s, want %s", out, want))
 			}
 		}()
 		w.WriteHeader(http.StatusAccepted)

@@ -65,14 +65,18 @@ type deployed struct {
 // Emulator with the environment template.yaml gives each function (and the
 // image gives the stream function), STAGE=dev, secrets from an SSM
 // stand-in. Only endpoints differ from AWS: DynamoDB Local, an S3
-// stand-in, a Lambda stand-in (the chat function's asynchronous invoke of
-// the stream function) and Apple's keys. Every AWS call is recorded.
+// stand-in, Lambda stand-ins (the chat function's asynchronous invoke of
+// the stream function, the auth function's of itself) and Apple's keys.
+// Every AWS call is recorded.
 type stack struct {
 	fns    map[string]*deployed
 	apple  *applefake.Server
 	lambda *lambdaFake
-	tpl    samtemplate.Template
-	env    samtemplate.Env
+	// authLambda is where the auth function finishes account deletions:
+	// an asynchronous invoke of itself.
+	authLambda *lambdaFake
+	tpl        samtemplate.Template
+	env        samtemplate.Env
 }
 
 // deployMod changes how one function is deployed before it starts: its
@@ -144,8 +148,12 @@ func newStack(t *testing.T, mods ...deployMod) *stack {
 		switch logical {
 		case "ChatFunction":
 			bootstrap = filepath.Join(dir, "chat", "bootstrap")
-			s.lambda = newLambdaFake(t, a, d.calls, func() *emulator { return s.fns["StreamFunction"].emu })
+			s.lambda = newLambdaFake(t, a, d.calls, func() *emulator { return s.fns["StreamFunction"].emu }, `{"kind":"complete"}`)
 			env["AWS_ENDPOINT_URL_LAMBDA"] = s.lambda.URL
+		case "AuthFunction":
+			s.authLambda = newLambdaFake(t, a, d.calls, func() *emulator { return s.fns["AuthFunction"].emu },
+				`{"finished":"account deletion"}`)
+			env["AWS_ENDPOINT_URL_LAMBDA"] = s.authLambda.URL
 		case "StreamFunction":
 			bootstrap = filepath.Join(dir, "stream", "bootstrap")
 			// What the image sets, with this machine's folders and the fake
@@ -437,6 +445,9 @@ func TestLifecycleUnderTheEmulator(t *testing.T) {
 		t.Fatalf("turn before deletion: %d %s", p.StatusCode, body)
 	}
 	expect("delete account", s.httpCall(t, "auth-account-delete.json", tok, "", ""), 204)
+	if n, errs := s.authLambda.done(); n != 1 || len(errs) > 0 {
+		t.Fatalf("the deletion's finish: %d invokes, errors %v", n, errs)
+	}
 	expect("after deletion", s.httpCall(t, "chat-list.json", tok, "", ""), 401)
 
 	s.checkIAM(t)

@@ -40,10 +40,11 @@ func (t Template) RoleOf(function string) (string, error) {
 	return name, nil
 }
 
-// RoleStatements returns the statements of a role's inline policies, as
-// CloudFormation would create them in e (conditional policies included or
-// dropped by their condition). Managed policies are refused: what a role may
-// do must be readable here.
+// RoleStatements returns the statements of a role's inline policies, its
+// own and those of AWS::IAM::RolePolicy resources naming it (a policy that
+// names the role's function must be one), as CloudFormation would create
+// them in e (conditional policies included or dropped by their condition).
+// Managed policies are refused: what a role may do must be readable here.
 func (t Template) RoleStatements(role string, e Env) ([]Statement, error) {
 	r := t.Resources()[role]
 	raw, _ := r["Properties"].(map[string]any)
@@ -55,6 +56,11 @@ func (t Template) RoleStatements(role string, e Env) ([]Statement, error) {
 		return nil, fmt.Errorf("%s: %w", role, err)
 	}
 	policies, _ := v.([]any)
+	attached, err := t.rolePolicies(role, e)
+	if err != nil {
+		return nil, err
+	}
+	policies = append(policies, attached...)
 	var out []Statement
 	for _, p := range policies {
 		pm, _ := p.(map[string]any)
@@ -87,6 +93,44 @@ func (t Template) RoleStatements(role string, e Env) ([]Statement, error) {
 			}
 			out = append(out, st)
 		}
+	}
+	return out, nil
+}
+
+// rolePolicies returns the properties (PolicyName, PolicyDocument) of the
+// AWS::IAM::RolePolicy resources that CloudFormation would attach to role
+// in e.
+func (t Template) rolePolicies(role string, e Env) ([]any, error) {
+	ids := make([]string, 0, len(t.Resources()))
+	for id := range t.Resources() {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	var out []any
+	for _, id := range ids {
+		r := t.Resources()[id]
+		if r["Type"] != "AWS::IAM::RolePolicy" {
+			continue
+		}
+		if cond, ok := r["Condition"].(string); ok {
+			on, err := t.Condition(cond, e)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", id, err)
+			}
+			if !on {
+				continue
+			}
+		}
+		raw, _ := r["Properties"].(map[string]any)
+		ref, _ := raw["RoleName"].(map[string]any)
+		if ref["Ref"] != role {
+			continue
+		}
+		v, err := t.Eval(raw, e)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", id, err)
+		}
+		out = append(out, v)
 	}
 	return out, nil
 }

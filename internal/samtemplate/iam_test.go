@@ -77,6 +77,7 @@ func TestGrantsPerFunction(t *testing.T) {
 	e := tpl.SampleEnv(nil, nil)
 	arn := func(res, attr string) string { return e.Attrs[res+"."+attr] }
 	table, bucket, stream := arn("Table", "Arn"), arn("SessionsBucket", "Arn"), arn("StreamFunction", "Arn")
+	authFn := arn("AuthFunction", "Arn")
 	obj := bucket + "/users/u1/conversations/c1/work.tar.gz"
 	type check struct {
 		req  samtemplate.Request
@@ -111,10 +112,11 @@ func TestGrantsPerFunction(t *testing.T) {
 		{req("dynamodb:DeleteTable", table), nil},
 		{req("dynamodb:BatchGetItem", table), nil},
 		{req("lambda:InvokeFunction", stream), only("ChatFunction")},
+		{req("lambda:InvokeFunction", authFn), only("AuthFunction")}, // finishing an account deletion
 		{req("s3:GetObject", obj), only("StreamFunction")},
 		{req("s3:PutObject", obj), only("StreamFunction")},
 		{req("s3:DeleteObject", obj), all},
-		{req("s3:ListBucket", bucket, "s3:prefix", "users/u1/"), only("AuthFunction", "StreamFunction")},
+		{req("s3:ListBucket", bucket, "s3:prefix", "users/u1/"), all},
 		{req("s3:ListBucket", bucket, "s3:prefix", ""), only("StreamFunction")},
 		{req("s3:ListBucket", bucket), only("StreamFunction")},
 		{req("s3:GetObject", bucket+"/other/key"), nil},

@@ -192,6 +192,7 @@ func TestTemplateMatchesSAMSchema(t *testing.T) {
 // where else it is checked.
 var noSchema = map[string]string{
 	"AWS::S3::BucketPolicy": "TestBucketDeniesInsecureTransport",
+	"AWS::IAM::RolePolicy":  "TestGrantsPerFunction",
 }
 
 // Every plain CloudFormation resource's Properties against its type's

@@ -148,12 +148,13 @@ func prepareRoot(root string, m Mode) error {
 	}
 }
 
-// Box is one turn's confinement. Its methods are safe for one goroutine
-// at a time; Release ends it.
+// Box is one turn's confinement. Own is safe for concurrent use; its other
+// methods are for one goroutine at a time. Release ends it.
 type Box struct {
 	pool  *Pool
-	uid   int      // -1 unless PerTurnUser
-	lock  *os.File // PerTurnUser: holds the user id against other servers
+	uid   int        // -1 unless PerTurnUser
+	lock  *os.File   // PerTurnUser: holds the user id against other servers
+	mu    sync.Mutex // Own is called by the turn and its title run at once
 	owned []string
 	tmp   string
 	swept bool // nothing of the turn has run since the last sweep
@@ -243,7 +244,9 @@ func (b *Box) TempDir() string { return b.tmp }
 // server change a file elsewhere.
 func (b *Box) Own(dirs ...string) error {
 	for _, dir := range dirs {
+		b.mu.Lock()
 		b.owned = append(b.owned, dir)
+		b.mu.Unlock()
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return fmt.Errorf("sandbox: %w", err)
 		}
@@ -305,7 +308,10 @@ func (b *Box) Release() error {
 		b.Sweep()
 	}
 	var errs []error
-	for _, dir := range b.owned {
+	b.mu.Lock()
+	owned := b.owned
+	b.mu.Unlock()
+	for _, dir := range owned {
 		errs = append(errs, removeTree(dir))
 	}
 	switch b.pool.cfg.Mode {

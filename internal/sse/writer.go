@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"time"
 )
 
 var (
@@ -20,6 +21,11 @@ var (
 // pingFrame is the heartbeat the app accepts and ignores.
 var pingFrame = []byte("data: {\"type\":\"ping\"}\n\n")
 
+// WriteTimeout bounds each write to the client. A phone suspended
+// mid-stream stops reading without closing its connection; past this, the
+// client counts as gone. A variable so tests can shorten it.
+var WriteTimeout = 30 * time.Second
+
 // maxKeep is the largest buffer kept between events; a larger one (after a
 // big event) is dropped so a long stream does not pin it.
 const maxKeep = 64 << 10
@@ -31,6 +37,11 @@ const maxKeep = 64 << 10
 // cannot flush is written to unflushed), any other writer if it has a
 // Flush() error or Flush() method (bufio.Writer, for one).
 //
+// Each write to an http.ResponseWriter that takes a write deadline (net/http's
+// does, Lambda's streaming writer does not) gets one WriteTimeout away, so
+// a client that stops reading fails the write instead of holding it
+// forever; see Deadlined.
+//
 // A Writer is safe for concurrent use (a heartbeat goroutine may Ping
 // while the turn Sends). The first write error is sticky: later calls
 // return it without writing, since a partly written event leaves the
@@ -39,6 +50,8 @@ type Writer struct {
 	mu       sync.Mutex
 	w        io.Writer
 	flush    func() error
+	deadline func(time.Time) error // nil when w takes no write deadline
+	timeout  time.Duration
 	buf      []byte
 	err      error
 	terminal bool
@@ -46,10 +59,15 @@ type Writer struct {
 
 // NewWriter returns a Writer that writes to w.
 func NewWriter(w io.Writer) *Writer {
-	sw := &Writer{w: w, buf: make([]byte, 0, 512)}
+	sw := &Writer{w: w, buf: make([]byte, 0, 512), timeout: WriteTimeout}
 	switch f := w.(type) {
 	case http.ResponseWriter:
 		rc := http.NewResponseController(f)
+		// Asked with the zero time, which sets no deadline: every write
+		// sets its own.
+		if rc.SetWriteDeadline(time.Time{}) == nil {
+			sw.deadline = rc.SetWriteDeadline
+		}
 		sw.flush = func() error {
 			err := rc.Flush()
 			if errors.Is(err, http.ErrNotSupported) {
@@ -67,6 +85,12 @@ func NewWriter(w io.Writer) *Writer {
 	}
 	return sw
 }
+
+// Deadlined reports whether every write ends by itself within
+// WriteTimeout of its start, because the underlying writer takes a write
+// deadline. Without one, a write to a client that stopped reading blocks
+// until something else unblocks it.
+func (w *Writer) Deadlined() bool { return w.deadline != nil }
 
 // Send writes e as `data: <compact JSON>\n\n`. It returns ErrUnknownType
 // for a type outside the app's enum and ErrAfterTerminal after a terminal
@@ -116,8 +140,16 @@ func (w *Writer) check() error {
 	return nil
 }
 
-// write hands b to the underlying writer in one call and flushes.
+// write hands b to the underlying writer in one call and flushes. The
+// deadline set here stays after the write, so the server's own last write
+// of the response (after the handler returned) is bounded too.
 func (w *Writer) write(b []byte) error {
+	if w.deadline != nil {
+		if err := w.deadline(time.Now().Add(w.timeout)); err != nil {
+			w.err = err
+			return err
+		}
+	}
 	n, err := w.w.Write(b)
 	if err == nil && n != len(b) {
 		err = io.ErrShortWrite

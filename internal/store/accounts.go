@@ -41,13 +41,16 @@ type tombstone struct {
 //  1. every session, so the user's tokens stop working;
 //  2. every conversation with its whole CONV#<id> partition (messages, run
 //     lease, anything else), through DeleteConversation;
-//  3. devices (with their token claims) and any other item under USER#<uid>;
+//  3. devices (with their token claims), the tombstones of conversations
+//     the user deleted (each partition purged again first: that delete may
+//     have stopped part way) and any other item under USER#<uid>;
 //  4. last, in one transaction, the profile becomes a tombstone and the Apple
 //     claim goes, so the same Apple account can then sign up again as a new
 //     user.
 //
 // Until step 4 the marked profile and the claim are there, so a deletion
-// that stopped half way is completed by the next call (sign-in makes it).
+// that stopped half way is completed by the next call (the retries of the
+// deletion's finisher make it, and so does a sign-in).
 // A finished deletion, or no such user, is ENOTFOUND. Audit events are left
 // alone: they are the security trail and expire by TTL.
 //
@@ -66,10 +69,7 @@ func (s *Store) DeleteUser(ctx context.Context, userID string) (deletedConversat
 	deleted := []string{}
 
 	// 1. Sessions.
-	err = s.eachKeyPage(ctx, pk, "SESSION#", func(keys []itemKey) error {
-		return s.deleteKeys(ctx, keys, "delete sessions")
-	})
-	if err != nil {
+	if err := s.DeleteSessions(ctx, userID); err != nil {
 		return deleted, err
 	}
 
@@ -106,6 +106,13 @@ func (s *Store) DeleteUser(ctx context.Context, userID string) (deletedConversat
 				deleted = append(deleted, id)
 				continue
 			}
+			if id, ok := strings.CutPrefix(k.SK, gonePrefix); ok && isID(id) {
+				if err := s.purge(ctx, convPrefix+id); err != nil {
+					return err
+				}
+				rest = append(rest, k)
+				continue
+			}
 			if tok, ok := strings.CutPrefix(k.SK, "DEVICE#"); ok {
 				// With its claim, so the phone is free for the next account.
 				if err := s.DeleteDevice(ctx, userID, tok); err != nil && !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
@@ -126,6 +133,36 @@ func (s *Store) DeleteUser(ctx context.Context, userID string) (deletedConversat
 		return deleted, err
 	}
 	return deleted, nil
+}
+
+// BeginDeleteUser marks userID's account as being deleted, which refuses
+// every write of the account from this moment, on every instance (see
+// accountOpen). DeleteUser does the rest. An account whose deletion has
+// already begun, or ended, or no such user, is ENOTFOUND: the deletion was
+// asked for before, and whoever began it finishes it.
+func (s *Store) BeginDeleteUser(ctx context.Context, userID string) error {
+	if !isID(userID) {
+		return errUserNotFound()
+	}
+	err := s.table.Update(attrPK, userPK(userID)).Range(attrSK, skProfile).
+		Set(attrDeletedAt, s.nowMillis()).
+		If("attribute_exists($) AND attribute_not_exists($)", attrPK, attrDeletedAt).
+		Run(ctx)
+	if dynamo.IsCondCheckFailed(err) {
+		return errUserNotFound()
+	}
+	if err != nil {
+		return dbError("begin account deletion", err)
+	}
+	return nil
+}
+
+// DeleteSessions deletes every login session of userID, so its tokens stop
+// working wherever they are not cached.
+func (s *Store) DeleteSessions(ctx context.Context, userID string) error {
+	return s.eachKeyPage(ctx, userPK(userID), "SESSION#", func(keys []itemKey) error {
+		return s.deleteKeys(ctx, keys, "delete sessions")
+	})
 }
 
 // deleteAccountConversation deletes one conversation of an account being

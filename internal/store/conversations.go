@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/guregu/dynamo/v2"
@@ -27,6 +28,24 @@ func convSK(id string) string              { return convPrefix + id }
 func convsGSIPK(userID string) string      { return "CONVS#" + userID }
 func convGSISK(at int64, id string) string { return sortableMillis(at) + "#" + id }
 
+// goneRetention is how long a deleted conversation's tombstone lets its
+// owner's retry finish the delete: long enough for an app that was offline
+// to come back to it.
+const goneRetention = 7 * 24 * time.Hour
+
+const gonePrefix = "GONE#"
+
+func goneSK(id string) string { return gonePrefix + id }
+
+// goneItem is a deleted conversation's tombstone, PK USER#<uid>, SK
+// GONE#<id>. It has no GSI1 keys, so no list ever shows it.
+type goneItem struct {
+	PK        string `dynamo:"PK"`
+	SK        string `dynamo:"SK"`
+	DeletedAt int64  `dynamo:"deletedAt"`
+	TTL       int64  `dynamo:"ttl"`
+}
+
 // convItem is a conversation, PK USER#<uid>, SK CONV#<id>.
 type convItem struct {
 	PK              string  `dynamo:"PK"`
@@ -37,6 +56,7 @@ type convItem struct {
 	UserID          string  `dynamo:"userId"`
 	ClaudeSessionID *string `dynamo:"claudeSessionId,omitempty"`
 	Title           *string `dynamo:"title,omitempty"`
+	Workspace       *string `dynamo:"workspace,omitempty"`
 	CreatedAt       int64   `dynamo:"createdAt"`
 	UpdatedAt       int64   `dynamo:"updatedAt"`
 	TurnCount       int     `dynamo:"turnCount,omitempty"`
@@ -55,10 +75,17 @@ func newConvItem(userID, id string, at int64) convItem {
 
 func (it convItem) conversation() ovrlrd.Conversation {
 	return ovrlrd.Conversation{
-		ID: it.ID, UserID: it.UserID, ClaudeSessionID: it.ClaudeSessionID, Title: it.Title,
+		ID: it.ID, UserID: it.UserID, ClaudeSessionID: it.ClaudeSessionID, Title: it.Title, Workspace: deref(it.Workspace),
 		CreatedAt: ovrlrd.Timestamp(timeOf(it.CreatedAt)), UpdatedAt: ovrlrd.Timestamp(timeOf(it.UpdatedAt)),
 		TurnCount: it.TurnCount, CostUSD: it.CostUSD, InputTokens: it.InputTokens, OutputTokens: it.OutputTokens,
 	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 // errConvNotFound is the one answer for a missing, foreign or malformed id:
@@ -197,20 +224,67 @@ func (s *Store) SetTitle(ctx context.Context, userID, convID, title string) erro
 
 // DeleteConversation deletes convID and everything kept under it. The
 // conversation goes first and conditionally: once it is gone nothing can be
-// appended (appends require it), and a second delete is ENOTFOUND.
+// appended (appends require it). In the same transaction its tombstone is
+// written under the owner, so that should the purge (or the caller's cleanup
+// elsewhere) stop part way, the owner's retry is not told "not found" but
+// purges again: a conversation that is gone but whose tombstone the caller
+// holds is deleted again, successfully. Any other id is ENOTFOUND, and
+// nothing of it is touched.
 func (s *Store) DeleteConversation(ctx context.Context, userID, convID string) error {
 	if !isID(convID) {
 		return errConvNotFound()
 	}
-	err := s.table.Delete(attrPK, userPK(userID)).Range(attrSK, convSK(convID)).
-		If("attribute_exists($)", attrPK).Run(ctx)
-	if dynamo.IsCondCheckFailed(err) {
+	if err := s.buryConversation(ctx, userID, convID); err != nil {
+		return err
+	}
+	return s.purge(ctx, convPrefix+convID)
+}
+
+// buryConversation replaces userID's conversation convID by its tombstone,
+// or finds the tombstone an earlier delete of the caller's left.
+func (s *Store) buryConversation(ctx context.Context, userID, convID string) error {
+	del := s.table.Delete(attrPK, userPK(userID)).Range(attrSK, convSK(convID)).If("attribute_exists($)", attrPK)
+	stone := s.table.Put(goneItem{
+		PK: userPK(userID), SK: goneSK(convID),
+		DeletedAt: s.nowMillis(), TTL: ttlOf(s.now().Add(goneRetention)),
+	})
+	for attempt := 0; ; attempt++ {
+		err := s.db.WriteTx().Delete(del).Put(stone).Idempotent(true).Run(ctx)
+		reasons := cancelReasons(err)
+		switch {
+		case err == nil:
+			return nil
+		case reasonCode(reasons, 0) == reasonCondition:
+			return s.ownTombstone(ctx, userID, convID)
+		case retryable(reasons) && attempt+1 < txAttempts:
+			// An append or a turn's save racing on the conversation item.
+			if err := pause(ctx, attempt); err != nil {
+				return dbError("delete conversation", err)
+			}
+		default:
+			return dbError("delete conversation", err)
+		}
+	}
+}
+
+// ownTombstone is nil when userID holds an unexpired tombstone of convID,
+// and ENOTFOUND otherwise: it is looked up under the caller's own partition,
+// so another user's id never matches.
+func (s *Store) ownTombstone(ctx context.Context, userID, convID string) error {
+	var it goneItem
+	err := s.table.Get(attrPK, userPK(userID)).Range(attrSK, dynamo.Equal, goneSK(convID)).
+		Consistent(true).One(ctx, &it)
+	if errors.Is(err, dynamo.ErrNotFound) {
 		return errConvNotFound()
 	}
 	if err != nil {
-		return dbError("delete conversation", err)
+		return dbError("get conversation tombstone", err)
 	}
-	return s.purge(ctx, convPrefix+convID)
+	// The TTL sweeper deletes late; an expired tombstone is already gone.
+	if it.TTL <= s.now().Unix() {
+		return errConvNotFound()
+	}
+	return nil
 }
 
 // purge deletes every item in partition pk: messages, and whatever else

@@ -118,12 +118,17 @@ func (s *Store) Messages(ctx context.Context, convID string, page ovrlrd.Page) (
 		})
 	}
 	var items []msgItem
-	if err := q.All(ctx, &items); err != nil {
+	// A page stops at DynamoDB's 1 MB too (a few long answers): then the
+	// rest is on the next page, not lost from the list.
+	lek, err := q.AllWithLastEvaluatedKey(ctx, &items)
+	if err != nil {
 		return nil, "", dbError("list messages", err)
 	}
 	next := ""
 	if len(items) > page.Limit {
 		items = items[:page.Limit]
+		next = s.cursors.Encode(scope, msgCursor{SK: items[len(items)-1].SK})
+	} else if len(lek) > 0 && len(items) > 0 {
 		next = s.cursors.Encode(scope, msgCursor{SK: items[len(items)-1].SK})
 	}
 	slices.Reverse(items)

@@ -31,7 +31,8 @@ func errTurnRunning() error {
 // StartTurn writes the opening message and takes the lease in one
 // transaction; for a new conversation, the conversation too. The same
 // transaction requires the account not to be being deleted. An existing
-// conversation costs one read first, for its session id and title.
+// conversation costs one read after it, for its session id, folders and
+// title.
 func (s *Store) StartTurn(ctx context.Context, t TurnStart) (ovrlrd.Conversation, ovrlrd.Message, error) {
 	if err := checkMessage(t.Message.Role, t.Message.Content); err != nil {
 		return ovrlrd.Conversation{}, ovrlrd.Message{}, err
@@ -42,22 +43,25 @@ func (s *Store) StartTurn(ctx context.Context, t TurnStart) (ovrlrd.Conversation
 	if t.ConversationID == "" {
 		return s.startNewTurn(ctx, t)
 	}
-	conv, err := s.Conversation(ctx, t.UserID, t.ConversationID)
+	m := newMsgItem(t.UserID, t.ConversationID, newID(), t.Message.Role, t.Message.Content, 0)
+	run, err := s.runPut(t.ConversationID, t.Holder, t.Lease)
 	if err != nil {
 		return ovrlrd.Conversation{}, ovrlrd.Message{}, err
 	}
-	m := newMsgItem(t.UserID, conv.ID, newID(), t.Message.Role, t.Message.Content, 0)
-	run, err := s.runPut(conv.ID, t.Holder, t.Lease)
-	if err != nil {
-		return ovrlrd.Conversation{}, ovrlrd.Message{}, err
-	}
-	at, err := s.touch(ctx, t.UserID, conv.ID, change{}, []*msgItem{&m},
+	// The conversation is read once the lease is held: from then on only
+	// this turn changes its session and folders, so the turn resumes what
+	// the turn before it saved, never an older state read before that one
+	// released the lease.
+	_, err = s.touch(ctx, t.UserID, t.ConversationID, change{}, []*msgItem{&m},
 		txItem{write: s.accountOpen(t.UserID), onFail: errAccountDeleted()},
 		txItem{write: run, onFail: errTurnRunning()})
 	if err != nil {
 		return ovrlrd.Conversation{}, ovrlrd.Message{}, err
 	}
-	conv.UpdatedAt = ovrlrd.Timestamp(timeOf(at))
+	conv, err := s.Conversation(ctx, t.UserID, t.ConversationID)
+	if err != nil {
+		return ovrlrd.Conversation{}, ovrlrd.Message{}, err
+	}
 	return conv, m.message(), nil
 }
 
@@ -126,13 +130,25 @@ type TurnFinish struct {
 	Holder         string
 	Segments       []string // assistant messages, in order
 	SessionID      string   // the CLI session to resume next time; "" keeps the stored one
-	Title          string   // "" keeps the stored one
-	Outcome        TurnOutcome
-	Usage          ovrlrd.Usage // what the turn cost; added to the conversation and the user's day
+	Workspace      string   // the version of the folders saved with it; "" keeps the stored one
+	// Forget clears the session id and the folders' version: the earlier
+	// context is gone, and the next turn starts afresh.
+	Forget bool
+	Title  string // "" keeps the stored one
+	// Notice, if set, is kept as a system message after the segments, for
+	// an outcome nobody saw streamed (a buffered turn's error).
+	Notice  string
+	Outcome TurnOutcome
+	Usage   ovrlrd.Usage // what the turn cost; added to the conversation and the user's day
+	// Unleased saves a turn that lost its lease but whose conversation
+	// still exists: what its user saw (messages, outcome, cost), never the
+	// session, the folders or the title, which belong to the lease holder.
+	Unleased bool
 }
 
-// maxTurnMessages keeps a turn's transaction within DynamoDB's 100 items
-// (messages, the conversation, the lease and the outcome).
+// maxTurnMessages keeps a turn's transaction within DynamoDB's 100 items:
+// its messages (a notice included), the conversation, the lease, the
+// outcome and the user's day.
 const maxTurnMessages = 96
 
 const outcomeRetention = 24 * time.Hour
@@ -170,31 +186,38 @@ func (s *Store) FinishTurn(ctx context.Context, f TurnFinish) ([]ovrlrd.Message,
 		"turnCount": 1, "costUsd": f.Usage.CostUSD,
 		"inputTokens": float64(f.Usage.InputTokens), "outputTokens": float64(f.Usage.OutputTokens),
 	}
-	if f.SessionID != "" {
-		set["claudeSessionId"] = &f.SessionID
+	switch {
+	case f.Unleased:
+	case f.Forget:
+		set["claudeSessionId"], set["workspace"] = nil, nil
+	default:
+		if f.SessionID != "" {
+			set["claudeSessionId"] = &f.SessionID
+		}
+		if f.Workspace != "" {
+			set["workspace"] = &f.Workspace
+		}
 	}
-	if f.Title != "" {
+	if f.Title != "" && !f.Unleased {
 		if len(f.Title) > maxTitle {
 			return nil, ovrlrd.Errorf(ovrlrd.EINVALID, "The title is too long.")
 		}
 		set["title"] = &f.Title
 	}
-	segments := fitSegments(f.Segments)
-	msgs := make([]*msgItem, 0, len(segments))
+	limit := maxTurnMessages
+	if f.Notice != "" {
+		limit-- // the notice takes a message's place in the transaction
+	}
+	segments := fitSegments(f.Segments, limit)
+	msgs := make([]*msgItem, 0, len(segments)+1)
 	for _, text := range segments {
 		m := newMsgItem(f.UserID, f.ConversationID, newID(), ovrlrd.RoleAssistant, text, 0)
 		msgs = append(msgs, &m)
 	}
-	release := types.TransactWriteItem{Delete: &types.Delete{
-		TableName: aws.String(s.table.Name()),
-		Key: map[string]types.AttributeValue{
-			attrPK: &types.AttributeValueMemberS{Value: runPK(f.ConversationID)},
-			attrSK: &types.AttributeValueMemberS{Value: runSK},
-		},
-		ConditionExpression:       aws.String("#h = :h"),
-		ExpressionAttributeNames:  map[string]string{"#h": "holder"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":h": &types.AttributeValueMemberS{Value: f.Holder}},
-	}}
+	if f.Notice != "" {
+		m := newMsgItem(f.UserID, f.ConversationID, newID(), ovrlrd.RoleSystem, cutUTF8(f.Notice, 4<<10), 0)
+		msgs = append(msgs, &m)
+	}
 	// The outcome only serves a buffered caller's answer; the messages
 	// hold the full text. Cut, it can never push the item past DynamoDB's
 	// 400 KB, nor the transaction past its 4 MB.
@@ -207,12 +230,14 @@ func (s *Store) FinishTurn(ctx context.Context, f TurnFinish) ([]ovrlrd.Message,
 	if err != nil {
 		return nil, ovrlrd.Wrap(ovrlrd.EINTERNAL, "Internal server error", err)
 	}
-	lost := ovrlrd.Errorf(ovrlrd.ENOTFOUND, "The turn no longer holds its conversation.")
-	_, err = s.touch(ctx, f.UserID, f.ConversationID, change{set: set, add: add}, msgs,
-		txItem{write: release, onFail: lost},
-		txItem{write: types.TransactWriteItem{Put: &types.Put{TableName: aws.String(s.table.Name()), Item: outcome}}},
-		txItem{write: s.addUsage(f.UserID, f.Usage)})
-	if err != nil {
+	extra := []txItem{
+		{write: types.TransactWriteItem{Put: &types.Put{TableName: aws.String(s.table.Name()), Item: outcome}}},
+		{write: s.addUsage(f.UserID, f.Usage)},
+	}
+	if !f.Unleased {
+		extra = append(extra, txItem{write: s.releaseIfHeld(f.ConversationID, f.Holder), onFail: ErrLeaseLost})
+	}
+	if _, err = s.touch(ctx, f.UserID, f.ConversationID, change{set: set, add: add}, msgs, extra...); err != nil {
 		return nil, err
 	}
 	out := make([]ovrlrd.Message, 0, len(msgs))
@@ -220,6 +245,24 @@ func (s *Store) FinishTurn(ctx context.Context, f TurnFinish) ([]ovrlrd.Message,
 		out = append(out, m.message())
 	}
 	return out, nil
+}
+
+// ErrLeaseLost is FinishTurn's answer when the turn's lease is no longer
+// its own: another turn took the conversation, or it was deleted.
+var ErrLeaseLost = ovrlrd.Errorf(ovrlrd.ECONFLICT, "The turn no longer holds its conversation.")
+
+// releaseIfHeld deletes the lease if holder still holds it.
+func (s *Store) releaseIfHeld(convID, holder string) types.TransactWriteItem {
+	return types.TransactWriteItem{Delete: &types.Delete{
+		TableName: aws.String(s.table.Name()),
+		Key: map[string]types.AttributeValue{
+			attrPK: &types.AttributeValueMemberS{Value: runPK(convID)},
+			attrSK: &types.AttributeValueMemberS{Value: runSK},
+		},
+		ConditionExpression:       aws.String("#h = :h"),
+		ExpressionAttributeNames:  map[string]string{"#h": "holder"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":h": &types.AttributeValueMemberS{Value: holder}},
+	}}
 }
 
 // Outcome returns a finished turn's outcome; ENOTFOUND while it runs.
@@ -236,12 +279,28 @@ func (s *Store) Outcome(ctx context.Context, convID, holder string) (TurnOutcome
 	return it.TurnOutcome, nil
 }
 
-// fitSegments splits segments longer than one message may be and, past
-// maxTurnMessages, joins the rest into the last one, so a turn's output
-// always fits its one transaction. Neither happens in a normal turn.
-func fitSegments(segments []string) []string {
+// maxTurnText bounds the text of a turn's messages together, so its one
+// transaction stays under DynamoDB's 4 MB with room for the rest (the
+// outcome, the conversation, the lease, keys and names).
+const maxTurnText = 3 << 20
+
+// truncated ends a turn's text that went past maxTurnText, so the reader
+// sees that the stored answer is not the whole of it.
+const truncated = "\n\n[The rest of this answer was too long to keep.]"
+
+// fitSegments splits segments longer than one message may be, joins the
+// rest into the last one past maxMessages, and cuts the whole at
+// maxTurnText with a visible marker, so a turn's output always fits its one
+// transaction. None of it happens in a normal turn.
+func fitSegments(segments []string, maxMessages int) []string {
 	var out []string
+	total := 0
 	for _, s := range segments {
+		if total+len(s) > maxTurnText {
+			s = cutUTF8(s, max(maxTurnText-total-len(truncated), 0)) + truncated
+			segments = nil // nothing after this one
+		}
+		total += len(s)
 		for len(s) > MaxContentBytes {
 			head := cutUTF8(s, MaxContentBytes)
 			out = append(out, head)
@@ -250,12 +309,15 @@ func fitSegments(segments []string) []string {
 		if s != "" {
 			out = append(out, s)
 		}
+		if segments == nil {
+			break
+		}
 	}
-	if len(out) > maxTurnMessages {
-		tail := strings.Join(out[maxTurnMessages-1:], "\n\n")
-		out = append(out[:maxTurnMessages-1], tail)
+	if len(out) > maxMessages {
+		tail := strings.Join(out[maxMessages-1:], "\n\n")
+		out = append(out[:maxMessages-1], tail)
 		if len(tail) > MaxContentBytes {
-			out[len(out)-1] = strings.ToValidUTF8(tail[:MaxContentBytes-len("…")], "") + "…"
+			out[len(out)-1] = cutUTF8(tail, MaxContentBytes-len(truncated)) + truncated
 		}
 	}
 	return out

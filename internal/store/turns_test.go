@@ -2,10 +2,16 @@ package store_test
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/smithy-go/middleware"
 	"github.com/google/uuid"
 
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
@@ -94,8 +100,14 @@ func TestFinishAfterDeleteWritesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = s.FinishTurn(ctx, store.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "run-1", Segments: []string{"late"}})
-	if !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
+	if !errors.Is(err, store.ErrLeaseLost) {
 		t.Fatalf("finish after delete: %v", err)
+	}
+	// Nor does the save of a turn that lost its lease: a deleted
+	// conversation is not a lost lease.
+	_, err = s.FinishTurn(ctx, store.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "run-1", Segments: []string{"late"}, Unleased: true})
+	if !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
+		t.Fatalf("unleased finish after delete: %v", err)
 	}
 	var items []struct{ PK, SK string }
 	if err := storetest.DB().Table(storetest.TableName()).Get("PK", "CONV#"+c.ID).Consistent(true).All(ctx, &items); err != nil || len(items) != 0 {
@@ -110,7 +122,7 @@ func TestFinishByAnotherHolderWritesNothing(t *testing.T) {
 	uid := uuid.NewString()
 	c, _ := startTurn(t, s, uid, "", "run-1")
 	_, err := s.FinishTurn(ctx, store.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "intruder", Segments: []string{"x"}})
-	if !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
+	if !errors.Is(err, store.ErrLeaseLost) {
 		t.Fatalf("got %v", err)
 	}
 	if msgs, _, _ := s.Messages(ctx, c.ID, ovrlrd.Page{Limit: 10}); len(msgs) != 1 {
@@ -212,5 +224,178 @@ func TestLargeAnswerSaves(t *testing.T) {
 	o, err := s.Outcome(ctx, c.ID, "run-1")
 	if err != nil || len(o.Text) > 64<<10 || !strings.HasPrefix(answer, o.Text) {
 		t.Fatalf("outcome of %d bytes, %v", len(o.Text), err)
+	}
+}
+
+// A 5 MB answer is kept up to a bound, with a marker saying the rest was
+// cut, in one transaction under DynamoDB's 4 MB limit; before, the whole
+// turn failed as "database unavailable".
+func TestFiveMegabyteAnswerIsCutVisibly(t *testing.T) {
+	t.Parallel()
+	s := storetest.New(t)
+	ctx := context.Background()
+	uid := uuid.NewString()
+	c, _ := startTurn(t, s, uid, "", "run-1")
+	answer := strings.Repeat("five megabytes ", 5<<20/15)
+	msgs, err := s.FinishTurn(ctx, store.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "run-1",
+		Segments: []string{"a first segment", answer, "a segment after the cut"}, Outcome: store.TurnOutcome{Kind: "complete", Text: answer}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var joined strings.Builder
+	for _, m := range msgs {
+		joined.WriteString(m.Content)
+	}
+	kept := joined.String()
+	if len(kept) < 2<<20 || len(kept) > 4<<20 || !strings.HasSuffix(kept, "[The rest of this answer was too long to keep.]") ||
+		!strings.HasPrefix(kept, "a first segment"+"five megabytes ") {
+		t.Fatalf("kept %d bytes ending %q", len(kept), kept[max(len(kept)-80, 0):])
+	}
+	stored, page := 0, ovrlrd.Page{Limit: 100}
+	for {
+		got, next, err := s.Messages(ctx, c.ID, page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored += len(got)
+		if next == "" {
+			break
+		}
+		page.Cursor = next
+	}
+	if stored != len(msgs)+1 {
+		t.Fatalf("%d messages stored, %d returned", stored, len(msgs))
+	}
+}
+
+// Forget clears the session id and the folders' version together; a
+// workspace version is recorded with the session id it goes with.
+func TestWorkspaceVersionAndForget(t *testing.T) {
+	t.Parallel()
+	s := storetest.New(t)
+	ctx := context.Background()
+	uid := uuid.NewString()
+	c, _ := startTurn(t, s, uid, "", "r1")
+	if _, err := s.FinishTurn(ctx, store.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "r1", SessionID: "s1", Workspace: "v1"}); err != nil {
+		t.Fatal(err)
+	}
+	conv, _ := s.Conversation(ctx, uid, c.ID)
+	if conv.Workspace != "v1" || conv.ClaudeSessionID == nil || *conv.ClaudeSessionID != "s1" {
+		t.Fatalf("after a save: %+v", conv)
+	}
+	startTurn(t, s, uid, c.ID, "r2")
+	if _, err := s.FinishTurn(ctx, store.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "r2", SessionID: "s2", Forget: true,
+		Notice: "The earlier context could not be restored."}); err != nil {
+		t.Fatal(err)
+	}
+	conv, _ = s.Conversation(ctx, uid, c.ID)
+	if conv.Workspace != "" || conv.ClaudeSessionID != nil {
+		t.Fatalf("after forget: %+v", conv)
+	}
+	msgs, _, _ := s.Messages(ctx, c.ID, ovrlrd.Page{Limit: 10})
+	if last := msgs[len(msgs)-1]; last.Role != ovrlrd.RoleSystem || !strings.Contains(last.Content, "could not be restored") {
+		t.Fatalf("the notice is not the last message: %+v", msgs)
+	}
+}
+
+// A turn whose lease another turn took keeps what its user saw, and never
+// touches the session or the folders' version of the turn that holds it.
+func TestUnleasedFinishKeepsTheAnswerOnly(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	s := store.New(storetest.DB(), store.Options{Table: storetest.TableName(), Now: func() time.Time { return now }})
+	ctx := context.Background()
+	uid := uuid.NewString()
+	c, _ := startTurn(t, s, uid, "", "slow")
+	now = now.Add(2 * time.Minute)
+	if _, err := startTurn(t, s, uid, c.ID, "next"); err != nil {
+		t.Fatal(err)
+	}
+	f := store.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "slow", Segments: []string{"streamed"}, SessionID: "old", Workspace: "old"}
+	if _, err := s.FinishTurn(ctx, f); !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("finish without the lease: %v", err)
+	}
+	f.Unleased = true
+	if _, err := s.FinishTurn(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	conv, _ := s.Conversation(ctx, uid, c.ID)
+	msgs, _, _ := s.Messages(ctx, c.ID, ovrlrd.Page{Limit: 10})
+	kept := slices.ContainsFunc(msgs, func(m ovrlrd.Message) bool { return m.Content == "streamed" && m.Role == ovrlrd.RoleAssistant })
+	if conv.Workspace != "" || conv.ClaudeSessionID != nil || len(msgs) != 3 || !kept {
+		t.Fatalf("conversation %+v, messages %+v", conv, msgs)
+	}
+	if run, err := s.Run(ctx, c.ID); err != nil || run.Holder != "next" {
+		t.Fatalf("the other turn's lease: %+v %v", run, err)
+	}
+}
+
+// A buffered turn's notice takes a message's place: with more segments than
+// one transaction holds, the turn still saves, notice included.
+func TestManySegmentsAndANoticeFitOneTransaction(t *testing.T) {
+	t.Parallel()
+	s := storetest.New(t)
+	ctx := context.Background()
+	uid := uuid.NewString()
+	c, _ := startTurn(t, s, uid, "", "run-1")
+	segs := make([]string, 150)
+	for i := range segs {
+		segs[i] = "s"
+	}
+	msgs, err := s.FinishTurn(ctx, store.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "run-1", Segments: segs,
+		Notice: "Request timed out", Outcome: store.TurnOutcome{Kind: "error", Error: "Request timed out"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := msgs[len(msgs)-1]; len(msgs) != 96 || last.Role != ovrlrd.RoleSystem {
+		t.Fatalf("%d messages, the last %+v", len(msgs), last)
+	}
+}
+
+// hook runs then, once, just before the first call of op that the store
+// makes once armed.
+type hook struct {
+	op    string
+	armed atomic.Bool
+	then  func()
+}
+
+func (h *hook) option() func(*dynamodb.Options) {
+	run := middleware.InitializeMiddlewareFunc("ovrlrdTestHook",
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			if awsmiddleware.GetOperationName(ctx) == h.op && h.armed.CompareAndSwap(true, false) {
+				h.then()
+			}
+			return next.HandleInitialize(ctx, in)
+		})
+	return func(o *dynamodb.Options) {
+		o.APIOptions = append(o.APIOptions, func(st *middleware.Stack) error {
+			return st.Initialize.Add(run, middleware.Before)
+		})
+	}
+}
+
+// A turn that starts the moment the turn before it ends gets the session
+// and folders that one saved, never what was there before it.
+func TestStartTurnSeesThePreviousTurnsSave(t *testing.T) {
+	t.Parallel()
+	base := storetest.New(t)
+	ctx := context.Background()
+	uid := uuid.NewString()
+	c, _ := startTurn(t, base, uid, "", "first")
+	h := &hook{op: "TransactWriteItems"}
+	h.then = func() {
+		if _, err := base.FinishTurn(ctx, store.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "first", SessionID: "s1", Workspace: "v1"}); err != nil {
+			t.Error(err)
+		}
+	}
+	s := store.New(store.NewDB(storetest.AWSConfig(), storetest.Endpoint(), h.option()), store.Options{Table: storetest.TableName()})
+	h.armed.Store(true)
+	next, err := startTurn(t, s, uid, c.ID, "second")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.Workspace != "v1" || next.ClaudeSessionID == nil || *next.ClaudeSessionID != "s1" {
+		t.Fatalf("the next turn resumes %+v, not the save of the turn before", next)
 	}
 }

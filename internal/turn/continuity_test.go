@@ -3,7 +3,6 @@ package turn_test
 import (
 	"context"
 	"log/slog"
-	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,13 +24,6 @@ type syncLog struct {
 
 func (l *syncLog) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
 func (l *syncLog) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
-
-// failing answers every request with a 500.
-type failing struct{}
-
-func (failing) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
-	w.WriteHeader(http.StatusInternalServerError)
-}
 
 // Two turns with all local state wiped in between: the second still resumes
 // the first (the model sees it) and finds the file the first one wrote.
@@ -96,22 +88,28 @@ func lastResultHas(req anthropicfake.Request, s string) bool {
 	return false
 }
 
-// S3 down after a turn: the turn still completes, the failure is logged,
-// and nothing of the turn stays on the machine.
-func TestWorkspaceSaveFailureIsLoggedAndNothingStays(t *testing.T) {
+// S3 refusing writes when a turn saves its folders: the answer the user saw is kept,
+// the turn says its files were not, the conversation keeps naming the
+// folders it had, and nothing of the turn stays on the machine.
+func TestWorkspaceSaveFailureIsToldAndNothingStays(t *testing.T) {
 	r := newRig(t, claudetest.FakeCLI(t), "")
-	r.s3.Config.Handler = failing{} // S3 answers 500 to everything
-
 	j := r.begin("", claudetest.Script("normal", "text", "one"))
-	rec, o := r.run(j)
-	if o.Kind != relay.Complete || rec.last().Type != sse.Complete {
-		t.Fatalf("turn with S3 down: %+v", rec.last())
+	r.run(j)
+	before := r.conversation(j.ConversationID)
+	r.s3RO.Store(true)
+	_, o := r.run(r.begin(j.ConversationID, claudetest.Script("normal", "text", "two")))
+	if o.Kind != relay.Error || !strings.Contains(o.Message, "could not be saved") {
+		t.Fatalf("turn with S3 down: %+v", o)
 	}
 	if !strings.Contains(r.logs.String(), "workspace save failed") {
 		t.Fatalf("the failed save was not logged: %s", r.logs.String())
 	}
-	if msgs := r.messages(j.ConversationID); len(msgs) != 2 {
+	if msgs := r.messages(j.ConversationID); len(msgs) != 4 || msgs[3].Content != "two" {
 		t.Fatalf("messages %+v", msgs)
+	}
+	after := r.conversation(j.ConversationID)
+	if after.Workspace != before.Workspace || *after.ClaudeSessionID != *before.ClaudeSessionID {
+		t.Fatalf("the conversation moved on without its folders: %+v, was %+v", after, before)
 	}
 	r.noFolders()
 }

@@ -2,9 +2,26 @@ package turn
 
 import "time"
 
-// Shorten sets the turn's timings for a test and returns a restore func.
+// Shorten sets the turn's timings for a test and returns a restore func;
+// save is kept back from the deadline for the whole end of a turn.
 func Shorten(check, ping, save time.Duration) func() {
-	oc, op, os := checkEvery, pingEvery, saveMargin
-	checkEvery, pingEvery, saveMargin = check, ping, save
-	return func() { checkEvery, pingEvery, saveMargin = oc, op, os }
+	oc, op, os, of := checkEvery, pingEvery, saveMargin, finishMargin
+	checkEvery, pingEvery, saveMargin, finishMargin = check, ping, save, save/3
+	return func() { checkEvery, pingEvery, saveMargin, finishMargin = oc, op, os, of }
+}
+
+// ShortenLease sets the lease, the margin before it runs out at which a
+// turn stops, and the bound on one renewal.
+func ShortenLease(l, margin, renew time.Duration) func() {
+	ol, om, or := lease, leaseMargin, renewTimeout
+	lease, leaseMargin, renewTimeout = l, margin, renew
+	return func() { lease, leaseMargin, renewTimeout = ol, om, or }
+}
+
+// SetTitleTimes sets the title run's timeout and how long a finished turn
+// waits for it.
+func SetTitleTimes(timeout, grace time.Duration) func() {
+	ot, og := titleTimeout, titleGrace
+	titleTimeout, titleGrace = timeout, grace
+	return func() { titleTimeout, titleGrace = ot, og }
 }

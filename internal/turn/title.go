@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/ovrlrd/cloud/internal/claude"
@@ -13,7 +14,7 @@ import (
 	"github.com/ovrlrd/cloud/internal/sandbox"
 )
 
-// titleRun is the title of a new conversation being made by the CLI, in
+// titleRun is the title of an untitled conversation being made by the CLI, in
 // parallel with the turn (contract §6). A failure never fails the turn: the
 // conversation just stays untitled. It runs in the turn's sandbox, with no
 // tools: its prompt is the user's message, which may try to steer it.
@@ -39,10 +40,16 @@ func (s *Service) startTitle(ctx context.Context, box *sandbox.Box, message stri
 	return t
 }
 
-// wait returns the title, waiting for it at most until its own deadline.
-func (t *titleRun) wait() string {
-	<-t.done
-	return t.title
+// waitAtMost returns the title if it is ready within d, else "".
+func (t *titleRun) waitAtMost(d time.Duration) string {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-t.done:
+		return t.title
+	case <-timer.C:
+		return ""
+	}
 }
 
 // stop ends the title run if it is still going, and waits for it.

@@ -6,9 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ovrlrd/cloud/internal/claude"
@@ -22,6 +22,7 @@ import (
 
 // Store is the state a turn reads and writes.
 type Store interface {
+	Conversation(ctx context.Context, userID, convID string) (ovrlrd.Conversation, error)
 	StartTurn(ctx context.Context, t store.TurnStart) (ovrlrd.Conversation, ovrlrd.Message, error)
 	RenewRun(ctx context.Context, convID, holder string, lease time.Duration) (ovrlrd.Run, error)
 	FinishTurn(ctx context.Context, f store.TurnFinish) ([]ovrlrd.Message, error)
@@ -32,8 +33,12 @@ type Store interface {
 // Workspace keeps a conversation's folders beyond this execution
 // environment (S3), so a turn elsewhere can resume it.
 type Workspace interface {
-	Restore(ctx context.Context, userID, convID string, f workspace.Folders) error
-	Save(ctx context.Context, userID, convID string, f workspace.Folders) error
+	// Restore replaces the local folders with a saved version.
+	Restore(ctx context.Context, userID, convID, version string, f workspace.Folders) error
+	// Save uploads the folders as a new version, current once recorded.
+	Save(ctx context.Context, userID, convID string, f workspace.Folders) (string, error)
+	// Discard deletes a version no conversation names any more.
+	Discard(ctx context.Context, userID, convID, version string) error
 }
 
 // Config is how turns run the CLI.
@@ -56,26 +61,42 @@ type Config struct {
 	// DailyBudgetUSD refuses new turns once a user's day has cost this
 	// much; 0 means no budget.
 	DailyBudgetUSD float64
-	// Workspace, if set, saves and restores conversations' folders.
-	Workspace Workspace
+	// Workspace, if set, saves and restores conversations' folders, each
+	// at most WorkspaceMaxBytes.
+	Workspace         Workspace
+	WorkspaceMaxBytes int64
 }
 
 // Timings of a turn; variables so tests can shorten them.
 var (
-	// saveMargin is kept back from the invocation's deadline for the save
-	// and the terminal event.
-	saveMargin = 10 * time.Second
+	// saveMargin is kept back from the invocation's deadline for the end
+	// of a turn: the save of its folders, then, in the last finishMargin,
+	// the save of the turn and the terminal event.
+	saveMargin   = 30 * time.Second
+	finishMargin = 10 * time.Second
+	// endTimeout bounds the end of a turn that has no deadline (make dev).
+	endTimeout = 2 * time.Minute
 	// lease is how long a turn holds its conversation without renewing;
 	// a holder that died frees it after this.
 	lease = 60 * time.Second
 	// checkEvery is how often a turn renews its lease, and so how soon it
 	// sees a cancel or a deletion.
 	checkEvery = 1500 * time.Millisecond
+	// renewTimeout bounds one renewal: a hung call must not hide that the
+	// lease is running out.
+	renewTimeout = 5 * time.Second
+	// leaseMargin: a turn that has not renewed for lease minus this stops,
+	// before another turn may take the conversation over.
+	leaseMargin = 15 * time.Second
 	// pingEvery keeps CloudFront and the client from timing out a silent
 	// stream.
 	pingEvery = 15 * time.Second
 	// titleTimeout bounds the title run of a new conversation.
 	titleTimeout = 15 * time.Second
+	// titleGrace is how long a finished turn still waits for its title:
+	// about what its own save takes, never the title's whole timeout. A
+	// title that misses it is made by the next completed turn.
+	titleGrace = time.Second
 )
 
 // Finished is what a turn reports to what comes after it (push, the save of
@@ -87,6 +108,7 @@ type Finished struct {
 	Title          string
 	Segments       []string
 	Saved          bool
+	TurnID         string // the turn's holder: the same across a redelivered invocation
 }
 
 // AfterTurn runs once a turn's result is saved and its terminal event sent.
@@ -115,7 +137,16 @@ type Job struct {
 	AllowedTools    []string `json:"allowedTools,omitempty"`
 	ClaudeSessionID string   `json:"claudeSessionId,omitempty"`
 	Title           string   `json:"title,omitempty"`
-	New             bool     `json:"new,omitempty"`
+	// Workspace is the version of the saved folders that goes with
+	// ClaudeSessionID.
+	Workspace string `json:"workspace,omitempty"`
+	New       bool   `json:"new,omitempty"`
+	// OpeningID is the id of the message that opened the turn, so a turn
+	// that never starts can be undone.
+	OpeningID string `json:"openingId,omitempty"`
+	// Buffered marks a turn started for POST /chat: nobody streams it, and
+	// its invocation may be delivered more than once.
+	Buffered bool `json:"buffered,omitempty"`
 }
 
 // Begin validates a request and writes what precedes the stream: the
@@ -129,7 +160,7 @@ func (s *Service) Begin(ctx context.Context, req Request) (Job, error) {
 		return Job{}, err
 	}
 	holder := rand.Text()
-	conv, _, err := s.store.StartTurn(ctx, store.TurnStart{
+	conv, opening, err := s.store.StartTurn(ctx, store.TurnStart{
 		UserID: req.UserID, ConversationID: req.ConversationID,
 		Message: req.opening(), Holder: holder, Lease: lease,
 	})
@@ -139,6 +170,7 @@ func (s *Service) Begin(ctx context.Context, req Request) (Job, error) {
 	j := Job{
 		UserID: req.UserID, ConversationID: conv.ID, Holder: holder,
 		Message: req.Message, AllowedTools: req.cliTools(), New: req.ConversationID == "",
+		OpeningID: opening.ID,
 	}
 	if conv.ClaudeSessionID != nil {
 		j.ClaudeSessionID = *conv.ClaudeSessionID
@@ -146,6 +178,7 @@ func (s *Service) Begin(ctx context.Context, req Request) (Job, error) {
 	if conv.Title != nil {
 		j.Title = *conv.Title
 	}
+	j.Workspace = conv.Workspace
 	return j, nil
 }
 
@@ -160,6 +193,22 @@ type Sink interface {
 var (
 	errCancelled = errors.New("cancelled")
 	errDeleted   = errors.New("conversation deleted")
+	// errLeaseLost: another turn holds the conversation now.
+	errLeaseLost = errors.New("lease lost")
+	// errLeaseStale: the lease could not be renewed for so long that
+	// another turn may soon take it over.
+	errLeaseStale = errors.New("lease not renewed")
+	// errSessionLost: the CLI found no session to resume.
+	errSessionLost = errors.New("session not found")
+)
+
+// What a user is told when the turn's end could not keep everything.
+const (
+	msgContextLost = "The earlier context of this conversation could not be restored, so Claude could not continue it. Send your message again to start afresh from here."
+	msgRestore     = "Could not restore this conversation's files. Please try again."
+	msgSaveFailed  = "This turn's files could not be saved, so your next message continues from the turn before. Please try again."
+	msgLeaseLost   = "This turn lost its hold on the conversation to another one and was stopped; its answer was kept, its files were not."
+	msgLeaseStale  = "This turn was stopped: the database did not answer for too long."
 )
 
 // Run runs a begun turn to its end: it always sends exactly one terminal
@@ -167,22 +216,24 @@ var (
 // or sent), and returns only when the CLI and everything it started are gone.
 //
 // Its end is ordered so that nothing a tool did can reach the save or the
-// next tenant: every process of the turn is ended, then its folders are
-// saved and removed from this machine, then the messages and outcome are
-// saved, then the terminal event is sent, then the push.
+// next tenant, and nothing the user saw is lost: every process of the turn
+// is ended, then its folders are saved as a new version and removed from
+// this machine, then the messages, the outcome and that version are saved
+// with the lease released in one transaction, then the terminal event is
+// sent, then the push.
 func (s *Service) Run(ctx context.Context, j Job, sink Sink) relay.Outcome {
 	// The first byte goes out at once, before anything else of the turn
 	// runs and competes for the CPU; then the outbox takes over the sink.
 	if sink != nil && sink.Ping() != nil {
 		sink = nil // the client already left; the turn goes on
 	}
-	out := newOutbox(sink, s.log)
+	out := newOutbox(ctx, sink, s.log)
 	defer out.close()
 
 	box, err := s.cfg.Sandbox.Acquire()
 	if err != nil {
 		s.log.ErrorContext(ctx, "sandbox unavailable", "err", err)
-		return s.finish(ctx, j, out, relay.Outcome{Kind: relay.Error, Message: "The server is busy. Please try again."}, ovrlrd.Usage{}, "")
+		return s.finish(ctx, j, out, ending{outcome: failed("The server is busy. Please try again.")})
 	}
 	released := false
 	release := func() {
@@ -195,15 +246,19 @@ func (s *Service) Run(ctx context.Context, j Job, sink Sink) relay.Outcome {
 	}
 	defer release()
 
+	runCtx, cancel := context.WithTimeout(ctx, s.turnTimeout(ctx))
+	defer cancel()
+	if end, ok := s.restore(runCtx, j); !ok {
+		// Nothing ran and nothing is saved: the stored session and folders
+		// stay as they were, unless they are gone for good.
+		release()
+		return s.finish(ctx, j, out, end)
+	}
 	var title *titleRun
-	if j.New {
+	if j.Title == "" {
 		title = s.startTitle(ctx, box, j.Message)
 		defer title.stop()
 	}
-
-	runCtx, cancel := context.WithTimeout(ctx, s.turnTimeout(ctx))
-	defer cancel()
-	s.restore(runCtx, j)
 	outcome, usage, stopped := s.execute(runCtx, j, box, out)
 
 	if errors.Is(stopped, errDeleted) {
@@ -212,50 +267,128 @@ func (s *Service) Run(ctx context.Context, j Job, sink Sink) relay.Outcome {
 		out.send(sse.Event{Type: sse.Error, Message: "This conversation was deleted."})
 		return outcome
 	}
-	name := j.Title
+	end := ending{outcome: outcome, usage: usage}
 	if title != nil {
 		if outcome.Kind == relay.Complete {
-			name = title.wait()
+			end.title = title.waitAtMost(titleGrace)
 		}
 		title.stop()
-		usage = addUsage(usage, title.usage)
+		end.usage = addUsage(end.usage, title.usage)
+	}
+	if errors.Is(stopped, errSessionLost) {
+		// Its transcript is gone: the folders of this run hold nothing to
+		// keep, and the next turn must not try to resume it again.
+		end.outcome.Message, end.forget = msgContextLost, true
+		release()
+		return s.finish(ctx, j, out, end)
 	}
 	box.Sweep()
-	s.save(ctx, j)
+	if !errors.Is(stopped, errLeaseLost) {
+		// A turn that lost its lease could not record its folders anyway.
+		s.save(ctx, j, &end)
+	}
 	release()
-	return s.finish(ctx, j, out, outcome, usage, name)
+	return s.finish(ctx, j, out, end)
 }
 
-// finish saves the turn's messages and outcome (releasing the lease), then
-// sends the terminal event, then runs what follows a saved turn.
-func (s *Service) finish(ctx context.Context, j Job, out *outbox, outcome relay.Outcome, usage ovrlrd.Usage, title string) relay.Outcome {
-	newTitle := ""
-	if j.New {
-		newTitle = title
+// beyond is a context for the end of a turn: it outlives ctx's
+// cancellation (the client left), never its deadline less reserve.
+func beyond(ctx context.Context, reserve time.Duration) (context.Context, context.CancelFunc) {
+	c := context.WithoutCancel(ctx)
+	if dl, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(c, dl.Add(-reserve))
 	}
-	_, err := s.store.FinishTurn(context.WithoutCancel(ctx), store.TurnFinish{
+	return context.WithTimeout(c, endTimeout)
+}
+
+// ending is what a turn saves when it ends.
+type ending struct {
+	outcome   relay.Outcome
+	usage     ovrlrd.Usage
+	title     string // a title made by this turn
+	workspace string // the version its folders were saved as
+	forget    bool   // the stored session and folders are gone for good
+}
+
+func failed(message string) relay.Outcome {
+	return relay.Outcome{Kind: relay.Error, Message: message}
+}
+
+// finish saves the turn's messages, outcome and folders' version (releasing
+// the lease), then sends the terminal event, then runs what follows a saved
+// turn. A turn that lost its lease still keeps what its user saw.
+func (s *Service) finish(ctx context.Context, j Job, out *outbox, end ending) relay.Outcome {
+	ctx, cancel := beyond(ctx, 0)
+	defer cancel()
+	outcome := end.outcome
+	f := store.TurnFinish{
 		UserID: j.UserID, ConversationID: j.ConversationID, Holder: j.Holder,
-		Segments: outcome.Segments, SessionID: outcome.SessionID, Title: newTitle,
+		Segments: outcome.Segments, Title: end.title, Workspace: end.workspace, Forget: end.forget,
 		Outcome: store.TurnOutcome{Kind: outcome.Kind, Text: strings.Join(outcome.Segments, "\n"), Error: outcome.Message},
-		Usage:   usage,
-	})
+		Usage:   end.usage,
+	}
+	if end.workspace != "" || s.cfg.Workspace == nil {
+		// The session goes with the folders it was saved with, or not at all.
+		f.SessionID = outcome.SessionID
+	}
+	if j.Buffered {
+		f.Notice = notice(outcome)
+	}
+	_, err := s.store.FinishTurn(ctx, f)
+	if errors.Is(err, store.ErrLeaseLost) {
+		if end.workspace != "" {
+			s.discard(ctx, j, end.workspace)
+		}
+		f.Unleased, end.workspace = true, ""
+		lost := failed(msgLeaseLost)
+		f.Outcome.Kind, f.Outcome.Error = lost.Kind, lost.Message
+		if j.Buffered {
+			f.Notice = notice(lost)
+		}
+		if _, err = s.store.FinishTurn(ctx, f); err == nil {
+			outcome, end.title = lost, ""
+		} else if ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
+			out.send(sse.Event{Type: sse.Error, Message: "This conversation was deleted."})
+			return outcome
+		}
+	}
 	for _, e := range outcome.Pending {
 		out.send(e)
 	}
 	if err != nil {
 		s.log.ErrorContext(ctx, "turn save failed", "err", err)
-		_ = s.store.ReleaseRun(context.WithoutCancel(ctx), j.ConversationID, j.Holder)
-		outcome = relay.Outcome{Kind: relay.Error, Message: "Failed to save the response. Please try again."}
+		// Whether the write landed is not known: the version it may name
+		// stays, for the bucket's lifecycle to expire if nobody does.
+		_ = s.store.ReleaseRun(ctx, j.ConversationID, j.Holder)
+		outcome = failed("Failed to save the response. Please try again.")
 		out.send(outcome.Terminal(j.ConversationID, ""))
 		return outcome
 	}
-	out.send(outcome.Terminal(j.ConversationID, title))
+	out.send(outcome.Terminal(j.ConversationID, end.title))
 	out.close()
-	finished := Finished{UserID: j.UserID, ConversationID: j.ConversationID, Outcome: outcome, Title: title, Segments: outcome.Segments, Saved: true}
+	finished := Finished{UserID: j.UserID, ConversationID: j.ConversationID, TurnID: j.Holder, Outcome: outcome, Title: end.title, Segments: outcome.Segments, Saved: true}
 	for _, after := range s.after {
-		after(context.WithoutCancel(ctx), finished)
+		after(ctx, finished)
+	}
+	if (end.workspace != "" || end.forget) && (j.Workspace != "" || j.ClaudeSessionID != "") {
+		// The version the conversation named before is nobody's now.
+		s.discard(ctx, j, j.Workspace)
 	}
 	return outcome
+}
+
+// notice is what GET /chat/{id} shows of an outcome that has no message of
+// its own, for a turn nobody streamed.
+func notice(o relay.Outcome) string {
+	switch o.Kind {
+	case relay.Error:
+		return o.Message
+	case relay.NoResponse:
+		return relay.NoResponseMessage
+	case relay.PermissionRequired:
+		return "Claude asked for permission to use a tool. Open the conversation in the app to approve it."
+	}
+	return ""
 }
 
 // turnTimeout is CLAUDE_TIMEOUT, cut so the turn ends saveMargin before the
@@ -267,6 +400,9 @@ func (s *Service) turnTimeout(ctx context.Context) time.Duration {
 	}
 	return max(d, time.Second)
 }
+
+// noSession is how the CLI says that --resume found no transcript.
+const noSession = "No conversation found with session ID"
 
 // errExposed stops a CLI whose memory and open files its own tools could
 // reach (see sandbox.Exposed).
@@ -364,6 +500,10 @@ func (s *Service) execute(ctx context.Context, j Job, box *sandbox.Box, out *out
 		// Stopped after the result line: still report why.
 		o.Kind, o.Message = relay.Error, failureMessage(stopped, exit)
 	}
+	if j.ClaudeSessionID != "" && o.Kind == relay.Error && stopped == nil &&
+		(strings.Contains(exit.Stderr, noSession) || strings.Contains(o.Message, noSession)) {
+		stopped = errSessionLost
+	}
 	if exit.Stderr != "" && (exit.Code != 0 || o.Kind == relay.Error) {
 		s.log.WarnContext(ctx, "claude stderr", "stderr", claude.Redact(exit.Stderr), "code", exit.Code)
 	}
@@ -374,16 +514,24 @@ func (s *Service) execute(ctx context.Context, j Job, box *sandbox.Box, out *out
 }
 
 // watch renews the lease every checkEvery until ctx ends, and sends the
-// first reason to stop (a cancel, or the conversation gone) on stop.
+// first reason to stop (a cancel, the conversation gone, the lease lost or
+// too long unrenewed) on stop.
 func (s *Service) watch(ctx context.Context, j Job, stop chan<- error) {
 	t := time.NewTicker(checkEvery)
 	defer t.Stop()
+	renewed := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if reason := s.check(ctx, j); reason != nil {
+			ok, reason := s.check(ctx, j)
+			if ok {
+				renewed = time.Now()
+			} else if reason == nil && time.Since(renewed) > lease-leaseMargin {
+				reason = errLeaseStale
+			}
+			if reason != nil {
 				stop <- reason
 				return
 			}
@@ -391,23 +539,31 @@ func (s *Service) watch(ctx context.Context, j Job, stop chan<- error) {
 	}
 }
 
-// check renews the lease; it returns why the turn must stop, if it must.
-func (s *Service) check(ctx context.Context, j Job) error {
-	run, err := s.store.RenewRun(ctx, j.ConversationID, j.Holder, lease)
+// check renews the lease: it reports whether it did, and why the turn must
+// stop, if it must.
+func (s *Service) check(ctx context.Context, j Job) (bool, error) {
+	rctx, cancel := context.WithTimeout(ctx, renewTimeout)
+	defer cancel()
+	run, err := s.store.RenewRun(rctx, j.ConversationID, j.Holder, lease)
 	switch {
 	case ovrlrd.IsCode(err, ovrlrd.ECONFLICT):
-		return errDeleted
+		// Deleted, or taken over after it expired: only the first means
+		// that nothing is to be written.
+		if _, err := s.store.Conversation(rctx, j.UserID, j.ConversationID); ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
+			return false, errDeleted
+		}
+		return false, errLeaseLost
 	case err != nil:
 		// The table hiccuped (or the turn is ending); the lease outlives
 		// a few missed renewals.
 		if ctx.Err() == nil {
 			s.log.WarnContext(ctx, "lease renewal failed", "err", err)
 		}
-		return nil
+		return false, nil
 	case run.Cancel:
-		return errCancelled
+		return true, errCancelled
 	}
-	return nil
+	return true, nil
 }
 
 func failureMessage(stopped error, exit claude.Exit) string {
@@ -416,6 +572,10 @@ func failureMessage(stopped error, exit claude.Exit) string {
 		return "Claude could not be started safely on this server."
 	case errors.Is(stopped, errCancelled) || errors.Is(exit.Reason, errCancelled):
 		return "Cancelled"
+	case errors.Is(stopped, errLeaseLost):
+		return msgLeaseLost
+	case errors.Is(stopped, errLeaseStale):
+		return msgLeaseStale
 	case errors.Is(exit.Reason, claude.ErrTimeout), errors.Is(exit.Reason, claude.ErrIdle):
 		return "Request timed out"
 	case exit.Code != 0:
@@ -451,59 +611,6 @@ func (s *Service) env(configDir string, box *sandbox.Box, m ovrlrd.ModelSession)
 	return claude.Environment(e)
 }
 
-// outbox hands events to the client from its own goroutine, so a slow or
-// vanished client never stops the turn from checking its lease. Its queue is
-// bounded: past it, the turn waits (and so does the CLI), which bounds
-// memory. Once a write fails, the client is gone: the rest is dropped.
-type outbox struct {
-	sink  Sink
-	log   *slog.Logger
-	q     chan sse.Event
-	done  chan struct{}
-	once  sync.Once
-	alive bool
-}
-
-// outboxSize bounds the events waiting for a slow client; past it the
-// turn, and through the pipe the CLI, wait.
-const outboxSize = 128
-
-// pingEvent marks a keep-alive in the queue.
-var pingEvent = sse.Event{Type: sse.Ping}
-
-func newOutbox(sink Sink, log *slog.Logger) *outbox {
-	o := &outbox{sink: sink, log: log, q: make(chan sse.Event, outboxSize), done: make(chan struct{}), alive: sink != nil}
-	go o.loop()
-	return o
-}
-
-func (o *outbox) loop() {
-	defer close(o.done)
-	for e := range o.q {
-		if !o.alive {
-			continue
-		}
-		var err error
-		if e.Type == sse.Ping {
-			err = o.sink.Ping()
-		} else {
-			err = o.sink.Send(e)
-		}
-		if err != nil {
-			o.alive = false // the client left; the turn goes on
-		}
-	}
-}
-
-func (o *outbox) send(e sse.Event) { o.q <- e }
-func (o *outbox) ping()            { o.q <- pingEvent }
-
-// close flushes what is queued and waits for the writer.
-func (o *outbox) close() {
-	o.once.Do(func() { close(o.q) })
-	<-o.done
-}
-
 // checkBudget refuses a turn once the user's day has cost the budget.
 func (s *Service) checkBudget(ctx context.Context, userID string) error {
 	if s.cfg.DailyBudgetUSD <= 0 {
@@ -527,25 +634,62 @@ func (s *Service) folders(convID string) workspace.Folders {
 	}
 }
 
-// restore brings back a resumed conversation's folders when this
-// environment lacks them. A failure is logged: the CLI then reports the
-// missing session as the turn's error.
-func (s *Service) restore(ctx context.Context, j Job) {
-	if s.cfg.Workspace == nil || j.ClaudeSessionID == "" {
-		return
+// restore brings back the conversation's saved folders. When it cannot,
+// it returns the ending of a turn that never ran: a transient failure
+// keeps everything as it is, folders that are gone for good are forgotten.
+func (s *Service) restore(ctx context.Context, j Job) (ending, bool) {
+	if s.cfg.Workspace == nil || (j.Workspace == "" && j.ClaudeSessionID == "") {
+		return ending{}, true
 	}
-	if err := s.cfg.Workspace.Restore(ctx, j.UserID, j.ConversationID, s.folders(j.ConversationID)); err != nil {
-		s.log.ErrorContext(ctx, "workspace restore failed", "err", err)
+	f := s.folders(j.ConversationID)
+	err := s.cfg.Workspace.Restore(ctx, j.UserID, j.ConversationID, j.Workspace, f)
+	if err != nil {
+		// Half a restore (one folder of two) must not stay for the next
+		// tenant; it is not the turn's yet, so its release would not see it.
+		_ = os.RemoveAll(f.Config)
+		_ = os.RemoveAll(f.Work)
 	}
+	switch {
+	case err == nil:
+		return ending{}, true
+	case errors.Is(err, workspace.ErrMissing):
+		s.log.WarnContext(ctx, "workspace missing: the conversation starts afresh", "err", err)
+		return ending{outcome: failed(msgContextLost), forget: true}, false
+	}
+	s.log.ErrorContext(ctx, "workspace restore failed", "err", err)
+	return ending{outcome: failed(msgRestore)}, false
 }
 
-// save keeps the conversation's folders after every turn, before they are
-// removed from this machine. A failure is logged.
-func (s *Service) save(ctx context.Context, j Job) {
+// save keeps the conversation's folders as a new version, before they are
+// removed from this machine. What it cannot keep becomes the turn's
+// outcome, so the user knows the next turn continues from an older state.
+func (s *Service) save(ctx context.Context, j Job, end *ending) {
 	if s.cfg.Workspace == nil {
 		return
 	}
-	if err := s.cfg.Workspace.Save(context.WithoutCancel(ctx), j.UserID, j.ConversationID, s.folders(j.ConversationID)); err != nil {
-		s.log.ErrorContext(ctx, "workspace save failed", "err", err)
+	ctx, cancel := beyond(ctx, finishMargin)
+	defer cancel()
+	version, err := s.cfg.Workspace.Save(ctx, j.UserID, j.ConversationID, s.folders(j.ConversationID))
+	switch {
+	case err == nil:
+		end.workspace = version
+		return
+	case errors.Is(err, workspace.ErrTooLarge):
+		end.outcome.Message = fmt.Sprintf("This conversation's files are larger than the %d MB it may keep, so this turn's were not saved; your next message continues from the turn before.", s.cfg.WorkspaceMaxBytes>>20)
+	default:
+		end.outcome.Message = msgSaveFailed
+	}
+	s.log.ErrorContext(ctx, "workspace save failed", "err", err)
+	end.outcome.Kind = relay.Error
+}
+
+// discard deletes a saved version nobody names ("" is the layout before
+// versions); a failure only leaves it to the bucket's lifecycle.
+func (s *Service) discard(ctx context.Context, j Job, version string) {
+	if s.cfg.Workspace == nil {
+		return
+	}
+	if err := s.cfg.Workspace.Discard(ctx, j.UserID, j.ConversationID, version); err != nil {
+		s.log.WarnContext(ctx, "workspace discard failed", "err", err)
 	}
 }

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -102,6 +104,8 @@ type rig struct {
 	root  string
 	user  string
 	s3    *httptest.Server // the S3 stand-in the conversations' folders go to
+	s3Off atomic.Bool      // set: the S3 stand-in answers 500 to everything
+	s3RO  atomic.Bool      // set: the S3 stand-in answers 500 to writes
 	ws    *workspace.Store
 	logs  *syncLog // what the service logged
 }
@@ -112,21 +116,36 @@ type rig struct {
 func newRig(t *testing.T, cli, upstream string, mutate ...func(*turn.Config)) *rig {
 	t.Helper()
 	r := &rig{t: t, store: storetest.New(t), root: sandboxtest.Dir(t), user: uuid.NewString(), logs: &syncLog{}}
-	r.s3 = httptest.NewServer(gofakes3.New(s3mem.New()).Server())
+	r.s3 = httptest.NewServer(switchable{on: gofakes3.New(s3mem.New()).Server(), off: &r.s3Off, ro: &r.s3RO})
 	t.Cleanup(r.s3.Close)
 	log := slog.New(slog.NewJSONHandler(r.logs, nil))
-	r.ws = workspace.New(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")},
+	r.ws = workspace.New(awsTestConfig(),
 		workspace.Options{Bucket: "sessions", Endpoint: r.s3.URL, MaxBytes: 50 << 20}, log)
 	if err := r.ws.EnsureBucket(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	cfg := testConfig(t, cli, upstream, r.root)
-	cfg.Workspace = r.ws
+	cfg.Workspace, cfg.WorkspaceMaxBytes = r.ws, 50<<20
 	for _, m := range mutate {
 		m(&cfg)
 	}
 	r.svc = turn.New(r.store, cfg, log)
 	return r
+}
+
+// switchable serves on, or answers 500 while off is set, or to writes while
+// ro is set.
+type switchable struct {
+	on      http.Handler
+	off, ro *atomic.Bool
+}
+
+func (s switchable) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.off.Load() || (s.ro.Load() && r.Method != http.MethodGet && r.Method != http.MethodHead) {
+		w.WriteHeader(http.StatusInternalServerError)
+		return
+	}
+	s.on.ServeHTTP(w, r)
 }
 
 // noFolders checks that no turn left a folder on the machine: the next
@@ -146,7 +165,7 @@ func (r *rig) saved(convID, name string) ([]byte, error) {
 	r.t.Helper()
 	dir := r.t.TempDir()
 	f := workspace.Folders{Config: filepath.Join(dir, "config"), Work: filepath.Join(dir, "work")}
-	if err := r.ws.Restore(context.Background(), r.user, convID, f); err != nil {
+	if err := r.ws.Restore(context.Background(), r.user, convID, r.conversation(convID).Workspace, f); err != nil {
 		r.t.Fatal(err)
 	}
 	return os.ReadFile(filepath.Join(f.Work, name))
@@ -231,15 +250,28 @@ func (r *rig) conversation(convID string) ovrlrd.Conversation {
 
 // anthropic starts the loopback Messages API; title prompts get a title.
 func anthropic(t *testing.T, script anthropicfake.Script) (*anthropicfake.Server, string) {
+	return anthropicTitled(t, func() string { return "Greeting the assistant" }, script)
+}
+
+// anthropicTitled is anthropic with title prompts answered by title, and
+// every other prompt by script ("Hi." without one).
+func anthropicTitled(t *testing.T, title func() string, script ...anthropicfake.Script) (*anthropicfake.Server, string) {
 	t.Helper()
 	srv := anthropicfake.New(func(r anthropicfake.Request) anthropicfake.Reply {
 		if strings.Contains(r.Prompt(), "Reply with only the title.") {
-			return anthropicfake.Reply{Blocks: []anthropicfake.ReplyBlock{anthropicfake.Text("Greeting the assistant")}}
+			return anthropicfake.Reply{Blocks: []anthropicfake.ReplyBlock{anthropicfake.Text(title())}}
 		}
-		return script(r)
+		if len(script) == 0 {
+			return anthropicfake.Reply{Blocks: []anthropicfake.ReplyBlock{anthropicfake.Text("Hi.")}}
+		}
+		return script[0](r)
 	})
 	t.Cleanup(srv.Close)
 	return srv, srv.URL
+}
+
+func awsTestConfig() aws.Config {
+	return aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")}
 }
 
 // turnRequests are the stand-in's requests that belong to turns (not to

@@ -13,9 +13,6 @@ import (
 	"syscall"
 )
 
-// errTooLarge says a folder exceeds the cap and was not archived.
-var errTooLarge = errors.New("workspace: folder larger than the cap")
-
 // size adds up the regular files under dir, stopping early past limit.
 func size(dir string, limit int64) (int64, error) {
 	var total int64
@@ -30,7 +27,7 @@ func size(dir string, limit int64) (int64, error) {
 			}
 			total += info.Size()
 			if total > limit {
-				return errTooLarge
+				return ErrTooLarge
 			}
 		}
 		return nil
@@ -135,7 +132,7 @@ func unpack(r io.Reader, dir string, limit int64) error {
 		case tar.TypeReg:
 			total += h.Size
 			if total > limit {
-				return errTooLarge
+				return ErrTooLarge
 			}
 			if err := root.MkdirAll(filepath.Dir(name), 0o700); err != nil {
 				return err

@@ -7,6 +7,7 @@ package workspace
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -59,33 +60,60 @@ func (f Folders) each(fn func(name, dir string) error) error {
 	return errors.Join(fn("config", f.Config), fn("work", f.Work))
 }
 
+// Errors of Save and Restore the turn tells its user about.
+var (
+	// ErrTooLarge: a folder is above the cap, so the turn's folders were
+	// not saved.
+	ErrTooLarge = errors.New("workspace: folder larger than the cap")
+	// ErrMissing: the version to restore is not in the bucket (its
+	// lifecycle expired it, or it was never complete).
+	ErrMissing = errors.New("workspace: saved folders not found")
+)
+
 func prefix(userID string) string { return "users/" + userID + "/" }
-func key(userID, convID, name string) string {
-	return path.Join(prefix(userID)+"conversations", convID, name+".tar.gz")
+
+func convPrefix(userID, convID string) string {
+	return prefix(userID) + "conversations/" + convID + "/"
 }
 
-// Save uploads both folders. A folder above the cap is skipped with a
-// warning (the next turn on a fresh environment then starts without it).
-func (s *Store) Save(ctx context.Context, userID, convID string, f Folders) error {
-	return f.each(func(name, dir string) error {
-		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
-			return nil
-		}
-		if n, err := size(dir, s.limit); errors.Is(err, errTooLarge) {
-			s.log.WarnContext(ctx, "workspace: folder above the cap, not saved", "folder", name, "limitBytes", s.limit)
-			return nil
-		} else if err != nil {
+// key is where one folder of one saved version lives. Every save writes a
+// new version beside the current one, and the conversation item names the
+// current one, so a save that loses its lease, or lands late, never
+// overwrites what another turn saved. Version "" is the layout before
+// versions, one archive per folder, still read for conversations saved then.
+func key(userID, convID, version, name string) string {
+	return path.Join(convPrefix(userID, convID), version, name+".tar.gz")
+}
+
+// Save uploads both folders as a new version and returns it; the caller
+// records it with the turn, which makes it current. A folder above the cap
+// is ErrTooLarge and nothing is uploaded.
+func (s *Store) Save(ctx context.Context, userID, convID string, f Folders) (string, error) {
+	err := f.each(func(name, dir string) error {
+		if _, err := size(dir, s.limit); errors.Is(err, ErrTooLarge) {
+			return fmt.Errorf("%w (%s, %d bytes)", ErrTooLarge, name, s.limit)
+		} else if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("workspace: measure %s: %w", name, err)
-		} else if n == 0 && name == "work" {
-			// An empty working folder needs no copy; delete any older one.
-			return s.deleteKey(ctx, key(userID, convID, name))
 		}
-		return s.upload(ctx, key(userID, convID, name), dir)
+		return nil
 	})
+	if err != nil {
+		return "", err
+	}
+	version := rand.Text()
+	err = f.each(func(name, dir string) error {
+		return s.upload(ctx, key(userID, convID, version, name), dir)
+	})
+	if err != nil {
+		// Half a version is never current; it need not stay either.
+		_ = s.Discard(context.WithoutCancel(ctx), userID, convID, version)
+		return "", err
+	}
+	return version, nil
 }
 
-// upload packs dir into a temporary file (bounded memory, and a seekable
-// body the SDK can sign) and puts it.
+// upload packs dir (an empty archive if it does not exist) into a temporary
+// file (bounded memory, and a seekable body the SDK can sign) and puts it.
 func (s *Store) upload(ctx context.Context, k, dir string) error {
 	tmp, err := os.CreateTemp("", "workspace-*.tar.gz")
 	if err != nil {
@@ -93,6 +121,9 @@ func (s *Store) upload(ctx context.Context, k, dir string) error {
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
 	if err := pack(tmp, dir); err != nil {
 		return fmt.Errorf("workspace: pack: %w", err)
 	}
@@ -111,14 +142,21 @@ func (s *Store) upload(ctx context.Context, k, dir string) error {
 	return nil
 }
 
-// Restore downloads the folders that are missing locally. A folder that
-// was never saved is not an error.
-func (s *Store) Restore(ctx context.Context, userID, convID string, f Folders) error {
+// Restore replaces the local folders with the saved version: whatever this
+// environment still has of the conversation may be older (another
+// environment ran a turn since), so it never counts. A missing archive is
+// ErrMissing, except for a folder of the layout before versions, which was
+// not saved when empty.
+func (s *Store) Restore(ctx context.Context, userID, convID, version string, f Folders) error {
 	return f.each(func(name, dir string) error {
-		if _, err := os.Stat(dir); err == nil {
-			return nil // this environment has it already
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("workspace: clear %s: %w", name, err)
 		}
-		return s.download(ctx, key(userID, convID, name), dir)
+		err := s.download(ctx, key(userID, convID, version, name), dir)
+		if errors.Is(err, ErrMissing) && version == "" && name == "work" {
+			return nil
+		}
+		return err
 	})
 }
 
@@ -128,7 +166,7 @@ func (s *Store) download(ctx context.Context, k, dir string) error {
 	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(k)})
 	var missing *types.NoSuchKey
 	if errors.As(err, &missing) {
-		return nil
+		return fmt.Errorf("%w (%s)", ErrMissing, path.Base(k))
 	}
 	if err != nil {
 		return fmt.Errorf("workspace: get %s: %w", path.Base(k), err)
@@ -148,18 +186,28 @@ func (s *Store) download(ctx context.Context, k, dir string) error {
 	return os.Rename(tmp, dir)
 }
 
-// DeleteConversation removes a conversation's saved folders.
+// Discard deletes one saved version: the one a newer save replaced, or one
+// whose turn could not record it.
+func (s *Store) Discard(ctx context.Context, userID, convID, version string) error {
+	return errors.Join(s.deleteKey(ctx, key(userID, convID, version, "config")), s.deleteKey(ctx, key(userID, convID, version, "work")))
+}
+
+// DeleteConversation removes every saved version of a conversation.
 func (s *Store) DeleteConversation(ctx context.Context, userID, convID string) error {
-	return errors.Join(s.deleteKey(ctx, key(userID, convID, "config")), s.deleteKey(ctx, key(userID, convID, "work")))
+	return s.deletePrefix(ctx, convPrefix(userID, convID))
 }
 
 // DeleteUser removes everything saved for a user.
 func (s *Store) DeleteUser(ctx context.Context, userID string, _ []string) error {
+	return s.deletePrefix(ctx, prefix(userID))
+}
+
+func (s *Store) deletePrefix(ctx context.Context, p string) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*opTimeout)
 	defer cancel()
-	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: aws.String(s.bucket), Prefix: aws.String(prefix(userID))})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
+	pages := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: aws.String(s.bucket), Prefix: aws.String(p)})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
 		if err != nil {
 			return fmt.Errorf("workspace: list: %w", err)
 		}

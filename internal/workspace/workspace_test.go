@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"errors"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -73,48 +74,125 @@ func TestSaveThenRestoreOnAFreshEnvironment(t *testing.T) {
 	f := folders(root)
 	write(t, filepath.Join(f.Config, "projects", "-tmp-work-c1", "s1.jsonl"), `{"type":"user"}`+"\n")
 	write(t, filepath.Join(f.Work, "out.txt"), "hello\n")
-	if err := s.Save(ctx, "u1", "c1", f); err != nil {
-		t.Fatal(err)
+	v1, err := s.Save(ctx, "u1", "c1", f)
+	if err != nil || v1 == "" {
+		t.Fatal(v1, err)
 	}
 	// A fresh environment: nothing local.
 	os.RemoveAll(root)
-	if err := s.Restore(ctx, "u1", "c1", f); err != nil {
+	if err := s.Restore(ctx, "u1", "c1", v1, f); err != nil {
 		t.Fatal(err)
 	}
 	if read(t, filepath.Join(f.Config, "projects", "-tmp-work-c1", "s1.jsonl")) != `{"type":"user"}`+"\n" || read(t, filepath.Join(f.Work, "out.txt")) != "hello\n" {
 		t.Fatal("restored content differs")
 	}
-	// Present locally: restore leaves it alone.
-	write(t, filepath.Join(f.Work, "out.txt"), "newer\n")
-	if err := s.Restore(ctx, "u1", "c1", f); err != nil || read(t, filepath.Join(f.Work, "out.txt")) != "newer\n" {
-		t.Fatalf("restore overwrote a local folder: %v", err)
-	}
-	// Never saved: nothing to restore, not an error.
-	if err := s.Restore(ctx, "u1", "other", folders(t.TempDir())); err != nil {
+}
+
+// Turn 1 on environment A, turn 2 on B, turn 3 on A again: A's folders are
+// older than the saved version, and the restore replaces them, leaving
+// nothing of A's copy behind.
+func TestAStaleLocalCopyNeverWins(t *testing.T) {
+	s, _ := newStore(t, newS3(t).URL, 1<<20)
+	ctx := context.Background()
+	a, b := folders(t.TempDir()), folders(t.TempDir())
+	write(t, filepath.Join(a.Work, "turn"), "1")
+	write(t, filepath.Join(a.Work, "only-in-turn-1"), "x")
+	v1, err := s.Save(ctx, "u1", "c1", a)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if err := s.Restore(ctx, "u1", "c1", v1, b); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(b.Work, "turn"), "2")
+	os.Remove(filepath.Join(b.Work, "only-in-turn-1"))
+	v2, err := s.Save(ctx, "u1", "c1", b)
+	if err != nil || v2 == v1 {
+		t.Fatalf("second save: %q %v", v2, err)
+	}
+	if err := s.Restore(ctx, "u1", "c1", v2, a); err != nil {
+		t.Fatal(err)
+	}
+	if read(t, filepath.Join(a.Work, "turn")) != "2" {
+		t.Fatal("environment A kept its own, older folder")
+	}
+	if _, err := os.Stat(filepath.Join(a.Work, "only-in-turn-1")); !os.IsNotExist(err) {
+		t.Fatal("a file of the stale copy survived the restore")
 	}
 }
 
-func TestAboveTheCapIsSkippedWithAWarning(t *testing.T) {
-	s, logs := newStore(t, newS3(t).URL, 1024)
+// A version the bucket no longer has (expired by its lifecycle) is
+// ErrMissing, never an empty folder that looks restored.
+func TestAMissingVersionIsErrMissing(t *testing.T) {
+	srv := newS3(t)
+	s, _ := newStore(t, srv.URL, 1<<20)
+	ctx := context.Background()
+	f := folders(t.TempDir())
+	write(t, filepath.Join(f.Config, "t"), "x")
+	v, err := s.Save(ctx, "u1", "c1", f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Discard(ctx, "u1", "c1", v); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, srv.URL, "users/u1/"); n != 0 {
+		t.Fatalf("%d objects after discarding the only version", n)
+	}
+	if err := s.Restore(ctx, "u1", "c1", v, f); !errors.Is(err, workspace.ErrMissing) {
+		t.Fatalf("restore of an expired version: %v", err)
+	}
+}
+
+// The layout before versions is still read: a config archive, and a work
+// archive only when the folder was not empty.
+func TestTheUnversionedLayoutIsRestored(t *testing.T) {
+	srv := newS3(t)
+	s, _ := newStore(t, srv.URL, 1<<20)
+	put(t, srv.URL, "users/u1/conversations/c1/config.tar.gz", archive(t, "s.jsonl", "old"))
+	f := folders(t.TempDir())
+	if err := s.Restore(context.Background(), "u1", "c1", "", f); err != nil {
+		t.Fatal(err)
+	}
+	if read(t, filepath.Join(f.Config, "s.jsonl")) != "old" {
+		t.Fatal("the unversioned transcript was not restored")
+	}
+}
+
+// A folder above the cap is refused: the caller learns it, and nothing is
+// uploaded that a later turn could restore as if it were current.
+func TestAboveTheCapIsRefused(t *testing.T) {
+	srv := newS3(t)
+	s, _ := newStore(t, srv.URL, 1024)
 	f := folders(t.TempDir())
 	write(t, filepath.Join(f.Work, "big.bin"), strings.Repeat("x", 2048))
 	write(t, filepath.Join(f.Config, "small"), "ok")
-	if err := s.Save(context.Background(), "u1", "c1", f); err != nil {
+	if _, err := s.Save(context.Background(), "u1", "c1", f); !errors.Is(err, workspace.ErrTooLarge) {
+		t.Fatalf("save above the cap: %v", err)
+	}
+	if n := count(t, srv.URL, "users/u1/"); n != 0 {
+		t.Fatalf("%d objects uploaded for a refused save", n)
+	}
+}
+
+func archive(t *testing.T, name, content string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: int64(len(content)), Mode: 0o600})
+	tw.Write([]byte(content))
+	tw.Close()
+	gz.Close()
+	return buf.Bytes()
+}
+
+func put(t *testing.T, endpoint, key string, body []byte) {
+	t.Helper()
+	c := s3.NewFromConfig(awsCfg(), func(o *s3.Options) { o.BaseEndpoint = aws.String(endpoint); o.UsePathStyle = true })
+	_, err := c.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String("sessions"), Key: aws.String(key), Body: bytes.NewReader(body)})
+	if err != nil {
 		t.Fatal(err)
-	}
-	if !strings.Contains(logs.String(), "above the cap") {
-		t.Fatalf("no warning: %s", logs.String())
-	}
-	fresh := folders(t.TempDir())
-	if err := s.Restore(context.Background(), "u1", "c1", fresh); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(fresh.Work); !os.IsNotExist(err) {
-		t.Fatal("the oversized folder was saved")
-	}
-	if read(t, filepath.Join(fresh.Config, "small")) != "ok" {
-		t.Fatal("the small folder was not saved")
 	}
 }
 
@@ -126,14 +204,16 @@ func TestDeleteConversationAndUser(t *testing.T) {
 		f := folders(t.TempDir())
 		write(t, filepath.Join(f.Work, "x"), c)
 		write(t, filepath.Join(f.Config, "y"), c)
-		if err := s.Save(ctx, "u1", c, f); err != nil {
-			t.Fatal(err)
+		for range 2 { // two versions each
+			if _, err := s.Save(ctx, "u1", c, f); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	if err := s.DeleteConversation(ctx, "u1", "c1"); err != nil {
 		t.Fatal(err)
 	}
-	if n := count(t, srv.URL, "users/u1/"); n != 2 {
+	if n := count(t, srv.URL, "users/u1/"); n != 4 {
 		t.Fatalf("%d objects after deleting one conversation", n)
 	}
 	if err := s.DeleteUser(ctx, "u1", nil); err != nil {
@@ -158,24 +238,13 @@ func count(t *testing.T, endpoint, prefix string) int {
 func TestRestoreRefusesEscapingArchives(t *testing.T) {
 	srv := newS3(t)
 	s, _ := newStore(t, srv.URL, 1<<20)
+	put(t, srv.URL, "users/u1/conversations/c1/v/config.tar.gz", archive(t, "ok", "ok"))
 	for _, name := range []string{"../escape.txt", "/etc/evil", "a/../../escape"} {
-		var buf bytes.Buffer
-		gz := gzip.NewWriter(&buf)
-		tw := tar.NewWriter(gz)
-		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: 1, Mode: 0o600})
-		tw.Write([]byte("x"))
-		tw.Close()
-		gz.Close()
-		c := s3.NewFromConfig(awsCfg(), func(o *s3.Options) { o.BaseEndpoint = aws.String(srv.URL); o.UsePathStyle = true })
-		_, err := c.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String("sessions"),
-			Key: aws.String("users/u1/conversations/c1/work.tar.gz"), Body: bytes.NewReader(buf.Bytes())})
-		if err != nil {
-			t.Fatal(err)
-		}
+		put(t, srv.URL, "users/u1/conversations/c1/v/work.tar.gz", archive(t, name, "x"))
 		root := t.TempDir()
 		f := folders(filepath.Join(root, "conv"))
-		if err := s.Restore(context.Background(), "u1", "c1", f); err == nil {
-			t.Fatalf("%s: restored", name)
+		if err := s.Restore(context.Background(), "u1", "c1", "v", f); err == nil || errors.Is(err, workspace.ErrMissing) {
+			t.Fatalf("%s: restored (%v)", name, err)
 		}
 		if _, err := os.Stat(f.Work); !os.IsNotExist(err) {
 			t.Fatalf("%s: a half-restored folder is left", name)
@@ -192,7 +261,7 @@ func TestS3DownIsAnError(t *testing.T) {
 	srv.Close()
 	f := folders(t.TempDir())
 	write(t, filepath.Join(f.Work, "x"), "x")
-	if err := s.Save(context.Background(), "u1", "c1", f); err == nil {
+	if _, err := s.Save(context.Background(), "u1", "c1", f); err == nil {
 		t.Fatal("a save to an unreachable bucket succeeded")
 	}
 }

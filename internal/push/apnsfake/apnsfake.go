@@ -5,6 +5,7 @@
 package apnsfake
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -38,6 +39,9 @@ type Answer struct {
 	Status int
 	Reason string
 	Delay  time.Duration
+	// Hold, when set, keeps the answer back until it is closed (or the
+	// client drops the stream): a request received but answered too late.
+	Hold <-chan struct{}
 }
 
 // Server is a running stand-in.
@@ -49,6 +53,8 @@ type Server struct {
 	got []Request
 	// queued answers per device token; when empty, 200.
 	queue map[string][]Answer
+	// arrived is closed, and replaced, at every received request.
+	arrived chan struct{}
 }
 
 var ca struct {
@@ -110,7 +116,7 @@ func New() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{queue: map[string][]Answer{}}
+	s := &Server{queue: map[string][]Answer{}, arrived: make(chan struct{})}
 	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
 	s.srv.EnableHTTP2 = true
 	s.srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
@@ -136,6 +142,23 @@ func (s *Server) Requests() []Request {
 	return append([]Request(nil), s.got...)
 }
 
+// Wait returns once n requests have been received, or ctx is done.
+func (s *Server) Wait(ctx context.Context, n int) error {
+	for {
+		s.mu.Lock()
+		got, arrived := len(s.got), s.arrived
+		s.mu.Unlock()
+		if got >= n {
+			return nil
+		}
+		select {
+		case <-arrived:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	tok, ok := strings.CutPrefix(r.URL.Path, "/3/device/")
 	if !ok || r.Method != http.MethodPost || r.ProtoMajor != 2 {
@@ -147,11 +170,20 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	_ = json.Unmarshal(raw, &req.Payload)
 	s.mu.Lock()
 	s.got = append(s.got, req)
+	close(s.arrived)
+	s.arrived = make(chan struct{})
 	var a Answer
 	if q := s.queue[tok]; len(q) > 0 {
 		a, s.queue[tok] = q[0], q[1:]
 	}
 	s.mu.Unlock()
+	if a.Hold != nil {
+		select {
+		case <-a.Hold:
+		case <-r.Context().Done():
+			return
+		}
+	}
 	if a.Delay > 0 {
 		select {
 		case <-time.After(a.Delay):

@@ -1,0 +1,183 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/ovrlrd/cloud/internal/anthropicfake"
+	"github.com/ovrlrd/cloud/internal/claude/claudetest"
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
+	"github.com/ovrlrd/cloud/internal/store/storetest"
+	"github.com/ovrlrd/cloud/internal/turn"
+)
+
+// missingFunction stands in for the Lambda API when the stream function
+// cannot be invoked: every invoke is refused.
+func missingFunction(t *testing.T) {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Amzn-ErrorType", "ResourceNotFoundException")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write([]byte(`{"Type":"User","Message":"Function not found"}`))
+	}))
+	t.Cleanup(srv.Close)
+	t.Setenv("AWS_ENDPOINT_URL_LAMBDA", srv.URL)
+}
+
+// A buffered turn whose start fails answers 503 and leaves nothing behind:
+// no new conversation, no unanswered question, no lease holding the
+// conversation.
+func TestFailedStartIsUndone(t *testing.T) {
+	missingFunction(t)
+	s := newStack(t, "STREAM_FUNCTION_NAME", "ovrlrd-stream")
+	tok, uid := s.signIn(t, uniqueSub("unstarted"), "")
+
+	if r := s.call(t, "POST", "/chat", `{"message":"never answered"}`, tok); r.status != 503 {
+		t.Fatalf("new conversation: %d %s", r.status, r.body)
+	}
+	if convs, _ := appList(t, s.call(t, "GET", "/chat", "", tok)); len(convs) != 0 {
+		t.Fatalf("the failed start left a conversation: %v", convs)
+	}
+
+	c := newConversation(t, uid)
+	if r := s.call(t, "POST", "/chat/"+c.ID, `{"message":"never answered"}`, tok); r.status != 503 {
+		t.Fatalf("existing conversation: %d %s", r.status, r.body)
+	}
+	if _, msgs, _ := appDetail(t, s.call(t, "GET", "/chat/"+c.ID, "", tok)); len(msgs) != 1 || msgs[0]["content"] != "hello" {
+		t.Fatalf("the failed start left its message: %v", msgs)
+	}
+	// The conversation takes the next turn at once (the stream function
+	// runs it in this process).
+	r, evs := s.stream(t, "/chat/"+c.ID+"/stream", `{"message":"next"}`, tok)
+	if r.status != 200 || len(evs) == 0 || evs[len(evs)-1].Type != "complete" {
+		t.Fatalf("next turn: %d %s %+v", r.status, r.body, evs)
+	}
+}
+
+// The wait for a buffered turn ends before the function's own deadline: a
+// turn still running is a 202, never a function killed mid-answer.
+func TestBufferedWaitEndsBeforeTheDeadline(t *testing.T) {
+	s := newStack(t) // the default 27 s wait
+	tok, _ := s.signIn(t, uniqueSub("deadline"), "")
+	// A turn that only ends when cancelled.
+	slow := claudetest.Script("silent")
+	ev := events.APIGatewayV2HTTPRequest{
+		Version: "2.0", RawPath: "/chat",
+		Headers: map[string]string{"x-api-key": apiKey, "authorization": "Bearer " + tok, "content-type": "application/json"},
+		Body:    `{"message":` + jsonString(slow) + `}`,
+		RequestContext: events.APIGatewayV2HTTPRequestContext{DomainName: "api.example.com",
+			HTTP: events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: "POST", Path: "/chat", SourceIP: "192.0.2.1"}},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	resp, err := s.app.Chat()(ctx, ev)
+	late := ctx.Err()
+	var body map[string]any
+	_ = json.Unmarshal([]byte(resp.Body), &body)
+	if conv, _ := body["conversationId"].(string); conv != "" {
+		// The turn goes on in the background; stop it so the stack closes.
+		t.Cleanup(func() { s.call(t, "POST", "/chat/"+conv+"/cancel", "", tok) })
+	}
+	if late != nil {
+		t.Fatalf("answered after the function's deadline: %d %s %v", resp.StatusCode, resp.Body, err)
+	}
+	if err != nil || resp.StatusCode != 202 || body["conversationId"] == nil {
+		t.Fatalf("got %d %s %v, want 202 with the conversation", resp.StatusCode, resp.Body, err)
+	}
+}
+
+// A buffered turn's event runs the CLI once, however often it is delivered,
+// late too, and not at all once another turn took its conversation.
+func TestTurnEventRunsOnce(t *testing.T) {
+	model := anthropicfake.New(anthropicfake.Say("the only answer"))
+	t.Cleanup(model.Close)
+	s := newStack(t,
+		"CLAUDE_PATH", claudetest.RealCLI(t),
+		"ANTHROPIC_BASE_URL", model.URL,
+		"ANTHROPIC_API_KEY", "sk-ant-test-key",
+	)
+	_, uid := s.signIn(t, uniqueSub("redelivered"), "")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	h := s.app.StreamLambda()
+	event := func(convID string) json.RawMessage {
+		t.Helper()
+		j, err := s.app.Turns.Begin(ctx, turn.Request{UserID: uid, ConversationID: convID, Message: "hello"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		j.Buffered = true
+		raw, err := json.Marshal(map[string]any{"ovrlrdTurn": j})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+
+	c := newConversation(t, uid)
+	raw := event(c.ID)
+	if _, err := h(ctx, raw); err != nil {
+		t.Fatal(err)
+	}
+	runs := len(model.Calls())
+	if runs == 0 {
+		t.Fatal("the first delivery did not run the CLI")
+	}
+	if _, err := h(ctx, raw); err != nil {
+		t.Fatalf("the second delivery failed, and Lambda would retry it: %v", err)
+	}
+	if n := len(model.Calls()); n != runs {
+		t.Fatalf("the second delivery ran the CLI again: %d model calls, %d after the first", n, runs)
+	}
+
+	// Its event came after the lease expired, and nobody else took the
+	// conversation: its user still gets the answer.
+	late := newConversation(t, uid)
+	raw = event(late.ID)
+	expire(t, ctx, late.ID)
+	if _, err := h(ctx, raw); err != nil {
+		t.Fatalf("the late delivery failed: %v", err)
+	}
+	if n := len(model.Calls()); n == runs {
+		t.Fatal("a late delivery whose conversation was free did not run")
+	}
+	runs = len(model.Calls())
+
+	// Another turn took the conversation before the event came: it does not
+	// run, and the conversation says the message was not answered.
+	taken := newConversation(t, uid)
+	raw = event(taken.ID)
+	expire(t, ctx, taken.ID)
+	if _, err := s.app.Store.AcquireRun(ctx, taken.ID, "another turn", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h(ctx, raw); err != nil {
+		t.Fatalf("the stale delivery failed: %v", err)
+	}
+	if n := len(model.Calls()); n != runs {
+		t.Fatalf("a delivery whose conversation another turn took ran the CLI: %d model calls, %d before", n, runs)
+	}
+	msgs, _, err := s.app.Store.Messages(ctx, taken.ID, ovrlrd.Page{Limit: 10})
+	if err != nil || len(msgs) == 0 || msgs[len(msgs)-1].Role != ovrlrd.RoleSystem || !strings.Contains(msgs[len(msgs)-1].Content, "not answered") {
+		t.Fatalf("the unanswered message is not told: %+v %v", msgs, err)
+	}
+}
+
+// expire moves the conversation's lease into the past, as if its event
+// waited longer than a lease.
+func expire(t *testing.T, ctx context.Context, convID string) {
+	t.Helper()
+	err := storetest.DB().Table(storetest.TableName()).Update("PK", "CONV#"+convID).Range("SK", "RUN").
+		Set("expiresAt", time.Now().Add(-time.Second).UnixMilli()).Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+}
