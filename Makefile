@@ -88,10 +88,12 @@ invoke: deps
 	$(GO) build -o $(TOOLS)/invoke ./cmd/invoke
 	$(TOOLS)/dynamolocal -- $(TOOLS)/invoke -fn $(FN) $(EVENT)
 
-## lint: gofmt, go vet, staticcheck, actionlint (the GitHub workflows) and govulncheck (make vuln)
+## lint: gofmt, go vet (also for macOS, arm64 and amd64), staticcheck, actionlint (the GitHub workflows) and govulncheck (make vuln)
 lint: tools
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	@# make dev and make test run on Macs too: every package must build there.
+	for arch in arm64 amd64; do GOOS=darwin GOARCH=$$arch $(GO) vet ./... && GOOS=darwin GOARCH=$$arch $(GO) build ./... || exit 1; done
 	$(TOOLS)/staticcheck ./...
 	$(TOOLS)/actionlint
 	@$(MAKE) --no-print-directory vuln
@@ -117,6 +119,29 @@ vuln: $(TOOLS)/govulncheck
 
 $(TOOLS)/govulncheck:
 	GOBIN=$(TOOLS) $(GO) install golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION)
+
+## schemas: refresh the JSON Schemas the template tests read (internal/samtemplate/testdata/schemas,
+## see its README.md) from their pinned public sources; needs the network, which make test never does
+# The CloudFormation registry schemas come from AWS's rain module through the Go module proxy (its
+# checksum database vouches for them); the SAM schema, which no module ships, from a release commit.
+RAIN_VERSION     := v1.24.4
+SAM_COMMIT       := 48ad58436cf80f698129e0655731be3bc4261b9a
+SAM_SCHEMA_URL   ?= https://raw.githubusercontent.com/aws/serverless-application-model/$(SAM_COMMIT)/schema_source/sam.schema.json
+REGISTRY_SCHEMAS := AWS::CloudFront::Distribution AWS::CloudWatch::Alarm AWS::DynamoDB::Table \
+	AWS::IAM::Role AWS::Logs::LogGroup AWS::S3::Bucket AWS::SNS::Topic
+SCHEMAS_DIR      := internal/samtemplate/testdata/schemas
+.PHONY: schemas
+schemas:
+	set -euo pipefail; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	curl -fsSL --max-time 300 -o "$$tmp/sam.schema.json" "$(SAM_SCHEMA_URL)"; \
+	rain=$$(cd "$$tmp" && printf 'module schemas.download\n' > go.mod && export GOWORK=off && \
+		$(GO) mod download github.com/aws-cloudformation/rain@$(RAIN_VERSION) && \
+		$(GO) list -m -f '{{.Dir}}' github.com/aws-cloudformation/rain@$(RAIN_VERSION)); \
+	for type in $(REGISTRY_SCHEMAS); do \
+		src=$$(tr A-Z a-z <<< "$${type//:://}"); \
+		install -m 0644 "$$rain/internal/aws/cfn/schemas/$$src.json" "$$tmp/$${type//::/-}.json"; \
+	done; \
+	rm -f $(SCHEMAS_DIR)/*.json; install -m 0644 "$$tmp"/*.json $(SCHEMAS_DIR)/
 
 ## clean: remove build output (local data in .local/ is kept)
 clean:

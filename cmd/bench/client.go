@@ -93,6 +93,17 @@ func (c *client) stream(ctx context.Context, conv, prompt string, lat *harness.H
 		return r, fmt.Errorf("stream ended before its first byte: %w", err)
 	}
 	r.firstByte = time.Now()
+	if err := r.read(br, lat); err != nil {
+		return r, err
+	}
+	if r.terminal == "" {
+		return r, errors.New("stream ended without a terminal event")
+	}
+	return r, nil
+}
+
+// read takes the rest of an SSE body, line by line.
+func (r *streamResult) read(br *bufio.Reader, lat *harness.Histogram) error {
 	for {
 		line, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
@@ -106,16 +117,12 @@ func (c *client) stream(ctx context.Context, conv, prompt string, lat *harness.H
 			r.line(line, lat)
 		}
 		if err == io.EOF {
-			break
+			return nil
 		}
 		if err != nil {
-			return r, err
+			return err
 		}
 	}
-	if r.terminal == "" {
-		return r, errors.New("stream ended without a terminal event")
-	}
-	return r, nil
 }
 
 // line takes one line of the SSE body.

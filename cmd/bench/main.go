@@ -30,6 +30,12 @@
 //   - RSS under load: the peak while concurrent streams run.
 //   - Server-only allocations: turn.Service.Run with a discarding SSE
 //     writer, timed with testing.Benchmark (one op is one relayed event).
+//   - The CLI runner alone (claude.Start and Events): each line's delay at
+//     the steady rate, and the bytes allocated while a 20 MiB line is
+//     skipped with MaxLine 1 MiB.
+//   - Cancel: turns that only a cancel ends, each cancelled once its first
+//     byte arrived; from sending POST /chat/{id}/cancel to the end of the
+//     turn's stream, the slowest of three.
 //   - Cold starts: each function's bootstrap under the AWS Lambda Runtime
 //     Interface Emulator (runtimetest.ColdStarter), a new emulator process
 //     each time, -cold-starts times: the init the emulator reports and the

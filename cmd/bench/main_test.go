@@ -10,20 +10,22 @@ import (
 )
 
 // The bench keeps compiling and running: a tiny run through the whole
-// service prints every row, and no phase fails. Its numbers are not checked.
+// service prints every row, and no phase fails. Its numbers are not
+// checked: a row over its target says MISS, as it may on a busy machine.
 func TestQuickBenchPrintsEveryRow(t *testing.T) {
 	// The bench builds the bootstraps: on a busy machine with a cold build
-	// cache that takes minutes, so it gets the test's own deadline.
-	limit := 10 * time.Minute
+	// cache that takes minutes. Its run, builds included, ends at the
+	// test's own deadline, never before.
+	limit := 24 * time.Hour
 	if dl, ok := t.Deadline(); ok {
-		limit = time.Until(dl) - 10*time.Second
+		limit = time.Until(dl)
 	}
 	var out, errOut strings.Builder
 	code := run(t.Context(), []string{"-quick", "-cli", claudetest.FakeCLI(t), "-log-level", "error", "-timeout", limit.String(),
 		"-warmup", "0", "-ttfb-turns", "2", "-relay-n", "50", "-flood-n", "500", "-streams", "2", "-load-n", "50",
 		"-server-n", "200"}, os.Getenv, &out, &errOut)
 	if code != 0 {
-		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
+		t.Fatalf("exit %d: a phase failed\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
 	}
 	lines := strings.Split(out.String(), "\n")
 	for _, m := range metrics {

@@ -139,6 +139,8 @@ func (b *bench) runPhases(ctx context.Context) {
 		{b.flood, []string{mFloodRate, mFloodQueue, mFloodRSS, mFloodRSSAll, mAllocsE2E}},
 		{b.load, []string{mRSSLoad, mLoadP99}},
 		{b.serverOnly, []string{mAllocsServer, mServerRate}},
+		{b.cliRunner, []string{mCLIDelivery50, mHugeLineAlloc}},
+		{b.cancels, []string{mCancel}},
 	}
 	for _, p := range phases {
 		if err := ctx.Err(); err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
@@ -19,13 +20,18 @@ type stack struct {
 	db     dbTimer
 }
 
+// maxTurn is the longest turn the configuration accepts (CLAUDE_TIMEOUT).
+const maxTurn = 15 * time.Minute
+
 // startStack builds the service. o.endpoint is DynamoDB Local's URL; when
 // empty, one is started for the run.
 func startStack(ctx context.Context, o *options, logOut io.Writer) (*stack, error) {
 	s := &stack{}
 	hs, err := harness.New(ctx, harness.Options{
 		Name: "bench", Endpoint: o.endpoint, CLIPath: o.cliPath, LogLevel: o.logLevel, LogOut: logOut,
-		Timeout: o.timeout,
+		// A turn may not outlive the run, nor Lambda's limit, which the
+		// configuration enforces; the run itself may be longer.
+		Timeout: min(o.timeout, maxTurn),
 		// The bench starts far more turns a minute than a person would.
 		Env: map[string]string{
 			"RATE_LIMIT_TURN":  "999999/1m",

@@ -85,6 +85,9 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
 	if err := a.Workspace.EnsureBucket(ctx); err != nil {
 		return err
 	}
+	// On Linux a turn's orphans are re-parented here and reaped, and this
+	// process hides its environment; macOS offers neither (both return nil
+	// there), and runs find their processes by group and marker alone.
 	if err := claude.BecomeSubreaper(); err != nil {
 		return err
 	}

@@ -337,18 +337,25 @@ func TestPagingThroughConversations(t *testing.T) {
 
 // Deleting while another request appends leaves nothing behind: appends
 // after the delete are refused and no message outlives its conversation.
+// The delete comes once an append was accepted, and the appends go on
+// until one was refused after it.
 func TestDeleteWhileAppending(t *testing.T) {
 	s := newStack(t, "RATE_LIMIT_WRITE", "100000/1m")
 	tok, uid := s.signIn(t, uniqueSub("racing"), "")
 	c := newConversation(t, uid)
-	var wg sync.WaitGroup
+	ctx := hangGuard(t)
+	var (
+		wg                sync.WaitGroup
+		mu                sync.Mutex
+		statuses          = map[int]int{}
+		accepted, refused = make(chan struct{}), make(chan struct{})
+		onceOK, onceGone  sync.Once
+	)
 	stop := make(chan struct{})
-	var mu sync.Mutex
-	statuses := map[int]int{}
+	halt := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	defer halt()
 	for range 3 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for {
 				select {
 				case <-stop:
@@ -359,16 +366,21 @@ func TestDeleteWhileAppending(t *testing.T) {
 				mu.Lock()
 				statuses[r.status]++
 				mu.Unlock()
+				switch r.status {
+				case 200:
+					onceOK.Do(func() { close(accepted) })
+				case 404:
+					onceGone.Do(func() { close(refused) })
+				}
 			}
-		}()
+		})
 	}
-	time.Sleep(150 * time.Millisecond)
+	waitClosed(t, ctx, accepted, "an accepted append")
 	if r := s.call(t, "DELETE", "/chat/"+c.ID, "", tok); r.status != 200 || r.body != `{"success":true}` {
 		t.Fatalf("delete: %d %s", r.status, r.body)
 	}
-	time.Sleep(150 * time.Millisecond)
-	close(stop)
-	wg.Wait()
+	waitClosed(t, ctx, refused, "an append refused after the delete")
+	halt()
 	if statuses[404] == 0 || statuses[200] == 0 {
 		t.Fatalf("the race did not happen: %v", statuses)
 	}
@@ -378,6 +390,16 @@ func TestDeleteWhileAppending(t *testing.T) {
 	}
 	if n := partitionSize(t, "CONV#"+c.ID); n != 0 {
 		t.Fatalf("%d items outlived their conversation", n)
+	}
+}
+
+// waitClosed waits for ch to close, failing the test once ctx ends first.
+func waitClosed(t *testing.T, ctx context.Context, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		t.Fatalf("no %s", what)
 	}
 }
 

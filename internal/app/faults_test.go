@@ -164,20 +164,24 @@ func TestDynamoDBStoppedMidTurn(t *testing.T) {
 	}
 }
 
-// restartDynamoDB starts DynamoDB Local again on port, over dataDir.
+// restartDynamoDB starts DynamoDB Local again on port, over dataDir, trying
+// again while the old server's socket lingers.
 func restartDynamoDB(t *testing.T, dataDir string, port int) *dynamolocal.Server {
 	t.Helper()
-	var err error
-	for range 3 {
-		var db *dynamolocal.Server
-		if db, err = dynamolocal.Start(context.Background(), dynamolocal.Options{DataDir: dataDir, Port: port}); err == nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for {
+		db, err := dynamolocal.Start(ctx, dynamolocal.Options{DataDir: dataDir, Port: port})
+		if err == nil {
 			t.Cleanup(db.Stop)
 			return db
 		}
-		time.Sleep(time.Second) // the old socket may linger a moment
+		select {
+		case <-ctx.Done():
+			t.Fatalf("restart DynamoDB Local on port %d: %v", port, err)
+		case <-time.After(250 * time.Millisecond):
+		}
 	}
-	t.Fatalf("restart DynamoDB Local on port %d: %v", port, err)
-	return nil
 }
 
 // partitionKinds counts a partition's items by kind (the sort key up to and

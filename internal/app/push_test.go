@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -39,15 +38,10 @@ func pushStack(t *testing.T) (*stack, *apnsfake.Server) {
 // waitPushes waits for n pushes to arrive.
 func waitPushes(t *testing.T, apns *apnsfake.Server, n int) []apnsfake.Request {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if got := apns.Requests(); len(got) >= n {
-			return got
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := apns.Wait(hangGuard(t), n); err != nil {
+		t.Fatalf("%d pushes, want %d: %v", len(apns.Requests()), n, err)
 	}
-	t.Fatalf("%d pushes, want %d", len(apns.Requests()), n)
-	return nil
+	return apns.Requests()
 }
 
 func TestCompleteTurnIsPushed(t *testing.T) {
@@ -60,12 +54,22 @@ func TestCompleteTurnIsPushed(t *testing.T) {
 		got[0].Header.Get("apns-push-type") != "alert" {
 		t.Fatalf("push %+v", got[0])
 	}
-	// Only complete is pushed.
+	// Only complete is pushed. A turn pushes before its stream ends, so a
+	// push of the permission request would come before the next turn's.
 	s.stream(t, "/chat/"+conv+"/stream", `{"message":`+jsonString(claudetest.Script("denied"))+`}`, tok)
-	time.Sleep(300 * time.Millisecond)
-	if n := len(apns.Requests()); n != 1 {
-		t.Fatalf("%d pushes after a permission request", n)
+	s.stream(t, "/chat/"+conv+"/stream", `{"message":`+jsonString(claudetest.Script("normal", "text", "After the permission request"))+`}`, tok)
+	got = waitPushes(t, apns, 2)
+	if body := alertBody(got[1]); len(got) != 2 || body != "After the permission request" {
+		t.Fatalf("%d pushes, the second saying %q: the permission request was pushed", len(got), body)
 	}
+}
+
+// alertBody is what a push shows under its title.
+func alertBody(r apnsfake.Request) string {
+	aps, _ := r.Payload["aps"].(map[string]any)
+	alert, _ := aps["alert"].(map[string]any)
+	body, _ := alert["body"].(string)
+	return body
 }
 
 // The client leaves mid-turn: the answer is still saved and pushed.

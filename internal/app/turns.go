@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"runtime"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -64,7 +65,11 @@ func turnConfig(cfg config.Config, awsCfg aws.Config, log *slog.Logger) (turn.Co
 		return tc, err
 	}
 	if mode == sandbox.Shared {
-		log.Warn("turns share this server's user: one turn's tools can reach another's folders (run as root for a user per turn)")
+		how := "run as root for a user per turn"
+		if runtime.GOOS != "linux" {
+			how = "a user per turn needs Linux"
+		}
+		log.Warn("turns share this server's user: one turn's tools can reach another's folders (" + how + ")")
 	}
 	return tc, nil
 }

@@ -9,20 +9,20 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/ovrlrd/cloud/internal/apple"
 	"github.com/ovrlrd/cloud/internal/apple/applefake"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
 
+// With the set hanging, a fetch in NewVerifier would wait out the HTTP
+// timeout and be counted.
 func TestNewVerifierDoesNoIO(t *testing.T) {
 	t.Parallel()
 	s := fake(t)
 	s.SetMode(applefake.Hang)
-	start := time.Now()
 	verifier(t, apple.Options{JWKSURL: s.URL})
-	if took := time.Since(start); took > 100*time.Millisecond {
-		t.Fatalf("NewVerifier took %v with the JWK Set hanging", took)
-	}
 	if n := s.Requests(); n != 0 {
 		t.Fatalf("JWKS requests = %d, want 0 before the first Verify", n)
 	}
@@ -34,8 +34,8 @@ func TestVerifyJWKSDownAtConstructionThenRecovers(t *testing.T) {
 	s.Down(true)
 	v := verifier(t, apple.Options{JWKSURL: s.URL})
 	tok := s.Mint(claims())
-	verifyCode(t, v, tok, ovrlrd.EUNAVAILABLE, time.Second)
-	verifyCode(t, v, tok, ovrlrd.EUNAVAILABLE, time.Second)
+	verifyCode(t, v, tok, ovrlrd.EUNAVAILABLE)
+	verifyCode(t, v, tok, ovrlrd.EUNAVAILABLE)
 	s.Down(false)
 	mustVerify(t, v, tok)
 	if n := s.Requests(); n != 3 {
@@ -71,9 +71,6 @@ func TestVerifyJWKSOutageIsUnavailable(t *testing.T) {
 			took := time.Since(start)
 			t.Logf("EUNAVAILABLE after %v", took)
 			wantCode(t, err, ovrlrd.EUNAVAILABLE)
-			if took > 5*time.Second {
-				t.Fatalf("Verify took %v, want under 5s", took)
-			}
 			if msg := ovrlrd.ErrorMessage(err); msg != "Sign in with Apple is temporarily unavailable. Please try again." {
 				t.Fatalf("user message = %q", msg)
 			}
@@ -81,33 +78,37 @@ func TestVerifyJWKSOutageIsUnavailable(t *testing.T) {
 	}
 }
 
-// A caller's deadline shorter than the HTTP timeout bounds its wait.
+// A caller's deadline shorter than the HTTP timeout bounds its wait: with
+// the set hanging and an HTTP timeout of an hour, only the deadline can end
+// Verify.
 func TestVerifyJWKSOutageHonoursContext(t *testing.T) {
 	t.Parallel()
 	s := fake(t)
 	s.SetMode(applefake.Hang)
-	v := verifier(t, apple.Options{JWKSURL: s.URL})
+	v := verifier(t, apple.Options{JWKSURL: s.URL, HTTPClient: patientClient()})
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	start := time.Now()
-	_, err := v.Verify(ctx, s.Mint(claims()))
+	var err error
+	returns(t, "Verify past its caller's deadline", func() { _, err = v.Verify(ctx, s.Mint(claims())) })
 	wantCode(t, err, ovrlrd.EUNAVAILABLE)
-	if took := time.Since(start); took > time.Second {
-		t.Fatalf("Verify took %v past a 200ms deadline", took)
-	}
 }
 
+// The HTTP timeout is an hour: an unknown kid's refresh during a hanging
+// outage is cut short by the rate limiter's wait, not by that timeout.
 func TestVerifyCachedKeysSurviveOutage(t *testing.T) {
 	t.Parallel()
 	for name, mode := range map[string]applefake.Mode{"503": applefake.Unavailable, "timeout": applefake.Hang} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			s := fake(t)
-			v := warm(t, s, apple.Options{})
+			v := warm(t, s, apple.Options{HTTPClient: patientClient()})
 			s.SetMode(mode)
 			mustVerify(t, v, s.Mint(claims()))
 			// Apple may have rotated, and the set cannot be read to know.
-			took := verifyCode(t, v, s.MintWith(claims(), applefake.Sign{Kid: "not-published"}), ovrlrd.EUNAVAILABLE, 2*time.Second)
+			var took time.Duration
+			returns(t, "Verify of an unknown kid during the outage", func() {
+				took = verifyCode(t, v, s.MintWith(claims(), applefake.Sign{Kid: "not-published"}), ovrlrd.EUNAVAILABLE)
+			})
 			t.Logf("unknown kid during outage: EUNAVAILABLE after %v", took)
 			mustVerify(t, v, s.Mint(claims()))
 		})
@@ -119,7 +120,7 @@ func TestVerifyUnknownKIDWhileJWKSUpIsUnauthorized(t *testing.T) {
 	s := fake(t)
 	v := warm(t, s, apple.Options{})
 	before := s.Requests()
-	verifyCode(t, v, s.MintWith(claims(), applefake.Sign{Kid: "not-published"}), ovrlrd.EUNAUTHORIZED, time.Second)
+	verifyCode(t, v, s.MintWith(claims(), applefake.Sign{Kid: "not-published"}), ovrlrd.EUNAUTHORIZED)
 	if n := s.Requests() - before; n != 1 {
 		t.Fatalf("refreshes = %d, want 1", n)
 	}
@@ -172,8 +173,9 @@ func TestVerifyUnknownKIDRefreshesAgainAfterWindow(t *testing.T) {
 	}
 }
 
-// After an outage, an unknown kid is EUNAVAILABLE until a refresh is allowed
-// again and succeeds; then a rotated key works.
+// During an outage a rotated key is EUNAVAILABLE; once the set is back, the
+// next Verify waits for the refresh window (shorter than the limiter's
+// longest wait) and refreshes, and the rotated key works.
 func TestVerifyRecoversAfterRefreshOutage(t *testing.T) {
 	t.Parallel()
 	const window = 200 * time.Millisecond
@@ -181,45 +183,43 @@ func TestVerifyRecoversAfterRefreshOutage(t *testing.T) {
 	v := warm(t, s, apple.WithWindows(apple.Options{}, time.Hour, window))
 	s.Down(true)
 	s.Rotate()
-	verifyCode(t, v, s.Mint(claims()), ovrlrd.EUNAVAILABLE, 2*time.Second)
+	verifyCode(t, v, s.Mint(claims()), ovrlrd.EUNAVAILABLE)
 	s.Down(false)
-	time.Sleep(window)
 	mustVerify(t, v, s.Mint(claims()))
 }
 
+// Not parallel: the goroutines counted are this test's alone. Connections
+// are not kept, so none of their goroutines outlive a fetch.
 func TestCloseStopsBackgroundRefresh(t *testing.T) {
-	t.Parallel()
 	const every = 30 * time.Millisecond
 	s := fake(t)
-	v := warm(t, s, apple.WithWindows(apple.Options{}, every, time.Minute))
+	others := goleak.IgnoreCurrent()
+	v := warm(t, s, apple.WithWindows(apple.Options{HTTPClient: oneShotClient()}, every, time.Minute))
 	waitFor(t, func() bool { return s.Requests() >= 3 })
 	v.Close()
-	time.Sleep(2 * every) // let a tick already under way finish
-	n := s.Requests()
-	time.Sleep(5 * every)
-	if m := s.Requests(); m != n {
-		t.Fatalf("JWKS requests went from %d to %d after Close", n, m)
-	}
+	// The refresh goroutine is gone: nothing is left to fetch the set.
+	noGoroutinesLeft(t, others)
 }
 
 func TestCancelledContextStopsBackgroundRefresh(t *testing.T) {
-	t.Parallel()
 	const every = 30 * time.Millisecond
 	s := fake(t)
+	others := goleak.IgnoreCurrent()
 	ctx, cancel := context.WithCancel(context.Background())
-	v, err := apple.NewVerifier(ctx, apple.WithWindows(apple.Options{JWKSURL: s.URL, Audiences: []string{applefake.Audience}}, every, time.Minute))
+	v, err := apple.NewVerifier(ctx, apple.WithWindows(apple.Options{JWKSURL: s.URL, Audiences: []string{applefake.Audience},
+		HTTPClient: oneShotClient()}, every, time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
 	mustVerify(t, v, s.Mint(claims()))
 	waitFor(t, func() bool { return s.Requests() >= 3 })
 	cancel()
-	time.Sleep(2 * every)
-	n := s.Requests()
-	time.Sleep(5 * every)
-	if m := s.Requests(); m != n {
-		t.Fatalf("JWKS requests went from %d to %d after cancel", n, m)
-	}
+	noGoroutinesLeft(t, others)
+}
+
+// oneShotClient closes each connection after its response.
+func oneShotClient() *http.Client {
+	return &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 }
 
 func flood(t *testing.T, s *applefake.Server, v *apple.Verifier, n int, code string) {
@@ -241,10 +241,10 @@ func flood(t *testing.T, s *applefake.Server, v *apple.Verifier, n int, code str
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
+			t.Fatal("condition not met within 30s")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -24,6 +24,13 @@ func sysProcAttr(cred *syscall.Credential) *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL, Credential: cred}
 }
 
+// portableOnly leaves Linux's own guarantees (the subreaper, waitid) out,
+// so that runs are supervised as on macOS; tests set it
+// (usePortableSupervision) before anything starts, to exercise that path.
+var portableOnly bool
+
+func usePortableSupervision() { portableOnly = true }
+
 var subreaper struct {
 	once sync.Once
 	err  error
@@ -43,6 +50,9 @@ var subreaper struct {
 // pidfds it reaps only processes it saw carrying a run's marker.
 func BecomeSubreaper() error {
 	subreaper.once.Do(func() {
+		if portableOnly {
+			return
+		}
 		if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0); e != 0 {
 			subreaper.err = os.NewSyscallError("prctl(PR_SET_CHILD_SUBREAPER)", e)
 			return
@@ -61,6 +71,9 @@ func BecomeSubreaper() error {
 // waitExited blocks until pid has exited, without reaping it: the zombie
 // keeps the pid and the process group id reserved while the run cleans up.
 func waitExited(pid int) error {
+	if portableOnly {
+		return pollExited(pid)
+	}
 	var info [128]byte // siginfo_t
 	for {
 		_, _, e := syscall.Syscall6(syscall.SYS_WAITID, pPID, uintptr(pid),
@@ -93,139 +106,6 @@ func pendingBytes(f *os.File) int {
 	return int(n)
 }
 
-// procInfo is what /proc/<pid>/stat says about a process.
-type procInfo struct {
-	pid, ppid, pgrp, sid int
-	state                byte
-	start                uint64 // start time in clock ticks since boot
-}
-
-func readStat(pid int, buf *[]byte) (procInfo, bool) {
-	b, ok := readSmall("/proc/"+strconv.Itoa(pid)+"/stat", buf)
-	if !ok {
-		return procInfo{}, false
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) {
-		return procInfo{}, false
-	}
-	f := bytes.Fields(b[i+2:])
-	if len(f) < 20 || len(f[0]) != 1 {
-		return procInfo{}, false
-	}
-	p := procInfo{pid: pid, state: f[0][0]}
-	p.ppid, _ = strconv.Atoi(string(f[1]))
-	p.pgrp, _ = strconv.Atoi(string(f[2]))
-	p.sid, _ = strconv.Atoi(string(f[3]))
-	p.start, _ = strconv.ParseUint(string(f[19]), 10, 64)
-	return p, true
-}
-
-// readSmall reads a /proc file into *buf, growing it if needed. The result
-// is valid until the next call with the same buffer.
-func readSmall(name string, buf *[]byte) ([]byte, bool) {
-	fd, err := syscall.Open(name, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, false
-	}
-	defer syscall.Close(fd)
-	b := *buf
-	if len(b) == 0 {
-		b = make([]byte, 4096)
-	}
-	n := 0
-	for {
-		if n == len(b) {
-			nb := make([]byte, 2*len(b))
-			copy(nb, b[:n])
-			b = nb
-			*buf = b
-		}
-		m, err := syscall.Read(fd, b[n:])
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, false
-		}
-		if m == 0 {
-			return b[:n], true
-		}
-		n += m
-	}
-}
-
-// listPids returns the pid of every process in /proc.
-func listPids() []int {
-	d, err := os.Open("/proc")
-	if err != nil {
-		return nil
-	}
-	defer d.Close()
-	names, _ := d.Readdirnames(-1)
-	pids := make([]int, 0, len(names))
-	for _, n := range names {
-		if n == "" || n[0] < '0' || n[0] > '9' {
-			continue
-		}
-		if p, err := strconv.Atoi(n); err == nil {
-			pids = append(pids, p)
-		}
-	}
-	return pids
-}
-
-// scanRun finds every process that belongs to a run: those whose
-// environment carries the run's marker, and their descendants and the CLI's
-// (by parent chain), whether alive or zombie. The CLI itself is left out.
-func scanRun(marker []byte, cliPid int) []procInfo {
-	pids := listPids()
-	buf := make([]byte, 16<<10)
-	all := make(map[int]procInfo, len(pids))
-	ours := make(map[int]bool)
-	self := os.Getpid()
-	for _, pid := range pids {
-		if pid == self {
-			continue
-		}
-		p, ok := readStat(pid, &buf)
-		if !ok {
-			continue
-		}
-		all[pid] = p
-		if pid == cliPid || p.pgrp == cliPid || p.sid == cliPid {
-			ours[pid] = true
-			continue
-		}
-		if p.state == 'Z' {
-			continue // a zombie has no environment left
-		}
-		if env, ok := readSmall("/proc/"+strconv.Itoa(pid)+"/environ", &buf); ok && bytes.Contains(env, marker) {
-			ours[pid] = true
-		}
-	}
-	// Descendants by parent chain (a child that dropped the marker).
-	var out []procInfo
-	for pid, p := range all {
-		found := ours[pid]
-		for q, hops := p, 0; !found && hops < 64; hops++ {
-			pp, ok := all[q.ppid]
-			if !ok {
-				break
-			}
-			if ours[pp.pid] {
-				found = true
-			}
-			q = pp
-		}
-		if found && pid != cliPid {
-			ours[pid] = true
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
 // orphans is what the reaper knows: the processes runs found (by pid, with
 // their start time so a reused pid is not mistaken for them), and the CLI
 // pids whose os.Process will reap them.
@@ -238,6 +118,9 @@ var orphans = struct {
 }{known: map[int]uint64{}, cli: map[int]bool{}}
 
 func rememberProcs(ps []procInfo) {
+	if portableOnly {
+		return
+	}
 	orphans.Lock()
 	for _, p := range ps {
 		orphans.known[p.pid] = p.start
@@ -246,6 +129,9 @@ func rememberProcs(ps []procInfo) {
 }
 
 func registerCLI(pid int, add bool) {
+	if portableOnly {
+		return
+	}
 	orphans.Lock()
 	defer orphans.Unlock()
 	if !add {
@@ -262,6 +148,9 @@ func registerCLI(pid int, add bool) {
 // reapOrphans reaps this process's zombie children that nobody else will
 // wait for. It returns how many it reaped.
 func reapOrphans() int {
+	if portableOnly {
+		return 0
+	}
 	orphans.Lock()
 	defer orphans.Unlock()
 	self := os.Getpid()
@@ -332,26 +221,6 @@ func trackedPids() map[int]bool {
 			if pid, err := strconv.Atoi(string(f[0])); err == nil && pid > 0 {
 				out[pid] = true
 			}
-		}
-	}
-	return out
-}
-
-// signalProcs sends sig to the CLI's process group and to each process.
-func signalProcs(cliPid int, ps []procInfo, sig syscall.Signal) {
-	_ = syscall.Kill(-cliPid, sig)
-	for _, p := range ps {
-		if p.state != 'Z' {
-			_ = syscall.Kill(p.pid, sig)
-		}
-	}
-}
-
-func alive(ps []procInfo) []procInfo {
-	out := ps[:0:0]
-	for _, p := range ps {
-		if p.state != 'Z' && p.state != 'X' {
-			out = append(out, p)
 		}
 	}
 	return out

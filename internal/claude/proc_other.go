@@ -1,4 +1,4 @@
-//go:build !linux
+//go:build !linux && !darwin
 
 package claude
 
@@ -8,11 +8,12 @@ import (
 	"syscall"
 )
 
-// The runner needs Linux (/proc, waitid, subreapers); elsewhere Start fails.
+// The runner needs a process table it can read (Linux's /proc, macOS's
+// sysctl); elsewhere Start fails.
 
-var errUnsupported = errors.New("claude: running the CLI needs Linux")
+var errUnsupported = errors.New("claude: running the CLI needs Linux or macOS")
 
-// BecomeSubreaper is a no-op outside Linux.
+// BecomeSubreaper fails outside Linux and macOS, where the CLI cannot run.
 func BecomeSubreaper() error { return errUnsupported }
 
 type procInfo struct {

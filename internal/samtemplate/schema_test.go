@@ -18,28 +18,10 @@ import (
 	"github.com/ovrlrd/cloud/internal/samtemplate"
 )
 
-// schemasDir finds shared/schemas (the SAM resource schema and the
-// CloudFormation registry schemas) by walking up from the test's directory:
-// the checkout has shared/ beside the repository, and so does CI's clone.
-func schemasDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		cand := filepath.Join(dir, "shared", "schemas")
-		if fi, err := os.Stat(filepath.Join(cand, "sam.schema.json")); err == nil && fi.Mode().IsRegular() {
-			return cand
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("shared/schemas (with sam.schema.json) not found in any parent of the test's directory: " +
-				"the template cannot be validated. Put the project's shared/ folder beside the repository.")
-		}
-		dir = parent
-	}
-}
+// schemasDir holds the SAM resource schema and the CloudFormation registry
+// schemas, copied from their public sources (testdata/schemas/README.md):
+// the tests need nothing outside the repository and no network.
+const schemasDir = "testdata/schemas"
 
 // ecmaRegexp lets the validator run the schemas' ECMAScript patterns (with
 // look-ahead), which Go's regexp cannot.
@@ -158,7 +140,7 @@ func TestTemplateMatchesSAMSchema(t *testing.T) {
 			frags = append(frags, def+"samtranslator__internal__schema_source__aws_serverless_"+strings.ToLower(kind)+"__Resource")
 		}
 	}
-	schs := compileSchema(t, filepath.Join(schemasDir(t), "sam.schema.json"), frags...)
+	schs := compileSchema(t, filepath.Join(schemasDir, "sam.schema.json"), frags...)
 	for name, params := range variants() {
 		t.Run(name, func(t *testing.T) {
 			v, err := tpl.Eval(map[string]any(tpl), tpl.SampleEnv(params, nil))
@@ -188,8 +170,8 @@ func TestTemplateMatchesSAMSchema(t *testing.T) {
 	}
 }
 
-// Resource types without a registry schema in shared/schemas, each with
-// where else it is checked.
+// Resource types without a registry schema in schemasDir, each with where
+// else it is checked.
 var noSchema = map[string]string{
 	"AWS::S3::BucketPolicy": "TestBucketDeniesInsecureTransport",
 	"AWS::IAM::RolePolicy":  "TestGrantsPerFunction",
@@ -198,7 +180,6 @@ var noSchema = map[string]string{
 // Every plain CloudFormation resource's Properties against its type's
 // registry schema, in every variant.
 func TestResourcesMatchRegistrySchemas(t *testing.T) {
-	dir := schemasDir(t)
 	tpl := load(t)
 	compiled := map[string]*jsonschema.Schema{}
 	checked := map[string]bool{}
@@ -224,10 +205,10 @@ func TestResourcesMatchRegistrySchemas(t *testing.T) {
 			}
 			sch, ok := compiled[typ]
 			if !ok {
-				file := filepath.Join(dir, strings.ReplaceAll(typ, "::", "-")+".json")
+				file := filepath.Join(schemasDir, strings.ReplaceAll(typ, "::", "-")+".json")
 				if _, err := os.Stat(file); err != nil {
-					t.Errorf("%s: no schema %s for %s; add it to shared/schemas or to noSchema with where it is checked",
-						id, filepath.Base(file), typ)
+					t.Errorf("%s: no schema %s for %s; add the type to the Makefile's REGISTRY_SCHEMAS and run make schemas, "+
+						"or add it to noSchema with where it is checked", id, filepath.Base(file), typ)
 					continue
 				}
 				sch = compileSchema(t, file)[0]

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/ovrlrd/cloud/internal/anthropicfake"
 	"github.com/ovrlrd/cloud/internal/claude/claudetest"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/relay"
@@ -284,7 +285,9 @@ func TestTheFirstCompletedTurnTitles(t *testing.T) {
 
 // A title that does not come does not hold the terminal event: the turn
 // ends while the title's model call is still unanswered, untitled; the
-// next completed turn makes the title.
+// next completed turn makes the title. The turn's own answer waits for the
+// title's request, so the title run cannot lose its race to start on a busy
+// machine.
 func TestASlowTitleDoesNotHoldTheTurn(t *testing.T) {
 	release, arrived := make(chan struct{}), make(chan struct{})
 	var once sync.Once
@@ -292,6 +295,12 @@ func TestASlowTitleDoesNotHoldTheTurn(t *testing.T) {
 		once.Do(func() { close(arrived) })
 		<-release
 		return "Too late"
+	}, func(anthropicfake.Request) anthropicfake.Reply {
+		select {
+		case <-arrived:
+		case <-release:
+		}
+		return anthropicfake.Reply{Blocks: []anthropicfake.ReplyBlock{anthropicfake.Text("Hi.")}}
 	})
 	defer close(release)
 	t.Cleanup(turn.SetTitleTimes(10*time.Minute, 0))
@@ -300,7 +309,6 @@ func TestASlowTitleDoesNotHoldTheTurn(t *testing.T) {
 	j := r.begin("", "hello")
 	done := make(chan relay.Outcome, 1)
 	go func() { _, o := r.run(j); done <- o }()
-	<-arrived // the title's request is in, and unanswered
 	select {
 	case o := <-done:
 		if o.Kind != relay.Complete {
@@ -308,6 +316,11 @@ func TestASlowTitleDoesNotHoldTheTurn(t *testing.T) {
 		}
 	case <-time.After(2 * time.Minute):
 		t.Fatal("the turn waited for its title")
+	}
+	select {
+	case <-arrived:
+	default:
+		t.Fatal("the turn ended before its title's request came in")
 	}
 	if c := r.conversation(j.ConversationID); c.Title != nil {
 		t.Fatalf("title %q", *c.Title)

@@ -289,6 +289,3 @@ func turnRequests(srv *anthropicfake.Server) []anthropicfake.Request {
 func turnRequest(user, conv, msg string, tools ...string) turn.Request {
 	return turn.Request{UserID: user, ConversationID: conv, Message: msg, AllowedTools: tools}
 }
-
-// runSlow runs a turn that is expected to be stopped from outside.
-func (r *rig) runSlow(j turn.Job) (*recorder, relay.Outcome) { return r.run(j) }

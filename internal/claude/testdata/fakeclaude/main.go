@@ -16,7 +16,8 @@
 //	lines        the script's lines verbatim, delay_ms apart, then exit with exit
 //	inspect      (also argv, dump-env) one assistant text holding JSON
 //	             {"args","env","cwd","prompt"}, then result
-//	crash        init, n (default 3) assistant texts, "boom" on stderr, exit 1, no result
+//	crash        init, n assistant texts (3 when the script has no n, any
+//	             n >= 0 otherwise), "boom" on stderr, exit 1, no result
 //	silent       init, then sleeps forever
 //	garbage      init, non-JSON lines, a size-byte line (default 20 MiB), more text, result
 //	ignore-term  ignores SIGTERM; starts a grandchild in its own session that
@@ -24,8 +25,9 @@
 //	orphan       starts a grandchild in its own session (holding stdout) and a
 //	             detached great-grandchild whose parent exits at once, then
 //	             ends normally
-//	flood        n assistant texts as fast as possible; each text is the
-//	             wall-clock nanosecond time it was written
+//	flood        n assistant texts (1000 when the script has no n) as fast
+//	             as possible; each text is the wall-clock nanosecond time it
+//	             was written
 //	rate         n assistant texts at rate lines/s, with the same timestamps
 //	slow-total   a line every 100 ms forever
 //	stderr       stderr_bytes bytes of "e" on stderr, then normal
@@ -56,7 +58,7 @@ import (
 type script struct {
 	Mode        string            `json:"mode"`
 	Text        string            `json:"text"`
-	N           int               `json:"n"`
+	N           *int              `json:"n"` // nil: the mode's default
 	Rate        float64           `json:"rate"`
 	Size        int               `json:"size"`
 	Exit        int               `json:"exit"`
@@ -219,7 +221,7 @@ func main() {
 		result("inspected", prompt)
 	case "crash":
 		initLine()
-		for i := 0; i < max(s.N, 3); i++ {
+		for i := range s.n(3) {
 			assistantText("part " + strconv.Itoa(i))
 		}
 		fmt.Fprintln(os.Stderr, "boom")
@@ -258,10 +260,7 @@ func main() {
 		assistantText("left processes behind")
 		result("left processes behind", prompt)
 	case "flood", "rate":
-		n := s.N
-		if n == 0 {
-			n = 1000
-		}
+		n := s.n(1000)
 		initLine()
 		var every time.Duration
 		if s.Mode == "rate" && s.Rate > 0 {
@@ -292,6 +291,15 @@ func main() {
 		fmt.Fprintf(os.Stderr, "fakeclaude: unknown mode %q\n", s.Mode)
 		os.Exit(2)
 	}
+}
+
+// n is the script's n, or def when the script gives none: a test that asks
+// for 0 or 1 gets exactly that.
+func (s script) n(def int) int {
+	if s.N == nil {
+		return def
+	}
+	return *s.N
 }
 
 func arg(args []string, i int) string {
