@@ -107,7 +107,9 @@ func TestAllowListRefusalIs403(t *testing.T) {
 // a forged X-Forwarded-For does not buy a fresh bucket.
 func TestAuthRateLimitIsExactAcrossRequests(t *testing.T) {
 	const limit = 5
-	s := newStack(t, "RATE_LIMIT_AUTH", fmt.Sprintf("%d/1m", limit))
+	// An hour's window: a minute's could turn over between the requests
+	// of a loaded machine and let more through.
+	s := newStack(t, "RATE_LIMIT_AUTH", fmt.Sprintf("%d/1h", limit))
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	statuses := map[int]int{}
@@ -137,7 +139,7 @@ func TestAuthRateLimitIsExactAcrossRequests(t *testing.T) {
 		h.Get("X-RateLimit-Reset") == "" || h.Get("Retry-After") == "" {
 		t.Fatalf("429 headers %v", h)
 	}
-	if ra, _ := strconv.Atoi(h.Get("Retry-After")); ra < 1 || ra > 60 {
+	if ra, _ := strconv.Atoi(h.Get("Retry-After")); ra < 1 || ra > 3600 {
 		t.Fatalf("Retry-After %q", h.Get("Retry-After"))
 	}
 }
