@@ -164,7 +164,7 @@ func (s *Service) userFor(ctx context.Context, id apple.Identity, email string, 
 		return user, nil
 	case errors.Is(err, store.ErrAccountDeleted):
 		// Its deletion stopped half way: finish it, then this is a sign-up.
-		if err := s.erase(ctx, user.ID); err != nil && !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
+		if err := s.FinishDeletion(ctx, user.ID); err != nil && !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
 			return ovrlrd.User{}, err
 		}
 		s.Audit.Record(ctx, audit.AccountDeleted, user.ID, c, "finished_at_sign_in")
@@ -322,16 +322,6 @@ func (s *Service) FinishDeletion(ctx context.Context, userID string) error {
 		return err
 	default:
 		return ovrlrd.Errorf(ovrlrd.EINVALID, "The account is not being deleted.")
-	}
-	return s.clean(ctx, userID, convs)
-}
-
-// erase deletes an account from the table, then what is kept for it
-// elsewhere.
-func (s *Service) erase(ctx context.Context, userID string) error {
-	convs, err := s.Store.DeleteUser(ctx, userID)
-	if err != nil {
-		return err
 	}
 	return s.clean(ctx, userID, convs)
 }

@@ -123,20 +123,7 @@ func TestEndsOnStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Stop(nil); _, _ = r.Wait() })
-	child := 0
-	for ev := range r.Events() {
-		for _, b := range ev.Blocks {
-			if p, ok := strings.CutPrefix(b.Text, "grandchild "); ok {
-				child, _ = strconv.Atoi(p)
-			}
-		}
-		if child != 0 {
-			break
-		}
-	}
-	if child == 0 {
-		t.Fatal("the fake reported no child")
-	}
+	child := reportedGrandchild(t, r)
 	if pids := markedAlive(t, r.ID()); !slices.Contains(pids, r.Pid()) || !slices.Contains(pids, child) {
 		t.Fatalf("processes with the marker %v, want the CLI %d and its child %d", pids, r.Pid(), child)
 	}
@@ -208,4 +195,21 @@ func killAll(pids []int) {
 func procAlive(pid int) bool {
 	p, ok := procs.stat(pid)
 	return ok && p.state != 'Z' && p.state != 'X'
+}
+
+// reportedGrandchild reads events until the fake CLI names the process it
+// started ("grandchild <pid>"), and returns that pid.
+func reportedGrandchild(t *testing.T, r *Run) int {
+	t.Helper()
+	for ev := range r.Events() {
+		for _, b := range ev.Blocks {
+			if p, ok := strings.CutPrefix(b.Text, "grandchild "); ok {
+				if pid, _ := strconv.Atoi(p); pid != 0 {
+					return pid
+				}
+			}
+		}
+	}
+	t.Fatal("the fake reported no grandchild")
+	return 0
 }

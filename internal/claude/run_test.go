@@ -467,20 +467,7 @@ func TestStopKillsEveryDescendant(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var grandchild int
-	for ev := range r.Events() {
-		for _, b := range ev.Blocks {
-			if p, ok := strings.CutPrefix(b.Text, "grandchild "); ok {
-				grandchild, _ = strconv.Atoi(p)
-			}
-		}
-		if grandchild != 0 {
-			break
-		}
-	}
-	if grandchild == 0 {
-		t.Fatal("no grandchild reported")
-	}
+	grandchild := reportedGrandchild(t, r)
 	// The CLI and its grandchild (own session, so outside the CLI's
 	// process group) carry the marker.
 	if pids := procsWithMarker(t, r.ID()); len(pids) != 2 || !slices.Contains(pids, grandchild) || !slices.Contains(pids, r.Pid()) {
