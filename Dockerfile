@@ -2,9 +2,18 @@
 # Go bootstrap and the pinned Claude Code CLI on Lambda's provided.al2023
 # base. `sam build` builds it; the function runs as an unprivileged user.
 
-# The bootstrap, cross-compiled for arm64 whatever platform this stage runs
-# as. (No BuildKit-only syntax: `sam build` may use the classic builder.)
-FROM golang:1.26-bookworm AS bootstrap
+# The Go release of every build: the Makefile's GOTOOLCHAIN (a test keeps
+# the two equal), so the image's bootstrap is built as `make build`'s is.
+ARG GO_VERSION=1.26.10
+
+# The bootstrap, cross-compiled for arm64 by a stage that runs as the build
+# machine's own platform: native, never emulated. No BuildKit-only syntax,
+# as `sam build` may use the classic builder, which sets no BUILDPLATFORM;
+# there the stage runs as linux/arm64, the image's own platform, which a
+# machine building this image runs anyway for the CLI stage below. (A
+# default set with `ARG BUILDPLATFORM=` would instead replace the value
+# BuildKit sets.)
+FROM --platform=${BUILDPLATFORM:-linux/arm64} golang:${GO_VERSION}-bookworm AS bootstrap
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
@@ -14,10 +23,11 @@ RUN CGO_ENABLED=0 GOOS=linux GOARCH=arm64 \
     go build -trimpath -tags lambda.norpc -ldflags "-s -w" -o /out/bootstrap ./functions/stream
 
 # The CLI at exactly the version package-lock.json pins (npm ci verifies its
-# integrity). npm installs the platform package of the platform it runs on,
-# so this stage runs as linux/arm64 (emulated on other build machines). No
-# install scripts run: the native binary is taken from the platform package.
-FROM --platform=linux/arm64 node:20-bookworm-slim AS cli
+# integrity), with a Node.js LTS release. npm installs the platform package
+# of the platform it runs on, so this stage runs as linux/arm64: native on
+# an arm64 machine (deploy.yml's runner), emulated elsewhere. No install
+# scripts run: the native binary is taken from the platform package.
+FROM --platform=linux/arm64 node:24-bookworm-slim AS cli
 WORKDIR /cli
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error \

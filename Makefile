@@ -127,8 +127,10 @@ $(TOOLS)/govulncheck:
 RAIN_VERSION     := v1.24.4
 SAM_COMMIT       := 48ad58436cf80f698129e0655731be3bc4261b9a
 SAM_SCHEMA_URL   ?= https://raw.githubusercontent.com/aws/serverless-application-model/$(SAM_COMMIT)/schema_source/sam.schema.json
-REGISTRY_SCHEMAS := AWS::CloudFront::Distribution AWS::CloudWatch::Alarm AWS::DynamoDB::Table \
-	AWS::IAM::Role AWS::Logs::LogGroup AWS::S3::Bucket AWS::SNS::Topic
+REGISTRY_SCHEMAS := AWS::ApiGatewayV2::Api AWS::CloudFront::Distribution AWS::CloudWatch::Alarm \
+	AWS::DynamoDB::Table AWS::ECR::Repository AWS::IAM::ManagedPolicy AWS::IAM::OIDCProvider AWS::IAM::Role \
+	AWS::Lambda::EventInvokeConfig AWS::Lambda::Function AWS::Lambda::Permission AWS::Lambda::Url \
+	AWS::Logs::LogGroup AWS::S3::Bucket AWS::SNS::Topic
 SCHEMAS_DIR      := internal/samtemplate/testdata/schemas
 .PHONY: schemas
 schemas:

@@ -4,11 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
+	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
@@ -29,22 +28,30 @@ type demo struct {
 	s3        *httptest.Server
 }
 
-// demoSettings starts the stand-ins the environment leaves room for and
-// returns the settings that point the service at them.
-func demoSettings(getenv func(string) string) (*demo, map[string]string) {
+// demoSettings starts the stand-ins the environment leaves room for, the
+// S3 one listening at s3Addr, and returns the settings that point the
+// service at them.
+func demoSettings(getenv func(string) string, s3Addr string) (*demo, map[string]string, error) {
 	d := &demo{}
 	env := map[string]string{}
+	if getenv("S3_ENDPOINT") == "" {
+		// Transcripts and workspaces go to an in-memory S3, which only the
+		// server's generated key opens (and sam local's, its own bucket
+		// only): turns' tools run on this machine too.
+		ln, err := net.Listen("tcp", s3Addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("S3 stand-in: %w (DEV_S3_HOST and DEV_S3_PORT say where; port 0 picks a free one)", err)
+		}
+		d.s3 = httptest.NewUnstartedServer(s3Access(getenv("LOCAL_AWS_KEY"), gofakes3.New(s3mem.New()).Server()))
+		d.s3.Listener.Close()
+		d.s3.Listener = ln
+		d.s3.Start()
+		env["S3_ENDPOINT"] = dialURL(ln.Addr())
+	}
 	if getenv("ANTHROPIC_API_KEY") == "" && getenv("CLAUDE_CODE_OAUTH_TOKEN") == "" && getenv("CLAUDE_PROVIDER") == "" {
 		d.anthropic = anthropicfake.New(anthropicfake.Demo())
 		env["ANTHROPIC_BASE_URL"] = d.anthropic.URL
 		env["ANTHROPIC_API_KEY"] = "offline-demo"
-	}
-	if getenv("S3_ENDPOINT") == "" {
-		// Transcripts and workspaces go to an in-memory S3 on loopback,
-		// which only the server's generated key opens: turns' tools run on
-		// this machine too.
-		d.s3 = httptest.NewServer(onlyKey(getenv("LOCAL_AWS_KEY"), gofakes3.New(s3mem.New()).Server()))
-		env["S3_ENDPOINT"] = d.s3.URL
 	}
 	if getenv("APPLE_JWKS_URL") == "" {
 		d.apple = applefake.New()
@@ -57,20 +64,7 @@ func demoSettings(getenv func(string) string) (*demo, map[string]string) {
 			env["CLAUDE_PATH"] = cli
 		}
 	}
-	return d, env
-}
-
-// onlyKey refuses requests not signed with the access key key (SigV4 names
-// it in the Authorization header), as S3 refuses callers without the
-// function's role. The key is secret here: nobody else can sign with it.
-func onlyKey(key string, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if key == "" || !strings.Contains(r.Header.Get("Authorization"), "Credential="+key+"/") {
-			http.Error(w, "AccessDenied", http.StatusForbidden)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
+	return d, env, nil
 }
 
 func (d *demo) close() {

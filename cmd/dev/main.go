@@ -15,6 +15,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -36,11 +38,25 @@ func main() {
 }
 
 // run serves until ctx ends. Local data lives in DEV_DATA_DIR (default
-// .local, which .gitignore covers).
+// .local, which .gitignore covers). DynamoDB Local listens on
+// DEV_DYNAMODB_PORT, the S3 stand-in on DEV_S3_HOST:DEV_S3_PORT (defaults:
+// what events/env.json names for sam local; port 0 picks a free one).
 func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
 	dataDir := getenv("DEV_DATA_DIR")
 	if dataDir == "" {
 		dataDir = ".local"
+	}
+	dynamoPort, err := port(getenv, "DEV_DYNAMODB_PORT", config.DevDynamoDBPort)
+	if err != nil {
+		return err
+	}
+	s3Port, err := port(getenv, "DEV_S3_PORT", config.DevS3Port)
+	if err != nil {
+		return err
+	}
+	s3Host := getenv("DEV_S3_HOST")
+	if s3Host == "" {
+		s3Host = "127.0.0.1"
 	}
 	// Turns' users pass through the data folder to their own folders, but
 	// may not list it: DynamoDB Local's files and the secrets stay closed.
@@ -54,17 +70,23 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv, err := dynamolocal.Start(ctx, dynamolocal.Options{DataDir: filepath.Join(dataDir, "dynamodb"), PerKey: true})
+	srv, err := dynamolocal.Start(ctx, dynamolocal.Options{DataDir: filepath.Join(dataDir, "dynamodb"), PerKey: true, Port: dynamoPort})
+	if errors.Is(err, syscall.EADDRINUSE) {
+		err = fmt.Errorf("%w (DEV_DYNAMODB_PORT sets another port; 0 picks a free one)", err)
+	}
 	if err != nil {
 		return err
 	}
 	defer srv.Stop()
 
-	d, demoEnv := demoSettings(layeredEnv(getenv, secrets))
+	d, demoEnv, err := demoSettings(layeredEnv(getenv, secrets), net.JoinHostPort(s3Host, strconv.Itoa(s3Port)))
+	if err != nil {
+		return err
+	}
 	defer d.close()
 	env := layeredEnv(getenv, secrets, demoEnv, map[string]string{
 		"STAGE":              "local",
-		"TABLE_NAME":         "ovrlrd-local",
+		"TABLE_NAME":         config.DevTable,
 		"DYNAMODB_ENDPOINT":  srv.Endpoint,
 		"CLAUDE_WORK_ROOT":   mustAbs(filepath.Join(dataDir, "work")),
 		"CLAUDE_CONFIG_ROOT": mustAbs(filepath.Join(dataDir, "claude")),
@@ -83,6 +105,9 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
 		return err
 	}
 	if err := a.Workspace.EnsureBucket(ctx); err != nil {
+		return err
+	}
+	if err := ensureSAMLocal(ctx, srv.Endpoint, demoEnv["S3_ENDPOINT"], log); err != nil {
 		return err
 	}
 	// On Linux a turn's orphans are re-parented here and reaped, and this
@@ -107,6 +132,7 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
 	errc := make(chan error, 1)
 	go func() { errc <- server.Serve(ln) }()
 	banner(out, cfg, dataDir, secrets["API_KEY"], created)
+	samBanner(out, srv.Port(), demoEnv["S3_ENDPOINT"])
 	d.banner(out, cfg.ListenAddr, secrets["API_KEY"], token)
 
 	select {
@@ -129,6 +155,19 @@ func banner(out io.Writer, cfg config.Config, dataDir, apiKey string, created bo
 	}
 	fmt.Fprintf(out, "API key (X-API-Key): %s\n", apiKey)
 	fmt.Fprintf(out, "Try: curl http://%s/health\n\n", cfg.ListenAddr)
+}
+
+// samBanner says where sam local finds these servers.
+func samBanner(out io.Writer, dynamoPort int, s3 string) {
+	fmt.Fprintf(out, "sam local invoke --env-vars events/env.json: DynamoDB Local on port %d", dynamoPort)
+	if s3 != "" {
+		fmt.Fprintf(out, ", the S3 stand-in at %s", strings.TrimPrefix(s3, "http://"))
+	}
+	fmt.Fprintln(out, ".")
+	if dynamoPort != config.DevDynamoDBPort || (s3 != "" && !strings.HasSuffix(s3, ":"+strconv.Itoa(config.DevS3Port))) {
+		fmt.Fprintf(out, "events/env.json names ports %d and %d: give sam local a copy with these.\n", config.DevDynamoDBPort, config.DevS3Port)
+	}
+	fmt.Fprintln(out)
 }
 
 func mustAbs(p string) string {

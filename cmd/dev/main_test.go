@@ -48,7 +48,8 @@ func TestDevServesHealth(t *testing.T) {
 	var firstKey string
 	for i, wantCreated := range []bool{true, false} {
 		addr := freeAddr(t)
-		env := map[string]string{"DEV_DATA_DIR": dir, "LISTEN_ADDR": addr}
+		// Any free ports: packages' tests run in parallel.
+		env := map[string]string{"DEV_DATA_DIR": dir, "LISTEN_ADDR": addr, "DEV_DYNAMODB_PORT": "0", "DEV_S3_PORT": "0"}
 		ctx, cancel := context.WithCancel(context.Background())
 		out := &syncBuffer{}
 		done := make(chan error, 1)
@@ -82,12 +83,15 @@ func TestDevServesHealth(t *testing.T) {
 	}
 }
 
-func waitHealth(t *testing.T, url string, done <-chan error) int {
+// waitHealth polls url until it answers. If dev stops first, its error
+// goes back into done for whoever waits on it next.
+func waitHealth(t *testing.T, url string, done chan error) int {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-done:
+			done <- err
 			t.Fatalf("dev stopped early: %v", err)
 		default:
 		}

@@ -11,31 +11,58 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/ovrlrd/cloud/internal/config"
 	"github.com/ovrlrd/cloud/internal/dynamolocal"
 )
 
 // Turns' tools run on the machine make dev runs on, and its stand-ins
-// listen on loopback: only the generated key opens them.
+// listen there: only the generated key opens them, and sam local's public
+// key opens its own bucket and nothing else.
 func TestLocalStandInsNeedTheGeneratedKey(t *testing.T) {
-	ok := httptest.NewServer(onlyKey("LOCALKEY", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	ok := httptest.NewServer(s3Access("LOCALKEY", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusTeapot)
 	})))
 	defer ok.Close()
-	for auth, want := range map[string]int{
-		"": http.StatusForbidden,
-		"AWS4-HMAC-SHA256 Credential=local/20261203/us-east-1/s3/aws4_request":    http.StatusForbidden,
-		"AWS4-HMAC-SHA256 Credential=LOCALKEY/20261203/us-east-1/s3/aws4_request": http.StatusTeapot,
+	sam := config.SAMLocalKey
+	for _, c := range []struct {
+		key, path string
+		want      int
+	}{
+		{"", "/ovrlrd-sessions?list-type=2", http.StatusForbidden},
+		{"local", "/ovrlrd-sessions?list-type=2", http.StatusForbidden},
+		{"LOCALKEY", "/ovrlrd-sessions?list-type=2", http.StatusTeapot},
+		{"LOCALKEY", "/" + config.SAMLocalBucket + "/users/u1/c1.tar.gz", http.StatusTeapot},
+		{"LOCALKEY", "/", http.StatusTeapot},
+		{sam, "/" + config.SAMLocalBucket, http.StatusTeapot},
+		{sam, "/" + config.SAMLocalBucket + "?list-type=2&prefix=users/", http.StatusTeapot},
+		{sam, "/" + config.SAMLocalBucket + "/users/u1/c1.tar.gz", http.StatusTeapot},
+		{sam, "/", http.StatusForbidden}, // every bucket's name
+		{sam, "/ovrlrd-sessions?list-type=2", http.StatusForbidden},
+		{sam, "/ovrlrd-sessions/users/u1/c1.tar.gz", http.StatusForbidden},
+		{sam, "/" + config.SAMLocalBucket + "x/users/u1/c1.tar.gz", http.StatusForbidden},
 	} {
-		req, _ := http.NewRequest("GET", ok.URL+"/ovrlrd-sessions?list-type=2", nil)
-		req.Header.Set("Authorization", auth)
+		req, _ := http.NewRequest("GET", ok.URL+c.path, nil)
+		if c.key != "" {
+			req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential="+c.key+"/20261203/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00")
+		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != want {
-			t.Errorf("S3 stand-in with %q: %d, want %d", auth, resp.StatusCode, want)
+		if resp.StatusCode != c.want {
+			t.Errorf("S3 stand-in, key %q, %s: %d, want %d", c.key, c.path, resp.StatusCode, c.want)
 		}
+	}
+	// Without a generated key nothing opens, whatever the header names.
+	closed := httptest.NewServer(s3Access("", http.NotFoundHandler()))
+	defer closed.Close()
+	req, _ := http.NewRequest("GET", closed.URL+"/ovrlrd-sessions", nil)
+	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=/20261203/us-east-1/s3/aws4_request")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("S3 stand-in without a key: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 
 	ctx := context.Background()

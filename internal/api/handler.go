@@ -39,9 +39,10 @@ type Deps struct {
 	Turns   Turns
 	Starter TurnStarter
 	Runs    Runs
-	// OriginSecret, when set, is required from every request to the stream
-	// function (CloudFront adds it).
-	OriginSecret string
+	// OriginSecrets, when any, are the values of which every request to the
+	// stream function must carry one (CloudFront adds it): the current
+	// secret and, while it rolls, the previous one.
+	OriginSecrets []string
 	// BufferedWait is how long a buffered turn is waited for before 202.
 	BufferedWait time.Duration
 }
@@ -61,11 +62,11 @@ type server struct {
 	deviceEnv ovrlrd.Environment
 	cleaners  []ConversationCleaner
 
-	turns        Turns
-	starter      TurnStarter
-	runs         Runs
-	originSecret string
-	bufferedWait time.Duration
+	turns         Turns
+	starter       TurnStarter
+	runs          Runs
+	originSecrets []string
+	bufferedWait  time.Duration
 }
 
 func newServer(d Deps) *server {
@@ -73,7 +74,7 @@ func newServer(d Deps) *server {
 		log: d.Log, key: newAPIKey(d.APIKey), db: d.Store,
 		auth: d.Auth, limiter: d.Limiter, limits: d.Limits, audit: d.Audit,
 		convs: d.Conversations, devices: d.Devices, deviceEnv: d.DeviceEnv, cleaners: d.Cleaners,
-		turns: d.Turns, starter: d.Starter, runs: d.Runs, originSecret: d.OriginSecret,
+		turns: d.Turns, starter: d.Starter, runs: d.Runs, originSecrets: d.OriginSecrets,
 		bufferedWait: cmp.Or(d.BufferedWait, BufferedWait),
 	}
 }

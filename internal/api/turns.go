@@ -49,12 +49,18 @@ func (s *server) bufferedRoutes(mux *http.ServeMux) {
 
 // fromOrigin reports whether a request came through CloudFront, which adds
 // the secret header; without a configured secret every request passes.
+// Every secret is compared, so the time taken says nothing of which one
+// matched.
 func (s *server) fromOrigin(r *http.Request) bool {
-	if s.originSecret == "" {
+	if len(s.originSecrets) == 0 {
 		return true
 	}
-	got := r.Header.Get(OriginHeader)
-	return subtle.ConstantTimeCompare([]byte(got), []byte(s.originSecret)) == 1
+	got := []byte(r.Header.Get(OriginHeader))
+	match := 0
+	for _, secret := range s.originSecrets {
+		match |= subtle.ConstantTimeCompare(got, []byte(secret))
+	}
+	return match == 1
 }
 
 type streamBody struct {

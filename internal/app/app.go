@@ -103,6 +103,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	if !policy.Listed() {
 		log.Info("sign-up policy: no allow-list", "openSignup", cfg.SignIn.AllowOpenSignup)
 	}
+	if cfg.OriginSecretVersion != "" {
+		// Which CloudFront secret this environment expects, while one rolls.
+		log.Info("origin secret", "version", cfg.OriginSecretVersion, "accepted", len(cfg.OriginSecrets))
+	}
 	ws := workspace.New(awsCfg, workspace.Options{
 		Bucket: cfg.SessionsBucket, Endpoint: cfg.S3Endpoint, MaxBytes: cfg.Claude.WorkspaceMaxBytes,
 	}, log)
@@ -235,7 +239,7 @@ func (a *App) deps() api.Deps {
 		Log: a.Log, APIKey: a.Config.APIKey.Reveal(), Store: a.Store,
 		Auth: a.Accounts, Limiter: a.Store, Limits: a.Config.Limits, Audit: a.Audit,
 		Conversations: a.Store, Devices: a.Store, DeviceEnv: ovrlrd.Environment(a.Config.APNs.Environment),
-		Turns: a.Turns, Starter: a.starter, Runs: a.Store, OriginSecret: a.Config.OriginSecret.Reveal(),
+		Turns: a.Turns, Starter: a.starter, Runs: a.Store, OriginSecrets: revealAll(a.Config.OriginSecrets),
 		Cleaners:     []api.ConversationCleaner{a.Workspace.DeleteConversation},
 		BufferedWait: a.bufferedWait,
 	}
@@ -259,4 +263,14 @@ func (a *App) Stream() gateway.StreamHandler {
 // Gateway serves every function behind one address, routed as in AWS.
 func (a *App) Gateway() http.Handler {
 	return gateway.New(gateway.Targets{Auth: a.Auth(), Chat: a.Chat(), Stream: a.Stream(), Log: a.Log})
+}
+
+// revealAll is the values of secrets, for the one component that compares
+// them.
+func revealAll(secrets []config.Secret) []string {
+	out := make([]string, len(secrets))
+	for i, s := range secrets {
+		out[i] = s.Reveal()
+	}
+	return out
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/ovrlrd/cloud/internal/anthropicfake"
+	"github.com/ovrlrd/cloud/internal/app"
 	"github.com/ovrlrd/cloud/internal/claude/claudetest"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/store/storetest"
@@ -97,30 +98,11 @@ func TestBufferedWaitEndsBeforeTheDeadline(t *testing.T) {
 // A buffered turn's event runs the CLI once, however often it is delivered,
 // late too, and not at all once another turn took its conversation.
 func TestTurnEventRunsOnce(t *testing.T) {
-	model := anthropicfake.New(anthropicfake.Say("the only answer"))
-	t.Cleanup(model.Close)
-	s := newStack(t,
-		"CLAUDE_PATH", claudetest.RealCLI(t),
-		"ANTHROPIC_BASE_URL", model.URL,
-		"ANTHROPIC_API_KEY", "sk-ant-test-key",
-	)
-	_, uid := s.signIn(t, uniqueSub("redelivered"), "")
+	s, model, uid := answeringStack(t, "redelivered")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	h := s.app.StreamLambda()
-	event := func(convID string) json.RawMessage {
-		t.Helper()
-		j, err := s.app.Turns.Begin(ctx, turn.Request{UserID: uid, ConversationID: convID, Message: "hello"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		j.Buffered = true
-		raw, err := json.Marshal(map[string]any{"ovrlrdTurn": j})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return raw
-	}
+	event := func(convID string) json.RawMessage { return bufferedEvent(t, ctx, s, uid, convID) }
 
 	c := newConversation(t, uid)
 	raw := event(c.ID)
@@ -131,12 +113,34 @@ func TestTurnEventRunsOnce(t *testing.T) {
 	if runs == 0 {
 		t.Fatal("the first delivery did not run the CLI")
 	}
+	perRun := runs
 	if _, err := h(ctx, raw); err != nil {
 		t.Fatalf("the second delivery failed, and Lambda would retry it: %v", err)
 	}
 	if n := len(model.Calls()); n != runs {
 		t.Fatalf("the second delivery ran the CLI again: %d model calls, %d after the first", n, runs)
 	}
+	oneAnswer(t, ctx, s, c.ID)
+
+	// Two deliveries at once: one claims the turn, the other finds it
+	// running and does nothing.
+	both := newConversation(t, uid)
+	raw = event(both.ID)
+	runs = len(model.Calls())
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() { _, err := h(ctx, raw); errs <- err }()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("a concurrent delivery failed: %v", err)
+		}
+	}
+	if n := len(model.Calls()) - runs; n != perRun {
+		t.Fatalf("two concurrent deliveries made %d model calls, want the %d of a single run", n, perRun)
+	}
+	oneAnswer(t, ctx, s, both.ID)
+	runs = len(model.Calls())
 
 	// Its event came after the lease expired, and nobody else took the
 	// conversation: its user still gets the answer.
@@ -168,6 +172,82 @@ func TestTurnEventRunsOnce(t *testing.T) {
 	msgs, _, err := s.app.Store.Messages(ctx, taken.ID, ovrlrd.Page{Limit: 10})
 	if err != nil || len(msgs) == 0 || msgs[len(msgs)-1].Role != ovrlrd.RoleSystem || !strings.Contains(msgs[len(msgs)-1].Content, "not answered") {
 		t.Fatalf("the unanswered message is not told: %+v %v", msgs, err)
+	}
+}
+
+// Lambda never retries a turn's event, so its claim is retried here: a
+// table that fails once still runs the turn; one that keeps failing leaves
+// the conversation saying so, and the error counts in the function's alarm.
+func TestTurnEventClaimRetried(t *testing.T) {
+	fault := &storetest.Fault{Op: "UpdateItem"}
+	s, model, uid := answeringStack(t, "claimretry", app.WithDynamoDB(fault.Option()))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	h := s.app.StreamLambda()
+	event := func(convID string) json.RawMessage { return bufferedEvent(t, ctx, s, uid, convID) }
+
+	once := newConversation(t, uid)
+	raw := event(once.ID)
+	fault.Armed.Store(true)
+	if _, err := h(ctx, raw); err != nil || fault.Fired.Load() != 1 {
+		t.Fatalf("a claim failing once: %v, %d faults", err, fault.Fired.Load())
+	}
+	oneAnswer(t, ctx, s, once.ID)
+
+	always := newConversation(t, uid)
+	raw = event(always.ID)
+	calls := len(model.Calls())
+	fault.Times.Store(100)
+	_, err := h(ctx, raw)
+	fault.Times.Store(0)
+	if err == nil || len(model.Calls()) != calls {
+		t.Fatalf("a claim that keeps failing: err %v, %d model calls after %d", err, len(model.Calls()), calls)
+	}
+	msgs, _, err := s.app.Store.Messages(ctx, always.ID, ovrlrd.Page{Limit: 10})
+	if err != nil || len(msgs) == 0 || msgs[len(msgs)-1].Role != ovrlrd.RoleSystem || !strings.Contains(msgs[len(msgs)-1].Content, "could not start") {
+		t.Fatalf("the unstarted turn is not told: %+v %v", msgs, err)
+	}
+}
+
+// answeringStack is a stack whose real CLI's model says "the only
+// answer", and a user of it.
+func answeringStack(t *testing.T, sub string, opts ...app.Option) (*stack, *anthropicfake.Server, string) {
+	t.Helper()
+	model := anthropicfake.New(anthropicfake.Say("the only answer"))
+	t.Cleanup(model.Close)
+	s := newStackWith(t, opts,
+		"CLAUDE_PATH", claudetest.RealCLI(t),
+		"ANTHROPIC_BASE_URL", model.URL,
+		"ANTHROPIC_API_KEY", "sk-ant-test-key",
+	)
+	_, uid := s.signIn(t, uniqueSub(sub), "")
+	return s, model, uid
+}
+
+// bufferedEvent begins a buffered turn of "hello" in the user's
+// conversation and returns the event the chat function would send for it.
+func bufferedEvent(t *testing.T, ctx context.Context, s *stack, uid, convID string) json.RawMessage {
+	t.Helper()
+	j, err := s.app.Turns.Begin(ctx, turn.Request{UserID: uid, ConversationID: convID, Message: "hello"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Buffered = true
+	raw, err := json.Marshal(map[string]any{"ovrlrdTurn": j})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// oneAnswer checks that a conversation (opened by newConversation) holds
+// exactly one turn's messages after its first: the turn's message and one
+// answer.
+func oneAnswer(t *testing.T, ctx context.Context, s *stack, convID string) {
+	t.Helper()
+	msgs, _, err := s.app.Store.Messages(ctx, convID, ovrlrd.Page{Limit: 10})
+	if err != nil || len(msgs) != 3 || msgs[1].Role != ovrlrd.RoleUser || msgs[2].Role != ovrlrd.RoleAssistant || msgs[2].Content != "the only answer" {
+		t.Fatalf("want the turn's message and one answer, got %+v %v", msgs, err)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/ovrlrd/cloud/internal/gateway"
+	"github.com/ovrlrd/cloud/internal/samtemplate"
 )
 
 // The sample events carry these instead of secrets; the app under test is
@@ -50,7 +51,10 @@ func TestSampleEvents(t *testing.T) {
 		"stream-new.json":             401,
 		"stream-continue.json":        401,
 	}
-	files, _ := filepath.Glob("../../events/*.json")
+	files, err := samtemplate.SampleEvents("../../events")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(files) == 0 {
 		t.Fatal("no sample events")
 	}

@@ -135,6 +135,26 @@ func TestOriginSecretGuardsTheStreamFunction(t *testing.T) {
 	}
 }
 
+// While the origin secret rolls (README, "Rolling the origin secret"), an
+// environment started after the parameters changed accepts what CloudFront
+// sends before its update and after it, and nothing else.
+func TestOriginSecretRolls(t *testing.T) {
+	const old, current = "old-cloudfront-secret-0123456789", "new-cloudfront-secret-9876543210"
+	s := newStack(t, "ORIGIN_SECRET", current, "ORIGIN_SECRET_PREVIOUS", old)
+	tok, _ := s.signIn(t, uniqueSub("origin-roll"), "")
+	for _, secret := range []string{old, current} {
+		_, evs := s.stream(t, "/chat/stream", `{"message":"hi"}`, tok, "X-Origin-Secret", secret)
+		if len(evs) == 0 || evs[len(evs)-1].Type != "complete" {
+			t.Fatalf("with %s: %+v", secret, evs)
+		}
+	}
+	for _, secret := range []string{"", "wrong", old + current} {
+		if r, _ := s.stream(t, "/chat/stream", `{"message":"hi"}`, tok, "X-Origin-Secret", secret); r.status != 403 {
+			t.Fatalf("with %q: %d %s", secret, r.status, r.body)
+		}
+	}
+}
+
 func TestBufferedTurns(t *testing.T) {
 	s := newStackWith(t, []app.Option{app.WithBufferedWait(2 * time.Second)})
 	tok, _ := s.signIn(t, uniqueSub("buffered"), "")

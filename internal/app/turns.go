@@ -37,6 +37,7 @@ func turnConfig(cfg config.Config, awsCfg aws.Config, log *slog.Logger) (turn.Co
 			Provider:   claude.Provider(cfg.Claude.Provider),
 			AWSRegion:  cfg.Region,
 			MaxRetries: cfg.Claude.MaxRetries,
+			Model:      cfg.Claude.Model,
 		},
 	}
 	if !cfg.Function.RunsTurns() {
@@ -84,10 +85,10 @@ func (a *App) StreamLambda() func(context.Context, json.RawMessage) (any, error)
 		if err := json.Unmarshal(raw, &ev); err == nil && ev.Turn != nil {
 			o, ran, err := a.runStarted(ctx, *ev.Turn)
 			if err != nil || !ran {
-				// A delivery that may not run returns no error, so
-				// Lambda does not retry it; a claim that could not be
-				// made (the table failed) is an error, and a retry
-				// claims it or finds it gone.
+				// Lambda never retries this event (EventInvokeConfig):
+				// a claim the table kept failing was retried here and
+				// told in the conversation, and its error only counts
+				// in the function's Errors metric and alarm.
 				return nil, err
 			}
 			return map[string]string{"kind": o.Kind}, nil
@@ -104,8 +105,12 @@ func (a *App) StreamLambda() func(context.Context, json.RawMessage) (any, error)
 // own renewals take over: a turn's lease.
 const claimLease = time.Minute
 
-// claimTimeout bounds the claim's one DynamoDB call.
-const claimTimeout = 5 * time.Second
+// claimTimeout bounds each of the claim's DynamoDB calls, claimAttempts how
+// many are made before the turn is given up: Lambda does not retry the event.
+const (
+	claimTimeout  = 5 * time.Second
+	claimAttempts = 3
+)
 
 // runStarted runs a turn the buffered route began, at most once. Its event
 // may be delivered more than once (Lambda's async invokes are at least
@@ -114,9 +119,7 @@ const claimTimeout = 5 * time.Second
 // nothing. ran reports whether the turn ran; err is a claim the table
 // failed to answer.
 func (a *App) runStarted(ctx context.Context, j turn.Job) (o relay.Outcome, ran bool, err error) {
-	claimCtx, cancel := context.WithTimeout(ctx, claimTimeout)
-	err = a.Store.ClaimRun(claimCtx, j.ConversationID, j.Holder, claimLease)
-	cancel()
+	err = a.claim(ctx, j)
 	switch {
 	case ovrlrd.IsCode(err, ovrlrd.ECONFLICT):
 		a.Log.InfoContext(ctx, "turn not run: another delivery ran it, or another turn took its conversation")
@@ -124,14 +127,37 @@ func (a *App) runStarted(ctx context.Context, j turn.Job) (o relay.Outcome, ran 
 		return relay.Outcome{}, false, nil
 	case err != nil:
 		a.Log.ErrorContext(ctx, "turn not run: claiming its lease failed", "err", err)
+		a.note(ctx, j, msgNotStarted)
 		return relay.Outcome{}, false, err
 	}
 	return a.Turns.Run(ctx, j, nil), true, nil
 }
 
-// msgUnanswered is what GET /chat/{id} shows of a buffered turn that never
-// ran.
-const msgUnanswered = "This message was not answered: another turn took the conversation first. Please send it again."
+// claim claims j's lease, trying again while the table fails; a conflict
+// is an answer, not a failure.
+func (a *App) claim(ctx context.Context, j turn.Job) error {
+	var err error
+	for attempt := 1; ; attempt++ {
+		claimCtx, cancel := context.WithTimeout(ctx, claimTimeout)
+		err = a.Store.ClaimRun(claimCtx, j.ConversationID, j.Holder, claimLease)
+		cancel()
+		if err == nil || ovrlrd.IsCode(err, ovrlrd.ECONFLICT) || attempt == claimAttempts {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt) * 250 * time.Millisecond):
+		}
+	}
+}
+
+// What GET /chat/{id} shows of a buffered turn that never ran: another
+// turn took the conversation, or the turn could not be started.
+const (
+	msgUnanswered = "This message was not answered: another turn took the conversation first. Please send it again."
+	msgNotStarted = "This message was not answered: the service could not start it. Please send it again."
+)
 
 // noteUnanswered leaves msgUnanswered in the conversation when the turn
 // will never run and never did; a turn another delivery runs, or ran, has
@@ -145,7 +171,14 @@ func (a *App) noteUnanswered(ctx context.Context, j turn.Job) {
 	if _, err := a.Store.Outcome(ctx, j.ConversationID, j.Holder); !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
 		return
 	}
-	if _, err := a.Store.AppendMessage(ctx, j.UserID, j.ConversationID, ovrlrd.RoleSystem, msgUnanswered); err != nil && !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
+	a.note(ctx, j, msgUnanswered)
+}
+
+// note leaves a system message in j's conversation, if it still exists.
+func (a *App) note(ctx context.Context, j turn.Job, msg string) {
+	ctx, cancel := context.WithTimeout(ctx, claimTimeout)
+	defer cancel()
+	if _, err := a.Store.AppendMessage(ctx, j.UserID, j.ConversationID, ovrlrd.RoleSystem, msg); err != nil && !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
 		a.Log.ErrorContext(ctx, "recording an unanswered turn", "err", err)
 	}
 }

@@ -35,6 +35,12 @@ type Env struct {
 	Token     string // the turn's token, given where the CLI expects its key
 	AWSRegion string // Bedrock
 
+	// Model, if set, is the model of the turn (ANTHROPIC_MODEL). With
+	// Bedrock, where the role may be granted that model alone, it is the
+	// only one: the background, sub-agent and per-family defaults name it
+	// too. Elsewhere those keep their cheaper defaults.
+	Model string
+
 	MaxRetries int           // CLAUDE_CODE_MAX_RETRIES, if > 0
 	APITimeout time.Duration // API_TIMEOUT_MS, if > 0
 
@@ -80,6 +86,12 @@ func Environment(e Env) []string {
 		add("ANTHROPIC_BEDROCK_BASE_URL", e.BaseURL)
 		add("AWS_REGION", e.AWSRegion)
 	}
+	add("ANTHROPIC_MODEL", e.Model)
+	if e.Provider == Bedrock {
+		for _, name := range otherModelVars {
+			add(name, e.Model)
+		}
+	}
 	if e.MaxRetries > 0 {
 		add("CLAUDE_CODE_MAX_RETRIES", strconv.Itoa(e.MaxRetries))
 	}
@@ -94,4 +106,12 @@ func Environment(e Env) []string {
 		add("IS_SANDBOX", "1") // the CLI refuses some modes as root without it
 	}
 	return append(env, e.Extra...)
+}
+
+// otherModelVars are the pinned CLI's settings that choose a model besides
+// ANTHROPIC_MODEL.
+var otherModelVars = []string{
+	"ANTHROPIC_SMALL_FAST_MODEL", "CLAUDE_CODE_SUBAGENT_MODEL",
+	"ANTHROPIC_DEFAULT_OPUS_MODEL", "ANTHROPIC_DEFAULT_SONNET_MODEL",
+	"ANTHROPIC_DEFAULT_HAIKU_MODEL", "ANTHROPIC_DEFAULT_FABLE_MODEL",
 }

@@ -322,6 +322,35 @@ func TestEnvironmentProviders(t *testing.T) {
 	}
 }
 
+// A configured model is the turn's model with every provider. With Bedrock,
+// whose role may be granted that model alone, every other model the CLI
+// could choose (background, sub-agent, per family) is that model too.
+func TestEnvironmentPinsTheModel(t *testing.T) {
+	const model = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+	bedrock := Environment(Env{Provider: Bedrock, Model: model})
+	for _, name := range []string{"ANTHROPIC_MODEL", "ANTHROPIC_SMALL_FAST_MODEL", "CLAUDE_CODE_SUBAGENT_MODEL",
+		"ANTHROPIC_DEFAULT_OPUS_MODEL", "ANTHROPIC_DEFAULT_SONNET_MODEL", "ANTHROPIC_DEFAULT_HAIKU_MODEL", "ANTHROPIC_DEFAULT_FABLE_MODEL"} {
+		if !slices.Contains(bedrock, name+"="+model) {
+			t.Errorf("bedrock env lacks %s=%s: %q", name, model, bedrock)
+		}
+	}
+	anthropic := Environment(Env{Provider: Anthropic, Model: "claude-sonnet-4-5"})
+	for _, kv := range anthropic {
+		name, v, _ := strings.Cut(kv, "=")
+		if strings.Contains(name, "MODEL") && name != "ANTHROPIC_MODEL" {
+			t.Errorf("anthropic env pins %s=%s: its background model keeps its own default", name, v)
+		}
+	}
+	if !slices.Contains(anthropic, "ANTHROPIC_MODEL=claude-sonnet-4-5") {
+		t.Errorf("anthropic env lacks the model: %q", anthropic)
+	}
+	for _, kv := range Environment(Env{Provider: Bedrock}) {
+		if strings.Contains(kv, "MODEL=") {
+			t.Errorf("no model configured, yet %s", kv)
+		}
+	}
+}
+
 func TestCrashMidStream(t *testing.T) {
 	out := run(t, context.Background(), opts(t, `{"mode":"crash","n":4}`))
 	if got := types(out.events); got != "system,assistant,assistant,assistant,assistant" {

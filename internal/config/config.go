@@ -87,9 +87,13 @@ type Config struct {
 	// APIKey is the app's shared key. It is zero only in local, where an
 	// unset key leaves the API open.
 	APIKey Secret
-	// OriginSecret is the header CloudFront adds to reach the stream
-	// function's URL; zero means not configured. Loaded by Stream and All.
-	OriginSecret Secret
+	// OriginSecrets are the values of the header CloudFront adds to reach
+	// the stream function's URL: the current one and, while it rolls, the
+	// previous one. None means not configured. Loaded by Stream and All.
+	OriginSecrets []Secret
+	// OriginSecretVersion is the SSM version of the current origin secret
+	// the deployment names, logged at init so a rollout can be followed.
+	OriginSecretVersion string
 
 	SignIn   SignIn
 	Sessions Sessions
@@ -136,6 +140,9 @@ type Claude struct {
 	MaxRetries     int
 	Provider       Provider
 	BaseURL        string // ANTHROPIC_BASE_URL; empty means Anthropic's
+	// Model pins every model request of a turn (ANTHROPIC_MODEL); empty
+	// leaves the choice to the CLI.
+	Model string
 	// DailyBudgetUSD refuses new turns once a user's UTC day has cost this
 	// much (0: no budget).
 	DailyBudgetUSD float64

@@ -79,9 +79,12 @@ func (c *Config) readStage(r *reader) {
 		r.problemf("STAGE: unknown stage %q (want local, dev or prod)", stage)
 	case stage == Local:
 		// Local reads secrets from the environment and may run with an open
-		// API: never in a deployed function, whatever its STAGE says.
+		// API: never in a deployed function, whatever its STAGE says. SAM
+		// CLI's containers look like Lambda but say what they are; the
+		// template never sets AWS_SAM_LOCAL, so no deployed function does.
+		samLocal := r.get("AWS_SAM_LOCAL") == "true"
 		for _, name := range []string{"AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_RUNTIME_API"} {
-			if r.get(name) != "" {
+			if r.get(name) != "" && !samLocal {
 				r.problemf("STAGE: local is refused inside Lambda (%s is set)", name)
 				break
 			}

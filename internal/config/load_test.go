@@ -21,7 +21,7 @@ func TestLocalWithJWTSecretOnly(t *testing.T) {
 	if !c.APIKey.IsZero() {
 		t.Error("API key set without API_KEY")
 	}
-	if c.Claude.HasCredential() || c.PushEnabled() || !c.OriginSecret.IsZero() {
+	if c.Claude.HasCredential() || c.PushEnabled() || len(c.OriginSecrets) > 0 {
 		t.Error("optional secrets configured from nothing")
 	}
 	if k := c.JWTKeys.Signing(); k.ID != "k1" || k.Secret.Reveal() != key1 {
@@ -64,7 +64,7 @@ func TestLocalTakesSecretsFromEnv(t *testing.T) {
 		"ORIGIN_SECRET", originSec,
 	), nil)
 	if !c.APIKey.Matches(apiKey) || c.Claude.Credential.Reveal() != oauthTok || !c.PushEnabled() ||
-		c.OriginSecret.Reveal() != originSec || c.APNs.Key.Reveal() != apnsPEM {
+		len(c.OriginSecrets) != 1 || c.OriginSecrets[0].Reveal() != originSec || c.APNs.Key.Reveal() != apnsPEM {
 		t.Errorf("secrets not loaded from the environment: %+v", c)
 	}
 }
@@ -88,7 +88,7 @@ func TestProdLoadsEverything(t *testing.T) {
 		t.Error("k1 does not verify")
 	}
 	if !c.APIKey.Matches(apiKey) || c.APIKey.Matches("") || c.Claude.Credential.Reveal() != claudeKey ||
-		c.OriginSecret.Reveal() != originSec || !c.PushEnabled() || !c.Claude.HasCredential() {
+		len(c.OriginSecrets) != 1 || c.OriginSecrets[0].Reveal() != originSec || !c.PushEnabled() || !c.Claude.HasCredential() {
 		t.Error("a secret is missing")
 	}
 }
@@ -128,7 +128,7 @@ func TestOptionalSecretsMayBeAbsent(t *testing.T) {
 	t.Parallel()
 	params := prodParams(prefix+"/apns-key", "", prefix+"/origin-secret", "")
 	c := mustLoad(t, config.Stream, prodEnv(), params)
-	if c.PushEnabled() || !c.OriginSecret.IsZero() {
+	if c.PushEnabled() || len(c.OriginSecrets) > 0 {
 		t.Error("absent optional secrets reported as configured")
 	}
 }
@@ -318,4 +318,34 @@ func TestFunctionIsChecked(t *testing.T) {
 	t.Parallel()
 	_, err := load(t, config.Function("worker"), localEnv(), nil)
 	wantAll(t, problems(t, err), `function "worker"`)
+}
+
+// Rolling the origin secret: both values are accepted from SSM; a previous
+// secret alone is a mistake in the rotation, not a secret to accept.
+func TestOriginSecretRing(t *testing.T) {
+	t.Parallel()
+	const previous = "previous-origin-secret-0123456789"
+	c := mustLoad(t, config.Stream, prodEnv("ORIGIN_SECRET_VERSION", "7"), prodParams(prefix+"/origin-secret-previous", previous))
+	if len(c.OriginSecrets) != 2 || c.OriginSecrets[0].Reveal() != originSec || c.OriginSecrets[1].Reveal() != previous || c.OriginSecretVersion != "7" {
+		t.Fatalf("origin secrets %d, version %q", len(c.OriginSecrets), c.OriginSecretVersion)
+	}
+	_, err := load(t, config.Stream, prodEnv(), prodParams(prefix+"/origin-secret", "", prefix+"/origin-secret-previous", previous))
+	wantAll(t, problems(t, err), "secret origin-secret-previous: set without origin-secret")
+	_, err = load(t, config.Stream, prodEnv("ORIGIN_SECRET_VERSION", "latest"), prodParams())
+	wantAll(t, problems(t, err), "ORIGIN_SECRET_VERSION")
+}
+
+// ANTHROPIC_MODEL takes a full model id; an alias would name itself as the
+// model behind it once the CLI is pinned.
+func TestModelIsAFullID(t *testing.T) {
+	t.Parallel()
+	for _, id := range []string{"claude-sonnet-4-5", "us.anthropic.claude-sonnet-4-5-20250929-v1:0"} {
+		if c := mustLoad(t, config.Stream, prodEnv("ANTHROPIC_MODEL", id), prodParams()); c.Claude.Model != id {
+			t.Errorf("model %q, want %q", c.Claude.Model, id)
+		}
+	}
+	for _, alias := range []string{"sonnet", "opus", "Claude-Sonnet"} {
+		_, err := load(t, config.Stream, prodEnv("ANTHROPIC_MODEL", alias), prodParams())
+		wantAll(t, problems(t, err), "ANTHROPIC_MODEL")
+	}
 }

@@ -48,7 +48,7 @@ func TestSecretRedacted(t *testing.T) {
 func TestConfigPrintsNoSecret(t *testing.T) {
 	t.Parallel()
 	c := mustLoad(t, config.Stream, prodEnv("APNS_KEY_ID", "ABCDE12345", "APPLE_TEAM_ID", "TEAM123456"), prodParams())
-	if !c.PushEnabled() || c.OriginSecret.IsZero() || len(c.JWTKeys) != 2 {
+	if !c.PushEnabled() || len(c.OriginSecrets) == 0 || len(c.JWTKeys) != 2 {
 		t.Fatal("fixture is not fully loaded")
 	}
 

@@ -19,12 +19,15 @@ const (
 	SecretClaudeOAuthToken = "claude-oauth-token"
 	SecretAPNsKey          = "apns-key"
 	SecretOriginSecret     = "origin-secret"
+	// SecretOriginPrevious is accepted beside origin-secret while CloudFront
+	// moves to a new one (README, "Rolling the origin secret").
+	SecretOriginPrevious = "origin-secret-previous"
 )
 
 // secretNames orders the secrets for messages.
 var secretNames = []string{
 	SecretJWTKeys, SecretAPIKey, SecretAnthropicAPIKey,
-	SecretClaudeOAuthToken, SecretAPNsKey, SecretOriginSecret,
+	SecretClaudeOAuthToken, SecretAPNsKey, SecretOriginSecret, SecretOriginPrevious,
 }
 
 var envNames = map[string]string{
@@ -34,6 +37,7 @@ var envNames = map[string]string{
 	SecretClaudeOAuthToken: "CLAUDE_CODE_OAUTH_TOKEN",
 	SecretAPNsKey:          "APNS_KEY",
 	SecretOriginSecret:     "ORIGIN_SECRET",
+	SecretOriginPrevious:   "ORIGIN_SECRET_PREVIOUS",
 }
 
 // SecretSource reads secrets by the names above. *paramstore.Store (under
@@ -46,7 +50,8 @@ type SecretSource interface {
 }
 
 // EnvSecrets reads secrets from environment variables (JWT_SECRET, API_KEY,
-// ANTHROPIC_API_KEY, CLAUDE_CODE_OAUTH_TOKEN, APNS_KEY, ORIGIN_SECRET).
+// ANTHROPIC_API_KEY, CLAUDE_CODE_OAUTH_TOKEN, APNS_KEY, ORIGIN_SECRET,
+// ORIGIN_SECRET_PREVIOUS).
 func EnvSecrets(getenv func(string) string) SecretSource { return envSource(getenv) }
 
 type envSource func(string) string
@@ -92,7 +97,7 @@ func (c *Config) needs() []need {
 	case OAuth:
 		n = append(n, need{SecretClaudeOAuthToken, strict})
 	}
-	return append(n, need{SecretAPNsKey, false}, need{SecretOriginSecret, false})
+	return append(n, need{SecretAPNsKey, false}, need{SecretOriginSecret, false}, need{SecretOriginPrevious, false})
 }
 
 func (c *Config) loadSecrets(ctx context.Context, r *reader, src SecretSource) {
@@ -124,6 +129,9 @@ func (c *Config) loadSecrets(ctx context.Context, r *reader, src SecretSource) {
 	}
 	if c.Function.streams() {
 		c.checkAPNs(r, strings.TrimSpace(found[SecretAPNsKey]) != "")
+		if strings.TrimSpace(found[SecretOriginSecret]) == "" && strings.TrimSpace(found[SecretOriginPrevious]) != "" {
+			r.problemf("secret %s: set without %s (%s)", SecretOriginPrevious, SecretOriginSecret, c.where(SecretOriginSecret))
+		}
 	}
 }
 
@@ -141,8 +149,8 @@ func (c *Config) setSecret(name, v string) error {
 		key, err := apnsKey(v)
 		c.APNs.Key = key
 		return err
-	case SecretOriginSecret:
-		c.OriginSecret = NewSecret(v)
+	case SecretOriginSecret, SecretOriginPrevious:
+		c.OriginSecrets = append(c.OriginSecrets, NewSecret(v))
 	}
 	return nil
 }

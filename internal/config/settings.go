@@ -41,6 +41,10 @@ var (
 	ssmPrefixPattern = regexp.MustCompile(`^(/[A-Za-z0-9_.-]+)+$`)
 	bundlePattern    = regexp.MustCompile(`^[A-Za-z0-9.-]+$`)
 	appleIDPattern   = regexp.MustCompile(`^[A-Z0-9]{10}$`) // APNs key and team ids
+	// A full model id: an alias (sonnet, opus) would name itself as the
+	// model behind it when the CLI is pinned.
+	modelPattern   = regexp.MustCompile(`^[a-z0-9.:-]*claude[a-z0-9.:-]*$`)
+	versionPattern = regexp.MustCompile(`^[0-9]+$`)
 )
 
 func (c *Config) readSettings(r *reader) {
@@ -76,6 +80,8 @@ func (c *Config) readSettings(r *reader) {
 	c.StreamFunction = r.required("STREAM_FUNCTION_NAME", strict && c.Function == Chat,
 		"in dev and prod for the chat function", "")
 	c.SSMPrefix = r.required("SSM_PREFIX", strict, "in dev and prod", "")
+	c.OriginSecretVersion = r.str("ORIGIN_SECRET_VERSION", "")
+	r.match("ORIGIN_SECRET_VERSION", c.OriginSecretVersion, versionPattern)
 	if c.SSMPrefix != "" && !ssmPrefixPattern.MatchString(c.SSMPrefix) {
 		r.problemf("SSM_PREFIX: %q must start with / and not end with one (e.g. /ovrlrd/prod)", c.SSMPrefix)
 	}
@@ -151,7 +157,9 @@ func (r *reader) claude(prod bool) Claude {
 		WorkspaceMaxBytes: int64(r.integer("WORKSPACE_MAX_MB", 50, 1, 1024)) << 20,
 		Provider:          Provider(strings.ToLower(r.str("CLAUDE_PROVIDER", string(Anthropic)))),
 		BaseURL:           r.url("ANTHROPIC_BASE_URL", "", prod),
+		Model:             r.str("ANTHROPIC_MODEL", ""),
 	}
+	r.match("ANTHROPIC_MODEL", c.Model, modelPattern)
 	if strings.Contains(c.Path, "/") {
 		c.Path = r.absPath("CLAUDE_PATH", c.Path)
 	}

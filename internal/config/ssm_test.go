@@ -56,7 +56,7 @@ func TestLoadFromSSMInOneCall(t *testing.T) {
 	if len(reqs) != 1 {
 		t.Fatalf("%d GetParameters calls, want 1", len(reqs))
 	}
-	want := []string{prefix + "/jwt-keys", prefix + "/api-key", prefix + "/anthropic-api-key", prefix + "/apns-key", prefix + "/origin-secret"}
+	want := []string{prefix + "/jwt-keys", prefix + "/api-key", prefix + "/anthropic-api-key", prefix + "/apns-key", prefix + "/origin-secret", prefix + "/origin-secret-previous"}
 	if !slices.Equal(reqs[0].Names, want) || !reqs[0].WithDecryption {
 		t.Errorf("request %+v, want names %v with decryption", reqs[0], want)
 	}
@@ -87,7 +87,7 @@ func TestLoadInvalidOptionalParameter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.PushEnabled() || !c.OriginSecret.IsZero() {
+	if c.PushEnabled() || len(c.OriginSecrets) > 0 {
 		t.Error("absent optional parameters reported as configured")
 	}
 }

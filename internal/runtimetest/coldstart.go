@@ -503,28 +503,9 @@ func csStat(pid int) (ppid int, state byte, ok bool) {
 // csTemplateEnv is the function's environment as CloudFormation would set
 // it: Globals merged with its own, intrinsics resolved.
 func csTemplateEnv(tpl samtemplate.Template, e samtemplate.Env, logical string) (map[string]string, error) {
-	vars := map[string]any{}
-	if g, ok := tpl["Globals"].(map[string]any); ok {
-		if f, ok := g["Function"].(map[string]any); ok {
-			if env, ok := f["Environment"].(map[string]any); ok {
-				if v, ok := env["Variables"].(map[string]any); ok {
-					for k, x := range v {
-						vars[k] = x
-					}
-				}
-			}
-		}
-	}
-	props, ok := tpl.Resources()[logical]["Properties"].(map[string]any)
-	if !ok {
-		return nil, fmt.Errorf("template.yaml: no %s", logical)
-	}
-	if env, ok := props["Environment"].(map[string]any); ok {
-		if v, ok := env["Variables"].(map[string]any); ok {
-			for k, x := range v {
-				vars[k] = x
-			}
-		}
+	vars, err := tpl.FunctionVariables(logical)
+	if err != nil {
+		return nil, fmt.Errorf("template.yaml: %w", err)
 	}
 	out := map[string]string{}
 	for k, v := range vars {

@@ -3,7 +3,6 @@ package runtimetest
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -195,8 +194,8 @@ func (a arns) table(name string) string {
 	return "arn:aws:dynamodb:" + a.region + ":" + a.account + ":table/" + name
 }
 
-// dynamoProxy forwards to DynamoDB Local and records each call: the
-// operation (X-Amz-Target) on the table, or on the index it queries.
+// dynamoProxy forwards to DynamoDB Local and records each call as the IAM
+// requests DynamoDB authorizes it with (a transaction item by item).
 func dynamoProxy(t *testing.T, target string, a arns, rec *calls) string {
 	t.Helper()
 	u, err := url.Parse(target)
@@ -207,47 +206,13 @@ func dynamoProxy(t *testing.T, target string, a arns, rec *calls) string {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		_, op, _ := strings.Cut(r.Header.Get("X-Amz-Target"), ".")
-		for _, res := range dynamoResources(body, a) {
-			rec.add(samtemplate.Request{Action: "dynamodb:" + op, Resource: res})
+		for _, req := range samtemplate.DynamoDBRequests(r.Header.Get("X-Amz-Target"), body, a.table) {
+			rec.add(req)
 		}
 		proxy.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
 	return srv.URL
-}
-
-// dynamoResources finds the tables (and index) a request body names.
-func dynamoResources(body []byte, a arns) []string {
-	var in struct {
-		TableName     string
-		IndexName     string
-		RequestItems  map[string]json.RawMessage
-		TransactItems []map[string]struct{ TableName string }
-	}
-	_ = json.Unmarshal(body, &in)
-	seen := map[string]bool{}
-	var out []string
-	add := func(table, index string) {
-		r := a.table(table)
-		if index != "" {
-			r += "/index/" + index
-		}
-		if table != "" && !seen[r] {
-			seen[r] = true
-			out = append(out, r)
-		}
-	}
-	add(in.TableName, in.IndexName)
-	for table := range in.RequestItems {
-		add(table, "")
-	}
-	for _, it := range in.TransactItems {
-		for _, op := range it {
-			add(op.TableName, "")
-		}
-	}
-	return out
 }
 
 // s3Backend is one S3 stand-in (gofakes3, in memory) holding bucket.

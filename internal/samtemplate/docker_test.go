@@ -7,8 +7,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // instruction is one Dockerfile instruction, continuation lines joined.
@@ -265,5 +269,122 @@ func TestCfnLint(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("cfn-lint: %v\n%s", err, out)
+	}
+}
+
+// goToolchain is the Go release the Makefile pins (export GOTOOLCHAIN :=
+// go<version>), the one place it is written.
+func goToolchain(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("../../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^export GOTOOLCHAIN := go([0-9]+\.[0-9]+\.[0-9]+)$`).FindStringSubmatch(string(b))
+	if m == nil {
+		t.Fatal("the Makefile pins no exact Go release (export GOTOOLCHAIN := go<x.y.z>)")
+	}
+	return m[1]
+}
+
+// One Go toolchain: the image's bootstrap is built by the release the
+// Makefile pins, in a stage that runs natively on the build machine, and
+// the CLI stage runs a Node.js LTS release.
+func TestImageToolchains(t *testing.T) {
+	want := goToolchain(t)
+	ins := dockerfile(t)
+	args := map[string]string{} // ARGs before the first FROM
+	var goStage, nodeFrom string
+	for _, in := range ins {
+		if in.cmd == "ARG" && in.stage < 0 {
+			k, v, _ := strings.Cut(in.args, "=")
+			args[k] = v
+		}
+		if in.cmd == "RUN" && strings.Contains(in.args, "go build") {
+			goStage = ins[slices.IndexFunc(ins, func(i instruction) bool { return i.cmd == "FROM" && i.stage == in.stage })].args
+		}
+		if f := strings.Fields(in.args); in.cmd == "FROM" && len(f) > 1 && strings.HasPrefix(f[1], "node:") {
+			nodeFrom = f[1]
+		}
+	}
+	if args["GO_VERSION"] != want {
+		t.Errorf("Dockerfile ARG GO_VERSION=%q, the Makefile's GOTOOLCHAIN is go%s", args["GO_VERSION"], want)
+	}
+	var platform, image string
+	for _, f := range strings.Fields(goStage) {
+		if p, ok := strings.CutPrefix(f, "--platform="); ok {
+			platform = p
+		} else if !strings.HasPrefix(f, "--") && image == "" {
+			image = f
+		}
+	}
+	// Without BuildKit (no BUILDPLATFORM) the stage may fall back to the
+	// image's own platform only.
+	if !slices.Contains([]string{"$BUILDPLATFORM", "${BUILDPLATFORM}", "${BUILDPLATFORM:-linux/arm64}"}, platform) {
+		t.Errorf("Go stage FROM %q: want --platform=$BUILDPLATFORM, so it compiles natively", goStage)
+	}
+	if !strings.HasPrefix(image, "golang:${GO_VERSION}-") {
+		t.Errorf("Go stage FROM %q: want the golang image of ${GO_VERSION}", goStage)
+	}
+	m := regexp.MustCompile(`^node:([0-9]+)[-.]`).FindStringSubmatch(nodeFrom)
+	if m == nil {
+		t.Fatalf("CLI stage image %q: want node:<major>-...", nodeFrom)
+	}
+	if major, _ := strconv.Atoi(m[1]); major%2 != 0 || major < 22 {
+		t.Errorf("CLI stage on Node.js %d: want an LTS (even) release, 22 or later", major)
+	}
+}
+
+// workflowJobs reads the jobs of a GitHub workflow.
+func workflowJobs(t *testing.T, name string) map[string]workflowJob {
+	t.Helper()
+	b, err := os.ReadFile("../../.github/workflows/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wf struct {
+		Jobs map[string]workflowJob `yaml:"jobs"`
+	}
+	if err := yaml.Unmarshal(b, &wf); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return wf.Jobs
+}
+
+type workflowJob struct {
+	RunsOn string `yaml:"runs-on"`
+	Steps  []struct {
+		Uses string            `yaml:"uses"`
+		Run  string            `yaml:"run"`
+		With map[string]string `yaml:"with"`
+	} `yaml:"steps"`
+}
+
+// CI and the deploy set up the Go release the Makefile pins (the go
+// command would otherwise fetch it on every run), and the deploy builds
+// the arm64 image on an arm64 runner, with no emulation.
+func TestWorkflowsUseTheToolchain(t *testing.T) {
+	want := goToolchain(t)
+	for _, name := range []string{"ci.yml", "deploy.yml"} {
+		setups := 0
+		for id, job := range workflowJobs(t, name) {
+			for _, s := range job.Steps {
+				if strings.HasPrefix(s.Uses, "actions/setup-go@") {
+					setups++
+					if s.With["go-version"] != want {
+						t.Errorf("%s %s: setup-go go-version %q, the Makefile's GOTOOLCHAIN is go%s", name, id, s.With["go-version"], want)
+					}
+				}
+				if strings.HasPrefix(s.Uses, "docker/setup-qemu-action@") {
+					t.Errorf("%s %s: sets up emulation; the arm64 image is built natively", name, id)
+				}
+				if strings.Contains(s.Run, "sam build") && !strings.HasSuffix(job.RunsOn, "-arm") {
+					t.Errorf("%s %s: builds the arm64 image on %q, want an arm64 runner", name, id, job.RunsOn)
+				}
+			}
+		}
+		if setups == 0 {
+			t.Errorf("%s: no actions/setup-go step", name)
+		}
 	}
 }

@@ -24,6 +24,7 @@ var notDeployed = map[string]string{
 	"AWS_REGION":               "set by Lambda (reserved)",
 	"AWS_LAMBDA_FUNCTION_NAME": "set by Lambda; read to refuse STAGE=local there",
 	"AWS_LAMBDA_RUNTIME_API":   "set by Lambda; read to refuse STAGE=local there",
+	"AWS_SAM_LOCAL":            "set by sam local only; read to allow STAGE=local in its containers",
 	"DYNAMODB_ENDPOINT":        "local stand-in only",
 	"S3_ENDPOINT":              "local stand-in only",
 	"LOCAL_AWS_KEY":            "local stand-ins only",
@@ -34,6 +35,7 @@ var notDeployed = map[string]string{
 	"CLAUDE_CODE_OAUTH_TOKEN":  "secret: SSM claude-oauth-token in dev and prod",
 	"APNS_KEY":                 "secret: SSM apns-key in dev and prod",
 	"ORIGIN_SECRET":            "secret: SSM origin-secret in dev and prod",
+	"ORIGIN_SECRET_PREVIOUS":   "secret: SSM origin-secret-previous in dev and prod",
 	"APPLE_JWKS_URL":           "override for a stand-in; Apple's default is right in AWS",
 	"APNS_HOST":                "override for a stand-in; Apple's default is right in AWS",
 	"ANTHROPIC_BASE_URL":       "override for a stand-in; Anthropic's default is right in AWS",
@@ -57,8 +59,13 @@ var notDeployed = map[string]string{
 // Set by the stream function's image (Dockerfile ENV), not the template.
 var imageSettings = []string{"CLAUDE_PATH", "CLAUDE_WORK_ROOT", "CLAUDE_CONFIG_ROOT"}
 
-// Only the chat function starts turns elsewhere.
-var functionOnly = map[string]string{"STREAM_FUNCTION_NAME": "ChatFunction"}
+// Settings of one function only: the chat function alone starts turns
+// elsewhere.
+var functionOnly = map[string]string{
+	"STREAM_FUNCTION_NAME":  "ChatFunction",
+	"ANTHROPIC_MODEL":       "StreamFunction", // only it runs the CLI
+	"ORIGIN_SECRET_VERSION": "StreamFunction", // only it checks the secret
+}
 
 // configReads is every environment variable the configuration reads: the
 // names Load asks its getenv for in every stage, function and provider,
@@ -143,12 +150,17 @@ func TestEveryDeployedSettingIsSet(t *testing.T) {
 				t.Errorf("%s: %s is read by the configuration but not set; set it in template.yaml, or add it to notDeployed saying why", fn, name)
 			}
 		}
-		for name := range env {
+		for name, v := range env {
 			if !reads[name] {
 				t.Errorf("%s: template sets %s, which the configuration never reads", fn, name)
 			}
-			if why := notDeployed[name]; strings.HasPrefix(why, "secret") || strings.Contains(why, "by Lambda") {
+			switch why := notDeployed[name]; {
+			case strings.Contains(why, "by Lambda") || strings.Contains(why, "by sam local"):
 				t.Errorf("%s: template sets %s (%s)", fn, name, why)
+			case (strings.HasPrefix(why, "secret") || strings.Contains(why, "local stand-in")) && v != "":
+				// Declared empty, sam local passes events/env.json's value
+				// and AWS gets nothing: any other value would be deployed.
+				t.Errorf("%s: template sets %s (%s); declare it empty, for sam local, or not at all", fn, name, why)
 			}
 		}
 	}

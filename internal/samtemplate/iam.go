@@ -81,16 +81,7 @@ func (t Template) RoleStatements(role string, e Env) ([]Statement, error) {
 			if _, bad := sm["NotResource"]; bad {
 				return nil, fmt.Errorf("%s: NotResource is not allowed", role)
 			}
-			if c, ok := sm["Condition"].(map[string]any); ok {
-				st.Condition = map[string]map[string][]string{}
-				for op, kv := range c {
-					st.Condition[op] = map[string][]string{}
-					m, _ := kv.(map[string]any)
-					for k, vals := range m {
-						st.Condition[op][k] = strs(vals)
-					}
-				}
-			}
+			st.Condition = conditionOf(sm)
 			out = append(out, st)
 		}
 	}
@@ -101,25 +92,18 @@ func (t Template) RoleStatements(role string, e Env) ([]Statement, error) {
 // AWS::IAM::RolePolicy resources that CloudFormation would attach to role
 // in e.
 func (t Template) rolePolicies(role string, e Env) ([]any, error) {
-	ids := make([]string, 0, len(t.Resources()))
-	for id := range t.Resources() {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
 	var out []any
-	for _, id := range ids {
+	for _, id := range t.ResourceIDs() {
 		r := t.Resources()[id]
 		if r["Type"] != "AWS::IAM::RolePolicy" {
 			continue
 		}
-		if cond, ok := r["Condition"].(string); ok {
-			on, err := t.Condition(cond, e)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", id, err)
-			}
-			if !on {
-				continue
-			}
+		on, err := t.Creates(id, e)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", id, err)
+		}
+		if !on {
+			continue
 		}
 		raw, _ := r["Properties"].(map[string]any)
 		ref, _ := raw["RoleName"].(map[string]any)
@@ -133,6 +117,23 @@ func (t Template) rolePolicies(role string, e Env) ([]any, error) {
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+// conditionOf returns a statement's Condition block, nil without one.
+func conditionOf(sm map[string]any) map[string]map[string][]string {
+	c, ok := sm["Condition"].(map[string]any)
+	if !ok {
+		return nil
+	}
+	out := map[string]map[string][]string{}
+	for op, kv := range c {
+		out[op] = map[string][]string{}
+		m, _ := kv.(map[string]any)
+		for k, vals := range m {
+			out[op][k] = strs(vals)
+		}
+	}
+	return out
 }
 
 func str(v any) string {

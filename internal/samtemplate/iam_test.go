@@ -104,7 +104,10 @@ func TestGrantsPerFunction(t *testing.T) {
 		{req("dynamodb:UpdateItem", table), all},
 		{req("dynamodb:DeleteItem", table), all},
 		{req("dynamodb:Query", table), all},
-		{req("dynamodb:TransactWriteItems", table), all},
+		// A transaction is authorized item by item: Put, Update and Delete
+		// above, and the account-open ConditionCheck every function's
+		// transactions carry (internal/store accountOpen).
+		{req("dynamodb:ConditionCheckItem", table), all},
 		{req("dynamodb:DescribeTable", table), all},
 		{req("dynamodb:BatchWriteItem", table), only("AuthFunction", "ChatFunction")},
 		{req("dynamodb:Query", table+"/index/GSI1"), only("ChatFunction")},
@@ -205,5 +208,65 @@ func TestSecretsGrantedExactly(t *testing.T) {
 		}
 		sort.Strings(granted)
 		t.Logf("%s reads %v", fn, granted)
+	}
+}
+
+// Every action the templates name is one IAM knows (a wildcard matches at
+// least one): IAM accepts any name in a policy, and a name it does not know
+// grants nothing, while the checks here would take it at its word. The
+// roles as each variant evaluates them, then every policy of every
+// resource, in every branch, here and in the deploy template.
+func TestPolicyActionsExist(t *testing.T) {
+	tpl := load(t)
+	check := func(where, action string) {
+		t.Helper()
+		known := samtemplate.ActionExists(action)
+		if strings.ContainsAny(action, "*?") {
+			known = samtemplate.ActionPatternMatches(action)
+		}
+		service, _, _ := strings.Cut(action, ":")
+		switch {
+		case !samtemplate.ActionPatternMatches(service + ":*"):
+			t.Errorf("%s: %q: the service %s is not in iam-actions.txt; add it as its header says", where, action, service)
+		case !known:
+			t.Errorf("%s: %q is not an IAM action", where, action)
+		}
+	}
+	for name, params := range variants() {
+		for _, fn := range functions {
+			for _, s := range statements(t, tpl, fn, params) {
+				for _, a := range s.Actions {
+					check(fn+" ("+name+") "+s.Sid, a)
+				}
+			}
+		}
+	}
+
+	deploy, err := samtemplate.Load("../../deploy/github-oidc.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	templates := map[string]samtemplate.Template{"template.yaml": tpl, "deploy/github-oidc.yaml": deploy}
+	for file, tp := range templates {
+		actions, err := tp.PolicyActions()
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		holders := map[string]bool{}
+		for _, a := range actions {
+			holders[a.Resource] = true
+			check(file+" "+a.Resource, a.Action)
+		}
+		// Each resource that is or holds a policy was read.
+		for id, r := range tp.Resources() {
+			switch r["Type"] {
+			case "AWS::IAM::Role", "AWS::IAM::RolePolicy", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy",
+				"AWS::S3::BucketPolicy", "AWS::SNS::TopicPolicy", "AWS::Lambda::Permission":
+				if !holders[id] {
+					t.Errorf("%s: no action found in %s", file, id)
+				}
+			}
+		}
+		t.Logf("%s: %d actions in %d resources", file, len(actions), len(holders))
 	}
 }

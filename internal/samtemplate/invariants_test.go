@@ -120,17 +120,34 @@ func TestStreamFunction(t *testing.T) {
 	}
 }
 
-func TestTableIsKept(t *testing.T) {
+// The table and the bucket outlive the stack and any replacement, but a
+// failed first create removes them: it leaves nothing that costs money.
+// Deletion protection would stop that removal, so it waits for ProtectTable.
+func TestDataIsKept(t *testing.T) {
 	tpl := load(t)
-	r := tpl.Resources()["Table"]
-	if r["DeletionPolicy"] != "Retain" || r["UpdateReplacePolicy"] != "Retain" {
-		t.Errorf("table policies %v/%v, want Retain", r["DeletionPolicy"], r["UpdateReplacePolicy"])
+	for _, id := range []string{"Table", "SessionsBucket"} {
+		r := tpl.Resources()[id]
+		if r["DeletionPolicy"] != "RetainExceptOnCreate" || r["UpdateReplacePolicy"] != "Retain" {
+			t.Errorf("%s policies %v/%v, want RetainExceptOnCreate/Retain", id, r["DeletionPolicy"], r["UpdateReplacePolicy"])
+		}
 	}
 	p := props(t, tpl, "Table")
-	if p["BillingMode"] != "PAY_PER_REQUEST" || p["DeletionProtectionEnabled"] != true ||
+	if p["BillingMode"] != "PAY_PER_REQUEST" ||
 		path(p, "PointInTimeRecoverySpecification", "PointInTimeRecoveryEnabled") != true ||
 		path(p, "SSESpecification", "SSEEnabled") != true {
 		t.Errorf("table properties %v", p)
+	}
+	// Protected unless asked otherwise: a stack deployed before the
+	// parameter existed keeps its protection.
+	for protect, want := range map[string]bool{"": true, "false": false, "true": true} {
+		params := map[string]string{"SsmPrefix": "/ovrlrd/dev"}
+		if protect != "" {
+			params["ProtectTable"] = protect
+		}
+		got, err := tpl.Eval(p["DeletionProtectionEnabled"], tpl.SampleEnv(params, nil))
+		if err != nil || got != want {
+			t.Errorf("ProtectTable=%q: deletion protection %v (%v), want %v", protect, got, err, want)
+		}
 	}
 }
 
@@ -339,14 +356,9 @@ func TestOperations(t *testing.T) {
 // merges them.
 func functionEnv(t *testing.T, tpl samtemplate.Template, id string) map[string]any {
 	t.Helper()
-	env := map[string]any{}
-	for k, v := range path(map[string]any(tpl), "Globals", "Function", "Environment", "Variables").(map[string]any) {
-		env[k] = v
-	}
-	if own, ok := path(props(t, tpl, id), "Environment", "Variables").(map[string]any); ok {
-		for k, v := range own {
-			env[k] = v
-		}
+	env, err := tpl.FunctionVariables(id)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return env
 }

@@ -1,6 +1,8 @@
 package samtemplate
 
 import (
+	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -55,4 +57,14 @@ func (t Template) SampleEnv(params, names map[string]string) Env {
 		}
 	}
 	return e
+}
+
+// SampleEvents returns the Lambda events among dir's *.json files, sorted:
+// all but env.json, which is sam local's environment (--env-vars).
+func SampleEvents(dir string) ([]string, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(files, func(f string) bool { return filepath.Base(f) == "env.json" }), nil
 }

@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 
@@ -185,20 +186,18 @@ func TestResourcesMatchRegistrySchemas(t *testing.T) {
 	checked := map[string]bool{}
 	for name, params := range variants() {
 		env := tpl.SampleEnv(params, nil)
-		for _, id := range sortedKeys(tpl.Resources()) {
+		for _, id := range tpl.ResourceIDs() {
 			r := tpl.Resources()[id]
 			typ, _ := r["Type"].(string)
 			if strings.HasPrefix(typ, "AWS::Serverless::") {
 				continue // the SAM schema covers these
 			}
-			if cond, ok := r["Condition"].(string); ok {
-				on, err := tpl.Condition(cond, env)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !on {
-					continue
-				}
+			on, err := tpl.Creates(id, env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !on {
+				continue
 			}
 			if _, ok := noSchema[typ]; ok {
 				continue
@@ -253,13 +252,10 @@ func describe(err error) string {
 	return strings.Join(lines, "\n")
 }
 
+// sortedKeys keeps the reports of maps that are not the template's
+// resources (those have ResourceIDs) in one order from run to run.
 func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
+	return slices.Sorted(maps.Keys(m))
 }
 
 // Every parameter's default and the values the variants use satisfy its

@@ -130,8 +130,12 @@ func New(st Store, cfg Config, log *slog.Logger, after ...AfterTurn) *Service {
 // Job is a begun turn, everything needed to run it: in this process, or in
 // the stream function after the chat function began it.
 type Job struct {
-	UserID          string   `json:"userId"`
-	ConversationID  string   `json:"conversationId"`
+	UserID         string `json:"userId"`
+	ConversationID string `json:"conversationId"`
+	// Holder is the turn's id: it holds the conversation's lease, and a
+	// delivery of the turn's event that cannot claim it does nothing. Its
+	// name on the wire stays "holder": an event queued by the chat
+	// function before a deploy reaches the stream function after it.
 	Holder          string   `json:"holder"`
 	Message         string   `json:"message"`
 	AllowedTools    []string `json:"allowedTools,omitempty"`

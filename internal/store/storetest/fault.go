@@ -16,14 +16,32 @@ import (
 type Fault struct {
 	Op    string // the operation, e.g. "BatchWriteItem"
 	Armed atomic.Bool
+	// Times is how many calls fail besides the one Armed fails.
+	Times atomic.Int32
 	Fired atomic.Int32
+}
+
+// take reports whether this call fails, using up one armed failure.
+func (f *Fault) take() bool {
+	if f.Armed.CompareAndSwap(true, false) {
+		return true
+	}
+	for {
+		n := f.Times.Load()
+		if n <= 0 {
+			return false
+		}
+		if f.Times.CompareAndSwap(n, n-1) {
+			return true
+		}
+	}
 }
 
 // Option adds the fault to a DynamoDB client.
 func (f *Fault) Option() func(*dynamodb.Options) {
 	fail := middleware.InitializeMiddlewareFunc("ovrlrdTestFault",
 		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-			if awsmiddleware.GetOperationName(ctx) == f.Op && f.Armed.CompareAndSwap(true, false) {
+			if awsmiddleware.GetOperationName(ctx) == f.Op && f.take() {
 				f.Fired.Add(1)
 				return middleware.InitializeOutput{}, middleware.Metadata{}, errors.New("injected fault")
 			}
