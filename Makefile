@@ -120,7 +120,7 @@ vuln: $(TOOLS)/govulncheck
 $(TOOLS)/govulncheck:
 	GOBIN=$(TOOLS) $(GO) install golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION)
 
-## schemas: refresh the JSON Schemas the template tests read (internal/samtemplate/testdata/schemas,
+## schemas: refresh the JSON Schemas the template tests read (internal/devkit/samtemplate/testdata/schemas,
 ## see its README.md) from their pinned public sources; needs the network, which make test never does
 # The CloudFormation registry schemas come from AWS's rain module through the Go module proxy (its
 # checksum database vouches for them); the SAM schema, which no module ships, from a release commit.
@@ -131,7 +131,7 @@ REGISTRY_SCHEMAS := AWS::ApiGatewayV2::Api AWS::CloudFront::Distribution AWS::Cl
 	AWS::DynamoDB::Table AWS::ECR::Repository AWS::IAM::ManagedPolicy AWS::IAM::OIDCProvider AWS::IAM::Role \
 	AWS::Lambda::EventInvokeConfig AWS::Lambda::Function AWS::Lambda::Permission AWS::Lambda::Url \
 	AWS::Logs::LogGroup AWS::S3::Bucket AWS::SNS::Topic
-SCHEMAS_DIR      := internal/samtemplate/testdata/schemas
+SCHEMAS_DIR      := internal/devkit/samtemplate/testdata/schemas
 .PHONY: schemas
 schemas:
 	set -euo pipefail; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \

@@ -10,7 +10,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/ovrlrd/cloud/internal/claude/claudetest"
+	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
 )
 
 // mCancel is how soon POST /chat/{id}/cancel ends a running turn for its

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/ovrlrd/cloud/internal/claude"
-	"github.com/ovrlrd/cloud/internal/claude/claudetest"
-	"github.com/ovrlrd/cloud/internal/harness"
+	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
+	"github.com/ovrlrd/cloud/internal/devkit/harness"
 )
 
 // The CLI runner's own rows: claude.Start and its Events, with no turn, no

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ovrlrd/cloud/internal/harness"
+	"github.com/ovrlrd/cloud/internal/devkit/harness"
 )
 
 // client talks to the service as the app does. Its streams are parsed as

@@ -8,8 +8,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/ovrlrd/cloud/internal/harness"
-	"github.com/ovrlrd/cloud/internal/runtimetest"
+	"github.com/ovrlrd/cloud/internal/devkit/harness"
+	"github.com/ovrlrd/cloud/internal/devkit/runtimetest"
 )
 
 // The cold-start and size rows, after the relay's.

@@ -59,7 +59,7 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/ovrlrd/cloud/internal/harness"
+	"github.com/ovrlrd/cloud/internal/devkit/harness"
 )
 
 // options are the bench's settings, from its flags.

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ovrlrd/cloud/internal/claude/claudetest"
+	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
 )
 
 // The bench keeps compiling and running: a tiny run through the whole

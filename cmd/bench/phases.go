@@ -15,8 +15,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/ovrlrd/cloud/internal/claude/claudetest"
-	"github.com/ovrlrd/cloud/internal/harness"
+	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
+	"github.com/ovrlrd/cloud/internal/devkit/harness"
 	"github.com/ovrlrd/cloud/internal/relay"
 	"github.com/ovrlrd/cloud/internal/sse"
 	"github.com/ovrlrd/cloud/internal/turn"

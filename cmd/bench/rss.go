@@ -3,7 +3,7 @@ package main
 import (
 	"fmt"
 
-	"github.com/ovrlrd/cloud/internal/harness"
+	"github.com/ovrlrd/cloud/internal/devkit/harness"
 )
 
 // memString is a resident set with its split into anonymous and

@@ -23,7 +23,7 @@ import (
 	"github.com/ovrlrd/cloud/internal/app"
 	"github.com/ovrlrd/cloud/internal/claude"
 	"github.com/ovrlrd/cloud/internal/config"
-	"github.com/ovrlrd/cloud/internal/dynamolocal"
+	"github.com/ovrlrd/cloud/internal/devkit/dynamolocal"
 	"github.com/ovrlrd/cloud/internal/logs"
 	"github.com/ovrlrd/cloud/internal/sandbox"
 )

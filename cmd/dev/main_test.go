@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ovrlrd/cloud/internal/sandbox/sandboxtest"
+	"github.com/ovrlrd/cloud/internal/devkit/sandboxtest"
 )
 
 type syncBuffer struct {

@@ -18,7 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/ovrlrd/cloud/internal/config"
-	"github.com/ovrlrd/cloud/internal/sandbox/sandboxtest"
+	"github.com/ovrlrd/cloud/internal/devkit/sandboxtest"
 )
 
 func freePort(t *testing.T) int {

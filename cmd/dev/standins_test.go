@@ -12,7 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/ovrlrd/cloud/internal/config"
-	"github.com/ovrlrd/cloud/internal/dynamolocal"
+	"github.com/ovrlrd/cloud/internal/devkit/dynamolocal"
 )
 
 // Turns' tools run on the machine make dev runs on, and its stand-ins

@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ovrlrd/cloud/internal/dynamolocal"
+	"github.com/ovrlrd/cloud/internal/devkit/dynamolocal"
 )
 
 func main() {

@@ -36,7 +36,7 @@ import (
 	"github.com/ovrlrd/cloud/internal/app"
 	"github.com/ovrlrd/cloud/internal/config"
 	"github.com/ovrlrd/cloud/internal/logs"
-	"github.com/ovrlrd/cloud/internal/samtemplate"
+	"github.com/ovrlrd/cloud/internal/devkit/samtemplate"
 )
 
 func main() {

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ovrlrd/cloud/internal/store/storetest"
+	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 )
 
 func TestMain(m *testing.M) { storetest.Main(m) }

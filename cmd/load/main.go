@@ -44,8 +44,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ovrlrd/cloud/internal/claude/claudetest"
-	"github.com/ovrlrd/cloud/internal/harness"
+	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
+	"github.com/ovrlrd/cloud/internal/devkit/harness"
 )
 
 // options are the run's settings, from its flags.

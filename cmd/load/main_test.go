@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ovrlrd/cloud/internal/claude/claudetest"
+	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
 )
 
 // A tiny run through the whole service: every turn completes, no request

@@ -8,7 +8,7 @@ import (
 	"strconv"
 
 	"github.com/ovrlrd/cloud/internal/claude"
-	"github.com/ovrlrd/cloud/internal/harness"
+	"github.com/ovrlrd/cloud/internal/devkit/harness"
 )
 
 // snapshot is what the process holds at one moment.

@@ -14,7 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ovrlrd/cloud/internal/harness"
+	"github.com/ovrlrd/cloud/internal/devkit/harness"
 )
 
 // The REST routes driven, in the order of the table.

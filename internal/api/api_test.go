@@ -13,7 +13,7 @@ import (
 
 	"github.com/ovrlrd/cloud/internal/api"
 	"github.com/ovrlrd/cloud/internal/store"
-	"github.com/ovrlrd/cloud/internal/store/storetest"
+	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 )
 
 func TestMain(m *testing.M) { storetest.Main(m) }

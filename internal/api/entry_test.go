@@ -17,8 +17,8 @@ import (
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
 	"github.com/ovrlrd/cloud/internal/api"
-	"github.com/ovrlrd/cloud/internal/gateway"
-	"github.com/ovrlrd/cloud/internal/store/storetest"
+	"github.com/ovrlrd/cloud/internal/devkit/gateway"
+	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 )
 
 // forged is a whole log line an attacker would like to add.

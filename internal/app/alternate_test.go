@@ -11,9 +11,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ovrlrd/cloud/internal/anthropicfake"
-	"github.com/ovrlrd/cloud/internal/claude/claudetest"
-	"github.com/ovrlrd/cloud/internal/sandbox/sandboxtest"
+	"github.com/ovrlrd/cloud/internal/devkit/anthropicfake"
+	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
+	"github.com/ovrlrd/cloud/internal/devkit/sandboxtest"
 )
 
 // Three turns of one conversation, on two Lambda environments in turn (A,

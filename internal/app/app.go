@@ -28,7 +28,7 @@ import (
 	"github.com/ovrlrd/cloud/internal/auth"
 	"github.com/ovrlrd/cloud/internal/claude"
 	"github.com/ovrlrd/cloud/internal/config"
-	"github.com/ovrlrd/cloud/internal/gateway"
+	"github.com/ovrlrd/cloud/internal/devkit/gateway"
 	"github.com/ovrlrd/cloud/internal/logs"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/push"

@@ -16,13 +16,13 @@ import (
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/ovrlrd/cloud/internal/app"
-	"github.com/ovrlrd/cloud/internal/apple/applefake"
-	"github.com/ovrlrd/cloud/internal/claude/claudetest"
+	"github.com/ovrlrd/cloud/internal/devkit/applefake"
+	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
 	"github.com/ovrlrd/cloud/internal/config"
 	"github.com/ovrlrd/cloud/internal/logs"
-	"github.com/ovrlrd/cloud/internal/sandbox/sandboxtest"
+	"github.com/ovrlrd/cloud/internal/devkit/sandboxtest"
 	"github.com/ovrlrd/cloud/internal/store"
-	"github.com/ovrlrd/cloud/internal/store/storetest"
+	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 )
 
 const apiKey = "k+/=test-api-key-0123456789"

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ovrlrd/cloud/internal/apple/applefake"
+	"github.com/ovrlrd/cloud/internal/devkit/applefake"
 )
 
 // signIn goes through POST /auth as the app does and returns the token.

@@ -11,11 +11,11 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/ovrlrd/cloud/internal/anthropicfake"
+	"github.com/ovrlrd/cloud/internal/devkit/anthropicfake"
 	"github.com/ovrlrd/cloud/internal/app"
-	"github.com/ovrlrd/cloud/internal/claude/claudetest"
+	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
-	"github.com/ovrlrd/cloud/internal/store/storetest"
+	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 	"github.com/ovrlrd/cloud/internal/turn"
 )
 

@@ -14,7 +14,7 @@ import (
 	"github.com/ovrlrd/cloud/internal/api"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/store"
-	"github.com/ovrlrd/cloud/internal/store/storetest"
+	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 )
 
 // The app decodes with Swift Codable: a required key that is missing or

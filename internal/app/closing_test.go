@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/ovrlrd/cloud/internal/app"
-	"github.com/ovrlrd/cloud/internal/apple/applefake"
+	"github.com/ovrlrd/cloud/internal/devkit/applefake"
 	"github.com/ovrlrd/cloud/internal/audit"
 	"github.com/ovrlrd/cloud/internal/auth"
 	"github.com/ovrlrd/cloud/internal/logs"

@@ -17,7 +17,7 @@ import (
 	"github.com/ovrlrd/cloud/internal/app"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/store"
-	"github.com/ovrlrd/cloud/internal/store/storetest"
+	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 )
 
 // savedConversation runs a turn, so the conversation has messages in the

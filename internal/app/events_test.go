@@ -13,8 +13,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/ovrlrd/cloud/internal/gateway"
-	"github.com/ovrlrd/cloud/internal/samtemplate"
+	"github.com/ovrlrd/cloud/internal/devkit/gateway"
+	"github.com/ovrlrd/cloud/internal/devkit/samtemplate"
 )
 
 // The sample events carry these instead of secrets; the app under test is

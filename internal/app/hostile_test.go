@@ -12,10 +12,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ovrlrd/cloud/internal/anthropicfake"
-	"github.com/ovrlrd/cloud/internal/claude/claudetest"
-	"github.com/ovrlrd/cloud/internal/sandbox/sandboxtest"
-	"github.com/ovrlrd/cloud/internal/sse/ssetest"
+	"github.com/ovrlrd/cloud/internal/devkit/anthropicfake"
+	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
+	"github.com/ovrlrd/cloud/internal/devkit/sandboxtest"
+	"github.com/ovrlrd/cloud/internal/devkit/ssetest"
 )
 
 // The hostile-tool suite: the real CLI, a model that runs whatever Bash the

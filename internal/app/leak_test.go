@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/ovrlrd/cloud/internal/claude"
-	"github.com/ovrlrd/cloud/internal/push/apnsfake"
-	"github.com/ovrlrd/cloud/internal/store/storetest"
+	"github.com/ovrlrd/cloud/internal/devkit/apnsfake"
+	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 )
 
 // Every string the tests send or receive in a JSON body (identity tokens,

@@ -3,8 +3,8 @@ package app_test
 import (
 	"testing"
 
-	"github.com/ovrlrd/cloud/internal/anthropicfake"
-	"github.com/ovrlrd/cloud/internal/claude/claudetest"
+	"github.com/ovrlrd/cloud/internal/devkit/anthropicfake"
+	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
 )
 
 // With a model configured (ClaudeModel, the only model a scoped Bedrock

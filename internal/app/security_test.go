@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/ovrlrd/cloud/internal/store"
-	"github.com/ovrlrd/cloud/internal/store/storetest"
+	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 	"github.com/ovrlrd/cloud/internal/token"
 )
 

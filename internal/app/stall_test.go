@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/ovrlrd/cloud/internal/claude"
-	"github.com/ovrlrd/cloud/internal/claude/claudetest"
+	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
 	"github.com/ovrlrd/cloud/internal/sse"
-	"github.com/ovrlrd/cloud/internal/sse/ssetest"
+	"github.com/ovrlrd/cloud/internal/devkit/ssetest"
 )
 
 // A phone suspended mid-stream stops reading without disconnecting. Its

@@ -13,8 +13,8 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/ovrlrd/cloud/internal/app"
-	"github.com/ovrlrd/cloud/internal/claude/claudetest"
-	"github.com/ovrlrd/cloud/internal/sse/ssetest"
+	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
+	"github.com/ovrlrd/cloud/internal/devkit/ssetest"
 )
 
 // stream posts a turn the way the app's SSE client does and decodes the

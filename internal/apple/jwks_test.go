@@ -12,7 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ovrlrd/cloud/internal/apple"
-	"github.com/ovrlrd/cloud/internal/apple/applefake"
+	"github.com/ovrlrd/cloud/internal/devkit/applefake"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
 

@@ -11,7 +11,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/ovrlrd/cloud/internal/apple"
-	"github.com/ovrlrd/cloud/internal/apple/applefake"
+	"github.com/ovrlrd/cloud/internal/devkit/applefake"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
 

@@ -9,13 +9,13 @@ import (
 	"time"
 
 	"github.com/ovrlrd/cloud/internal/apple"
-	"github.com/ovrlrd/cloud/internal/apple/applefake"
+	"github.com/ovrlrd/cloud/internal/devkit/applefake"
 	"github.com/ovrlrd/cloud/internal/audit"
 	"github.com/ovrlrd/cloud/internal/auth"
 	"github.com/ovrlrd/cloud/internal/config"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/store"
-	"github.com/ovrlrd/cloud/internal/store/storetest"
+	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 	"github.com/ovrlrd/cloud/internal/token"
 )
 

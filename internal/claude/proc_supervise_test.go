@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ovrlrd/cloud/internal/claude/claudetest"
+	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
 )
 
 // portableEnv set to 1 makes this test binary supervise runs as macOS

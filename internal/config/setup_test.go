@@ -17,7 +17,7 @@ import (
 
 	"github.com/ovrlrd/cloud/internal/config"
 	"github.com/ovrlrd/cloud/internal/paramstore"
-	"github.com/ovrlrd/cloud/internal/paramstore/ssmfake"
+	"github.com/ovrlrd/cloud/internal/devkit/ssmfake"
 )
 
 const (

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/ovrlrd/cloud/internal/config"
-	"github.com/ovrlrd/cloud/internal/paramstore/ssmfake"
+	"github.com/ovrlrd/cloud/internal/devkit/ssmfake"
 )
 
 // These tests go through Load, which builds the SDK client from the process

@@ -9,7 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
-	"github.com/ovrlrd/cloud/internal/anthropicfake"
+	"github.com/ovrlrd/cloud/internal/devkit/anthropicfake"
 )
 
 func testCreds() aws.CredentialsProvider {

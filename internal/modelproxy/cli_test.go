@@ -19,8 +19,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ovrlrd/cloud/internal/anthropicfake"
-	"github.com/ovrlrd/cloud/internal/claude/claudetest"
+	"github.com/ovrlrd/cloud/internal/devkit/anthropicfake"
+	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
 )
 
 // TestCLIAnthropicThroughProxy: a tool turn in API-key mode. The CLI holds

@@ -16,7 +16,7 @@ import (
 
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/paramstore"
-	"github.com/ovrlrd/cloud/internal/paramstore/ssmfake"
+	"github.com/ovrlrd/cloud/internal/devkit/ssmfake"
 )
 
 // client builds the real SDK client against endpoint, with no ambient AWS

@@ -12,7 +12,7 @@ import (
 
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/push"
-	"github.com/ovrlrd/cloud/internal/push/apnsfake"
+	"github.com/ovrlrd/cloud/internal/devkit/apnsfake"
 )
 
 func collapseIDs(reqs []apnsfake.Request) []string {

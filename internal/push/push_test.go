@@ -20,9 +20,9 @@ import (
 
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/push"
-	"github.com/ovrlrd/cloud/internal/push/apnsfake"
+	"github.com/ovrlrd/cloud/internal/devkit/apnsfake"
 	"github.com/ovrlrd/cloud/internal/store"
-	"github.com/ovrlrd/cloud/internal/store/storetest"
+	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 )
 
 func TestMain(m *testing.M) {

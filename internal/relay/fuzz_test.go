@@ -9,7 +9,7 @@ import (
 	"github.com/ovrlrd/cloud/internal/claude"
 	"github.com/ovrlrd/cloud/internal/relay"
 	"github.com/ovrlrd/cloud/internal/sse"
-	"github.com/ovrlrd/cloud/internal/sse/ssetest"
+	"github.com/ovrlrd/cloud/internal/devkit/ssetest"
 )
 
 // fuzzTexts are the strings fuzz events draw from, besides the fuzzer's own.

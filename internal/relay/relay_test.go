@@ -10,7 +10,7 @@ import (
 	"github.com/ovrlrd/cloud/internal/claude"
 	"github.com/ovrlrd/cloud/internal/relay"
 	"github.com/ovrlrd/cloud/internal/sse"
-	"github.com/ovrlrd/cloud/internal/sse/ssetest"
+	"github.com/ovrlrd/cloud/internal/devkit/ssetest"
 )
 
 const conv = "6f1c2d3e-0000-4000-8000-000000000001"

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/ovrlrd/cloud/internal/claude"
-	"github.com/ovrlrd/cloud/internal/sandbox/sandboxtest"
+	"github.com/ovrlrd/cloud/internal/devkit/sandboxtest"
 )
 
 // In Exclusive mode the server and the CLI share one unprivileged user, as

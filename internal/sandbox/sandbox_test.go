@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ovrlrd/cloud/internal/sandbox/sandboxtest"
+	"github.com/ovrlrd/cloud/internal/devkit/sandboxtest"
 )
 
 // Test users: far from any real account, and apart per test so that

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/ovrlrd/cloud/internal/sse"
-	"github.com/ovrlrd/cloud/internal/sse/ssetest"
+	"github.com/ovrlrd/cloud/internal/devkit/ssetest"
 )
 
 // FuzzWriter: for any string, every event kind carrying it is written in

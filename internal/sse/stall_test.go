@@ -15,7 +15,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambdaurl"
 
 	"github.com/ovrlrd/cloud/internal/sse"
-	"github.com/ovrlrd/cloud/internal/sse/ssetest"
+	"github.com/ovrlrd/cloud/internal/devkit/ssetest"
 )
 
 // A client that stops reading without disconnecting (a phone suspended

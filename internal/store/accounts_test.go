@@ -12,7 +12,7 @@ import (
 	"github.com/guregu/dynamo/v2"
 
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
-	"github.com/ovrlrd/cloud/internal/store/storetest"
+	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 )
 
 // account is what a test stored for one user, to look for afterwards.

@@ -9,7 +9,7 @@ import (
 
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/store"
-	"github.com/ovrlrd/cloud/internal/store/storetest"
+	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 )
 
 // openTurn starts a turn as the buffered route does and returns what its

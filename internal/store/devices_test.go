@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
-	"github.com/ovrlrd/cloud/internal/store/storetest"
+	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 )
 
 func TestDevices(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/store"
-	"github.com/ovrlrd/cloud/internal/store/storetest"
+	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 )
 
 // newFaultRig is newConvRig with a fault on op.

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
-	"github.com/ovrlrd/cloud/internal/store/storetest"
+	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 )
 
 func TestAcquireRun(t *testing.T) {

@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/ovrlrd/cloud/internal/store/storetest"
+	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 )
 
 func TestMain(m *testing.M) { storetest.Main(m) }

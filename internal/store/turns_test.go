@@ -16,7 +16,7 @@ import (
 
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/store"
-	"github.com/ovrlrd/cloud/internal/store/storetest"
+	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 )
 
 func startTurn(t *testing.T, s *store.Store, uid, convID, holder string) (ovrlrd.Conversation, error) {

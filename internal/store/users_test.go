@@ -9,7 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
-	"github.com/ovrlrd/cloud/internal/store/storetest"
+	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 )
 
 func TestCreateUserAndLookUp(t *testing.T) {

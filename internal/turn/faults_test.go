@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/ovrlrd/cloud/internal/claude"
-	"github.com/ovrlrd/cloud/internal/claude/claudetest"
+	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/relay"
 	"github.com/ovrlrd/cloud/internal/sse"

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/ovrlrd/cloud/internal/sse"
-	"github.com/ovrlrd/cloud/internal/sse/ssetest"
+	"github.com/ovrlrd/cloud/internal/devkit/ssetest"
 )
 
 // hangGuard bounds every wait of these tests: past it, the outbox hangs.

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ovrlrd/cloud/internal/sandbox/sandboxtest"
+	"github.com/ovrlrd/cloud/internal/devkit/sandboxtest"
 )
 
 // A file swapped for a link to a secret while the folder is packed (a tool

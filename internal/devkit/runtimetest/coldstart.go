@@ -1,0 +1,568 @@
+package runtimetest
+
+// Cold starts outside a test, for `make bench`: the same pinned emulator,
+// the same bootstrap builds, the same environment (template.yaml's, what
+// Lambda sets, STAGE=dev, secrets from the SSM stand-in) as the tests in
+// this package, with nothing of testing.T. Its names carry a "cs" prefix
+// where the tests' helpers would clash.
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/ovrlrd/cloud/internal/devkit/applefake"
+	"github.com/ovrlrd/cloud/internal/devkit/ssmfake"
+	"github.com/ovrlrd/cloud/internal/devkit/samtemplate"
+)
+
+// The pinned Runtime Interface Emulator, which this package's tests install
+// too.
+const (
+	EmulatorPackage = "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie"
+	EmulatorVersion = "v0.0.0-20261030222936-bef5c4ba774d"
+)
+
+// Functions are the three functions, as named under functions/.
+var Functions = []string{"auth", "chat", "stream"}
+
+// logicalIDs are their resources in template.yaml.
+var logicalIDs = map[string]string{"auth": "AuthFunction", "chat": "ChatFunction", "stream": "StreamFunction"}
+
+// InstallEmulator returns the path of the pinned emulator, installed with
+// `go install` (the Go module proxy the first time) into the cache this
+// package's tests use.
+func InstallEmulator(ctx context.Context) (string, error) {
+	cache := filepath.Join(os.TempDir(), "ovrlrd-rie-"+EmulatorVersion)
+	path := filepath.Join(cache, "aws-lambda-rie")
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	install := exec.CommandContext(ctx, "go", "install", EmulatorPackage+"@"+EmulatorVersion)
+	install.Env = append(os.Environ(), "GOBIN="+cache, "CGO_ENABLED=0", "GOFLAGS=-mod=mod")
+	install.Dir = os.TempDir()
+	if out, err := install.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("installing the emulator: %v\n%s", err, out)
+	}
+	return path, nil
+}
+
+// BuildBootstraps builds ./functions/<fn> of the module at root for each
+// function as `make build` does (CGO off, GOOS=linux, -trimpath -tags
+// lambda.norpc -ldflags "-s -w") for goarch, into dir/<fn>/bootstrap, with
+// one `go build`. It returns the paths by function.
+func BuildBootstraps(ctx context.Context, root, dir, goarch string, fns ...string) (map[string]string, error) {
+	out := filepath.Join(dir, "bin-"+goarch)
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return nil, err
+	}
+	args := []string{"build", "-trimpath", "-tags", "lambda.norpc", "-ldflags", "-s -w", "-o", out + string(filepath.Separator)}
+	for _, fn := range fns {
+		args = append(args, "./functions/"+fn)
+	}
+	build := exec.CommandContext(ctx, "go", args...)
+	build.Dir = root
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch)
+	if b, err := build.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("building the bootstraps for %s: %v\n%s", goarch, err, b)
+	}
+	paths := map[string]string{}
+	for _, fn := range fns {
+		p := filepath.Join(dir, goarch, fn, "bootstrap")
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.Rename(filepath.Join(out, fn), p); err != nil {
+			return nil, err
+		}
+		paths[fn] = p
+	}
+	_ = os.Remove(out)
+	return paths, nil
+}
+
+// ModuleRoot finds the directory holding go.mod, from the working
+// directory up.
+func ModuleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// ColdStartOptions configure a ColdStarter.
+type ColdStartOptions struct {
+	// Root is the module's directory; empty finds it (ModuleRoot).
+	Root string
+	// DynamoDBEndpoint is DynamoDB Local's URL and Table a table in it: the
+	// chat function's health check describes it.
+	DynamoDBEndpoint, Table string
+	// ClaudePath is the stream function's CLAUDE_PATH, an absolute path (a
+	// cold start does not run it).
+	ClaudePath string
+}
+
+// ColdStarter starts the functions' bootstraps, each time in a new
+// emulator process, and times the first invocation. It runs one cold start
+// at a time.
+type ColdStarter struct {
+	dir        string
+	rie        string
+	bootstraps map[string]string
+	envs       map[string]map[string]string
+	events     map[string][]byte
+	ssm        *ssmfake.Server
+	apple      *applefake.Server
+	unused     *httptest.Server
+}
+
+// ColdStart is one cold start.
+type ColdStart struct {
+	// Init is the INIT phase as the emulator reports it ("INIT
+	// REPORT(durationMs: …)"): from starting the bootstrap to its first
+	// request for the next invocation.
+	Init time.Duration
+	// FirstResponse is the wall time from starting the emulator process to
+	// the whole first response read.
+	FirstResponse time.Duration
+	// Status is the function's HTTP status: auth answers the GET /health
+	// event 404 (it has no such route), chat 200 (the table answered),
+	// stream 404 through its streamed Function URL response.
+	Status int
+}
+
+// NewColdStarter installs the emulator, builds the three bootstraps for
+// this machine's architecture and starts the stand-ins: SSM (the secrets
+// under /ovrlrd/dev), Apple's keys, and an endpoint for S3 and Lambda that
+// a cold start does not call. Close removes it all.
+func NewColdStarter(ctx context.Context, o ColdStartOptions) (c *ColdStarter, err error) {
+	if runtime.GOOS != "linux" {
+		return nil, fmt.Errorf("the emulator runs Linux bootstraps; this is %s", runtime.GOOS)
+	}
+	if o.Root == "" {
+		if o.Root, err = ModuleRoot(); err != nil {
+			return nil, err
+		}
+	}
+	if o.DynamoDBEndpoint == "" || o.Table == "" || !filepath.IsAbs(o.ClaudePath) {
+		return nil, errors.New("cold starts need DynamoDB Local's endpoint, a table and an absolute CLAUDE_PATH")
+	}
+	c = &ColdStarter{envs: map[string]map[string]string{}, events: map[string][]byte{}}
+	defer func() {
+		if err != nil {
+			c.Close()
+			c = nil
+		}
+	}()
+	if c.dir, err = os.MkdirTemp("", "ovrlrd-coldstart-"); err == nil {
+		// The stream function's turns run as users of their own when this
+		// runs as root: they pass through here to their folders.
+		err = os.Chmod(c.dir, 0o711)
+	}
+	if err != nil {
+		return c, err
+	}
+	if c.rie, err = InstallEmulator(ctx); err != nil {
+		return c, err
+	}
+	if c.bootstraps, err = BuildBootstraps(ctx, o.Root, c.dir, runtime.GOARCH, Functions...); err != nil {
+		return c, err
+	}
+
+	// The events: GET /health through the HTTP API (auth, chat) and through
+	// the Function URL (stream), from the sample events.
+	health, err := os.ReadFile(filepath.Join(o.Root, "events", "chat-health.json"))
+	if err != nil {
+		return c, err
+	}
+	c.events["auth"], c.events["chat"] = health, health
+	raw, err := os.ReadFile(filepath.Join(o.Root, "events", "stream-new.json"))
+	if err != nil {
+		return c, err
+	}
+	var url events.LambdaFunctionURLRequest
+	if err := json.Unmarshal(raw, &url); err != nil {
+		return c, fmt.Errorf("stream-new.json: %w", err)
+	}
+	url.RawPath, url.RequestContext.HTTP.Path, url.RequestContext.HTTP.Method = "/health", "/health", http.MethodGet
+	url.Body, url.IsBase64Encoded = "", false
+	delete(url.Headers, "authorization")
+	delete(url.Headers, "content-type")
+	if c.events["stream"], err = json.Marshal(url); err != nil {
+		return c, err
+	}
+
+	const prefix = "/ovrlrd/dev"
+	c.ssm = ssmfake.New(map[string]string{
+		prefix + "/jwt-keys":          "k1:" + rand.Text() + rand.Text(),
+		prefix + "/api-key":           url.Headers["x-api-key"],
+		prefix + "/anthropic-api-key": "sk-ant-not-a-real-key",
+		prefix + "/origin-secret":     url.Headers["x-origin-secret"],
+	})
+	c.apple = applefake.New()
+	c.unused = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, `{"message":"not part of a cold start"}`, http.StatusServiceUnavailable)
+	}))
+
+	tpl, err := samtemplate.Load(filepath.Join(o.Root, "template.yaml"))
+	if err != nil {
+		return c, err
+	}
+	names := map[string]string{
+		"Table": o.Table, "SessionsBucket": "ovrlrd-dev-sessions-coldstart",
+		"AuthFunction": "ovrlrd-dev-auth", "ChatFunction": "ovrlrd-dev-chat", "StreamFunction": "ovrlrd-dev-stream",
+	}
+	params := map[string]string{"Stage": "dev", "SsmPrefix": prefix, "AllowOpenSignup": "true", "ClaudeProvider": "anthropic"}
+	tenv := tpl.SampleEnv(params, names)
+	awsFiles := filepath.Join(c.dir, "aws")
+	for _, fn := range Functions {
+		logical := logicalIDs[fn]
+		env, err := csTemplateEnv(tpl, tenv, logical)
+		if err != nil {
+			return c, err
+		}
+		props, _ := tpl.Resources()[logical]["Properties"].(map[string]any)
+		for k, v := range map[string]string{
+			"AWS_REGION": samtemplate.SampleRegion, "AWS_DEFAULT_REGION": samtemplate.SampleRegion,
+			"AWS_LAMBDA_FUNCTION_NAME":        names[logical],
+			"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": fmt.Sprint(props["MemorySize"]),
+			"AWS_LAMBDA_FUNCTION_TIMEOUT":     fmt.Sprint(props["Timeout"]),
+			"AWS_ACCESS_KEY_ID":               "ASIAEXAMPLEEXAMPLE00", "AWS_SECRET_ACCESS_KEY": "example-secret",
+			"AWS_SESSION_TOKEN": "example-session-token",
+			"PATH":              "/usr/local/bin:/usr/bin:/bin",
+			// The stand-ins, and nothing from this machine's AWS settings.
+			"DYNAMODB_ENDPOINT":           o.DynamoDBEndpoint,
+			"S3_ENDPOINT":                 c.unused.URL,
+			"AWS_ENDPOINT_URL_SSM":        c.ssm.URL,
+			"AWS_ENDPOINT_URL_LAMBDA":     c.unused.URL,
+			"APPLE_JWKS_URL":              c.apple.URL,
+			"AWS_EC2_METADATA_DISABLED":   "true",
+			"AWS_CONFIG_FILE":             filepath.Join(awsFiles, "config"),
+			"AWS_SHARED_CREDENTIALS_FILE": filepath.Join(awsFiles, "credentials"),
+		} {
+			env[k] = v
+		}
+		if fn == "stream" {
+			image, err := samtemplate.DockerfileEnv(filepath.Join(o.Root, "Dockerfile"))
+			if err != nil {
+				return c, err
+			}
+			for k, v := range image {
+				env[k] = v
+			}
+			env["CLAUDE_PATH"] = o.ClaudePath
+		}
+		c.envs[fn] = env
+	}
+	return c, nil
+}
+
+// Close stops the stand-ins and removes the builds.
+func (c *ColdStarter) Close() {
+	if c.ssm != nil {
+		c.ssm.Close()
+	}
+	if c.apple != nil {
+		c.apple.Close()
+	}
+	if c.unused != nil {
+		c.unused.Close()
+	}
+	if c.dir != "" {
+		_ = os.RemoveAll(c.dir)
+	}
+}
+
+// csInitReport is the emulator's INIT report (its REPORT line's "Init
+// Duration" times only the emulator's own hand-off).
+var csInitReport = regexp.MustCompile(`INIT REPORT\(durationMs: ([0-9.]+)\)`)
+
+// ColdStart starts a new emulator process with fn's bootstrap (a new
+// execution environment: for stream an empty /tmp of its own), sends it
+// its GET /health event, and stops it.
+func (c *ColdStarter) ColdStart(ctx context.Context, fn string) (cs ColdStart, err error) {
+	env, ok := c.envs[fn]
+	if !ok {
+		return cs, fmt.Errorf("unknown function %q", fn)
+	}
+	env = maps.Clone(env)
+	if fn == "stream" {
+		root, err := os.MkdirTemp(c.dir, "tmp-")
+		if err == nil {
+			err = os.Chmod(root, 0o711)
+		}
+		if err != nil {
+			return cs, err
+		}
+		defer os.RemoveAll(root)
+		env["CLAUDE_WORK_ROOT"] = filepath.Join(root, "work")
+		env["CLAUDE_CONFIG_ROOT"] = filepath.Join(root, "claude")
+		env["HOME"] = root
+	}
+	addr, err := csFreeAddr()
+	if err != nil {
+		return cs, err
+	}
+	api, err := csFreeAddr()
+	if err != nil {
+		return cs, err
+	}
+	cmd, out := emulatorCmd(c.rie, c.bootstraps[fn], addr, api, env)
+	ssmCalls := c.ssm.Calls()
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return cs, err
+	}
+	defer csStop(cmd)
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("%s: %w\n%s", fn, err, csTail(out.String(), 2000))
+		}
+	}()
+
+	// The emulator starts the bootstrap on the first invoke: invoke as soon
+	// as it listens.
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		conn, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+		if err == nil {
+			conn.Close()
+			break
+		}
+		if ctx.Err() != nil {
+			return cs, fmt.Errorf("the emulator did not listen: %w", err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost,
+		"http://"+addr+"/2015-03-31/functions/function/invocations", bytes.NewReader(c.events[fn]))
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Do(req)
+	if err != nil {
+		return cs, fmt.Errorf("invoke: %w", err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	cs.FirstResponse = time.Since(start)
+	if err != nil {
+		return cs, fmt.Errorf("invoke: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return cs, fmt.Errorf("invoke answered %d: %s", resp.StatusCode, body)
+	}
+	if cs.Status, err = csStatus(fn, body); err != nil {
+		return cs, err
+	}
+	// A cold start reads the secrets (once): this one did start afresh.
+	if n := c.ssm.Calls() - ssmCalls; n != 1 {
+		return cs, fmt.Errorf("%d GetParameters calls during the cold start, want 1", n)
+	}
+	// The INIT report is logged during the first invoke; allow for the
+	// output's copying.
+	for deadline := time.Now().Add(2 * time.Second); ; {
+		if m := csInitReport.FindStringSubmatch(out.String()); m != nil {
+			f, err := strconv.ParseFloat(m[1], 64)
+			if err != nil {
+				return cs, fmt.Errorf("INIT report %q: %w", m[0], err)
+			}
+			cs.Init = time.Duration(f * float64(time.Millisecond))
+			return cs, nil
+		}
+		if time.Now().After(deadline) {
+			return cs, errors.New("the emulator reported no INIT phase")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// csStatus reads the function's HTTP status from its response: an HTTP
+// API response, or for stream the JSON prelude of the streamed response
+// (before eight NUL bytes).
+func csStatus(fn string, body []byte) (int, error) {
+	head := body
+	if fn == "stream" {
+		i := bytes.Index(body, make([]byte, 8))
+		if i < 0 {
+			return 0, fmt.Errorf("no prelude in the streamed response %q", csTail(string(body), 500))
+		}
+		head = body[:i]
+	}
+	var r struct {
+		StatusCode int `json:"statusCode"`
+	}
+	if err := json.Unmarshal(head, &r); err != nil || r.StatusCode == 0 {
+		return 0, fmt.Errorf("not an HTTP response: %q", csTail(string(body), 500))
+	}
+	return r.StatusCode, nil
+}
+
+// csStop ends the emulator and the bootstrap it started. The emulator
+// starts the bootstrap in a process group of its own, so a signal to the
+// emulator alone would leave it running: the bootstrap goes first (and the
+// emulator reaps it), then the emulator.
+func csStop(cmd *exec.Cmd) {
+	kids := csChildren(cmd.Process.Pid)
+	for _, pid := range kids {
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+		if len(csChildren(cmd.Process.Pid)) == 0 {
+			break
+		}
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	// A bootstrap the emulator did not reap was re-parented: to this
+	// process if it is a child subreaper. Reap it here then.
+	self := os.Getpid()
+	for _, pid := range kids {
+		for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+			ppid, state, ok := csStat(pid)
+			if !ok || ppid != self && ppid != cmd.Process.Pid {
+				break
+			}
+			if ppid == self && state == 'Z' {
+				var ws syscall.WaitStatus
+				_, _ = syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
+			}
+		}
+	}
+}
+
+// csChildren lists the live children of pid (Linux /proc).
+func csChildren(pid int) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var kids []int
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if ppid, state, ok := csStat(p); ok && ppid == pid && state != 'Z' {
+			kids = append(kids, p)
+		}
+	}
+	return kids
+}
+
+// csStat reads a process's parent and state from /proc/<pid>/stat.
+func csStat(pid int) (ppid int, state byte, ok bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, 0, false
+	}
+	// pid (comm) state ppid ...; comm may hold spaces and parentheses.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 || len(f[0]) != 1 {
+		return 0, 0, false
+	}
+	ppid, err = strconv.Atoi(f[1])
+	return ppid, f[0][0], err == nil
+}
+
+// csTemplateEnv is the function's environment as CloudFormation would set
+// it: Globals merged with its own, intrinsics resolved.
+func csTemplateEnv(tpl samtemplate.Template, e samtemplate.Env, logical string) (map[string]string, error) {
+	vars, err := tpl.FunctionVariables(logical)
+	if err != nil {
+		return nil, fmt.Errorf("template.yaml: %w", err)
+	}
+	out := map[string]string{}
+	for k, v := range vars {
+		s, err := tpl.EvalString(v, e)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", logical, k, err)
+		}
+		out[k] = s
+	}
+	return out, nil
+}
+
+// emulatorCmd is the emulator rie running bootstrap with exactly env (the
+// emulator hands its own environment to the function), its Runtime API on
+// api and its invoke endpoint on addr; out collects what both print.
+func emulatorCmd(rie, bootstrap, addr, api string, env map[string]string) (cmd *exec.Cmd, out *csBuffer) {
+	cmd = exec.Command(rie, "--runtime-interface-emulator-address", addr, "--runtime-api-address", api, bootstrap)
+	cmd.Dir = filepath.Dir(bootstrap)
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	sort.Strings(cmd.Env)
+	out = &csBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	return cmd, out
+}
+
+func csFreeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func csTail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}
+
+// csBuffer collects a process's output.
+type csBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *csBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *csBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
