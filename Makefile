@@ -73,13 +73,38 @@ load: deps
 	$(TOOLS)/dynamolocal -- $(TOOLS)/load $(LOAD_FLAGS)
 
 ## fuzz: every fuzz target, one after another, FUZZTIME each (make fuzz FUZZTIME=5m); each runs
-## go test -run '^$' -fuzz '^Name$' -fuzztime FUZZTIME in its package (cmd/fuzz), then one summary
-## line per target; a crash fails it, its input left in the package's testdata/fuzz/<Name>/
+## go test -run '^$' -fuzz '^Name$' -fuzztime FUZZTIME in its package, then one summary line per
+## target; a crash fails it, its input left in the package's testdata/fuzz/<Name>/ (commit it: it
+## becomes a seed every go test runs)
 FUZZTIME ?= 30s
 fuzz: deps
 	$(GO) build -o $(TOOLS)/dynamolocal ./cmd/dynamolocal
-	$(GO) build -o $(TOOLS)/fuzz ./cmd/fuzz
-	$(TOOLS)/dynamolocal -- $(TOOLS)/fuzz -fuzztime $(FUZZTIME)
+	$(TOOLS)/dynamolocal -- $(MAKE) --no-print-directory fuzz-targets
+
+# The targets are what go test -list finds in the packages whose test files
+# declare a func Fuzz…: listing every package would run every TestMain.
+# Written for bash 3.2 and BSD tools too (macOS).
+.PHONY: fuzz-targets
+fuzz-targets:
+	@set -o pipefail; log=$$(mktemp); sum=$$(mktemp); trap 'rm -f "$$log" "$$sum"' EXIT; failed=0; \
+	pkgs=$$(find . \( -name node_modules -o -name testdata -o -name '.?*' \) -prune -o -name '*_test.go' -print | \
+		xargs grep -l '^func Fuzz' | sed 's|/[^/]*$$||' | sort -u); \
+	for pkg in $$pkgs; do \
+		names=$$($(GO) test -list '^Fuzz' $$pkg | sed -n '/^Fuzz/p') || \
+			{ failed=1; printf '%-7s %-24s %s\n' FAILED "(listing)" $$pkg >> "$$sum"; }; \
+		for name in $$names; do \
+			echo "== $$name in $$pkg"; \
+			if $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg 2>&1 | tee "$$log"; then \
+				result=ok; detail=$$(sed -n 's| ([0-9]*/sec)||; s/^fuzz: elapsed: //p' "$$log" | tail -n 1); \
+			else \
+				failed=1; result=FAILED; detail=$$(grep -Ev '^(FAIL|exit status|ok )|^[[:space:]]*$$' "$$log" | tail -n 1 | sed 's/^[[:space:]]*//'); \
+				input=$$(sed -n 's/.*Failing input written to \(testdata[^ ]*\).*/\1/p' "$$log"); \
+				[ -z "$$input" ] || { result=CRASH; detail="input in $${pkg#./}/$$input"; }; \
+			fi; \
+			printf '%-7s %-24s %-18s %s\n' $$result $$name $$pkg "$$detail" >> "$$sum"; \
+		done; \
+	done; \
+	echo; cat "$$sum"; exit $$failed
 
 ## invoke: one event through one function's handler, in process (FN=auth|chat|stream EVENT=events/<file>.json)
 invoke: deps
@@ -106,16 +131,18 @@ $(TOOLS)/staticcheck:
 $(TOOLS)/actionlint:
 	GOBIN=$(TOOLS) $(GO) install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
 
-## vuln: govulncheck (pinned) against a database built here from the pinned golang.org/x/vulndb
-## module (no access to the database's website needed); fails when our code calls a vulnerable symbol
+## vuln: govulncheck (pinned) against the OSV entries of the pinned golang.org/x/vulndb module, from
+## the Go module proxy (no access to the database's website needed); fails when our code calls a
+## vulnerable symbol
 # The module is downloaded from a throwaway module, so ours (go.mod, go.sum) is never touched.
+# Given a folder of <id>.json entries and no index, govulncheck builds the index itself.
 .PHONY: vuln
 vuln: $(TOOLS)/govulncheck
-	$(GO) build -o $(TOOLS)/vulndb ./cmd/vulndb
-	set -o pipefail; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
-	cd "$$tmp" && printf 'module vulndb.download\n' > go.mod && \
-	GOWORK=off $(GO) mod download -json golang.org/x/vulndb@$(VULNDB_VERSION) | $(TOOLS)/vulndb -out $(CURDIR)/build/vulndb
-	$(TOOLS)/govulncheck -db file://$(CURDIR)/build/vulndb ./...
+	set -euo pipefail; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	db=$$(cd "$$tmp" && printf 'module vulndb.download\n' > go.mod && export GOWORK=off && \
+		$(GO) mod download golang.org/x/vulndb@$(VULNDB_VERSION) && \
+		$(GO) list -m -f '{{.Dir}}' golang.org/x/vulndb@$(VULNDB_VERSION)); \
+	$(TOOLS)/govulncheck -db "file://$$db/data/osv" ./...
 
 $(TOOLS)/govulncheck:
 	GOBIN=$(TOOLS) $(GO) install golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION)

@@ -1,16 +1,14 @@
 package main
 
 import (
-	"bufio"
+	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"slices"
 	"time"
 
 	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
 
 // mCancel is how soon POST /chat/{id}/cancel ends a running turn for its
@@ -31,7 +29,7 @@ func init() {
 func (b *bench) cancels(ctx context.Context) error {
 	var took []time.Duration
 	for range cancelTurns {
-		d, err := b.s.client.cancelled(ctx, b.s)
+		d, err := b.cancelled(ctx)
 		if err != nil {
 			return err
 		}
@@ -45,58 +43,27 @@ func (b *bench) cancels(ctx context.Context) error {
 
 // cancelled starts a turn that only a cancel ends, cancels it once its
 // first byte arrived and reads its stream to the end.
-func (c *client) cancelled(ctx context.Context, s *stack) (time.Duration, error) {
-	conv, err := s.conversation(ctx)
+func (b *bench) cancelled(ctx context.Context) (time.Duration, error) {
+	conv, err := b.s.conversation(ctx)
 	if err != nil {
 		return 0, err
 	}
-	b, _ := json.Marshal(map[string]string{"message": claudetest.Script("silent")})
-	req, err := c.request(ctx, http.MethodPost, "/chat/"+conv+"/stream", string(b))
-	if err != nil {
+	// A cancel that fails leaves the turn running: stop reading it then.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var sent time.Time
+	var cancelErr error
+	r, err := b.s.stream(ctx, conv, claudetest.Script("silent"), nil, func() {
+		sent = time.Now()
+		if cancelErr = b.s.cancel(ctx, conv); cancelErr != nil {
+			stop()
+		}
+	})
+	if err = cmp.Or(cancelErr, err); err != nil {
 		return 0, err
 	}
-	req.Header.Set("Accept", "text/event-stream")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return 0, err
+	if r.Terminal != ovrlrd.OutcomeError || r.Message != "Cancelled" {
+		return 0, fmt.Errorf("a cancelled turn ended with %s %q", r.Terminal, r.Message)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("POST /chat/%s/stream: %d", conv, resp.StatusCode)
-	}
-	br := bufio.NewReaderSize(resp.Body, 16<<10)
-	if _, err := br.Peek(1); err != nil {
-		return 0, fmt.Errorf("stream ended before its first byte: %w", err)
-	}
-	sent := time.Now()
-	if err := c.cancel(ctx, conv); err != nil {
-		return 0, err
-	}
-	var r streamResult
-	if err := r.read(br, nil); err != nil {
-		return 0, err
-	}
-	took := time.Since(sent)
-	if r.terminal != "error" || r.message != "Cancelled" {
-		return 0, fmt.Errorf("a cancelled turn ended with %s %q", r.terminal, r.message)
-	}
-	return took, nil
-}
-
-// cancel is POST /chat/{id}/cancel.
-func (c *client) cancel(ctx context.Context, conv string) error {
-	req, err := c.request(ctx, http.MethodPost, "/chat/"+conv+"/cancel", "")
-	if err != nil {
-		return err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-		return fmt.Errorf("POST /chat/%s/cancel: %d %s", conv, resp.StatusCode, body)
-	}
-	return nil
+	return r.End.Sub(sent), nil
 }

@@ -31,10 +31,6 @@ func init() {
 // Events: the delay of each line at the steady rate, and what a line far
 // longer than MaxLine costs to skip.
 func (b *bench) cliRunner(ctx context.Context) error {
-	path, err := b.fakeCLI()
-	if err != nil {
-		return err
-	}
 	dir, err := os.MkdirTemp("", "ovrlrd-bench-cli-")
 	if err != nil {
 		return err
@@ -42,7 +38,7 @@ func (b *bench) cliRunner(ctx context.Context) error {
 	defer os.RemoveAll(dir)
 	opts := func(script string) claude.Options {
 		return claude.Options{
-			Path:      path,
+			Path:      b.s.CLI,
 			Dir:       filepath.Join(dir, "work"),
 			ConfigDir: filepath.Join(dir, "config"),
 			Prompt:    script,
@@ -98,12 +94,4 @@ func (b *bench) cliRunner(ctx context.Context) error {
 	}
 	b.set(mHugeLineAlloc, fmtMB(alloc)+" (MaxLine 1 MiB)", "≤ "+fmtMB(6<<20), mark)
 	return nil
-}
-
-// fakeCLI is the fake CLI the service runs.
-func (b *bench) fakeCLI() (string, error) {
-	if b.o.cliPath != "" {
-		return b.o.cliPath, nil
-	}
-	return harness.FakeCLI()
 }

@@ -8,7 +8,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/ovrlrd/cloud/internal/devkit/harness"
+	"github.com/ovrlrd/cloud/internal/devkit/devenv"
 	"github.com/ovrlrd/cloud/internal/devkit/runtimetest"
 )
 
@@ -82,15 +82,8 @@ func (b *bench) coldStarts(ctx context.Context) error {
 		}
 		return nil
 	}
-	cli := b.o.cliPath
-	if cli == "" {
-		var err error
-		if cli, err = harness.FakeCLI(); err != nil {
-			return err
-		}
-	}
 	c, err := runtimetest.NewColdStarter(ctx, runtimetest.ColdStartOptions{
-		DynamoDBEndpoint: b.s.Endpoint, Table: b.s.Table, ClaudePath: cli,
+		DynamoDBEndpoint: b.s.Endpoint, Table: b.s.Table, ClaudePath: b.s.CLI,
 	})
 	if err != nil {
 		return err
@@ -140,7 +133,7 @@ func (b *bench) coldStarts(ctx context.Context) error {
 // sizes builds the three bootstraps as `make build` does (linux/arm64) into
 // a temporary directory and reports their sizes.
 func (b *bench) sizes(ctx context.Context) error {
-	root, err := runtimetest.ModuleRoot()
+	root, err := devenv.ModuleRoot()
 	if err != nil {
 		return err
 	}

@@ -53,10 +53,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"runtime"
 	"time"
 
 	"github.com/ovrlrd/cloud/internal/devkit/harness"
@@ -64,23 +64,18 @@ import (
 
 // options are the bench's settings, from its flags.
 type options struct {
-	quick     bool
-	relayN    int
-	relayRate int
-	floodN    int
-	ttfbTurns int
-	warmup    int
-	streams   int
-	loadN     int
-	loadRate  int
-	serverN   int
-	timeout   time.Duration
-	logLevel  string
-	cpuProf   string
-	memProf   string
-	cliPath   string // the fake CLI; built through claudetest when empty
-	endpoint  string // DynamoDB Local; started here when empty
-
+	harness.Flags
+	relayN     int
+	relayRate  int
+	floodN     int
+	ttfbTurns  int
+	warmup     int
+	streams    int
+	loadN      int
+	loadRate   int
+	serverN    int
+	cpuProf    string
+	memProf    string
 	coldStarts int // of each function under the emulator; 0 skips them
 }
 
@@ -88,7 +83,7 @@ func parseOptions(args []string, getenv func(string) string, errOut io.Writer) (
 	o := &options{}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(errOut)
-	fs.BoolVar(&o.quick, "quick", false, "smaller counts for a fast check (flags given explicitly still win)")
+	o.Register(fs, "smaller counts for a fast check")
 	fs.IntVar(&o.relayN, "relay-n", 5000, "events of the steady-rate (relay overhead) turn")
 	fs.IntVar(&o.relayRate, "relay-rate", 1000, "events per second of the steady-rate turn")
 	fs.IntVar(&o.floodN, "flood-n", 200000, "events of the flat-out turn")
@@ -99,39 +94,21 @@ func parseOptions(args []string, getenv func(string) string, errOut io.Writer) (
 	fs.IntVar(&o.loadRate, "load-rate", 1000, "events per second of each concurrent stream")
 	fs.IntVar(&o.serverN, "server-n", 200000, "events of the server-only allocation benchmark (0 skips it)")
 	fs.IntVar(&o.coldStarts, "cold-starts", 10, "cold starts of each function under the emulator (0 skips them)")
-	fs.DurationVar(&o.timeout, "timeout", 170*time.Second, "the whole run")
-	fs.StringVar(&o.logLevel, "log-level", "warn", "the service's log level (logs go to stderr)")
 	fs.StringVar(&o.cpuProf, "cpuprofile", "", "write a CPU profile of the measured phases to this file")
 	fs.StringVar(&o.memProf, "memprofile", "", "write an allocation profile (every allocation of 4 KiB sampled) to this file")
-	fs.StringVar(&o.cliPath, "cli", "", "the fake CLI to run (default: built from internal/claude/testdata/fakeclaude)")
-	set, err := harness.Parse(fs, args)
-	if err != nil {
-		return nil, err
+	err := o.Parse(fs, args, getenv, map[string]func(){
+		"relay-n": func() { o.relayN = 1000 }, "flood-n": func() { o.floodN = 20000 },
+		"ttfb-turns": func() { o.ttfbTurns = 10 }, "warmup": func() { o.warmup = 2 }, "load-n": func() { o.loadN = 500 },
+		"server-n": func() { o.serverN = 20000 }, "cold-starts": func() { o.coldStarts = 3 },
+	})
+	if err == nil {
+		err = harness.AtLeastOne(map[string]int{"relay-n": o.relayN, "relay-rate": o.relayRate, "flood-n": o.floodN,
+			"ttfb-turns": o.ttfbTurns, "streams": o.streams, "load-n": o.loadN, "load-rate": o.loadRate})
 	}
-	if o.quick {
-		quick := map[string]*int{"relay-n": &o.relayN, "flood-n": &o.floodN, "ttfb-turns": &o.ttfbTurns,
-			"warmup": &o.warmup, "load-n": &o.loadN, "server-n": &o.serverN, "cold-starts": &o.coldStarts}
-		values := map[string]int{"relay-n": 1000, "flood-n": 20000, "ttfb-turns": 10, "warmup": 2, "load-n": 500, "server-n": 20000, "cold-starts": 3}
-		for name, p := range quick {
-			if !set[name] {
-				*p = values[name]
-			}
-		}
+	if err == nil && (o.warmup < 0 || o.serverN < 0 || o.coldStarts < 0) {
+		err = errors.New("-warmup, -server-n and -cold-starts must not be negative")
 	}
-	for name, v := range map[string]int{"relay-n": o.relayN, "relay-rate": o.relayRate, "flood-n": o.floodN,
-		"ttfb-turns": o.ttfbTurns, "streams": o.streams, "load-n": o.loadN, "load-rate": o.loadRate} {
-		if v < 1 {
-			return nil, fmt.Errorf("-%s must be at least 1", name)
-		}
-	}
-	if o.warmup < 0 || o.serverN < 0 || o.timeout <= 0 {
-		return nil, fmt.Errorf("-warmup, -server-n and -timeout must not be negative")
-	}
-	if o.coldStarts < 0 {
-		return nil, fmt.Errorf("-cold-starts must not be negative")
-	}
-	o.endpoint = getenv("DYNAMODB_ENDPOINT")
-	return o, nil
+	return o, err
 }
 
 func main() { harness.Main(run) }
@@ -144,7 +121,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out, er
 	if code, ok := harness.Begin("bench", err, errOut); !ok {
 		return code
 	}
-	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	start := time.Now()
 
@@ -168,8 +145,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out, er
 	s.close()
 	b.checkProcesses()
 
-	fmt.Fprintf(out, "\nOvrlrd relay bench — %s %s/%s, GOMAXPROCS=%d, %s\n\n",
-		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), b.settings())
+	harness.Banner(out, "relay bench", b.settings()+"\n")
 	b.print(out)
 	fmt.Fprintf(out, "\ntotal time %.1f s\n", time.Since(start).Seconds())
 	if b.failed {

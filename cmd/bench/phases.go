@@ -1,23 +1,22 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
 	"io"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"sync"
 	"syscall"
 	"testing"
-	"text/tabwriter"
 	"time"
 
 	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
 	"github.com/ovrlrd/cloud/internal/devkit/harness"
-	"github.com/ovrlrd/cloud/internal/relay"
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/sse"
 	"github.com/ovrlrd/cloud/internal/turn"
 )
@@ -121,7 +120,7 @@ func (b *bench) settings() string {
 	o := b.o
 	s := fmt.Sprintf("relay %d ev @ %d/s, flood %d ev, %d TTFB turns, %d streams × %d ev @ %d/s",
 		o.relayN, o.relayRate, o.floodN, o.ttfbTurns, o.streams, o.loadN, o.loadRate)
-	if o.quick {
+	if o.Quick {
 		s += " (-quick)"
 	}
 	return s
@@ -153,23 +152,15 @@ func (b *bench) runPhases(ctx context.Context) {
 	}
 }
 
-// settle collects garbage and returns the freed memory to the OS, so a
-// phase's peak does not carry what an earlier phase left for the
-// scavenger.
-func settle() {
-	runtime.GC()
-	debug.FreeOSMemory()
-}
-
 // turn runs one streamed turn on a new conversation.
-func (b *bench) turn(ctx context.Context, prompt string, lat *harness.Histogram) (streamResult, error) {
+func (b *bench) turn(ctx context.Context, prompt string, lat *harness.Histogram) (harness.Turn, error) {
 	conv, err := b.s.conversation(ctx)
 	if err != nil {
-		return streamResult{}, err
+		return harness.Turn{}, err
 	}
-	r, err := b.s.client.stream(ctx, conv, prompt, lat)
-	if err == nil && r.terminal != relay.Complete {
-		err = fmt.Errorf("turn ended with %s %q", r.terminal, r.message)
+	r, err := b.s.stream(ctx, conv, prompt, lat, nil)
+	if err == nil && r.Terminal != ovrlrd.OutcomeComplete {
+		err = fmt.Errorf("turn ended with %s %q", r.Terminal, r.Message)
 	}
 	return r, err
 }
@@ -183,7 +174,7 @@ func (b *bench) warmupAndIdle(ctx context.Context) error {
 	if _, err := b.turn(ctx, claudetest.Script("flood", "n", min(2000, b.o.floodN)), nil); err != nil {
 		return fmt.Errorf("warm-up: %w", err)
 	}
-	settle()
+	harness.Settle()
 	m, _ := harness.ReadMem()
 	b.memAtMost(mRSSIdle, m.RSS, 30<<20, memString(m))
 	return nil
@@ -199,22 +190,22 @@ func (b *bench) firstByte(ctx context.Context) error {
 			return err
 		}
 		b.s.db.within(time.Time{}, time.Time{}, nil) // forget the set-up's calls
-		r, err := b.s.client.stream(ctx, conv, claudetest.Script("normal", "text", "first chunk"), nil)
-		if err == nil && r.terminal != relay.Complete {
-			err = fmt.Errorf("turn ended with %s %q", r.terminal, r.message)
+		r, err := b.s.stream(ctx, conv, claudetest.Script("normal", "text", "first chunk"), nil, nil)
+		if err == nil && r.Terminal != ovrlrd.OutcomeComplete {
+			err = fmt.Errorf("turn ended with %s %q", r.Terminal, r.Message)
 		}
 		if err != nil {
 			return err
 		}
-		if r.chunks == 0 {
+		if r.Chunks == 0 {
 			return fmt.Errorf("a turn sent no chunk")
 		}
-		first := r.firstByte.Sub(r.sent)
-		inDB := b.s.db.within(r.sent, r.firstByte, before)
+		first := r.FirstByte.Sub(r.Sent)
+		inDB := b.s.db.within(r.Sent, r.FirstByte, before)
 		ttfb.Add(first)
 		db.Add(inDB)
 		rest.Add(first - inDB)
-		chunk.Add(r.firstChunk.Sub(r.sent))
+		chunk.Add(r.FirstChunk.Sub(r.Sent))
 	}
 	b.atMost(mTTFB50, ttfb.Quantile(0.50), 3*time.Millisecond,
 		fmt.Sprintf(" (DynamoDB %s + rest %s)", fmtMS(db.Quantile(0.5)), fmtMS(rest.Quantile(0.5))))
@@ -234,8 +225,8 @@ func (b *bench) relayOverhead(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if r.stamped != b.o.relayN {
-		return fmt.Errorf("%d of %d events arrived", r.stamped, b.o.relayN)
+	if r.Stamped != b.o.relayN {
+		return fmt.Errorf("%d of %d events arrived", r.Stamped, b.o.relayN)
 	}
 	b.set(mRelayP50, fmtMS(lat.Quantile(0.50)), "", markInfo)
 	b.atMost(mRelayP99, lat.Quantile(0.99), 500*time.Microsecond,
@@ -249,28 +240,28 @@ func (b *bench) flood(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	settle()
+	harness.Settle()
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
 	peak := harness.Watch(5 * time.Millisecond)
-	r, err := b.s.client.stream(ctx, conv, claudetest.Script("flood", "n", b.o.floodN), &lat)
+	r, err := b.s.stream(ctx, conv, claudetest.Script("flood", "n", b.o.floodN), &lat, nil)
 	peakBytes, sampled, _ := peak.End()
 	runtime.ReadMemStats(&m1)
 	if err != nil {
 		return err
 	}
-	if r.stamped != b.o.floodN {
-		return fmt.Errorf("%d of %d events arrived", r.stamped, b.o.floodN)
+	if r.Stamped != b.o.floodN {
+		return fmt.Errorf("%d of %d events arrived", r.Stamped, b.o.floodN)
 	}
-	if r.terminal != relay.Complete {
+	if r.Terminal != ovrlrd.OutcomeComplete {
 		// Every event was relayed, which is what is measured here; how the
 		// turn ended is reported below the table.
 		b.notes = append(b.notes, fmt.Sprintf("the flat-out turn (%d events, one %s answer) ended with %s %q: see the service's log",
-			b.o.floodN, fmtMB(int64(b.o.floodN)*19), r.terminal, r.message))
+			b.o.floodN, fmtMB(int64(b.o.floodN)*19), r.Terminal, r.Message))
 	}
-	span := r.lastChunk.Sub(time.Unix(0, r.firstStamp))
-	rate := float64(r.stamped) / span.Seconds()
-	whole := float64(r.stamped) / r.lastChunk.Sub(r.sent).Seconds()
+	span := r.LastChunk.Sub(time.Unix(0, r.FirstStamp))
+	rate := float64(r.Stamped) / span.Seconds()
+	whole := float64(r.Stamped) / r.LastChunk.Sub(r.Sent).Seconds()
 	mark := markPass
 	if rate < 100000 {
 		mark = markMiss
@@ -278,11 +269,11 @@ func (b *bench) flood(ctx context.Context) error {
 	b.set(mFloodRate, fmt.Sprintf("%.0f ev/s (%.0f ev/s incl. spawn)", rate, whole), "≥ 100000 ev/s", mark)
 	b.atMost(mFloodQueue, lat.Quantile(0.99), 20*time.Millisecond,
 		fmt.Sprintf(" (p50 %s, max %s)", fmtMS(lat.Quantile(0.5)), fmtMS(lat.Max())))
-	relaying := peak.Until(r.lastChunk)
+	relaying := peak.Until(r.LastChunk)
 	b.memAtMost(mFloodRSS, relaying.RSS, 50<<20, memString(relaying))
 	b.set(mFloodRSSAll, peakString(peakBytes, sampled), "", markInfo)
 	b.set(mAllocsE2E, fmt.Sprintf("%.2f (%.0f B/event)",
-		float64(m1.Mallocs-m0.Mallocs)/float64(r.chunks), float64(m1.TotalAlloc-m0.TotalAlloc)/float64(r.chunks)), "", markInfo)
+		float64(m1.Mallocs-m0.Mallocs)/float64(r.Chunks), float64(m1.TotalAlloc-m0.TotalAlloc)/float64(r.Chunks)), "", markInfo)
 	return nil
 }
 
@@ -295,7 +286,7 @@ func (b *bench) load(ctx context.Context) error {
 		}
 		convs[i] = c
 	}
-	settle()
+	harness.Settle()
 	peak := harness.Watch(5 * time.Millisecond)
 	lats := make([]harness.Histogram, len(convs))
 	errs := make([]error, len(convs))
@@ -304,15 +295,15 @@ func (b *bench) load(ctx context.Context) error {
 	prompt := claudetest.Script("rate", "n", b.o.loadN, "rate", b.o.loadRate)
 	for i, conv := range convs {
 		wg.Go(func() {
-			r, err := b.s.client.stream(ctx, conv, prompt, &lats[i])
-			last[i] = r.lastChunk
+			r, err := b.s.stream(ctx, conv, prompt, &lats[i], nil)
+			last[i] = r.LastChunk
 			switch {
 			case err != nil:
 				errs[i] = err
-			case r.terminal != relay.Complete:
-				errs[i] = fmt.Errorf("turn ended with %s %q", r.terminal, r.message)
-			case r.stamped != b.o.loadN:
-				errs[i] = fmt.Errorf("%d of %d events arrived", r.stamped, b.o.loadN)
+			case r.Terminal != ovrlrd.OutcomeComplete:
+				errs[i] = fmt.Errorf("turn ended with %s %q", r.Terminal, r.Message)
+			case r.Stamped != b.o.loadN:
+				errs[i] = fmt.Errorf("%d of %d events arrived", r.Stamped, b.o.loadN)
 			}
 		})
 	}
@@ -355,8 +346,9 @@ func (b *bench) serverOnly(ctx context.Context) error {
 	}
 	defer func() { _ = flag.Set("test.benchtime", old) }()
 	var (
-		runErr        error
-		kind, message string
+		runErr  error
+		kind    ovrlrd.OutcomeKind
+		message string
 	)
 	res := testing.Benchmark(func(tb *testing.B) {
 		tb.ReportAllocs()
@@ -383,7 +375,7 @@ func (b *bench) serverOnly(ctx context.Context) error {
 	if res.N == 0 {
 		return fmt.Errorf("the benchmark did not run")
 	}
-	if kind != relay.Complete {
+	if kind != ovrlrd.OutcomeComplete {
 		b.notes = append(b.notes, fmt.Sprintf("the server-only turn (%d events) ended with %s %q", res.N, kind, message))
 	}
 	b.set(mAllocsServer, fmt.Sprintf("%d (%d B/event, %d events)", res.AllocsPerOp(), res.AllocedBytesPerOp(), res.N), "", markInfo)
@@ -415,21 +407,16 @@ func (b *bench) checkProcesses() {
 }
 
 func (b *bench) print(out io.Writer) {
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "metric\tvalue\ttarget\tmark")
-	fmt.Fprintln(tw, "------\t-----\t------\t----")
+	t := harness.NewTable(out)
+	t.Header("metric", "value", "target", "mark")
 	for _, m := range metrics {
 		r, ok := b.rows[m]
 		if !ok {
 			r = row{"not measured", "", markError}
 		}
-		target := r.target
-		if target == "" {
-			target = "—"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m, r.value, target, r.mark)
+		t.Row(m, r.value, cmp.Or(r.target, "—"), r.mark)
 	}
-	tw.Flush()
+	t.Flush()
 	if len(b.notes) > 0 {
 		fmt.Fprintln(out, "\nMeasured along the way:")
 		for _, n := range b.notes {

@@ -2,8 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
-	"time"
+	"net/http"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
@@ -15,23 +16,17 @@ import (
 // timed.
 type stack struct {
 	*harness.Stack
-	client *client
-	userID string
-	db     dbTimer
+	client        *harness.Client
+	userID, token string
+	db            dbTimer
 }
 
-// maxTurn is the longest turn the configuration accepts (CLAUDE_TIMEOUT).
-const maxTurn = 15 * time.Minute
-
-// startStack builds the service. o.endpoint is DynamoDB Local's URL; when
-// empty, one is started for the run.
+// startStack builds the service, over DynamoDB Local at o.Endpoint or, when
+// empty, one started for the run.
 func startStack(ctx context.Context, o *options, logOut io.Writer) (*stack, error) {
 	s := &stack{}
 	hs, err := harness.New(ctx, harness.Options{
-		Name: "bench", Endpoint: o.endpoint, CLIPath: o.cliPath, LogLevel: o.logLevel, LogOut: logOut,
-		// A turn may not outlive the run, nor Lambda's limit, which the
-		// configuration enforces; the run itself may be longer.
-		Timeout: min(o.timeout, maxTurn),
+		Name: "bench", Flags: o.Flags, LogOut: logOut,
 		// The bench starts far more turns a minute than a person would.
 		Env: map[string]string{
 			"RATE_LIMIT_TURN":  "999999/1m",
@@ -43,14 +38,13 @@ func startStack(ctx context.Context, o *options, logOut io.Writer) (*stack, erro
 	if err != nil {
 		return nil, err
 	}
-	s.Stack = hs
-	s.client = newClient(hs.Server.URL, hs.APIKey)
-	g, err := hs.SignIn(ctx, s.client.http, "bench", "bench@example.com")
+	s.Stack, s.client = hs, hs.NewClient(64)
+	g, err := hs.SignIn(ctx, s.client, "bench", "bench@example.com")
 	if err != nil {
 		s.close()
 		return nil, err
 	}
-	s.client.token, s.userID = g.SessionToken, g.UserID
+	s.token, s.userID = g.SessionToken, g.UserID
 	return s, nil
 }
 
@@ -60,9 +54,23 @@ func (s *stack) conversation(ctx context.Context) (string, error) {
 	return s.NewConversation(ctx, s.userID)
 }
 
+// stream runs a turn on conversation conv (see harness.Client.Stream).
+func (s *stack) stream(ctx context.Context, conv, prompt string, lat *harness.Histogram, atFirstByte func()) (harness.Turn, error) {
+	return s.client.Stream(ctx, "/chat/"+conv+"/stream", prompt, s.token, lat, atFirstByte)
+}
+
+// cancel is POST /chat/{id}/cancel.
+func (s *stack) cancel(ctx context.Context, conv string) error {
+	status, body, err := s.client.Call(ctx, http.MethodPost, "/chat/"+conv+"/cancel", "", s.token, false)
+	if err == nil && status != http.StatusOK {
+		err = fmt.Errorf("POST /chat/%s/cancel: %d %s", conv, status, body)
+	}
+	return err
+}
+
 // close stops everything the stack started, the client's idle connections
 // first.
 func (s *stack) close() {
-	s.client.http.CloseIdleConnections()
+	s.client.HTTP.CloseIdleConnections()
 	s.Stack.Close()
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/ovrlrd/cloud/internal/claude"
 	"github.com/ovrlrd/cloud/internal/config"
 	"github.com/ovrlrd/cloud/internal/devkit/dynamolocal"
+	"github.com/ovrlrd/cloud/internal/devkit/gateway"
 	"github.com/ovrlrd/cloud/internal/logs"
 	"github.com/ovrlrd/cloud/internal/sandbox"
 )
@@ -128,7 +129,7 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	server := &http.Server{Handler: a.Gateway(), ReadHeaderTimeout: 10 * time.Second}
+	server := &http.Server{Handler: gateway.App(a), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- server.Serve(ln) }()
 	banner(out, cfg, dataDir, secrets["API_KEY"], created)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"net"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,17 +17,17 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/ovrlrd/cloud/internal/config"
+	"github.com/ovrlrd/cloud/internal/devkit/devenv"
 	"github.com/ovrlrd/cloud/internal/devkit/sandboxtest"
 )
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	_, p, err := net.SplitHostPort(freeAddr(t))
+	port, err := devenv.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, _ := strconv.Atoi(p)
-	return n
+	return port
 }
 
 // make dev serves sam local (events/env.json) from the ports it is given,

@@ -35,8 +35,8 @@ import (
 
 	"github.com/ovrlrd/cloud/internal/app"
 	"github.com/ovrlrd/cloud/internal/config"
-	"github.com/ovrlrd/cloud/internal/logs"
 	"github.com/ovrlrd/cloud/internal/devkit/samtemplate"
+	"github.com/ovrlrd/cloud/internal/logs"
 )
 
 func main() {

@@ -46,11 +46,12 @@ import (
 
 	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
 	"github.com/ovrlrd/cloud/internal/devkit/harness"
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
 
 // options are the run's settings, from its flags.
 type options struct {
-	quick        bool
+	harness.Flags
 	users        int
 	turns        int
 	rounds       int
@@ -64,17 +65,13 @@ type options struct {
 	goSlack      int
 	fdSlack      int
 	heapSlackMB  int
-	timeout      time.Duration
-	logLevel     string
-	cliPath      string // the fake CLI; built through claudetest when empty
-	endpoint     string // DynamoDB Local; started here when empty
 }
 
 func parseOptions(args []string, getenv func(string) string, errOut io.Writer) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
 	fs.SetOutput(errOut)
-	fs.BoolVar(&o.quick, "quick", false, "a fast check: 20 turns of 300 events, 5 s of REST (flags given explicitly still win)")
+	o.Register(fs, "a fast check: 20 turns of 300 events, 5 s of REST")
 	fs.IntVar(&o.users, "users", 5, "signed-in users the turns and the requests are spread over")
 	fs.IntVar(&o.turns, "turns", 50, "concurrent streamed turns (workers of the first load)")
 	fs.IntVar(&o.rounds, "rounds", 2, "turns each stream worker runs in a row on its conversation")
@@ -88,40 +85,22 @@ func parseOptions(args []string, getenv func(string) string, errOut io.Writer) (
 	fs.IntVar(&o.goSlack, "goroutine-slack", 4, "goroutines allowed above the baseline afterwards")
 	fs.IntVar(&o.fdSlack, "fd-slack", 2, "open descriptors allowed above the baseline afterwards")
 	fs.IntVar(&o.heapSlackMB, "heap-slack", 32, "MiB the heap in use may grow by over the run (after a GC)")
-	fs.DurationVar(&o.timeout, "timeout", 170*time.Second, "the whole run")
-	fs.StringVar(&o.logLevel, "log-level", "warn", "the service's log level (logs go to stderr)")
-	fs.StringVar(&o.cliPath, "cli", "", "the fake CLI to run (default: built from internal/claude/testdata/fakeclaude)")
-	set, err := harness.Parse(fs, args)
-	if err != nil {
-		return nil, err
+	err := o.Parse(fs, args, getenv, map[string]func(){
+		"turns": func() { o.turns = 20 }, "rounds": func() { o.rounds = 1 }, "events": func() { o.events = 300 },
+		"rate": func() { o.rate = 300 }, "duration": func() { o.duration = 5 * time.Second },
+	})
+	if err == nil {
+		err = harness.AtLeastOne(map[string]int{"users": o.users, "turns": o.turns, "rounds": o.rounds,
+			"events": o.events, "rate": o.rate, "workers": o.workers})
 	}
-	if o.quick {
-		for name, apply := range map[string]func(){
-			"turns":    func() { o.turns = 20 },
-			"rounds":   func() { o.rounds = 1 },
-			"events":   func() { o.events = 300 },
-			"rate":     func() { o.rate = 300 },
-			"duration": func() { o.duration = 5 * time.Second },
-		} {
-			if !set[name] {
-				apply()
-			}
-		}
+	switch {
+	case err != nil:
+	case o.duration <= 0 || o.settleFor <= 0:
+		err = errors.New("-duration and -settle must be positive")
+	case o.refreshEvery < 0 || o.goSlack < 0 || o.fdSlack < 0 || o.heapSlackMB < 0:
+		err = errors.New("-refresh-every and the slacks must not be negative")
 	}
-	for name, v := range map[string]int{"users": o.users, "turns": o.turns, "rounds": o.rounds,
-		"events": o.events, "rate": o.rate, "workers": o.workers} {
-		if v < 1 {
-			return nil, fmt.Errorf("-%s must be at least 1", name)
-		}
-	}
-	if o.duration <= 0 || o.timeout <= 0 || o.settleFor <= 0 {
-		return nil, errors.New("-duration, -timeout and -settle must be positive")
-	}
-	if o.refreshEvery < 0 || o.goSlack < 0 || o.fdSlack < 0 || o.heapSlackMB < 0 {
-		return nil, errors.New("-refresh-every and the slacks must not be negative")
-	}
-	o.endpoint = getenv("DYNAMODB_ENDPOINT")
-	return o, nil
+	return o, err
 }
 
 func main() { harness.Main(run) }
@@ -134,7 +113,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out, er
 	if code, ok := harness.Begin("load", err, errOut); !ok {
 		return code
 	}
-	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	start := time.Now()
 
@@ -144,14 +123,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, out, er
 	if o.turnLimit != "" {
 		env["RATE_LIMIT_TURN"] = o.turnLimit
 	}
-	s, err := harness.New(ctx, harness.Options{Name: "load", Endpoint: o.endpoint, CLIPath: o.cliPath,
-		LogLevel: o.logLevel, LogOut: logs, Timeout: o.timeout, Env: env})
+	s, err := harness.New(ctx, harness.Options{Name: "load", Flags: o.Flags, LogOut: logs, Env: env})
 	if err != nil {
 		fmt.Fprintln(errOut, "load: start:", err)
 		return 1
 	}
 	defer s.Close()
-	c := newClient(s.Server.URL, s.APIKey, o.turns+o.workers+8)
+	c := s.NewClient(o.turns + o.workers + 8)
 	r := &report{o: o, streams: newStreamLoad(), rest: newRestLoad()}
 
 	users, err := setUp(ctx, s, c, o.users)
@@ -172,8 +150,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out, er
 	r.serviceErrors = logs.n.Load()
 	r.interrupted = ctx.Err()
 
-	fmt.Fprintf(out, "\nOvrlrd load — %s %s/%s, GOMAXPROCS=%d, %s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH,
-		runtime.GOMAXPROCS(0), r.settings())
+	harness.Banner(out, "load", r.settings())
 	r.print(out)
 	fmt.Fprintf(out, "\ntotal time %.1f s\n", time.Since(start).Seconds())
 	if r.failed() {
@@ -185,10 +162,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, out, er
 // setUp signs the users in through POST /auth and warms every path up: one
 // short turn per user (which also gives each user a conversation) and one
 // request of each REST route. None of it is measured.
-func setUp(ctx context.Context, s *harness.Stack, c *client, n int) ([]*user, error) {
+func setUp(ctx context.Context, s *harness.Stack, c *harness.Client, n int) ([]*user, error) {
 	users := make([]*user, n)
 	for i := range users {
-		g, err := s.SignIn(ctx, c.http, fmt.Sprintf("load.%d", i), fmt.Sprintf("load%d@example.com", i))
+		g, err := s.SignIn(ctx, c, fmt.Sprintf("load.%d", i), fmt.Sprintf("load%d@example.com", i))
 		if err != nil {
 			return nil, err
 		}
@@ -200,12 +177,12 @@ func setUp(ctx context.Context, s *harness.Stack, c *client, n int) ([]*user, er
 	var wg sync.WaitGroup
 	for i, u := range users {
 		wg.Go(func() {
-			r, err := c.stream(wctx, "/chat/stream", claudetest.Script("normal", "text", "warm-up"), u.token)
-			if err == nil && (r.terminal != "complete" || r.convID == "") {
-				err = fmt.Errorf("warm-up turn ended with %q %q", r.terminal, r.message)
+			r, err := c.Stream(wctx, "/chat/stream", claudetest.Script("normal", "text", "warm-up"), u.token, nil, nil)
+			if err == nil && (r.Terminal != ovrlrd.OutcomeComplete || r.ConvID == "") {
+				err = fmt.Errorf("warm-up turn ended with %q %q", r.Terminal, r.Message)
 			}
 			errs[i] = err
-			u.addConv(r.convID)
+			u.addConv(r.ConvID)
 		})
 	}
 	wg.Wait()
@@ -228,8 +205,8 @@ func setUp(ctx context.Context, s *harness.Stack, c *client, n int) ([]*user, er
 // quiesce closes every idle keep-alive connection, waits until the
 // goroutine count has been steady for a few readings (at most 3 s), then
 // collects garbage and takes a snapshot.
-func quiesce(s *harness.Stack, c *client) snapshot {
-	c.tr.CloseIdleConnections()
+func quiesce(s *harness.Stack, c *harness.Client) snapshot {
+	c.Transport.CloseIdleConnections()
 	s.CloseIdle()
 	last, steady := -1, 0
 	for deadline := time.Now().Add(3 * time.Second); steady < 3 && time.Now().Before(deadline); {
@@ -240,14 +217,14 @@ func quiesce(s *harness.Stack, c *client) snapshot {
 			last, steady = n, 0
 		}
 	}
-	settle()
+	harness.Settle()
 	return take()
 }
 
 // settle waits, at most -settle, until goroutines, descriptors and processes
 // are back within the slack of the baseline, and returns the last snapshot
 // and how long it took.
-func (r *report) settle(s *harness.Stack, c *client) (snapshot, time.Duration) {
+func (r *report) settle(s *harness.Stack, c *harness.Client) (snapshot, time.Duration) {
 	start := time.Now()
 	deadline := start.Add(r.o.settleFor)
 	for {

@@ -5,7 +5,6 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/ovrlrd/cloud/internal/devkit/harness"
@@ -26,7 +25,7 @@ type report struct {
 
 func (r *report) settings() string {
 	s := fmt.Sprintf("%d users", r.o.users)
-	if r.o.quick {
+	if r.o.Quick {
 		s += " (-quick)"
 	}
 	return s
@@ -102,8 +101,8 @@ func mark(ok bool) string {
 
 func (r *report) print(out io.Writer) {
 	o, st, rl := r.o, r.streams, r.rest
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	row := func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")) }
+	t := harness.NewTable(out)
+	row := t.Row
 	quantiles := func(name string, h *harness.Histogram) {
 		row(name, fmtDur(h.Quantile(0.5)), fmtDur(h.Quantile(0.99)), fmtDur(h.Quantile(0.999)), fmtDur(h.Max()))
 	}
@@ -114,28 +113,25 @@ func (r *report) print(out io.Writer) {
 	}
 	fmt.Fprintf(out, "\n1. Streamed turns — %d concurrent × %d rounds, %d events @ %d/s per turn, RATE_LIMIT_TURN=%s\n\n",
 		o.turns, o.rounds, o.events, o.rate, limit)
-	row("metric", "value")
-	row("------", "-----")
+	t.Header("metric", "value")
 	row("turns completed", fmt.Sprintf("%d of %d in %s", st.completed.Load(), st.attempted.Load(), fmtDur(st.elapsed)))
 	row("turns/s", perSec(st.completed.Load(), st.elapsed))
 	row("events/s", perSec(st.chunks.Load(), st.elapsed))
 	row("429 (turn limit)", strconv.FormatInt(st.limited.Load(), 10))
 	row("errors", strconv.Itoa(st.errs.total()))
-	tw.Flush()
+	t.Flush()
 	fmt.Fprintln(out)
-	row("completed turns", "p50", "p99", "p99.9", "max")
-	row("---------------", "---", "---", "-----", "---")
+	t.Header("completed turns", "p50", "p99", "p99.9", "max")
 	quantiles("time to first byte", &st.ttfb)
 	quantiles("turn duration", &st.duration)
-	tw.Flush()
+	t.Flush()
 
 	refresh := "no refresh"
 	if o.refreshEvery > 0 {
 		refresh = "one refresh per " + o.refreshEvery.String()
 	}
 	fmt.Fprintf(out, "\n2. REST — %d workers for %s, default limits, %s\n\n", o.workers, o.duration, refresh)
-	row("route", "requests", "2xx", "429", "errors", "req/s", "p50", "p99", "p99.9", "max")
-	row("-----", "--------", "---", "---", "------", "-----", "---", "---", "-----", "---")
+	t.Header("route", "requests", "2xx", "429", "errors", "req/s", "p50", "p99", "p99.9", "max")
 	var total, ok, limited, failed int64
 	for i := range rl.routes {
 		s := &rl.routes[i]
@@ -150,12 +146,11 @@ func (r *report) print(out io.Writer) {
 		fmtDur(rl.all.Quantile(0.5)), fmtDur(rl.all.Quantile(0.99)), fmtDur(rl.all.Quantile(0.999)), fmtDur(rl.all.Max()))
 	row("overall, 2xx only", strconv.FormatInt(ok, 10), "", "", "", perSec(ok, rl.elapsed),
 		fmtDur(rl.okOnly.Quantile(0.5)), fmtDur(rl.okOnly.Quantile(0.99)), fmtDur(rl.okOnly.Quantile(0.999)), fmtDur(rl.okOnly.Max()))
-	tw.Flush()
+	t.Flush()
 
 	b, a := r.base, r.after
 	fmt.Fprintf(out, "\n3. Resources — baseline after warm-up, after the loads (settled in %s)\n\n", fmtDur(r.settledIn))
-	row("resource", "baseline", "after", "peak", "allowed", "mark")
-	row("--------", "--------", "-----", "----", "-------", "----")
+	t.Header("resource", "baseline", "after", "peak", "allowed", "mark")
 	row("goroutines", strconv.Itoa(b.goroutines), strconv.Itoa(a.goroutines), "—",
 		"≤ "+strconv.Itoa(b.goroutines+o.goSlack), mark(r.goroutinesOK(a)))
 	row("open file descriptors", strconv.Itoa(b.fds), strconv.Itoa(a.fds), "—",
@@ -165,7 +160,7 @@ func (r *report) print(out io.Writer) {
 	row("heap in use", fmtMB(b.heap), fmtMB(a.heap), fmtMB(r.peakHeap),
 		fmt.Sprintf("≤ %s", fmtMB(b.heap+int64(o.heapSlackMB)<<20)), mark(r.heapOK()))
 	row("RSS", fmtMB(b.rss), fmtMB(a.rss), fmtMB(r.peakRSS), "—", "info")
-	tw.Flush()
+	t.Flush()
 
 	fmt.Fprintln(out, "\nErrors by kind (429s are counted apart, above):")
 	lines := append(prefixed("turns: ", st.errs.lines()), prefixed("REST: ", rl.errs.lines())...)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"strconv"
 
 	"github.com/ovrlrd/cloud/internal/claude"
@@ -21,22 +20,16 @@ type snapshot struct {
 	rss        int64 // VmRSS (0 where unknown)
 }
 
-// settle collects garbage and returns freed memory to the OS, so that a
-// reading of the heap and the resident set is of what is really kept.
-func settle() {
-	runtime.GC()
-	debug.FreeOSMemory()
-}
-
 func take() snapshot {
 	procs := harness.Descendants()
+	m, _ := harness.ReadMem()
 	return snapshot{
 		goroutines: runtime.NumGoroutine(),
 		fds:        countFDs(),
 		procs:      len(procs),
 		marked:     countMarked(procs),
 		heap:       harness.HeapInUse(),
-		rss:        harness.ProcStatus("VmRSS:"),
+		rss:        m.RSS,
 	}
 }
 

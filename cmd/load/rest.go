@@ -69,7 +69,7 @@ type restLoad struct {
 
 func newRestLoad() *restLoad { return &restLoad{errs: newErrorSet()} }
 
-func (l *restLoad) run(ctx context.Context, o *options, c *client, users []*user) {
+func (l *restLoad) run(ctx context.Context, o *options, c *harness.Client, users []*user) {
 	start := time.Now()
 	deadline := start.Add(o.duration)
 	if o.refreshEvery > 0 {
@@ -119,7 +119,7 @@ func (l *restLoad) refreshDue(o *options) bool {
 }
 
 // one sends one request of route r as user u.
-func (l *restLoad) one(ctx context.Context, c *client, u *user, r int, rng *mrand.Rand) {
+func (l *restLoad) one(ctx context.Context, c *harness.Client, u *user, r int, rng *mrand.Rand) {
 	method, path, body := http.MethodGet, "", ""
 	convs := u.conversations()
 	conv := url.PathEscape(convs[rng.IntN(len(convs))])
@@ -156,7 +156,7 @@ func (l *restLoad) one(ctx context.Context, c *client, u *user, r int, rng *mran
 	defer cancel()
 	u.mu.RLock()
 	start := time.Now()
-	status, resp, err := c.call(rctx, method, path, body, u.token, false)
+	status, resp, err := c.Call(rctx, method, path, body, u.token, false)
 	lat := time.Since(start)
 	u.mu.RUnlock()
 	if l.record(r, status, resp, err, lat) && r == rDevicePut {
@@ -171,13 +171,13 @@ func (l *restLoad) one(ctx context.Context, c *client, u *user, r int, rng *mran
 // refresh rotates u's session token. It holds u's lock for writing: the
 // requests under way with the old token finish first, and none starts
 // until the new token is in place.
-func (l *restLoad) refresh(ctx context.Context, c *client, u *user) {
+func (l *restLoad) refresh(ctx context.Context, c *harness.Client, u *user) {
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	start := time.Now()
-	status, body, err := c.call(rctx, http.MethodPost, "/auth/refresh", "", u.token, true)
+	status, body, err := c.Call(rctx, http.MethodPost, "/auth/refresh", "", u.token, true)
 	lat := time.Since(start)
 	if status == http.StatusOK {
 		var g harness.Grant

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
 	"github.com/ovrlrd/cloud/internal/devkit/harness"
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
 
 // errorSet counts failures by kind and keeps the first message of each.
@@ -89,7 +90,7 @@ type streamLoad struct {
 func newStreamLoad() *streamLoad { return &streamLoad{errs: newErrorSet()} }
 
 // run starts o.turns workers at once; each runs o.rounds turns in a row.
-func (l *streamLoad) run(ctx context.Context, o *options, c *client, users []*user) {
+func (l *streamLoad) run(ctx context.Context, o *options, c *harness.Client, users []*user) {
 	prompt := claudetest.Script("rate", "n", o.events, "rate", o.rate)
 	perTurn := time.Minute + 3*time.Duration(float64(o.events)/float64(o.rate)*float64(time.Second))
 	start := time.Now()
@@ -111,11 +112,11 @@ func (l *streamLoad) run(ctx context.Context, o *options, c *client, users []*us
 				u.mu.RUnlock()
 				tctx, cancel := context.WithTimeout(ctx, perTurn)
 				l.attempted.Add(1)
-				r, err := c.stream(tctx, path, prompt, token)
+				r, err := c.Stream(tctx, path, prompt, token, nil, nil)
 				cancel()
-				l.chunks.Add(int64(r.chunks))
+				l.chunks.Add(int64(r.Chunks))
 				if l.record(o, path, r, err) && conv == "" {
-					conv = r.convID
+					conv = r.ConvID
 					u.addConv(conv)
 				}
 			}
@@ -126,37 +127,37 @@ func (l *streamLoad) run(ctx context.Context, o *options, c *client, users []*us
 }
 
 // record classifies one turn and reports whether it completed.
-func (l *streamLoad) record(o *options, path string, r streamResult, err error) bool {
+func (l *streamLoad) record(o *options, path string, r harness.Turn, err error) bool {
 	route := "POST /chat/{id}/stream"
 	if path == "/chat/stream" {
 		route = "POST /chat/stream"
 	}
 	switch {
-	case r.status == http.StatusTooManyRequests:
+	case r.Status == http.StatusTooManyRequests:
 		l.limited.Add(1)
 		return false
-	case r.connError || (err != nil && r.status == 0):
+	case r.ConnError || (err != nil && r.Status == 0):
 		kind := route + ": transport error"
 		if errors.Is(err, context.DeadlineExceeded) {
 			kind = route + ": timed out"
 		}
 		l.errs.add(kind, fmt.Sprint(err))
 		return false
-	case r.status != http.StatusOK:
-		l.errs.add(fmt.Sprintf("%s: HTTP %d", route, r.status), r.message)
+	case r.Status != http.StatusOK:
+		l.errs.add(fmt.Sprintf("%s: HTTP %d", route, r.Status), r.Message)
 		return false
 	case err != nil:
 		l.errs.add(route+": no terminal event", err.Error())
 		return false
-	case r.terminal != "complete":
-		l.errs.add(route+": ended with "+r.terminal, r.message)
+	case r.Terminal != ovrlrd.OutcomeComplete:
+		l.errs.add(route+": ended with "+string(r.Terminal), r.Message)
 		return false
-	case r.chunks != o.events:
-		l.errs.add(route+": events lost", fmt.Sprintf("%d of %d chunks arrived", r.chunks, o.events))
+	case r.Chunks != o.events:
+		l.errs.add(route+": events lost", fmt.Sprintf("%d of %d chunks arrived", r.Chunks, o.events))
 		return false
 	}
 	l.completed.Add(1)
-	l.ttfb.Add(r.ttfb)
-	l.duration.Add(r.duration)
+	l.ttfb.Add(r.FirstByte.Sub(r.Sent))
+	l.duration.Add(r.End.Sub(r.Sent))
 	return true
 }

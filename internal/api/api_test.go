@@ -12,8 +12,8 @@ import (
 	"testing"
 
 	"github.com/ovrlrd/cloud/internal/api"
-	"github.com/ovrlrd/cloud/internal/store"
 	"github.com/ovrlrd/cloud/internal/devkit/storetest"
+	"github.com/ovrlrd/cloud/internal/store"
 )
 
 func TestMain(m *testing.M) { storetest.Main(m) }

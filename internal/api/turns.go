@@ -148,7 +148,7 @@ func (s *server) buffered(w http.ResponseWriter, r *http.Request, p auth.Princip
 	for {
 		o, err := s.runs.Outcome(ctx, j.ConversationID, j.Holder)
 		switch {
-		case err == nil && o.Kind == relay.Error:
+		case err == nil && o.Kind == ovrlrd.OutcomeError:
 			writeError(w, r, s.log, ovrlrd.Errorf(ovrlrd.EUNAVAILABLE, "%s", o.Error))
 			return
 		case err == nil:

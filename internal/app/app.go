@@ -9,11 +9,11 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"sync"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdaurl"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -28,11 +28,9 @@ import (
 	"github.com/ovrlrd/cloud/internal/auth"
 	"github.com/ovrlrd/cloud/internal/claude"
 	"github.com/ovrlrd/cloud/internal/config"
-	"github.com/ovrlrd/cloud/internal/devkit/gateway"
 	"github.com/ovrlrd/cloud/internal/logs"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/push"
-	"github.com/ovrlrd/cloud/internal/relay"
 	"github.com/ovrlrd/cloud/internal/sandbox"
 	"github.com/ovrlrd/cloud/internal/store"
 	"github.com/ovrlrd/cloud/internal/token"
@@ -157,7 +155,7 @@ func (a *App) afterTurn() ([]turn.AfterTurn, error) {
 		return nil, err
 	}
 	return []turn.AfterTurn{func(ctx context.Context, f turn.Finished) {
-		if f.Outcome.Kind != relay.Complete || !f.Saved {
+		if f.Outcome.Kind != ovrlrd.OutcomeComplete || !f.Saved {
 			return
 		}
 		ctx, cancel := context.WithTimeout(ctx, pushTimeout)
@@ -245,24 +243,27 @@ func (a *App) deps() api.Deps {
 	}
 }
 
+// HTTPHandler serves HTTP API events; StreamHandler serves Function URL
+// events with a streamed response. Aliases, so that whatever runs them (the
+// Lambda runtime, the local gateway) takes them as they are.
+type (
+	HTTPHandler   = func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error)
+	StreamHandler = func(context.Context, *events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error)
+)
+
 // Auth is the AuthFunction's Lambda handler (HTTP API events).
-func (a *App) Auth() gateway.HTTPHandler {
+func (a *App) Auth() HTTPHandler {
 	return api.CheckHTTP(httpadapter.NewV2(api.NewAuth(a.deps())).ProxyWithContext)
 }
 
 // Chat is the ChatFunction's Lambda handler (HTTP API events).
-func (a *App) Chat() gateway.HTTPHandler {
+func (a *App) Chat() HTTPHandler {
 	return api.CheckHTTP(httpadapter.NewV2(api.NewChat(a.deps())).ProxyWithContext)
 }
 
 // Stream is the StreamFunction's Lambda handler (Function URL, streamed).
-func (a *App) Stream() gateway.StreamHandler {
+func (a *App) Stream() StreamHandler {
 	return api.CheckStream(lambdaurl.Wrap(api.NewStream(a.deps())))
-}
-
-// Gateway serves every function behind one address, routed as in AWS.
-func (a *App) Gateway() http.Handler {
-	return gateway.New(gateway.Targets{Auth: a.Auth(), Chat: a.Chat(), Stream: a.Stream(), Log: a.Log})
 }
 
 // revealAll is the values of secrets, for the one component that compares

@@ -16,13 +16,13 @@ import (
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/ovrlrd/cloud/internal/app"
+	"github.com/ovrlrd/cloud/internal/config"
 	"github.com/ovrlrd/cloud/internal/devkit/applefake"
 	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
-	"github.com/ovrlrd/cloud/internal/config"
-	"github.com/ovrlrd/cloud/internal/logs"
+	"github.com/ovrlrd/cloud/internal/devkit/gateway"
 	"github.com/ovrlrd/cloud/internal/devkit/sandboxtest"
-	"github.com/ovrlrd/cloud/internal/store"
 	"github.com/ovrlrd/cloud/internal/devkit/storetest"
+	"github.com/ovrlrd/cloud/internal/logs"
 )
 
 const apiKey = "k+/=test-api-key-0123456789"
@@ -54,8 +54,8 @@ type stack struct {
 	*httptest.Server
 	app   *app.App
 	apple *applefake.Server
-	calls *store.CallCounter // DynamoDB calls made by the app
-	s3    string             // the S3 stand-in's URL
+	calls *storetest.CallCounter // DynamoDB calls made by the app
+	s3    string                 // the S3 stand-in's URL
 }
 
 // newStack builds the App exactly as main does (config.Load, app.New) from a
@@ -94,7 +94,7 @@ func newStackWith(t *testing.T, opts []app.Option, overrides ...string) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	calls := &store.CallCounter{}
+	calls := &storetest.CallCounter{}
 	a, err := app.New(ctx, cfg, logs.New(&allLogs, cfg.LogLevel), append(opts, app.WithDynamoDB(calls.Option()))...)
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +103,7 @@ func newStackWith(t *testing.T, opts []app.Option, overrides ...string) *stack {
 	if err := a.Workspace.EnsureBucket(ctx); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(a.Gateway())
+	srv := httptest.NewServer(gateway.App(a))
 	t.Cleanup(srv.Close)
 	return &stack{Server: srv, app: a, apple: fake, calls: calls, s3: s3.URL}
 }

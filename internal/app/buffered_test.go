@@ -11,11 +11,11 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/ovrlrd/cloud/internal/devkit/anthropicfake"
 	"github.com/ovrlrd/cloud/internal/app"
+	"github.com/ovrlrd/cloud/internal/devkit/anthropicfake"
 	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
-	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/devkit/storetest"
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/turn"
 )
 
@@ -160,7 +160,7 @@ func TestTurnEventRunsOnce(t *testing.T) {
 	taken := newConversation(t, uid)
 	raw = event(taken.ID)
 	expire(t, ctx, taken.ID)
-	if _, err := s.app.Store.AcquireRun(ctx, taken.ID, "another turn", time.Minute); err != nil {
+	if err := storetest.HoldRun(ctx, taken.ID, "another turn", time.Now(), time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := h(ctx, raw); err != nil {

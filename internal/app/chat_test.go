@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/ovrlrd/cloud/internal/api"
+	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/store"
-	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 )
 
 // The app decodes with Swift Codable: a required key that is missing or
@@ -140,12 +140,12 @@ func uniqueSub(name string) string {
 	return "001122." + name + "." + strconv.FormatInt(time.Now().UnixNano(), 36)
 }
 
-// newConversation creates a conversation owned by userID straight in the
-// table (the streaming issue adds the route that does this).
+// newConversation creates a conversation owned by userID in the store, not
+// through the API (the streaming issue adds the route that does this).
 func newConversation(t *testing.T, userID string) ovrlrd.Conversation {
 	t.Helper()
 	st := store.New(storetest.DB(), store.Options{Table: storetest.TableName()})
-	c, _, err := st.CreateConversation(context.Background(), userID, &ovrlrd.NewMessage{Role: ovrlrd.RoleUser, Content: "hello"})
+	c, _, err := storetest.NewConversation(context.Background(), st, userID, "hello")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,12 +267,12 @@ func TestPagingThroughMessagesWithOneTimestamp(t *testing.T) {
 	tok, uid := s.signIn(t, uniqueSub("paging"), "")
 	at := time.Now().Truncate(time.Millisecond)
 	pinned := store.New(storetest.DB(), store.Options{Table: storetest.TableName(), Now: func() time.Time { return at }})
-	c, _, err := pinned.CreateConversation(context.Background(), uid, nil)
+	c, _, err := storetest.NewConversation(context.Background(), pinned, uid, "0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	const n = 250
-	for i := range n {
+	for i := 1; i < n; i++ {
 		if _, err := pinned.AppendMessage(context.Background(), uid, c.ID, ovrlrd.RoleUser, fmt.Sprint(i)); err != nil {
 			t.Fatal(err)
 		}

@@ -8,9 +8,10 @@ import (
 	"testing"
 
 	"github.com/ovrlrd/cloud/internal/app"
-	"github.com/ovrlrd/cloud/internal/devkit/applefake"
 	"github.com/ovrlrd/cloud/internal/audit"
 	"github.com/ovrlrd/cloud/internal/auth"
+	"github.com/ovrlrd/cloud/internal/devkit/applefake"
+	"github.com/ovrlrd/cloud/internal/devkit/gateway"
 	"github.com/ovrlrd/cloud/internal/logs"
 )
 
@@ -23,7 +24,7 @@ func (s *stack) twin(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(a.Close)
-	srv := httptest.NewServer(a.Gateway())
+	srv := httptest.NewServer(gateway.App(a))
 	t.Cleanup(srv.Close)
 	return &stack{Server: srv, app: a, apple: s.apple, calls: s.calls, s3: s.s3}
 }

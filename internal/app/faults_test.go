@@ -23,8 +23,8 @@ import (
 	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
 	"github.com/ovrlrd/cloud/internal/devkit/dynamolocal"
 	"github.com/ovrlrd/cloud/internal/devkit/ssetest"
-	"github.com/ovrlrd/cloud/internal/store"
 	"github.com/ovrlrd/cloud/internal/devkit/storetest"
+	"github.com/ovrlrd/cloud/internal/store"
 )
 
 // The tests in this file break one thing the service depends on in the

@@ -16,8 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
 	"github.com/ovrlrd/cloud/internal/devkit/apnsfake"
+	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
 )
 
 // pushStack is a stack whose pushes go to a loopback APNs.

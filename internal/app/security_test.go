@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ovrlrd/cloud/internal/store"
 	"github.com/ovrlrd/cloud/internal/devkit/storetest"
+	"github.com/ovrlrd/cloud/internal/store"
 	"github.com/ovrlrd/cloud/internal/token"
 )
 

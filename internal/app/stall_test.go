@@ -14,8 +14,9 @@ import (
 
 	"github.com/ovrlrd/cloud/internal/claude"
 	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
-	"github.com/ovrlrd/cloud/internal/sse"
+	"github.com/ovrlrd/cloud/internal/devkit/gateway"
 	"github.com/ovrlrd/cloud/internal/devkit/ssetest"
+	"github.com/ovrlrd/cloud/internal/sse"
 )
 
 // A phone suspended mid-stream stops reading without disconnecting. Its
@@ -27,7 +28,7 @@ func TestStalledClient(t *testing.T) {
 	t.Cleanup(func() { sse.WriteTimeout = restore })
 	sse.WriteTimeout = 300 * time.Millisecond
 	s := newStack(t, "RATE_LIMIT_READ", "10000/1m") // savedAnswer polls
-	srv := httptest.NewUnstartedServer(s.app.Gateway())
+	srv := httptest.NewUnstartedServer(gateway.App(s.app))
 	stalled := &fullListener{Listener: srv.Listener, accepted: make(chan *fullConn, 2)}
 	srv.Listener = stalled
 	srv.Start()

@@ -91,7 +91,7 @@ func (a *App) StreamLambda() func(context.Context, json.RawMessage) (any, error)
 				// in the function's Errors metric and alarm.
 				return nil, err
 			}
-			return map[string]string{"kind": o.Kind}, nil
+			return map[string]string{"kind": string(o.Kind)}, nil
 		}
 		var req events.LambdaFunctionURLRequest
 		if err := json.Unmarshal(raw, &req); err != nil || req.RequestContext.HTTP.Method == "" {

@@ -9,13 +9,13 @@ import (
 	"time"
 
 	"github.com/ovrlrd/cloud/internal/apple"
-	"github.com/ovrlrd/cloud/internal/devkit/applefake"
 	"github.com/ovrlrd/cloud/internal/audit"
 	"github.com/ovrlrd/cloud/internal/auth"
 	"github.com/ovrlrd/cloud/internal/config"
+	"github.com/ovrlrd/cloud/internal/devkit/applefake"
+	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/store"
-	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 	"github.com/ovrlrd/cloud/internal/token"
 )
 
@@ -128,7 +128,7 @@ func TestSignInAndAuthenticate(t *testing.T) {
 	if len(devs) != 1 || devs[0].Token != dev || devs[0].Environment != ovrlrd.EnvSandbox {
 		t.Fatalf("device not registered: %+v", devs)
 	}
-	evs, _ := r.store.AuditEvents(context.Background(), g.UserID, 10)
+	evs, _ := storetest.AuditEvents(context.Background(), g.UserID, 10)
 	if len(evs) != 1 || evs[0].Action != audit.SignIn || evs[0].IPHash == "" || evs[0].IPHash == client.IP || evs[0].UserAgent != client.UserAgent {
 		t.Fatalf("audit: %+v", evs)
 	}
@@ -257,7 +257,7 @@ func TestRefreshRotatesAndDetectsReuse(t *testing.T) {
 	_, err = r.svc.Refresh(ctx, bearer(g2.SessionToken), client)
 	expect(t, err, ovrlrd.EUNAUTHORIZED, "Token refresh failed")
 
-	evs, _ := r.store.AuditEvents(ctx, g1.UserID, 20)
+	evs, _ := storetest.AuditEvents(ctx, g1.UserID, 20)
 	if !hasAction(evs, audit.ReuseDetected) || !hasAction(evs, audit.Refresh) {
 		t.Fatalf("audit trail: %+v", evs)
 	}

@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ovrlrd/cloud/internal/devkit/applefake"
 	"github.com/ovrlrd/cloud/internal/auth"
-	"github.com/ovrlrd/cloud/internal/ovrlrd"
+	"github.com/ovrlrd/cloud/internal/devkit/applefake"
 	"github.com/ovrlrd/cloud/internal/devkit/storetest"
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
 
 // After a deletion, another instance may still trust the session it cached

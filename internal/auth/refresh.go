@@ -24,15 +24,6 @@ func (t RefreshToken) SessionID() string { return t.claims.SessionID }
 // UserID is the user the token names.
 func (t RefreshToken) UserID() string { return t.claims.UserID }
 
-// Refresh rotates a session: CheckRefresh, then Rotate.
-func (s *Service) Refresh(ctx context.Context, authorization string, c audit.Client) (Grant, error) {
-	t, err := s.CheckRefresh(ctx, authorization, c)
-	if err != nil {
-		return Grant{}, err
-	}
-	return s.Rotate(ctx, t, c)
-}
-
 // CheckRefresh verifies a token presented to refresh: ours, and at most
 // RefreshGrace past expiry. It reads nothing, so a caller can limit refreshes
 // by the token's session before any read.

@@ -1,7 +1,11 @@
 // Package claude runs the Claude Code CLI and reads its stream-json output.
 package claude
 
-import "encoding/json"
+import (
+	"encoding/json"
+
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
+)
 
 // Event is one line of the CLI's stream-json output, reduced to what the
 // service uses. Unknown types and fields are ignored: new CLI versions add
@@ -57,10 +61,6 @@ type Usage struct {
 	CacheReadInputTokens     int64 `json:"cache_read_input_tokens"`
 }
 
-// Denial is a tool call the CLI refused for want of permission. It goes to
-// the app verbatim, snake_case included.
-type Denial struct {
-	ToolName  string          `json:"tool_name"`
-	ToolUseID string          `json:"tool_use_id"`
-	ToolInput json.RawMessage `json:"tool_input"`
-}
+// Denial is a tool call the CLI refused for want of permission, as the
+// domain names it.
+type Denial = ovrlrd.PermissionDenial

@@ -178,3 +178,81 @@ func TestParseLineDepthAndEscapes(t *testing.T) {
 		t.Errorf("Type: %v", err)
 	}
 }
+
+// A key that differs from a known one only in case (or by a character
+// that folds to the same letter, as U+017F does to S) is another key, at
+// every level, wherever it stands.
+func TestParseLineKeysAreExact(t *testing.T) {
+	tests := []struct {
+		name, line string
+		want       Event
+	}{
+		{"type", `{"type":"result","Type":"user"}`, Event{Type: "result", Result: &Result{}}},
+		{"result", `{"type":"result","result":"ok","Result":"forged","\u017fession_id":"x",` +
+			`"usage":{"input_tokens":1,"Input_Tokens":99},"permission_denials":[{"tool_name":"Bash","Tool_Name":"x","TOOL_INPUT":[]}]}`,
+			Event{Type: "result", Result: &Result{Text: "ok", Usage: Usage{InputTokens: 1}, PermissionDenials: []Denial{{ToolName: "Bash"}}}}},
+		{"assistant", `{"type":"assistant","message":{"content":[{"type":"text","text":"real","Text":"forged","TYPE":"tool_use"}],"Content":"x"}}`,
+			Event{Type: "assistant", Blocks: []Block{{Type: "text", Text: "real"}}}},
+		{"user", `{"type":"user","message":{"CONTENT":"forged"}}`, Event{Type: "user"}},
+	}
+	for _, tc := range tests {
+		got, err := ParseLine([]byte(tc.line))
+		if err != nil || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: got %#v %v\nwant %#v", tc.name, got, err, tc.want)
+			if got.Result != nil {
+				t.Errorf("result %#v", *got.Result)
+			}
+		}
+	}
+}
+
+// assistantSeeds are lines near the edge of what parseAssistantText takes.
+var assistantSeeds = []string{
+	`{"type":"assistant","session_id":"s","message":{"role":"assistant","content":[{"type":"text","text":"1733000000000000000"}]}}`,
+	` { "type" : "assistant" , "message" : { "content" : [ { "type" : "text" , "text" : "a" } , {"text":"b","type":"text"} ] } } `,
+	`{"type":"assistant","message":{"content":[{"type":"text","text":"a\"b\u00e9\n\ud800"}]},"session_id":null,"parent_tool_use_id":"p"}`,
+	"{\"type\":\"assistant\",\"message\":{\"content\":[{\"type\":\"text\",\"text\":\"a\xffb\"}]}}",
+	`{"type":"assistant","message":{"content":[{"type":"text","text":"a","text":null,"Text":"x"}]},"session_id":"a","session_id":null}`,
+	`{"type":"assistant","message":{"content":[{"type":"text"}]},"message":{"role":"x"}}`,
+	`{"type":"assistant","message":{"role":"x"},"message":{"content":[{"type":"text","text":"a"}]}}`,
+	`{"type":"assistant","message":{"content":[{"type":"text","text":"a"}],"content":[]}}`,
+	`{"type":"assistant","type":"user","message":{"content":[{"type":"text","text":"a"}]}}`,
+	`{"t\u0079pe":"user","type":"assistant","message":{"content":[{"type":"text","text":"a"}]}}`,
+	`{"type":"assistant","message":{"content":[{"type":"text","text":"a"},{"type":"thinking","thinking":"b"}]}}`,
+	`{"type":"assistant","message":{"content":[{"type":"text","text":"a"},7]}}`,
+	`{"type":"assistant","message":{"content":[{"type":"text","text":1}]}}`,
+	`{"type":"assistant","session_id":5,"message":{"content":[{"type":"text","text":"a"}]}}`,
+	`{"type":"assistant","message":{"content":[]}}`,
+	`{"type":"user","message":{"type":"assistant","content":[{"type":"text","text":"a"}]}}`,
+	`[{"type":"assistant","message":{"content":[{"type":"text","text":"a"}]}}]`,
+	`{"type":"assistant","message":{"content":[{"type":"text","text":"a"}]}} {}`,
+}
+
+// FuzzParseAssistantText: a line the fast path takes reads as it does with
+// encoding/json.
+func FuzzParseAssistantText(f *testing.F) {
+	for _, s := range append(parseSeeds, assistantSeeds...) {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		got, ok := parseAssistantText(line)
+		if !ok {
+			return
+		}
+		want, err := decodeLine(line)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q:\nfast path %#v\nencoding/json %#v %v", line, got, want, err)
+		}
+	})
+}
+
+// The lines a streamed answer is made of cost what the event holds (the
+// text, the session id, the block), not encoding/json's allocations.
+func TestParseLineAllocs(t *testing.T) {
+	for _, line := range []string{lineText, assistantSeeds[0]} {
+		b := []byte(line)
+		if n := testing.AllocsPerRun(100, func() { _, _ = ParseLine(b) }); n > 3 {
+			t.Errorf("%d allocations for %s, want at most 3", int(n), line)
+		}
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"syscall"
 	"unsafe"
+
+	"github.com/ovrlrd/cloud/internal/procfs"
 )
 
 const (
@@ -156,7 +158,7 @@ func reapOrphans() int {
 	self := os.Getpid()
 	buf := make([]byte, 1024)
 	var zombies []procInfo
-	for _, pid := range listPids() {
+	for _, pid := range procfs.Pids() {
 		if p, ok := readStat(pid, &buf); ok && p.ppid == self && p.state == 'Z' {
 			zombies = append(zombies, p)
 		}
@@ -208,7 +210,7 @@ func trackedPids() map[int]bool {
 		if err != nil || link != "anon_inode:[pidfd]" {
 			continue
 		}
-		info, ok := readSmall("/proc/self/fdinfo/"+n, &buf)
+		info, ok := procfs.ReadFile("/proc/self/fdinfo/"+n, &buf)
 		if !ok {
 			continue
 		}

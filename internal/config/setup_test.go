@@ -16,8 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/ovrlrd/cloud/internal/config"
-	"github.com/ovrlrd/cloud/internal/paramstore"
 	"github.com/ovrlrd/cloud/internal/devkit/ssmfake"
+	"github.com/ovrlrd/cloud/internal/paramstore"
 )
 
 const (

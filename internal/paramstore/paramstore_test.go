@@ -14,9 +14,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/smithy-go"
 
+	"github.com/ovrlrd/cloud/internal/devkit/ssmfake"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/paramstore"
-	"github.com/ovrlrd/cloud/internal/devkit/ssmfake"
 )
 
 // client builds the real SDK client against endpoint, with no ambient AWS

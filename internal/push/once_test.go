@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ovrlrd/cloud/internal/devkit/apnsfake"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/push"
-	"github.com/ovrlrd/cloud/internal/devkit/apnsfake"
 )
 
 func collapseIDs(reqs []apnsfake.Request) []string {

@@ -7,9 +7,10 @@ import (
 	"unicode"
 
 	"github.com/ovrlrd/cloud/internal/claude"
+	"github.com/ovrlrd/cloud/internal/devkit/ssetest"
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/relay"
 	"github.com/ovrlrd/cloud/internal/sse"
-	"github.com/ovrlrd/cloud/internal/devkit/ssetest"
 )
 
 // fuzzTexts are the strings fuzz events draw from, besides the fuzzer's own.
@@ -146,7 +147,7 @@ func FuzzTranslator(f *testing.F) {
 		}
 		o := tr.Finish(result)
 		switch o.Kind {
-		case relay.Complete, relay.PermissionRequired, relay.NoResponse, relay.Error:
+		case ovrlrd.OutcomeComplete, ovrlrd.OutcomePermissionRequired, ovrlrd.OutcomeNoResponse, ovrlrd.OutcomeError:
 		default:
 			t.Fatalf("Kind %q", o.Kind)
 		}
@@ -155,7 +156,7 @@ func FuzzTranslator(f *testing.F) {
 				t.Fatalf("blank segment %q", seg)
 			}
 		}
-		if (o.Kind == relay.PermissionRequired) != (len(o.Denials) > 0) {
+		if (o.Kind == ovrlrd.OutcomePermissionRequired) != (len(o.Denials) > 0) {
 			t.Fatalf("Kind %s with %d denials", o.Kind, len(o.Denials))
 		}
 		seen := map[string]bool{}
@@ -169,7 +170,7 @@ func FuzzTranslator(f *testing.F) {
 			}
 			seen[key] = true
 		}
-		if o.Kind == relay.Complete && len(o.Segments) == 0 || o.Kind == relay.NoResponse && len(o.Segments) > 0 {
+		if o.Kind == ovrlrd.OutcomeComplete && len(o.Segments) == 0 || o.Kind == ovrlrd.OutcomeNoResponse && len(o.Segments) > 0 {
 			t.Fatalf("Kind %s with %d segments", o.Kind, len(o.Segments))
 		}
 		if len(o.Pending) != boolInt(toolOpen) {
@@ -198,7 +199,7 @@ func FuzzTranslator(f *testing.F) {
 		if !c.done {
 			t.Fatal("no terminal event")
 		}
-		if o.Kind == relay.Complete || o.Kind == relay.PermissionRequired {
+		if o.Kind == ovrlrd.OutcomeComplete || o.Kind == ovrlrd.OutcomePermissionRequired {
 			if len(c.messages) != len(o.Segments) {
 				t.Fatalf("client holds %q, store gets %q", c.messages, o.Segments)
 			}

@@ -41,15 +41,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/ovrlrd/cloud/internal/claude"
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/sse"
-)
-
-// Outcome kinds: the terminal event a turn ends with.
-const (
-	Complete           = sse.Complete
-	PermissionRequired = sse.PermissionRequired
-	NoResponse         = sse.NoResponse
-	Error              = sse.Error
 )
 
 // NoResponseMessage is the message of the no_response event.
@@ -134,8 +127,7 @@ func (t *Translator) toolUse(dst []sse.Event, name string) []sse.Event {
 // (Segments for Complete and PermissionRequired, and SessionID), then
 // sends Pending, then Terminal.
 type Outcome struct {
-	// Kind is Complete, PermissionRequired, NoResponse or Error.
-	Kind string
+	Kind ovrlrd.OutcomeKind
 	// Segments are the assistant messages to store, in order: every
 	// segment sent in a segment_end, then the trailing text if it is not
 	// blank. Each is exactly the text streamed for it, and never blank.
@@ -144,7 +136,7 @@ type Outcome struct {
 	Segments []string
 	// Denials are the result's permission denials, de-duplicated, each
 	// tool_input a JSON object; set only for PermissionRequired.
-	Denials []claude.Denial
+	Denials []ovrlrd.PermissionDenial
 	// SessionID is the session id from system/init, else the result's.
 	SessionID string
 	// Message is the error message for Error: the result's text, or
@@ -188,19 +180,19 @@ func (t *Translator) Finish(result *claude.Result) Outcome {
 	}
 	switch {
 	case result == nil:
-		o.Kind = Error
+		o.Kind = ovrlrd.OutcomeError
 	case result.IsError:
-		o.Kind, o.Message = Error, result.Text
+		o.Kind, o.Message = ovrlrd.OutcomeError, result.Text
 		if isBlank(o.Message) {
 			o.Message = UnknownError
 		}
 	default:
 		if o.Denials = dedupe(result.PermissionDenials); len(o.Denials) > 0 {
-			o.Kind = PermissionRequired
+			o.Kind = ovrlrd.OutcomePermissionRequired
 		} else if len(o.Segments) > 0 {
-			o.Kind = Complete
+			o.Kind = ovrlrd.OutcomeComplete
 		} else {
-			o.Kind = NoResponse
+			o.Kind = ovrlrd.OutcomeNoResponse
 		}
 	}
 	return o
@@ -212,11 +204,11 @@ func (t *Translator) Finish(result *claude.Result) Outcome {
 // is empty). Any other Kind gives an error event.
 func (o Outcome) Terminal(conversationID, title string) sse.Event {
 	switch o.Kind {
-	case Complete:
+	case ovrlrd.OutcomeComplete:
 		return sse.Event{Type: sse.Complete, ConversationID: conversationID, Title: title}
-	case PermissionRequired:
+	case ovrlrd.OutcomePermissionRequired:
 		return sse.Event{Type: sse.PermissionRequired, ConversationID: conversationID, Denials: o.Denials}
-	case NoResponse:
+	case ovrlrd.OutcomeNoResponse:
 		return sse.Event{Type: sse.NoResponse, ConversationID: conversationID, Message: NoResponseMessage}
 	}
 	msg := o.Message
@@ -228,12 +220,12 @@ func (o Outcome) Terminal(conversationID, title string) sse.Event {
 
 // dedupe returns ds without repeats, tool_input normalized; nil if empty.
 // ds itself is not modified.
-func dedupe(ds []claude.Denial) []claude.Denial {
+func dedupe(ds []ovrlrd.PermissionDenial) []ovrlrd.PermissionDenial {
 	if len(ds) == 0 {
 		return nil
 	}
 	seen := make(map[string]struct{}, len(ds))
-	out := make([]claude.Denial, 0, len(ds))
+	out := make([]ovrlrd.PermissionDenial, 0, len(ds))
 	for _, d := range ds {
 		d.ToolInput = sse.NormalizeToolInput(d.ToolInput)
 		key := d.ToolName + ":" + string(d.ToolInput)

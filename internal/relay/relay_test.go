@@ -8,9 +8,10 @@ import (
 	"testing"
 
 	"github.com/ovrlrd/cloud/internal/claude"
+	"github.com/ovrlrd/cloud/internal/devkit/ssetest"
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/relay"
 	"github.com/ovrlrd/cloud/internal/sse"
-	"github.com/ovrlrd/cloud/internal/devkit/ssetest"
 )
 
 const conv = "6f1c2d3e-0000-4000-8000-000000000001"
@@ -77,42 +78,42 @@ func TestTranslator(t *testing.T) {
 		result   *claude.Result
 		events   []string
 		pending  []string
-		kind     string
+		kind     ovrlrd.OutcomeKind
 		segments []string
 	}{
 		{
 			name:   "text only",
 			in:     []claude.Event{text("Hello")},
 			result: ok(), events: []string{"chunk:Hello"},
-			kind: relay.Complete, segments: []string{"Hello"},
+			kind: ovrlrd.OutcomeComplete, segments: []string{"Hello"},
 		},
 		{
 			name:   "contract 3.3: text, tool, text, result",
 			in:     []claude.Event{text("Let me check that file."), tool("Read"), text("The bug is on line 3.")},
 			result: ok(),
 			events: []string{"chunk:Let me check that file.", "segment_end:Let me check that file.", "tool_start:Read", "tool_end:Read", "chunk:The bug is on line 3."},
-			kind:   relay.Complete, segments: []string{"Let me check that file.", "The bug is on line 3."},
+			kind:   ovrlrd.OutcomeComplete, segments: []string{"Let me check that file.", "The bug is on line 3."},
 		},
 		{
 			name:   "text blocks and messages concatenate with no separator",
 			in:     []claude.Event{text("A", "B"), text("C"), tool("Bash"), text("D"), text("E")},
 			result: ok(),
 			events: []string{"chunk:A", "chunk:B", "chunk:C", "segment_end:ABC", "tool_start:Bash", "tool_end:Bash", "chunk:D", "chunk:E"},
-			kind:   relay.Complete, segments: []string{"ABC", "DE"},
+			kind:   ovrlrd.OutcomeComplete, segments: []string{"ABC", "DE"},
 		},
 		{
 			name:   "several tool_starts, one lazy tool_end for the last",
 			in:     []claude.Event{text("Looking."), tool("Glob"), tool("Read"), blocks(claude.Block{Type: "tool_use", ToolName: "Grep"}), text("Found it.")},
 			result: ok(),
 			events: []string{"chunk:Looking.", "segment_end:Looking.", "tool_start:Glob", "tool_start:Read", "tool_start:Grep", "tool_end:Grep", "chunk:Found it."},
-			kind:   relay.Complete, segments: []string{"Looking.", "Found it."},
+			kind:   ovrlrd.OutcomeComplete, segments: []string{"Looking.", "Found it."},
 		},
 		{
 			name:   "text and tool_use blocks in one message",
 			in:     []claude.Event{blocks(claude.Block{Type: "text", Text: "Running."}, claude.Block{Type: "tool_use", ToolName: "Bash"}, claude.Block{Type: "text", Text: "Ran."})},
 			result: ok(),
 			events: []string{"chunk:Running.", "segment_end:Running.", "tool_start:Bash", "tool_end:Bash", "chunk:Ran."},
-			kind:   relay.Complete, segments: []string{"Running.", "Ran."},
+			kind:   ovrlrd.OutcomeComplete, segments: []string{"Running.", "Ran."},
 		},
 		{
 			name:    "pending tool at the end: tool_end in Pending",
@@ -120,48 +121,48 @@ func TestTranslator(t *testing.T) {
 			result:  ok(),
 			events:  []string{"chunk:Writing.", "segment_end:Writing.", "tool_start:Write"},
 			pending: []string{"tool_end:Write"},
-			kind:    relay.Complete, segments: []string{"Writing."},
+			kind:    ovrlrd.OutcomeComplete, segments: []string{"Writing."},
 		},
 		{
 			name:   "tool first: no segment_end",
 			in:     []claude.Event{tool("Bash"), text("Done.")},
 			result: ok(),
 			events: []string{"tool_start:Bash", "tool_end:Bash", "chunk:Done."},
-			kind:   relay.Complete, segments: []string{"Done."},
+			kind:   ovrlrd.OutcomeComplete, segments: []string{"Done."},
 		},
 		{
 			name:   "blank segment is not closed; its whitespace heads the next",
 			in:     []claude.Event{text("\n\n"), tool("Bash"), text("Hi")},
 			result: ok(),
 			events: []string{"chunk:\n\n", "tool_start:Bash", "tool_end:Bash", "chunk:Hi"},
-			kind:   relay.Complete, segments: []string{"\n\nHi"},
+			kind:   ovrlrd.OutcomeComplete, segments: []string{"\n\nHi"},
 		},
 		{
 			name:   "blank trailing text is not stored",
 			in:     []claude.Event{text("Answer."), tool("Bash"), text(" \n\t\u00a0\u2028\ufeff")},
 			result: ok(),
 			events: []string{"chunk:Answer.", "segment_end:Answer.", "tool_start:Bash", "tool_end:Bash", "chunk: \n\t\u00a0\u2028\ufeff"},
-			kind:   relay.Complete, segments: []string{"Answer."},
+			kind:   ovrlrd.OutcomeComplete, segments: []string{"Answer."},
 		},
 		{
 			name:   "only blank text: no_response",
 			in:     []claude.Event{text("  "), text("\n")},
 			result: ok(),
 			events: []string{"chunk:  ", "chunk:\n"},
-			kind:   relay.NoResponse, segments: nil,
+			kind:   ovrlrd.OutcomeNoResponse, segments: nil,
 		},
 		{
 			name:   "U+0085 is not blank (as in JavaScript)",
 			in:     []claude.Event{text("\u0085")},
 			result: ok(), events: []string{"chunk:\u0085"},
-			kind: relay.Complete, segments: []string{"\u0085"},
+			kind: ovrlrd.OutcomeComplete, segments: []string{"\u0085"},
 		},
 		{
 			name:   "empty text block and nameless tool_use are skipped",
 			in:     []claude.Event{tool("Bash"), text(""), blocks(claude.Block{Type: "tool_use"}), text("ok")},
 			result: ok(),
 			events: []string{"tool_start:Bash", "tool_end:Bash", "chunk:ok"},
-			kind:   relay.Complete, segments: []string{"ok"},
+			kind:   ovrlrd.OutcomeComplete, segments: []string{"ok"},
 		},
 		{
 			name: "thinking, unknown blocks and other line types are ignored",
@@ -172,34 +173,34 @@ func TestTranslator(t *testing.T) {
 				text("visible"),
 			},
 			result: ok(), events: []string{"chunk:visible"},
-			kind: relay.Complete, segments: []string{"visible"},
+			kind: ovrlrd.OutcomeComplete, segments: []string{"visible"},
 		},
 		{
 			name:   "sub-agent messages stream like the main agent's",
 			in:     []claude.Event{text("Delegating."), tool("Task"), sub(text("Sub-agent looking.")), sub(tool("Grep")), text("Summary.")},
 			result: ok(),
 			events: []string{"chunk:Delegating.", "segment_end:Delegating.", "tool_start:Task", "tool_end:Task", "chunk:Sub-agent looking.", "segment_end:Sub-agent looking.", "tool_start:Grep", "tool_end:Grep", "chunk:Summary."},
-			kind:   relay.Complete, segments: []string{"Delegating.", "Sub-agent looking.", "Summary."},
+			kind:   ovrlrd.OutcomeComplete, segments: []string{"Delegating.", "Sub-agent looking.", "Summary."},
 		},
 		{
 			name:   "slash command output",
 			in:     []claude.Event{user("<command-name>/cost</command-name>\n<command-message>cost</command-message>"), user("<local-command-stdout>\n  Total cost: $0.0123 ✓\n</local-command-stdout>")},
 			result: &claude.Result{Text: ""},
 			events: []string{"chunk:Total cost: $0.0123 ✓"},
-			kind:   relay.Complete, segments: []string{"Total cost: $0.0123 ✓"},
+			kind:   ovrlrd.OutcomeComplete, segments: []string{"Total cost: $0.0123 ✓"},
 		},
 		{
 			name:   "slash: first match only, appended to the current segment",
 			in:     []claude.Event{text("Before:"), user("x<local-command-stdout> one </local-command-stdout><local-command-stdout>two</local-command-stdout>")},
 			result: ok(),
 			events: []string{"chunk:Before:", "chunk:one"},
-			kind:   relay.Complete, segments: []string{"Before:one"},
+			kind:   ovrlrd.OutcomeComplete, segments: []string{"Before:one"},
 		},
 		{
 			name:   "slash: multi-line output kept inside, trimmed outside",
 			in:     []claude.Event{user("<local-command-stdout>\ufeff\nline 1\n\nline 2\n\u00a0</local-command-stdout>")},
 			result: ok(), events: []string{"chunk:line 1\n\nline 2"},
-			kind: relay.Complete, segments: []string{"line 1\n\nline 2"},
+			kind: ovrlrd.OutcomeComplete, segments: []string{"line 1\n\nline 2"},
 		},
 		{
 			name: "slash: blank, empty, unclosed, tool-result and sub-agent lines give nothing",
@@ -213,61 +214,61 @@ func TestTranslator(t *testing.T) {
 				sub(user("<local-command-stdout>quoted in a prompt</local-command-stdout>")),
 			},
 			result: ok(), events: []string{},
-			kind: relay.NoResponse, segments: nil,
+			kind: ovrlrd.OutcomeNoResponse, segments: nil,
 		},
 		{
 			name:   "slash output after a pending tool ends the tool first",
 			in:     []claude.Event{tool("Bash"), user("<local-command-stdout>out</local-command-stdout>")},
 			result: ok(),
 			events: []string{"tool_start:Bash", "tool_end:Bash", "chunk:out"},
-			kind:   relay.Complete, segments: []string{"out"},
+			kind:   ovrlrd.OutcomeComplete, segments: []string{"out"},
 		},
 		{
 			name:   "no text at all: no_response",
 			in:     []claude.Event{sysInit("s1")},
 			result: ok(), events: []string{},
-			kind: relay.NoResponse,
+			kind: ovrlrd.OutcomeNoResponse,
 		},
 		{
 			name:   "tools but no text: no_response, tool_end pending",
 			in:     []claude.Event{tool("Bash"), tool("Read")},
 			result: ok(),
 			events: []string{"tool_start:Bash", "tool_start:Read"}, pending: []string{"tool_end:Read"},
-			kind: relay.NoResponse,
+			kind: ovrlrd.OutcomeNoResponse,
 		},
 		{
 			name:   "is_error: error, segments still reported",
 			in:     []claude.Event{text("Partial.")},
 			result: &claude.Result{IsError: true, Text: "API Error: 529 Overloaded"},
 			events: []string{"chunk:Partial."},
-			kind:   relay.Error, segments: []string{"Partial."},
+			kind:   ovrlrd.OutcomeError, segments: []string{"Partial."},
 		},
 		{
 			name:   "nil result: error for the caller to explain",
 			in:     []claude.Event{text("Half"), tool("Bash")},
 			result: nil,
 			events: []string{"chunk:Half", "segment_end:Half", "tool_start:Bash"}, pending: []string{"tool_end:Bash"},
-			kind: relay.Error, segments: []string{"Half"},
+			kind: ovrlrd.OutcomeError, segments: []string{"Half"},
 		},
 		{
 			name:   "empty denials list: complete",
 			in:     []claude.Event{text("ok")},
 			result: &claude.Result{PermissionDenials: []claude.Denial{}},
 			events: []string{"chunk:ok"},
-			kind:   relay.Complete, segments: []string{"ok"},
+			kind:   ovrlrd.OutcomeComplete, segments: []string{"ok"},
 		},
 		{
 			name:   "denials take precedence over complete; segments still stored",
 			in:     []claude.Event{text("I need to run npm."), tool("Bash"), text("Permission was denied.")},
 			result: &claude.Result{PermissionDenials: []claude.Denial{{ToolName: "Bash", ToolUseID: "t1", ToolInput: json.RawMessage(`{"command":"npm install"}`)}}},
 			events: []string{"chunk:I need to run npm.", "segment_end:I need to run npm.", "tool_start:Bash", "tool_end:Bash", "chunk:Permission was denied."},
-			kind:   relay.PermissionRequired, segments: []string{"I need to run npm.", "Permission was denied."},
+			kind:   ovrlrd.OutcomePermissionRequired, segments: []string{"I need to run npm.", "Permission was denied."},
 		},
 		{
 			name:   "is_error takes precedence over denials",
 			in:     nil,
 			result: &claude.Result{IsError: true, Text: "boom", PermissionDenials: []claude.Denial{{ToolName: "Bash", ToolUseID: "t1"}}},
-			events: []string{}, kind: relay.Error,
+			events: []string{}, kind: ovrlrd.OutcomeError,
 		},
 	}
 	for _, tt := range tests {
@@ -290,7 +291,7 @@ func TestTranslator(t *testing.T) {
 			if o.Result != tt.result {
 				t.Error("Result not passed through")
 			}
-			if (o.Kind == relay.PermissionRequired) != (len(o.Denials) > 0) {
+			if (o.Kind == ovrlrd.OutcomePermissionRequired) != (len(o.Denials) > 0) {
 				t.Errorf("Kind %s with %d denials", o.Kind, len(o.Denials))
 			}
 		})
@@ -308,7 +309,7 @@ func TestErrorMessage(t *testing.T) {
 		{nil, ""},
 	} {
 		o := relay.New(conv).Finish(tc.result)
-		if o.Kind != relay.Error || o.Message != tc.want {
+		if o.Kind != ovrlrd.OutcomeError || o.Message != tc.want {
 			t.Errorf("Finish(%+v) = %s %q, want error %q", tc.result, o.Kind, o.Message, tc.want)
 		}
 	}
@@ -365,7 +366,7 @@ func TestDenialsDedupe(t *testing.T) {
 	tr := relay.New(conv)
 	feedAll(tr, text("Need permission."))
 	o := tr.Finish(&claude.Result{PermissionDenials: in})
-	if o.Kind != relay.PermissionRequired {
+	if o.Kind != ovrlrd.OutcomePermissionRequired {
 		t.Fatalf("Kind = %s", o.Kind)
 	}
 	var got []string
@@ -416,12 +417,12 @@ func TestTerminal(t *testing.T) {
 		title string
 		want  sse.Event
 	}{
-		{relay.Outcome{Kind: relay.Complete}, "", sse.Event{Type: sse.Complete, ConversationID: conv}},
-		{relay.Outcome{Kind: relay.Complete}, "Fix streaming bug", sse.Event{Type: sse.Complete, ConversationID: conv, Title: "Fix streaming bug"}},
-		{relay.Outcome{Kind: relay.PermissionRequired, Denials: d}, "t", sse.Event{Type: sse.PermissionRequired, ConversationID: conv, Denials: d}},
-		{relay.Outcome{Kind: relay.NoResponse}, "t", sse.Event{Type: sse.NoResponse, ConversationID: conv, Message: "This command completed but produced no visible output."}},
-		{relay.Outcome{Kind: relay.Error, Message: "Request timed out"}, "t", sse.Event{Type: sse.Error, Message: "Request timed out"}},
-		{relay.Outcome{Kind: relay.Error}, "", sse.Event{Type: sse.Error, Message: "Unknown error"}},
+		{relay.Outcome{Kind: ovrlrd.OutcomeComplete}, "", sse.Event{Type: sse.Complete, ConversationID: conv}},
+		{relay.Outcome{Kind: ovrlrd.OutcomeComplete}, "Fix streaming bug", sse.Event{Type: sse.Complete, ConversationID: conv, Title: "Fix streaming bug"}},
+		{relay.Outcome{Kind: ovrlrd.OutcomePermissionRequired, Denials: d}, "t", sse.Event{Type: sse.PermissionRequired, ConversationID: conv, Denials: d}},
+		{relay.Outcome{Kind: ovrlrd.OutcomeNoResponse}, "t", sse.Event{Type: sse.NoResponse, ConversationID: conv, Message: "This command completed but produced no visible output."}},
+		{relay.Outcome{Kind: ovrlrd.OutcomeError, Message: "Request timed out"}, "t", sse.Event{Type: sse.Error, Message: "Request timed out"}},
+		{relay.Outcome{Kind: ovrlrd.OutcomeError}, "", sse.Event{Type: sse.Error, Message: "Unknown error"}},
 		{relay.Outcome{}, "", sse.Event{Type: sse.Error, Message: "Unknown error"}},
 	} {
 		got := tc.o.Terminal(conv, tc.title)
@@ -536,7 +537,7 @@ func TestEndToEnd(t *testing.T) {
 	if want := []string{"Let me look ✓ at \"main.go\"\n", "sub-agent 🎉\u2028Fixed.\r\n"}; !reflect.DeepEqual(o.Segments, want) {
 		t.Errorf("Segments = %q", o.Segments)
 	}
-	if o.SessionID != "s1" || o.Kind != relay.PermissionRequired || string(o.Denials[0].ToolInput) != "{}" {
+	if o.SessionID != "s1" || o.Kind != ovrlrd.OutcomePermissionRequired || string(o.Denials[0].ToolInput) != "{}" {
 		t.Errorf("outcome %+v", o)
 	}
 }

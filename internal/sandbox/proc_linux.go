@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/ovrlrd/cloud/internal/procfs"
 )
 
 // supported: /proc tells every process's users, and root can run a child as
@@ -76,17 +78,10 @@ func readProc(pid int) (proc, bool) {
 // effective user, even when its entries are closed to that user. A program
 // run set-user-id is missed here; killUser's kill(-1) reaches it anyway.
 func processesOf(uid int) []proc {
-	d, err := os.Open("/proc")
-	if err != nil {
-		return nil
-	}
-	defer d.Close()
-	names, _ := d.Readdirnames(-1)
 	var out []proc
 	var st syscall.Stat_t
-	for _, n := range names {
-		pid, err := strconv.Atoi(n)
-		if err != nil || syscall.Stat("/proc/"+n, &st) != nil || int(st.Uid) != uid {
+	for _, pid := range procfs.Pids() {
+		if syscall.Stat("/proc/"+strconv.Itoa(pid), &st) != nil || int(st.Uid) != uid {
 			continue
 		}
 		if p, ok := readProc(pid); ok && p.hasUID(uid) {

@@ -4,120 +4,80 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"unicode/utf8"
+	"sync"
+
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
 
-// appendJSON appends e's compact JSON encoding to b. It allocates nothing
-// beyond the growth of b, except for denials (which are rare).
-//
-// Strings are escaped like encoding/json with HTML escaping off: `"`, `\`
-// and control characters are escaped (so the JSON never holds a raw
-// newline), U+2028 and U+2029 are escaped, invalid UTF-8 bytes become
-// \ufffd, everything else is written as raw UTF-8.
-func (e Event) appendJSON(b []byte) []byte {
-	b = append(b, `{"type":`...)
-	b = appendString(b, e.Type)
-	if e.Content != "" || e.Type == Chunk || e.Type == SegmentEnd {
-		b = append(b, `,"content":`...)
-		b = appendString(b, e.Content)
-	}
-	if e.ConversationID != "" {
-		b = append(b, `,"conversationId":`...)
-		b = appendString(b, e.ConversationID)
-	}
-	if e.Message != "" {
-		b = append(b, `,"message":`...)
-		b = appendString(b, e.Message)
-	}
-	if e.ToolName != "" {
-		b = append(b, `,"toolName":`...)
-		b = appendString(b, e.ToolName)
-	}
-	if e.Title != "" {
-		b = append(b, `,"title":`...)
-		b = appendString(b, e.Title)
-	}
-	if len(e.Denials) > 0 || e.Type == PermissionRequired {
-		b = append(b, `,"denials":[`...)
-		for i, d := range e.Denials {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, `{"tool_name":`...)
-			b = appendString(b, d.ToolName)
-			b = append(b, `,"tool_use_id":`...)
-			b = appendString(b, d.ToolUseID)
-			b = append(b, `,"tool_input":`...)
-			b = appendToolInput(b, d.ToolInput)
-			b = append(b, '}')
-		}
-		b = append(b, ']')
-	}
-	return append(b, '}')
+// wireEvent is Event as the app reads it. The pointers say "written even
+// when empty": content for chunk and segment_end, denials (as []) for
+// permission_required.
+type wireEvent struct {
+	Type           string                     `json:"type"`
+	Content        *string                    `json:"content,omitempty"`
+	ConversationID string                     `json:"conversationId,omitempty"`
+	Message        string                     `json:"message,omitempty"`
+	ToolName       string                     `json:"toolName,omitempty"`
+	Title          string                     `json:"title,omitempty"`
+	Denials        *[]ovrlrd.PermissionDenial `json:"denials,omitempty"`
 }
 
-const hexDigits = "0123456789abcdef"
+// encoder is an encoding/json Encoder that appends to a caller's buffer,
+// with the wire form it encodes. Pooled, so that an event allocates
+// nothing beyond the buffer's growth (denials aside, which are rare).
+type encoder struct {
+	enc     *json.Encoder
+	out     []byte
+	wire    wireEvent
+	content string
+}
 
-// safeASCII[c] is true for the ASCII bytes written as they are inside a
-// JSON string.
-var safeASCII = func() (t [utf8.RuneSelf]bool) {
-	for c := 0x20; c < utf8.RuneSelf; c++ {
-		t[c] = c != '"' && c != '\\'
-	}
-	return t
-}()
+var encoders = sync.Pool{New: func() any {
+	e := &encoder{}
+	e.enc = json.NewEncoder(e)
+	// The app reads the JSON as it is: <, > and & need no escaping.
+	e.enc.SetEscapeHTML(false)
+	return e
+}}
 
-// appendString appends s as a JSON string literal.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if safeASCII[c] {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
+func (e *encoder) Write(p []byte) (int, error) {
+	e.out = append(e.out, p...)
+	return len(p), nil
+}
+
+// encode appends v's compact JSON to b. Strings are escaped as the app
+// needs: control characters (no raw newline in a frame), U+2028 and
+// U+2029 escaped, invalid UTF-8 as \ufffd.
+func (e *encoder) encode(b []byte, v any) []byte {
+	e.out = b
+	err := e.enc.Encode(v)
+	b, e.out = e.out, nil
+	if err != nil { // nothing was written: every value here encodes
+		return b
 	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+	return b[:len(b)-1] // the Encoder's newline
+}
+
+// appendJSON appends e's compact JSON encoding to b.
+func (e Event) appendJSON(b []byte) []byte {
+	enc := encoders.Get().(*encoder)
+	defer encoders.Put(enc)
+	enc.wire = wireEvent{Type: e.Type, ConversationID: e.ConversationID, Message: e.Message, ToolName: e.ToolName, Title: e.Title}
+	if e.Content != "" || e.Type == Chunk || e.Type == SegmentEnd {
+		enc.content = e.Content
+		enc.wire.Content = &enc.content
+	}
+	if len(e.Denials) > 0 || e.Type == PermissionRequired {
+		ds := make([]ovrlrd.PermissionDenial, len(e.Denials))
+		for i, d := range e.Denials {
+			d.ToolInput = NormalizeToolInput(d.ToolInput)
+			ds[i] = d
+		}
+		enc.wire.Denials = &ds
+	}
+	b = enc.encode(b, &enc.wire)
+	enc.wire, enc.content = wireEvent{}, "" // the pool must not keep the event alive
+	return b
 }
 
 // appendToolInput appends raw, normalized as NormalizeToolInput describes.
@@ -125,6 +85,8 @@ func appendToolInput(b []byte, raw json.RawMessage) []byte {
 	if !isObject(raw) || !json.Valid(raw) {
 		return append(b, "{}"...)
 	}
+	enc := encoders.Get().(*encoder)
+	defer encoders.Put(enc)
 	// Re-encode token by token: keeps key order and number literals,
 	// drops insignificant space, and re-escapes strings (the decoder has
 	// already turned invalid UTF-8 and lone surrogates into U+FFFD).
@@ -163,18 +125,8 @@ func appendToolInput(b []byte, raw json.RawMessage) []byte {
 			default:
 				stack = stack[:len(stack)-1]
 			}
-		case string:
-			b = appendString(b, t)
-		case json.Number:
-			b = append(b, t...)
-		case bool:
-			if t {
-				b = append(b, "true"...)
-			} else {
-				b = append(b, "false"...)
-			}
-		case nil:
-			b = append(b, "null"...)
+		default: // a string, json.Number, bool or nil
+			b = enc.encode(b, t)
 		}
 	}
 	return b

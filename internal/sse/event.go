@@ -13,7 +13,7 @@ package sse
 import (
 	"encoding/json"
 
-	"github.com/ovrlrd/cloud/internal/claude"
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
 
 // The event types the app knows. Anything else must never be sent.
@@ -22,10 +22,10 @@ const (
 	SegmentEnd         = "segment_end"
 	ToolStart          = "tool_start"
 	ToolEnd            = "tool_end"
-	Complete           = "complete"
-	NoResponse         = "no_response"
-	PermissionRequired = "permission_required"
-	Error              = "error"
+	Complete           = string(ovrlrd.OutcomeComplete)
+	NoResponse         = string(ovrlrd.OutcomeNoResponse)
+	PermissionRequired = string(ovrlrd.OutcomePermissionRequired)
+	Error              = string(ovrlrd.OutcomeError)
 	Ping               = "ping"
 )
 
@@ -40,13 +40,13 @@ const (
 // The struct tags document the wire names; the encoding itself is done by
 // MarshalJSON, which Writer.Send uses too.
 type Event struct {
-	Type           string          `json:"type"`
-	Content        string          `json:"content,omitempty"`
-	ConversationID string          `json:"conversationId,omitempty"`
-	Message        string          `json:"message,omitempty"`
-	ToolName       string          `json:"toolName,omitempty"`
-	Title          string          `json:"title,omitempty"`
-	Denials        []claude.Denial `json:"denials,omitempty"`
+	Type           string                    `json:"type"`
+	Content        string                    `json:"content,omitempty"`
+	ConversationID string                    `json:"conversationId,omitempty"`
+	Message        string                    `json:"message,omitempty"`
+	ToolName       string                    `json:"toolName,omitempty"`
+	Title          string                    `json:"title,omitempty"`
+	Denials        []ovrlrd.PermissionDenial `json:"denials,omitempty"`
 }
 
 // Terminal reports whether the app disconnects on receiving e: complete,

@@ -14,8 +14,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/ovrlrd/cloud/internal/claude"
-	"github.com/ovrlrd/cloud/internal/sse"
 	"github.com/ovrlrd/cloud/internal/devkit/ssetest"
+	"github.com/ovrlrd/cloud/internal/sse"
 )
 
 // recorder records every Write call separately.
@@ -509,56 +509,6 @@ func TestConcurrentSendAndPing(t *testing.T) {
 	}
 	if chunks != 200 || len(got) != 400 {
 		t.Errorf("%d chunks, %d events", chunks, len(got))
-	}
-}
-
-// mirror is Event's wire form expressed with encoding/json, to check the
-// hand-written encoder against the standard library.
-type mirror struct {
-	Type           string          `json:"type"`
-	Content        *string         `json:"content,omitempty"`
-	ConversationID string          `json:"conversationId,omitempty"`
-	Message        string          `json:"message,omitempty"`
-	ToolName       string          `json:"toolName,omitempty"`
-	Title          string          `json:"title,omitempty"`
-	Denials        *[]mirrorDenial `json:"denials,omitempty"`
-}
-
-type mirrorDenial struct {
-	ToolName  string          `json:"tool_name"`
-	ToolUseID string          `json:"tool_use_id"`
-	ToolInput json.RawMessage `json:"tool_input"`
-}
-
-func stdlibJSON(t testing.TB, e sse.Event) string {
-	m := mirror{Type: e.Type, ConversationID: e.ConversationID, Message: e.Message, ToolName: e.ToolName, Title: e.Title}
-	if e.Content != "" || e.Type == sse.Chunk || e.Type == sse.SegmentEnd {
-		m.Content = &e.Content
-	}
-	if len(e.Denials) > 0 || e.Type == sse.PermissionRequired {
-		ds := []mirrorDenial{}
-		for _, d := range e.Denials {
-			ds = append(ds, mirrorDenial{d.ToolName, d.ToolUseID, sse.NormalizeToolInput(d.ToolInput)})
-		}
-		m.Denials = &ds
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(m); err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSuffix(buf.String(), "\n")
-}
-
-func TestMatchesEncodingJSON(t *testing.T) {
-	for _, s := range []string{tricky, "", "\xff\xfe", "\xed\xa0\x80", "a\xc3", "\U0010FFFF", "\uFFFD"} {
-		for _, e := range everyKind(s) {
-			got, _ := e.MarshalJSON()
-			if want := stdlibJSON(t, e); string(got) != want {
-				t.Errorf("%s %q:\n got %s\nwant %s", e.Type, s, got, want)
-			}
-		}
 	}
 }
 

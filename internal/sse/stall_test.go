@@ -14,8 +14,8 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdaurl"
 
-	"github.com/ovrlrd/cloud/internal/sse"
 	"github.com/ovrlrd/cloud/internal/devkit/ssetest"
+	"github.com/ovrlrd/cloud/internal/sse"
 )
 
 // A client that stops reading without disconnecting (a phone suspended

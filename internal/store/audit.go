@@ -5,8 +5,6 @@ import (
 	"crypto/rand"
 	"time"
 
-	"github.com/guregu/dynamo/v2"
-
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
 
@@ -51,25 +49,4 @@ func (s *Store) PutAudit(ctx context.Context, ev ovrlrd.AuditEvent, retention ti
 		return dbError("put audit event", err)
 	}
 	return nil
-}
-
-// AuditEvents lists up to limit events of a subject (a user id, or
-// "ip:"+hash as in AuditEvent.Subject), newest first.
-func (s *Store) AuditEvents(ctx context.Context, subject string, limit int) ([]ovrlrd.AuditEvent, error) {
-	if subject == "" || limit < 1 {
-		return nil, ovrlrd.Errorf(ovrlrd.EINVALID, "Listing audit events needs a subject and a positive limit.")
-	}
-	var items []auditItem
-	err := s.table.Get(attrPK, auditPK(subject)).Order(dynamo.Descending).Limit(limit).All(ctx, &items)
-	if err != nil {
-		return nil, dbError("list audit events", err)
-	}
-	out := make([]ovrlrd.AuditEvent, 0, len(items))
-	for _, it := range items {
-		out = append(out, ovrlrd.AuditEvent{
-			Action: it.Action, UserID: it.UserID, IPHash: it.IPHash, UserAgent: it.UserAgent,
-			Reason: it.Reason, Time: timeOf(it.Time),
-		})
-	}
-	return out, nil
 }

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/devkit/storetest"
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
 
 func TestPutAudit(t *testing.T) {
@@ -25,7 +25,7 @@ func TestPutAudit(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	got, err := s.AuditEvents(ctx, uid, 10)
+	got, err := storetest.AuditEvents(ctx, uid, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestAuditEventsByAddressNewestFirst(t *testing.T) {
 		}
 	}
 
-	got, err := s.AuditEvents(ctx, "ip:"+ipHash, 2)
+	got, err := storetest.AuditEvents(ctx, "ip:"+ipHash, 2)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,9 +7,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/store"
-	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 )
 
 // openTurn starts a turn as the buffered route does and returns what its
@@ -80,9 +80,7 @@ func TestClaimRun(t *testing.T) {
 	late := openTurn(t, s, uid, "", "h2")
 	taken := openTurn(t, s, uid, "", "h3")
 	clock.Advance(time.Minute + time.Second)
-	if _, err := s.AcquireRun(ctx, taken.ConversationID, "another turn", time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	openTurn(t, s, uid, taken.ConversationID, "another turn")
 	if err := s.ClaimRun(ctx, late.ConversationID, "h2", 2*time.Minute); err != nil {
 		t.Fatalf("late claim: %v", err)
 	}
@@ -107,7 +105,7 @@ func TestUndoStartTurn(t *testing.T) {
 		t.Fatalf("%d items left of the undone conversation", n)
 	}
 
-	c, _, err := s.CreateConversation(ctx, uid, &ovrlrd.NewMessage{Role: ovrlrd.RoleUser, Content: "earlier"})
+	c, _, err := storetest.NewConversation(ctx, s, uid, "earlier")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,9 +16,8 @@ const (
 	convPrefix = "CONV#"
 	// MaxPageLimit is the largest page a list returns.
 	MaxPageLimit = 100
-	// maxTitle and maxSessionID bound free text kept on the conversation.
-	maxTitle     = 1000
-	maxSessionID = 200
+	// maxTitle bounds the title kept on the conversation.
+	maxTitle = 1000
 )
 
 // Keys of a conversation: the item lives under its owner, so a lookup by
@@ -99,37 +98,6 @@ func checkPage(p ovrlrd.Page) error {
 	return nil
 }
 
-// CreateConversation creates a conversation for userID and, when first is
-// given, its first message, in one transaction.
-func (s *Store) CreateConversation(ctx context.Context, userID string, first *ovrlrd.NewMessage) (ovrlrd.Conversation, *ovrlrd.Message, error) {
-	if !isID(userID) {
-		return ovrlrd.Conversation{}, nil, ovrlrd.Errorf(ovrlrd.EINVALID, "The user id is invalid.")
-	}
-	if first != nil {
-		if err := checkMessage(first.Role, first.Content); err != nil {
-			return ovrlrd.Conversation{}, nil, err
-		}
-	}
-	at := s.nowMillis()
-	conv := newConvItem(userID, newID(), at)
-	tx := s.db.WriteTx().Put(s.table.Put(conv).If("attribute_not_exists($)", attrPK))
-	var msg *msgItem
-	if first != nil {
-		m := newMsgItem(userID, conv.ID, newID(), first.Role, first.Content, at)
-		msg = &m
-		tx.Put(s.table.Put(m).If("attribute_not_exists($)", attrPK))
-	}
-	// The token makes an SDK-level resend of this request harmless.
-	if err := tx.Idempotent(true).Run(ctx); err != nil {
-		return ovrlrd.Conversation{}, nil, dbError("create conversation", err)
-	}
-	if msg == nil {
-		return conv.conversation(), nil, nil
-	}
-	m := msg.message()
-	return conv.conversation(), &m, nil
-}
-
 // Conversation returns convID if userID owns it. Missing, foreign and
 // malformed ids are all ENOTFOUND.
 func (s *Store) Conversation(ctx context.Context, userID, convID string) (ovrlrd.Conversation, error) {
@@ -197,29 +165,6 @@ func (s *Store) ListConversations(ctx context.Context, userID string, page ovrlr
 		convs = append(convs, it.conversation())
 	}
 	return convs, next, nil
-}
-
-// SetClaudeSessionID records the Claude CLI session that resumes convID.
-func (s *Store) SetClaudeSessionID(ctx context.Context, userID, convID, sessionID string) error {
-	if sessionID == "" || len(sessionID) > maxSessionID {
-		return ovrlrd.Errorf(ovrlrd.EINVALID, "The session id is invalid.")
-	}
-	_, err := s.touch(ctx, userID, convID, change{set: map[string]*string{"claudeSessionId": &sessionID}}, nil)
-	return err
-}
-
-// SetTitle sets convID's title; an empty title clears it, which the app
-// shows as "New Conversation".
-func (s *Store) SetTitle(ctx context.Context, userID, convID, title string) error {
-	if len(title) > maxTitle {
-		return ovrlrd.Errorf(ovrlrd.EINVALID, "The title is too long.")
-	}
-	var v *string
-	if title != "" {
-		v = &title
-	}
-	_, err := s.touch(ctx, userID, convID, change{set: map[string]*string{"title": v}}, nil)
-	return err
 }
 
 // DeleteConversation deletes convID and everything kept under it. The

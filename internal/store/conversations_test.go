@@ -11,9 +11,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/store"
-	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 )
 
 // convRig is a Store with its own call counter and, optionally, its own
@@ -21,14 +21,14 @@ import (
 // other test files share.
 type convRig struct {
 	*store.Store
-	calls *store.CallCounter
+	calls *storetest.CallCounter
 	t     *testing.T
 	ctx   context.Context
 }
 
 func newConvRig(t *testing.T, now func() time.Time) convRig {
 	t.Helper()
-	calls := &store.CallCounter{}
+	calls := &storetest.CallCounter{}
 	db := store.NewDB(storetest.AWSConfig(), storetest.Endpoint(), calls.Option())
 	s := store.New(db, store.Options{
 		Table: storetest.TableName(), CursorKey: []byte("test-cursor-key-0123456789abcdef"), Now: now,
@@ -64,9 +64,9 @@ func (r convRig) user() string {
 
 func (r convRig) conv(userID string) ovrlrd.Conversation {
 	r.t.Helper()
-	c, _, err := r.CreateConversation(r.ctx, userID, nil)
+	c, err := r.EmptyConversation(r.ctx, userID)
 	if err != nil {
-		r.t.Fatalf("CreateConversation: %v", err)
+		r.t.Fatalf("EmptyConversation: %v", err)
 	}
 	return c
 }
@@ -124,7 +124,12 @@ func newConvClock(t time.Time) *convClock {
 func (c *convClock) Now() time.Time          { return time.UnixMilli(c.ms.Load()) }
 func (c *convClock) Advance(d time.Duration) { c.ms.Add(d.Milliseconds()) }
 
-func TestCreateConversationWithFirstMessage(t *testing.T) {
+// startNew starts a turn that opens a new conversation with first.
+func (r convRig) startNew(userID string, first ovrlrd.NewMessage) (ovrlrd.Conversation, ovrlrd.Message, error) {
+	return r.StartTurn(r.ctx, store.TurnStart{UserID: userID, Message: first, Holder: "first", Lease: time.Minute})
+}
+
+func TestNewConversationWithFirstMessage(t *testing.T) {
 	t.Parallel()
 	at := time.Date(2026, 2, 1, 10, 0, 0, 123_000_000, time.UTC)
 	r := newConvRig(t, func() time.Time { return at })
@@ -132,12 +137,12 @@ func TestCreateConversationWithFirstMessage(t *testing.T) {
 	uid := r.user()
 	r.calls.Take()
 
-	conv, msg, err := r.CreateConversation(ctx, uid, &ovrlrd.NewMessage{Role: ovrlrd.RoleUser, Content: "hello"})
+	conv, msg, err := r.startNew(uid, ovrlrd.NewMessage{Role: ovrlrd.RoleUser, Content: "hello"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.expectCalls("CreateConversation", map[string]int{"TransactWriteItems": 1})
-	if msg == nil || msg.ConversationID != conv.ID || msg.Content != "hello" || msg.Role != ovrlrd.RoleUser {
+	r.expectCalls("StartTurn", map[string]int{"TransactWriteItems": 1})
+	if msg.ConversationID != conv.ID || msg.Content != "hello" || msg.Role != ovrlrd.RoleUser {
 		t.Fatalf("first message %+v for conversation %s", msg, conv.ID)
 	}
 	if conv.UserID != uid || conv.Title != nil || conv.ClaudeSessionID != nil ||
@@ -161,14 +166,14 @@ func TestCreateConversationWithFirstMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.expectCalls("Messages", map[string]int{"Query": 1})
-	if len(msgs) != 1 || msgs[0] != *msg || next != "" {
+	if len(msgs) != 1 || msgs[0] != msg || next != "" {
 		t.Fatalf("Messages = %+v, %q", msgs, next)
 	}
 
 	// Invalid first messages are refused before anything is written.
-	_, _, err = r.CreateConversation(ctx, uid, &ovrlrd.NewMessage{Role: "tool", Content: "x"})
+	_, _, err = r.startNew(uid, ovrlrd.NewMessage{Role: "tool", Content: "x"})
 	r.wantCode("bad role", err, ovrlrd.EINVALID)
-	_, _, err = r.CreateConversation(ctx, uid, &ovrlrd.NewMessage{Role: ovrlrd.RoleUser})
+	_, _, err = r.startNew(uid, ovrlrd.NewMessage{Role: ovrlrd.RoleUser})
 	r.wantCode("empty content", err, ovrlrd.EINVALID)
 	convs, _, err := r.ListConversations(ctx, uid, ovrlrd.Page{Limit: 10})
 	if err != nil || len(convs) != 1 {
@@ -265,7 +270,7 @@ func TestListConversationsNewestFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk.Advance(time.Second)
-	if err := r.SetTitle(ctx, uid, convs[1].ID, "Renamed"); err != nil {
+	if _, err := r.AppendMessage(ctx, uid, convs[1].ID, ovrlrd.RoleAssistant, "bump again"); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{convs[1].ID, convs[0].ID, convs[5].ID, convs[4].ID, convs[3].ID, convs[2].ID}
@@ -284,64 +289,12 @@ func TestListConversationsNewestFirst(t *testing.T) {
 	}
 }
 
-func TestSetTitleAndClaudeSessionID(t *testing.T) {
-	t.Parallel()
-	clk := newConvClock(time.Date(2026, 1, 30, 14, 30, 0, 0, time.UTC))
-	r := newConvRig(t, clk.Now)
-	ctx := r.ctx
-	uid := r.user()
-	conv := r.conv(uid)
-
-	clk.Advance(time.Minute)
-	if err := r.SetClaudeSessionID(ctx, uid, conv.ID, "29eab637-0000-4000-8000-000000000000"); err != nil {
-		t.Fatal(err)
-	}
-	clk.Advance(time.Minute)
-	if err := r.SetTitle(ctx, uid, conv.ID, "Fix streaming bug"); err != nil {
-		t.Fatal(err)
-	}
-	r.calls.Take()
-	got, err := r.Conversation(ctx, uid, conv.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.Title == nil || *got.Title != "Fix streaming bug" ||
-		got.ClaudeSessionID == nil || *got.ClaudeSessionID != "29eab637-0000-4000-8000-000000000000" ||
-		!got.UpdatedAt.Time().Equal(clk.Now()) || !got.CreatedAt.Time().Equal(conv.CreatedAt.Time()) {
-		t.Fatalf("after updates: %+v", got)
-	}
-	// The list reflects the new updatedAt too (GSI1SK moved with it).
-	list, _, err := r.ListConversations(ctx, uid, ovrlrd.Page{Limit: 5})
-	if err != nil || len(list) != 1 || !list[0].UpdatedAt.Time().Equal(clk.Now()) {
-		t.Fatalf("list after updates: %+v, %v", list, err)
-	}
-
-	if err := r.SetTitle(ctx, uid, conv.ID, ""); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := r.Conversation(ctx, uid, conv.ID); got.Title != nil {
-		t.Fatalf("empty title kept: %q", *got.Title)
-	}
-	r.wantCode("empty session id", r.SetClaudeSessionID(ctx, uid, conv.ID, ""), ovrlrd.EINVALID)
-
-	if err := r.DeleteConversation(ctx, uid, conv.ID); err != nil {
-		t.Fatal(err)
-	}
-	r.wantNotFound("SetTitle after delete", r.SetTitle(ctx, uid, conv.ID, "x"))
-	r.wantNotFound("SetClaudeSessionID after delete", r.SetClaudeSessionID(ctx, uid, conv.ID, "s"))
-	for _, k := range r.partition("USER#" + uid) {
-		if strings.HasPrefix(k.SK, "CONV#") {
-			t.Fatalf("an update recreated the conversation: %v", k)
-		}
-	}
-}
-
 func TestForeignAndMalformedIDs(t *testing.T) {
 	t.Parallel()
 	r := newConvRig(t, nil)
 	ctx := r.ctx
 	alice, bob := r.user(), r.user()
-	conv, _, err := r.CreateConversation(ctx, alice, &ovrlrd.NewMessage{Role: ovrlrd.RoleUser, Content: "secret"})
+	conv, _, err := storetest.NewConversation(ctx, r.Store, alice, "secret")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,8 +304,6 @@ func TestForeignAndMalformedIDs(t *testing.T) {
 	_, err = r.AppendMessage(ctx, bob, conv.ID, ovrlrd.RoleSystem, "injected")
 	r.wantNotFound("bob appends", err)
 	r.wantNotFound("bob deletes", r.DeleteConversation(ctx, bob, conv.ID))
-	r.wantNotFound("bob renames", r.SetTitle(ctx, bob, conv.ID, "mine"))
-	r.wantNotFound("bob sets session", r.SetClaudeSessionID(ctx, bob, conv.ID, "s"))
 	list, _, err := r.ListConversations(ctx, bob, ovrlrd.Page{Limit: 100})
 	if err != nil || len(list) != 0 {
 		t.Fatalf("bob's list: %+v, %v", list, err)
@@ -396,7 +347,6 @@ func TestForeignAndMalformedIDs(t *testing.T) {
 		_, err = r.AppendMessage(ctx, alice, id, ovrlrd.RoleUser, "x")
 		r.wantNotFound("AppendMessage("+id+")", err)
 		r.wantNotFound("DeleteConversation("+id+")", r.DeleteConversation(ctx, alice, id))
-		r.wantNotFound("SetTitle("+id+")", r.SetTitle(ctx, alice, id, "x"))
 		_, _, err = r.Messages(ctx, id, ovrlrd.Page{Limit: 5})
 		r.wantNotFound("Messages("+id+")", err)
 		r.expectCalls("malformed id "+id, map[string]int{})

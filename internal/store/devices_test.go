@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/devkit/storetest"
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
 
 func TestDevices(t *testing.T) {

@@ -7,16 +7,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/store"
-	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 )
 
 // newFaultRig is newConvRig with a fault on op.
 func newFaultRig(t *testing.T, op string, now func() time.Time) (convRig, *storetest.Fault) {
 	t.Helper()
 	fault := &storetest.Fault{Op: op}
-	calls := &store.CallCounter{}
+	calls := &storetest.CallCounter{}
 	db := store.NewDB(storetest.AWSConfig(), storetest.Endpoint(), calls.Option(), fault.Option())
 	s := store.New(db, store.Options{
 		Table: storetest.TableName(), CursorKey: []byte("test-cursor-key-0123456789abcdef"), Now: now,

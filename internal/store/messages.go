@@ -12,7 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/aws/smithy-go"
 	"github.com/guregu/dynamo/v2"
 
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
@@ -162,40 +161,22 @@ func (s *Store) touch(ctx context.Context, userID, convID string, ch change, msg
 		start := max(s.nowMillis(), floor)
 		at := start + int64(max(len(msgs)-1, 0))
 		upd := convTouch(s.table.Name(), userID, convID, at, ch)
-		var (
-			err      error
-			failed   bool // the conversation's condition did not hold
-			old      map[string]types.AttributeValue
-			conflict bool // another transaction held the items
-		)
-		if len(msgs) == 0 && len(extra) == 0 {
-			_, err = s.db.Client().UpdateItem(ctx, &dynamodb.UpdateItemInput{
-				TableName: upd.TableName, Key: upd.Key,
-				UpdateExpression: upd.UpdateExpression, ConditionExpression: upd.ConditionExpression,
-				ExpressionAttributeNames: upd.ExpressionAttributeNames, ExpressionAttributeValues: upd.ExpressionAttributeValues,
-				ReturnValuesOnConditionCheckFailure: upd.ReturnValuesOnConditionCheckFailure,
-			})
-			var ccf *types.ConditionalCheckFailedException
-			if failed = errors.As(err, &ccf); failed {
-				old = ccf.Item
+		for i, m := range msgs {
+			m.setTime(start + int64(i))
+		}
+		err := s.writeTx(ctx, msgs, upd, extra)
+		reasons := cancelReasons(err)
+		for i, x := range extra {
+			if reasonCode(reasons, len(msgs)+1+i) == reasonCondition {
+				return 0, x.onFail
 			}
-			var api smithy.APIError
-			conflict = errors.As(err, &api) && api.ErrorCode() == "TransactionConflictException"
-		} else {
-			for i, m := range msgs {
-				m.setTime(start + int64(i))
-			}
-			err = s.writeTx(ctx, msgs, upd, extra)
-			reasons := cancelReasons(err)
-			for i, x := range extra {
-				if reasonCode(reasons, len(msgs)+1+i) == reasonCondition {
-					return 0, x.onFail
-				}
-			}
-			if failed = reasonCode(reasons, len(msgs)) == reasonCondition; failed {
-				old = reasons[len(msgs)].Item
-			}
-			conflict = retryable(reasons)
+		}
+		// The conversation's own condition failed: it is gone, or a
+		// concurrent writer moved its time past ours.
+		var old map[string]types.AttributeValue
+		failed := reasonCode(reasons, len(msgs)) == reasonCondition
+		if failed {
+			old = reasons[len(msgs)].Item
 		}
 		switch {
 		case err == nil:
@@ -209,7 +190,7 @@ func (s *Store) touch(ctx context.Context, userID, convID string, ch change, msg
 				return 0, dbError("touch conversation", errors.Join(err, uerr))
 			}
 			floor = cur.UpdatedAt
-		case !conflict:
+		case !retryable(reasons):
 			return 0, dbError("touch conversation", err)
 		}
 		if attempt+1 == txAttempts {

@@ -46,29 +46,6 @@ func errNoRun() error {
 	return ovrlrd.Errorf(ovrlrd.ENOTFOUND, "No turn is running for this conversation.")
 }
 
-// AcquireRun takes the conversation's lease for holder. It succeeds when no
-// lease exists or the current one has expired, so a holder that died can
-// never lock a conversation for longer than one lease.
-func (s *Store) AcquireRun(ctx context.Context, convID, holder string, lease time.Duration) (ovrlrd.Run, error) {
-	if convID == "" || holder == "" || lease <= 0 {
-		return ovrlrd.Run{}, ovrlrd.Errorf(ovrlrd.EINVALID, "A run needs a conversation, a holder and a lease.")
-	}
-	now := s.now()
-	exp := now.Add(lease)
-	it := runItem{
-		PK: runPK(convID), SK: runSK, Holder: holder,
-		StartedAt: now.UnixMilli(), ExpiresAt: exp.UnixMilli(), TTL: ttlOf(exp.Add(runCleanupGrace)),
-	}
-	err := s.table.Put(it).If("attribute_not_exists('PK') OR 'expiresAt' < ?", now.UnixMilli()).Run(ctx)
-	if dynamo.IsCondCheckFailed(err) {
-		return ovrlrd.Run{}, ovrlrd.Wrap(ovrlrd.ECONFLICT, "A turn is already running for this conversation.", err)
-	}
-	if err != nil {
-		return ovrlrd.Run{}, dbError("acquire run", err)
-	}
-	return it.domain(), nil
-}
-
 // RenewRun extends holder's lease and returns the run, whose Cancel flag the
 // turn polls on every renewal. ECONFLICT means the lease is no longer held.
 func (s *Store) RenewRun(ctx context.Context, convID, holder string, lease time.Duration) (ovrlrd.Run, error) {

@@ -6,65 +6,55 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/devkit/storetest"
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
 
-func TestAcquireRun(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	clock := newStepClock()
-	s := clockedStore(clock)
-	conv := rand.Text()
-
-	run, err := s.AcquireRun(ctx, conv, "a", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := ovrlrd.Run{ConversationID: conv, Holder: "a", StartedAt: clock.Now(), ExpiresAt: clock.Now().Add(time.Minute)}
-	if run != want {
-		t.Fatalf("acquired %+v, want %+v", run, want)
-	}
-	if got, err := s.Run(ctx, conv); err != nil || got != want {
-		t.Fatalf("run %+v, %v; want %+v", got, err, want)
-	}
-	_, err = s.AcquireRun(ctx, conv, "b", time.Minute)
-	expectCode(t, err, ovrlrd.ECONFLICT)
-	if ovrlrd.ErrorMessage(err) != "A turn is already running for this conversation." {
-		t.Fatalf("message %q", ovrlrd.ErrorMessage(err))
-	}
-
-	// Another conversation is independent.
-	if _, err := s.AcquireRun(ctx, rand.Text(), "b", time.Minute); err != nil {
+// holdRun gives conv's lease to holder for a minute from the store's now.
+func holdRun(t *testing.T, ctx context.Context, conv, holder string, now time.Time) {
+	t.Helper()
+	if err := storetest.HoldRun(ctx, conv, holder, now, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func TestAcquireRunAfterExpiry(t *testing.T) {
+func TestRun(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	clock := newStepClock()
 	s := clockedStore(clock)
 	conv := rand.Text()
-	if _, err := s.AcquireRun(ctx, conv, "dead", time.Minute); err != nil {
-		t.Fatal(err)
+
+	holdRun(t, ctx, conv, "a", clock.Now())
+	want := ovrlrd.Run{ConversationID: conv, Holder: "a", StartedAt: clock.Now(), ExpiresAt: clock.Now().Add(time.Minute)}
+	if got, err := s.Run(ctx, conv); err != nil || got != want {
+		t.Fatalf("run %+v, %v; want %+v", got, err, want)
 	}
+	// Another conversation is independent.
+	_, err := s.Run(ctx, rand.Text())
+	expectCode(t, err, ovrlrd.ENOTFOUND)
+}
+
+// An expired lease (its holder died) counts as none, and its holder no
+// longer renews it once another turn took the conversation.
+func TestRunAfterExpiry(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	clock := newStepClock()
+	s := clockedStore(clock)
+	conv := rand.Text()
+	holdRun(t, ctx, conv, "dead", clock.Now())
 
 	clock.Advance(59 * time.Second)
-	_, err := s.AcquireRun(ctx, conv, "b", time.Minute)
-	expectCode(t, err, ovrlrd.ECONFLICT)
+	if got, err := s.Run(ctx, conv); err != nil || got.Holder != "dead" {
+		t.Fatalf("before expiry: %+v, %v", got, err)
+	}
 
 	clock.Advance(2 * time.Second)
-	_, err = s.Run(ctx, conv)
+	_, err := s.Run(ctx, conv)
 	expectCode(t, err, ovrlrd.ENOTFOUND)
 	expectCode(t, s.CancelRun(ctx, conv), ovrlrd.ENOTFOUND)
-	run, err := s.AcquireRun(ctx, conv, "b", time.Minute)
-	if err != nil {
-		t.Fatalf("acquiring an expired lease: %v", err)
-	}
-	if run.Holder != "b" || run.Cancel {
-		t.Fatalf("took over %+v", run)
-	}
+	holdRun(t, ctx, conv, "b", clock.Now())
 	_, err = s.RenewRun(ctx, conv, "dead", time.Minute)
 	expectCode(t, err, ovrlrd.ECONFLICT)
 }
@@ -76,9 +66,7 @@ func TestCancelRun(t *testing.T) {
 	s := clockedStore(clock)
 	conv := rand.Text()
 	expectCode(t, s.CancelRun(ctx, conv), ovrlrd.ENOTFOUND)
-	if _, err := s.AcquireRun(ctx, conv, "a", time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	holdRun(t, ctx, conv, "a", clock.Now())
 
 	clock.Advance(30 * time.Second)
 	run, err := s.RenewRun(ctx, conv, "a", time.Minute)
@@ -101,9 +89,7 @@ func TestReleaseRun(t *testing.T) {
 	ctx := context.Background()
 	s := storetest.New(t)
 	conv := rand.Text()
-	if _, err := s.AcquireRun(ctx, conv, "a", time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	holdRun(t, ctx, conv, "a", time.Now())
 
 	expectCode(t, s.ReleaseRun(ctx, conv, "b"), ovrlrd.ECONFLICT)
 	if got, err := s.Run(ctx, conv); err != nil || got.Holder != "a" {
@@ -116,8 +102,5 @@ func TestReleaseRun(t *testing.T) {
 	expectCode(t, err, ovrlrd.ENOTFOUND)
 	if err := s.ReleaseRun(ctx, conv, "a"); err != nil {
 		t.Fatalf("releasing twice: %v", err)
-	}
-	if _, err := s.AcquireRun(ctx, conv, "b", time.Minute); err != nil {
-		t.Fatalf("acquiring after release: %v", err)
 	}
 }

@@ -171,23 +171,3 @@ func (s *Store) RevokeSession(ctx context.Context, userID, sid string) error {
 	}
 	return nil
 }
-
-// RevokeAllSessions revokes every session of a user, for sign-out everywhere
-// and for reuse detection.
-func (s *Store) RevokeAllSessions(ctx context.Context, userID string) error {
-	if userID == "" {
-		return ovrlrd.Errorf(ovrlrd.EINVALID, "A user is required.")
-	}
-	var items []sessionItem
-	err := s.table.Get(attrPK, sessionPK(userID)).Range(attrSK, dynamo.BeginsWith, "SESSION#").
-		Filter("'revoked' = ?", false).Consistent(true).All(ctx, &items)
-	if err != nil {
-		return dbError("list sessions", err)
-	}
-	for _, it := range items {
-		if err := s.RevokeSession(ctx, userID, sessionIDOf(it.SK)); err != nil {
-			return err
-		}
-	}
-	return nil
-}

@@ -9,9 +9,9 @@ import (
 
 	"github.com/guregu/dynamo/v2"
 
+	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/store"
-	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 )
 
 // stepClock is a clock tests move by hand. It starts in the real future so
@@ -268,40 +268,6 @@ func TestRevokedSessionCannotRotate(t *testing.T) {
 	}
 	_, err = s.RotateSession(ctx, uid, sess.ID, 1, time.Hour)
 	expectCode(t, err, ovrlrd.ECONFLICT)
-}
-
-func TestRevokeAllSessions(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	s := storetest.New(t)
-	uid, other := rand.Text(), rand.Text()
-	var mine []string
-	for range 3 {
-		sess, err := s.CreateSession(ctx, sessionUser(uid), verifiedEmail, time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		mine = append(mine, sess.ID)
-	}
-	theirs, err := s.CreateSession(ctx, sessionUser(other), verifiedEmail, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	if err := s.RevokeAllSessions(ctx, uid); err != nil {
-		t.Fatal(err)
-	}
-	for _, sid := range mine {
-		if got, err := s.Session(ctx, uid, sid); err != nil || !got.Revoked {
-			t.Fatalf("session %s: %+v, %v; want revoked", sid, got, err)
-		}
-	}
-	if got, err := s.Session(ctx, other, theirs.ID); err != nil || got.Revoked {
-		t.Fatalf("another user's session: %+v, %v; want live", got, err)
-	}
-	if err := s.RevokeAllSessions(ctx, uid); err != nil {
-		t.Fatalf("revoking all twice: %v", err)
-	}
 }
 
 // A session keeps only the address Apple verified; one written before that

@@ -8,15 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
-	"github.com/aws/smithy-go/middleware"
 	"github.com/google/uuid"
 	"github.com/guregu/dynamo/v2"
 
@@ -44,7 +41,7 @@ type Options struct {
 
 // NewDB returns a DynamoDB handle. endpoint is empty in AWS and points at
 // DynamoDB Local otherwise. optFns adjust the SDK client (tests count calls
-// with CallCounter.Option).
+// and inject faults with them).
 func NewDB(cfg aws.Config, endpoint string, optFns ...func(*dynamodb.Options)) *dynamo.DB {
 	local := func(o *dynamodb.Options) {
 		if endpoint != "" {
@@ -128,45 +125,6 @@ func pause(ctx context.Context, attempt int) error {
 	case <-t.C:
 		return nil
 	}
-}
-
-// CallCounter counts DynamoDB API calls by operation name (Query, GetItem,
-// TransactWriteItems, ...), so tests can pin the round trips an operation
-// costs. SDK-level retries of one call count once.
-type CallCounter struct {
-	mu sync.Mutex
-	n  map[string]int
-}
-
-// Option installs the counter on a client built by NewDB.
-func (c *CallCounter) Option() func(*dynamodb.Options) {
-	count := middleware.InitializeMiddlewareFunc("ovrlrdCallCounter",
-		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-			c.mu.Lock()
-			if c.n == nil {
-				c.n = map[string]int{}
-			}
-			c.n[awsmiddleware.GetOperationName(ctx)]++
-			c.mu.Unlock()
-			return next.HandleInitialize(ctx, in)
-		})
-	return func(o *dynamodb.Options) {
-		o.APIOptions = append(o.APIOptions, func(st *middleware.Stack) error {
-			return st.Initialize.Add(count, middleware.Before)
-		})
-	}
-}
-
-// Take returns the counts since the last Take and starts over.
-func (c *CallCounter) Take() map[string]int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := c.n
-	c.n = nil
-	if n == nil {
-		n = map[string]int{}
-	}
-	return n
 }
 
 // reasonCondition is the cancellation reason of an item whose condition

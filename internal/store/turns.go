@@ -97,7 +97,9 @@ func (s *Store) newRun(convID, holder string, lease time.Duration) runItem {
 	}
 }
 
-// runPut is AcquireRun as a transaction item.
+// runPut takes the conversation's lease for holder, as a transaction item.
+// It succeeds when no lease exists or the current one has expired, so a
+// holder that died can never lock a conversation for longer than one lease.
 func (s *Store) runPut(convID, holder string, lease time.Duration) (types.TransactWriteItem, error) {
 	run := s.newRun(convID, holder, lease)
 	item, err := dynamo.MarshalItem(run)
@@ -118,9 +120,9 @@ func (s *Store) runPut(convID, holder string, lease time.Duration) (types.Transa
 // TurnOutcome is how a turn ended, kept a day for a caller that waits on
 // the turn without streaming it (the buffered POST /chat).
 type TurnOutcome struct {
-	Kind  string `dynamo:"kind"`  // complete, permission_required, no_response, error
-	Text  string `dynamo:"text"`  // the assistant's text, segments joined
-	Error string `dynamo:"error"` // for error: what the app shows
+	Kind  ovrlrd.OutcomeKind `dynamo:"kind"`
+	Text  string             `dynamo:"text"`  // the assistant's text, segments joined
+	Error string             `dynamo:"error"` // for error: what the app shows
 }
 
 // TurnFinish is what a turn writes when it ends.

@@ -10,7 +10,6 @@ import (
 	"github.com/ovrlrd/cloud/internal/devkit/anthropicfake"
 	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
-	"github.com/ovrlrd/cloud/internal/relay"
 	"github.com/ovrlrd/cloud/internal/sse"
 	"github.com/ovrlrd/cloud/internal/turn"
 )
@@ -105,7 +104,7 @@ func TestDeniedToolThenApproval(t *testing.T) {
 		last.Denials[0].ToolUseID == "" || !strings.HasPrefix(string(last.Denials[0].ToolInput), "{") {
 		t.Fatalf("terminal %+v", last)
 	}
-	if o.Kind != relay.PermissionRequired || last.ConversationID != j.ConversationID {
+	if o.Kind != ovrlrd.OutcomePermissionRequired || last.ConversationID != j.ConversationID {
 		t.Fatalf("outcome %+v", o)
 	}
 	if _, err := r.saved(j.ConversationID, "notes.txt"); err == nil {
@@ -142,7 +141,7 @@ func TestAPIErrorEndsTheTurnAfterItsRetries(t *testing.T) {
 	srv, env := anthropic(t, func(anthropicfake.Request) anthropicfake.Reply { return anthropicfake.Reply{Status: 529} })
 	r := newRig(t, claudetest.RealCLI(t), env, func(c *turn.Config) { c.Env.MaxRetries = 1 })
 	rec, o := r.run(r.begin("", "Hi"))
-	if o.Kind != relay.Error || !strings.Contains(rec.last().Message, "HTTP 529") || strings.Contains(rec.last().Message, "127.0.0.1") {
+	if o.Kind != ovrlrd.OutcomeError || !strings.Contains(rec.last().Message, "HTTP 529") || strings.Contains(rec.last().Message, "127.0.0.1") {
 		t.Fatalf("terminal %+v", rec.last())
 	}
 	if n := len(turnRequests(srv)); n != 2 {

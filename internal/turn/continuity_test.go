@@ -11,7 +11,6 @@ import (
 	"github.com/ovrlrd/cloud/internal/devkit/anthropicfake"
 	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
-	"github.com/ovrlrd/cloud/internal/relay"
 	"github.com/ovrlrd/cloud/internal/sse"
 	"github.com/ovrlrd/cloud/internal/turn"
 )
@@ -98,7 +97,7 @@ func TestWorkspaceSaveFailureIsToldAndNothingStays(t *testing.T) {
 	before := r.conversation(j.ConversationID)
 	r.s3RO.Store(true)
 	_, o := r.run(r.begin(j.ConversationID, claudetest.Script("normal", "text", "two")))
-	if o.Kind != relay.Error || !strings.Contains(o.Message, "could not be saved") {
+	if o.Kind != ovrlrd.OutcomeError || !strings.Contains(o.Message, "could not be saved") {
 		t.Fatalf("turn with S3 down: %+v", o)
 	}
 	if !strings.Contains(r.logs.String(), "workspace save failed") {

@@ -32,7 +32,7 @@ func TestCrashMidStream(t *testing.T) {
 	r := fakeRig(t)
 	j := r.begin("", claudetest.Script("crash", "n", 2))
 	rec, o := r.run(j)
-	if o.Kind != relay.Error || rec.last().Message != "Claude stopped unexpectedly (exit code 1)." {
+	if o.Kind != ovrlrd.OutcomeError || rec.last().Message != "Claude stopped unexpectedly (exit code 1)." {
 		t.Fatalf("terminal %+v", rec.last())
 	}
 	// What was produced before the crash is kept: both texts, nothing more.
@@ -115,7 +115,7 @@ func TestMissingOrBrokenCLI(t *testing.T) {
 	} {
 		r := fakeRig(t, func(c *turn.Config) { c.CLIPath = path })
 		rec, o := r.run(r.begin("", "hi"))
-		if o.Kind != relay.Error || !strings.Contains(rec.last().Message, want) {
+		if o.Kind != ovrlrd.OutcomeError || !strings.Contains(rec.last().Message, want) {
 			t.Fatalf("%s: terminal %+v", path, rec.last())
 		}
 	}
@@ -186,7 +186,7 @@ func TestClientDisconnectStillSaves(t *testing.T) {
 	j := r.begin("", claudetest.Script("normal", "text", "kept for later"))
 	rec := &recorder{failAt: 1}
 	o := r.svc.Run(context.Background(), j, rec)
-	if o.Kind != relay.Complete {
+	if o.Kind != ovrlrd.OutcomeComplete {
 		t.Fatalf("outcome %+v", o)
 	}
 	if msgs := r.messages(j.ConversationID); len(msgs) != 2 || msgs[1].Content != "kept for later" {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ovrlrd/cloud/internal/devkit/anthropicfake"
 	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
+	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/relay"
 	"github.com/ovrlrd/cloud/internal/sse"
@@ -55,7 +56,7 @@ func TestAFailedRestoreFailsTheTurnBeforeTheCLI(t *testing.T) {
 	r.s3Off.Store(true)
 	_, o := r.run(r.begin(j.ConversationID, claudetest.Script("normal", "text", "never")))
 	r.s3Off.Store(false)
-	if o.Kind != relay.Error || !strings.Contains(o.Message, "Could not restore") {
+	if o.Kind != ovrlrd.OutcomeError || !strings.Contains(o.Message, "Could not restore") {
 		t.Fatalf("outcome %+v", o)
 	}
 	msgs := r.messages(j.ConversationID)
@@ -66,7 +67,7 @@ func TestAFailedRestoreFailsTheTurnBeforeTheCLI(t *testing.T) {
 		t.Fatalf("a failed restore changed the conversation: %+v, was %+v", after, before)
 	}
 	r.noFolders()
-	if _, o := r.run(r.begin(j.ConversationID, claudetest.Script("normal", "text", "three"))); o.Kind != relay.Complete {
+	if _, o := r.run(r.begin(j.ConversationID, claudetest.Script("normal", "text", "three"))); o.Kind != ovrlrd.OutcomeComplete {
 		t.Fatalf("the turn after: %+v", o)
 	}
 }
@@ -91,7 +92,7 @@ func TestExpiredFoldersStartTheConversationAfresh(t *testing.T) {
 func (r *rig) contextLostThenAfresh(convID string) {
 	r.t.Helper()
 	_, o := r.run(r.begin(convID, claudetest.Script("normal", "text", "never")))
-	if o.Kind != relay.Error || !strings.Contains(o.Message, "could not be restored") {
+	if o.Kind != ovrlrd.OutcomeError || !strings.Contains(o.Message, "could not be restored") {
 		r.t.Fatalf("outcome %+v", o)
 	}
 	if msgs := r.messages(convID); assistant(msgs, "never") {
@@ -100,7 +101,7 @@ func (r *rig) contextLostThenAfresh(convID string) {
 	if c := r.conversation(convID); c.ClaudeSessionID != nil || c.Workspace != "" {
 		r.t.Fatalf("the lost session is still named: %+v", c)
 	}
-	if _, o := r.run(r.begin(convID, claudetest.Script("normal", "text", "afresh"))); o.Kind != relay.Complete {
+	if _, o := r.run(r.begin(convID, claudetest.Script("normal", "text", "afresh"))); o.Kind != ovrlrd.OutcomeComplete {
 		r.t.Fatalf("the turn after: %+v", o)
 	}
 	if c := r.conversation(convID); c.ClaudeSessionID == nil || c.Workspace == "" {
@@ -144,7 +145,7 @@ func TestFoldersAboveTheCapAreTold(t *testing.T) {
 
 	j := r.begin("", claudetest.Script("normal", "text", "kept anyway"))
 	_, o := r.run(j)
-	if o.Kind != relay.Error || !strings.Contains(o.Message, "larger than") {
+	if o.Kind != ovrlrd.OutcomeError || !strings.Contains(o.Message, "larger than") {
 		t.Fatalf("outcome %+v", o)
 	}
 	if !assistant(r.messages(j.ConversationID), "kept anyway") {
@@ -180,8 +181,7 @@ func (s *stealing) RenewRun(ctx context.Context, convID, holder string, l time.D
 	select {
 	case <-s.signal:
 		s.once.Do(func() {
-			_ = s.ReleaseRun(ctx, convID, holder)
-			_, _ = s.AcquireRun(ctx, convID, "another turn", time.Minute)
+			_ = storetest.HoldRun(ctx, convID, "another turn", time.Now(), time.Minute)
 		})
 	default:
 	}
@@ -211,7 +211,7 @@ func TestALostLeaseKeepsTheAnswer(t *testing.T) {
 	r.withStore(claudetest.FakeCLI(t), &stealing{Store: r.store, signal: sink.first})
 	j := r.begin("", stalling("streamed before the loss"))
 	o := r.svc.Run(context.Background(), j, sink)
-	if o.Kind != relay.Error || !strings.Contains(o.Message, "lost its hold") || strings.Contains(o.Message, "deleted") {
+	if o.Kind != ovrlrd.OutcomeError || !strings.Contains(o.Message, "lost its hold") || strings.Contains(o.Message, "deleted") {
 		t.Fatalf("outcome %+v", o)
 	}
 	if !assistant(r.messages(j.ConversationID), "streamed before the loss") {
@@ -241,7 +241,7 @@ func TestAnUnrenewedLeaseStopsTheTurn(t *testing.T) {
 	r.withStore(claudetest.FakeCLI(t), hanging{r.store})
 	j := r.begin("", stalling("partial"))
 	_, o := r.run(j)
-	if o.Kind != relay.Error || !strings.Contains(o.Message, "did not answer") {
+	if o.Kind != ovrlrd.OutcomeError || !strings.Contains(o.Message, "did not answer") {
 		t.Fatalf("outcome %+v", o)
 	}
 	if !assistant(r.messages(j.ConversationID), "partial") {
@@ -269,13 +269,13 @@ func TestTheFirstCompletedTurnTitles(t *testing.T) {
 	// The title must not lose its race with the turn on a busy machine.
 	t.Cleanup(turn.SetTitleTimes(time.Minute, time.Minute))
 	j := r.begin("", claudetest.Script("denied"))
-	if _, o := r.run(j); o.Kind != relay.PermissionRequired {
+	if _, o := r.run(j); o.Kind != ovrlrd.OutcomePermissionRequired {
 		t.Fatalf("first turn %+v", o)
 	}
 	if c := r.conversation(j.ConversationID); c.Title != nil {
 		t.Fatalf("titled after permission_required: %q", *c.Title)
 	}
-	if _, o := r.run(r.begin(j.ConversationID, claudetest.Script("normal", "text", "done"))); o.Kind != relay.Complete {
+	if _, o := r.run(r.begin(j.ConversationID, claudetest.Script("normal", "text", "done"))); o.Kind != ovrlrd.OutcomeComplete {
 		t.Fatalf("second turn %+v", o)
 	}
 	if c := r.conversation(j.ConversationID); c.Title == nil || *c.Title != "Fake title" {
@@ -311,7 +311,7 @@ func TestASlowTitleDoesNotHoldTheTurn(t *testing.T) {
 	go func() { _, o := r.run(j); done <- o }()
 	select {
 	case o := <-done:
-		if o.Kind != relay.Complete {
+		if o.Kind != ovrlrd.OutcomeComplete {
 			t.Fatalf("outcome %+v", o)
 		}
 	case <-time.After(2 * time.Minute):

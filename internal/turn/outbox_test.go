@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ovrlrd/cloud/internal/sse"
 	"github.com/ovrlrd/cloud/internal/devkit/ssetest"
+	"github.com/ovrlrd/cloud/internal/sse"
 )
 
 // hangGuard bounds every wait of these tests: past it, the outbox hangs.

@@ -273,7 +273,7 @@ func (s *Service) Run(ctx context.Context, j Job, sink Sink) relay.Outcome {
 	}
 	end := ending{outcome: outcome, usage: usage}
 	if title != nil {
-		if outcome.Kind == relay.Complete {
+		if outcome.Kind == ovrlrd.OutcomeComplete {
 			end.title = title.waitAtMost(titleGrace)
 		}
 		title.stop()
@@ -315,7 +315,7 @@ type ending struct {
 }
 
 func failed(message string) relay.Outcome {
-	return relay.Outcome{Kind: relay.Error, Message: message}
+	return relay.Outcome{Kind: ovrlrd.OutcomeError, Message: message}
 }
 
 // finish saves the turn's messages, outcome and folders' version (releasing
@@ -385,11 +385,11 @@ func (s *Service) finish(ctx context.Context, j Job, out *outbox, end ending) re
 // its own, for a turn nobody streamed.
 func notice(o relay.Outcome) string {
 	switch o.Kind {
-	case relay.Error:
+	case ovrlrd.OutcomeError:
 		return o.Message
-	case relay.NoResponse:
+	case ovrlrd.OutcomeNoResponse:
 		return relay.NoResponseMessage
-	case relay.PermissionRequired:
+	case ovrlrd.OutcomePermissionRequired:
 		return "Claude asked for permission to use a tool. Open the conversation in the app to approve it."
 	}
 	return ""
@@ -420,12 +420,12 @@ func (s *Service) execute(ctx context.Context, j Job, box *sandbox.Box, out *out
 	f := s.folders(j.ConversationID)
 	if err := box.Own(f.Work, f.Config); err != nil {
 		s.log.ErrorContext(ctx, "turn folders", "err", err)
-		return relay.Outcome{Kind: relay.Error, Message: "Could not prepare the conversation's folders. Please try again."}, ovrlrd.Usage{}, nil
+		return relay.Outcome{Kind: ovrlrd.OutcomeError, Message: "Could not prepare the conversation's folders. Please try again."}, ovrlrd.Usage{}, nil
 	}
 	models, err := s.cfg.Models.Open(ctx)
 	if err != nil {
 		s.log.ErrorContext(ctx, "model proxy", "err", err)
-		return relay.Outcome{Kind: relay.Error, Message: "Could not reach Claude. Please try again."}, ovrlrd.Usage{}, nil
+		return relay.Outcome{Kind: ovrlrd.OutcomeError, Message: "Could not reach Claude. Please try again."}, ovrlrd.Usage{}, nil
 	}
 	defer models.Close()
 	run, err := claude.Start(ctx, s.options(j, box, models))
@@ -498,17 +498,17 @@ func (s *Service) execute(ctx context.Context, j Job, box *sandbox.Box, out *out
 		// The CLI's text for these names the API host it was given.
 		o.Message = fmt.Sprintf("Claude's API is unavailable (HTTP %d). Please try again.", result.APIErrorStatus)
 	}
-	if o.Kind == relay.Error && o.Message == "" {
+	if o.Kind == ovrlrd.OutcomeError && o.Message == "" {
 		o.Message = failureMessage(stopped, exit)
 	} else if stopped != nil {
 		// Stopped after the result line: still report why.
-		o.Kind, o.Message = relay.Error, failureMessage(stopped, exit)
+		o.Kind, o.Message = ovrlrd.OutcomeError, failureMessage(stopped, exit)
 	}
-	if j.ClaudeSessionID != "" && o.Kind == relay.Error && stopped == nil &&
+	if j.ClaudeSessionID != "" && o.Kind == ovrlrd.OutcomeError && stopped == nil &&
 		(strings.Contains(exit.Stderr, noSession) || strings.Contains(o.Message, noSession)) {
 		stopped = errSessionLost
 	}
-	if exit.Stderr != "" && (exit.Code != 0 || o.Kind == relay.Error) {
+	if exit.Stderr != "" && (exit.Code != 0 || o.Kind == ovrlrd.OutcomeError) {
 		s.log.WarnContext(ctx, "claude stderr", "stderr", claude.Redact(exit.Stderr), "code", exit.Code)
 	}
 	if exit.BadLines > 0 || exit.HugeLines > 0 {
@@ -684,7 +684,7 @@ func (s *Service) save(ctx context.Context, j Job, end *ending) {
 		end.outcome.Message = msgSaveFailed
 	}
 	s.log.ErrorContext(ctx, "workspace save failed", "err", err)
-	end.outcome.Kind = relay.Error
+	end.outcome.Kind = ovrlrd.OutcomeError
 }
 
 // discard deletes a saved version nobody names ("" is the layout before

@@ -3,10 +3,10 @@ package claudetest
 import (
 	"bytes"
 	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
+
+	"github.com/ovrlrd/cloud/internal/procfs"
 )
 
 // AssertNoRunProcesses checks that nothing a turn of this test binary
@@ -17,45 +17,27 @@ import (
 // are theirs.
 func AssertNoRunProcesses(t testing.TB, marker string) {
 	t.Helper()
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
+	var buf []byte
+	for _, pid := range procfs.Pids() {
+		env, ok := procfs.ReadFile("/proc/"+strconv.Itoa(pid)+"/environ", &buf)
+		if !ok || !bytes.Contains(env, []byte(marker+"=")) || !descendsFromUs(pid) {
 			continue
 		}
-		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
-		if err != nil || !bytes.Contains(env, []byte(marker+"=")) || !descendsFromUs(pid) {
-			continue
-		}
-		if state, _ := procStat(pid); state != "Z" {
-			t.Errorf("process %d of a turn is still running (state %s)", pid, state)
+		if s, ok := procfs.ReadStat(pid, &buf); ok && s.State != 'Z' {
+			t.Errorf("process %d of a turn is still running (state %q)", pid, s.State)
 		}
 	}
 }
 
 func descendsFromUs(pid int) bool {
 	me := os.Getpid()
+	var buf []byte
 	for i := 0; i < 64 && pid > 1; i++ {
-		_, ppid := procStat(pid)
-		if ppid == me {
+		s, _ := procfs.ReadStat(pid, &buf)
+		if s.PPID == me {
 			return true
 		}
-		pid = ppid
+		pid = s.PPID
 	}
 	return false
-}
-
-// procStat returns a process's state and parent from /proc/<pid>/stat.
-func procStat(pid int) (string, int) {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return "", 0
-	}
-	// The command name may hold spaces; the fields after its ')' do not.
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) < 2 {
-		return "", 0
-	}
-	ppid, _ := strconv.Atoi(f[1])
-	return f[0], ppid
 }

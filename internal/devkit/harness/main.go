@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/ovrlrd/cloud/internal/claude"
 )
@@ -27,18 +28,54 @@ func Main(run Run) {
 	os.Exit(code)
 }
 
-// Parse parses the flags and refuses arguments left over; it returns the
-// names of the flags given explicitly.
-func Parse(fs *flag.FlagSet, args []string) (set map[string]bool, err error) {
+// Flags are the settings every harness command takes.
+type Flags struct {
+	Quick    bool
+	Timeout  time.Duration // the whole run: no turn outlives it
+	LogLevel string
+	CLIPath  string // the fake CLI; built through claudetest when empty
+	Endpoint string // DynamoDB Local, from DYNAMODB_ENDPOINT; started here when empty
+}
+
+// Register adds -quick, which quick describes, -timeout, -log-level and -cli.
+func (f *Flags) Register(fs *flag.FlagSet, quick string) {
+	fs.BoolVar(&f.Quick, "quick", false, quick+" (flags given explicitly still win)")
+	fs.DurationVar(&f.Timeout, "timeout", 170*time.Second, "the whole run")
+	fs.StringVar(&f.LogLevel, "log-level", "warn", "the service's log level (logs go to stderr)")
+	fs.StringVar(&f.CLIPath, "cli", "", "the fake CLI to run (default: built from internal/claude/testdata/fakeclaude)")
+}
+
+// Parse parses args, refusing arguments left over; with -quick it applies
+// the quick setting of each flag not given explicitly.
+func (f *Flags) Parse(fs *flag.FlagSet, args []string, getenv func(string) string, quick map[string]func()) error {
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		return err
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	set = map[string]bool{}
+	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	return set, nil
+	for name, apply := range quick {
+		if f.Quick && !set[name] {
+			apply()
+		}
+	}
+	if f.Timeout <= 0 {
+		return errors.New("-timeout must be positive")
+	}
+	f.Endpoint = getenv("DYNAMODB_ENDPOINT")
+	return nil
+}
+
+// AtLeastOne fails for a count below 1, named by its flag.
+func AtLeastOne(counts map[string]int) error {
+	for name, v := range counts {
+		if v < 1 {
+			return fmt.Errorf("-%s must be at least 1", name)
+		}
+	}
+	return nil
 }
 
 // Begin is the start of a command's run: with the error of parsing its

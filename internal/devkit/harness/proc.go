@@ -3,66 +3,59 @@ package harness
 import (
 	"bytes"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/ovrlrd/cloud/internal/procfs"
 )
 
 // Mem is the resident set of this process, in bytes: all of it (VmRSS),
-// and its anonymous (heap, stacks) and file-backed (the executable's pages)
-// parts.
+// its anonymous (heap, stacks) and file-backed (the executable's pages)
+// parts, and the kernel's high-water mark of it (VmHWM).
 type Mem struct {
-	RSS, Anon, File int64
+	RSS, Anon, File, HWM int64
 }
 
 // ReadMem reads /proc/self/status; ok is false where there is none.
-func ReadMem() (m Mem, ok bool) {
+func ReadMem() (Mem, bool) {
+	var m Mem
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return m, false
 	}
 	for line := range bytes.Lines(b) {
+		name, v, _ := bytes.Cut(line, []byte(":"))
 		var p *int64
-		switch {
-		case bytes.HasPrefix(line, []byte("VmRSS:")):
-			p, ok = &m.RSS, true
-		case bytes.HasPrefix(line, []byte("RssAnon:")):
+		switch string(name) {
+		case "VmRSS":
+			p = &m.RSS
+		case "RssAnon":
 			p = &m.Anon
-		case bytes.HasPrefix(line, []byte("RssFile:")):
+		case "RssFile":
 			p = &m.File
+		case "VmHWM":
+			p = &m.HWM
 		default:
 			continue
 		}
-		*p = kB(line)
-	}
-	return m, ok
-}
-
-// ProcStatus reads one "Name:   123 kB" line of /proc/self/status (name
-// is given with its colon, "VmHWM:"), in bytes; 0 where there is none.
-func ProcStatus(name string) int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for line := range bytes.Lines(b) {
-		if bytes.HasPrefix(line, []byte(name)) {
-			return kB(line)
+		if f := bytes.Fields(v); len(f) > 0 {
+			*p, _ = strconv.ParseInt(string(f[0]), 10, 64)
+			*p <<= 10
 		}
 	}
-	return 0
+	return m, m.RSS > 0
 }
 
-// kB reads the value of a "Name:   123 kB" line, in bytes.
-func kB(line []byte) int64 {
-	_, v, _ := bytes.Cut(line, []byte(":"))
-	f := bytes.Fields(v)
-	if len(f) == 0 {
-		return 0
-	}
-	n, _ := strconv.ParseInt(string(f[0]), 10, 64)
-	return n << 10
+// Settle collects garbage and returns the freed memory to the OS, so that
+// a reading of the heap and the resident set is of what is really kept,
+// and a phase's peak does not carry what an earlier one left.
+func Settle() {
+	runtime.GC()
+	debug.FreeOSMemory()
 }
 
 var heapSamples = []metrics.Sample{
@@ -165,45 +158,19 @@ func (p *Peaks) End() (rss int64, sampled Mem, heap int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	rss = p.max.RSS
-	if p.hwmReset {
-		rss = max(rss, ProcStatus("VmHWM:"))
+	if m, _ := ReadMem(); p.hwmReset {
+		rss = max(rss, m.HWM)
 	}
 	return rss, p.max, p.heap
 }
 
-// proc is one process of the /proc scan.
-type proc struct {
-	ppid  int
-	state string
-}
-
 // procs scans /proc (Linux; nothing elsewhere).
-func procs() map[int]proc {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	out := map[int]proc{}
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...; comm may hold spaces and parentheses.
-		i := bytes.LastIndexByte(stat, ')')
-		if i < 0 {
-			continue
-		}
-		f := bytes.Fields(stat[i+1:])
-		if len(f) < 2 {
-			continue
-		}
-		if ppid, err := strconv.Atoi(string(f[1])); err == nil {
-			out[pid] = proc{ppid: ppid, state: string(f[0])}
+func procs() map[int]procfs.Stat {
+	out := map[int]procfs.Stat{}
+	var buf []byte
+	for _, pid := range procfs.Pids() {
+		if p, ok := procfs.ReadStat(pid, &buf); ok {
+			out[pid] = p
 		}
 	}
 	return out
@@ -216,7 +183,7 @@ func Children() []int {
 	self := os.Getpid()
 	var pids []int
 	for pid, p := range procs() {
-		if p.ppid == self && p.state != "Z" {
+		if p.PPID == self && p.State != 'Z' {
 			pids = append(pids, pid)
 		}
 	}
@@ -233,7 +200,7 @@ func Descendants() []int {
 	var out []int
 	for pid := range all {
 		// Walk up; the depth bound guards against a pid reused mid-scan.
-		for p, depth := all[pid].ppid, 0; p > 1 && depth < 64; p, depth = all[p].ppid, depth+1 {
+		for p, depth := all[pid].PPID, 0; p > 1 && depth < 64; p, depth = all[p].PPID, depth+1 {
 			if p == self {
 				out = append(out, pid)
 				break

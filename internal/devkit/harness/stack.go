@@ -3,8 +3,10 @@
 // the local gateway in front of the real Lambda adapters, on a loopback
 // port), over its own table in DynamoDB Local, with an in-process S3
 // stand-in, the Apple stand-in and the fake Claude CLI; with what the
-// commands measure it by: a latency histogram, readings of the process's
-// memory, and its child processes.
+// commands drive and measure it by: a client that reads streams as the app
+// does, a latency histogram, readings of the process's memory and its
+// child processes; and the flags, the start and the report's table they
+// share.
 package harness
 
 import (
@@ -18,7 +20,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -30,12 +31,13 @@ import (
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/ovrlrd/cloud/internal/app"
+	"github.com/ovrlrd/cloud/internal/config"
 	"github.com/ovrlrd/cloud/internal/devkit/applefake"
 	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
-	"github.com/ovrlrd/cloud/internal/config"
 	"github.com/ovrlrd/cloud/internal/devkit/dynamolocal"
+	"github.com/ovrlrd/cloud/internal/devkit/gateway"
+	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 	"github.com/ovrlrd/cloud/internal/logs"
-	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/store"
 )
 
@@ -43,13 +45,9 @@ import (
 type Options struct {
 	// Name names the run ("bench", "load"): it prefixes the table, the
 	// temporary directories, the JWT key id and the client's User-Agent.
-	Name     string
-	Endpoint string // DynamoDB Local's URL; when empty, one is started
-	CLIPath  string // the fake CLI; built through claudetest when empty
-	LogLevel string
-	LogOut   io.Writer
-	// Timeout is the whole run: no turn outlives it.
-	Timeout time.Duration
+	Name string
+	Flags
+	LogOut io.Writer
 	// Env is added to the service's environment (rate limits, say).
 	Env map[string]string
 	// DynamoDB are more options of the service's DynamoDB client.
@@ -63,6 +61,7 @@ type Stack struct {
 	Apple  *applefake.Server
 	S3     *httptest.Server // the S3 stand-in for conversation workspaces
 	APIKey string
+	CLI    string // the fake CLI the service runs
 
 	Endpoint string // DynamoDB Local
 	Table    string
@@ -94,9 +93,8 @@ func New(ctx context.Context, o Options) (s *Stack, err error) {
 		}
 		s.Endpoint = s.dynamo.Endpoint
 	}
-	cli := o.CLIPath
-	if cli == "" {
-		if cli, err = FakeCLI(); err != nil {
+	if s.CLI = o.CLIPath; s.CLI == "" {
+		if s.CLI, err = FakeCLI(); err != nil {
 			return s, err
 		}
 	}
@@ -113,7 +111,9 @@ func New(ctx context.Context, o Options) (s *Stack, err error) {
 	// part of the RSS measured; it holds a few KiB per turn).
 	s.S3 = httptest.NewServer(gofakes3.New(s3mem.New()).Server())
 	s.APIKey = rand.Text()
-	timeout := max(o.Timeout, time.Second).Round(time.Second)
+	// Nor may a turn outlive Lambda's limit, which the configuration
+	// enforces; the run itself may be longer.
+	timeout := min(max(o.Timeout, time.Second), 15*time.Minute).Round(time.Second)
 	env := map[string]string{
 		"STAGE":              "local",
 		"S3_ENDPOINT":        s.S3.URL,
@@ -124,7 +124,7 @@ func New(ctx context.Context, o Options) (s *Stack, err error) {
 		"APPLE_JWKS_URL":     s.Apple.URL,
 		"ALLOW_OPEN_SIGNUP":  "true",
 		"LOG_LEVEL":          o.LogLevel,
-		"CLAUDE_PATH":        cli,
+		"CLAUDE_PATH":        s.CLI,
 		"CLAUDE_WORK_ROOT":   s.dirs[0],
 		"CLAUDE_CONFIG_ROOT": s.dirs[1],
 		// No turn outlives the run.
@@ -154,7 +154,7 @@ func New(ctx context.Context, o Options) (s *Stack, err error) {
 	if err := s.App.Workspace.EnsureBucket(ctx); err != nil {
 		return s, fmt.Errorf("workspace bucket: %w", err)
 	}
-	s.Server = httptest.NewServer(s.App.Gateway())
+	s.Server = httptest.NewServer(gateway.App(s.App))
 	return s, nil
 }
 
@@ -164,31 +164,25 @@ type Grant struct {
 	UserID       string `json:"userId"`
 }
 
-// SignIn signs a new user in through POST /auth, over hc, with an identity
-// token of the Apple stand-in for the subject 001122.<name>.<random> and
-// the email given.
-func (s *Stack) SignIn(ctx context.Context, hc *http.Client, name, email string) (Grant, error) {
+// NewClient is a client of the gateway, keeping up to conns idle
+// connections.
+func (s *Stack) NewClient(conns int) *Client {
+	return NewClient(s.Server.URL, s.APIKey, "ovrlrd-"+s.name, conns)
+}
+
+// SignIn signs a new user in through POST /auth, with an identity token of
+// the Apple stand-in for the subject 001122.<name>.<random> and the email
+// given.
+func (s *Stack) SignIn(ctx context.Context, c *Client, name, email string) (Grant, error) {
 	idt := s.Apple.Mint(applefake.Claims{Subject: "001122." + name + "." + RandomHex(4), Email: email, EmailVerified: true})
 	b, _ := json.Marshal(map[string]string{"identityToken": idt})
 	var g Grant
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.Server.URL+"/auth", strings.NewReader(string(b)))
+	status, body, err := c.Call(ctx, http.MethodPost, "/auth", string(b), "", true)
 	if err != nil {
 		return g, err
 	}
-	req.Header.Set("X-API-Key", s.APIKey)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "ovrlrd-"+s.name)
-	resp, err := hc.Do(req)
-	if err != nil {
-		return g, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if err != nil {
-		return g, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return g, fmt.Errorf("POST /auth: %d %s", resp.StatusCode, body)
+	if status != http.StatusOK {
+		return g, fmt.Errorf("POST /auth: %d %s", status, body)
 	}
 	if err := json.Unmarshal(body, &g); err != nil || g.SessionToken == "" {
 		return g, fmt.Errorf("POST /auth: unexpected body %.200s", body)
@@ -199,7 +193,7 @@ func (s *Stack) SignIn(ctx context.Context, hc *http.Client, name, email string)
 // NewConversation creates a conversation of the user straight in the table
 // (set-up, not measured), so that every turn can have its own lease.
 func (s *Stack) NewConversation(ctx context.Context, userID string) (string, error) {
-	c, _, err := s.App.Store.CreateConversation(ctx, userID, &ovrlrd.NewMessage{Role: ovrlrd.RoleUser, Content: s.name})
+	c, _, err := storetest.NewConversation(ctx, s.App.Store, userID, s.name)
 	return c.ID, err
 }
 

@@ -25,7 +25,6 @@ import (
 	"runtime"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -33,8 +32,10 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/ovrlrd/cloud/internal/devkit/applefake"
-	"github.com/ovrlrd/cloud/internal/devkit/ssmfake"
+	"github.com/ovrlrd/cloud/internal/devkit/devenv"
 	"github.com/ovrlrd/cloud/internal/devkit/samtemplate"
+	"github.com/ovrlrd/cloud/internal/devkit/ssmfake"
+	"github.com/ovrlrd/cloud/internal/procfs"
 )
 
 // The pinned Runtime Interface Emulator, which this package's tests install
@@ -102,28 +103,9 @@ func BuildBootstraps(ctx context.Context, root, dir, goarch string, fns ...strin
 	return paths, nil
 }
 
-// ModuleRoot finds the directory holding go.mod, from the working
-// directory up.
-func ModuleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
-
 // ColdStartOptions configure a ColdStarter.
 type ColdStartOptions struct {
-	// Root is the module's directory; empty finds it (ModuleRoot).
+	// Root is the module's directory; empty finds it (devenv.ModuleRoot).
 	Root string
 	// DynamoDBEndpoint is DynamoDB Local's URL and Table a table in it: the
 	// chat function's health check describes it.
@@ -171,7 +153,7 @@ func NewColdStarter(ctx context.Context, o ColdStartOptions) (c *ColdStarter, er
 		return nil, fmt.Errorf("the emulator runs Linux bootstraps; this is %s", runtime.GOOS)
 	}
 	if o.Root == "" {
-		if o.Root, err = ModuleRoot(); err != nil {
+		if o.Root, err = devenv.ModuleRoot(); err != nil {
 			return nil, err
 		}
 	}
@@ -330,11 +312,11 @@ func (c *ColdStarter) ColdStart(ctx context.Context, fn string) (cs ColdStart, e
 		env["CLAUDE_CONFIG_ROOT"] = filepath.Join(root, "claude")
 		env["HOME"] = root
 	}
-	addr, err := csFreeAddr()
+	addr, err := devenv.FreeAddr()
 	if err != nil {
 		return cs, err
 	}
-	api, err := csFreeAddr()
+	api, err := devenv.FreeAddr()
 	if err != nil {
 		return cs, err
 	}
@@ -450,11 +432,11 @@ func csStop(cmd *exec.Cmd) {
 	self := os.Getpid()
 	for _, pid := range kids {
 		for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
-			ppid, state, ok := csStat(pid)
-			if !ok || ppid != self && ppid != cmd.Process.Pid {
+			s, ok := procfs.ReadStat(pid, new([]byte))
+			if !ok || s.PPID != self && s.PPID != cmd.Process.Pid {
 				break
 			}
-			if ppid == self && state == 'Z' {
+			if s.PPID == self && s.State == 'Z' {
 				var ws syscall.WaitStatus
 				_, _ = syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
 			}
@@ -464,40 +446,14 @@ func csStop(cmd *exec.Cmd) {
 
 // csChildren lists the live children of pid (Linux /proc).
 func csChildren(pid int) []int {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
 	var kids []int
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if ppid, state, ok := csStat(p); ok && ppid == pid && state != 'Z' {
+	var buf []byte
+	for _, p := range procfs.Pids() {
+		if s, ok := procfs.ReadStat(p, &buf); ok && s.PPID == pid && s.State != 'Z' {
 			kids = append(kids, p)
 		}
 	}
 	return kids
-}
-
-// csStat reads a process's parent and state from /proc/<pid>/stat.
-func csStat(pid int) (ppid int, state byte, ok bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, 0, false
-	}
-	// pid (comm) state ppid ...; comm may hold spaces and parentheses.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, 0, false
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 2 || len(f[0]) != 1 {
-		return 0, 0, false
-	}
-	ppid, err = strconv.Atoi(f[1])
-	return ppid, f[0][0], err == nil
 }
 
 // csTemplateEnv is the function's environment as CloudFormation would set
@@ -531,15 +487,6 @@ func emulatorCmd(rie, bootstrap, addr, api string, env map[string]string) (cmd *
 	out = &csBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	return cmd, out
-}
-
-func csFreeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 func csTail(s string, n int) string {

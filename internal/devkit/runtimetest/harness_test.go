@@ -22,6 +22,7 @@ import (
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
+	"github.com/ovrlrd/cloud/internal/devkit/devenv"
 	"github.com/ovrlrd/cloud/internal/devkit/samtemplate"
 )
 
@@ -67,13 +68,13 @@ func buildTools() error {
 }
 
 func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "..")
+	root, _ := devenv.ModuleRoot()
+	return root
 }
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	addr, err := csFreeAddr()
+	addr, err := devenv.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}

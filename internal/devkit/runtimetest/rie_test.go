@@ -17,10 +17,10 @@ import (
 
 	"github.com/ovrlrd/cloud/internal/devkit/applefake"
 	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
-	"github.com/ovrlrd/cloud/internal/devkit/ssmfake"
 	"github.com/ovrlrd/cloud/internal/devkit/samtemplate"
 	"github.com/ovrlrd/cloud/internal/devkit/sandboxtest"
 	"github.com/ovrlrd/cloud/internal/devkit/ssetest"
+	"github.com/ovrlrd/cloud/internal/devkit/ssmfake"
 	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 )
 

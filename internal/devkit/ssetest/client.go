@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"unicode/utf8"
 )
@@ -47,34 +48,13 @@ var Types = map[string]bool{
 	"error": true, "ping": true,
 }
 
-// Split splits a stream into the events the app would process: the text
-// between "\n\n" separators (CRLF framing is not recognised). rest is the
-// trailing bytes the app keeps waiting on (never delivered if the stream
-// ends there).
-func Split(stream []byte) (events [][]byte, rest []byte) {
-	for {
-		i := bytes.Index(stream, []byte("\n\n"))
-		if i < 0 {
-			return events, stream
-		}
-		events = append(events, stream[:i])
-		stream = stream[i+2:]
-	}
-}
-
 // Data returns an event's data: the lines starting with "data:", prefix
 // stripped, spaces and tabs trimmed, concatenated with no separator. Other
 // lines (comments, event:, id:) are ignored. ok is false when there is no
 // data (the app skips such an event).
 func Data(event []byte) (data string, ok bool) {
-	var sb strings.Builder
-	for _, line := range strings.Split(string(event), "\n") {
-		if rest, found := strings.CutPrefix(line, "data:"); found {
-			sb.WriteString(strings.Trim(rest, " \t"))
-			ok = true
-		}
-	}
-	return sb.String(), ok && sb.Len() > 0
+	b, err := NewReader(io.MultiReader(bytes.NewReader(event), strings.NewReader("\n\n"))).Next()
+	return string(b), err == nil
 }
 
 // Decode decodes a whole stream. It fails on any event the app could not
@@ -83,23 +63,21 @@ func Decode(stream []byte) ([]Event, error) {
 	if !utf8.Valid(stream) {
 		return nil, errors.New("stream is not valid UTF-8")
 	}
-	raw, rest := Split(stream)
-	if len(rest) > 0 {
-		return nil, fmt.Errorf("incomplete event at end of stream: %q", rest)
-	}
 	var out []Event
-	for _, ev := range raw {
-		data, ok := Data(ev)
-		if !ok {
-			continue
+	for r := NewReader(bytes.NewReader(stream)); ; {
+		data, err := r.Next()
+		if err == io.EOF {
+			return out, nil
 		}
-		e, err := DecodeData(data)
+		if err != nil {
+			return out, err
+		}
+		e, err := DecodeData(string(data))
 		if err != nil {
 			return out, err
 		}
 		out = append(out, e)
 	}
-	return out, nil
 }
 
 // DecodeData decodes one event's JSON as the app's SSEEvent decoder does.

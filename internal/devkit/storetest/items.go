@@ -1,0 +1,70 @@
+package storetest
+
+import (
+	"context"
+	"time"
+
+	"github.com/guregu/dynamo/v2"
+
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
+)
+
+// The store takes a lease only with a turn's opening message and never lists
+// audit events, so the two helpers below go to the table directly, in the
+// store's layout: a change there shows up as their tests failing.
+
+// rawTimeout bounds one helper's call to DynamoDB Local.
+const rawTimeout = time.Minute
+
+type runLease struct {
+	PK        string `dynamo:"PK,hash"`
+	SK        string `dynamo:"SK,range"`
+	Holder    string `dynamo:"holder"`
+	StartedAt int64  `dynamo:"startedAt"`
+	ExpiresAt int64  `dynamo:"expiresAt"`
+	TTL       int64  `dynamo:"ttl"`
+}
+
+// HoldRun gives convID's turn lease in this package's table to holder, from
+// startedAt for lease, over whatever lease was there: another turn holding,
+// or taking over, the conversation.
+func HoldRun(ctx context.Context, convID, holder string, startedAt time.Time, lease time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, rawTimeout)
+	defer cancel()
+	exp := startedAt.Add(lease)
+	return DB().Table(tableName).Put(runLease{
+		PK: "CONV#" + convID, SK: "RUN", Holder: holder,
+		StartedAt: startedAt.UnixMilli(), ExpiresAt: exp.UnixMilli(), TTL: exp.Add(24 * time.Hour).Unix(),
+	}).Run(ctx)
+}
+
+type auditRecord struct {
+	Action    string `dynamo:"action"`
+	UserID    string `dynamo:"userId"`
+	IPHash    string `dynamo:"ipHash"`
+	UserAgent string `dynamo:"userAgent"`
+	Reason    string `dynamo:"reason"`
+	Time      int64  `dynamo:"time"`
+}
+
+// AuditEvents returns up to limit audit events in this package's table
+// filed under subject (a user id, or "ip:"+hash as in AuditEvent.Subject),
+// newest first.
+func AuditEvents(ctx context.Context, subject string, limit int) ([]ovrlrd.AuditEvent, error) {
+	ctx, cancel := context.WithTimeout(ctx, rawTimeout)
+	defer cancel()
+	var recs []auditRecord
+	err := DB().Table(tableName).Get("PK", "AUDIT#"+subject).Order(dynamo.Descending).
+		Consistent(true).Limit(limit).All(ctx, &recs)
+	if err != nil {
+		return nil, err
+	}
+	evs := make([]ovrlrd.AuditEvent, 0, len(recs))
+	for _, r := range recs {
+		evs = append(evs, ovrlrd.AuditEvent{
+			Action: r.Action, UserID: r.UserID, IPHash: r.IPHash, UserAgent: r.UserAgent,
+			Reason: r.Reason, Time: time.UnixMilli(r.Time).UTC(),
+		})
+	}
+	return evs, nil
+}

@@ -1,0 +1,108 @@
+// Package procfs reads Linux's process table, /proc: the one reader of
+// /proc/<pid>/stat, shared by the supervision of a run (internal/claude)
+// and the dev tools that check what a run left behind. It allocates
+// nothing per read beyond the buffer its caller keeps, because the
+// supervision scans the whole table on every child's exit. Where there is
+// no /proc, every read fails.
+package procfs
+
+import (
+	"bytes"
+	"os"
+	"strconv"
+	"syscall"
+)
+
+// Stat is what /proc/<pid>/stat says about a process.
+type Stat struct {
+	PID, PPID, PGRP, SID int
+	// State is as Linux spells it: 'Z' zombie, 'X' dead; anything else is
+	// running.
+	State byte
+	// Start is in clock ticks since boot: it tells a reused pid apart.
+	Start uint64
+}
+
+// ReadStat reads /proc/<pid>/stat into *buf, which it grows as needed.
+func ReadStat(pid int, buf *[]byte) (Stat, bool) {
+	b, ok := ReadFile("/proc/"+strconv.Itoa(pid)+"/stat", buf)
+	if !ok {
+		return Stat{}, false
+	}
+	return ParseStat(pid, b)
+}
+
+// ParseStat parses the text of /proc/<pid>/stat: "pid (comm) state ppid
+// pgrp session … starttime …", where comm may hold spaces and parentheses,
+// so the fields are counted from its last ')'.
+func ParseStat(pid int, b []byte) (Stat, bool) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return Stat{}, false
+	}
+	f := bytes.Fields(b[i+2:])
+	if len(f) < 20 || len(f[0]) != 1 {
+		return Stat{}, false
+	}
+	s := Stat{PID: pid, State: f[0][0]}
+	s.PPID, _ = strconv.Atoi(string(f[1]))
+	s.PGRP, _ = strconv.Atoi(string(f[2]))
+	s.SID, _ = strconv.Atoi(string(f[3]))
+	s.Start, _ = strconv.ParseUint(string(f[19]), 10, 64)
+	return s, true
+}
+
+// ReadFile reads a /proc file into *buf, growing it if needed. The result
+// is valid until the next call with the same buffer.
+func ReadFile(name string, buf *[]byte) ([]byte, bool) {
+	fd, err := syscall.Open(name, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, false
+	}
+	defer syscall.Close(fd)
+	b := *buf
+	if len(b) == 0 {
+		b = make([]byte, 4096)
+		*buf = b
+	}
+	n := 0
+	for {
+		if n == len(b) {
+			nb := make([]byte, 2*len(b))
+			copy(nb, b[:n])
+			b = nb
+			*buf = b
+		}
+		m, err := syscall.Read(fd, b[n:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, false
+		}
+		if m == 0 {
+			return b[:n], true
+		}
+		n += m
+	}
+}
+
+// Pids lists every process in /proc.
+func Pids() []int {
+	d, err := os.Open("/proc")
+	if err != nil {
+		return nil
+	}
+	defer d.Close()
+	names, _ := d.Readdirnames(-1)
+	pids := make([]int, 0, len(names))
+	for _, n := range names {
+		if n == "" || n[0] < '0' || n[0] > '9' {
+			continue
+		}
+		if p, err := strconv.Atoi(n); err == nil {
+			pids = append(pids, p)
+		}
+	}
+	return pids
+}
