@@ -18,7 +18,6 @@ import (
 	"github.com/ovrlrd/cloud/internal/devkit/harness"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/sse"
-	"github.com/ovrlrd/cloud/internal/turn"
 )
 
 // Metric names: the rows of the table, in order.
@@ -358,16 +357,17 @@ func (b *bench) serverOnly(ctx context.Context) error {
 			runErr = err
 			return
 		}
-		j, err := b.s.App.Turns.Begin(ctx, turn.Request{UserID: b.s.userID, ConversationID: conv,
+		j, err := b.s.App.Turns.Begin(ctx, ovrlrd.TurnRequest{UserID: b.s.userID, ConversationID: conv,
 			Message: claudetest.Script("flood", "n", tb.N)})
 		if err != nil {
 			runErr = err
 			return
 		}
 		tb.StartTimer()
-		out := b.s.App.Turns.Run(ctx, j, sse.NewWriter(io.Discard))
+		last := &lastEvent{Writer: sse.NewWriter(io.Discard)}
+		b.s.App.Turns.Run(ctx, j, last)
 		tb.StopTimer()
-		kind, message = out.Kind, out.Message
+		kind, message = ovrlrd.OutcomeKind(last.Type), last.Message
 	})
 	if runErr != nil {
 		return runErr
@@ -442,4 +442,16 @@ Notes:
   - allocs/event, server+client: runtime Mallocs over the flat-out turn divided
     by the chunks relayed. Server only: testing.Benchmark of turn.Service.Run
     with an SSE writer to io.Discard, one op = one event.`)
+}
+
+// lastEvent is an SSE writer that keeps the last event it sent: the
+// terminal one, once a turn has ended.
+type lastEvent struct {
+	*sse.Writer
+	sse.Event
+}
+
+func (l *lastEvent) Send(e sse.Event) error {
+	l.Event = e
+	return l.Writer.Send(e)
 }

@@ -8,29 +8,26 @@ import (
 
 	"github.com/ovrlrd/cloud/internal/auth"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
-	"github.com/ovrlrd/cloud/internal/relay"
 	"github.com/ovrlrd/cloud/internal/sse"
-	"github.com/ovrlrd/cloud/internal/store"
-	"github.com/ovrlrd/cloud/internal/turn"
 )
 
 // Turns begins and runs turns.
 type Turns interface {
-	Begin(ctx context.Context, req turn.Request) (turn.Job, error)
-	Run(ctx context.Context, j turn.Job, sink turn.Sink) relay.Outcome
+	Begin(ctx context.Context, req ovrlrd.TurnRequest) (ovrlrd.Turn, error)
+	Run(ctx context.Context, j ovrlrd.Turn, sink sse.Sink)
 }
 
 // TurnStarter runs a begun turn elsewhere: in the stream function, or in
 // this process when everything runs in one (make dev).
 type TurnStarter interface {
-	Start(ctx context.Context, j turn.Job) error
+	Start(ctx context.Context, j ovrlrd.Turn) error
 }
 
 // Runs is the turn state the buffered and cancel routes read.
 type Runs interface {
 	CancelRun(ctx context.Context, convID string) error
-	Outcome(ctx context.Context, convID, holder string) (store.TurnOutcome, error)
-	UndoStartTurn(ctx context.Context, t store.StartedTurn) error
+	Outcome(ctx context.Context, convID, holder string) (ovrlrd.TurnOutcome, error)
+	UndoStartTurn(ctx context.Context, t ovrlrd.Turn) error
 }
 
 // OriginHeader carries CloudFront's secret to the stream function's URL.
@@ -76,22 +73,22 @@ func (b *streamBody) Validate() error {
 	return nil
 }
 
-func (s *server) begin(w http.ResponseWriter, r *http.Request, p auth.Principal, allowTools bool) (turn.Job, bool) {
+func (s *server) begin(w http.ResponseWriter, r *http.Request, p auth.Principal, allowTools bool) (ovrlrd.Turn, bool) {
 	var body streamBody
 	if err := Decode(r, &body); err != nil {
 		writeError(w, r, s.log, err)
-		return turn.Job{}, false
+		return ovrlrd.Turn{}, false
 	}
 	if !allowTools && body.AllowedTools != nil {
 		writeError(w, r, s.log, ovrlrd.Errorf(ovrlrd.EINVALID, `Unknown field "allowedTools".`))
-		return turn.Job{}, false
+		return ovrlrd.Turn{}, false
 	}
-	j, err := s.turns.Begin(r.Context(), turn.Request{
+	j, err := s.turns.Begin(r.Context(), ovrlrd.TurnRequest{
 		UserID: p.UserID, ConversationID: r.PathValue("id"), Message: *body.Message, AllowedTools: body.AllowedTools,
 	})
 	if err != nil {
 		writeError(w, r, s.log, err)
-		return turn.Job{}, false
+		return ovrlrd.Turn{}, false
 	}
 	return j, true
 }
@@ -181,12 +178,10 @@ func (s *server) waitFor(ctx context.Context) time.Duration {
 // question. It reports whether the turn started after all (its run claimed
 // it, e.g. an invoke that failed late after queueing the event): then the
 // caller waits for it like any other.
-func (s *server) undoStart(r *http.Request, j turn.Job) bool {
+func (s *server) undoStart(r *http.Request, j ovrlrd.Turn) bool {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), undoTimeout)
 	defer cancel()
-	err := s.runs.UndoStartTurn(ctx, store.StartedTurn{
-		UserID: j.UserID, ConversationID: j.ConversationID, Holder: j.Holder, OpeningID: j.OpeningID, New: j.New,
-	})
+	err := s.runs.UndoStartTurn(ctx, j)
 	switch {
 	case ovrlrd.IsCode(err, ovrlrd.ECONFLICT):
 		s.log.WarnContext(ctx, "a turn reported as not started is running")

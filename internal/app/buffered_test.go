@@ -16,7 +16,6 @@ import (
 	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
 	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
-	"github.com/ovrlrd/cloud/internal/turn"
 )
 
 // missingFunction stands in for the Lambda API when the stream function
@@ -228,7 +227,7 @@ func answeringStack(t *testing.T, sub string, opts ...app.Option) (*stack, *anth
 // conversation and returns the event the chat function would send for it.
 func bufferedEvent(t *testing.T, ctx context.Context, s *stack, uid, convID string) json.RawMessage {
 	t.Helper()
-	j, err := s.app.Turns.Begin(ctx, turn.Request{UserID: uid, ConversationID: convID, Message: "hello"})
+	j, err := s.app.Turns.Begin(ctx, ovrlrd.TurnRequest{UserID: uid, ConversationID: convID, Message: "hello"})
 	if err != nil {
 		t.Fatal(err)
 	}

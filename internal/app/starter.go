@@ -12,15 +12,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
-	"github.com/ovrlrd/cloud/internal/relay"
-	"github.com/ovrlrd/cloud/internal/turn"
 )
 
 // turnEvent is the internal event the chat function sends the stream
 // function to run a buffered turn. Only IAM principals allowed to invoke the
 // function can send it; a Function URL request never has this shape.
 type turnEvent struct {
-	Turn *turn.Job `json:"ovrlrdTurn"`
+	Turn *ovrlrd.Turn `json:"ovrlrdTurn"`
 }
 
 // lambdaStarter starts buffered turns in the stream function with an
@@ -30,7 +28,7 @@ type lambdaStarter struct {
 	function string
 }
 
-func (s lambdaStarter) Start(ctx context.Context, j turn.Job) error {
+func (s lambdaStarter) Start(ctx context.Context, j ovrlrd.Turn) error {
 	if err := invokeAsync(ctx, s.client, s.function, turnEvent{Turn: &j}); err != nil {
 		return ovrlrd.Wrap(ovrlrd.EUNAVAILABLE, "Could not start the turn. Please try again.", err)
 	}
@@ -64,19 +62,19 @@ func invokeAsync(ctx context.Context, client *lambda.Client, function string, ev
 // way the stream function runs their events (App.runStarted, which claims
 // the turn first), on a goroutine the App owns and waits for at shutdown.
 type localStarter struct {
-	run     func(context.Context, turn.Job) (relay.Outcome, bool, error)
+	run     func(context.Context, ovrlrd.Turn) error
 	timeout time.Duration
 	wg      *sync.WaitGroup
 }
 
-func (s localStarter) Start(ctx context.Context, j turn.Job) error {
+func (s localStarter) Start(ctx context.Context, j ovrlrd.Turn) error {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
 		defer cancel()
 		// runStarted logs a failed claim; nobody here could retry it.
-		_, _, _ = s.run(ctx, j)
+		_ = s.run(ctx, j)
 	}()
 	return nil
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/ovrlrd/cloud/internal/config"
 	"github.com/ovrlrd/cloud/internal/modelproxy"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
-	"github.com/ovrlrd/cloud/internal/relay"
 	"github.com/ovrlrd/cloud/internal/sandbox"
 	"github.com/ovrlrd/cloud/internal/turn"
 )
@@ -83,15 +82,12 @@ func (a *App) StreamLambda() func(context.Context, json.RawMessage) (any, error)
 	return func(ctx context.Context, raw json.RawMessage) (any, error) {
 		var ev turnEvent
 		if err := json.Unmarshal(raw, &ev); err == nil && ev.Turn != nil {
-			o, ran, err := a.runStarted(ctx, *ev.Turn)
-			if err != nil || !ran {
-				// Lambda never retries this event (EventInvokeConfig):
-				// a claim the table kept failing was retried here and
-				// told in the conversation, and its error only counts
-				// in the function's Errors metric and alarm.
-				return nil, err
-			}
-			return map[string]string{"kind": string(o.Kind)}, nil
+			// Lambda never retries this event (EventInvokeConfig), and
+			// nobody reads its answer: a claim the table kept failing
+			// was retried here and told in the conversation, and its
+			// error only counts in the function's Errors metric and
+			// alarm.
+			return nil, a.runStarted(ctx, *ev.Turn)
 		}
 		var req events.LambdaFunctionURLRequest
 		if err := json.Unmarshal(raw, &req); err != nil || req.RequestContext.HTTP.Method == "" {
@@ -116,26 +112,26 @@ const (
 // may be delivered more than once (Lambda's async invokes are at least
 // once, and retried), even after the lease it names expired or ended; so
 // the run first claims the lease, and a delivery that cannot claim it does
-// nothing. ran reports whether the turn ran; err is a claim the table
-// failed to answer.
-func (a *App) runStarted(ctx context.Context, j turn.Job) (o relay.Outcome, ran bool, err error) {
-	err = a.claim(ctx, j)
+// nothing. The error is a claim the table failed to answer.
+func (a *App) runStarted(ctx context.Context, j ovrlrd.Turn) error {
+	err := a.claim(ctx, j)
 	switch {
 	case ovrlrd.IsCode(err, ovrlrd.ECONFLICT):
 		a.Log.InfoContext(ctx, "turn not run: another delivery ran it, or another turn took its conversation")
 		a.noteUnanswered(ctx, j)
-		return relay.Outcome{}, false, nil
+		return nil
 	case err != nil:
 		a.Log.ErrorContext(ctx, "turn not run: claiming its lease failed", "err", err)
 		a.note(ctx, j, msgNotStarted)
-		return relay.Outcome{}, false, err
+		return err
 	}
-	return a.Turns.Run(ctx, j, nil), true, nil
+	a.Turns.Run(ctx, j, nil)
+	return nil
 }
 
 // claim claims j's lease, trying again while the table fails; a conflict
 // is an answer, not a failure.
-func (a *App) claim(ctx context.Context, j turn.Job) error {
+func (a *App) claim(ctx context.Context, j ovrlrd.Turn) error {
 	var err error
 	for attempt := 1; ; attempt++ {
 		claimCtx, cancel := context.WithTimeout(ctx, claimTimeout)
@@ -162,7 +158,7 @@ const (
 // noteUnanswered leaves msgUnanswered in the conversation when the turn
 // will never run and never did; a turn another delivery runs, or ran, has
 // its own outcome.
-func (a *App) noteUnanswered(ctx context.Context, j turn.Job) {
+func (a *App) noteUnanswered(ctx context.Context, j ovrlrd.Turn) {
 	ctx, cancel := context.WithTimeout(ctx, claimTimeout)
 	defer cancel()
 	if run, err := a.Store.Run(ctx, j.ConversationID); err == nil && run.Holder == j.Holder {
@@ -175,7 +171,7 @@ func (a *App) noteUnanswered(ctx context.Context, j turn.Job) {
 }
 
 // note leaves a system message in j's conversation, if it still exists.
-func (a *App) note(ctx context.Context, j turn.Job, msg string) {
+func (a *App) note(ctx context.Context, j ovrlrd.Turn, msg string) {
 	ctx, cancel := context.WithTimeout(ctx, claimTimeout)
 	defer cancel()
 	if _, err := a.Store.AppendMessage(ctx, j.UserID, j.ConversationID, ovrlrd.RoleSystem, msg); err != nil && !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {

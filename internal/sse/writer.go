@@ -162,3 +162,11 @@ func (w *Writer) write(b []byte) error {
 	}
 	return err
 }
+
+// Sink receives a turn's events: a Writer, or whatever stands in for one.
+type Sink interface {
+	Send(Event) error
+	Ping() error
+}
+
+var _ Sink = (*Writer)(nil)

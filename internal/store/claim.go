@@ -46,21 +46,12 @@ func (s *Store) ClaimRun(ctx context.Context, convID, holder string, lease time.
 	return nil
 }
 
-// StartedTurn names what StartTurn wrote for a turn that has not run.
-type StartedTurn struct {
-	UserID         string
-	ConversationID string
-	Holder         string
-	OpeningID      string // the opening message's id
-	New            bool   // StartTurn created the conversation
-}
-
 // UndoStartTurn removes what StartTurn wrote, for a turn that could not be
 // started: the lease, the opening message and, for a new conversation, the
 // conversation. It is one transaction that requires the lease to be still
 // holder's and unclaimed, so nothing is undone once the turn runs; then it
 // answers ECONFLICT.
-func (s *Store) UndoStartTurn(ctx context.Context, t StartedTurn) error {
+func (s *Store) UndoStartTurn(ctx context.Context, t ovrlrd.Turn) error {
 	if !isID(t.ConversationID) || t.Holder == "" {
 		return ovrlrd.Errorf(ovrlrd.EINVALID, "A started turn needs a conversation and a holder.")
 	}

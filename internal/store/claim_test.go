@@ -14,16 +14,16 @@ import (
 
 // openTurn starts a turn as the buffered route does and returns what its
 // undo needs.
-func openTurn(t *testing.T, s *store.Store, uid, convID, holder string) store.StartedTurn {
+func openTurn(t *testing.T, s *store.Store, uid, convID, holder string) ovrlrd.Turn {
 	t.Helper()
-	c, m, err := s.StartTurn(context.Background(), store.TurnStart{
+	c, m, err := s.StartTurn(context.Background(), ovrlrd.TurnStart{
 		UserID: uid, ConversationID: convID, Holder: holder, Lease: time.Minute,
 		Message: ovrlrd.NewMessage{Role: ovrlrd.RoleUser, Content: "a question"},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return store.StartedTurn{UserID: uid, ConversationID: c.ID, Holder: holder, OpeningID: m.ID, New: convID == ""}
+	return ovrlrd.Turn{UserID: uid, ConversationID: c.ID, Holder: holder, OpeningID: m.ID, New: convID == ""}
 }
 
 // partitionItems counts what is left under a partition key.
@@ -69,8 +69,8 @@ func TestClaimRun(t *testing.T) {
 		t.Fatalf("the refused undo deleted the conversation: %v", err)
 	}
 	// Once the turn has finished, a late delivery finds no lease.
-	if _, err := s.FinishTurn(ctx, store.TurnFinish{UserID: uid, ConversationID: turn.ConversationID, Holder: "h1",
-		Outcome: store.TurnOutcome{Kind: "complete"}}); err != nil {
+	if _, err := s.FinishTurn(ctx, ovrlrd.TurnFinish{UserID: uid, ConversationID: turn.ConversationID, Holder: "h1",
+		Outcome: ovrlrd.TurnOutcome{Kind: "complete"}}); err != nil {
 		t.Fatal(err)
 	}
 	expectCode(t, s.ClaimRun(ctx, turn.ConversationID, "h1", 2*time.Minute), ovrlrd.ECONFLICT)
@@ -111,7 +111,7 @@ func TestUndoStartTurn(t *testing.T) {
 	}
 	turn := openTurn(t, s, uid, c.ID, "old-1")
 	// Only its own holder undoes a turn.
-	expectCode(t, s.UndoStartTurn(ctx, store.StartedTurn{UserID: uid, ConversationID: c.ID, Holder: "old-2", OpeningID: turn.OpeningID}), ovrlrd.ECONFLICT)
+	expectCode(t, s.UndoStartTurn(ctx, ovrlrd.Turn{UserID: uid, ConversationID: c.ID, Holder: "old-2", OpeningID: turn.OpeningID}), ovrlrd.ECONFLICT)
 	if err := s.UndoStartTurn(ctx, turn); err != nil {
 		t.Fatal(err)
 	}

@@ -126,7 +126,7 @@ func (c *convClock) Advance(d time.Duration) { c.ms.Add(d.Milliseconds()) }
 
 // startNew starts a turn that opens a new conversation with first.
 func (r convRig) startNew(userID string, first ovrlrd.NewMessage) (ovrlrd.Conversation, ovrlrd.Message, error) {
-	return r.StartTurn(r.ctx, store.TurnStart{UserID: userID, Message: first, Holder: "first", Lease: time.Minute})
+	return r.StartTurn(r.ctx, ovrlrd.TurnStart{UserID: userID, Message: first, Holder: "first", Lease: time.Minute})
 }
 
 func TestNewConversationWithFirstMessage(t *testing.T) {

@@ -14,16 +14,6 @@ import (
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
 
-// TurnStart is what a turn writes before the CLI starts: the message that
-// opens it and the lease that keeps it the conversation's only turn.
-type TurnStart struct {
-	UserID         string
-	ConversationID string // empty: a new conversation
-	Message        ovrlrd.NewMessage
-	Holder         string
-	Lease          time.Duration
-}
-
 func errTurnRunning() error {
 	return ovrlrd.Errorf(ovrlrd.ECONFLICT, "A turn is already running for this conversation.")
 }
@@ -33,7 +23,7 @@ func errTurnRunning() error {
 // transaction requires the account not to be being deleted. An existing
 // conversation costs one read after it, for its session id, folders and
 // title.
-func (s *Store) StartTurn(ctx context.Context, t TurnStart) (ovrlrd.Conversation, ovrlrd.Message, error) {
+func (s *Store) StartTurn(ctx context.Context, t ovrlrd.TurnStart) (ovrlrd.Conversation, ovrlrd.Message, error) {
 	if err := checkMessage(t.Message.Role, t.Message.Content); err != nil {
 		return ovrlrd.Conversation{}, ovrlrd.Message{}, err
 	}
@@ -65,7 +55,7 @@ func (s *Store) StartTurn(ctx context.Context, t TurnStart) (ovrlrd.Conversation
 	return conv, m.message(), nil
 }
 
-func (s *Store) startNewTurn(ctx context.Context, t TurnStart) (ovrlrd.Conversation, ovrlrd.Message, error) {
+func (s *Store) startNewTurn(ctx context.Context, t ovrlrd.TurnStart) (ovrlrd.Conversation, ovrlrd.Message, error) {
 	if !isID(t.UserID) {
 		return ovrlrd.Conversation{}, ovrlrd.Message{}, ovrlrd.Errorf(ovrlrd.EINVALID, "The user id is invalid.")
 	}
@@ -117,37 +107,6 @@ func (s *Store) runPut(convID, holder string, lease time.Duration) (types.Transa
 	}}, nil
 }
 
-// TurnOutcome is how a turn ended, kept a day for a caller that waits on
-// the turn without streaming it (the buffered POST /chat).
-type TurnOutcome struct {
-	Kind  ovrlrd.OutcomeKind `dynamo:"kind"`
-	Text  string             `dynamo:"text"`  // the assistant's text, segments joined
-	Error string             `dynamo:"error"` // for error: what the app shows
-}
-
-// TurnFinish is what a turn writes when it ends.
-type TurnFinish struct {
-	UserID         string
-	ConversationID string
-	Holder         string
-	Segments       []string // assistant messages, in order
-	SessionID      string   // the CLI session to resume next time; "" keeps the stored one
-	Workspace      string   // the version of the folders saved with it; "" keeps the stored one
-	// Forget clears the session id and the folders' version: the earlier
-	// context is gone, and the next turn starts afresh.
-	Forget bool
-	Title  string // "" keeps the stored one
-	// Notice, if set, is kept as a system message after the segments, for
-	// an outcome nobody saw streamed (a buffered turn's error).
-	Notice  string
-	Outcome TurnOutcome
-	Usage   ovrlrd.Usage // what the turn cost; added to the conversation and the user's day
-	// Unleased saves a turn that lost its lease but whose conversation
-	// still exists: what its user saw (messages, outcome, cost), never the
-	// session, the folders or the title, which belong to the lease holder.
-	Unleased bool
-}
-
 // maxTurnMessages keeps a turn's transaction within DynamoDB's 100 items:
 // its messages (a notice included), the conversation, the lease, the
 // outcome and the user's day.
@@ -172,7 +131,7 @@ func cutUTF8(s string, n int) string {
 type outcomeItem struct {
 	PK string `dynamo:"PK"`
 	SK string `dynamo:"SK"`
-	TurnOutcome
+	ovrlrd.TurnOutcome
 	TTL int64 `dynamo:"ttl"`
 }
 
@@ -182,7 +141,7 @@ func outcomeSK(holder string) string { return "TURN#" + holder }
 // outcome and releases the lease, in one transaction that requires the
 // lease to still be the turn's: once the conversation is deleted (the lease
 // goes with it), nothing of the turn is written.
-func (s *Store) FinishTurn(ctx context.Context, f TurnFinish) ([]ovrlrd.Message, error) {
+func (s *Store) FinishTurn(ctx context.Context, f ovrlrd.TurnFinish) ([]ovrlrd.Message, error) {
 	set := map[string]*string{}
 	add := map[string]float64{
 		"turnCount": 1, "costUsd": f.Usage.CostUSD,
@@ -237,7 +196,7 @@ func (s *Store) FinishTurn(ctx context.Context, f TurnFinish) ([]ovrlrd.Message,
 		{write: s.addUsage(f.UserID, f.Usage)},
 	}
 	if !f.Unleased {
-		extra = append(extra, txItem{write: s.releaseIfHeld(f.ConversationID, f.Holder), onFail: ErrLeaseLost})
+		extra = append(extra, txItem{write: s.releaseIfHeld(f.ConversationID, f.Holder), onFail: ovrlrd.ErrLeaseLost})
 	}
 	if _, err = s.touch(ctx, f.UserID, f.ConversationID, change{set: set, add: add}, msgs, extra...); err != nil {
 		return nil, err
@@ -248,10 +207,6 @@ func (s *Store) FinishTurn(ctx context.Context, f TurnFinish) ([]ovrlrd.Message,
 	}
 	return out, nil
 }
-
-// ErrLeaseLost is FinishTurn's answer when the turn's lease is no longer
-// its own: another turn took the conversation, or it was deleted.
-var ErrLeaseLost = ovrlrd.Errorf(ovrlrd.ECONFLICT, "The turn no longer holds its conversation.")
 
 // releaseIfHeld deletes the lease if holder still holds it.
 func (s *Store) releaseIfHeld(convID, holder string) types.TransactWriteItem {
@@ -268,15 +223,15 @@ func (s *Store) releaseIfHeld(convID, holder string) types.TransactWriteItem {
 }
 
 // Outcome returns a finished turn's outcome; ENOTFOUND while it runs.
-func (s *Store) Outcome(ctx context.Context, convID, holder string) (TurnOutcome, error) {
+func (s *Store) Outcome(ctx context.Context, convID, holder string) (ovrlrd.TurnOutcome, error) {
 	var it outcomeItem
 	err := s.table.Get(attrPK, runPK(convID)).Range(attrSK, dynamo.Equal, outcomeSK(holder)).
 		Consistent(true).One(ctx, &it)
 	if errors.Is(err, dynamo.ErrNotFound) {
-		return TurnOutcome{}, ovrlrd.Errorf(ovrlrd.ENOTFOUND, "The turn has not finished.")
+		return ovrlrd.TurnOutcome{}, ovrlrd.Errorf(ovrlrd.ENOTFOUND, "The turn has not finished.")
 	}
 	if err != nil {
-		return TurnOutcome{}, dbError("get turn outcome", err)
+		return ovrlrd.TurnOutcome{}, dbError("get turn outcome", err)
 	}
 	return it.TurnOutcome, nil
 }

@@ -21,7 +21,7 @@ import (
 
 func startTurn(t *testing.T, s *store.Store, uid, convID, holder string) (ovrlrd.Conversation, error) {
 	t.Helper()
-	c, _, err := s.StartTurn(context.Background(), store.TurnStart{
+	c, _, err := s.StartTurn(context.Background(), ovrlrd.TurnStart{
 		UserID: uid, ConversationID: convID, Holder: holder, Lease: time.Minute,
 		Message: ovrlrd.NewMessage{Role: ovrlrd.RoleUser, Content: "hi"},
 	})
@@ -52,10 +52,10 @@ func TestTurnLifecycle(t *testing.T) {
 
 	// Finishing stores the segments in order, the session id and the title,
 	// and frees the conversation.
-	_, err = s.FinishTurn(ctx, store.TurnFinish{
+	_, err = s.FinishTurn(ctx, ovrlrd.TurnFinish{
 		UserID: uid, ConversationID: c.ID, Holder: "run-1",
 		Segments: []string{"one", "two", "three"}, SessionID: "sess-1", Title: "A title",
-		Outcome: store.TurnOutcome{Kind: "complete", Text: "onetwothree"},
+		Outcome: ovrlrd.TurnOutcome{Kind: "complete", Text: "onetwothree"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -99,13 +99,13 @@ func TestFinishAfterDeleteWritesNothing(t *testing.T) {
 	if err := s.DeleteConversation(ctx, uid, c.ID); err != nil {
 		t.Fatal(err)
 	}
-	_, err = s.FinishTurn(ctx, store.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "run-1", Segments: []string{"late"}})
-	if !errors.Is(err, store.ErrLeaseLost) {
+	_, err = s.FinishTurn(ctx, ovrlrd.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "run-1", Segments: []string{"late"}})
+	if !errors.Is(err, ovrlrd.ErrLeaseLost) {
 		t.Fatalf("finish after delete: %v", err)
 	}
 	// Nor does the save of a turn that lost its lease: a deleted
 	// conversation is not a lost lease.
-	_, err = s.FinishTurn(ctx, store.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "run-1", Segments: []string{"late"}, Unleased: true})
+	_, err = s.FinishTurn(ctx, ovrlrd.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "run-1", Segments: []string{"late"}, Unleased: true})
 	if !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
 		t.Fatalf("unleased finish after delete: %v", err)
 	}
@@ -121,8 +121,8 @@ func TestFinishByAnotherHolderWritesNothing(t *testing.T) {
 	ctx := context.Background()
 	uid := uuid.NewString()
 	c, _ := startTurn(t, s, uid, "", "run-1")
-	_, err := s.FinishTurn(ctx, store.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "intruder", Segments: []string{"x"}})
-	if !errors.Is(err, store.ErrLeaseLost) {
+	_, err := s.FinishTurn(ctx, ovrlrd.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "intruder", Segments: []string{"x"}})
+	if !errors.Is(err, ovrlrd.ErrLeaseLost) {
 		t.Fatalf("got %v", err)
 	}
 	if msgs, _, _ := s.Messages(ctx, c.ID, ovrlrd.Page{Limit: 10}); len(msgs) != 1 {
@@ -155,7 +155,7 @@ func TestLongOutputFitsOneTransaction(t *testing.T) {
 		segs[i] = "s"
 	}
 	segs[0] = strings.Repeat("é", store.MaxContentBytes) // two messages' worth
-	msgs, err := s.FinishTurn(ctx, store.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "run-1", Segments: segs})
+	msgs, err := s.FinishTurn(ctx, ovrlrd.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "run-1", Segments: segs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +184,7 @@ func TestTurnUsageAddsUp(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		_, err := s.FinishTurn(ctx, store.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: holder,
+		_, err := s.FinishTurn(ctx, ovrlrd.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: holder,
 			Segments: []string{"x"}, Usage: ovrlrd.Usage{CostUSD: 0.125, InputTokens: 100, OutputTokens: 10}})
 		if err != nil {
 			t.Fatal(err)
@@ -209,8 +209,8 @@ func TestLargeAnswerSaves(t *testing.T) {
 	uid := uuid.NewString()
 	c, _ := startTurn(t, s, uid, "", "run-1")
 	answer := strings.Repeat("✓ answer ", 120_000) // about 1.3 MB
-	msgs, err := s.FinishTurn(ctx, store.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "run-1",
-		Segments: []string{answer}, Outcome: store.TurnOutcome{Kind: "complete", Text: answer}})
+	msgs, err := s.FinishTurn(ctx, ovrlrd.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "run-1",
+		Segments: []string{answer}, Outcome: ovrlrd.TurnOutcome{Kind: "complete", Text: answer}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,8 +237,8 @@ func TestFiveMegabyteAnswerIsCutVisibly(t *testing.T) {
 	uid := uuid.NewString()
 	c, _ := startTurn(t, s, uid, "", "run-1")
 	answer := strings.Repeat("five megabytes ", 5<<20/15)
-	msgs, err := s.FinishTurn(ctx, store.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "run-1",
-		Segments: []string{"a first segment", answer, "a segment after the cut"}, Outcome: store.TurnOutcome{Kind: "complete", Text: answer}})
+	msgs, err := s.FinishTurn(ctx, ovrlrd.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "run-1",
+		Segments: []string{"a first segment", answer, "a segment after the cut"}, Outcome: ovrlrd.TurnOutcome{Kind: "complete", Text: answer}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +276,7 @@ func TestWorkspaceVersionAndForget(t *testing.T) {
 	ctx := context.Background()
 	uid := uuid.NewString()
 	c, _ := startTurn(t, s, uid, "", "r1")
-	if _, err := s.FinishTurn(ctx, store.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "r1", SessionID: "s1", Workspace: "v1"}); err != nil {
+	if _, err := s.FinishTurn(ctx, ovrlrd.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "r1", SessionID: "s1", Workspace: "v1"}); err != nil {
 		t.Fatal(err)
 	}
 	conv, _ := s.Conversation(ctx, uid, c.ID)
@@ -284,7 +284,7 @@ func TestWorkspaceVersionAndForget(t *testing.T) {
 		t.Fatalf("after a save: %+v", conv)
 	}
 	startTurn(t, s, uid, c.ID, "r2")
-	if _, err := s.FinishTurn(ctx, store.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "r2", SessionID: "s2", Forget: true,
+	if _, err := s.FinishTurn(ctx, ovrlrd.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "r2", SessionID: "s2", Forget: true,
 		Notice: "The earlier context could not be restored."}); err != nil {
 		t.Fatal(err)
 	}
@@ -311,8 +311,8 @@ func TestUnleasedFinishKeepsTheAnswerOnly(t *testing.T) {
 	if _, err := startTurn(t, s, uid, c.ID, "next"); err != nil {
 		t.Fatal(err)
 	}
-	f := store.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "slow", Segments: []string{"streamed"}, SessionID: "old", Workspace: "old"}
-	if _, err := s.FinishTurn(ctx, f); !errors.Is(err, store.ErrLeaseLost) {
+	f := ovrlrd.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "slow", Segments: []string{"streamed"}, SessionID: "old", Workspace: "old"}
+	if _, err := s.FinishTurn(ctx, f); !errors.Is(err, ovrlrd.ErrLeaseLost) {
 		t.Fatalf("finish without the lease: %v", err)
 	}
 	f.Unleased = true
@@ -342,8 +342,8 @@ func TestManySegmentsAndANoticeFitOneTransaction(t *testing.T) {
 	for i := range segs {
 		segs[i] = "s"
 	}
-	msgs, err := s.FinishTurn(ctx, store.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "run-1", Segments: segs,
-		Notice: "Request timed out", Outcome: store.TurnOutcome{Kind: "error", Error: "Request timed out"}})
+	msgs, err := s.FinishTurn(ctx, ovrlrd.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "run-1", Segments: segs,
+		Notice: "Request timed out", Outcome: ovrlrd.TurnOutcome{Kind: "error", Error: "Request timed out"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -385,7 +385,7 @@ func TestStartTurnSeesThePreviousTurnsSave(t *testing.T) {
 	c, _ := startTurn(t, base, uid, "", "first")
 	h := &hook{op: "TransactWriteItems"}
 	h.then = func() {
-		if _, err := base.FinishTurn(ctx, store.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "first", SessionID: "s1", Workspace: "v1"}); err != nil {
+		if _, err := base.FinishTurn(ctx, ovrlrd.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "first", SessionID: "s1", Workspace: "v1"}); err != nil {
 			t.Error(err)
 		}
 	}

@@ -1,6 +1,13 @@
 package turn
 
-import "time"
+import (
+	"context"
+	"time"
+
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
+	"github.com/ovrlrd/cloud/internal/relay"
+	"github.com/ovrlrd/cloud/internal/sse"
+)
 
 // Shorten sets the turn's timings for a test and returns a restore func;
 // save is kept back from the deadline for the whole end of a turn.
@@ -24,4 +31,9 @@ func SetTitleTimes(timeout, grace time.Duration) func() {
 	ot, og := titleTimeout, titleGrace
 	titleTimeout, titleGrace = timeout, grace
 	return func() { titleTimeout, titleGrace = ot, og }
+}
+
+// RunOutcome runs j as Run does and returns how it ended.
+func (s *Service) RunOutcome(ctx context.Context, j ovrlrd.Turn, sink sse.Sink) relay.Outcome {
+	return s.run(ctx, j, sink)
 }

@@ -71,7 +71,7 @@ func TestChildrenThatIgnoreSIGTERMAreKilled(t *testing.T) {
 // deadline the test set short is all that can end it (the others are an
 // hour away), so a turn that missed it fails the test instead of ending
 // for another reason.
-func (r *rig) runUntilItsDeadline(j turn.Job) *recorder {
+func (r *rig) runUntilItsDeadline(j ovrlrd.Turn) *recorder {
 	r.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r.t.Cleanup(cancel)
@@ -155,7 +155,7 @@ func TestDeleteMidTurnWritesNothing(t *testing.T) {
 
 // runStopped runs j and calls stop once the turn's first text reached the
 // client: the CLI is running and has said something.
-func (r *rig) runStopped(j turn.Job, stop func() error) (*recorder, relay.Outcome) {
+func (r *rig) runStopped(j ovrlrd.Turn, stop func() error) (*recorder, relay.Outcome) {
 	r.t.Helper()
 	sink := &signalling{first: make(chan struct{})}
 	ran := make(chan struct{})
@@ -171,7 +171,7 @@ func (r *rig) runStopped(j turn.Job, stop func() error) (*recorder, relay.Outcom
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	o := r.svc.Run(ctx, j, sink)
+	o := r.svc.RunOutcome(ctx, j, sink)
 	close(ran)
 	stopper.Wait()
 	if n := sink.terminals(); n != 1 {
@@ -185,7 +185,7 @@ func TestClientDisconnectStillSaves(t *testing.T) {
 	r := fakeRig(t)
 	j := r.begin("", claudetest.Script("normal", "text", "kept for later"))
 	rec := &recorder{failAt: 1}
-	o := r.svc.Run(context.Background(), j, rec)
+	o := r.svc.RunOutcome(context.Background(), j, rec)
 	if o.Kind != ovrlrd.OutcomeComplete {
 		t.Fatalf("outcome %+v", o)
 	}
@@ -202,11 +202,11 @@ func TestRequestValidation(t *testing.T) {
 	}
 	cases := []struct {
 		name string
-		req  turn.Request
+		req  ovrlrd.TurnRequest
 		want string
 	}{
 		{"empty", turnRequest(r.user, "", ""), `Field "message" is required.`},
-		{"too long", turnRequest(r.user, "", strings.Repeat("✓", turn.MaxMessage+1)), `Field "message" must be at most 100000 characters.`},
+		{"too long", turnRequest(r.user, "", strings.Repeat("✓", ovrlrd.MaxMessage+1)), `Field "message" must be at most 100000 characters.`},
 		{"tool outside the list", turnRequest(r.user, "", "hi", "Write"), `Tool "Write" is not allowed on this server.`},
 		{"pattern of a listed tool", turnRequest(r.user, "", "hi", "Read(/etc/*)"), ""},
 		{"pattern listed verbatim", turnRequest(r.user, "", "hi", "Grep(src:*)"), ""},

@@ -122,11 +122,11 @@ func TestNoConversationFoundForgetsTheSession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := r.store.StartTurn(context.Background(), store.TurnStart{UserID: r.user, ConversationID: j.ConversationID,
+	if _, _, err := r.store.StartTurn(context.Background(), ovrlrd.TurnStart{UserID: r.user, ConversationID: j.ConversationID,
 		Message: ovrlrd.NewMessage{Role: ovrlrd.RoleUser, Content: "x"}, Holder: "h", Lease: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.store.FinishTurn(context.Background(), store.TurnFinish{UserID: r.user, ConversationID: j.ConversationID, Holder: "h", Workspace: v}); err != nil {
+	if _, err := r.store.FinishTurn(context.Background(), ovrlrd.TurnFinish{UserID: r.user, ConversationID: j.ConversationID, Holder: "h", Workspace: v}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -210,7 +210,7 @@ func TestALostLeaseKeepsTheAnswer(t *testing.T) {
 	sink := &signalling{first: make(chan struct{})}
 	r.withStore(claudetest.FakeCLI(t), &stealing{Store: r.store, signal: sink.first})
 	j := r.begin("", stalling("streamed before the loss"))
-	o := r.svc.Run(context.Background(), j, sink)
+	o := r.svc.RunOutcome(context.Background(), j, sink)
 	if o.Kind != ovrlrd.OutcomeError || !strings.Contains(o.Message, "lost its hold") || strings.Contains(o.Message, "deleted") {
 		t.Fatalf("outcome %+v", o)
 	}
@@ -335,7 +335,7 @@ type deletingFirst struct {
 	ws *workspace.Store
 }
 
-func (d deletingFirst) FinishTurn(ctx context.Context, f store.TurnFinish) ([]ovrlrd.Message, error) {
+func (d deletingFirst) FinishTurn(ctx context.Context, f ovrlrd.TurnFinish) ([]ovrlrd.Message, error) {
 	if err := d.DeleteConversation(ctx, f.UserID, f.ConversationID); err != nil {
 		return nil, err
 	}

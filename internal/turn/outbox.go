@@ -22,7 +22,7 @@ import (
 //
 // send, ping and close are called from the turn's goroutine only.
 type outbox struct {
-	sink    Sink
+	sink    sse.Sink
 	log     *slog.Logger
 	ctx     context.Context
 	timeout time.Duration // for one write, and for the flush in close
@@ -45,11 +45,11 @@ var pingEvent = sse.Event{Type: sse.Ping}
 
 // newOutbox starts the writer of sink; a nil sink (a turn nobody streams)
 // takes nothing. Sends give up when ctx ends.
-func newOutbox(ctx context.Context, sink Sink, log *slog.Logger) *outbox {
+func newOutbox(ctx context.Context, sink sse.Sink, log *slog.Logger) *outbox {
 	return startOutbox(ctx, sink, log, sse.WriteTimeout)
 }
 
-func startOutbox(ctx context.Context, sink Sink, log *slog.Logger, timeout time.Duration) *outbox {
+func startOutbox(ctx context.Context, sink sse.Sink, log *slog.Logger, timeout time.Duration) *outbox {
 	o := &outbox{
 		sink: sink, log: log, ctx: ctx, timeout: timeout,
 		q: make(chan sse.Event, outboxSize), gone: make(chan struct{}), done: make(chan struct{}),

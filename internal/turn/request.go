@@ -11,35 +11,23 @@ import (
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
 
-// Request is a turn as a client asks for it.
-type Request struct {
-	UserID         string
-	ConversationID string   // empty: start a new conversation
-	Message        string   // the prompt, 1 to MaxMessage characters
-	AllowedTools   []string // tools the user approved for this turn
-}
-
-// Limits of a request, from the app's contract.
-const (
-	MaxMessage      = 100_000
-	MaxAllowedTools = 50
-	maxToolName     = 100
-)
+// maxToolName is the longest tool name a request may approve.
+const maxToolName = 100
 
 // approvedPrefix starts the system message recorded for an approval retry.
 const approvedPrefix = "✓ Approved: "
 
 // validate checks the request against the server's tool allow-list.
-func (r Request) validate(allowList []string) error {
+func validate(r ovrlrd.TurnRequest, allowList []string) error {
 	switch {
 	case r.Message == "":
 		return ovrlrd.Errorf(ovrlrd.EINVALID, `Field "message" is required.`)
 	case !utf8.ValidString(r.Message):
 		return ovrlrd.Errorf(ovrlrd.EINVALID, `Field "message" must be valid UTF-8.`)
-	case utf8.RuneCountInString(r.Message) > MaxMessage:
-		return ovrlrd.Errorf(ovrlrd.EINVALID, `Field "message" must be at most %d characters.`, MaxMessage)
-	case len(r.AllowedTools) > MaxAllowedTools:
-		return ovrlrd.Errorf(ovrlrd.EINVALID, `Field "allowedTools" may hold at most %d tools.`, MaxAllowedTools)
+	case utf8.RuneCountInString(r.Message) > ovrlrd.MaxMessage:
+		return ovrlrd.Errorf(ovrlrd.EINVALID, `Field "message" must be at most %d characters.`, ovrlrd.MaxMessage)
+	case len(r.AllowedTools) > ovrlrd.MaxAllowedTools:
+		return ovrlrd.Errorf(ovrlrd.EINVALID, `Field "allowedTools" may hold at most %d tools.`, ovrlrd.MaxAllowedTools)
 	}
 	for _, tool := range r.AllowedTools {
 		if !toolAllowed(tool, allowList) {
@@ -81,7 +69,7 @@ func isName(s string) bool {
 // opening is the message stored before the stream starts: the user's
 // prompt, or, for an approval retry, a system note of what was approved
 // (the prompt is not stored twice).
-func (r Request) opening() ovrlrd.NewMessage {
+func opening(r ovrlrd.TurnRequest) ovrlrd.NewMessage {
 	if len(r.AllowedTools) > 0 {
 		return ovrlrd.NewMessage{Role: ovrlrd.RoleSystem, Content: approvedPrefix + strings.Join(r.AllowedTools, ", ")}
 	}
@@ -89,7 +77,7 @@ func (r Request) opening() ovrlrd.NewMessage {
 }
 
 // cliTools is the CLI's --allowedTools list: the approved tools, each once.
-func (r Request) cliTools() []string {
+func cliTools(r ovrlrd.TurnRequest) []string {
 	var out []string
 	seen := map[string]bool{}
 	for _, t := range r.AllowedTools {

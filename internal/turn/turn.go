@@ -16,16 +16,15 @@ import (
 	"github.com/ovrlrd/cloud/internal/relay"
 	"github.com/ovrlrd/cloud/internal/sandbox"
 	"github.com/ovrlrd/cloud/internal/sse"
-	"github.com/ovrlrd/cloud/internal/store"
 	"github.com/ovrlrd/cloud/internal/workspace"
 )
 
 // Store is the state a turn reads and writes.
 type Store interface {
 	Conversation(ctx context.Context, userID, convID string) (ovrlrd.Conversation, error)
-	StartTurn(ctx context.Context, t store.TurnStart) (ovrlrd.Conversation, ovrlrd.Message, error)
+	StartTurn(ctx context.Context, t ovrlrd.TurnStart) (ovrlrd.Conversation, ovrlrd.Message, error)
 	RenewRun(ctx context.Context, convID, holder string, lease time.Duration) (ovrlrd.Run, error)
-	FinishTurn(ctx context.Context, f store.TurnFinish) ([]ovrlrd.Message, error)
+	FinishTurn(ctx context.Context, f ovrlrd.TurnFinish) ([]ovrlrd.Message, error)
 	ReleaseRun(ctx context.Context, convID, holder string) error
 	UsageToday(ctx context.Context, userID string) (ovrlrd.DailyUsage, error)
 }
@@ -127,53 +126,27 @@ func New(st Store, cfg Config, log *slog.Logger, after ...AfterTurn) *Service {
 	return &Service{store: st, cfg: cfg, log: log, after: after}
 }
 
-// Job is a begun turn, everything needed to run it: in this process, or in
-// the stream function after the chat function began it.
-type Job struct {
-	UserID         string `json:"userId"`
-	ConversationID string `json:"conversationId"`
-	// Holder is the turn's id: it holds the conversation's lease, and a
-	// delivery of the turn's event that cannot claim it does nothing. Its
-	// name on the wire stays "holder": an event queued by the chat
-	// function before a deploy reaches the stream function after it.
-	Holder          string   `json:"holder"`
-	Message         string   `json:"message"`
-	AllowedTools    []string `json:"allowedTools,omitempty"`
-	ClaudeSessionID string   `json:"claudeSessionId,omitempty"`
-	Title           string   `json:"title,omitempty"`
-	// Workspace is the version of the saved folders that goes with
-	// ClaudeSessionID.
-	Workspace string `json:"workspace,omitempty"`
-	New       bool   `json:"new,omitempty"`
-	// OpeningID is the id of the message that opened the turn, so a turn
-	// that never starts can be undone.
-	OpeningID string `json:"openingId,omitempty"`
-	// Buffered marks a turn started for POST /chat: nobody streams it, and
-	// its invocation may be delivered more than once.
-	Buffered bool `json:"buffered,omitempty"`
-}
-
 // Begin validates a request and writes what precedes the stream: the
 // conversation if new, the opening message and the lease, in one
 // transaction. Its errors are answered as JSON, before any event.
-func (s *Service) Begin(ctx context.Context, req Request) (Job, error) {
-	if err := req.validate(s.cfg.AllowList); err != nil {
-		return Job{}, err
+func (s *Service) Begin(ctx context.Context, req ovrlrd.TurnRequest) (ovrlrd.Turn, error) {
+	if err := validate(req, s.cfg.AllowList); err != nil {
+		return ovrlrd.Turn{}, err
 	}
 	if err := s.checkBudget(ctx, req.UserID); err != nil {
-		return Job{}, err
+		return ovrlrd.Turn{}, err
 	}
 	holder := rand.Text()
-	conv, opening, err := s.store.StartTurn(ctx, store.TurnStart{
+	conv, opening, err := s.store.StartTurn(ctx, ovrlrd.TurnStart{
 		UserID: req.UserID, ConversationID: req.ConversationID,
-		Message: req.opening(), Holder: holder, Lease: lease,
+		Message: opening(req), Holder: holder, Lease: lease,
 	})
 	if err != nil {
-		return Job{}, err
+		return ovrlrd.Turn{}, err
 	}
-	j := Job{
+	j := ovrlrd.Turn{
 		UserID: req.UserID, ConversationID: conv.ID, Holder: holder,
-		Message: req.Message, AllowedTools: req.cliTools(), New: req.ConversationID == "",
+		Message: req.Message, AllowedTools: cliTools(req), New: req.ConversationID == "",
 		OpeningID: opening.ID,
 	}
 	if conv.ClaudeSessionID != nil {
@@ -184,13 +157,6 @@ func (s *Service) Begin(ctx context.Context, req Request) (Job, error) {
 	}
 	j.Workspace = conv.Workspace
 	return j, nil
-}
-
-// Sink receives a turn's events. A nil Sink runs the turn unseen (a
-// buffered turn).
-type Sink interface {
-	Send(sse.Event) error
-	Ping() error
 }
 
 // Stop reasons.
@@ -225,7 +191,12 @@ const (
 // this machine, then the messages, the outcome and that version are saved
 // with the lease released in one transaction, then the terminal event is
 // sent, then the push.
-func (s *Service) Run(ctx context.Context, j Job, sink Sink) relay.Outcome {
+func (s *Service) Run(ctx context.Context, j ovrlrd.Turn, sink sse.Sink) {
+	s.run(ctx, j, sink)
+}
+
+// run is Run, with the outcome for the tests that check it.
+func (s *Service) run(ctx context.Context, j ovrlrd.Turn, sink sse.Sink) relay.Outcome {
 	// The first byte goes out at once, before anything else of the turn
 	// runs and competes for the CPU; then the outbox takes over the sink.
 	if sink != nil && sink.Ping() != nil {
@@ -321,14 +292,14 @@ func failed(message string) relay.Outcome {
 // finish saves the turn's messages, outcome and folders' version (releasing
 // the lease), then sends the terminal event, then runs what follows a saved
 // turn. A turn that lost its lease still keeps what its user saw.
-func (s *Service) finish(ctx context.Context, j Job, out *outbox, end ending) relay.Outcome {
+func (s *Service) finish(ctx context.Context, j ovrlrd.Turn, out *outbox, end ending) relay.Outcome {
 	ctx, cancel := beyond(ctx, 0)
 	defer cancel()
 	outcome := end.outcome
-	f := store.TurnFinish{
+	f := ovrlrd.TurnFinish{
 		UserID: j.UserID, ConversationID: j.ConversationID, Holder: j.Holder,
 		Segments: outcome.Segments, Title: end.title, Workspace: end.workspace, Forget: end.forget,
-		Outcome: store.TurnOutcome{Kind: outcome.Kind, Text: strings.Join(outcome.Segments, "\n"), Error: outcome.Message},
+		Outcome: ovrlrd.TurnOutcome{Kind: outcome.Kind, Text: strings.Join(outcome.Segments, "\n"), Error: outcome.Message},
 		Usage:   end.usage,
 	}
 	if end.workspace != "" || s.cfg.Workspace == nil {
@@ -339,7 +310,7 @@ func (s *Service) finish(ctx context.Context, j Job, out *outbox, end ending) re
 		f.Notice = notice(outcome)
 	}
 	_, err := s.store.FinishTurn(ctx, f)
-	if errors.Is(err, store.ErrLeaseLost) {
+	if errors.Is(err, ovrlrd.ErrLeaseLost) {
 		if end.workspace != "" {
 			s.discard(ctx, j, end.workspace)
 		}
@@ -415,7 +386,7 @@ var errExposed = errors.New("the Claude CLI is readable by the user it runs as")
 // execute runs the CLI and relays its events; it returns the outcome, what
 // the model calls cost (measured by the proxy), and why the run was
 // stopped early, if it was.
-func (s *Service) execute(ctx context.Context, j Job, box *sandbox.Box, out *outbox) (relay.Outcome, ovrlrd.Usage, error) {
+func (s *Service) execute(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, out *outbox) (relay.Outcome, ovrlrd.Usage, error) {
 	tr := relay.New(j.ConversationID)
 	f := s.folders(j.ConversationID)
 	if err := box.Own(f.Work, f.Config); err != nil {
@@ -520,7 +491,7 @@ func (s *Service) execute(ctx context.Context, j Job, box *sandbox.Box, out *out
 // watch renews the lease every checkEvery until ctx ends, and sends the
 // first reason to stop (a cancel, the conversation gone, the lease lost or
 // too long unrenewed) on stop.
-func (s *Service) watch(ctx context.Context, j Job, stop chan<- error) {
+func (s *Service) watch(ctx context.Context, j ovrlrd.Turn, stop chan<- error) {
 	t := time.NewTicker(checkEvery)
 	defer t.Stop()
 	renewed := time.Now()
@@ -545,7 +516,7 @@ func (s *Service) watch(ctx context.Context, j Job, stop chan<- error) {
 
 // check renews the lease: it reports whether it did, and why the turn must
 // stop, if it must.
-func (s *Service) check(ctx context.Context, j Job) (bool, error) {
+func (s *Service) check(ctx context.Context, j ovrlrd.Turn) (bool, error) {
 	rctx, cancel := context.WithTimeout(ctx, renewTimeout)
 	defer cancel()
 	run, err := s.store.RenewRun(rctx, j.ConversationID, j.Holder, lease)
@@ -589,7 +560,7 @@ func failureMessage(stopped error, exit claude.Exit) string {
 }
 
 // options are the CLI's arguments for a turn (contract §7.1).
-func (s *Service) options(j Job, box *sandbox.Box, m ovrlrd.ModelSession) claude.Options {
+func (s *Service) options(j ovrlrd.Turn, box *sandbox.Box, m ovrlrd.ModelSession) claude.Options {
 	f := s.folders(j.ConversationID)
 	return claude.Options{
 		Path:           s.cfg.CLIPath,
@@ -641,7 +612,7 @@ func (s *Service) folders(convID string) workspace.Folders {
 // restore brings back the conversation's saved folders. When it cannot,
 // it returns the ending of a turn that never ran: a transient failure
 // keeps everything as it is, folders that are gone for good are forgotten.
-func (s *Service) restore(ctx context.Context, j Job) (ending, bool) {
+func (s *Service) restore(ctx context.Context, j ovrlrd.Turn) (ending, bool) {
 	if s.cfg.Workspace == nil || (j.Workspace == "" && j.ClaudeSessionID == "") {
 		return ending{}, true
 	}
@@ -667,7 +638,7 @@ func (s *Service) restore(ctx context.Context, j Job) (ending, bool) {
 // save keeps the conversation's folders as a new version, before they are
 // removed from this machine. What it cannot keep becomes the turn's
 // outcome, so the user knows the next turn continues from an older state.
-func (s *Service) save(ctx context.Context, j Job, end *ending) {
+func (s *Service) save(ctx context.Context, j ovrlrd.Turn, end *ending) {
 	if s.cfg.Workspace == nil {
 		return
 	}
@@ -689,7 +660,7 @@ func (s *Service) save(ctx context.Context, j Job, end *ending) {
 
 // discard deletes a saved version nobody names ("" is the layout before
 // versions); a failure only leaves it to the bucket's lifecycle.
-func (s *Service) discard(ctx context.Context, j Job, version string) {
+func (s *Service) discard(ctx context.Context, j ovrlrd.Turn, version string) {
 	if s.cfg.Workspace == nil {
 		return
 	}

@@ -209,21 +209,21 @@ func testConfig(t *testing.T, cli, upstream, root string) turn.Config {
 // testKey is the upstream credential: only the proxy holds it.
 const testKey = "sk-ant-test-upstream-key"
 
-func (r *rig) begin(convID, message string, tools ...string) turn.Job {
+func (r *rig) begin(convID, message string, tools ...string) ovrlrd.Turn {
 	r.t.Helper()
-	j, err := r.svc.Begin(context.Background(), turn.Request{UserID: r.user, ConversationID: convID, Message: message, AllowedTools: tools})
+	j, err := r.svc.Begin(context.Background(), ovrlrd.TurnRequest{UserID: r.user, ConversationID: convID, Message: message, AllowedTools: tools})
 	if err != nil {
 		r.t.Fatalf("begin: %v", err)
 	}
 	return j
 }
 
-func (r *rig) run(j turn.Job) (*recorder, relay.Outcome) {
+func (r *rig) run(j ovrlrd.Turn) (*recorder, relay.Outcome) {
 	r.t.Helper()
 	rec := &recorder{}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	o := r.svc.Run(ctx, j, rec)
+	o := r.svc.RunOutcome(ctx, j, rec)
 	if n := rec.terminals(); n != 1 {
 		r.t.Fatalf("%d terminal events: %v", n, rec.types())
 	}
@@ -286,6 +286,6 @@ func turnRequests(srv *anthropicfake.Server) []anthropicfake.Request {
 	return out
 }
 
-func turnRequest(user, conv, msg string, tools ...string) turn.Request {
-	return turn.Request{UserID: user, ConversationID: conv, Message: msg, AllowedTools: tools}
+func turnRequest(user, conv, msg string, tools ...string) ovrlrd.TurnRequest {
+	return ovrlrd.TurnRequest{UserID: user, ConversationID: conv, Message: msg, AllowedTools: tools}
 }

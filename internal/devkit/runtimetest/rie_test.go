@@ -148,7 +148,7 @@ func newStack(t *testing.T, mods ...deployMod) *stack {
 		switch logical {
 		case "ChatFunction":
 			bootstrap = filepath.Join(dir, "chat", "bootstrap")
-			s.lambda = newLambdaFake(t, a, d.calls, func() *emulator { return s.fns["StreamFunction"].emu }, `{"kind":"complete"}`)
+			s.lambda = newLambdaFake(t, a, d.calls, func() *emulator { return s.fns["StreamFunction"].emu }, `null`) // nobody reads an asynchronous answer
 			env["AWS_ENDPOINT_URL_LAMBDA"] = s.lambda.URL
 		case "AuthFunction":
 			s.authLambda = newLambdaFake(t, a, d.calls, func() *emulator { return s.fns["AuthFunction"].emu },

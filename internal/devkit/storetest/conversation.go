@@ -15,7 +15,7 @@ func NewConversation(ctx context.Context, s *store.Store, userID, first string) 
 	ctx, cancel := context.WithTimeout(ctx, rawTimeout)
 	defer cancel()
 	holder := "storetest-" + randomHex(6)
-	c, m, err := s.StartTurn(ctx, store.TurnStart{
+	c, m, err := s.StartTurn(ctx, ovrlrd.TurnStart{
 		UserID: userID, Holder: holder, Lease: time.Minute,
 		Message: ovrlrd.NewMessage{Role: ovrlrd.RoleUser, Content: first},
 	})
