@@ -97,11 +97,8 @@ func TestBufferedWaitEndsBeforeTheDeadline(t *testing.T) {
 // A buffered turn's event runs the CLI once, however often it is delivered,
 // late too, and not at all once another turn took its conversation.
 func TestTurnEventRunsOnce(t *testing.T) {
-	s, model, uid := answeringStack(t, "redelivered")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	h := s.app.StreamLambda()
-	event := func(convID string) json.RawMessage { return bufferedEvent(t, ctx, s, uid, convID) }
+	r := newEventRig(t, "redelivered")
+	s, model, uid, ctx, h, event := r.s, r.model, r.uid, r.ctx, r.deliver, r.event
 
 	c := newConversation(t, uid)
 	raw := event(c.ID)
@@ -179,11 +176,8 @@ func TestTurnEventRunsOnce(t *testing.T) {
 // the conversation saying so, and the error counts in the function's alarm.
 func TestTurnEventClaimRetried(t *testing.T) {
 	fault := &storetest.Fault{Op: "UpdateItem"}
-	s, model, uid := answeringStack(t, "claimretry", app.WithDynamoDB(fault.Option()))
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	h := s.app.StreamLambda()
-	event := func(convID string) json.RawMessage { return bufferedEvent(t, ctx, s, uid, convID) }
+	r := newEventRig(t, "claimretry", app.WithDynamoDB(fault.Option()))
+	s, model, uid, ctx, h, event := r.s, r.model, r.uid, r.ctx, r.deliver, r.event
 
 	once := newConversation(t, uid)
 	raw := event(once.ID)
@@ -208,9 +202,19 @@ func TestTurnEventClaimRetried(t *testing.T) {
 	}
 }
 
-// answeringStack is a stack whose real CLI's model says "the only
-// answer", and a user of it.
-func answeringStack(t *testing.T, sub string, opts ...app.Option) (*stack, *anthropicfake.Server, string) {
+// eventRig delivers buffered turns' events to the stream function's
+// handler, as Lambda does, for a user of a stack whose real CLI's model
+// says "the only answer".
+type eventRig struct {
+	t       *testing.T
+	s       *stack
+	model   *anthropicfake.Server
+	uid     string
+	ctx     context.Context
+	deliver func(context.Context, json.RawMessage) (any, error)
+}
+
+func newEventRig(t *testing.T, sub string, opts ...app.Option) *eventRig {
 	t.Helper()
 	model := anthropicfake.New(anthropicfake.Say("the only answer"))
 	t.Cleanup(model.Close)
@@ -220,21 +224,23 @@ func answeringStack(t *testing.T, sub string, opts ...app.Option) (*stack, *anth
 		"ANTHROPIC_API_KEY", "sk-ant-test-key",
 	)
 	_, uid := s.signIn(t, uniqueSub(sub), "")
-	return s, model, uid
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return &eventRig{t: t, s: s, model: model, uid: uid, ctx: ctx, deliver: s.app.StreamLambda()}
 }
 
-// bufferedEvent begins a buffered turn of "hello" in the user's
-// conversation and returns the event the chat function would send for it.
-func bufferedEvent(t *testing.T, ctx context.Context, s *stack, uid, convID string) json.RawMessage {
-	t.Helper()
-	j, err := s.app.Turns.Begin(ctx, ovrlrd.TurnRequest{UserID: uid, ConversationID: convID, Message: "hello"})
+// event begins a buffered turn of "hello" in the user's conversation and
+// returns the event the chat function would send for it.
+func (r *eventRig) event(convID string) json.RawMessage {
+	r.t.Helper()
+	j, err := r.s.app.Turns.Begin(r.ctx, ovrlrd.TurnRequest{UserID: r.uid, ConversationID: convID, Message: "hello"})
 	if err != nil {
-		t.Fatal(err)
+		r.t.Fatal(err)
 	}
 	j.Buffered = true
 	raw, err := json.Marshal(map[string]any{"ovrlrdTurn": j})
 	if err != nil {
-		t.Fatal(err)
+		r.t.Fatal(err)
 	}
 	return raw
 }

@@ -190,7 +190,7 @@ const (
 // is ended, then its folders are saved as a new version and removed from
 // this machine, then the messages, the outcome and that version are saved
 // with the lease released in one transaction, then the terminal event is
-// sent, then the push.
+// sent, then the push. A nil sink runs the turn unseen (a buffered turn).
 func (s *Service) Run(ctx context.Context, j ovrlrd.Turn, sink sse.Sink) {
 	s.run(ctx, j, sink)
 }
