@@ -32,7 +32,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Getenv, os.Stdout); err != nil {
+	if err := run(ctx, os.Getenv, os.Stdout, nil); err != nil {
 		fmt.Fprintln(os.Stderr, "dev:", err)
 		os.Exit(1)
 	}
@@ -42,7 +42,8 @@ func main() {
 // .local, which .gitignore covers). DynamoDB Local listens on
 // DEV_DYNAMODB_PORT, the S3 stand-in on DEV_S3_HOST:DEV_S3_PORT (defaults:
 // what events/env.json names for sam local; port 0 picks a free one).
-func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
+// ready, when set, learns the address the API listens on once it serves.
+func run(ctx context.Context, getenv func(string) string, out io.Writer, ready func(addr string)) error {
 	dataDir := getenv("DEV_DATA_DIR")
 	if dataDir == "" {
 		dataDir = ".local"
@@ -132,9 +133,13 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
 	server := &http.Server{Handler: gateway.App(a), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- server.Serve(ln) }()
-	banner(out, cfg, dataDir, secrets["API_KEY"], created)
+	addr := ln.Addr().String()
+	banner(out, addr, dataDir, secrets["API_KEY"], created)
 	samBanner(out, srv.Port(), demoEnv["S3_ENDPOINT"])
-	d.banner(out, cfg.ListenAddr, secrets["API_KEY"], token)
+	d.banner(out, addr, secrets["API_KEY"], token)
+	if ready != nil {
+		ready(addr)
+	}
 
 	select {
 	case err := <-errc:
@@ -149,13 +154,13 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer) error {
 	return nil
 }
 
-func banner(out io.Writer, cfg config.Config, dataDir, apiKey string, created bool) {
-	fmt.Fprintf(out, "\nOvrlrd API (local) listening on http://%s\n", cfg.ListenAddr)
+func banner(out io.Writer, addr, dataDir, apiKey string, created bool) {
+	fmt.Fprintf(out, "\nOvrlrd API (local) listening on http://%s\n", addr)
 	if created {
 		fmt.Fprintf(out, "Generated local secrets in %s.\n", filepath.Join(dataDir, "secrets.env"))
 	}
 	fmt.Fprintf(out, "API key (X-API-Key): %s\n", apiKey)
-	fmt.Fprintf(out, "Try: curl http://%s/health\n\n", cfg.ListenAddr)
+	fmt.Fprintf(out, "Try: curl http://%s/health\n\n", addr)
 }
 
 // samBanner says where sam local finds these servers.

@@ -21,38 +21,42 @@ import (
 	"github.com/ovrlrd/cloud/internal/devkit/sandboxtest"
 )
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	port, err := devenv.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return port
-}
-
 // make dev serves sam local (events/env.json) from the ports it is given,
 // with a table and a bucket of its own for sam local's public key: that key
 // sees them, and nothing of make dev's own data; make dev's key keeps
 // every bucket.
 func TestDevServesSAMLocal(t *testing.T) {
 	dir := sandboxtest.Dir(t)
-	addr, dynamoPort, s3Port := freeAddr(t), freePort(t), freePort(t)
+	ports, err := devenv.FreePorts(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dynamoPort, s3Port := ports[0], ports[1]
 	env := map[string]string{
-		"DEV_DATA_DIR": dir, "LISTEN_ADDR": addr,
+		"DEV_DATA_DIR": dir, "LISTEN_ADDR": "127.0.0.1:0",
 		"DEV_DYNAMODB_PORT": strconv.Itoa(dynamoPort), "DEV_S3_PORT": strconv.Itoa(s3Port),
 	}
 	devCtx, stopDev := context.WithCancel(context.Background())
 	out := &syncBuffer{}
 	done := make(chan error, 1)
-	go func() { done <- run(devCtx, func(k string) string { return env[k] }, out) }()
+	ready := make(chan string, 1)
+	go func() {
+		done <- run(devCtx, func(k string) string { return env[k] }, out, func(a string) { ready <- a })
+	}()
 	t.Cleanup(func() {
 		stopDev()
 		if err := <-done; err != nil {
 			t.Errorf("dev: %v", err)
 		}
 	})
-	if status := waitHealth(t, "http://"+addr+"/health", done); status != 200 {
-		t.Fatalf("/health = %d", status)
+	select {
+	case addr := <-ready:
+		if status := healthStatus(t, "http://"+addr+"/health"); status != 200 {
+			t.Fatalf("/health = %d", status)
+		}
+	case err := <-done:
+		done <- err // for the clean-up
+		t.Fatalf("dev stopped before serving: %v", err)
 	}
 	if !strings.Contains(out.String(), "DynamoDB Local on port "+strconv.Itoa(dynamoPort)) {
 		t.Errorf("the banner does not say where sam local finds DynamoDB Local:\n%s", out.String())

@@ -30,20 +30,25 @@ func ModuleRoot() (string, error) {
 	}
 }
 
-// FreePort is a loopback TCP port that nothing listened on just now; the
-// kernel hands the same port out again only after cycling through the
-// others, so a server started next can take it.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
+// FreePorts picks n distinct loopback TCP ports that nothing listens on
+// now, for servers this process cannot hand a listener (a Java server, an
+// emulator in another process). Each is held until all are picked: the
+// kernel may hand a port it just gave out to the very next request. A port
+// can still be taken by someone else before the server binds it, so
+// whatever can listen on port 0 and report its address should do that
+// instead.
+func FreePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("find a free port: %w", err)
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return ports, nil
 }
 
-// FreeAddr is 127.0.0.1 and a FreePort, as host:port.
-func FreeAddr() (string, error) {
-	port, err := FreePort()
-	return "127.0.0.1:" + strconv.Itoa(port), err
-}
+// Loopback is host:port on 127.0.0.1.
+func Loopback(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }

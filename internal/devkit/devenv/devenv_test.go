@@ -23,15 +23,22 @@ func TestModuleRootFromAPackage(t *testing.T) {
 	}
 }
 
-// The address given is free: a server can listen on it.
-func TestFreeAddrCanBeListenedOn(t *testing.T) {
-	addr, err := FreeAddr()
+// The ports given are distinct and free: servers can listen on them.
+func TestFreePortsCanBeListenedOn(t *testing.T) {
+	ports, err := FreePorts(3)
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatalf("listen on %s: %v", addr, err)
+	seen := map[int]bool{}
+	for _, p := range ports {
+		if seen[p] {
+			t.Fatalf("port %d given twice: %v", p, ports)
+		}
+		seen[p] = true
+		l, err := net.Listen("tcp", Loopback(p))
+		if err != nil {
+			t.Fatalf("listen on %d: %v", p, err)
+		}
+		defer l.Close()
 	}
-	l.Close()
 }

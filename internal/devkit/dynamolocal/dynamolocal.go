@@ -59,7 +59,10 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	port := opts.Port
 	if port == 0 {
-		port, err = devenv.FreePort()
+		var ports []int
+		if ports, err = devenv.FreePorts(1); err == nil {
+			port = ports[0]
+		}
 	} else {
 		// Something else answering there would pass for a started server.
 		err = portFree(port)

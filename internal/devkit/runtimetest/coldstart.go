@@ -312,14 +312,11 @@ func (c *ColdStarter) ColdStart(ctx context.Context, fn string) (cs ColdStart, e
 		env["CLAUDE_CONFIG_ROOT"] = filepath.Join(root, "claude")
 		env["HOME"] = root
 	}
-	addr, err := devenv.FreeAddr()
+	ports, err := devenv.FreePorts(2)
 	if err != nil {
 		return cs, err
 	}
-	api, err := devenv.FreeAddr()
-	if err != nil {
-		return cs, err
-	}
+	addr, api := devenv.Loopback(ports[0]), devenv.Loopback(ports[1])
 	cmd, out := emulatorCmd(c.rie, c.bootstraps[fn], addr, api, env)
 	ssmCalls := c.ssm.Calls()
 	start := time.Now()

@@ -74,11 +74,11 @@ func repoRoot() string {
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	addr, err := devenv.FreeAddr()
+	ports, err := devenv.FreePorts(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return addr
+	return devenv.Loopback(ports[0])
 }
 
 // emulator is one function under the Runtime Interface Emulator.
