@@ -60,7 +60,7 @@ dev: deps
 	$(GO) build -o $(TOOLS)/dev ./cmd/dev
 	exec $(TOOLS)/dev
 
-## bench: relay latency, throughput, time to first byte, RSS (prints a table)
+## bench: relay latency, throughput, allocations, time to first byte, RSS, cold starts, binary sizes (prints a table)
 bench: deps
 	$(GO) build -o $(TOOLS)/dynamolocal ./cmd/dynamolocal
 	$(GO) build -o $(TOOLS)/bench ./cmd/bench
@@ -69,8 +69,8 @@ bench: deps
 ## load: 50 concurrent streamed turns, then 60 s of mixed REST; checks resources return to baseline (prints a table)
 load: deps
 	$(GO) build -o $(TOOLS)/dynamolocal ./cmd/dynamolocal
-	$(GO) build -o $(TOOLS)/load ./cmd/load
-	$(TOOLS)/dynamolocal -- $(TOOLS)/load $(LOAD_FLAGS)
+	$(GO) build -o $(TOOLS)/bench ./cmd/bench
+	$(TOOLS)/dynamolocal -- $(TOOLS)/bench -load $(LOAD_FLAGS)
 
 ## fuzz: every fuzz target, one after another, FUZZTIME each (make fuzz FUZZTIME=5m); each runs
 ## go test -run '^$' -fuzz '^Name$' -fuzztime FUZZTIME in its package, then one summary line per

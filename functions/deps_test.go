@@ -1,5 +1,6 @@
 // Package functions_test checks what each Lambda function links: only
-// shipped code, never the development kit, a stand-in or a test helper.
+// shipped code, never the development kit, a stand-in or a test helper,
+// and only what the function uses.
 package functions_test
 
 import (
@@ -27,6 +28,28 @@ func TestFunctionsLinkNoDevelopmentCode(t *testing.T) {
 			ours := strings.HasPrefix(p, module+"/")
 			if p == "testing" || strings.HasPrefix(p, "testing/") || strings.HasPrefix(p, module+"/internal/devkit/") ||
 				ours && (strings.HasSuffix(base, "fake") || strings.HasSuffix(base, "test")) {
+				t.Errorf("%s links %s", fn, p)
+			}
+		}
+	}
+}
+
+// The CLI runner is the stream function's alone; S3, the Lambda client and
+// APNs are not the auth function's.
+func TestFunctionsLinkOnlyWhatTheyUse(t *testing.T) {
+	runner := []string{module + "/internal/claude", module + "/internal/sandbox", module + "/internal/turn"}
+	banned := map[string][]string{
+		"auth": append(runner, module+"/internal/workspace", module+"/internal/push",
+			"github.com/aws/aws-sdk-go-v2/service/s3", "github.com/aws/aws-sdk-go-v2/service/lambda", "github.com/sideshow/apns2"),
+		"chat": runner,
+	}
+	for fn, never := range banned {
+		linked := map[string]bool{}
+		for _, p := range deps(t, fn) {
+			linked[p] = true
+		}
+		for _, p := range never {
+			if linked[p] {
 				t.Errorf("%s links %s", fn, p)
 			}
 		}

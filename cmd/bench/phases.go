@@ -3,165 +3,121 @@ package main
 import (
 	"cmp"
 	"context"
-	"flag"
 	"fmt"
-	"io"
+	"net/http"
 	"runtime"
 	"slices"
 	"strconv"
 	"sync"
-	"syscall"
-	"testing"
 	"time"
 
 	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
-	"github.com/ovrlrd/cloud/internal/devkit/harness"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
-	"github.com/ovrlrd/cloud/internal/sse"
 )
 
-// Metric names: the rows of the table, in order.
+// The rows other engineers compare between runs: keep their names and
+// meaning.
 const (
 	mRelayP50       = "relay overhead p50"
 	mRelayP99       = "relay overhead p99"
 	mFloodRate      = "flat-out throughput"
-	mFloodQueue     = "flat-out queueing p99"
-	mFloodRSS       = "flat-out peak RSS while relaying"
-	mFloodRSSAll    = "flat-out peak RSS incl. the save"
+	mAllocsE2E      = "allocs/event, server+client"
 	mTTFB50         = "time to first byte p50"
-	mTTFB90         = "time to first byte p90"
 	mTTFBNoDB       = "time to first byte p50 minus DynamoDB"
 	mChunk50        = "time to first chunk p50"
-	mChunk90        = "time to first chunk p90"
 	mRSSIdle        = "RSS idle"
 	mRSSLoad        = "RSS peak, concurrent streams"
-	mLoadP99        = "relay overhead p99 under load"
-	mAllocsE2E      = "allocs/event, server+client"
-	mAllocsServer   = "allocs/event, server only"
-	mServerRate     = "server-only throughput"
+	mCancel         = "cancel to terminal event"
 	mProcessesAfter = "processes left after the run"
 )
 
-// metrics lists every row the table always has.
-var metrics = []string{
-	mRelayP50, mRelayP99, mFloodRate, mFloodQueue, mFloodRSS, mFloodRSSAll, mTTFB50, mTTFB90, mTTFBNoDB, mChunk50, mChunk90,
-	mRSSIdle, mRSSLoad, mLoadP99, mAllocsE2E, mAllocsServer, mServerRate, mProcessesAfter,
-}
-
-// Marks.
-const (
-	markPass  = "pass"
-	markMiss  = "MISS"
-	markInfo  = "info"
-	markError = "ERROR"
-	markSkip  = "skipped"
-)
-
-type row struct {
-	value, target, mark string
-}
+// relayRate is the steady rate of the relay-overhead turn and of each
+// concurrent stream, the rate the relay's figures are compared at.
+const relayRate = 1000
 
 type bench struct {
-	o      *options
-	s      *stack
-	rows   map[string]row
-	notes  []string
-	failed bool
+	report
+	o             *options
+	s             *stack
+	c             *Client
+	userID, token string
+	db            dbTimer
 }
 
-const ms = float64(time.Millisecond)
+// phase is one measurement and the rows it fills.
+type phase struct {
+	run  func(context.Context) error
+	rows []string
+}
 
-func fmtMS(d time.Duration) string { return strconv.FormatFloat(float64(d)/ms, 'f', 3, 64) + " ms" }
-func fmtMB(b int64) string         { return strconv.FormatFloat(float64(b)/(1<<20), 'f', 1, 64) + " MB" }
-
-func (b *bench) set(metric, value, target, mark string) {
-	if b.rows == nil {
-		b.rows = map[string]row{}
+func (b *bench) phases() []phase {
+	var inits, sizes []string
+	for _, fn := range functions {
+		inits, sizes = append(inits, initRow(fn)), append(sizes, sizeRow(fn))
 	}
-	b.rows[metric] = row{value, target, mark}
-	if mark == markError {
-		b.failed = true
+	return []phase{
+		{b.warmupAndIdle, []string{mRSSIdle}},
+		{b.firstByte, []string{mTTFB50, mTTFBNoDB, mChunk50}},
+		{b.relayOverhead, []string{mRelayP50, mRelayP99}},
+		{b.flood, []string{mFloodRate, mAllocsE2E}},
+		{b.concurrent, []string{mRSSLoad}},
+		{b.cancels, []string{mCancel}},
+		{b.coldStarts, inits},
+		{b.sizes, sizes},
 	}
 }
 
-// atMost records a duration against an upper target.
-func (b *bench) atMost(metric string, got, target time.Duration, extra string) {
-	mark := markPass
-	if got > target {
-		mark = markMiss
+// run runs every phase, each to its rows, and returns the settings line.
+func (b *bench) run(ctx context.Context) string {
+	g, err := b.s.signIn(ctx, b.c, "bench")
+	b.token, b.userID = g.SessionToken, g.UserID
+	for _, p := range b.phases() {
+		if err == nil && ctx.Err() != nil {
+			err = fmt.Errorf("not run: %w", ctx.Err())
+		}
+		perr := err
+		if perr == nil {
+			perr = p.run(ctx)
+		}
+		if perr != nil {
+			b.fail(p.rows, perr)
+		}
 	}
-	b.set(metric, fmtMS(got)+extra, "≤ "+fmtMS(target), mark)
+	b.notes = append(b.notes, notes...)
+	o := b.o
+	return fmt.Sprintf("relay %d ev @ %d/s, flood %d ev, %d TTFB turns, %d streams × %d ev @ %d/s",
+		o.relayN, relayRate, o.floodN, o.ttfbTurns, o.streams, o.streamN, relayRate)
 }
 
-// memAtMost records a resident size against an upper target; value
-// describes it.
-func (b *bench) memAtMost(metric string, got, target int64, value string) {
-	if got == 0 {
-		b.set(metric, "n/a (no /proc/self/status)", "≤ "+fmtMB(target), markSkip)
+func fmtMS(d time.Duration) string {
+	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 3, 64) + " ms"
+}
+func fmtMB(b int64) string { return strconv.FormatFloat(float64(b)/(1<<20), 'f', 1, 64) + " MB" }
+
+// memAtMost records a resident size against an upper target.
+func (b *bench) memAtMost(metric string, rss, target int64, value string) {
+	if rss == 0 {
+		b.set(metric, "n/a (no /proc/self/clear_refs or status)", "≤ "+fmtMB(target), markSkip)
 		return
 	}
-	mark := markPass
-	if got > target {
-		mark = markMiss
-	}
-	b.set(metric, value, "≤ "+fmtMB(target), mark)
+	atMost(&b.report, metric, rss, target, fmtMB, value)
 }
 
-func (b *bench) fail(metrics []string, err error) {
-	for _, m := range metrics {
-		if _, done := b.rows[m]; !done {
-			b.set(m, "error: "+err.Error(), "", markError)
-		}
-	}
-}
-
-func (b *bench) settings() string {
-	o := b.o
-	s := fmt.Sprintf("relay %d ev @ %d/s, flood %d ev, %d TTFB turns, %d streams × %d ev @ %d/s",
-		o.relayN, o.relayRate, o.floodN, o.ttfbTurns, o.streams, o.loadN, o.loadRate)
-	if o.Quick {
-		s += " (-quick)"
-	}
-	return s
-}
-
-func (b *bench) runPhases(ctx context.Context) {
-	type phase struct {
-		run     func(context.Context) error
-		metrics []string
-	}
-	phases := []phase{
-		{b.warmupAndIdle, []string{mRSSIdle}},
-		{b.firstByte, []string{mTTFB50, mTTFB90, mTTFBNoDB, mChunk50, mChunk90}},
-		{b.relayOverhead, []string{mRelayP50, mRelayP99}},
-		{b.flood, []string{mFloodRate, mFloodQueue, mFloodRSS, mFloodRSSAll, mAllocsE2E}},
-		{b.load, []string{mRSSLoad, mLoadP99}},
-		{b.serverOnly, []string{mAllocsServer, mServerRate}},
-		{b.cliRunner, []string{mCLIDelivery50, mHugeLineAlloc}},
-		{b.cancels, []string{mCancel}},
-	}
-	for _, p := range phases {
-		if err := ctx.Err(); err != nil {
-			b.fail(p.metrics, fmt.Errorf("not run: %w", err))
-			continue
-		}
-		if err := p.run(ctx); err != nil {
-			b.fail(p.metrics, err)
-		}
-	}
-}
-
-// turn runs one streamed turn on a new conversation.
-func (b *bench) turn(ctx context.Context, prompt string, lat *harness.Histogram) (harness.Turn, error) {
-	conv, err := b.s.conversation(ctx)
+// turn runs one streamed turn to completion on a new conversation.
+func (b *bench) turn(ctx context.Context, prompt string, lat *Histogram) (Turn, error) {
+	conv, err := b.s.newConversation(ctx, b.userID)
 	if err != nil {
-		return harness.Turn{}, err
+		return Turn{}, err
 	}
-	r, err := b.s.stream(ctx, conv, prompt, lat, nil)
+	r, err := b.stream(ctx, conv, prompt, lat)
 	if err == nil && r.Terminal != ovrlrd.OutcomeComplete {
 		err = fmt.Errorf("turn ended with %s %q", r.Terminal, r.Message)
 	}
 	return r, err
+}
+
+func (b *bench) stream(ctx context.Context, conv, prompt string, lat *Histogram) (Turn, error) {
+	return b.c.Stream(ctx, "/chat/"+conv+"/stream", prompt, b.token, lat, nil)
 }
 
 func (b *bench) warmupAndIdle(ctx context.Context) error {
@@ -173,54 +129,50 @@ func (b *bench) warmupAndIdle(ctx context.Context) error {
 	if _, err := b.turn(ctx, claudetest.Script("flood", "n", min(2000, b.o.floodN)), nil); err != nil {
 		return fmt.Errorf("warm-up: %w", err)
 	}
-	harness.Settle()
-	m, _ := harness.ReadMem()
-	b.memAtMost(mRSSIdle, m.RSS, 30<<20, memString(m))
+	settle()
+	m := readMem()
+	b.memAtMost(mRSSIdle, m.rss, 30<<20, fmt.Sprintf("%s (anon %s + file %s)", fmtMB(m.rss), fmtMB(m.anon), fmtMB(m.file)))
 	return nil
 }
 
+// firstByte times turns one after another, each on a new conversation,
+// from just before the POST to the first body byte (the ping sent once the
+// pre-stream transaction is done) and to the first chunk; the service's
+// DynamoDB calls before the first byte are its database share.
 func (b *bench) firstByte(ctx context.Context) error {
-	var ttfb, chunk, db, rest harness.Histogram
-	b.s.db.take(1)
-	before := map[string]int{}
+	var ttfb, chunk, db, rest Histogram
 	for range b.o.ttfbTurns {
-		conv, err := b.s.conversation(ctx)
+		conv, err := b.s.newConversation(ctx, b.userID)
 		if err != nil {
 			return err
 		}
-		b.s.db.within(time.Time{}, time.Time{}, nil) // forget the set-up's calls
-		r, err := b.s.stream(ctx, conv, claudetest.Script("normal", "text", "first chunk"), nil, nil)
-		if err == nil && r.Terminal != ovrlrd.OutcomeComplete {
-			err = fmt.Errorf("turn ended with %s %q", r.Terminal, r.Message)
+		b.db.within(time.Time{}, time.Time{}) // forget the set-up's calls
+		r, err := b.stream(ctx, conv, claudetest.Script("normal", "text", "first chunk"), nil)
+		if err == nil && (r.Terminal != ovrlrd.OutcomeComplete || r.Chunks == 0) {
+			err = fmt.Errorf("turn ended with %s %q after %d chunks", r.Terminal, r.Message, r.Chunks)
 		}
 		if err != nil {
 			return err
-		}
-		if r.Chunks == 0 {
-			return fmt.Errorf("a turn sent no chunk")
 		}
 		first := r.FirstByte.Sub(r.Sent)
-		inDB := b.s.db.within(r.Sent, r.FirstByte, before)
+		inDB := b.db.within(r.Sent, r.FirstByte)
 		ttfb.Add(first)
 		db.Add(inDB)
 		rest.Add(first - inDB)
 		chunk.Add(r.FirstChunk.Sub(r.Sent))
 	}
-	b.atMost(mTTFB50, ttfb.Quantile(0.50), 3*time.Millisecond,
-		fmt.Sprintf(" (DynamoDB %s + rest %s)", fmtMS(db.Quantile(0.5)), fmtMS(rest.Quantile(0.5))))
-	b.set(mTTFB90, fmtMS(ttfb.Quantile(0.90)), "", markInfo)
+	atMost(&b.report, mTTFB50, ttfb.Quantile(0.50), 3*time.Millisecond, fmtMS, fmt.Sprintf("%s (DynamoDB %s + rest %s; p90 %s)",
+		fmtMS(ttfb.Quantile(0.50)), fmtMS(db.Quantile(0.5)), fmtMS(rest.Quantile(0.5)), fmtMS(ttfb.Quantile(0.9))))
 	b.set(mTTFBNoDB, fmtMS(rest.Quantile(0.50)), "", markInfo)
 	b.set(mChunk50, fmtMS(chunk.Quantile(0.50)), "CLI spawn", markInfo)
-	b.set(mChunk90, fmtMS(chunk.Quantile(0.90)), "CLI spawn", markInfo)
-	b.notes = append(b.notes,
-		"DynamoDB calls before the first byte, per turn: "+perTurn(before, b.o.ttfbTurns),
-		"DynamoDB calls per TTFB turn, whole turn: "+b.s.db.take(b.o.ttfbTurns))
 	return nil
 }
 
+// relayOverhead: the fake CLI writes texts at a steady rate, each the time
+// it was written; each chunk's delay is its arrival minus that stamp.
 func (b *bench) relayOverhead(ctx context.Context) error {
-	var lat harness.Histogram
-	r, err := b.turn(ctx, claudetest.Script("rate", "n", b.o.relayN, "rate", b.o.relayRate), &lat)
+	var lat Histogram
+	r, err := b.turn(ctx, claudetest.Script("rate", "n", b.o.relayN, "rate", relayRate), &lat)
 	if err != nil {
 		return err
 	}
@@ -228,23 +180,23 @@ func (b *bench) relayOverhead(ctx context.Context) error {
 		return fmt.Errorf("%d of %d events arrived", r.Stamped, b.o.relayN)
 	}
 	b.set(mRelayP50, fmtMS(lat.Quantile(0.50)), "", markInfo)
-	b.atMost(mRelayP99, lat.Quantile(0.99), 500*time.Microsecond,
-		fmt.Sprintf(" (p99.9 %s, max %s)", fmtMS(lat.Quantile(0.999)), fmtMS(lat.Max())))
+	atMost(&b.report, mRelayP99, lat.Quantile(0.99), 500*time.Microsecond, fmtMS, fmt.Sprintf("%s (p99.9 %s, max %s)",
+		fmtMS(lat.Quantile(0.99)), fmtMS(lat.Quantile(0.999)), fmtMS(lat.Max())))
 	return nil
 }
 
+// flood: the fake CLI writes as fast as it can. The rate is chunks over
+// the time from the first stamp to the last arrival; allocations are the
+// process's (server and client) over the turn, per chunk relayed.
 func (b *bench) flood(ctx context.Context) error {
-	var lat harness.Histogram
-	conv, err := b.s.conversation(ctx)
+	conv, err := b.s.newConversation(ctx, b.userID)
 	if err != nil {
 		return err
 	}
-	harness.Settle()
+	settle()
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
-	peak := harness.Watch(5 * time.Millisecond)
-	r, err := b.s.stream(ctx, conv, claudetest.Script("flood", "n", b.o.floodN), &lat, nil)
-	peakBytes, sampled, _ := peak.End()
+	r, err := b.stream(ctx, conv, claudetest.Script("flood", "n", b.o.floodN), nil)
 	runtime.ReadMemStats(&m1)
 	if err != nil {
 		return err
@@ -253,205 +205,100 @@ func (b *bench) flood(ctx context.Context) error {
 		return fmt.Errorf("%d of %d events arrived", r.Stamped, b.o.floodN)
 	}
 	if r.Terminal != ovrlrd.OutcomeComplete {
-		// Every event was relayed, which is what is measured here; how the
-		// turn ended is reported below the table.
+		// Every event was relayed, which is what is measured here.
 		b.notes = append(b.notes, fmt.Sprintf("the flat-out turn (%d events, one %s answer) ended with %s %q: see the service's log",
 			b.o.floodN, fmtMB(int64(b.o.floodN)*19), r.Terminal, r.Message))
 	}
-	span := r.LastChunk.Sub(time.Unix(0, r.FirstStamp))
-	rate := float64(r.Stamped) / span.Seconds()
+	rate := float64(r.Stamped) / r.LastChunk.Sub(time.Unix(0, r.FirstStamp)).Seconds()
 	whole := float64(r.Stamped) / r.LastChunk.Sub(r.Sent).Seconds()
 	mark := markPass
 	if rate < 100000 {
 		mark = markMiss
 	}
 	b.set(mFloodRate, fmt.Sprintf("%.0f ev/s (%.0f ev/s incl. spawn)", rate, whole), "≥ 100000 ev/s", mark)
-	b.atMost(mFloodQueue, lat.Quantile(0.99), 20*time.Millisecond,
-		fmt.Sprintf(" (p50 %s, max %s)", fmtMS(lat.Quantile(0.5)), fmtMS(lat.Max())))
-	relaying := peak.Until(r.LastChunk)
-	b.memAtMost(mFloodRSS, relaying.RSS, 50<<20, memString(relaying))
-	b.set(mFloodRSSAll, peakString(peakBytes, sampled), "", markInfo)
-	b.set(mAllocsE2E, fmt.Sprintf("%.2f (%.0f B/event)",
-		float64(m1.Mallocs-m0.Mallocs)/float64(r.Chunks), float64(m1.TotalAlloc-m0.TotalAlloc)/float64(r.Chunks)), "", markInfo)
+	b.set(mAllocsE2E, fmt.Sprintf("%.2f (%.0f B/event)", float64(m1.Mallocs-m0.Mallocs)/float64(r.Chunks),
+		float64(m1.TotalAlloc-m0.TotalAlloc)/float64(r.Chunks)), "", markInfo)
 	return nil
 }
 
-func (b *bench) load(ctx context.Context) error {
+// concurrent: the peak RSS while concurrent streams run.
+func (b *bench) concurrent(ctx context.Context) error {
 	convs := make([]string, b.o.streams)
 	for i := range convs {
-		c, err := b.s.conversation(ctx)
-		if err != nil {
+		var err error
+		if convs[i], err = b.s.newConversation(ctx, b.userID); err != nil {
 			return err
 		}
-		convs[i] = c
 	}
-	harness.Settle()
-	peak := harness.Watch(5 * time.Millisecond)
-	lats := make([]harness.Histogram, len(convs))
+	settle()
+	peakKnown := resetPeak()
 	errs := make([]error, len(convs))
 	var wg sync.WaitGroup
-	last := make([]time.Time, len(convs)) // each stream's last chunk
-	prompt := claudetest.Script("rate", "n", b.o.loadN, "rate", b.o.loadRate)
+	prompt := claudetest.Script("rate", "n", b.o.streamN, "rate", relayRate)
 	for i, conv := range convs {
 		wg.Go(func() {
-			r, err := b.s.stream(ctx, conv, prompt, &lats[i], nil)
-			last[i] = r.LastChunk
-			switch {
-			case err != nil:
-				errs[i] = err
-			case r.Terminal != ovrlrd.OutcomeComplete:
-				errs[i] = fmt.Errorf("turn ended with %s %q", r.Terminal, r.Message)
-			case r.Stamped != b.o.loadN:
-				errs[i] = fmt.Errorf("%d of %d events arrived", r.Stamped, b.o.loadN)
+			r, err := b.stream(ctx, conv, prompt, nil)
+			if err == nil && r.Terminal != ovrlrd.OutcomeComplete {
+				err = fmt.Errorf("turn ended with %s %q", r.Terminal, r.Message)
+			} else if err == nil && r.Stamped != b.o.streamN {
+				err = fmt.Errorf("%d of %d events arrived", r.Stamped, b.o.streamN)
 			}
+			errs[i] = err
 		})
 	}
 	wg.Wait()
-	peakBytes, sampled, _ := peak.End()
-	for _, err := range errs {
+	if err := cmp.Or(errs...); err != nil {
+		return err
+	}
+	var peak int64
+	if peakKnown {
+		peak = readMem().hwm
+	}
+	b.memAtMost(mRSSLoad, peak, 50<<20, fmtMB(peak)+" (VmHWM)")
+	return nil
+}
+
+// cancels times turns that only a cancel ends, each cancelled once its
+// first byte arrived: from sending POST /chat/{id}/cancel to the end of the
+// turn's stream, the slowest of three.
+func (b *bench) cancels(ctx context.Context) error {
+	var took []time.Duration
+	for range 3 {
+		conv, err := b.s.newConversation(ctx, b.userID)
 		if err != nil {
 			return err
 		}
+		// A cancel that fails leaves the turn running: stop reading it then.
+		tctx, stop := context.WithCancel(ctx)
+		var sent time.Time
+		var cancelErr error
+		r, err := b.c.Stream(tctx, "/chat/"+conv+"/stream", claudetest.Script("silent"), b.token, nil, func() {
+			sent = time.Now()
+			status, body, err := b.c.Call(tctx, http.MethodPost, "/chat/"+conv+"/cancel", "", b.token, false)
+			if err == nil && status != http.StatusOK {
+				err = fmt.Errorf("POST /chat/%s/cancel: %d %s", conv, status, body)
+			}
+			if cancelErr = err; err != nil {
+				stop()
+			}
+		})
+		stop()
+		if err = cmp.Or(cancelErr, err); err != nil {
+			return err
+		}
+		if r.Terminal != ovrlrd.OutcomeError || r.Message != "Cancelled" {
+			return fmt.Errorf("a cancelled turn ended with %s %q", r.Terminal, r.Message)
+		}
+		took = append(took, r.End.Sub(sent))
 	}
-	var all harness.Histogram
-	for i := range lats {
-		all.Merge(&lats[i])
-	}
-	b.memAtMost(mRSSLoad, peakBytes, 50<<20, peakString(peakBytes, sampled))
-	relaying := peak.Until(slices.MaxFunc(last, time.Time.Compare))
-	b.notes = append(b.notes, fmt.Sprintf("RSS under load: largest sample %s while the streams relayed (until the last chunk), %s over the whole phase (incl. the saves after the turns)",
-		memString(relaying), fmtMB(peakBytes)))
-	b.set(mLoadP99, fmtMS(all.Quantile(0.99)), "", markInfo)
+	slices.Sort(took)
+	atMost(&b.report, mCancel, took[2], 2*time.Second, fmtMS, fmt.Sprintf("%s (slowest of 3; fastest %s)", fmtMS(took[2]), fmtMS(took[0])))
 	return nil
 }
 
-// serverOnly times turn.Service.Run, the server's own part of the relay
-// (the CLI's pipe, the parser, the translator, the outbox and the SSE
-// encoder), with a writer that discards: no HTTP, no client. One op is one
-// event; the turn's fixed costs (spawn, lease renewals, save) are spread
-// over the events.
-func (b *bench) serverOnly(ctx context.Context) error {
-	if b.o.serverN == 0 {
-		b.set(mAllocsServer, "not run (-server-n 0)", "", markSkip)
-		b.set(mServerRate, "not run (-server-n 0)", "", markSkip)
-		return nil
-	}
-	// testing.Benchmark reads -test.benchtime: "Nx" runs exactly N ops
-	// (after a first run of one). Put back what was there (in a test).
-	testing.Init()
-	old := flag.Lookup("test.benchtime").Value.String()
-	if err := flag.Set("test.benchtime", strconv.Itoa(b.o.serverN)+"x"); err != nil {
-		return err
-	}
-	defer func() { _ = flag.Set("test.benchtime", old) }()
-	var (
-		runErr  error
-		kind    ovrlrd.OutcomeKind
-		message string
-	)
-	res := testing.Benchmark(func(tb *testing.B) {
-		tb.ReportAllocs()
-		tb.StopTimer()
-		conv, err := b.s.conversation(ctx)
-		if err != nil {
-			runErr = err
-			return
-		}
-		j, err := b.s.App.Turns.Begin(ctx, ovrlrd.TurnRequest{UserID: b.s.userID, ConversationID: conv,
-			Message: claudetest.Script("flood", "n", tb.N)})
-		if err != nil {
-			runErr = err
-			return
-		}
-		tb.StartTimer()
-		last := &lastEvent{Writer: sse.NewWriter(io.Discard)}
-		b.s.App.Turns.Run(ctx, j, last)
-		tb.StopTimer()
-		kind, message = ovrlrd.OutcomeKind(last.Type), last.Message
-	})
-	if runErr != nil {
-		return runErr
-	}
-	if res.N == 0 {
-		return fmt.Errorf("the benchmark did not run")
-	}
-	if kind != ovrlrd.OutcomeComplete {
-		b.notes = append(b.notes, fmt.Sprintf("the server-only turn (%d events) ended with %s %q", res.N, kind, message))
-	}
-	b.set(mAllocsServer, fmt.Sprintf("%d (%d B/event, %d events)", res.AllocsPerOp(), res.AllocedBytesPerOp(), res.N), "", markInfo)
-	b.set(mServerRate, fmt.Sprintf("%.0f ev/s", 1e9/float64(res.NsPerOp())), "", markInfo)
-	if res.NsPerOp() == 0 {
-		b.set(mServerRate, fmt.Sprintf("%d events in %v", res.N, res.T), "", markInfo)
-	}
-	return nil
-}
-
-// checkProcesses counts this process's children once everything is
-// stopped: CLI processes, what they started (re-parented here) or
-// DynamoDB Local if started here. Any found is reported, then killed.
-func (b *bench) checkProcesses() {
-	// Turns whose client went away finish in the background, as in Lambda;
-	// on a loaded machine that can take a few seconds after the last phase.
-	left := harness.Children()
-	for deadline := time.Now().Add(15 * time.Second); len(left) > 0 && time.Now().Before(deadline); left = harness.Children() {
-		time.Sleep(100 * time.Millisecond)
-	}
-	if len(left) == 0 {
-		b.set(mProcessesAfter, "0", "0", markPass)
-		return
-	}
-	for _, pid := range left {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
-	b.set(mProcessesAfter, fmt.Sprintf("%d (pids %v, killed)", len(left), left), "0", markError)
-}
-
-func (b *bench) print(out io.Writer) {
-	t := harness.NewTable(out)
-	t.Header("metric", "value", "target", "mark")
-	for _, m := range metrics {
-		r, ok := b.rows[m]
-		if !ok {
-			r = row{"not measured", "", markError}
-		}
-		t.Row(m, r.value, cmp.Or(r.target, "—"), r.mark)
-	}
-	t.Flush()
-	if len(b.notes) > 0 {
-		fmt.Fprintln(out, "\nMeasured along the way:")
-		for _, n := range b.notes {
-			fmt.Fprintln(out, "  - "+n)
-		}
-	}
-	fmt.Fprintln(out, `
-Notes:
-  - One process hosts the server (app.New + the local gateway + the real Lambda
-    adapters on a loopback port), its loopback stand-ins (Apple keys, S3) and
-    the client, which parses each stream as it arrives in one 16 KiB buffer
-    and keeps only counters and a 30 KiB histogram. RSS is this process's
-    VmRSS from /proc/self/status: anon is heap and stacks, file is pages of
-    this executable (which links all three functions and the stand-ins); the
-    fake CLI processes and DynamoDB Local are separate and not counted.
-    "RSS idle" follows warm-up turns, runtime.GC and debug.FreeOSMemory.
-  - Latency/queueing = client arrival time minus the wall-clock stamp the fake
-    CLI wrote into each text: pipe, parser, turn loop, outbox, SSE writer, the
-    Lambda streaming adapter, the gateway relay, TCP and the client's parse.
-  - TTFB and first chunk are timed from just before the POST, one turn at a
-    time, each on a new conversation (auth, rate limit and the pre-stream
-    transaction in DynamoDB Local included; DynamoDB Local shares the CPUs).
-  - allocs/event, server+client: runtime Mallocs over the flat-out turn divided
-    by the chunks relayed. Server only: testing.Benchmark of turn.Service.Run
-    with an SSE writer to io.Discard, one op = one event.`)
-}
-
-// lastEvent is an SSE writer that keeps the last event it sent: the
-// terminal one, once a turn has ended.
-type lastEvent struct {
-	*sse.Writer
-	sse.Event
-}
-
-func (l *lastEvent) Send(e sse.Event) error {
-	l.Event = e
-	return l.Writer.Send(e)
+var notes = []string{
+	`One process hosts the service (the three functions built by their own constructors, the local gateway, the real Lambda adapters), its loopback stand-ins and the client, which keeps only counters and a 30 KiB histogram. RSS is this process's VmRSS: anon is heap and stacks, file is pages of this executable; the fake CLI processes and DynamoDB Local are not counted. "RSS idle" follows warm-up turns, runtime.GC and debug.FreeOSMemory.`,
+	`Relay overhead = client arrival time minus the wall-clock stamp the fake CLI wrote into each text: the whole relay, TCP and the client's parse.`,
+	`TTFB and first chunk: from just before the POST, one turn at a time, each on a new conversation (DynamoDB Local shares the CPUs).`,
+	`allocs/event: runtime Mallocs over the flat-out turn per chunk relayed.`,
 }

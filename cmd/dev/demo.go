@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -25,7 +26,7 @@ import (
 type demo struct {
 	anthropic *anthropicfake.Server
 	apple     *applefake.Server
-	s3        *httptest.Server
+	closers   []func()
 }
 
 // demoSettings starts the stand-ins the environment leaves room for, the
@@ -42,19 +43,20 @@ func demoSettings(getenv func(string) string, s3Addr string) (*demo, map[string]
 		if err != nil {
 			return nil, nil, fmt.Errorf("S3 stand-in: %w (DEV_S3_HOST and DEV_S3_PORT say where; port 0 picks a free one)", err)
 		}
-		d.s3 = httptest.NewUnstartedServer(s3Access(getenv("LOCAL_AWS_KEY"), gofakes3.New(s3mem.New()).Server()))
-		d.s3.Listener.Close()
-		d.s3.Listener = ln
-		d.s3.Start()
+		s3 := &httptest.Server{Listener: ln, Config: &http.Server{Handler: s3Access(getenv("LOCAL_AWS_KEY"), gofakes3.New(s3mem.New()).Server())}}
+		s3.Start()
+		d.closers = append(d.closers, s3.Close)
 		env["S3_ENDPOINT"] = dialURL(ln.Addr())
 	}
 	if getenv("ANTHROPIC_API_KEY") == "" && getenv("CLAUDE_CODE_OAUTH_TOKEN") == "" && getenv("CLAUDE_PROVIDER") == "" {
 		d.anthropic = anthropicfake.New(anthropicfake.Demo())
+		d.closers = append(d.closers, d.anthropic.Close)
 		env["ANTHROPIC_BASE_URL"] = d.anthropic.URL
 		env["ANTHROPIC_API_KEY"] = "offline-demo"
 	}
 	if getenv("APPLE_JWKS_URL") == "" {
 		d.apple = applefake.New()
+		d.closers = append(d.closers, d.apple.Close)
 		env["APPLE_JWKS_URL"] = d.apple.URL
 		env["ALLOW_OPEN_SIGNUP"] = "true"
 	}
@@ -68,14 +70,8 @@ func demoSettings(getenv func(string) string, s3Addr string) (*demo, map[string]
 }
 
 func (d *demo) close() {
-	if d.anthropic != nil {
-		d.anthropic.Close()
-	}
-	if d.apple != nil {
-		d.apple.Close()
-	}
-	if d.s3 != nil {
-		d.s3.Close()
+	for _, c := range d.closers {
+		c()
 	}
 }
 

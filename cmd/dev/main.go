@@ -6,6 +6,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -20,13 +21,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ovrlrd/cloud/internal/app"
 	"github.com/ovrlrd/cloud/internal/claude"
 	"github.com/ovrlrd/cloud/internal/config"
 	"github.com/ovrlrd/cloud/internal/devkit/dynamolocal"
 	"github.com/ovrlrd/cloud/internal/devkit/gateway"
-	"github.com/ovrlrd/cloud/internal/logs"
-	"github.com/ovrlrd/cloud/internal/sandbox"
+	"github.com/ovrlrd/cloud/internal/procfs"
 )
 
 func main() {
@@ -44,10 +43,7 @@ func main() {
 // what events/env.json names for sam local; port 0 picks a free one).
 // ready, when set, learns the address the API listens on once it serves.
 func run(ctx context.Context, getenv func(string) string, out io.Writer, ready func(addr string)) error {
-	dataDir := getenv("DEV_DATA_DIR")
-	if dataDir == "" {
-		dataDir = ".local"
-	}
+	dataDir := cmp.Or(getenv("DEV_DATA_DIR"), ".local")
 	dynamoPort, err := port(getenv, "DEV_DYNAMODB_PORT", config.DevDynamoDBPort)
 	if err != nil {
 		return err
@@ -56,9 +52,9 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer, ready f
 	if err != nil {
 		return err
 	}
-	s3Host := getenv("DEV_S3_HOST")
-	if s3Host == "" {
-		s3Host = "127.0.0.1"
+	absData, err := filepath.Abs(dataDir)
+	if err != nil {
+		return err
 	}
 	// Turns' users pass through the data folder to their own folders, but
 	// may not list it: DynamoDB Local's files and the secrets stay closed.
@@ -81,35 +77,23 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer, ready f
 	}
 	defer srv.Stop()
 
-	d, demoEnv, err := demoSettings(layeredEnv(getenv, secrets), net.JoinHostPort(s3Host, strconv.Itoa(s3Port)))
+	d, demoEnv, err := demoSettings(layeredEnv(getenv, secrets), net.JoinHostPort(cmp.Or(getenv("DEV_S3_HOST"), "127.0.0.1"), strconv.Itoa(s3Port)))
 	if err != nil {
 		return err
 	}
 	defer d.close()
-	env := layeredEnv(getenv, secrets, demoEnv, map[string]string{
+	a, err := gateway.NewLocal(ctx, config.All, layeredEnv(getenv, secrets, demoEnv, map[string]string{
 		"STAGE":              "local",
 		"TABLE_NAME":         config.DevTable,
 		"DYNAMODB_ENDPOINT":  srv.Endpoint,
-		"CLAUDE_WORK_ROOT":   mustAbs(filepath.Join(dataDir, "work")),
-		"CLAUDE_CONFIG_ROOT": mustAbs(filepath.Join(dataDir, "claude")),
-	})
-	cfg, err := config.Load(ctx, config.All, env)
-	if err != nil {
-		return err
-	}
-	log := logs.New(out, cfg.LogLevel)
-	a, err := app.New(ctx, cfg, log)
+		"CLAUDE_WORK_ROOT":   filepath.Join(absData, "work"),
+		"CLAUDE_CONFIG_ROOT": filepath.Join(absData, "claude"),
+	}), out)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	if err := a.Store.EnsureTable(ctx); err != nil {
-		return err
-	}
-	if err := a.Workspace.EnsureBucket(ctx); err != nil {
-		return err
-	}
-	if err := ensureSAMLocal(ctx, srv.Endpoint, demoEnv["S3_ENDPOINT"], log); err != nil {
+	if err := ensureSAMLocal(ctx, srv.Endpoint, demoEnv["S3_ENDPOINT"], a.Log); err != nil {
 		return err
 	}
 	// On Linux a turn's orphans are re-parented here and reaped, and this
@@ -118,7 +102,7 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer, ready f
 	if err := claude.BecomeSubreaper(); err != nil {
 		return err
 	}
-	if err := sandbox.HideSelf(); err != nil {
+	if err := procfs.HideSelf(); err != nil {
 		return err
 	}
 	token, err := d.signIn(ctx, a.Accounts)
@@ -126,16 +110,15 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer, ready f
 		return err
 	}
 
-	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	ln, err := net.Listen("tcp", a.Config.ListenAddr)
 	if err != nil {
 		return err
 	}
-	server := &http.Server{Handler: gateway.App(a), ReadHeaderTimeout: 10 * time.Second}
+	server := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- server.Serve(ln) }()
 	addr := ln.Addr().String()
-	banner(out, addr, dataDir, secrets["API_KEY"], created)
-	samBanner(out, srv.Port(), demoEnv["S3_ENDPOINT"])
+	banner(out, addr, dataDir, secrets["API_KEY"], created, srv.Port(), demoEnv["S3_ENDPOINT"])
 	d.banner(out, addr, secrets["API_KEY"], token)
 	if ready != nil {
 		ready(addr)
@@ -149,22 +132,19 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer, ready f
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := server.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.Warn("shutdown", "err", err)
+		a.Log.Warn("shutdown", "err", err)
 	}
 	return nil
 }
 
-func banner(out io.Writer, addr, dataDir, apiKey string, created bool) {
+// banner says where the API listens, and where sam local finds these servers.
+func banner(out io.Writer, addr, dataDir, apiKey string, created bool, dynamoPort int, s3 string) {
 	fmt.Fprintf(out, "\nOvrlrd API (local) listening on http://%s\n", addr)
 	if created {
 		fmt.Fprintf(out, "Generated local secrets in %s.\n", filepath.Join(dataDir, "secrets.env"))
 	}
 	fmt.Fprintf(out, "API key (X-API-Key): %s\n", apiKey)
 	fmt.Fprintf(out, "Try: curl http://%s/health\n\n", addr)
-}
-
-// samBanner says where sam local finds these servers.
-func samBanner(out io.Writer, dynamoPort int, s3 string) {
 	fmt.Fprintf(out, "sam local invoke --env-vars events/env.json: DynamoDB Local on port %d", dynamoPort)
 	if s3 != "" {
 		fmt.Fprintf(out, ", the S3 stand-in at %s", strings.TrimPrefix(s3, "http://"))
@@ -174,12 +154,4 @@ func samBanner(out io.Writer, dynamoPort int, s3 string) {
 		fmt.Fprintf(out, "events/env.json names ports %d and %d: give sam local a copy with these.\n", config.DevDynamoDBPort, config.DevS3Port)
 	}
 	fmt.Fprintln(out)
-}
-
-func mustAbs(p string) string {
-	abs, err := filepath.Abs(p)
-	if err != nil {
-		return p
-	}
-	return abs
 }

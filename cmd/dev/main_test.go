@@ -6,28 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/ovrlrd/cloud/internal/devkit/devenv"
 	"github.com/ovrlrd/cloud/internal/devkit/sandboxtest"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // make dev, end to end: first run generates secrets and answers /health
 // from DynamoDB Local; a second run over the same folder keeps the data and
@@ -41,7 +24,7 @@ func TestDevServesHealth(t *testing.T) {
 		// twice.
 		env := map[string]string{"DEV_DATA_DIR": dir, "LISTEN_ADDR": "127.0.0.1:0", "DEV_DYNAMODB_PORT": "0", "DEV_S3_PORT": "0"}
 		ctx, cancel := context.WithCancel(context.Background())
-		out := &syncBuffer{}
+		out := &devenv.Buffer{}
 		done := make(chan error, 1)
 		ready := make(chan string, 1)
 		go func() { done <- run(ctx, func(k string) string { return env[k] }, out, func(a string) { ready <- a }) }()

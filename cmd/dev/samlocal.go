@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/ovrlrd/cloud/internal/config"
+	"github.com/ovrlrd/cloud/internal/devkit/dynamolocal"
 	"github.com/ovrlrd/cloud/internal/store"
 	"github.com/ovrlrd/cloud/internal/workspace"
 )
@@ -24,11 +25,11 @@ func port(getenv func(string) string, name string, def int) (int, error) {
 	if v == "" {
 		return def, nil
 	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 || n > 65535 {
+	n, err := strconv.ParseUint(v, 10, 16)
+	if err != nil {
 		return 0, fmt.Errorf("%s: %q is not a port (0 to 65535; 0 picks a free one)", name, v)
 	}
-	return n, nil
+	return int(n), nil
 }
 
 // dialURL is how this process reaches a server listening at addr: a
@@ -69,14 +70,8 @@ func s3Access(own string, next http.Handler) http.Handler {
 
 // accessKey is the key a SigV4 Authorization header names, or "".
 func accessKey(auth string) string {
-	_, cred, ok := strings.Cut(auth, "Credential=")
-	if !ok {
-		return ""
-	}
-	key, _, ok := strings.Cut(cred, "/")
-	if !ok {
-		return ""
-	}
+	_, cred, _ := strings.Cut(auth, "Credential=")
+	key, _, _ := strings.Cut(cred, "/")
 	return key
 }
 
@@ -93,7 +88,7 @@ func ensureSAMLocal(ctx context.Context, dynamoEndpoint, s3Endpoint string, log 
 		Region:      config.SAMLocalRegion,
 		Credentials: credentials.NewStaticCredentialsProvider(config.SAMLocalKey, config.SAMLocalKey, ""),
 	}
-	if err := store.New(store.NewDB(cfg, dynamoEndpoint), store.Options{Table: config.DevTable}).EnsureTable(ctx); err != nil {
+	if err := dynamolocal.EnsureTable(ctx, store.NewDB(cfg, dynamoEndpoint), config.DevTable); err != nil {
 		return fmt.Errorf("sam local's table: %w", err)
 	}
 	if s3Endpoint == "" {

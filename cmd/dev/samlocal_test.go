@@ -37,7 +37,7 @@ func TestDevServesSAMLocal(t *testing.T) {
 		"DEV_DYNAMODB_PORT": strconv.Itoa(dynamoPort), "DEV_S3_PORT": strconv.Itoa(s3Port),
 	}
 	devCtx, stopDev := context.WithCancel(context.Background())
-	out := &syncBuffer{}
+	out := &devenv.Buffer{}
 	done := make(chan error, 1)
 	ready := make(chan string, 1)
 	go func() {

@@ -1,6 +1,6 @@
-// Command auth is the AuthFunction. It only wires: config (failing fast),
-// dependencies, then the Lambda runtime loop, which serves both the HTTP API
-// and the function's own event that finishes an account deletion.
+// Command auth is the AuthFunction: sign-in, refresh and logout. It only
+// wires: config (failing fast), the shared dependencies, then the Lambda
+// runtime loop.
 package main
 
 import (
@@ -11,5 +11,5 @@ import (
 )
 
 func main() {
-	lambda.Start(app.Init(config.Auth).AuthLambda())
+	lambda.Start(app.Init(config.Auth).Auth())
 }

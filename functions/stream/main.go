@@ -6,10 +6,9 @@ package main
 import (
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/ovrlrd/cloud/internal/app"
-	"github.com/ovrlrd/cloud/internal/config"
+	"github.com/ovrlrd/cloud/internal/app/streamfn"
 )
 
 func main() {
-	lambda.Start(app.Init(config.Stream).StreamLambda())
+	lambda.Start(streamfn.Init().Lambda())
 }

@@ -1,23 +1,14 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"regexp"
 
+	"github.com/ovrlrd/cloud/internal/audit"
 	"github.com/ovrlrd/cloud/internal/auth"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
-
-// authRoutes limits by address only where no user is known yet: sign-in.
-// The others are limited by what the caller proves to hold, so nobody
-// sharing an address can lock a user out of refreshing, signing out or
-// deleting the account.
-func (s *server) authRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("POST /auth", s.byAddress(s.signIn))
-	mux.HandleFunc("POST /auth/refresh", s.refresh)
-	mux.HandleFunc("POST /auth/logout", s.authed(classLogout, s.logout))
-	mux.HandleFunc("DELETE /auth/account", s.authed(classAccount, s.deleteAccount))
-}
 
 // signInBody is POST /auth's body.
 type signInBody auth.SignInRequest
@@ -40,15 +31,20 @@ func (b *signInBody) Validate() error {
 	return nil
 }
 
+// signIn is limited by client address, as no user is known yet; the
+// address is hashed before it becomes a key.
 func (s *server) signIn(w http.ResponseWriter, r *http.Request) {
-	var body signInBody
-	if err := Decode(r, &body); err != nil {
-		writeError(w, r, s.log, err)
+	if !s.allow(w, r, "auth", s.Limits.Auth, s.Auth.Audit.HashIP(ClientIP(r)), "") {
 		return
 	}
-	g, err := s.auth.SignIn(r.Context(), auth.SignInRequest(body), client(r))
+	var body signInBody
+	if err := Decode(r, &body); err != nil {
+		writeError(w, r, s.Log, err)
+		return
+	}
+	g, err := s.Auth.SignIn(r.Context(), auth.SignInRequest(body), client(r))
 	if err != nil {
-		writeError(w, r, s.log, err)
+		writeError(w, r, s.Log, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, g)
@@ -59,34 +55,30 @@ func (s *server) signIn(w http.ResponseWriter, r *http.Request) {
 // to be ours: checking one costs no I/O, so a forged token is refused before
 // it could spend anyone's budget.
 func (s *server) refresh(w http.ResponseWriter, r *http.Request) {
-	t, err := s.auth.CheckRefresh(r.Context(), r.Header.Get("Authorization"), client(r))
+	t, err := s.Auth.CheckRefresh(r.Context(), r.Header.Get("Authorization"), client(r))
 	if err != nil {
-		writeError(w, r, s.log, err)
+		writeError(w, r, s.Log, err)
 		return
 	}
-	if !s.allow(w, r, classRefresh, s.limits.Auth, t.SessionID(), t.UserID()) {
+	if !s.allow(w, r, classRefresh, s.Limits.Auth, t.SessionID(), t.UserID()) {
 		return
 	}
-	g, err := s.auth.Rotate(r.Context(), t, client(r))
+	g, err := s.Auth.Rotate(r.Context(), t, client(r))
 	if err != nil {
-		writeError(w, r, s.log, err)
+		writeError(w, r, s.Log, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, g)
 }
 
-func (s *server) logout(w http.ResponseWriter, r *http.Request, p auth.Principal) {
-	if err := s.auth.Logout(r.Context(), p, client(r)); err != nil {
-		writeError(w, r, s.log, err)
-		return
+// noContent is a route that acts on the caller's account and answers 204:
+// sign-out and account deletion.
+func (s *server) noContent(act func(context.Context, auth.Principal, audit.Client) error) principalHandler {
+	return func(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+		if err := act(r.Context(), p, client(r)); err != nil {
+			writeError(w, r, s.Log, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
 	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func (s *server) deleteAccount(w http.ResponseWriter, r *http.Request, p auth.Principal) {
-	if err := s.auth.DeleteAccount(r.Context(), p, client(r)); err != nil {
-		writeError(w, r, s.log, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
 }

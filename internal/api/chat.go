@@ -4,46 +4,44 @@ import (
 	"context"
 	"net/http"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/ovrlrd/cloud/internal/auth"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
 
-// Conversations is the conversation state the chat routes use.
+// Conversations is the conversation state the routes use, turns' included.
 type Conversations interface {
 	Conversation(ctx context.Context, userID, convID string) (ovrlrd.Conversation, error)
 	ListConversations(ctx context.Context, userID string, page ovrlrd.Page) ([]ovrlrd.Conversation, string, error)
 	Messages(ctx context.Context, convID string, page ovrlrd.Page) ([]ovrlrd.Message, string, error)
 	AppendMessage(ctx context.Context, userID, convID string, role ovrlrd.Role, content string) (ovrlrd.Message, error)
 	DeleteConversation(ctx context.Context, userID, convID string) error
+	UsageToday(ctx context.Context, userID string) (ovrlrd.DailyUsage, error)
+	StartTurn(ctx context.Context, t ovrlrd.TurnStart) (ovrlrd.Conversation, ovrlrd.Message, error)
+	CancelRun(ctx context.Context, convID string) error
+	Outcome(ctx context.Context, convID, holder string) (ovrlrd.TurnOutcome, error)
+	UndoStartTurn(ctx context.Context, t ovrlrd.Turn) error
 }
 
 // ConversationCleaner removes what is kept for a deleted conversation
 // outside the table (transcripts, workspaces).
 type ConversationCleaner func(ctx context.Context, userID, convID string) error
 
-func (s *server) chatRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /chat", s.authed(classRead, s.listConversations))
-	mux.HandleFunc("GET /chat/{id}", s.authed(classRead, s.getConversation))
-	mux.HandleFunc("DELETE /chat/{id}", s.authed(classWrite, s.deleteConversation))
-	mux.HandleFunc("POST /chat/{id}/events", s.authed(classWrite, s.postEvent))
-}
-
-// MaxContent is the longest message, in characters.
-const MaxContent = 100_000
-
 type listResponse struct {
 	Conversations []ovrlrd.Conversation `json:"conversations"`
-	HasMore       bool                  `json:"hasMore"`
-	NextCursor    *string               `json:"nextCursor"`
+	more
 }
 
 type detailResponse struct {
 	Conversation ovrlrd.Conversation `json:"conversation"`
 	Messages     []ovrlrd.Message    `json:"messages"`
-	HasMore      bool                `json:"hasMore"`
-	NextCursor   *string             `json:"nextCursor"`
+	more
+}
+
+// more ends every page: whether there is another, and how to ask for it.
+type more struct {
+	HasMore    bool    `json:"hasMore"`
+	NextCursor *string `json:"nextCursor"`
 }
 
 type successResponse struct {
@@ -64,49 +62,45 @@ func page(r *http.Request, def int) (ovrlrd.Page, error) {
 	return p, nil
 }
 
-// next turns the store's cursor into the response's nextCursor.
-func next(cursor string) (bool, *string) {
+// next turns the store's cursor into the end of the response.
+func next(cursor string) more {
 	if cursor == "" {
-		return false, nil
+		return more{}
 	}
-	return true, &cursor
+	return more{HasMore: true, NextCursor: &cursor}
 }
 
 func (s *server) listConversations(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	pg, err := page(r, 20)
 	if err != nil {
-		writeError(w, r, s.log, err)
+		writeError(w, r, s.Log, err)
 		return
 	}
-	convs, cursor, err := s.convs.ListConversations(r.Context(), p.UserID, pg)
+	convs, cursor, err := s.Conversations.ListConversations(r.Context(), p.UserID, pg)
 	if err != nil {
-		writeError(w, r, s.log, err)
+		writeError(w, r, s.Log, err)
 		return
 	}
-	resp := listResponse{Conversations: convs}
-	resp.HasMore, resp.NextCursor = next(cursor)
-	writeJSON(w, http.StatusOK, resp)
+	writeJSON(w, http.StatusOK, listResponse{Conversations: convs, more: next(cursor)})
 }
 
 func (s *server) getConversation(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	pg, err := page(r, 50)
 	if err != nil {
-		writeError(w, r, s.log, err)
+		writeError(w, r, s.Log, err)
 		return
 	}
-	conv, err := s.convs.Conversation(r.Context(), p.UserID, r.PathValue("id"))
+	conv, err := s.Conversations.Conversation(r.Context(), p.UserID, r.PathValue("id"))
 	if err != nil {
-		writeError(w, r, s.log, err)
+		writeError(w, r, s.Log, err)
 		return
 	}
-	msgs, cursor, err := s.convs.Messages(r.Context(), conv.ID, pg)
+	msgs, cursor, err := s.Conversations.Messages(r.Context(), conv.ID, pg)
 	if err != nil {
-		writeError(w, r, s.log, err)
+		writeError(w, r, s.Log, err)
 		return
 	}
-	resp := detailResponse{Conversation: conv, Messages: msgs}
-	resp.HasMore, resp.NextCursor = next(cursor)
-	writeJSON(w, http.StatusOK, resp)
+	writeJSON(w, http.StatusOK, detailResponse{Conversation: conv, Messages: msgs, more: next(cursor)})
 }
 
 // deleteConversation removes the conversation first, so a running turn
@@ -115,13 +109,13 @@ func (s *server) getConversation(w http.ResponseWriter, r *http.Request, p auth.
 // conversation deleted by its caller and does both again.
 func (s *server) deleteConversation(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	id := r.PathValue("id")
-	if err := s.convs.DeleteConversation(r.Context(), p.UserID, id); err != nil {
-		writeError(w, r, s.log, err)
+	if err := s.Conversations.DeleteConversation(r.Context(), p.UserID, id); err != nil {
+		writeError(w, r, s.Log, err)
 		return
 	}
-	for _, clean := range s.cleaners {
+	for _, clean := range s.Cleaners {
 		if err := clean(r.Context(), p.UserID, id); err != nil {
-			writeError(w, r, s.log, err)
+			writeError(w, r, s.Log, err)
 			return
 		}
 	}
@@ -131,7 +125,7 @@ func (s *server) deleteConversation(w http.ResponseWriter, r *http.Request, p au
 // eventBody is POST /chat/{id}/events: the app records a denial with it.
 type eventBody struct {
 	Role    *ovrlrd.Role `json:"role"`
-	Content *string      `json:"content"`
+	Content string       `json:"content"`
 }
 
 func (b *eventBody) Validate() error {
@@ -142,31 +136,18 @@ func (b *eventBody) Validate() error {
 	if !b.Role.Valid() {
 		return ovrlrd.Errorf(ovrlrd.EINVALID, `Field "role" must be "user", "assistant" or "system".`)
 	}
-	return validContent("content", b.Content)
-}
-
-// validContent checks a message text: present, 1 to MaxContent characters.
-func validContent(field string, v *string) error {
-	switch {
-	case v == nil || *v == "":
-		return ovrlrd.Errorf(ovrlrd.EINVALID, "Field %q is required.", field)
-	case !utf8.ValidString(*v):
-		return ovrlrd.Errorf(ovrlrd.EINVALID, "Field %q must be valid UTF-8.", field)
-	case utf8.RuneCountInString(*v) > MaxContent:
-		return ovrlrd.Errorf(ovrlrd.EINVALID, "Field %q must be at most %d characters.", field, MaxContent)
-	}
-	return nil
+	return ovrlrd.CheckText("content", b.Content)
 }
 
 func (s *server) postEvent(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	var body eventBody
 	if err := Decode(r, &body); err != nil {
-		writeError(w, r, s.log, err)
+		writeError(w, r, s.Log, err)
 		return
 	}
-	msg, err := s.convs.AppendMessage(r.Context(), p.UserID, r.PathValue("id"), *body.Role, *body.Content)
+	msg, err := s.Conversations.AppendMessage(r.Context(), p.UserID, r.PathValue("id"), *body.Role, body.Content)
 	if err != nil {
-		writeError(w, r, s.log, err)
+		writeError(w, r, s.Log, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, successResponse{Success: true, MessageID: msg.ID})

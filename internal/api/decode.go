@@ -1,11 +1,13 @@
 package api
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
@@ -57,7 +59,7 @@ func decodeError(err error) error {
 		if typeErr.Field == "" {
 			return ovrlrd.Errorf(ovrlrd.EINVALID, "Request body must be a JSON object.")
 		}
-		return ovrlrd.Errorf(ovrlrd.EINVALID, "Field %q must be of type %s.", typeErr.Field, jsonType(typeErr.Type.Kind().String()))
+		return ovrlrd.Errorf(ovrlrd.EINVALID, "Field %q must be of type %s.", typeErr.Field, cmp.Or(jsonTypes[typeErr.Type.Kind()], "number"))
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		// encoding/json has no typed error for this one.
 		field := strings.TrimPrefix(err.Error(), "json: unknown field ")
@@ -67,18 +69,9 @@ func decodeError(err error) error {
 	}
 }
 
-// jsonType names a Go kind the way a client thinks of JSON.
-func jsonType(kind string) string {
-	switch kind {
-	case "string":
-		return "string"
-	case "bool":
-		return "boolean"
-	case "slice", "array":
-		return "array"
-	case "struct", "map", "ptr":
-		return "object"
-	default:
-		return "number"
-	}
+// jsonTypes name Go kinds the way a client thinks of JSON; the rest are
+// numbers.
+var jsonTypes = map[reflect.Kind]string{
+	reflect.String: "string", reflect.Bool: "boolean", reflect.Slice: "array", reflect.Array: "array",
+	reflect.Struct: "object", reflect.Map: "object", reflect.Pointer: "object",
 }

@@ -14,11 +14,6 @@ type Devices interface {
 	DeleteDevice(ctx context.Context, userID, token string) error
 }
 
-func (s *server) deviceRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("POST /devices", s.authed(classWrite, s.putDevice))
-	mux.HandleFunc("DELETE /devices/{token}", s.authed(classWrite, s.deleteDevice))
-}
-
 type deviceBody struct {
 	DeviceToken *string             `json:"deviceToken"`
 	Environment *ovrlrd.Environment `json:"environment"`
@@ -39,15 +34,16 @@ func (b *deviceBody) Validate() error {
 func (s *server) putDevice(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	var body deviceBody
 	if err := Decode(r, &body); err != nil {
-		writeError(w, r, s.log, err)
+		writeError(w, r, s.Log, err)
 		return
 	}
-	env := s.deviceEnv
+	// A device registered without one is in the configured environment.
+	env := s.Auth.DeviceEnv
 	if body.Environment != nil {
 		env = *body.Environment
 	}
-	if err := s.devices.PutDevice(r.Context(), ovrlrd.Device{UserID: p.UserID, Token: *body.DeviceToken, Environment: env}); err != nil {
-		writeError(w, r, s.log, err)
+	if err := s.Devices.PutDevice(r.Context(), ovrlrd.Device{UserID: p.UserID, Token: *body.DeviceToken, Environment: env}); err != nil {
+		writeError(w, r, s.Log, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -60,12 +56,12 @@ func (s *server) putDevice(w http.ResponseWriter, r *http.Request, p auth.Princi
 func (s *server) deleteDevice(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	tok := r.PathValue("token")
 	if !deviceTokenPattern.MatchString(tok) {
-		writeError(w, r, s.log, ovrlrd.Errorf(ovrlrd.EINVALID, "The device token must be lowercase hex."))
+		writeError(w, r, s.Log, ovrlrd.Errorf(ovrlrd.EINVALID, "The device token must be lowercase hex."))
 		return
 	}
-	err := s.devices.DeleteDevice(r.Context(), p.UserID, tok)
+	err := s.Devices.DeleteDevice(r.Context(), p.UserID, tok)
 	if err != nil && !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
-		writeError(w, r, s.log, err)
+		writeError(w, r, s.Log, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -23,11 +23,8 @@ type FunctionURLHandler = func(context.Context, *events.LambdaFunctionURLRequest
 // Such a request is answered 400 here instead, and nothing of it is printed.
 func CheckHTTP(next HTTPAPIHandler) HTTPAPIHandler {
 	return func(ctx context.Context, e events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
-		if err := checkTarget(e.RawPath, e.RequestContext.HTTP.Path, e.RawQueryString); err != nil {
-			status, body := errorJSON(err)
-			return events.APIGatewayV2HTTPResponse{
-				StatusCode: status, Headers: map[string]string{"Content-Type": "application/json"}, Body: body,
-			}, nil
+		if status, body, bad := checkTarget(e.RawPath, e.RequestContext.HTTP.Path, e.RawQueryString); bad {
+			return events.APIGatewayV2HTTPResponse{StatusCode: status, Headers: jsonHeader(), Body: body}, nil
 		}
 		return next(ctx, e)
 	}
@@ -37,14 +34,11 @@ func CheckHTTP(next HTTPAPIHandler) HTTPAPIHandler {
 // same way (its error quotes the URL).
 func CheckStream(next FunctionURLHandler) FunctionURLHandler {
 	return func(ctx context.Context, e *events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error) {
-		if e != nil {
-			if err := checkTarget(e.RawPath, e.RequestContext.HTTP.Path, e.RawQueryString); err != nil {
-				status, body := errorJSON(err)
-				return &events.LambdaFunctionURLStreamingResponse{
-					StatusCode: status, Headers: map[string]string{"Content-Type": "application/json"},
-					Body: strings.NewReader(body),
-				}, nil
-			}
+		if e == nil {
+			return next(ctx, e)
+		}
+		if status, body, bad := checkTarget(e.RawPath, e.RequestContext.HTTP.Path, e.RawQueryString); bad {
+			return &events.LambdaFunctionURLStreamingResponse{StatusCode: status, Headers: jsonHeader(), Body: strings.NewReader(body)}, nil
 		}
 		return next(ctx, e)
 	}
@@ -55,18 +49,22 @@ func CheckStream(next FunctionURLHandler) FunctionURLHandler {
 // holds a control character. Both paths of the event are checked, the raw
 // one (decoded by the HTTP API, still encoded from a Function URL) and the
 // request context's, which the adapter falls back to and prints. No route
-// takes such a path, so refusing it costs the app nothing.
-func checkTarget(rawPath, contextPath, rawQuery string) error {
-	bad := hasControl(rawQuery)
+// takes such a path, so refusing it costs the app nothing. A refused
+// request is answered with status and body.
+func checkTarget(rawPath, contextPath, rawQuery string) (status int, body string, bad bool) {
+	bad = hasControl(rawQuery)
 	for _, p := range []string{rawPath, contextPath} {
 		decoded, err := url.PathUnescape(p)
 		bad = bad || hasControl(p) || err != nil || hasControl(decoded)
 	}
-	if bad {
-		return ovrlrd.Errorf(ovrlrd.EINVALID, "The request URL is malformed.")
+	if !bad {
+		return 0, "", false
 	}
-	return nil
+	status, body = errorJSON(ovrlrd.Errorf(ovrlrd.EINVALID, "The request URL is malformed."))
+	return status, body, true
 }
+
+func jsonHeader() map[string]string { return map[string]string{"Content-Type": "application/json"} }
 
 func hasControl(s string) bool {
 	return strings.IndexFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0

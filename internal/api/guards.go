@@ -25,9 +25,9 @@ func client(r *http.Request) audit.Client {
 // allow counts the request against l under key and answers 429 when the
 // window is spent. It reports whether the request may go on.
 func (s *server) allow(w http.ResponseWriter, r *http.Request, class string, l config.Limit, key, userID string) bool {
-	d, err := s.limiter.Hit(r.Context(), class+"#"+key, l.N, l.Window)
+	d, err := s.Limiter.Hit(r.Context(), class+"#"+key, l.N, l.Window)
 	if err != nil {
-		writeError(w, r, s.log, err)
+		writeError(w, r, s.Log, err)
 		return false
 	}
 	h := w.Header()
@@ -39,33 +39,23 @@ func (s *server) allow(w http.ResponseWriter, r *http.Request, class string, l c
 	}
 	retry := max(int(time.Until(d.Reset).Round(time.Second)/time.Second), 1)
 	h.Set("Retry-After", strconv.Itoa(retry))
-	s.audit.Record(r.Context(), audit.RateLimited, userID, client(r), class)
-	writeError(w, r, s.log, ovrlrd.Errorf(ovrlrd.ERATELIMIT, "Too many requests. Please slow down."))
+	s.Auth.Audit.Record(r.Context(), audit.RateLimited, userID, client(r), class)
+	writeError(w, r, s.Log, ovrlrd.Errorf(ovrlrd.ERATELIMIT, "Too many requests. Please slow down."))
 	return false
-}
-
-// byAddress limits a route by client address: sign-in, where no user is
-// known yet. The address is hashed before it becomes a key.
-func (s *server) byAddress(next http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if s.allow(w, r, "auth", s.limits.Auth, s.audit.HashIP(ClientIP(r)), "") {
-			next(w, r)
-		}
-	}
 }
 
 // principalHandler is a handler of a protected route.
 type principalHandler func(w http.ResponseWriter, r *http.Request, p auth.Principal)
 
-// authed checks the bearer token, then the user's limit for class.
-func (s *server) authed(class string, next principalHandler) http.HandlerFunc {
+// authed checks the bearer token, then the user's limit l in class's bucket.
+func (s *server) authed(class string, l config.Limit, next principalHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		p, err := s.auth.Authenticate(r.Context(), r.Header.Get("Authorization"))
+		p, err := s.Auth.Authenticate(r.Context(), r.Header.Get("Authorization"))
 		if err != nil {
-			writeError(w, r, s.log, err)
+			writeError(w, r, s.Log, err)
 			return
 		}
-		if !s.allow(w, r, class, s.limitFor(class), p.UserID, p.UserID) {
+		if !s.allow(w, r, class, l, p.UserID, p.UserID) {
 			return
 		}
 		next(w, r, p)
@@ -82,16 +72,3 @@ const (
 	classLogout  = "logout"
 	classAccount = "account"
 )
-
-func (s *server) limitFor(class string) config.Limit {
-	switch class {
-	case classRead:
-		return s.limits.Read
-	case classTurn:
-		return s.limits.Turn
-	case classRefresh, classLogout, classAccount:
-		return s.limits.Auth
-	default:
-		return s.limits.Write
-	}
-}

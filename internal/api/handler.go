@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ovrlrd/cloud/internal/audit"
 	"github.com/ovrlrd/cloud/internal/auth"
 	"github.com/ovrlrd/cloud/internal/config"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
@@ -28,17 +27,15 @@ type Deps struct {
 	Auth    *auth.Service
 	Limiter Limiter
 	Limits  config.Limits
-	Audit   *audit.Recorder
 
 	Conversations Conversations
 	Devices       Devices
-	DeviceEnv     ovrlrd.Environment // for a device registered without one
 	// Cleaners run after a conversation is deleted from the table.
 	Cleaners []ConversationCleaner
 
-	Turns   Turns
-	Starter TurnStarter
-	Runs    Runs
+	Turns     Turns // the stream function's only
+	TurnRules TurnRules
+	Starter   TurnStarter // the chat function's only
 	// OriginSecrets, when any, are the values of which every request to the
 	// stream function must carry one (CloudFront adds it): the current
 	// secret and, while it rolls, the previous one.
@@ -49,62 +46,54 @@ type Deps struct {
 
 // server is the state shared by the handlers of one function.
 type server struct {
-	log     *slog.Logger
-	key     apiKey
-	db      Pinger
-	auth    *auth.Service
-	limiter Limiter
-	limits  config.Limits
-	audit   *audit.Recorder
-
-	convs     Conversations
-	devices   Devices
-	deviceEnv ovrlrd.Environment
-	cleaners  []ConversationCleaner
-
-	turns         Turns
-	starter       TurnStarter
-	runs          Runs
-	originSecrets []string
-	bufferedWait  time.Duration
+	Deps
+	key apiKey
 }
 
 func newServer(d Deps) *server {
-	return &server{
-		log: d.Log, key: newAPIKey(d.APIKey), db: d.Store,
-		auth: d.Auth, limiter: d.Limiter, limits: d.Limits, audit: d.Audit,
-		convs: d.Conversations, devices: d.Devices, deviceEnv: d.DeviceEnv, cleaners: d.Cleaners,
-		turns: d.Turns, starter: d.Starter, runs: d.Runs, originSecrets: d.OriginSecrets,
-		bufferedWait: cmp.Or(d.BufferedWait, BufferedWait),
-	}
+	d.BufferedWait = cmp.Or(d.BufferedWait, BufferedWait)
+	return &server{Deps: d, key: newAPIKey(d.APIKey)}
 }
 
-// NewAuth returns the AuthFunction's handler.
+// NewAuth returns the AuthFunction's handler. It limits by address only
+// where no user is known yet: sign-in. The others (and DELETE /auth/account,
+// which the chat function serves) are limited by what the caller proves to
+// hold, so nobody sharing an address can lock a user out of refreshing,
+// signing out or deleting the account.
 func NewAuth(d Deps) http.Handler {
-	s := newServer(d)
-	mux := http.NewServeMux()
-	s.authRoutes(mux)
+	s, mux := newServer(d), http.NewServeMux()
+	mux.HandleFunc("POST /auth", s.signIn)
+	mux.HandleFunc("POST /auth/refresh", s.refresh)
+	mux.HandleFunc("POST /auth/logout", s.authed(classLogout, s.Limits.Auth, s.noContent(s.Auth.Logout)))
 	return s.guard(mux)
 }
 
 // NewChat returns the ChatFunction's handler. It also answers every path
 // the HTTP API does not route elsewhere, so unknown paths get a JSON 404.
 func NewChat(d Deps) http.Handler {
-	s := newServer(d)
-	mux := http.NewServeMux()
+	s, mux := newServer(d), http.NewServeMux()
 	mux.HandleFunc("GET /health", s.health)
-	s.chatRoutes(mux)
-	s.bufferedRoutes(mux)
-	s.deviceRoutes(mux)
+	// Account deletion finishes with the user's S3 data, which this
+	// function reaches and the auth function does not.
+	mux.HandleFunc("DELETE /auth/account", s.authed(classAccount, s.Limits.Auth, s.noContent(s.Auth.DeleteAccount)))
+	mux.HandleFunc("GET /chat", s.authed(classRead, s.Limits.Read, s.listConversations))
+	mux.HandleFunc("GET /chat/{id}", s.authed(classRead, s.Limits.Read, s.getConversation))
+	mux.HandleFunc("DELETE /chat/{id}", s.authed(classWrite, s.Limits.Write, s.deleteConversation))
+	mux.HandleFunc("POST /chat/{id}/events", s.authed(classWrite, s.Limits.Write, s.postEvent))
+	mux.HandleFunc("POST /chat", s.authed(classTurn, s.Limits.Turn, s.buffered))
+	mux.HandleFunc("POST /chat/{id}", s.authed(classTurn, s.Limits.Turn, s.buffered))
+	mux.HandleFunc("POST /chat/{id}/cancel", s.authed(classWrite, s.Limits.Write, s.cancel))
+	mux.HandleFunc("POST /devices", s.authed(classWrite, s.Limits.Write, s.putDevice))
+	mux.HandleFunc("DELETE /devices/{token}", s.authed(classWrite, s.Limits.Write, s.deleteDevice))
 	return s.guard(mux)
 }
 
 // NewStream returns the StreamFunction's handler. Its URL is public, so it
 // refuses what did not come through CloudFront.
 func NewStream(d Deps) http.Handler {
-	s := newServer(d)
-	mux := http.NewServeMux()
-	s.streamRoutes(mux)
+	s, mux := newServer(d), http.NewServeMux()
+	mux.HandleFunc("POST /chat/stream", s.authed(classTurn, s.Limits.Turn, s.stream))
+	mux.HandleFunc("POST /chat/{id}/stream", s.authed(classTurn, s.Limits.Turn, s.stream))
 	guarded := s.guard(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.fromOrigin(r) {
@@ -123,30 +112,27 @@ func (s *server) guard(mux *http.ServeMux) http.Handler {
 		w := &statusWriter{ResponseWriter: rw}
 		start := time.Now()
 		defer func() {
-			// The route pattern, never the path: paths carry ids.
-			s.log.InfoContext(r.Context(), "request", "method", r.Method, "route", r.Pattern,
-				"status", w.status, "ms", time.Since(start).Milliseconds())
-		}()
-		defer func() {
 			if v := recover(); v != nil {
-				s.log.ErrorContext(r.Context(), "panic", "method", r.Method, "route", r.Pattern, "panic", v)
+				s.Log.ErrorContext(r.Context(), "panic", "method", r.Method, "route", r.Pattern, "panic", v)
 				writeJSON(w, http.StatusInternalServerError, errorBody{Error: "Internal server error"})
 			}
+			// The route pattern, never the path: paths carry ids.
+			s.Log.InfoContext(r.Context(), "request", "method", r.Method, "route", r.Pattern,
+				"status", cmp.Or(w.status, http.StatusOK), "ms", time.Since(start).Milliseconds())
 		}()
-		if strings.Contains(r.URL.Path, "//") {
-			r.URL.Path = collapseSlashes(r.URL.Path)
-			r.URL.RawPath = ""
+		for strings.Contains(r.URL.Path, "//") {
+			r.URL.Path, r.URL.RawPath = strings.ReplaceAll(r.URL.Path, "//", "/"), ""
 		}
 		if r.URL.Path != "/health" {
 			if err := s.key.check(r); err != nil {
-				writeError(w, r, s.log, err)
+				writeError(w, r, s.Log, err)
 				return
 			}
 		}
 		if _, pattern := mux.Handler(r); pattern == "" {
 			// ServeMux's own 404, 405 and redirects are text/plain; the API
 			// speaks JSON.
-			writeError(w, r, s.log, ovrlrd.Errorf(ovrlrd.ENOTFOUND, "Not found"))
+			writeError(w, r, s.Log, ovrlrd.Errorf(ovrlrd.ENOTFOUND, "Not found"))
 			return
 		} else {
 			r.Pattern = pattern
@@ -157,7 +143,8 @@ func (s *server) guard(mux *http.ServeMux) http.Handler {
 	})
 }
 
-// statusWriter remembers the status for the request log. Unwrap keeps
+// statusWriter remembers the status for the request log; a response
+// written without WriteHeader is a 200, as net/http sends it. Unwrap keeps
 // http.ResponseController working through it.
 type statusWriter struct {
 	http.ResponseWriter
@@ -171,35 +158,18 @@ func (w *statusWriter) WriteHeader(code int) {
 	w.ResponseWriter.WriteHeader(code)
 }
 
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-func collapseSlashes(p string) string {
-	var b strings.Builder
-	b.Grow(len(p))
-	for i := 0; i < len(p); i++ {
-		if p[i] == '/' && i > 0 && p[i-1] == '/' {
-			continue
-		}
-		b.WriteByte(p[i])
-	}
-	return b.String()
-}
 
 // health answers 200 when the table answers, 503 otherwise, with no detail.
 func (s *server) health(w http.ResponseWriter, r *http.Request) {
-	if s.key.presentAndWrong(r) {
-		writeError(w, r, s.log, ovrlrd.Errorf(ovrlrd.EUNAUTHORIZED, "Invalid API key"))
+	// Monitoring without a key gets through; the app learns that a key it
+	// typed is wrong.
+	if _, present := r.Header["X-Api-Key"]; present && s.key.check(r) != nil {
+		writeError(w, r, s.Log, ovrlrd.Errorf(ovrlrd.EUNAUTHORIZED, "Invalid API key"))
 		return
 	}
-	if err := s.db.Ping(r.Context()); err != nil {
-		s.log.ErrorContext(r.Context(), "health check failed", "err", err)
+	if err := s.Store.Ping(r.Context()); err != nil {
+		s.Log.ErrorContext(r.Context(), "health check failed", "err", err)
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unhealthy"})
 		return
 	}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/subtle"
 	"net/http"
 	"time"
@@ -11,9 +12,8 @@ import (
 	"github.com/ovrlrd/cloud/internal/sse"
 )
 
-// Turns begins and runs turns.
+// Turns runs begun turns.
 type Turns interface {
-	Begin(ctx context.Context, req ovrlrd.TurnRequest) (ovrlrd.Turn, error)
 	Run(ctx context.Context, j ovrlrd.Turn, sink sse.Sink)
 }
 
@@ -23,74 +23,93 @@ type TurnStarter interface {
 	Start(ctx context.Context, j ovrlrd.Turn) error
 }
 
-// Runs is the turn state the buffered and cancel routes read.
-type Runs interface {
-	CancelRun(ctx context.Context, convID string) error
-	Outcome(ctx context.Context, convID, holder string) (ovrlrd.TurnOutcome, error)
-	UndoStartTurn(ctx context.Context, t ovrlrd.Turn) error
-}
-
-// OriginHeader carries CloudFront's secret to the stream function's URL.
-const OriginHeader = "X-Origin-Secret"
-
-func (s *server) streamRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("POST /chat/stream", s.authed(classTurn, s.stream))
-	mux.HandleFunc("POST /chat/{id}/stream", s.authed(classTurn, s.stream))
-}
-
-func (s *server) bufferedRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("POST /chat", s.authed(classTurn, s.buffered))
-	mux.HandleFunc("POST /chat/{id}", s.authed(classTurn, s.buffered))
-	mux.HandleFunc("POST /chat/{id}/cancel", s.authed(classWrite, s.cancel))
-}
-
 // fromOrigin reports whether a request came through CloudFront, which adds
-// the secret header; without a configured secret every request passes.
+// the secret header X-Origin-Secret; without a configured secret every request passes.
 // Every secret is compared, so the time taken says nothing of which one
 // matched.
 func (s *server) fromOrigin(r *http.Request) bool {
-	if len(s.originSecrets) == 0 {
+	if len(s.OriginSecrets) == 0 {
 		return true
 	}
-	got := []byte(r.Header.Get(OriginHeader))
+	got := []byte(r.Header.Get("X-Origin-Secret"))
 	match := 0
-	for _, secret := range s.originSecrets {
+	for _, secret := range s.OriginSecrets {
 		match |= subtle.ConstantTimeCompare(got, []byte(secret))
 	}
 	return match == 1
 }
 
 type streamBody struct {
-	Message      *string  `json:"message"`
+	Message      string   `json:"message"`
 	AllowedTools []string `json:"allowedTools"`
 }
 
-// Validate checks the shape; the turn checks the limits and the tools.
-func (b *streamBody) Validate() error {
-	if b.Message == nil {
-		return ovrlrd.Errorf(ovrlrd.EINVALID, `Field "message" is required.`)
-	}
-	return nil
-}
+// Validate leaves everything to BeginTurn, which checks the message (a
+// missing one is empty), the limits and the tools.
+func (b *streamBody) Validate() error { return nil }
 
 func (s *server) begin(w http.ResponseWriter, r *http.Request, p auth.Principal, allowTools bool) (ovrlrd.Turn, bool) {
 	var body streamBody
 	if err := Decode(r, &body); err != nil {
-		writeError(w, r, s.log, err)
+		writeError(w, r, s.Log, err)
 		return ovrlrd.Turn{}, false
 	}
 	if !allowTools && body.AllowedTools != nil {
-		writeError(w, r, s.log, ovrlrd.Errorf(ovrlrd.EINVALID, `Unknown field "allowedTools".`))
+		writeError(w, r, s.Log, ovrlrd.Errorf(ovrlrd.EINVALID, `Unknown field "allowedTools".`))
 		return ovrlrd.Turn{}, false
 	}
-	j, err := s.turns.Begin(r.Context(), ovrlrd.TurnRequest{
-		UserID: p.UserID, ConversationID: r.PathValue("id"), Message: *body.Message, AllowedTools: body.AllowedTools,
-	})
+	j, err := BeginTurn(r.Context(), s.Conversations, ovrlrd.TurnRequest{
+		UserID: p.UserID, ConversationID: r.PathValue("id"), Message: body.Message, AllowedTools: body.AllowedTools,
+	}, s.TurnRules)
 	if err != nil {
-		writeError(w, r, s.log, err)
+		writeError(w, r, s.Log, err)
 		return ovrlrd.Turn{}, false
 	}
 	return j, true
+}
+
+// TurnRules are the server's limits on the turns its clients begin.
+type TurnRules struct {
+	AllowList      []string // tools a client may approve
+	DailyBudgetUSD float64  // refuses new turns once a user's day cost this much; 0: no budget
+}
+
+// BeginTurn checks a request and writes what precedes the turn's run: the
+// conversation if new, the opening message and the lease, in one
+// transaction. Its errors are answered as JSON, before any event.
+func BeginTurn(ctx context.Context, st Conversations, req ovrlrd.TurnRequest, rules TurnRules) (ovrlrd.Turn, error) {
+	if err := req.Check(rules.AllowList); err != nil {
+		return ovrlrd.Turn{}, err
+	}
+	if rules.DailyBudgetUSD > 0 {
+		day, err := st.UsageToday(ctx, req.UserID)
+		if err != nil {
+			return ovrlrd.Turn{}, err
+		}
+		if day.CostUSD >= rules.DailyBudgetUSD {
+			return ovrlrd.Turn{}, ovrlrd.Errorf(ovrlrd.ERATELIMIT, "Your daily budget of $%.2f is spent. It renews at midnight UTC.", rules.DailyBudgetUSD)
+		}
+	}
+	holder := rand.Text()
+	conv, opening, err := st.StartTurn(ctx, ovrlrd.TurnStart{
+		UserID: req.UserID, ConversationID: req.ConversationID,
+		Message: req.Opening(), Holder: holder, Lease: ovrlrd.StartLease,
+	})
+	if err != nil {
+		return ovrlrd.Turn{}, err
+	}
+	j := ovrlrd.Turn{
+		UserID: req.UserID, ConversationID: conv.ID, Holder: holder,
+		Message: req.Message, AllowedTools: req.Tools(), New: req.ConversationID == "",
+		OpeningID: opening.ID, Workspace: conv.Workspace,
+	}
+	if conv.ClaudeSessionID != nil {
+		j.ClaudeSessionID = *conv.ClaudeSessionID
+	}
+	if conv.Title != nil {
+		j.Title = *conv.Title
+	}
+	return j, nil
 }
 
 // stream is POST /chat/stream and /chat/{id}/stream: the turn as
@@ -105,7 +124,7 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, p auth.Principal
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	s.turns.Run(r.Context(), j, sse.NewWriter(w))
+	s.Turns.Run(r.Context(), j, sse.NewWriter(w))
 }
 
 // BufferedWait is how long POST /chat waits for the turn by default, inside
@@ -134,25 +153,30 @@ func (s *server) buffered(w http.ResponseWriter, r *http.Request, p auth.Princip
 		return
 	}
 	j.Buffered = true
-	if err := s.starter.Start(r.Context(), j); err != nil && !s.undoStart(r, j) {
-		writeError(w, r, s.log, err)
+	if err := s.Starter.Start(r.Context(), j); err != nil && !s.undoStart(r, j) {
+		writeError(w, r, s.Log, err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.waitFor(r.Context()))
+	// The wait ends answerMargin before the function's deadline.
+	wait := s.BufferedWait
+	if dl, ok := r.Context().Deadline(); ok {
+		wait = min(wait, time.Until(dl)-answerMargin)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), max(wait, 0))
 	defer cancel()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		o, err := s.runs.Outcome(ctx, j.ConversationID, j.Holder)
+		o, err := s.Conversations.Outcome(ctx, j.ConversationID, j.Holder)
 		switch {
 		case err == nil && o.Kind == ovrlrd.OutcomeError:
-			writeError(w, r, s.log, ovrlrd.Errorf(ovrlrd.EUNAVAILABLE, "%s", o.Error))
+			writeError(w, r, s.Log, ovrlrd.Errorf(ovrlrd.EUNAVAILABLE, "%s", o.Error))
 			return
 		case err == nil:
 			writeJSON(w, http.StatusOK, bufferedResponse{ConversationID: j.ConversationID, Message: &o.Text})
 			return
 		case !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) && ctx.Err() == nil:
-			s.log.WarnContext(ctx, "waiting on a turn", "err", err)
+			s.Log.WarnContext(ctx, "waiting on a turn", "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -163,16 +187,6 @@ func (s *server) buffered(w http.ResponseWriter, r *http.Request, p auth.Princip
 	}
 }
 
-// waitFor is how long the buffered route may wait for its turn: the
-// configured wait, cut to end answerMargin before the function's deadline.
-func (s *server) waitFor(ctx context.Context) time.Duration {
-	d := s.bufferedWait
-	if dl, ok := ctx.Deadline(); ok {
-		d = min(d, time.Until(dl)-answerMargin)
-	}
-	return max(d, 0)
-}
-
 // undoStart removes what begin wrote for a turn that could not be started,
 // so the conversation takes the next turn at once and shows no unanswered
 // question. It reports whether the turn started after all (its run claimed
@@ -181,13 +195,13 @@ func (s *server) waitFor(ctx context.Context) time.Duration {
 func (s *server) undoStart(r *http.Request, j ovrlrd.Turn) bool {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), undoTimeout)
 	defer cancel()
-	err := s.runs.UndoStartTurn(ctx, j)
+	err := s.Conversations.UndoStartTurn(ctx, j)
 	switch {
 	case ovrlrd.IsCode(err, ovrlrd.ECONFLICT):
-		s.log.WarnContext(ctx, "a turn reported as not started is running")
+		s.Log.WarnContext(ctx, "a turn reported as not started is running")
 		return true
 	case err != nil:
-		s.log.ErrorContext(ctx, "undoing a turn that did not start", "err", err)
+		s.Log.ErrorContext(ctx, "undoing a turn that did not start", "err", err)
 	}
 	return false
 }
@@ -195,12 +209,12 @@ func (s *server) undoStart(r *http.Request, j ovrlrd.Turn) bool {
 // cancel is POST /chat/{id}/cancel: the running turn sees the flag at its
 // next lease renewal and stops, saving what it produced.
 func (s *server) cancel(w http.ResponseWriter, r *http.Request, p auth.Principal) {
-	conv, err := s.convs.Conversation(r.Context(), p.UserID, r.PathValue("id"))
+	conv, err := s.Conversations.Conversation(r.Context(), p.UserID, r.PathValue("id"))
 	if err == nil {
-		err = s.runs.CancelRun(r.Context(), conv.ID)
+		err = s.Conversations.CancelRun(r.Context(), conv.ID)
 	}
 	if err != nil {
-		writeError(w, r, s.log, err)
+		writeError(w, r, s.Log, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, successResponse{Success: true})

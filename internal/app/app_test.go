@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -9,16 +8,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
-	"github.com/ovrlrd/cloud/internal/app"
 	"github.com/ovrlrd/cloud/internal/config"
 	"github.com/ovrlrd/cloud/internal/devkit/applefake"
 	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
+	"github.com/ovrlrd/cloud/internal/devkit/devenv"
 	"github.com/ovrlrd/cloud/internal/devkit/gateway"
 	"github.com/ovrlrd/cloud/internal/devkit/sandboxtest"
 	"github.com/ovrlrd/cloud/internal/devkit/storetest"
@@ -27,46 +26,29 @@ import (
 
 const apiKey = "k+/=test-api-key-0123456789"
 
-// logBuffer collects every log line the app writes, for the leak scan.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // allLogs is everything every app of this package logged: the leak scan
 // reads it after the other tests ran.
-var allLogs logBuffer
+var allLogs devenv.Buffer
 
 // stack is the whole API behind the local gateway, as `make dev` serves it.
 type stack struct {
 	*httptest.Server
-	app   *app.App
+	app   *gateway.Stack
 	apple *applefake.Server
 	calls *storetest.CallCounter // DynamoDB calls made by the app
 	s3    string                 // the S3 stand-in's URL
 }
 
-// newStack builds the App exactly as main does (config.Load, app.New) from a
+// newStack builds the functions exactly as main does (config.Load, their
+// constructors) from a
 // local configuration on this package's table. Each stack has its own JWT
 // key, so its address-hash rate-limit buckets are its own.
 func newStack(t *testing.T, overrides ...string) *stack {
-	return newStackWith(t, nil, overrides...)
+	return newStackWith(t, gateway.Options{}, overrides...)
 }
 
-// newStackWith is newStack with app options.
-func newStackWith(t *testing.T, opts []app.Option, overrides ...string) *stack {
+// newStackWith is newStack with options.
+func newStackWith(t *testing.T, opts gateway.Options, overrides ...string) *stack {
 	t.Helper()
 	fake := applefake.New()
 	t.Cleanup(fake.Close)
@@ -95,21 +77,27 @@ func newStackWith(t *testing.T, opts []app.Option, overrides ...string) *stack {
 		t.Fatal(err)
 	}
 	calls := &storetest.CallCounter{}
-	a, err := app.New(ctx, cfg, logs.New(&allLogs, cfg.LogLevel), append(opts, app.WithDynamoDB(calls.Option()))...)
+	opts.DynamoDB = append(opts.DynamoDB, calls.Option())
+	a, err := gateway.NewStack(ctx, cfg, logs.New(&allLogs, cfg.LogLevel), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(a.Close)
-	if err := a.Workspace.EnsureBucket(ctx); err != nil {
+	if err := a.Chat.Workspace.EnsureBucket(ctx); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(gateway.App(a))
+	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
 	return &stack{Server: srv, app: a, apple: fake, calls: calls, s3: s3.URL}
 }
 
+// faulting is the DynamoDB option of a stack whose calls f fails.
+func faulting(f *storetest.Fault) []func(*dynamodb.Options) {
+	return []func(*dynamodb.Options){f.Option()}
+}
+
 // newApp is a stack's App alone, for calling handlers directly.
-func newApp(t *testing.T) *app.App { return newStack(t).app }
+func newApp(t *testing.T) *gateway.Stack { return newStack(t).app }
 
 type response struct {
 	status int

@@ -87,7 +87,7 @@ func TestAuthErrors(t *testing.T) {
 func TestSignInWhenAppleIsDownIs503(t *testing.T) {
 	s := newStack(t)
 	idt := s.apple.Mint(applefake.Claims{Subject: "001122.down"})
-	s.apple.Down(true)
+	s.apple.SetMode(applefake.Unavailable)
 	r := s.call(t, "POST", "/auth", fmt.Sprintf(`{"identityToken":%q}`, idt), "")
 	if r.status != 503 || !strings.Contains(r.body, "temporarily unavailable") {
 		t.Fatalf("got %d %s", r.status, r.body)

@@ -11,9 +11,10 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/ovrlrd/cloud/internal/app"
+	"github.com/ovrlrd/cloud/internal/api"
 	"github.com/ovrlrd/cloud/internal/devkit/anthropicfake"
 	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
+	"github.com/ovrlrd/cloud/internal/devkit/gateway"
 	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
@@ -78,7 +79,7 @@ func TestBufferedWaitEndsBeforeTheDeadline(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	resp, err := s.app.Chat()(ctx, ev)
+	resp, err := s.app.Chat.HTTP()(ctx, ev)
 	late := ctx.Err()
 	var body map[string]any
 	_ = json.Unmarshal([]byte(resp.Body), &body)
@@ -97,7 +98,7 @@ func TestBufferedWaitEndsBeforeTheDeadline(t *testing.T) {
 // A buffered turn's event runs the CLI once, however often it is delivered,
 // late too, and not at all once another turn took its conversation.
 func TestTurnEventRunsOnce(t *testing.T) {
-	r := newEventRig(t, "redelivered")
+	r := newEventRig(t, "redelivered", gateway.Options{})
 	s, model, uid, ctx, h, event := r.s, r.model, r.uid, r.ctx, r.deliver, r.event
 
 	c := newConversation(t, uid)
@@ -176,7 +177,7 @@ func TestTurnEventRunsOnce(t *testing.T) {
 // the conversation saying so, and the error counts in the function's alarm.
 func TestTurnEventClaimRetried(t *testing.T) {
 	fault := &storetest.Fault{Op: "UpdateItem"}
-	r := newEventRig(t, "claimretry", app.WithDynamoDB(fault.Option()))
+	r := newEventRig(t, "claimretry", gateway.Options{DynamoDB: faulting(fault)})
 	s, model, uid, ctx, h, event := r.s, r.model, r.uid, r.ctx, r.deliver, r.event
 
 	once := newConversation(t, uid)
@@ -214,7 +215,7 @@ type eventRig struct {
 	deliver func(context.Context, json.RawMessage) (any, error)
 }
 
-func newEventRig(t *testing.T, sub string, opts ...app.Option) *eventRig {
+func newEventRig(t *testing.T, sub string, opts gateway.Options) *eventRig {
 	t.Helper()
 	model := anthropicfake.New(anthropicfake.Say("the only answer"))
 	t.Cleanup(model.Close)
@@ -226,14 +227,14 @@ func newEventRig(t *testing.T, sub string, opts ...app.Option) *eventRig {
 	_, uid := s.signIn(t, uniqueSub(sub), "")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
-	return &eventRig{t: t, s: s, model: model, uid: uid, ctx: ctx, deliver: s.app.StreamLambda()}
+	return &eventRig{t: t, s: s, model: model, uid: uid, ctx: ctx, deliver: s.app.Stream.Lambda()}
 }
 
 // event begins a buffered turn of "hello" in the user's conversation and
 // returns the event the chat function would send for it.
 func (r *eventRig) event(convID string) json.RawMessage {
 	r.t.Helper()
-	j, err := r.s.app.Turns.Begin(r.ctx, ovrlrd.TurnRequest{UserID: r.uid, ConversationID: convID, Message: "hello"})
+	j, err := api.BeginTurn(r.ctx, r.s.app.Store, ovrlrd.TurnRequest{UserID: r.uid, ConversationID: convID, Message: "hello"}, api.TurnRules{})
 	if err != nil {
 		r.t.Fatal(err)
 	}

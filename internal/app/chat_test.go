@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ovrlrd/cloud/internal/api"
 	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/store"
@@ -196,7 +195,7 @@ func TestChatRejectsBadInput(t *testing.T) {
 	s := newStack(t)
 	tok, uid := s.signIn(t, uniqueSub("input"), "")
 	c := newConversation(t, uid)
-	long := strings.Repeat("é", api.MaxContent+1)
+	long := strings.Repeat("é", ovrlrd.MaxMessage+1)
 	cases := []struct {
 		name, method, path, body string
 		status                   int

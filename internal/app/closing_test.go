@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ovrlrd/cloud/internal/app"
 	"github.com/ovrlrd/cloud/internal/audit"
 	"github.com/ovrlrd/cloud/internal/auth"
 	"github.com/ovrlrd/cloud/internal/devkit/applefake"
@@ -19,12 +18,12 @@ import (
 // environment is: the same configuration and table, its own session cache.
 func (s *stack) twin(t *testing.T) *stack {
 	t.Helper()
-	a, err := app.New(context.Background(), s.app.Config, logs.New(&allLogs, s.app.Config.LogLevel))
+	a, err := gateway.NewStack(context.Background(), s.app.Config, logs.New(&allLogs, s.app.Config.LogLevel), gateway.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(a.Close)
-	srv := httptest.NewServer(gateway.App(a))
+	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
 	return &stack{Server: srv, app: a, apple: s.apple, calls: s.calls, s3: s.s3}
 }

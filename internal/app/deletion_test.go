@@ -14,7 +14,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/ovrlrd/cloud/internal/app"
+	"github.com/ovrlrd/cloud/internal/app/chatfn"
+	"github.com/ovrlrd/cloud/internal/devkit/gateway"
 	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/store"
@@ -64,7 +65,7 @@ func (s *stack) halfDelete(t *testing.T, fault *storetest.Fault, tok, uid, conv 
 // retry: it answers 200, and the messages and the S3 archive are gone.
 func TestRetriedConversationDeleteFinishes(t *testing.T) {
 	fault := &storetest.Fault{Op: "BatchWriteItem"}
-	s := newStackWith(t, []app.Option{app.WithDynamoDB(fault.Option())})
+	s := newStackWith(t, gateway.Options{DynamoDB: faulting(fault)})
 	tok, uid := s.signIn(t, uniqueSub("halfdel"), "")
 	conv := s.savedConversation(t, tok, uid)
 	s.halfDelete(t, fault, tok, uid, conv)
@@ -84,7 +85,7 @@ func TestRetriedConversationDeleteFinishes(t *testing.T) {
 // every foreign id is, and purges nothing of it; the owner's finishes it.
 func TestAnotherUsersHalfDeletedConversationIsNotFound(t *testing.T) {
 	fault := &storetest.Fault{Op: "BatchWriteItem"}
-	s := newStackWith(t, []app.Option{app.WithDynamoDB(fault.Option())})
+	s := newStackWith(t, gateway.Options{DynamoDB: faulting(fault)})
 	tok, uid := s.signIn(t, uniqueSub("halfowner"), "")
 	intruder, _ := s.signIn(t, uniqueSub("halfintruder"), "")
 	conv := s.savedConversation(t, tok, uid)
@@ -113,7 +114,7 @@ func TestAnotherUsersHalfDeletedConversationIsNotFound(t *testing.T) {
 // moment the DELETE answered, on every instance.
 func TestAccountDeletionFinishesInTheBackground(t *testing.T) {
 	fault := &storetest.Fault{Op: "TransactWriteItems"}
-	s := newStackWith(t, []app.Option{app.WithDynamoDB(fault.Option()), app.WithFinishBackoff(time.Millisecond)})
+	s := newStackWith(t, gateway.Options{DynamoDB: faulting(fault), Chat: chatfn.Options{FinishBackoff: time.Millisecond}})
 	other := s.twin(t)
 	tok, uid := s.signIn(t, uniqueSub("bgdelete"), "")
 	conv := s.savedConversation(t, tok, uid)
@@ -173,14 +174,14 @@ func newLambdaFake(t *testing.T) *lambdaFake {
 	return f
 }
 
-// In Lambda the finish is an asynchronous invoke of the auth function
+// In Lambda the finish is an asynchronous invoke of the chat function
 // itself, whose event runs it; a failed run fails the invocation, so that
 // Lambda retries it. An HTTP request never passes for that event.
 func TestAccountDeletionInLambdaInvokesItself(t *testing.T) {
 	lam := newLambdaFake(t)
 	t.Setenv("AWS_ENDPOINT_URL_LAMBDA", lam.URL)
 	fault := &storetest.Fault{Op: "TransactWriteItems"}
-	s := newStackWith(t, []app.Option{app.WithDynamoDB(fault.Option()), app.WithSelfInvoke("ovrlrd-test-auth")})
+	s := newStackWith(t, gateway.Options{DynamoDB: faulting(fault), Chat: chatfn.Options{SelfInvoke: "ovrlrd-test-chat"}})
 	tok, uid := s.signIn(t, uniqueSub("selfinvoke"), "")
 	conv := s.savedConversation(t, tok, uid)
 
@@ -194,8 +195,8 @@ func TestAccountDeletionInLambdaInvokesItself(t *testing.T) {
 	default:
 		t.Fatal("the DELETE answered without invoking the function")
 	}
-	if inv.function != "ovrlrd-test-auth" || inv.invocationType != "Event" {
-		t.Fatalf("invoked %s as %q, want the auth function, asynchronously", inv.function, inv.invocationType)
+	if inv.function != "ovrlrd-test-chat" || inv.invocationType != "Event" {
+		t.Fatalf("invoked %s as %q, want the chat function, asynchronously", inv.function, inv.invocationType)
 	}
 	st := store.New(storetest.DB(), store.Options{Table: storetest.TableName()})
 	unfinished := func(what string) {
@@ -206,9 +207,9 @@ func TestAccountDeletionInLambdaInvokesItself(t *testing.T) {
 	}
 	unfinished("after the DELETE")
 
-	handler := s.app.AuthLambda()
+	handler := s.app.Chat.Lambda()
 	// An HTTP request is served as one, even carrying the event's field.
-	raw, err := os.ReadFile("../../events/auth-account-delete.json")
+	raw, err := os.ReadFile("../../events/chat-account-delete.json")
 	if err != nil {
 		t.Fatal(err)
 	}

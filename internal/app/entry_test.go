@@ -19,7 +19,7 @@ func TestCraftedPathsAtEveryEntryPoint(t *testing.T) {
 	tok, _ := s.signIn(t, uniqueSub("crafted"), "")
 	const want = `{"error":"The request URL is malformed."}`
 	ctx := context.Background()
-	authFn, chatFn, streamFn := s.app.Auth(), s.app.Chat(), s.app.StreamLambda()
+	authFn, chatFn, streamFn := s.app.Auth(), s.app.Chat.HTTP(), s.app.Stream.Lambda()
 	for _, path := range []string{"/auth/x\n{}", "/chat/x\x00", "/chat/x\x1b/stream", "/devices/\r"} {
 		// The HTTP API hands the functions the path decoded.
 		ev := events.APIGatewayV2HTTPRequest{Version: "2.0", RawPath: path, Headers: map[string]string{"x-api-key": apiKey},

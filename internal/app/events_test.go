@@ -36,7 +36,7 @@ func TestSampleEvents(t *testing.T) {
 		"auth-signin.json":            401, // a junk identity token
 		"auth-refresh.json":           401,
 		"auth-logout.json":            401,
-		"auth-account-delete.json":    401,
+		"chat-account-delete.json":    401,
 		"chat-health.json":            200,
 		"chat-list.json":              401,
 		"chat-get.json":               401,
@@ -83,7 +83,7 @@ func TestSampleEvents(t *testing.T) {
 				strictDecode(t, f, &ev)
 				route := checkHTTPEvent(t, ev, fn)
 				routes[route] = true
-				h := a.Chat()
+				h := a.Chat.HTTP()
 				if fn == "auth" {
 					h = a.Auth()
 				}
@@ -97,7 +97,7 @@ func TestSampleEvents(t *testing.T) {
 				strictDecode(t, f, &ev)
 				streams[checkURLEvent(t, ev)] = true
 				raw, _ := os.ReadFile(f)
-				out, err := a.StreamLambda()(context.Background(), raw)
+				out, err := a.Stream.Lambda()(context.Background(), raw)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -129,7 +129,7 @@ func TestSampleEvents(t *testing.T) {
 	// An app with another API key refuses the events' key.
 	var ev events.APIGatewayV2HTTPRequest
 	strictDecode(t, "../../events/chat-list.json", &ev)
-	if resp, err := newApp(t).Chat()(context.Background(), ev); err != nil || resp.StatusCode != 401 ||
+	if resp, err := newApp(t).Chat.HTTP()(context.Background(), ev); err != nil || resp.StatusCode != 401 ||
 		!strings.Contains(resp.Body, "Invalid API key") {
 		t.Errorf("a wrong API key: %d %s %v", resp.StatusCode, resp.Body, err)
 	}

@@ -60,7 +60,7 @@ func TestDynamoDBStoppedMidTurn(t *testing.T) {
 	}
 	t.Cleanup(func() { db.Stop() }) // the last server started
 	table := "faults-" + strings.ToLower(rand.Text()[:10])
-	if err := store.CreateTable(ctx, store.NewDB(storetest.AWSConfig(), db.Endpoint), table); err != nil {
+	if err := dynamolocal.CreateTable(ctx, store.NewDB(storetest.AWSConfig(), db.Endpoint), table); err != nil {
 		t.Fatal(err)
 	}
 	s := newStack(t, "TABLE_NAME", table, "DYNAMODB_ENDPOINT", db.Endpoint)
@@ -215,7 +215,7 @@ func TestLambdaDeadlineMidTurn(t *testing.T) {
 	t.Cleanup(func() { claudetest.AssertNoRunProcesses(t, claude.RunMarkerVar) })
 	s := newStack(t) // CLAUDE_TIMEOUT is 840 s: only the deadline cuts the turn
 	tok, _ := s.signIn(t, uniqueSub("deadline"), "")
-	h := s.app.StreamLambda()
+	h := s.app.Stream.Lambda()
 
 	const remaining = 33 * time.Second
 	ctx, cancel := context.WithTimeout(lambdacontext.NewContext(context.Background(),
@@ -328,7 +328,7 @@ func TestSlowClient(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		r := slowRead(t, s, tok, func() io.Reader {
-			return invokeURL(t, ctx, s.app.StreamLambda(), "/chat/stream", message, tok).Body
+			return invokeURL(t, ctx, s.app.Stream.Lambda(), "/chat/stream", message, tok).Body
 		})
 		// Everything between the CLI and the reader is bounded (its pipe,
 		// the run's event channel, the turn's outbox), so the CLI wrote

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ovrlrd/cloud/internal/auth"
 	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 	"github.com/ovrlrd/cloud/internal/store"
-	"github.com/ovrlrd/cloud/internal/token"
 )
 
 // Every protected route refuses a missing, malformed, forged, expired and
@@ -26,7 +26,7 @@ func TestEveryRouteRefusesBadTokensAndForeignIDs(t *testing.T) {
 
 	ring := s.app.Config.JWTKeys
 	now := time.Now()
-	expired, err := token.NewIssuer(ring).Sign(token.Claims{UserID: ownerID, SessionID: "x", Generation: 1,
+	expired, err := auth.NewIssuer(ring).Sign(auth.Claims{UserID: ownerID, SessionID: "x", Generation: 1,
 		IssuedAt: now.Add(-48 * time.Hour), ExpiresAt: now.Add(-24 * time.Hour)})
 	if err != nil {
 		t.Fatal(err)

@@ -14,7 +14,6 @@ import (
 
 	"github.com/ovrlrd/cloud/internal/claude"
 	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
-	"github.com/ovrlrd/cloud/internal/devkit/gateway"
 	"github.com/ovrlrd/cloud/internal/devkit/ssetest"
 	"github.com/ovrlrd/cloud/internal/sse"
 )
@@ -28,7 +27,7 @@ func TestStalledClient(t *testing.T) {
 	t.Cleanup(func() { sse.WriteTimeout = restore })
 	sse.WriteTimeout = 300 * time.Millisecond
 	s := newStack(t, "RATE_LIMIT_READ", "10000/1m") // savedAnswer polls
-	srv := httptest.NewUnstartedServer(gateway.App(s.app))
+	srv := httptest.NewUnstartedServer(s.app.Handler())
 	stalled := &fullListener{Listener: srv.Listener, accepted: make(chan *fullConn, 2)}
 	srv.Listener = stalled
 	srv.Start()

@@ -12,8 +12,9 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/ovrlrd/cloud/internal/app"
+	"github.com/ovrlrd/cloud/internal/app/chatfn"
 	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
+	"github.com/ovrlrd/cloud/internal/devkit/gateway"
 	"github.com/ovrlrd/cloud/internal/devkit/ssetest"
 )
 
@@ -156,7 +157,7 @@ func TestOriginSecretRolls(t *testing.T) {
 }
 
 func TestBufferedTurns(t *testing.T) {
-	s := newStackWith(t, []app.Option{app.WithBufferedWait(2 * time.Second)})
+	s := newStackWith(t, gateway.Options{Chat: chatfn.Options{BufferedWait: 2 * time.Second}})
 	tok, _ := s.signIn(t, uniqueSub("buffered"), "")
 	r := s.call(t, "POST", "/chat", `{"message":`+jsonString(claudetest.Script("normal", "text", "buffered answer"))+`}`, tok)
 	if r.status != 200 || r.json(t)["message"] != "buffered answer" || r.json(t)["conversationId"] == "" {
@@ -250,7 +251,7 @@ func (o *openTurn) rest(t *testing.T) ssetest.Event {
 func TestStreamLambdaDispatch(t *testing.T) {
 	s := newStack(t)
 	tok, _ := s.signIn(t, uniqueSub("dispatch"), "")
-	h := s.app.StreamLambda()
+	h := s.app.Stream.Lambda()
 
 	url := events.LambdaFunctionURLRequest{
 		Version: "2.0", RawPath: "/chat/stream",

@@ -3,11 +3,12 @@
 package apple
 
 import (
+	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -18,7 +19,7 @@ import (
 const (
 	issuer = "https://appleid.apple.com"
 
-	defaultLeeway  = time.Minute
+	leeway         = time.Minute // clock skew allowed on exp and iat
 	defaultTimeout = 3 * time.Second
 	// Apple rotates keys rarely; the hourly refresh also drops revoked keys.
 	defaultRefreshEvery = time.Hour
@@ -37,18 +38,16 @@ const (
 
 // Identity is what a verified identity token says about the user.
 type Identity struct {
-	Subject        string
-	Email          string
-	EmailVerified  bool
-	IsPrivateEmail bool
+	Subject       string
+	Email         string
+	EmailVerified bool
 }
 
 // Options configure a Verifier.
 type Options struct {
 	JWKSURL    string
-	Audiences  []string      // configured bundle ids; a token's aud must be one of them
-	Leeway     time.Duration // clock skew allowed on exp and iat; 60 s if zero
-	HTTPClient *http.Client  // optional; the default times out after 3 s
+	Audiences  []string     // configured bundle ids; a token's aud must be one of them
+	HTTPClient *http.Client // optional; the default times out after 3 s
 
 	// Shortened by tests only.
 	refreshEvery    time.Duration
@@ -58,58 +57,32 @@ type Options struct {
 // Verifier checks identity tokens. It is safe for concurrent use.
 type Verifier struct {
 	audiences []string
-	leeway    time.Duration
 	keys      *keySource
-	cancel    context.CancelFunc
 }
 
 // NewVerifier returns a Verifier. It does no I/O: the keys are fetched on the
 // first Verify, so an Apple outage during a cold start neither fails nor
-// slows it, and heals on its own. ctx owns the background key refresh;
-// cancel it or call Close to stop that.
+// slows it, and heals on its own. The background key refresh ends with ctx.
 func NewVerifier(ctx context.Context, opts Options) (*Verifier, error) {
 	u, err := url.Parse(opts.JWKSURL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, errors.New("apple: JWKSURL must be an absolute http(s) URL")
 	}
-	if len(opts.Audiences) == 0 {
-		return nil, errors.New("apple: no audiences configured")
+	// Without an audience the parser would accept any app's token.
+	if len(opts.Audiences) == 0 || slices.Contains(opts.Audiences, "") {
+		return nil, errors.New("apple: no audiences, or an empty one, configured")
 	}
-	for _, a := range opts.Audiences {
-		if a == "" {
-			return nil, errors.New("apple: empty audience configured")
-		}
-	}
-	if opts.Leeway < 0 {
-		return nil, fmt.Errorf("apple: negative leeway %v", opts.Leeway)
-	}
-	if opts.Leeway == 0 {
-		opts.Leeway = defaultLeeway
-	}
-	client, timeout := opts.HTTPClient, defaultTimeout
-	if client == nil {
-		client = &http.Client{Timeout: defaultTimeout}
-	} else if client.Timeout > 0 {
-		timeout = client.Timeout
-	}
-	ctx, cancel := context.WithCancel(ctx)
 	return &Verifier{
 		audiences: append([]string(nil), opts.Audiences...),
-		leeway:    opts.Leeway,
 		keys: &keySource{
 			ctx:             ctx,
 			url:             opts.JWKSURL,
-			client:          client,
-			timeout:         timeout,
-			refreshEvery:    orDefault(opts.refreshEvery, defaultRefreshEvery),
-			unknownKIDEvery: orDefault(opts.unknownKIDEvery, defaultUnknownKIDEvery),
+			client:          cmp.Or(opts.HTTPClient, &http.Client{Timeout: defaultTimeout}),
+			refreshEvery:    cmp.Or(opts.refreshEvery, defaultRefreshEvery),
+			unknownKIDEvery: cmp.Or(opts.unknownKIDEvery, defaultUnknownKIDEvery),
 		},
-		cancel: cancel,
 	}, nil
 }
-
-// Close stops the background key refresh.
-func (v *Verifier) Close() { v.cancel() }
 
 // Verify checks an identity token's signature and claims. A bad token is
 // EUNAUTHORIZED; Apple's keys being unreachable when one is needed is
@@ -124,7 +97,7 @@ func (v *Verifier) Verify(ctx context.Context, identityToken string) (Identity, 
 		jwt.WithAudience(v.audiences...), // any one of them
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
-		jwt.WithLeeway(v.leeway),
+		jwt.WithLeeway(leeway),
 	)
 	var c claims
 	// The parser rejects malformed tokens and other algorithms before it asks
@@ -132,8 +105,7 @@ func (v *Verifier) Verify(ctx context.Context, identityToken string) (Identity, 
 	if _, err := p.ParseWithClaims(identityToken, &c, func(t *jwt.Token) (any, error) {
 		return v.keys.key(ctx, t)
 	}); err != nil {
-		var o *outageError
-		if errors.As(err, &o) {
+		if errors.Is(err, errOutage) {
 			return Identity{}, ovrlrd.Wrap(ovrlrd.EUNAVAILABLE, msgUnavailable, err)
 		}
 		return Identity{}, unauthorized(err)
@@ -141,21 +113,9 @@ func (v *Verifier) Verify(ctx context.Context, identityToken string) (Identity, 
 	if c.Subject == "" {
 		return Identity{}, unauthorized(errors.New("apple: token has no sub"))
 	}
-	return Identity{
-		Subject:        c.Subject,
-		Email:          c.Email,
-		EmailVerified:  bool(c.EmailVerified),
-		IsPrivateEmail: bool(c.IsPrivateEmail),
-	}, nil
+	return Identity{Subject: c.Subject, Email: c.Email, EmailVerified: bool(c.EmailVerified)}, nil
 }
 
 func unauthorized(cause error) error {
 	return ovrlrd.Wrap(ovrlrd.EUNAUTHORIZED, msgUnauthorized, cause)
-}
-
-func orDefault(d, def time.Duration) time.Duration {
-	if d > 0 {
-		return d
-	}
-	return def
 }

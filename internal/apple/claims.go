@@ -4,9 +4,8 @@ import "github.com/golang-jwt/jwt/v5"
 
 type claims struct {
 	jwt.RegisteredClaims
-	Email          string   `json:"email"`
-	EmailVerified  flexBool `json:"email_verified"`
-	IsPrivateEmail flexBool `json:"is_private_email"`
+	Email         string   `json:"email"`
+	EmailVerified flexBool `json:"email_verified"`
 }
 
 // flexBool reads a JSON true or "true" as true, since Apple has sent both.

@@ -25,11 +25,10 @@ func verifier(t *testing.T, opts apple.Options) *apple.Verifier {
 	if opts.Audiences == nil {
 		opts.Audiences = []string{applefake.Audience}
 	}
-	v, err := apple.NewVerifier(context.Background(), opts)
+	v, err := apple.NewVerifier(t.Context(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(v.Close)
 	return v
 }
 

@@ -31,12 +31,12 @@ func TestNewVerifierDoesNoIO(t *testing.T) {
 func TestVerifyJWKSDownAtConstructionThenRecovers(t *testing.T) {
 	t.Parallel()
 	s := fake(t)
-	s.Down(true)
+	s.SetMode(applefake.Unavailable)
 	v := verifier(t, apple.Options{JWKSURL: s.URL})
 	tok := s.Mint(claims())
 	verifyCode(t, v, tok, ovrlrd.EUNAVAILABLE)
 	verifyCode(t, v, tok, ovrlrd.EUNAVAILABLE)
-	s.Down(false)
+	s.SetMode(applefake.Up)
 	mustVerify(t, v, tok)
 	if n := s.Requests(); n != 3 {
 		t.Fatalf("JWKS requests = %d, want 3 (one per Verify until the first fetch succeeds)", n)
@@ -181,26 +181,15 @@ func TestVerifyRecoversAfterRefreshOutage(t *testing.T) {
 	const window = 200 * time.Millisecond
 	s := fake(t)
 	v := warm(t, s, apple.WithWindows(apple.Options{}, time.Hour, window))
-	s.Down(true)
+	s.SetMode(applefake.Unavailable)
 	s.Rotate()
 	verifyCode(t, v, s.Mint(claims()), ovrlrd.EUNAVAILABLE)
-	s.Down(false)
+	s.SetMode(applefake.Up)
 	mustVerify(t, v, s.Mint(claims()))
 }
 
 // Not parallel: the goroutines counted are this test's alone. Connections
 // are not kept, so none of their goroutines outlive a fetch.
-func TestCloseStopsBackgroundRefresh(t *testing.T) {
-	const every = 30 * time.Millisecond
-	s := fake(t)
-	others := goleak.IgnoreCurrent()
-	v := warm(t, s, apple.WithWindows(apple.Options{HTTPClient: oneShotClient()}, every, time.Minute))
-	waitFor(t, func() bool { return s.Requests() >= 3 })
-	v.Close()
-	// The refresh goroutine is gone: nothing is left to fetch the set.
-	noGoroutinesLeft(t, others)
-}
-
 func TestCancelledContextStopsBackgroundRefresh(t *testing.T) {
 	const every = 30 * time.Millisecond
 	s := fake(t)

@@ -1,11 +1,13 @@
 package apple
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/MicahParks/jwkset"
@@ -14,30 +16,26 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// outageError marks a key lookup that failed because the JWK Set could not be
+// errOutage marks a key lookup that failed because the JWK Set could not be
 // fetched, as opposed to a token naming a key Apple does not publish.
-type outageError struct{ err error }
-
-func (e *outageError) Error() string { return "apple: JWK Set unavailable: " + e.err.Error() }
-func (e *outageError) Unwrap() error { return e.err }
+var errOutage = errors.New("apple: JWK Set unavailable")
 
 // keySource builds the keyfunc on first use and rebuilds it until one
 // initial fetch succeeds; after that keyfunc refreshes its own cache.
 type keySource struct {
 	ctx             context.Context
 	url             string
-	client          *http.Client
-	timeout         time.Duration
+	client          *http.Client // its Timeout bounds each fetch
 	refreshEvery    time.Duration
 	unknownKIDEvery time.Duration
 
 	mu       sync.Mutex
 	kf       keyfunc.Keyfunc
-	stop     context.CancelFunc // kf's refresh goroutine; Close ends it through the parent
+	stop     context.CancelFunc // ends kf's refresh goroutine; so does ending ctx
 	building chan struct{}      // closed when the build in flight ends
 	buildErr error
 
-	health health
+	lastRefresh atomic.Pointer[error] // the latest refresh's outcome
 }
 
 func (s *keySource) key(ctx context.Context, t *jwt.Token) (any, error) {
@@ -47,14 +45,14 @@ func (s *keySource) key(ctx context.Context, t *jwt.Token) (any, error) {
 	}
 	kf, err := s.keyfunc(ctx)
 	if err != nil {
-		return nil, &outageError{err}
+		return nil, fmt.Errorf("%w: %w", errOutage, err)
 	}
 	key, err := kf.KeyfuncCtx(ctx)(t)
 	if err != nil {
 		// keyfunc reports an unknown kid alike whether its refresh found no
 		// such key or could not fetch the set; the last refresh tells which.
-		if last := s.health.get(); last != nil {
-			return nil, &outageError{fmt.Errorf("%w; last refresh: %w", err, last)}
+		if last := s.lastRefresh.Load(); last != nil && *last != nil {
+			return nil, fmt.Errorf("%w: %w; last refresh: %w", errOutage, err, *last)
 		}
 	}
 	return key, err
@@ -102,10 +100,10 @@ func (s *keySource) connect() (keyfunc.Keyfunc, context.CancelFunc, error) {
 	remote, err := jwkset.NewStorageFromHTTP(s.url, jwkset.HTTPClientStorageOptions{
 		Client:              s.client,
 		Ctx:                 ctx,
-		HTTPTimeout:         s.timeout,
-		RefreshErrorHandler: func(_ context.Context, err error) { s.health.set(err) },
+		HTTPTimeout:         cmp.Or(s.client.Timeout, defaultTimeout),
+		RefreshErrorHandler: func(_ context.Context, err error) { s.lastRefresh.Store(&err) },
 		RefreshInterval:     s.refreshEvery,
-		Storage:             trackedStore{jwkset.NewMemoryStorage(), func() { s.health.set(nil) }},
+		Storage:             trackedStore{jwkset.NewMemoryStorage(), func() { s.lastRefresh.Store(nil) }},
 	})
 	if err != nil {
 		cancel() // the refresh goroutine started before the fetch failed
@@ -139,22 +137,4 @@ func (t trackedStore) KeyReplaceAll(ctx context.Context, given []jwkset.JWK) err
 	}
 	t.refreshed()
 	return nil
-}
-
-// health is the outcome of the latest refresh: nil if it succeeded.
-type health struct {
-	mu  sync.Mutex
-	err error
-}
-
-func (h *health) set(err error) {
-	h.mu.Lock()
-	h.err = err
-	h.mu.Unlock()
-}
-
-func (h *health) get() error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.err
 }

@@ -63,7 +63,7 @@ func (r *Recorder) Record(ctx context.Context, action, userID string, c Client, 
 		Action:    action,
 		UserID:    userID,
 		IPHash:    r.HashIP(c.IP),
-		UserAgent: truncate(c.UserAgent, 256),
+		UserAgent: c.UserAgent[:min(len(c.UserAgent), 256)],
 		Reason:    reason,
 		Time:      time.Now(),
 	}
@@ -79,11 +79,4 @@ func (r *Recorder) HashIP(ip string) string {
 	m := hmac.New(sha256.New, r.ipKey)
 	m.Write([]byte(ip))
 	return hex.EncodeToString(m.Sum(nil)[:16])
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/ovrlrd/cloud/internal/audit"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/store"
-	"github.com/ovrlrd/cloud/internal/token"
 )
 
 // Store is the state auth needs.
@@ -53,7 +52,7 @@ type Finisher interface {
 type Options struct {
 	Store         Store
 	Apple         Verifier
-	Tokens        *token.Issuer
+	Tokens        *Issuer
 	Policy        Policy
 	Audit         *audit.Recorder
 	Log           *slog.Logger
@@ -85,7 +84,7 @@ func New(o Options) *Service {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Service{Options: o, cache: newSessionCache(o.CheckInterval, 10000)}
+	return &Service{Options: o, cache: &sessionCache{ttl: o.CheckInterval, entries: map[string]cached{}}}
 }
 
 // Grant is what sign-in and refresh answer; the app requires all three.
@@ -144,7 +143,7 @@ func (s *Service) SignIn(ctx context.Context, req SignInRequest, c audit.Client)
 	if err != nil {
 		return Grant{}, err
 	}
-	g, err := s.grant(sess, sess.CreatedAt)
+	g, err := s.grant(sess)
 	if err != nil {
 		return Grant{}, err
 	}
@@ -187,29 +186,25 @@ func errNotAllowed() error { return ovrlrd.Errorf(ovrlrd.EFORBIDDEN, "User not a
 // grant signs the token of a session's current generation. The token is a
 // function of the session alone (issued at the generation's start), so the
 // retry after a lost response gets the very same token again.
-func (s *Service) grant(sess ovrlrd.LoginSession, genStart time.Time) (Grant, error) {
-	iat := genStart.Truncate(time.Second)
-	raw, err := s.Tokens.Sign(token.Claims{
+func (s *Service) grant(sess ovrlrd.LoginSession) (Grant, error) {
+	start := sess.CreatedAt
+	if sess.Generation > 1 && !sess.RotatedAt.IsZero() {
+		start = sess.RotatedAt
+	}
+	iat := start.Truncate(time.Second)
+	raw, err := s.Tokens.Sign(Claims{
 		UserID: sess.UserID, SessionID: sess.ID, Generation: sess.Generation,
 		IssuedAt: iat, ExpiresAt: iat.Add(s.TTL),
 	})
 	if err != nil {
-		return Grant{}, ovrlrd.Wrap(ovrlrd.EINTERNAL, "Internal server error", err)
+		return Grant{}, err // already an EINTERNAL
 	}
 	return Grant{SessionToken: raw, UserID: sess.UserID, ExpiresIn: int64(s.TTL / time.Second)}, nil
 }
 
-// generationStart is when the session's current generation was issued.
-func generationStart(sess ovrlrd.LoginSession) time.Time {
-	if sess.Generation > 1 && !sess.RotatedAt.IsZero() {
-		return sess.RotatedAt
-	}
-	return sess.CreatedAt
-}
-
 // Authenticate checks the bearer token of a protected request.
 func (s *Service) Authenticate(ctx context.Context, authorization string) (Principal, error) {
-	raw, err := token.Bearer(authorization)
+	raw, err := Bearer(authorization)
 	if err != nil {
 		return Principal{}, err
 	}
@@ -228,31 +223,33 @@ func (s *Service) Authenticate(ctx context.Context, authorization string) (Princ
 		}
 		s.cache.put(sess, now)
 	}
-	if err := s.usable(sess, claims, now); err != nil {
-		return Principal{}, err
+	// The previous generation stays usable briefly after a rotation: the
+	// app lets requests already under way carry the old token.
+	if why := s.standing(sess, claims, now); why != "" && why != "retry" {
+		return Principal{}, errInvalidToken(errors.New(why))
 	}
 	return Principal{UserID: sess.UserID, SessionID: sess.ID}, nil
 }
 
-// usable checks a session against a token presented on a protected route.
-// The previous generation stays usable briefly after a rotation, because the
-// app lets requests already under way carry the old token.
-func (s *Service) usable(sess ovrlrd.LoginSession, c token.Claims, now time.Time) error {
+// standing is how a token stands with its session: "" for the current
+// generation, "retry" for the previous one within RetryWindow of the
+// rotation, or why it is refused.
+func (s *Service) standing(sess ovrlrd.LoginSession, c Claims, now time.Time) string {
 	switch {
 	case sess.Revoked || sess.UserID != c.UserID:
-		return errInvalidToken(errors.New("session revoked"))
+		return "revoked"
 	case !s.Policy.Allows(sess.Email, sess.AppleSub):
-		return errInvalidToken(errors.New("no longer on the allow-list"))
+		return "allow_list"
 	case c.Generation == sess.Generation:
-		return nil
+		return ""
 	case c.Generation == sess.PreviousGeneration && now.Sub(sess.RotatedAt) <= RetryWindow:
-		return nil
+		return "retry"
 	}
-	return errInvalidToken(errors.New("superseded generation"))
+	return "reuse"
 }
 
 func errInvalidToken(cause error) error {
-	return ovrlrd.Wrap(ovrlrd.EUNAUTHORIZED, "Invalid or expired token", cause)
+	return ovrlrd.Wrap(ovrlrd.EUNAUTHORIZED, ovrlrd.MsgExpiredToken, cause)
 }
 
 // Logout revokes the caller's login session.
@@ -323,11 +320,6 @@ func (s *Service) FinishDeletion(ctx context.Context, userID string) error {
 	default:
 		return ovrlrd.Errorf(ovrlrd.EINVALID, "The account is not being deleted.")
 	}
-	return s.clean(ctx, userID, convs)
-}
-
-// clean removes what is kept for an account outside the table.
-func (s *Service) clean(ctx context.Context, userID string, convs []string) error {
 	for _, clean := range s.Cleaners {
 		if err := clean(ctx, userID, convs); err != nil {
 			return err

@@ -16,7 +16,6 @@ import (
 	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/store"
-	"github.com/ovrlrd/cloud/internal/token"
 )
 
 func TestMain(m *testing.M) { storetest.Main(m) }
@@ -66,7 +65,7 @@ func newRig(t *testing.T, policy auth.Policy) *rig {
 	log := slog.New(slog.DiscardHandler)
 	r := &rig{t: t, clock: c, apple: fake, store: st}
 	r.opts = auth.Options{
-		Store: st, Apple: v, Tokens: token.NewIssuer(ring), Policy: policy,
+		Store: st, Apple: v, Tokens: auth.NewIssuer(ring), Policy: policy,
 		Audit: audit.New(st, time.Hour, []byte("ip"), log), Log: log,
 		TTL: 24 * time.Hour, RefreshGrace: 4 * time.Hour, CheckInterval: 30 * time.Second,
 		DeviceEnv: ovrlrd.EnvSandbox, Now: c.now,
@@ -154,7 +153,7 @@ func TestSignInRefusesBadIdentityTokens(t *testing.T) {
 		"wrong audience": r.apple.Mint(applefake.Claims{Subject: sub, Audience: "com.evil.app"}),
 		"wrong issuer":   r.apple.Mint(applefake.Claims{Subject: sub, Issuer: "https://evil.example"}),
 		"expired":        r.apple.Mint(applefake.Claims{Subject: sub, IssuedAt: past.Add(-time.Hour), ExpiresAt: past}),
-		"missing exp":    r.apple.Mint(applefake.Claims{Subject: sub, OmitExp: true}),
+		"missing exp":    r.apple.Mint(applefake.Claims{Subject: sub, Extra: map[string]any{"exp": nil}}),
 		"garbage":        "not.a.jwt",
 	}
 	for name, tok := range cases {
@@ -171,7 +170,7 @@ func TestSignInRefusesBadIdentityTokens(t *testing.T) {
 func TestSignInWhenAppleIsDown(t *testing.T) {
 	r := newRig(t, open)
 	tok := r.apple.Mint(applefake.Claims{Subject: uniq("004")})
-	r.apple.Down(true)
+	r.apple.SetMode(applefake.Unavailable)
 	start := time.Now()
 	_, err := r.svc.SignIn(context.Background(), auth.SignInRequest{IdentityToken: tok}, client)
 	expect(t, err, ovrlrd.EUNAVAILABLE, "")
@@ -378,11 +377,11 @@ func TestBearerErrors(t *testing.T) {
 	// A token signed with a key the ring no longer has.
 	g := r.signIn(uniq("012"), "")
 	o := r.opts
-	o.Tokens = token.NewIssuer(mustRing("k2:" + strings.Repeat("b", 40)))
+	o.Tokens = auth.NewIssuer(mustRing("k2:" + strings.Repeat("b", 40)))
 	_, err = auth.New(o).Authenticate(ctx, bearer(g.SessionToken))
 	expect(t, err, ovrlrd.EUNAUTHORIZED, "Invalid or expired token")
 	// Rotating a new key in front keeps old tokens valid.
-	o.Tokens = token.NewIssuer(mustRing("k2:" + strings.Repeat("b", 40) + ",k1:" + strings.Repeat("a", 40)))
+	o.Tokens = auth.NewIssuer(mustRing("k2:" + strings.Repeat("b", 40) + ",k1:" + strings.Repeat("a", 40)))
 	if _, err := auth.New(o).Authenticate(ctx, bearer(g.SessionToken)); err != nil {
 		t.Fatalf("old key still in the ring: %v", err)
 	}

@@ -14,17 +14,15 @@ import (
 type sessionCache struct {
 	mu      sync.Mutex
 	ttl     time.Duration
-	max     int
 	entries map[string]cached
 }
+
+// maxCached bounds the cache's memory.
+const maxCached = 10000
 
 type cached struct {
 	s  ovrlrd.LoginSession
 	at time.Time
-}
-
-func newSessionCache(ttl time.Duration, max int) *sessionCache {
-	return &sessionCache{ttl: ttl, max: max, entries: map[string]cached{}}
 }
 
 func (c *sessionCache) get(sid string, now time.Time) (ovrlrd.LoginSession, bool) {
@@ -40,7 +38,7 @@ func (c *sessionCache) get(sid string, now time.Time) (ovrlrd.LoginSession, bool
 func (c *sessionCache) put(s ovrlrd.LoginSession, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.entries) >= c.max {
+	if len(c.entries) >= maxCached {
 		// Drop stale entries; if all are fresh, drop everything rather than
 		// grow without bound. Either way the cost is one read per session.
 		for k, e := range c.entries {
@@ -48,7 +46,7 @@ func (c *sessionCache) put(s ovrlrd.LoginSession, now time.Time) {
 				delete(c.entries, k)
 			}
 		}
-		if len(c.entries) >= c.max {
+		if len(c.entries) >= maxCached {
 			clear(c.entries)
 		}
 	}

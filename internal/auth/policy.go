@@ -1,28 +1,24 @@
 package auth
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // Policy decides who may have an account. With either list non-empty, only
 // listed people get in, at every sign-in, refresh and request, so removing
 // someone from a list locks them out. With both lists empty, existing users
 // keep their access and new sign-ups depend on OpenSignup.
 type Policy struct {
-	emails     map[string]bool
-	appleIDs   map[string]bool
+	emails     []string
+	appleIDs   []string
 	openSignup bool
 }
 
 // NewPolicy builds a Policy; emails are compared case-insensitively and
 // Apple ids exactly.
 func NewPolicy(emails, appleIDs []string, openSignup bool) Policy {
-	p := Policy{emails: map[string]bool{}, appleIDs: map[string]bool{}, openSignup: openSignup}
-	for _, e := range emails {
-		p.emails[strings.ToLower(e)] = true
-	}
-	for _, id := range appleIDs {
-		p.appleIDs[id] = true
-	}
-	return p
+	return Policy{emails: emails, appleIDs: appleIDs, openSignup: openSignup}
 }
 
 // Listed reports whether an allow-list is in force.
@@ -34,7 +30,8 @@ func (p Policy) Allows(email, appleID string) bool {
 	if !p.Listed() {
 		return true
 	}
-	return p.appleIDs[appleID] || (email != "" && p.emails[strings.ToLower(email)])
+	listed := func(e string) bool { return strings.EqualFold(e, email) }
+	return slices.Contains(p.appleIDs, appleID) || (email != "" && slices.ContainsFunc(p.emails, listed))
 }
 
 // MaySignUp reports whether a new account may be created.

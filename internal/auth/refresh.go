@@ -7,7 +7,6 @@ import (
 
 	"github.com/ovrlrd/cloud/internal/audit"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
-	"github.com/ovrlrd/cloud/internal/token"
 )
 
 func errRefreshFailed(cause error) error {
@@ -16,7 +15,7 @@ func errRefreshFailed(cause error) error {
 
 // RefreshToken is a token presented to refresh whose signature and age
 // checked out; its session has not been read yet.
-type RefreshToken struct{ claims token.Claims }
+type RefreshToken struct{ claims Claims }
 
 // SessionID is the login session the token belongs to.
 func (t RefreshToken) SessionID() string { return t.claims.SessionID }
@@ -28,13 +27,13 @@ func (t RefreshToken) UserID() string { return t.claims.UserID }
 // RefreshGrace past expiry. It reads nothing, so a caller can limit refreshes
 // by the token's session before any read.
 func (s *Service) CheckRefresh(ctx context.Context, authorization string, c audit.Client) (RefreshToken, error) {
-	raw, err := token.Bearer(authorization)
+	raw, err := Bearer(authorization)
 	if err != nil {
 		return RefreshToken{}, err
 	}
 	claims, err := s.Tokens.Verify(raw, s.Now(), s.RefreshGrace)
 	if err != nil {
-		if ovrlrd.ErrorMessage(err) == token.MsgInvalidToken {
+		if ovrlrd.ErrorMessage(err) == ovrlrd.MsgInvalidToken {
 			return RefreshToken{}, err
 		}
 		s.Audit.Record(ctx, audit.RefreshFailed, "", c, "invalid_token")
@@ -64,26 +63,27 @@ func (s *Service) Rotate(ctx context.Context, t RefreshToken, c audit.Client) (G
 }
 
 // rotate does the refresh; reason says how it went, for the audit trail.
-func (s *Service) rotate(ctx context.Context, c token.Claims, now time.Time) (Grant, string, error) {
+func (s *Service) rotate(ctx context.Context, c Claims, now time.Time) (Grant, string, error) {
 	for attempt := 0; attempt < 2; attempt++ {
 		sess, err := s.Store.Session(ctx, c.UserID, c.SessionID)
-		switch {
-		case ovrlrd.IsCode(err, ovrlrd.ENOTFOUND):
+		if ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
 			return Grant{}, "no_session", errRefreshFailed(err)
-		case err != nil:
+		} else if err != nil {
 			return Grant{}, "", err
-		case sess.Revoked:
-			return Grant{}, "revoked", errRefreshFailed(errors.New("session revoked"))
-		case !s.Policy.Allows(sess.Email, sess.AppleSub):
-			return Grant{}, "allow_list", errRefreshFailed(errors.New("no longer on the allow-list"))
-		case c.Generation == sess.PreviousGeneration && now.Sub(sess.RotatedAt) <= RetryWindow:
-			g, err := s.grant(sess, generationStart(sess))
-			return g, "retry", err
-		case c.Generation != sess.Generation:
+		}
+		switch why := s.standing(sess, c, now); why {
+		case "retry":
+			g, err := s.grant(sess)
+			return g, why, err
+		case "reuse":
+			// A superseded generation means the token was copied.
 			if err := s.Store.RevokeSession(ctx, c.UserID, c.SessionID); err != nil {
 				return Grant{}, "", err
 			}
-			return Grant{}, "reuse", errRefreshFailed(errors.New("superseded generation presented"))
+			return Grant{}, why, errRefreshFailed(errors.New("superseded generation presented"))
+		case "":
+		default:
+			return Grant{}, why, errRefreshFailed(errors.New(why))
 		}
 		next, err := s.Store.RotateSession(ctx, c.UserID, c.SessionID, c.Generation, s.TTL+s.RefreshGrace)
 		if ovrlrd.IsCode(err, ovrlrd.ECONFLICT) {
@@ -92,7 +92,7 @@ func (s *Service) rotate(ctx context.Context, c token.Claims, now time.Time) (Gr
 		if err != nil {
 			return Grant{}, "", err
 		}
-		g, err := s.grant(next, generationStart(next))
+		g, err := s.grant(next)
 		return g, "", err
 	}
 	return Grant{}, "", ovrlrd.Errorf(ovrlrd.ECONFLICT, "The session changed during the refresh; please retry.")

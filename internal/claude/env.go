@@ -3,19 +3,11 @@ package claude
 import (
 	"os"
 	"strconv"
-	"time"
+
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
 
-// Provider is where the CLI sends its model requests.
-type Provider string
-
-const (
-	Anthropic Provider = "anthropic" // the CLI runs with an API key
-	OAuth     Provider = "oauth"     // the CLI runs with an OAuth token
-	Bedrock   Provider = "bedrock"   // the CLI speaks Bedrock's API
-)
-
-// DefaultPath is the PATH given to the CLI when Env.Path is empty.
+// DefaultPath is the CLI's PATH.
 const DefaultPath = "/usr/local/bin:/usr/bin:/bin"
 
 // Env is what the CLI's environment is built from (see Environment).
@@ -25,12 +17,11 @@ const DefaultPath = "/usr/local/bin:/usr/bin:/bin"
 // only knows Token, a value the proxy accepts for one turn. Whatever a tool
 // finds in the CLI's environment is worth nothing after the turn.
 type Env struct {
-	Path      string // PATH; DefaultPath if empty
 	Home      string // HOME
 	ConfigDir string // CLAUDE_CONFIG_DIR
 	TempDir   string // TMPDIR, the turn's own
 
-	Provider  Provider
+	Provider  ovrlrd.Provider
 	BaseURL   string // the proxy's URL for this turn
 	Token     string // the turn's token, given where the CLI expects its key
 	AWSRegion string // Bedrock
@@ -41,45 +32,36 @@ type Env struct {
 	// too. Elsewhere those keep their cheaper defaults.
 	Model string
 
-	MaxRetries int           // CLAUDE_CODE_MAX_RETRIES, if > 0
-	APITimeout time.Duration // API_TIMEOUT_MS, if > 0
-
-	// Extra entries ("KEY=value") the caller vouches for, appended last
-	// (LANG, a test's script).
-	Extra []string
+	MaxRetries int // CLAUDE_CODE_MAX_RETRIES, if > 0
 }
 
 // Environment builds the CLI's whole environment from e: PATH, HOME,
 // CLAUDE_CONFIG_DIR, TMPDIR, the proxy and the turn's token in the
-// provider's variables, CLAUDE_CODE_MAX_RETRIES, API_TIMEOUT_MS, the
+// provider's variables, CLAUDE_CODE_MAX_RETRIES, the
 // switches that keep the CLI offline except for model calls
 // (CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC, DISABLE_TELEMETRY,
 // DISABLE_AUTOUPDATER, DISABLE_ERROR_REPORTING), IS_SANDBOX=1 when running
-// as root, then e.Extra. Empty values are left out. Nothing comes from this
+// as root. Empty values are left out. Nothing comes from this
 // process's environment; Start adds the run marker (RunMarkerVar).
 func Environment(e Env) []string {
-	env := make([]string, 0, 20+len(e.Extra))
+	env := make([]string, 0, 20)
 	add := func(k, v string) {
 		if v != "" {
 			env = append(env, k+"="+v)
 		}
 	}
-	path := e.Path
-	if path == "" {
-		path = DefaultPath
-	}
-	add("PATH", path)
+	add("PATH", DefaultPath)
 	add("HOME", e.Home)
 	add("CLAUDE_CONFIG_DIR", e.ConfigDir)
 	add("TMPDIR", e.TempDir)
 	switch e.Provider {
-	case Anthropic, "":
+	case ovrlrd.Anthropic, "":
 		add("ANTHROPIC_BASE_URL", e.BaseURL)
 		add("ANTHROPIC_API_KEY", e.Token)
-	case OAuth:
+	case ovrlrd.OAuth:
 		add("ANTHROPIC_BASE_URL", e.BaseURL)
 		add("CLAUDE_CODE_OAUTH_TOKEN", e.Token)
-	case Bedrock:
+	case ovrlrd.Bedrock:
 		// The proxy signs; the token is in the URL's path.
 		add("CLAUDE_CODE_USE_BEDROCK", "1")
 		add("CLAUDE_CODE_SKIP_BEDROCK_AUTH", "1")
@@ -87,16 +69,13 @@ func Environment(e Env) []string {
 		add("AWS_REGION", e.AWSRegion)
 	}
 	add("ANTHROPIC_MODEL", e.Model)
-	if e.Provider == Bedrock {
+	if e.Provider == ovrlrd.Bedrock {
 		for _, name := range otherModelVars {
 			add(name, e.Model)
 		}
 	}
 	if e.MaxRetries > 0 {
 		add("CLAUDE_CODE_MAX_RETRIES", strconv.Itoa(e.MaxRetries))
-	}
-	if e.APITimeout > 0 {
-		add("API_TIMEOUT_MS", strconv.FormatInt(e.APITimeout.Milliseconds(), 10))
 	}
 	add("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
 	add("DISABLE_TELEMETRY", "1")
@@ -105,7 +84,7 @@ func Environment(e Env) []string {
 	if os.Geteuid() == 0 {
 		add("IS_SANDBOX", "1") // the CLI refuses some modes as root without it
 	}
-	return append(env, e.Extra...)
+	return env
 }
 
 // otherModelVars are the pinned CLI's settings that choose a model besides

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ovrlrd/cloud/internal/claude"
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
 
 // A streaming turn: start the CLI, handle each event, then wait.
@@ -16,7 +17,9 @@ func ExampleStart() {
 		slog.Warn("not a subreaper", "err", err)
 	}
 
-	ctx := context.Background()
+	// The run's total deadline.
+	ctx, cancel := context.WithTimeout(context.Background(), 14*time.Minute)
+	defer cancel()
 	r, err := claude.Start(ctx, claude.Options{
 		Path:         "claude",
 		Dir:          "/tmp/ovrlrd/work/conv-1",
@@ -26,12 +29,11 @@ func ExampleStart() {
 		Prompt:       "Why does the build fail?",
 		Env: claude.Environment(claude.Env{
 			Home: "/tmp/ovrlrd/home", ConfigDir: "/tmp/ovrlrd/claude",
-			Provider: claude.Anthropic, MaxRetries: 3,
+			Provider: ovrlrd.Anthropic, MaxRetries: 3,
 			// A loopback proxy holds the real key; the CLI only gets a
 			// token valid for this turn.
 			BaseURL: "http://127.0.0.1:7777/t/<turn token>", Token: "<turn token>",
 		}),
-		Timeout:     14 * time.Minute,
 		IdleTimeout: 2 * time.Minute,
 	})
 	if err != nil {

@@ -28,7 +28,7 @@ func parseAssistantText(line []byte) (Event, bool) {
 	}
 	var ev Event
 	var content []byte
-	ok := members(line, func(key, v []byte) bool {
+	ok := each(line, '{', func(key, v []byte) bool {
 		switch string(key) {
 		case "type":
 			ev.Type = "assistant"
@@ -38,9 +38,8 @@ func parseAssistantText(line []byte) (Event, bool) {
 		case "parent_tool_use_id":
 			return setString(&ev.ParentToolUseID, v)
 		case "message":
-			// A repeated message or content is left to decodeLine:
-			// encoding/json merges the objects.
-			return content == nil && members(v, func(key, v []byte) bool {
+			// A repeated message or content is left to decodeLine.
+			return content == nil && each(v, '{', func(key, v []byte) bool {
 				if string(key) != "content" {
 					return true
 				}
@@ -54,9 +53,9 @@ func parseAssistantText(line []byte) (Event, bool) {
 	if !ok || ev.Type == "" || len(content) == 0 {
 		return Event{}, false
 	}
-	ok = elements(content, func(v []byte) bool {
+	ok = each(content, '[', func(_, v []byte) bool {
 		var b Block
-		ok := members(v, func(key, v []byte) bool {
+		ok := each(v, '{', func(key, v []byte) bool {
 			switch string(key) {
 			case "type":
 				b.Type = "text"
@@ -75,10 +74,11 @@ func parseAssistantText(line []byte) (Event, bool) {
 	return ev, true
 }
 
-// setString reads v into *s as encoding/json does, a null leaving *s as
-// it is; any other value reports false.
+// setString reads v into *s as get does, a null as ""; any other value
+// reports false.
 func setString(s *string, v []byte) bool {
 	if string(v) == "null" {
+		*s = ""
 		return true
 	}
 	if v[0] != '"' {
@@ -96,19 +96,10 @@ func setString(s *string, v []byte) bool {
 	return true
 }
 
-// members calls f with each key (as written) and value of the object v,
-// which must be valid JSON. It reports false if v is not an object, a key
-// holds an escape (it could spell any name), or f returns false.
-func members(v []byte, f func(key, value []byte) bool) bool {
-	return each(v, '{', f)
-}
-
-// elements calls f with each element of the array v, which must be valid
-// JSON; it reports false if v is not an array or f returns false.
-func elements(v []byte, f func(value []byte) bool) bool {
-	return each(v, '[', func(_, value []byte) bool { return f(value) })
-}
-
+// each calls f with each key (as written) and value of the object v, or
+// with each element of the array v (and a nil key), as open says; v must be
+// valid JSON. It reports false if v is not of that kind, a key holds an
+// escape (it could spell any name), or f returns false.
 func each(v []byte, open byte, f func(key, value []byte) bool) bool {
 	if len(v) == 0 || v[0] != open {
 		return false

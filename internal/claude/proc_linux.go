@@ -3,37 +3,40 @@
 package claude
 
 import (
-	"bytes"
 	"os"
+	"os/exec"
 	"os/signal"
 	"strconv"
 	"sync"
 	"syscall"
-	"unsafe"
 
 	"github.com/ovrlrd/cloud/internal/procfs"
+	"golang.org/x/sys/unix"
 )
 
-const (
-	prSetChildSubreaper = 36 // PR_SET_CHILD_SUBREAPER
-	pPID                = 1  // P_PID for waitid
-)
+const fionread = unix.TIOCINQ // FIONREAD
+
+// portableOnly leaves Linux's own guarantees (the subreaper, waitid) out,
+// so that runs are supervised as on macOS; a test sets it before anything
+// starts, to exercise that path.
+var portableOnly bool
 
 // sysProcAttr starts the CLI in a session (and so a process group) of its
-// own, so one signal reaches it and the children that stay in its group, and
-// kills it if this process dies.
+// own, and kills it if this process dies.
 func sysProcAttr(cred *syscall.Credential) *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL, Credential: cred}
 }
 
-// portableOnly leaves Linux's own guarantees (the subreaper, waitid) out,
-// so that runs are supervised as on macOS; tests set it
-// (usePortableSupervision) before anything starts, to exercise that path.
-var portableOnly bool
-
-func usePortableSupervision() { portableOnly = true }
-
-var subreaper struct {
+// reaper reaps the orphans a run leaves: once this process is a child
+// subreaper, they become its children. They are told apart by their
+// session: every process of a run is in the CLI's or in one it made, as
+// no process can join another session, while the children the rest of
+// this process starts stay in its session, and their os.Process waits for
+// them. The CLIs are outside it too, so their pids are held here from
+// their start to their Wait.
+var reaper struct {
+	sync.Mutex
+	clis map[int]bool
 	once sync.Once
 	err  error
 }
@@ -44,188 +47,94 @@ var subreaper struct {
 // process instead of to init, so that they can be found, killed and reaped.
 // It also starts the reaper, which reaps such orphans as they exit. Call it
 // once at start-up (main, TestMain); later calls return the first result.
-//
-// The reaper never reaps a child that an os.Process still tracks (Go keeps a
-// pidfd for each child it starts, from the fork until Wait), so os/exec users
-// elsewhere in the process keep working (a child forked with
-// syscall.ForkExec directly has no such protection). On a kernel without
-// pidfds it reaps only processes it saw carrying a run's marker.
+// Anything else this process starts in a session of its own would be
+// reaped as an orphan.
 func BecomeSubreaper() error {
-	subreaper.once.Do(func() {
+	reaper.once.Do(func() {
 		if portableOnly {
 			return
 		}
-		if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0); e != 0 {
-			subreaper.err = os.NewSyscallError("prctl(PR_SET_CHILD_SUBREAPER)", e)
+		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			reaper.err = os.NewSyscallError("prctl(PR_SET_CHILD_SUBREAPER)", err)
 			return
 		}
 		c := make(chan os.Signal, 1)
 		signal.Notify(c, syscall.SIGCHLD)
-		go func() {
+		go func() { // for the life of the process
 			for range c {
 				reapOrphans()
 			}
 		}()
 	})
-	return subreaper.err
+	return reaper.err
 }
 
-// waitExited blocks until pid has exited, without reaping it: the zombie
-// keeps the pid and the process group id reserved while the run cleans up.
-func waitExited(pid int) error {
-	if portableOnly {
-		return pollExited(pid)
+// startCLI starts cmd and records its pid, with the reaper held off in
+// between, so that a CLI that exits at once is left to its os.Process.
+func startCLI(cmd *exec.Cmd) error {
+	reaper.Lock()
+	defer reaper.Unlock()
+	if err := cmd.Start(); err != nil {
+		return err
 	}
-	var info [128]byte // siginfo_t
-	for {
-		_, _, e := syscall.Syscall6(syscall.SYS_WAITID, pPID, uintptr(pid),
-			uintptr(unsafe.Pointer(&info[0])), syscall.WEXITED|syscall.WNOWAIT, 0, 0)
-		switch e {
-		case 0:
-			return nil
-		case syscall.EINTR:
-			continue
-		default:
-			return os.NewSyscallError("waitid", e)
-		}
+	if reaper.clis == nil {
+		reaper.clis = map[int]bool{}
 	}
+	reaper.clis[cmd.Process.Pid] = true
+	return nil
 }
 
-// pendingBytes reports how many bytes can be read from a pipe without
-// blocking.
-func pendingBytes(f *os.File) int {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return 0
-	}
-	var n int32
-	_ = rc.Control(func(fd uintptr) {
-		_, _, e := syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCINQ, uintptr(unsafe.Pointer(&n)))
-		if e != 0 {
-			n = 0
-		}
-	})
-	return int(n)
+// forgetCLI is called once the CLI's os.Process has reaped it.
+func forgetCLI(pid int) {
+	reaper.Lock()
+	delete(reaper.clis, pid)
+	reaper.Unlock()
 }
 
-// orphans is what the reaper knows: the processes runs found (by pid, with
-// their start time so a reused pid is not mistaken for them), and the CLI
-// pids whose os.Process will reap them.
-var orphans = struct {
-	sync.Mutex
-	known        map[int]uint64
-	cli          map[int]bool
-	pidfdChecked bool
-	pidfdWorks   bool
-}{known: map[int]uint64{}, cli: map[int]bool{}}
-
-func rememberProcs(ps []procInfo) {
-	if portableOnly {
-		return
-	}
-	orphans.Lock()
-	for _, p := range ps {
-		orphans.known[p.pid] = p.start
-	}
-	orphans.Unlock()
-}
-
-func registerCLI(pid int, add bool) {
-	if portableOnly {
-		return
-	}
-	orphans.Lock()
-	defer orphans.Unlock()
-	if !add {
-		delete(orphans.cli, pid)
-		return
-	}
-	orphans.cli[pid] = true
-	if !orphans.pidfdChecked {
-		orphans.pidfdChecked = true
-		orphans.pidfdWorks = trackedPids()[pid]
-	}
-}
-
-// reapOrphans reaps this process's zombie children that nobody else will
-// wait for. It returns how many it reaped.
-func reapOrphans() int {
-	if portableOnly {
-		return 0
-	}
-	orphans.Lock()
-	defer orphans.Unlock()
+// reapOrphans reaps this process's zombie children that are not in its
+// session and not a CLI. Only a run's processes leave the session (a
+// process cannot join an existing one): a child this process starts in a
+// session of its own must be started here, as a CLI, or its Wait loses it.
+func reapOrphans() {
+	reaper.Lock()
+	defer reaper.Unlock()
 	self := os.Getpid()
-	buf := make([]byte, 1024)
-	var zombies []procInfo
-	for _, pid := range procfs.Pids() {
-		if p, ok := readStat(pid, &buf); ok && p.ppid == self && p.state == 'Z' {
-			zombies = append(zombies, p)
+	sid, _ := unix.Getsid(0)
+	for _, p := range allProcs() {
+		if p.PPID == self && p.State == 'Z' && p.SID != sid && !reaper.clis[p.PID] {
+			_, _ = unix.Wait4(p.PID, nil, unix.WNOHANG, nil)
 		}
 	}
-	if len(zombies) == 0 {
-		return 0
-	}
-	tracked := trackedPids()
-	n := 0
-	for _, z := range zombies {
-		if orphans.cli[z.pid] || tracked[z.pid] {
-			continue
-		}
-		start, known := orphans.known[z.pid]
-		if known && start != z.start {
-			known = false
-		}
-		if !known && !orphans.pidfdWorks {
-			continue
-		}
-		var ws syscall.WaitStatus
-		if got, err := syscall.Wait4(z.pid, &ws, syscall.WNOHANG, nil); err == nil && got == z.pid {
-			n++
-		}
-		delete(orphans.known, z.pid)
-	}
-	// Forget processes that are gone.
-	for pid, start := range orphans.known {
-		if p, ok := readStat(pid, &buf); !ok || p.start != start {
-			delete(orphans.known, pid)
-		}
-	}
-	return n
 }
 
-// trackedPids returns the pids that this process holds a pidfd for: the
-// children an os.Process will wait for.
-func trackedPids() map[int]bool {
-	out := map[int]bool{}
-	d, err := os.Open("/proc/self/fd")
-	if err != nil {
-		return out
+// waitExited returns once pid has exited, without reaping it.
+func waitExited(pid int) {
+	if portableOnly {
+		pollExited(pid)
+		return
 	}
-	names, _ := d.Readdirnames(-1)
-	d.Close()
-	buf := make([]byte, 512)
-	for _, n := range names {
-		link, err := os.Readlink("/proc/self/fd/" + n)
-		if err != nil || link != "anon_inode:[pidfd]" {
-			continue
-		}
-		info, ok := procfs.ReadFile("/proc/self/fdinfo/"+n, &buf)
-		if !ok {
-			continue
-		}
-		i := bytes.Index(info, []byte("\nPid:"))
-		if i < 0 {
-			continue
-		}
-		f := bytes.Fields(info[i+5:])
-		if len(f) > 0 {
-			if pid, err := strconv.Atoi(string(f[0])); err == nil && pid > 0 {
-				out[pid] = true
-			}
+	var info unix.Siginfo
+	for unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil) == unix.EINTR {
+	}
+}
+
+func allProcs() []procInfo {
+	pids := procfs.Pids()
+	out := make([]procInfo, 0, len(pids))
+	buf := make([]byte, 1024)
+	for _, pid := range pids {
+		if p, ok := procfs.ReadStat(pid, &buf); ok {
+			out = append(out, p)
 		}
 	}
 	return out
 }
 
-func platformCheck() error { return nil }
+func procStat(pid int) (procInfo, bool) { return procfs.ReadStat(pid, new([]byte)) }
+
+// environ is the environment pid started with, as NUL-terminated
+// VAR=value strings, in *buf; nil if unreadable.
+func environ(pid int, buf *[]byte) []byte {
+	b, _ := procfs.ReadFile("/proc/"+strconv.Itoa(pid)+"/environ", buf)
+	return b
+}

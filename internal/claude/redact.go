@@ -3,6 +3,7 @@ package claude
 import (
 	"regexp"
 	"strings"
+	"unicode"
 )
 
 const redacted = "[REDACTED]"
@@ -37,29 +38,12 @@ func Redact(s string) string {
 	s = reSK.ReplaceAllLiteralString(s, redacted)
 	s = reJWT.ReplaceAllLiteralString(s, redacted)
 	s = reAuthScheme.ReplaceAllString(s, "$1 "+redacted)
-	s = reSecretKV.ReplaceAllStringFunc(s, func(m string) string {
-		sub := reSecretKV.FindStringSubmatch(m)
-		if sub[2] == redacted || strings.HasPrefix(sub[2], "[REDACTED") {
-			return m
-		}
-		return sub[1] + redacted
-	})
+	s = reSecretKV.ReplaceAllString(s, "${1}"+redacted)
 	s = reAWSKey.ReplaceAllLiteralString(s, redacted)
 	s = reEmail.ReplaceAllLiteralString(s, "[EMAIL]")
 	s = reHex.ReplaceAllLiteralString(s, redacted)
 	s = reBase64.ReplaceAllStringFunc(s, func(m string) string {
-		var up, low, dig bool
-		for i := 0; i < len(m); i++ {
-			switch c := m[i]; {
-			case c >= 'A' && c <= 'Z':
-				up = true
-			case c >= 'a' && c <= 'z':
-				low = true
-			case c >= '0' && c <= '9':
-				dig = true
-			}
-		}
-		if up && low && dig {
+		if strings.ContainsFunc(m, unicode.IsUpper) && strings.ContainsFunc(m, unicode.IsLower) && strings.ContainsFunc(m, unicode.IsDigit) {
 			return redacted
 		}
 		return m

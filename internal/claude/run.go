@@ -1,15 +1,17 @@
 package claude
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,9 +33,8 @@ var (
 	ErrNotExecutable = errors.New("not executable")
 )
 
-// RunMarkerVar is the environment variable that marks every process of a
-// run: Start sets it to a random id in the CLI's environment, and the
-// processes it starts inherit it.
+// RunMarkerVar marks every process of a run: Start sets it to a random id
+// in the CLI's environment, and the processes it starts inherit it.
 const RunMarkerVar = "OVRLRD_RUN"
 
 // Mode is the CLI's output format.
@@ -43,20 +44,22 @@ const (
 	// Stream runs `-p --output-format stream-json --verbose` and delivers
 	// each stdout line, parsed, on Events.
 	Stream Mode = iota
-	// Text runs `-p --output-format text` (title runs): stdout is not
-	// parsed but kept, up to MaxLine bytes, in Exit.Output; Events delivers
-	// nothing, and IdleTimeout does not apply (the answer comes at the end).
+	// Text runs `-p --output-format text` (title runs): stdout is kept, up
+	// to MaxLine bytes, in Exit.Output; Events delivers nothing, and
+	// IdleTimeout does not apply (the answer comes at the end).
 	Text
 )
 
 // Defaults for the zero Options fields.
 const (
-	DefaultMaxLine     = 8 << 20
-	DefaultStderrLimit = 64 << 10
-	DefaultKillGrace   = 2 * time.Second
+	DefaultMaxLine   = 8 << 20
+	DefaultKillGrace = 2 * time.Second
 )
 
-// Options describe one CLI run.
+// stderrLimit bounds the stderr kept in Exit.Stderr; the rest is dropped.
+const stderrLimit = 64 << 10
+
+// Options describe one CLI run. Its total deadline is ctx's.
 type Options struct {
 	Path           string   // the CLI executable; without a slash it is looked up in Env's PATH
 	Dir            string   // working directory (per conversation); created (0700) if missing
@@ -65,31 +68,25 @@ type Options struct {
 	AllowedTools   []string // joined by one space into ONE --allowedTools argument, if non-empty
 	Resume         string   // --resume <id>, if non-empty
 	Prompt         string   // written to stdin, which is then closed; empty: stdin is /dev/null
-	Mode           Mode     // Stream (default) or Text
+	Mode           Mode
 
-	// Env is the CLI's whole environment (see Environment). Nothing of this
-	// process's environment is inherited. Start appends RunMarkerVar.
-	Env []string
-	// Credential is the user the CLI runs as; nil: this process's.
-	Credential *syscall.Credential
+	// Env is the CLI's whole environment (see Environment): nothing of this
+	// process's is inherited. Start appends RunMarkerVar.
+	Env        []string
+	Credential *syscall.Credential // the user the CLI runs as; nil: this process's
 
-	Timeout     time.Duration // total, from Start; 0: only ctx's deadline
 	IdleTimeout time.Duration // no stdout for this long stops the run; 0: none
 	MaxLine     int           // longest stdout line kept (DefaultMaxLine); longer ones are skipped and counted
-	StderrLimit int           // stderr bytes kept (DefaultStderrLimit); the rest is dropped
 	KillGrace   time.Duration // SIGTERM to SIGKILL delay (DefaultKillGrace)
 	ExtraArgs   []string      // appended verbatim after the arguments above
 }
 
 // Args returns the CLI's arguments (without the program name), in the
-// contract's order: -p, --output-format stream-json, --verbose,
-// --allowedTools "<joined>", --add-dir each, --resume id, then ExtraArgs.
+// contract's order.
 func (o Options) Args() []string {
-	args := []string{"-p", "--output-format"}
+	args := []string{"-p", "--output-format", "stream-json", "--verbose"}
 	if o.Mode == Text {
-		args = append(args, "text")
-	} else {
-		args = append(args, "stream-json", "--verbose")
+		args = []string{"-p", "--output-format", "text"}
 	}
 	if len(o.AllowedTools) > 0 {
 		args = append(args, "--allowedTools", strings.Join(o.AllowedTools, " "))
@@ -111,28 +108,18 @@ type Exit struct {
 	// ErrTimeout, ErrIdle, ErrCancelled (ctx cancelled; wraps the cause), or
 	// the error given to Stop.
 	Reason error
+	Stderr string // its first 64 KiB; not redacted (see Redact)
+	Output string // Text mode: stdout, at most MaxLine bytes
+	// StdinErr is the error writing the prompt (the CLI died before reading
+	// it all), or nil: the run goes on without it.
+	StdinErr error
 
-	Stderr          string // at most StderrLimit bytes; not redacted (see Redact)
-	StderrTruncated bool
-	Output          string // Text mode: stdout, at most MaxLine bytes
-
-	BadLines  int    // stdout lines that ParseLine rejected (skipped)
-	HugeLines int    // stdout lines longer than MaxLine (skipped)
-	BadSample string // the first rejected line, redacted and cut to 200 bytes
-	// Tampered counts lines no genuine CLI prints there (a second init or
-	// result, anything after the result, an id that is not a UUID,
-	// impossible usage): dropped, or delivered without the suspect part.
+	BadLines  int // stdout lines that ParseLine rejected (skipped)
+	HugeLines int // stdout lines longer than MaxLine (skipped)
+	// Tampered counts lines no genuine CLI prints there (see vetter):
+	// dropped, or delivered without the suspect part.
 	Tampered     int
 	TamperReason string // why the first one was suspect
-
-	// StdinErr is the error writing the prompt (the CLI died before reading
-	// it all), or nil.
-	StdinErr error
-	// Strays counts the run's other processes (a tool's children, also
-	// those that left the CLI's session) found alive when the run was
-	// stopped or when the CLI ended; each was signalled until it was gone.
-	Strays   int
-	Duration time.Duration
 }
 
 // Run is a started CLI process.
@@ -143,80 +130,50 @@ type Exit struct {
 // reaped.
 type Run struct {
 	opts   Options
-	cmd    *exec.Cmd
-	pid    int
-	marker []byte // "OVRLRD_RUN=<id>"
-	id     string
-	start  time.Time
+	cmd    *exec.Cmd // its Process.Pid is the id of the CLI's session and process group too
+	marker []byte    // RunMarkerVar=<id>, as the run's environments hold it
+	ctx    context.Context
+	runCtx context.Context // ends the run (cmd.Cancel) when done
+	stop   context.CancelCauseFunc
 
 	events chan Event
 	stdout *os.File
 	stderr *os.File
-	stdin  *os.File // nil without a prompt
+	stdin  io.WriteCloser // nil without a prompt
+	exited atomic.Bool    // the CLI has exited: the pipes end with what they hold now
+	waitCh chan struct{}  // Wait called: stop delivering events
+	wg     sync.WaitGroup
+	wait   func() (Exit, error)
 
-	exited   chan struct{} // the CLI has exited (not yet reaped)
-	stopCh   chan struct{}
-	waitCh   chan struct{} // Wait called: stop delivering events
-	stopOnce sync.Once
-	waitOnce sync.Once
-	wg       sync.WaitGroup
+	mu       sync.Mutex // terminate's findings, for supervise
+	reason   error
+	graceEnd time.Time
 
-	ended    atomic.Bool  // the CLI is reaped and every process of the run gone
-	cutAt    atomic.Bool  // the CLI has exited: stdout ends with what the pipe holds now
-	vet      vetter       // reader only
-	lastRead atomic.Int64 // ns since start of the last stdout read
-	sending  atomic.Bool  // the reader is blocked handing an event over
-
-	mu         sync.Mutex
-	stopReason error
-
-	// Written by their goroutines, read after wg.Wait.
-	exit       Exit
-	out        lineStats
-	errBuf     []byte
-	errTrunc   bool
-	stdinErr   error
-	strays     int
-	strayPids  map[int]bool // supervisor only
-	reason     error
-	waitResult *waitResult
-}
-
-type waitResult struct {
+	// Each written by one goroutine of the run, read once they have ended.
 	exit Exit
-	err  error
+	vet  vetter
 }
-
-// ID is the run's marker value (RunMarkerVar).
-func (r *Run) ID() string { return r.id }
 
 // Pid is the CLI's process id.
-func (r *Run) Pid() int { return r.pid }
+func (r *Run) Pid() int { return r.cmd.Process.Pid }
 
 // Events delivers each stdout line parsed by ParseLine, in order, from one
-// reader goroutine: one parse per line, no copy of the line. Each Event is
-// the receiver's own (it shares no memory with the reader's buffers). Lines
-// that do not parse, or are longer than MaxLine, are skipped and counted in
-// Exit. The channel is closed when stdout ends (the CLI and everything it
-// started are gone). Once Wait is called, events not yet received are
-// dropped. In Text mode nothing is delivered.
+// reader goroutine; each Event is the receiver's own. Lines that do not
+// parse, or are longer than MaxLine, are skipped and counted in Exit. The
+// channel is closed when stdout ends, no later than the CLI's exit. Once
+// Wait is called, events not yet received are dropped. In Text mode
+// nothing is delivered.
 func (r *Run) Events() <-chan Event { return r.events }
 
 // Start starts the CLI. It fails, without starting anything, if the
 // executable is missing (ErrNotFound) or not executable (ErrNotExecutable),
 // or if a directory cannot be created.
 func Start(ctx context.Context, o Options) (*Run, error) {
-	if err := platformCheck(); err != nil {
-		return nil, err
-	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	if o.MaxLine <= 0 {
 		o.MaxLine = DefaultMaxLine
-	}
-	if o.StderrLimit <= 0 {
-		o.StderrLimit = DefaultStderrLimit
 	}
 	if o.KillGrace <= 0 {
 		o.KillGrace = DefaultKillGrace
@@ -226,100 +183,69 @@ func Start(ctx context.Context, o Options) (*Run, error) {
 		return nil, err
 	}
 	for _, d := range []string{o.Dir, o.ConfigDir} {
-		if d != "" {
-			if err := os.MkdirAll(d, 0o700); err != nil {
-				return nil, fmt.Errorf("claude: %w", err)
-			}
+		if d == "" {
+			continue
+		}
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("claude: %w", err)
 		}
 	}
-
-	var idb [16]byte
-	_, _ = rand.Read(idb[:])
-	r := &Run{
-		opts:   o,
-		id:     hex.EncodeToString(idb[:]),
-		events: make(chan Event, 64),
-		exited: make(chan struct{}),
-		stopCh: make(chan struct{}),
-		waitCh: make(chan struct{}),
-	}
-	r.marker = []byte(RunMarkerVar + "=" + r.id)
-
-	env := make([]string, 0, len(o.Env)+1)
-	for _, kv := range o.Env {
-		if !strings.HasPrefix(kv, RunMarkerVar+"=") {
-			env = append(env, kv)
+	r := &Run{opts: o, ctx: ctx, events: make(chan Event, 64), waitCh: make(chan struct{}),
+		marker: []byte(RunMarkerVar + "=" + rand.Text())}
+	r.runCtx, r.stop = context.WithCancelCause(ctx)
+	cmd := exec.CommandContext(r.runCtx, path, o.Args()...)
+	cmd.Args[0] = o.Path
+	cmd.Env = append(slices.DeleteFunc(slices.Clone(o.Env), func(kv string) bool {
+		return strings.HasPrefix(kv, RunMarkerVar+"=")
+	}), string(r.marker))
+	cmd.Dir, cmd.SysProcAttr = o.Dir, sysProcAttr(o.Credential)
+	cmd.Cancel = func() error { return r.terminate(cmd.Process.Pid) }
+	cmd.WaitDelay = o.KillGrace
+	var outW, errW *os.File
+	if r.stdout, outW, err = os.Pipe(); err == nil {
+		if r.stderr, errW, err = os.Pipe(); err == nil && o.Prompt != "" {
+			r.stdin, err = cmd.StdinPipe()
 		}
 	}
-	env = append(env, string(r.marker))
-
-	cmd := &exec.Cmd{
-		Path:        path,
-		Args:        append([]string{o.Path}, o.Args()...),
-		Env:         env,
-		Dir:         o.Dir,
-		SysProcAttr: sysProcAttr(o.Credential),
+	cmd.Stdout, cmd.Stderr = outW, errW
+	if err == nil {
+		err = startCLI(cmd)
 	}
-
-	var closeAfter []*os.File // the child's ends
-	fail := func(err error) (*Run, error) {
-		for _, f := range closeAfter {
-			f.Close()
-		}
-		for _, f := range []*os.File{r.stdout, r.stderr, r.stdin} {
-			if f != nil {
-				f.Close()
-			}
-		}
-		return nil, err
-	}
-	var w *os.File
-	if r.stdout, w, err = os.Pipe(); err != nil {
-		return fail(fmt.Errorf("claude: %w", err))
-	}
-	closeAfter = append(closeAfter, w)
-	cmd.Stdout = w
-	if r.stderr, w, err = os.Pipe(); err != nil {
-		return fail(fmt.Errorf("claude: %w", err))
-	}
-	closeAfter = append(closeAfter, w)
-	cmd.Stderr = w
-	if o.Prompt != "" {
-		var rd *os.File
-		if rd, r.stdin, err = os.Pipe(); err != nil {
-			return fail(fmt.Errorf("claude: %w", err))
-		}
-		closeAfter = append(closeAfter, rd)
-		cmd.Stdin = rd
-	}
-
-	r.start = time.Now()
-	if err := cmd.Start(); err != nil {
+	outW.Close() // the CLI holds its own copies
+	errW.Close()
+	if err != nil {
+		r.stdout.Close()
+		r.stderr.Close()
+		r.stop(nil)
 		if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.ENOEXEC) {
-			return fail(fmt.Errorf("claude CLI at %s: %w: %v", o.Path, ErrNotExecutable, err))
+			return nil, fmt.Errorf("claude CLI at %s: %w: %v", o.Path, ErrNotExecutable, err)
 		}
-		return fail(fmt.Errorf("claude CLI at %s could not be started: %w", o.Path, err))
-	}
-	for _, f := range closeAfter {
-		f.Close()
+		return nil, fmt.Errorf("claude CLI at %s could not be started: %w", o.Path, err)
 	}
 	r.cmd = cmd
-	r.pid = cmd.Process.Pid
-	registerCLI(r.pid, true)
-
-	n := 4
-	if r.stdin != nil {
-		n++
-	}
-	r.wg.Add(n)
+	r.wait = sync.OnceValues(r.collect)
+	r.wg.Add(3)
 	go r.readStdout()
 	go r.readStderr()
-	go r.waitExit()
+	go r.supervise()
 	if r.stdin != nil {
+		r.wg.Add(1)
 		go r.writePrompt()
 	}
-	go r.supervise(ctx)
 	return r, nil
+}
+
+// writePrompt writes the prompt to stdin and closes it. Should a process
+// of the run keep stdin open unread, the CLI's Wait closes it.
+func (r *Run) writePrompt() {
+	defer r.wg.Done()
+	_, err := io.WriteString(r.stdin, r.opts.Prompt)
+	if cerr := r.stdin.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		r.exit.StdinErr = fmt.Errorf("claude: writing the prompt: %w", err)
+	}
 }
 
 // resolve finds the executable, looking a bare name up in env's PATH (not
@@ -336,7 +262,7 @@ func resolve(name string, env []string) (string, error) {
 		}
 		return abs, checkExecutable(abs, name)
 	}
-	pathVar := ""
+	var pathVar string
 	for _, kv := range env {
 		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
 			pathVar = v
@@ -344,7 +270,7 @@ func resolve(name string, env []string) (string, error) {
 	}
 	var firstErr error
 	for _, dir := range filepath.SplitList(pathVar) {
-		if dir == "" || !filepath.IsAbs(dir) {
+		if !filepath.IsAbs(dir) {
 			continue
 		}
 		p := filepath.Join(dir, name)
@@ -356,21 +282,17 @@ func resolve(name string, env []string) (string, error) {
 			firstErr = err
 		}
 	}
-	if firstErr != nil {
-		return "", firstErr
-	}
-	return "", fmt.Errorf("%w: %q is not in the run's PATH", ErrNotFound, name)
+	return "", cmp.Or(firstErr, fmt.Errorf("%w: %q is not in the run's PATH", ErrNotFound, name))
 }
 
 func checkExecutable(p, shown string) error {
 	fi, err := os.Stat(p)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%w at %s", ErrNotFound, shown)
-		}
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%w at %s", ErrNotFound, shown)
+	case err != nil:
 		return fmt.Errorf("claude CLI at %s: %w", shown, err)
-	}
-	if fi.IsDir() || fi.Mode()&0o111 == 0 {
+	case fi.IsDir() || fi.Mode()&0o111 == 0:
 		return fmt.Errorf("claude CLI at %s: %w", shown, ErrNotExecutable)
 	}
 	return nil
@@ -380,211 +302,26 @@ func checkExecutable(p, shown string) error {
 // process of the run, SIGKILL after KillGrace, until all are gone. Exit.Reason
 // becomes reason (ErrCancelled if nil), unless the run already ended or was
 // already stopped. It does not wait: call Wait.
-func (r *Run) Stop(reason error) {
-	if reason == nil {
-		reason = ErrCancelled
-	}
-	r.mu.Lock()
-	if r.stopReason == nil {
-		r.stopReason = reason
-	}
-	r.mu.Unlock()
-	r.stopOnce.Do(func() { close(r.stopCh) })
-}
+func (r *Run) Stop(reason error) { r.stop(cmp.Or(reason, ErrCancelled)) }
 
 // Wait waits until the CLI and every process it started are gone, and every
 // goroutine of the run has ended. It returns the Exit and an error that is
 // nil only if the CLI exited with code 0 by itself: Reason if the run was
 // stopped, otherwise an error naming the exit code or signal. Events not yet
 // received are dropped.
-func (r *Run) Wait() (Exit, error) {
-	r.waitOnce.Do(func() {
-		close(r.waitCh)
-		r.wg.Wait()
-		e := r.exit
-		e.Reason = r.reason
-		e.Stderr = string(r.errBuf)
-		e.StderrTruncated = r.errTrunc
-		e.BadLines, e.HugeLines, e.BadSample = r.out.bad, r.out.huge, r.out.badSample
-		e.Tampered, e.TamperReason = r.out.tampered, r.out.tamperSample
-		e.Output = string(r.out.text)
-		e.StdinErr = r.stdinErr
-		e.Strays = r.strays
-		var err error
-		switch {
-		case e.Reason != nil:
-			err = e.Reason
-		case e.Signal != 0:
-			err = fmt.Errorf("claude CLI killed by signal %v", e.Signal)
-		case e.Code != 0:
-			err = fmt.Errorf("claude CLI exited with code %d", e.Code)
-		}
-		r.waitResult = &waitResult{e, err}
-	})
-	return r.waitResult.exit, r.waitResult.err
-}
+func (r *Run) Wait() (Exit, error) { return r.wait() }
 
-// waitExit waits for the CLI to exit, leaving it unreaped.
-func (r *Run) waitExit() {
-	defer r.wg.Done()
-	if err := waitExited(r.pid); err != nil {
-		// Should not happen; fall back to polling the process.
-		for syscall.Kill(r.pid, 0) == nil {
-			if p, ok := readStat(r.pid, new([]byte)); ok && p.state == 'Z' {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	// Wake the stdout reader so it measures what the CLI left in the pipe.
-	r.cutAt.Store(true)
-	_ = r.stdout.SetReadDeadline(time.Now())
-	close(r.exited)
-}
-
-// writePrompt writes the prompt to stdin and closes it.
-func (r *Run) writePrompt() {
-	defer r.wg.Done()
-	_, err := r.stdin.WriteString(r.opts.Prompt)
-	if cerr := r.stdin.Close(); err == nil && !errors.Is(cerr, os.ErrClosed) {
-		err = cerr
-	}
-	if err != nil && !errors.Is(err, os.ErrClosed) {
-		r.stdinErr = fmt.Errorf("claude: writing the prompt: %w", err)
-	} else if errors.Is(err, os.ErrClosed) {
-		r.stdinErr = errors.New("claude: writing the prompt: the run ended first")
-	}
-}
-
-func (r *Run) sinceStart() int64 { return int64(time.Since(r.start)) }
-
-// supervise enforces the deadlines and Stop, then, once the CLI has exited,
-// kills whatever the run left behind and reaps the CLI.
-func (r *Run) supervise(ctx context.Context) {
-	defer r.wg.Done()
-
-	var total, idle <-chan time.Time
-	if r.opts.Timeout > 0 {
-		t := time.NewTimer(r.opts.Timeout)
-		defer t.Stop()
-		total = t.C
-	}
-	var idleT *time.Timer
-	if r.opts.IdleTimeout > 0 && r.opts.Mode != Text {
-		idleT = time.NewTimer(r.opts.IdleTimeout)
-		defer idleT.Stop()
-		idle = idleT.C
-	}
-
-	var reason error
-loop:
-	for {
-		select {
-		case <-r.exited:
-			break loop
-		case <-ctx.Done():
-			reason = ctxReason(ctx)
-		case <-total:
-			reason = ErrTimeout
-		case <-r.stopCh:
-			r.mu.Lock()
-			reason = r.stopReason
-			r.mu.Unlock()
-		case <-idle:
-			quiet := time.Duration(r.sinceStart() - r.lastRead.Load())
-			if r.sending.Load() {
-				quiet = 0 // the consumer is slow, not the CLI
-			}
-			if quiet < r.opts.IdleTimeout {
-				idleT.Reset(r.opts.IdleTimeout - quiet)
-				continue
-			}
-			reason = ErrIdle
-		}
-		select {
-		case <-r.exited: // it ended by itself meanwhile
-		default:
-			r.reason = reason
-		}
-		break loop
-	}
-
-	var graceEnd time.Time
-	if r.reason != nil {
-		graceEnd = time.Now().Add(r.opts.KillGrace)
-		signalProcs(r.pid, r.scan(), syscall.SIGTERM)
-		t := time.NewTimer(r.opts.KillGrace)
-		select {
-		case <-r.exited:
-		case <-t.C:
-			signalProcs(r.pid, r.scan(), syscall.SIGKILL)
-			<-r.exited
-		}
-		t.Stop()
-	}
-	<-r.exited
-
-	// The CLI has exited; its zombie still holds the process group id.
-	// Give the rest of the run what is left of the grace period, then kill.
-	ps := alive(r.scan())
-	for len(ps) > 0 && time.Now().Before(graceEnd) {
-		time.Sleep(20 * time.Millisecond)
-		ps = alive(r.scan())
-	}
-	for i := 0; len(ps) > 0 && i < 500; i++ {
-		signalProcs(r.pid, ps, syscall.SIGKILL)
-		time.Sleep(time.Duration(min(i+1, 20)) * time.Millisecond)
-		ps = alive(r.scan())
-	}
-	reapOrphans()
-	r.strays = len(r.strayPids)
-
-	_ = r.cmd.Wait()
-	registerCLI(r.pid, false)
-	if st := r.cmd.ProcessState; st != nil {
-		r.exit.Code = st.ExitCode()
-		if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			r.exit.Signal = ws.Signal()
-		}
-	}
-	r.exit.Duration = time.Since(r.start)
-
-	// Everything that held the pipes is dead, so the readers are about to
-	// see EOF; in case something unknown still holds them, stop reading once
-	// nothing is pending.
-	if r.stdin != nil {
-		r.stdin.Close()
-	}
-	r.ended.Store(true)
-	deadline := time.Now().Add(500 * time.Millisecond)
-	_ = r.stdout.SetReadDeadline(deadline)
-	_ = r.stderr.SetReadDeadline(deadline)
-}
-
-// scan lists the run's processes other than the CLI, and remembers them
-// for the reaper.
-func (r *Run) scan() []procInfo {
-	ps := scanRun(r.marker, r.pid)
-	rememberProcs(ps)
-	for _, p := range ps {
-		if p.state != 'Z' {
-			if r.strayPids == nil {
-				r.strayPids = map[int]bool{}
-			}
-			r.strayPids[p.pid] = true
-		}
-	}
-	return ps
-}
-
-func ctxReason(ctx context.Context) error {
-	cause := context.Cause(ctx)
+func (r *Run) collect() (Exit, error) {
+	close(r.waitCh)
+	r.wg.Wait()
+	e := r.exit
 	switch {
-	case errors.Is(cause, context.DeadlineExceeded):
-		return ErrTimeout
-	case cause == nil || cause == context.Canceled:
-		return ErrCancelled
-	default:
-		return fmt.Errorf("%w: %w", ErrCancelled, cause)
+	case e.Reason != nil:
+		return e, e.Reason
+	case e.Signal != 0:
+		return e, fmt.Errorf("claude CLI killed by signal %v", e.Signal)
+	case e.Code != 0:
+		return e, fmt.Errorf("claude CLI exited with code %d", e.Code)
 	}
+	return e, nil
 }

@@ -91,8 +91,8 @@ func TestNothingWrittenAfterTheExitIsRead(t *testing.T) {
 	}
 	defer rd.Close()
 	defer wr.Close()
-	var exited, ended atomic.Bool
-	p := &pipeReader{f: rd, ended: &ended, exited: &exited, limit: -1}
+	var exited atomic.Bool
+	p := &pipeReader{f: rd, exited: &exited, left: -1}
 	if _, err := wr.WriteString(goodResult + "\n"); err != nil {
 		t.Fatal(err)
 	}

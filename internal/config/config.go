@@ -7,6 +7,7 @@
 package config
 
 import (
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"log/slog"
 	"time"
 )
@@ -23,16 +24,9 @@ const (
 	All Function = "all"
 )
 
-func (f Function) valid() bool {
-	return f == Auth || f == Chat || f == Stream || f == All
-}
-
-// RunsTurns reports whether f runs Claude turns (and so pushes).
-func (f Function) RunsTurns() bool { return f.streams() }
-
-// streams reports whether f runs Claude turns (and so needs the Claude
-// credential, and may push and check CloudFront's origin header).
-func (f Function) streams() bool { return f == Stream || f == All }
+// RunsTurns reports whether f runs Claude turns, and so needs the Claude
+// credential, and may push and check CloudFront's origin header.
+func (f Function) RunsTurns() bool { return f == Stream || f == All }
 
 // Stage is the deployment stage.
 type Stage string
@@ -41,15 +35,6 @@ const (
 	Local Stage = "local"
 	Dev   Stage = "dev"
 	Prod  Stage = "prod"
-)
-
-// Provider is where the Claude Code CLI sends its model requests.
-type Provider string
-
-const (
-	Anthropic Provider = "anthropic" // ANTHROPIC_API_KEY
-	OAuth     Provider = "oauth"     // CLAUDE_CODE_OAUTH_TOKEN
-	Bedrock   Provider = "bedrock"   // the function's IAM role; no secret
 )
 
 // Config is the whole configuration. Load returns it by value and nothing
@@ -138,7 +123,7 @@ type Claude struct {
 	Timeout        time.Duration // a whole turn
 	IdleTimeout    time.Duration // silence on stdout
 	MaxRetries     int
-	Provider       Provider
+	Provider       ovrlrd.Provider
 	BaseURL        string // ANTHROPIC_BASE_URL; empty means Anthropic's
 	// Model pins every model request of a turn (ANTHROPIC_MODEL); empty
 	// leaves the choice to the CLI.
@@ -155,11 +140,4 @@ type Claude struct {
 	// SandboxUIDs is the range of user ids a root server runs each turn's
 	// CLI as, one per turn (SANDBOX_UIDS, "first-last").
 	SandboxUIDs [2]uint32
-}
-
-// HasCredential reports whether the CLI can reach a model. It is false only
-// in local without a credential (the offline demo), and for functions that do
-// not run Claude.
-func (c Claude) HasCredential() bool {
-	return c.Provider == Bedrock || !c.Credential.IsZero()
 }

@@ -25,24 +25,38 @@ func (r *reader) problemf(format string, args ...any) {
 // get returns the trimmed value; "" means unset.
 func (r *reader) get(name string) string { return strings.TrimSpace(r.getenv(name)) }
 
-func (r *reader) str(name, def string) string {
-	if v := r.get(name); v != "" {
-		return v
-	}
-	return def
-}
-
-// required returns the value, or records that it is missing when need holds
-// and returns def.
-func (r *reader) required(name string, need bool, why, def string) string {
+// str returns the value, or def when unset; a set value must match p.
+func (r *reader) str(name, def string, p *regexp.Regexp) string {
 	v := r.get(name)
-	if v == "" && need {
-		r.problemf("%s: required %s", name, why)
-	}
 	if v == "" {
 		return def
 	}
+	if p != nil && !p.MatchString(v) {
+		r.problemf("%s: %q does not match %s", name, v, p)
+	}
 	return v
+}
+
+// parsed returns the value as parse reads it, or def when unset or refused;
+// parse's error is the problem.
+func parsed[T any](r *reader, name string, def T, parse func(v string) (T, error)) T {
+	v := r.get(name)
+	if v == "" {
+		return def
+	}
+	x, err := parse(v)
+	if err != nil {
+		r.problemf("%s: %v", name, err)
+		return def
+	}
+	return x
+}
+
+func within[T int | float64 | time.Duration](x, lo, hi T) error {
+	if x < lo || x > hi {
+		return fmt.Errorf("%v is out of range (%v to %v)", x, lo, hi)
+	}
+	return nil
 }
 
 // list splits on sep, trims, and drops empty entries; unset means def.
@@ -61,16 +75,13 @@ func (r *reader) list(name, sep string, def []string) []string {
 }
 
 func (r *reader) boolean(name string, def bool) bool {
-	v := r.get(name)
-	if v == "" {
-		return def
-	}
-	b, err := strconv.ParseBool(v)
-	if err != nil {
-		r.problemf("%s: %q is not a boolean (use true or false)", name, v)
-		return def
-	}
-	return b
+	return parsed(r, name, def, func(v string) (bool, error) {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return false, fmt.Errorf("%q is not a boolean (use true or false)", v)
+		}
+		return b, nil
+	})
 }
 
 var bareNumber = regexp.MustCompile(`^[+-]?[0-9]+(\.[0-9]*)?$`)
@@ -78,65 +89,34 @@ var bareNumber = regexp.MustCompile(`^[+-]?[0-9]+(\.[0-9]*)?$`)
 // duration accepts Go syntax (90s, 2m) in (0, limit]. A bare number is
 // refused rather than guessed: is "900" seconds or milliseconds?
 func (r *reader) duration(name string, def, limit time.Duration) time.Duration {
-	v := r.get(name)
-	if v == "" {
-		return def
-	}
-	if bareNumber.MatchString(v) {
-		r.problemf("%s: %q has no unit; add one, e.g. %ss", name, v, v)
-		return def
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		r.problemf("%s: %q is not a duration (use e.g. 90s or 2m)", name, v)
-		return def
-	}
-	if d <= 0 || d > limit {
-		r.problemf("%s: %v is out of range (above 0, at most %v)", name, d, limit)
-		return def
-	}
-	return d
+	return parsed(r, name, def, func(v string) (time.Duration, error) {
+		if bareNumber.MatchString(v) {
+			return 0, fmt.Errorf("%q has no unit; add one, e.g. %ss", v, v)
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return 0, fmt.Errorf("%q is not a duration (use e.g. 90s or 2m)", v)
+		}
+		return d, within(d, 1, limit)
+	})
 }
 
-func (r *reader) integer(name string, def, lo, hi int) int {
-	v := r.get(name)
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		r.problemf("%s: %q is not an integer", name, v)
-		return def
-	}
-	if n < lo || n > hi {
-		r.problemf("%s: %d is out of range (%d to %d)", name, n, lo, hi)
-		return def
-	}
-	return n
-}
-
-// number reads a decimal in [lo, hi].
-func (r *reader) number(name string, def, lo, hi float64) float64 {
-	v := r.get(name)
-	if v == "" {
-		return def
-	}
-	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || f != f {
-		r.problemf("%s: %q is not a number", name, v)
-		return def
-	}
-	if f < lo || f > hi {
-		r.problemf("%s: %v is out of range (%v to %v)", name, f, lo, hi)
-		return def
-	}
-	return f
+// number reads a T in [lo, hi]; what names T in the problem ("an
+// integer", "a number"), and an int refuses a fraction.
+func number[T int | float64](r *reader, name, what string, def, lo, hi T) T {
+	return parsed(r, name, def, func(v string) (T, error) {
+		f, err := strconv.ParseFloat(v, 64)
+		if n := T(f); err == nil && float64(n) == f {
+			return n, within(n, lo, hi)
+		}
+		return 0, fmt.Errorf("%q is not %s", v, what)
+	})
 }
 
 // url returns an absolute http(s) URL, or "" for unset; httpsOnly refuses
 // plain http (allowed outside prod for loopback stand-ins).
 func (r *reader) url(name, def string, httpsOnly bool) string {
-	v := r.str(name, def)
+	v := r.str(name, def, nil)
 	if v == "" {
 		return ""
 	}

@@ -49,24 +49,23 @@ func ParseKeyRing(s string) (KeyRing, error) {
 	var errs []string
 	seen := map[string]bool{}
 	for i, entry := range strings.Split(s, ",") {
-		n := i + 1
 		entry = strings.TrimSpace(entry)
 		kid, secret, ok := strings.Cut(entry, ":")
+		why := ""
 		switch {
 		case entry == "":
-			errs = append(errs, fmt.Sprintf("entry %d is empty", n))
-			continue
+			why = " is empty"
 		case !ok:
-			errs = append(errs, fmt.Sprintf("entry %d is not kid:secret", n))
-			continue
+			why = " is not kid:secret"
 		case !kidPattern.MatchString(kid):
-			errs = append(errs, fmt.Sprintf("entry %d: kid must match %s", n, kidPattern))
-			continue
+			why = ": kid must match " + kidPattern.String()
 		case seen[kid]:
-			errs = append(errs, fmt.Sprintf("entry %d: duplicate kid %q", n, kid))
-			continue
+			why = fmt.Sprintf(": duplicate kid %q", kid)
 		case len(secret) < MinKeyBytes:
-			errs = append(errs, fmt.Sprintf("entry %d (kid %q): secret is %d bytes, need at least %d", n, kid, len(secret), MinKeyBytes))
+			why = fmt.Sprintf(" (kid %q): secret is %d bytes, need at least %d", kid, len(secret), MinKeyBytes)
+		}
+		if why != "" {
+			errs = append(errs, fmt.Sprintf("entry %d%s", i+1, why))
 		}
 		seen[kid] = true
 		ring = append(ring, Key{ID: kid, Secret: NewSecret(secret)})

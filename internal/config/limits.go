@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"regexp"
 	"strconv"
 	"time"
@@ -37,13 +38,12 @@ type Limits struct {
 }
 
 func (r *reader) sessions() Sessions {
-	s := Sessions{
+	return Sessions{
 		TTL:            r.duration("SESSION_TTL", 24*time.Hour, 30*24*time.Hour),
 		RefreshGrace:   r.duration("REFRESH_GRACE", MaxRefreshGrace, MaxRefreshGrace),
 		CheckInterval:  r.duration("SESSION_CHECK_INTERVAL", 30*time.Second, 60*time.Second),
 		AuditRetention: r.duration("AUDIT_RETENTION", 365*24*time.Hour, 10*365*24*time.Hour),
 	}
-	return s
 }
 
 func (r *reader) limits() Limits {
@@ -60,20 +60,16 @@ var limitPattern = regexp.MustCompile(`^([0-9]{1,6})/([0-9]+[smh])$`)
 // limit reads "N/window", e.g. 120/1m. Windows are whole seconds, from one
 // second to a day.
 func (r *reader) limit(name string, def Limit) Limit {
-	v := r.get(name)
-	if v == "" {
-		return def
-	}
-	m := limitPattern.FindStringSubmatch(v)
-	if m == nil {
-		r.problemf("%s: %q is not N/window (e.g. 120/1m)", name, v)
-		return def
-	}
-	n, _ := strconv.Atoi(m[1])
-	w, err := time.ParseDuration(m[2])
-	if err != nil || n < 1 || w < time.Second || w > 24*time.Hour {
-		r.problemf("%s: %q is out of range (N at least 1, window 1s to 24h)", name, v)
-		return def
-	}
-	return Limit{N: n, Window: w}
+	return parsed(r, name, def, func(v string) (Limit, error) {
+		m := limitPattern.FindStringSubmatch(v)
+		if m == nil {
+			return def, fmt.Errorf("%q is not N/window (e.g. 120/1m)", v)
+		}
+		n, _ := strconv.Atoi(m[1])
+		w, err := time.ParseDuration(m[2])
+		if err != nil || n < 1 || w < time.Second || w > 24*time.Hour {
+			return def, fmt.Errorf("%q is out of range (N at least 1, window 1s to 24h)", v)
+		}
+		return Limit{N: n, Window: w}, nil
+	})
 }

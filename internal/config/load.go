@@ -2,6 +2,7 @@ package config
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -43,7 +44,7 @@ func sourceFor(ctx context.Context, getenv func(string) string) SecretSource {
 	if err != nil {
 		return unavailable{fmt.Sprintf("AWS SDK configuration: %v", err)}
 	}
-	return paramstore.New(paramstore.NewClient(cfg)).Under(prefix)
+	return paramstore.New(paramstore.NewClient(cfg), prefix)
 }
 
 // LoadWith is Load with the secret source given (tests, and callers that build
@@ -51,7 +52,9 @@ func sourceFor(ctx context.Context, getenv func(string) string) SecretSource {
 func LoadWith(ctx context.Context, fn Function, getenv func(string) string, secrets SecretSource) (Config, error) {
 	r := &reader{getenv: getenv}
 	c := Config{Function: fn}
-	if !fn.valid() {
+	switch fn {
+	case Auth, Chat, Stream, All:
+	default:
 		r.problemf("function %q: want auth, chat, stream or all", fn)
 	}
 	c.readStage(r)
@@ -92,9 +95,9 @@ func (c *Config) readStage(r *reader) {
 	default:
 		// Secrets in a deployed function's environment are readable by
 		// anyone who can read its configuration: they belong in SSM.
-		for _, secret := range secretNames {
-			if name := envNames[secret]; r.get(name) != "" {
-				r.problemf("%s: not read in %s, where secrets come from SSM; remove it", name, stage)
+		for _, env := range secretEnv {
+			if r.get(env) != "" {
+				r.problemf("%s: not read in %s, where secrets come from SSM; remove it", env, stage)
 			}
 		}
 	}
@@ -106,15 +109,13 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	msgs := make([]string, len(e.Problems))
-	for i, p := range e.Problems {
-		msgs[i] = p.Error()
-	}
 	noun := "problems"
-	if len(msgs) == 1 {
+	if len(e.Problems) == 1 {
 		noun = "problem"
 	}
-	return fmt.Sprintf("config: %d %s: %s", len(msgs), noun, strings.Join(msgs, "; "))
+	// One line, for the init log.
+	msgs := strings.ReplaceAll(errors.Join(e.Problems...).Error(), "\n", "; ")
+	return fmt.Sprintf("config: %d %s: %s", len(e.Problems), noun, msgs)
 }
 
 func (e *Error) Unwrap() []error { return e.Problems }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ovrlrd/cloud/internal/config"
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
 
 func TestLocalWithJWTSecretOnly(t *testing.T) {
@@ -21,7 +22,7 @@ func TestLocalWithJWTSecretOnly(t *testing.T) {
 	if !c.APIKey.IsZero() {
 		t.Error("API key set without API_KEY")
 	}
-	if c.Claude.HasCredential() || c.PushEnabled() || len(c.OriginSecrets) > 0 {
+	if !c.Claude.Credential.IsZero() || c.PushEnabled() || len(c.OriginSecrets) > 0 {
 		t.Error("optional secrets configured from nothing")
 	}
 	if k := c.JWTKeys.Signing(); k.ID != "k1" || k.Secret.Reveal() != key1 {
@@ -46,7 +47,7 @@ func TestLocalWithJWTSecretOnly(t *testing.T) {
 		{"Timeout", c.Claude.Timeout, 840 * time.Second},
 		{"IdleTimeout", c.Claude.IdleTimeout, 120 * time.Second},
 		{"MaxRetries", c.Claude.MaxRetries, 3},
-		{"Provider", c.Claude.Provider, config.Anthropic},
+		{"Provider", c.Claude.Provider, ovrlrd.Anthropic},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {
@@ -63,7 +64,7 @@ func TestLocalTakesSecretsFromEnv(t *testing.T) {
 		"APNS_KEY", strings.ReplaceAll(apnsPEM, "\n", `\n`), // as a .env file holds it
 		"ORIGIN_SECRET", originSec,
 	), nil)
-	if !c.APIKey.Matches(apiKey) || c.Claude.Credential.Reveal() != oauthTok || !c.PushEnabled() ||
+	if c.APIKey.Reveal() != apiKey || c.Claude.Credential.Reveal() != oauthTok || !c.PushEnabled() ||
 		len(c.OriginSecrets) != 1 || c.OriginSecrets[0].Reveal() != originSec || c.APNs.Key.Reveal() != apnsPEM {
 		t.Errorf("secrets not loaded from the environment: %+v", c)
 	}
@@ -87,8 +88,8 @@ func TestProdLoadsEverything(t *testing.T) {
 	if k, ok := ring.Lookup("k1"); !ok || k.Secret.Reveal() != key1 {
 		t.Error("k1 does not verify")
 	}
-	if !c.APIKey.Matches(apiKey) || c.APIKey.Matches("") || c.Claude.Credential.Reveal() != claudeKey ||
-		len(c.OriginSecrets) != 1 || c.OriginSecrets[0].Reveal() != originSec || !c.PushEnabled() || !c.Claude.HasCredential() {
+	if c.APIKey.Reveal() != apiKey || c.APIKey.IsZero() || c.Claude.Credential.Reveal() != claudeKey ||
+		len(c.OriginSecrets) != 1 || c.OriginSecrets[0].Reveal() != originSec || !c.PushEnabled() {
 		t.Error("a secret is missing")
 	}
 }
@@ -136,7 +137,7 @@ func TestOptionalSecretsMayBeAbsent(t *testing.T) {
 func TestBedrockNeedsNoCredential(t *testing.T) {
 	t.Parallel()
 	c := mustLoad(t, config.Stream, prodEnv("CLAUDE_PROVIDER", "bedrock"), prodParams(prefix+"/anthropic-api-key", ""))
-	if !c.Claude.HasCredential() || !c.Claude.Credential.IsZero() {
+	if c.Claude.Provider != ovrlrd.Bedrock || !c.Claude.Credential.IsZero() {
 		t.Error("bedrock credential")
 	}
 }
@@ -200,7 +201,7 @@ func TestMalformedValues(t *testing.T) {
 		{"not a number", localEnv("CLAUDE_MAX_RETRIES", "three"), `CLAUDE_MAX_RETRIES: "three" is not an integer`},
 		{"bad bool", localEnv("ALLOW_OPEN_SIGNUP", "maybe"), "ALLOW_OPEN_SIGNUP"},
 		{"bad log level", localEnv("LOG_LEVEL", "loud"), `LOG_LEVEL: unknown level "loud"`},
-		{"bad provider", localEnv("CLAUDE_PROVIDER", "openai"), `CLAUDE_PROVIDER: unknown provider "openai"`},
+		{"bad provider", localEnv("CLAUDE_PROVIDER", "openai"), `CLAUDE_PROVIDER: "openai" does not match`},
 		{"relative additional dir", localEnv("CLAUDE_ADDITIONAL_DIRS", "/srv/a:srv/b"), `CLAUDE_ADDITIONAL_DIRS: "srv/b" is not an absolute path`},
 		{"relative work root", localEnv("CLAUDE_WORK_ROOT", "work"), "CLAUDE_WORK_ROOT"},
 		{"relative claude path", localEnv("CLAUDE_PATH", "bin/claude"), "CLAUDE_PATH"},
@@ -230,7 +231,7 @@ func TestMalformedValues(t *testing.T) {
 		{"bad budget", localEnv("DAILY_BUDGET_USD", "lots"), `DAILY_BUDGET_USD: "lots" is not a number`},
 		{"negative budget", localEnv("DAILY_BUDGET_USD", "-1"), "DAILY_BUDGET_USD: -1 is out of range"},
 		{"workspace cap zero", localEnv("WORKSPACE_MAX_MB", "0"), "WORKSPACE_MAX_MB: 0 is out of range"},
-		{"unknown apns environment", localEnv("APNS_ENVIRONMENT", "staging"), `APNS_ENVIRONMENT: unknown environment "staging"`},
+		{"unknown apns environment", localEnv("APNS_ENVIRONMENT", "staging"), `APNS_ENVIRONMENT: "staging" does not match`},
 		{"no bucket for stream", prodEnv("SESSIONS_BUCKET", ""), "SESSIONS_BUCKET: required"},
 		{"relative ssm prefix", prodEnv("SSM_PREFIX", "ovrlrd/prod"), "SSM_PREFIX"},
 		{"trailing slash ssm prefix", prodEnv("SSM_PREFIX", "/ovrlrd/prod/"), "SSM_PREFIX"},

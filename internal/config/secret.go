@@ -1,7 +1,6 @@
 package config
 
 import (
-	"crypto/subtle"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,12 +23,6 @@ func (s Secret) Reveal() string { return s.value }
 
 // IsZero reports whether no secret is configured.
 func (s Secret) IsZero() bool { return s.value == "" }
-
-// Matches compares candidate with the secret in constant time. A zero Secret
-// matches nothing.
-func (s Secret) Matches(candidate string) bool {
-	return s.value != "" && subtle.ConstantTimeCompare([]byte(s.value), []byte(candidate)) == 1
-}
 
 func (Secret) String() string   { return redacted }
 func (Secret) GoString() string { return redacted }

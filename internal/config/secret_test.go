@@ -40,9 +40,6 @@ func TestSecretRedacted(t *testing.T) {
 	if s.Reveal() != "hunter2-hunter2" {
 		t.Error("Reveal")
 	}
-	if !s.Matches("hunter2-hunter2") || s.Matches("hunter2") || (config.Secret{}).Matches("") {
-		t.Error("Matches")
-	}
 }
 
 func TestConfigPrintsNoSecret(t *testing.T) {

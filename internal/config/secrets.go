@@ -1,155 +1,118 @@
 package config
 
 import (
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"strings"
 )
 
-// Names of the secrets. In dev and prod each is the SSM parameter
-// <SSM_PREFIX>/<name>; in local it is the environment variable in envNames.
-const (
-	SecretJWTKeys          = "jwt-keys"
-	SecretAPIKey           = "api-key"
-	SecretAnthropicAPIKey  = "anthropic-api-key"
-	SecretClaudeOAuthToken = "claude-oauth-token"
-	SecretAPNsKey          = "apns-key"
-	SecretOriginSecret     = "origin-secret"
-	// SecretOriginPrevious is accepted beside origin-secret while CloudFront
-	// moves to a new one (README, "Rolling the origin secret").
-	SecretOriginPrevious = "origin-secret-previous"
-)
-
-// secretNames orders the secrets for messages.
-var secretNames = []string{
-	SecretJWTKeys, SecretAPIKey, SecretAnthropicAPIKey,
-	SecretClaudeOAuthToken, SecretAPNsKey, SecretOriginSecret, SecretOriginPrevious,
+// secretEnv names each secret's environment variable in local; in dev and
+// prod a secret is the SSM parameter <SSM_PREFIX>/<name>. origin-secret-previous is
+// accepted beside origin-secret while CloudFront moves to a new one (README,
+// "Rolling the origin secret").
+var secretEnv = map[string]string{
+	"jwt-keys":               "JWT_SECRET",
+	"api-key":                "API_KEY",
+	"anthropic-api-key":      "ANTHROPIC_API_KEY",
+	"claude-oauth-token":     "CLAUDE_CODE_OAUTH_TOKEN",
+	"apns-key":               "APNS_KEY",
+	"origin-secret":          "ORIGIN_SECRET",
+	"origin-secret-previous": "ORIGIN_SECRET_PREVIOUS",
 }
 
-var envNames = map[string]string{
-	SecretJWTKeys:          "JWT_SECRET",
-	SecretAPIKey:           "API_KEY",
-	SecretAnthropicAPIKey:  "ANTHROPIC_API_KEY",
-	SecretClaudeOAuthToken: "CLAUDE_CODE_OAUTH_TOKEN",
-	SecretAPNsKey:          "APNS_KEY",
-	SecretOriginSecret:     "ORIGIN_SECRET",
-	SecretOriginPrevious:   "ORIGIN_SECRET_PREVIOUS",
-}
-
-// SecretSource reads secrets by the names above. *paramstore.Store (under
-// SSM_PREFIX) is the dev and prod source; EnvSecrets is the local one.
+// SecretSource reads secrets by the names above: *paramstore.Store (under
+// SSM_PREFIX) in dev and prod, EnvSecrets in local. It returns the value of
+// each name it holds; an error means nothing was read, and its message must
+// name what could not be loaded.
 type SecretSource interface {
-	// Fetch returns the value of each name it holds; the others are
-	// invalid. An error means nothing was read, and its message must name
-	// what could not be loaded.
-	Fetch(ctx context.Context, names []string) (found map[string]string, invalid []string, err error)
+	Fetch(ctx context.Context, names []string) (map[string]string, error)
 }
 
-// EnvSecrets reads secrets from environment variables (JWT_SECRET, API_KEY,
-// ANTHROPIC_API_KEY, CLAUDE_CODE_OAUTH_TOKEN, APNS_KEY, ORIGIN_SECRET,
-// ORIGIN_SECRET_PREVIOUS).
-func EnvSecrets(getenv func(string) string) SecretSource { return envSource(getenv) }
+// EnvSecrets reads secrets from the environment variables above.
+type EnvSecrets func(string) string
 
-type envSource func(string) string
-
-func (getenv envSource) Fetch(_ context.Context, names []string) (map[string]string, []string, error) {
+func (getenv EnvSecrets) Fetch(_ context.Context, names []string) (map[string]string, error) {
 	found := map[string]string{}
-	var invalid []string
 	for _, n := range names {
-		env, known := envNames[n]
-		if !known || getenv(env) == "" {
-			invalid = append(invalid, n)
-			continue
+		if v := getenv(secretEnv[n]); v != "" {
+			found[n] = v
 		}
-		found[n] = getenv(env)
 	}
-	return found, invalid, nil
+	return found, nil
 }
 
 // unavailable stands in when no source can be built, so the names that
 // could not be loaded are still reported with every other problem.
 type unavailable struct{ reason string }
 
-func (u unavailable) Fetch(_ context.Context, names []string) (map[string]string, []string, error) {
-	return nil, nil, fmt.Errorf("could not load %s: %s", strings.Join(names, ", "), u.reason)
+func (u unavailable) Fetch(_ context.Context, names []string) (map[string]string, error) {
+	return nil, fmt.Errorf("could not load %s: %s", strings.Join(names, ", "), u.reason)
 }
 
-type need struct {
-	name     string
-	required bool
-}
-
-// needs lists what c.Function uses. Local may go without an API key (an
-// open API) and without a Claude credential (the offline demo); nowhere else.
-func (c *Config) needs() []need {
-	strict := c.Stage != Local
-	n := []need{{SecretJWTKeys, true}, {SecretAPIKey, strict}}
-	if !c.Function.streams() {
-		return n
-	}
-	switch c.Claude.Provider {
-	case Anthropic:
-		n = append(n, need{SecretAnthropicAPIKey, strict})
-	case OAuth:
-		n = append(n, need{SecretClaudeOAuthToken, strict})
-	}
-	return append(n, need{SecretAPNsKey, false}, need{SecretOriginSecret, false}, need{SecretOriginPrevious, false})
-}
-
+// loadSecrets reads what c.Function uses. Local may go without an API key
+// (an open API) and without a Claude credential (the offline demo); nowhere
+// else.
 func (c *Config) loadSecrets(ctx context.Context, r *reader, src SecretSource) {
-	needs := c.needs()
-	names := make([]string, len(needs))
-	for i, n := range needs {
-		names[i] = n.name
+	strict := c.Stage != Local
+	names := []string{"jwt-keys", "api-key"}
+	required := map[string]bool{"jwt-keys": true, "api-key": strict}
+	if c.Function.RunsTurns() {
+		cred := map[ovrlrd.Provider]string{ovrlrd.Anthropic: "anthropic-api-key", ovrlrd.OAuth: "claude-oauth-token"}[c.Claude.Provider]
+		if cred != "" {
+			names, required[cred] = append(names, cred), strict
+		}
+		names = append(names, "apns-key", "origin-secret", "origin-secret-previous")
 	}
 	if src == nil {
 		src = unavailable{"no secret source"}
 	}
-	found, _, err := src.Fetch(ctx, names)
+	found, err := src.Fetch(ctx, names)
 	if err != nil {
 		r.problemf("secrets: %w", err)
 		return
 	}
 
-	for _, n := range needs {
-		v := strings.TrimSpace(found[n.name])
-		if v == "" {
-			if n.required {
-				r.problemf("secret %s: missing (%s)", n.name, c.where(n.name))
+	for name, v := range found {
+		found[name] = strings.TrimSpace(v)
+	}
+	for _, n := range names {
+		if found[n] == "" {
+			if required[n] {
+				r.problemf("secret %s: missing (%s)", n, c.where(n))
 			}
-			continue
-		}
-		if err := c.setSecret(n.name, v); err != nil {
-			r.problemf("secret %s (%s): %v", n.name, c.where(n.name), err)
+		} else if err := c.setSecret(n, found[n]); err != nil {
+			r.problemf("secret %s (%s): %v", n, c.where(n), err)
 		}
 	}
-	if c.Function.streams() {
-		c.checkAPNs(r, strings.TrimSpace(found[SecretAPNsKey]) != "")
-		if strings.TrimSpace(found[SecretOriginSecret]) == "" && strings.TrimSpace(found[SecretOriginPrevious]) != "" {
-			r.problemf("secret %s: set without %s (%s)", SecretOriginPrevious, SecretOriginSecret, c.where(SecretOriginSecret))
+	if c.Function.RunsTurns() {
+		c.checkAPNs(r, found["apns-key"] != "")
+		if found["origin-secret"] == "" && found["origin-secret-previous"] != "" {
+			r.problemf("secret origin-secret-previous: set without origin-secret (%s)", c.where("origin-secret"))
 		}
 	}
 }
 
 func (c *Config) setSecret(name, v string) error {
 	switch name {
-	case SecretJWTKeys:
+	case "jwt-keys":
 		ring, err := ParseKeyRing(v)
 		c.JWTKeys = ring
 		return err
-	case SecretAPIKey:
+	case "api-key":
 		c.APIKey = NewSecret(v)
-	case SecretAnthropicAPIKey, SecretClaudeOAuthToken:
+	case "anthropic-api-key", "claude-oauth-token":
 		c.Claude.Credential = NewSecret(v)
-	case SecretAPNsKey:
+	case "apns-key":
 		key, err := apnsKey(v)
 		c.APNs.Key = key
 		return err
-	case SecretOriginSecret, SecretOriginPrevious:
+	case "origin-secret", "origin-secret-previous":
 		c.OriginSecrets = append(c.OriginSecrets, NewSecret(v))
 	}
 	return nil
@@ -169,7 +132,7 @@ func (c *Config) checkAPNs(r *reader, keyGiven bool) {
 		r.problemf("APPLE_TEAM_ID: required when APNS_KEY_ID is set")
 	}
 	if !keyGiven {
-		r.problemf("secret %s: missing (%s), needed for push", SecretAPNsKey, c.where(SecretAPNsKey))
+		r.problemf("secret apns-key: missing (%s), needed for push", c.where("apns-key"))
 	}
 }
 
@@ -197,11 +160,7 @@ func apnsKey(v string) (Secret, error) {
 // where says where an operator puts the secret.
 func (c *Config) where(name string) string {
 	if c.Stage == Local {
-		return "set " + envNames[name]
+		return "set " + secretEnv[name]
 	}
-	prefix := c.SSMPrefix
-	if prefix == "" {
-		prefix = "$SSM_PREFIX"
-	}
-	return "SSM parameter " + prefix + "/" + name
+	return "SSM parameter " + cmp.Or(c.SSMPrefix, "$SSM_PREFIX") + "/" + name
 }

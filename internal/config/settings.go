@@ -1,6 +1,8 @@
 package config
 
 import (
+	"fmt"
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"log/slog"
 	"net"
 	"net/url"
@@ -10,16 +12,15 @@ import (
 	"time"
 )
 
-// Defaults of the non-secret settings.
+// Local-only defaults, so the local server runs with nothing but
+// JWT_SECRET: dev and prod must name these.
 const (
-	DefaultBundleID   = "com.ovrlrd.app"
-	DefaultJWKSURL    = "https://appleid.apple.com/auth/keys"
-	DefaultListenAddr = "127.0.0.1:3000"
-	DefaultRegion     = "us-east-1" // local only: dev and prod must say
-	// Local-only names, so the local server runs with nothing but JWT_SECRET.
+	DefaultRegion      = "us-east-1"
 	DefaultLocalTable  = "ovrlrd"
 	DefaultLocalBucket = "ovrlrd-sessions"
 )
+
+const defaultListenAddr = "127.0.0.1:3000"
 
 // DefaultAllowedTools are Claude Code's standard tools.
 var DefaultAllowedTools = []string{
@@ -43,32 +44,35 @@ var (
 	appleIDPattern   = regexp.MustCompile(`^[A-Z0-9]{10}$`) // APNs key and team ids
 	// A full model id: an alias (sonnet, opus) would name itself as the
 	// model behind it when the CLI is pinned.
-	modelPattern   = regexp.MustCompile(`^[a-z0-9.:-]*claude[a-z0-9.:-]*$`)
-	versionPattern = regexp.MustCompile(`^[0-9]+$`)
+	modelPattern    = regexp.MustCompile(`^[a-z0-9.:-]*claude[a-z0-9.:-]*$`)
+	versionPattern  = regexp.MustCompile(`^[0-9]+$`)
+	providerPattern = regexp.MustCompile(`^(?i)(anthropic|oauth|bedrock)$`)
+	apnsEnvPattern  = regexp.MustCompile(`^(sandbox|production)$`)
 )
 
 func (c *Config) readSettings(r *reader) {
 	local := c.Stage == Local
-	strict := !local // an unknown stage gets the strictest checks
-	prod := c.Stage != Local && c.Stage != Dev
-	localDefault := func(v string) string {
+	prod := c.Stage != Local && c.Stage != Dev // an unknown stage gets the strictest checks
+	// deployed reads a setting dev and prod must name (when need holds) and
+	// local may leave to localDef.
+	deployed := func(name, why string, need bool, localDef string, p *regexp.Regexp) string {
 		if local {
-			return v
+			return r.str(name, localDef, p)
 		}
-		return ""
+		v := r.str(name, "", p)
+		if v == "" && need {
+			r.problemf("%s: required in dev and prod%s", name, why)
+		}
+		return v
 	}
 
-	c.Region = r.required("AWS_REGION", strict, "in dev and prod", localDefault(DefaultRegion))
-	r.match("AWS_REGION", c.Region, regionPattern)
+	c.Region = deployed("AWS_REGION", "", true, DefaultRegion, regionPattern)
 	c.LogLevel = r.logLevel()
 	c.ListenAddr = r.listenAddr()
 	c.CORSOrigins = r.origins(prod)
 
-	c.TableName = r.required("TABLE_NAME", strict, "in dev and prod", localDefault(DefaultLocalTable))
-	r.match("TABLE_NAME", c.TableName, tablePattern)
-	c.SessionsBucket = r.required("SESSIONS_BUCKET", strict && c.Function.streams(),
-		"in dev and prod for the stream function", localDefault(DefaultLocalBucket))
-	r.match("SESSIONS_BUCKET", c.SessionsBucket, bucketPattern)
+	c.TableName = deployed("TABLE_NAME", "", true, DefaultLocalTable, tablePattern)
+	c.SessionsBucket = deployed("SESSIONS_BUCKET", " for the stream function", c.Function.RunsTurns(), DefaultLocalBucket, bucketPattern)
 	c.DynamoDBEndpoint = r.endpoint("DYNAMODB_ENDPOINT", c.Stage == Prod)
 	c.S3Endpoint = r.endpoint("S3_ENDPOINT", c.Stage == Prod)
 	if key := r.get("LOCAL_AWS_KEY"); key != "" {
@@ -77,18 +81,13 @@ func (c *Config) readSettings(r *reader) {
 		}
 		c.LocalAWSKey = NewSecret(key)
 	}
-	c.StreamFunction = r.required("STREAM_FUNCTION_NAME", strict && c.Function == Chat,
-		"in dev and prod for the chat function", "")
-	c.SSMPrefix = r.required("SSM_PREFIX", strict, "in dev and prod", "")
-	c.OriginSecretVersion = r.str("ORIGIN_SECRET_VERSION", "")
-	r.match("ORIGIN_SECRET_VERSION", c.OriginSecretVersion, versionPattern)
-	if c.SSMPrefix != "" && !ssmPrefixPattern.MatchString(c.SSMPrefix) {
-		r.problemf("SSM_PREFIX: %q must start with / and not end with one (e.g. /ovrlrd/prod)", c.SSMPrefix)
-	}
+	c.StreamFunction = deployed("STREAM_FUNCTION_NAME", " for the chat function", c.Function == Chat, "", nil)
+	c.SSMPrefix = deployed("SSM_PREFIX", "", true, "", ssmPrefixPattern)
+	c.OriginSecretVersion = r.str("ORIGIN_SECRET_VERSION", "", versionPattern)
 
 	c.SignIn = SignIn{
-		BundleIDs:        r.list("APPLE_BUNDLE_ID", ",", []string{DefaultBundleID}),
-		JWKSURL:          r.url("APPLE_JWKS_URL", DefaultJWKSURL, prod),
+		BundleIDs:        r.list("APPLE_BUNDLE_ID", ",", []string{"com.ovrlrd.app"}),
+		JWKSURL:          r.url("APPLE_JWKS_URL", "https://appleid.apple.com/auth/keys", prod),
 		ApprovedEmails:   r.emails(),
 		ApprovedAppleIDs: r.list("APPROVED_APPLE_IDS", ",", nil),
 		AllowOpenSignup:  r.boolean("ALLOW_OPEN_SIGNUP", false),
@@ -97,7 +96,9 @@ func (c *Config) readSettings(r *reader) {
 		r.problemf("APPLE_BUNDLE_ID: no bundle id in the list")
 	}
 	for _, id := range c.SignIn.BundleIDs {
-		r.match("APPLE_BUNDLE_ID", id, bundlePattern)
+		if !bundlePattern.MatchString(id) {
+			r.problemf("APPLE_BUNDLE_ID: %q does not match %s", id, bundlePattern)
+		}
 	}
 
 	c.Sessions = r.sessions()
@@ -108,16 +109,11 @@ func (c *Config) readSettings(r *reader) {
 		defaultEnv = "production"
 	}
 	c.APNs = APNs{
-		KeyID:       r.get("APNS_KEY_ID"),
-		TeamID:      r.get("APPLE_TEAM_ID"),
+		KeyID:       r.str("APNS_KEY_ID", "", appleIDPattern),
+		TeamID:      r.str("APPLE_TEAM_ID", "", appleIDPattern),
 		Host:        r.url("APNS_HOST", "", prod),
-		Environment: r.str("APNS_ENVIRONMENT", defaultEnv),
+		Environment: r.str("APNS_ENVIRONMENT", defaultEnv, apnsEnvPattern),
 	}
-	if e := c.APNs.Environment; e != "sandbox" && e != "production" {
-		r.problemf("APNS_ENVIRONMENT: unknown environment %q (want sandbox or production)", e)
-	}
-	r.match("APNS_KEY_ID", c.APNs.KeyID, appleIDPattern)
-	r.match("APPLE_TEAM_ID", c.APNs.TeamID, appleIDPattern)
 
 	c.Claude = r.claude(prod)
 }
@@ -125,41 +121,30 @@ func (c *Config) readSettings(r *reader) {
 // uidRange reads "first-last": user ids above the system's (1000) and below
 // 2^31, first <= last.
 func (r *reader) uidRange(name string, def [2]uint32) [2]uint32 {
-	v := r.get(name)
-	if v == "" {
-		return def
-	}
-	a, b, ok := strings.Cut(v, "-")
-	first, err1 := strconv.ParseUint(strings.TrimSpace(a), 10, 31)
-	last, err2 := strconv.ParseUint(strings.TrimSpace(b), 10, 31)
-	if !ok || err1 != nil || err2 != nil || first < 1000 || last < first {
-		r.problemf("%s: %q is not a range of user ids first-last (1000 <= first <= last < 2^31)", name, v)
-		return def
-	}
-	return [2]uint32{uint32(first), uint32(last)}
-}
-
-// match records a problem when v is set and does not match p.
-func (r *reader) match(name, v string, p *regexp.Regexp) {
-	if v != "" && !p.MatchString(v) {
-		r.problemf("%s: %q does not match %s", name, v, p)
-	}
+	return parsed(r, name, def, func(v string) ([2]uint32, error) {
+		a, b, ok := strings.Cut(v, "-")
+		first, err1 := strconv.ParseUint(strings.TrimSpace(a), 10, 31)
+		last, err2 := strconv.ParseUint(strings.TrimSpace(b), 10, 31)
+		if !ok || err1 != nil || err2 != nil || first < 1000 || last < first {
+			return def, fmt.Errorf("%q is not a range of user ids first-last (1000 <= first <= last < 2^31)", v)
+		}
+		return [2]uint32{uint32(first), uint32(last)}, nil
+	})
 }
 
 func (r *reader) claude(prod bool) Claude {
 	c := Claude{
-		Path:              r.str("CLAUDE_PATH", "claude"),
-		WorkRoot:          r.absPath("CLAUDE_WORK_ROOT", r.str("CLAUDE_WORK_ROOT", "/tmp/ovrlrd/work")),
-		ConfigRoot:        r.absPath("CLAUDE_CONFIG_ROOT", r.str("CLAUDE_CONFIG_ROOT", "/tmp/ovrlrd/claude")),
+		Path:              r.str("CLAUDE_PATH", "claude", nil),
+		WorkRoot:          r.absPath("CLAUDE_WORK_ROOT", r.str("CLAUDE_WORK_ROOT", "/tmp/ovrlrd/work", nil)),
+		ConfigRoot:        r.absPath("CLAUDE_CONFIG_ROOT", r.str("CLAUDE_CONFIG_ROOT", "/tmp/ovrlrd/claude", nil)),
 		AllowedTools:      r.list("CLAUDE_ALLOWED_TOOLS", ",", DefaultAllowedTools),
-		MaxRetries:        r.integer("CLAUDE_MAX_RETRIES", 3, 0, 10),
-		DailyBudgetUSD:    r.number("DAILY_BUDGET_USD", 0, 0, 100000),
-		WorkspaceMaxBytes: int64(r.integer("WORKSPACE_MAX_MB", 50, 1, 1024)) << 20,
-		Provider:          Provider(strings.ToLower(r.str("CLAUDE_PROVIDER", string(Anthropic)))),
+		MaxRetries:        number(r, "CLAUDE_MAX_RETRIES", "an integer", 3, 0, 10),
+		DailyBudgetUSD:    number[float64](r, "DAILY_BUDGET_USD", "a number", 0, 0, 100000),
+		WorkspaceMaxBytes: int64(number(r, "WORKSPACE_MAX_MB", "an integer", 50, 1, 1024)) << 20,
+		Provider:          ovrlrd.Provider(strings.ToLower(r.str("CLAUDE_PROVIDER", string(ovrlrd.Anthropic), providerPattern))),
 		BaseURL:           r.url("ANTHROPIC_BASE_URL", "", prod),
-		Model:             r.str("ANTHROPIC_MODEL", ""),
+		Model:             r.str("ANTHROPIC_MODEL", "", modelPattern),
 	}
-	r.match("ANTHROPIC_MODEL", c.Model, modelPattern)
 	if strings.Contains(c.Path, "/") {
 		c.Path = r.absPath("CLAUDE_PATH", c.Path)
 	}
@@ -172,11 +157,6 @@ func (r *reader) claude(prod bool) Claude {
 	if len(c.AllowedTools) == 0 {
 		r.problemf("CLAUDE_ALLOWED_TOOLS: no tool in the list")
 	}
-	switch c.Provider {
-	case Anthropic, OAuth, Bedrock:
-	default:
-		r.problemf("CLAUDE_PROVIDER: unknown provider %q (want anthropic, oauth or bedrock)", c.Provider)
-	}
 
 	before := len(r.problems)
 	c.Timeout = r.duration("CLAUDE_TIMEOUT", 840*time.Second, maxTimeout)
@@ -188,29 +168,22 @@ func (r *reader) claude(prod bool) Claude {
 }
 
 func (r *reader) logLevel() slog.Level {
-	switch v := strings.ToLower(r.get("LOG_LEVEL")); v {
-	case "debug":
-		return slog.LevelDebug
-	case "", "info":
-		return slog.LevelInfo
-	case "warn", "warning":
-		return slog.LevelWarn
-	case "error":
-		return slog.LevelError
-	default:
-		r.problemf("LOG_LEVEL: unknown level %q (want debug, info, warn or error)", v)
-		return slog.LevelInfo
-	}
+	return parsed(r, "LOG_LEVEL", slog.LevelInfo, func(v string) (l slog.Level, err error) {
+		if l.UnmarshalText([]byte(v)) != nil {
+			err = fmt.Errorf("unknown level %q (want debug, info, warn or error)", v)
+		}
+		return l, err
+	})
 }
 
 func (r *reader) listenAddr() string {
-	v := r.str("LISTEN_ADDR", DefaultListenAddr)
-	_, port, err := net.SplitHostPort(v)
-	if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 {
-		r.problemf("LISTEN_ADDR: %q is not host:port", v)
-		return DefaultListenAddr
-	}
-	return v
+	return parsed(r, "LISTEN_ADDR", defaultListenAddr, func(v string) (string, error) {
+		_, port, err := net.SplitHostPort(v)
+		if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 {
+			return "", fmt.Errorf("%q is not host:port", v)
+		}
+		return v, nil
+	})
 }
 
 // origins parses CORS_ORIGINS. A wildcard is refused: the API carries

@@ -102,7 +102,7 @@ func ssmStore(t *testing.T, params map[string]string) (*paramstore.Store, *ssmfa
 		Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "test-secret", ""),
 	}
 	client := paramstore.NewClient(cfg, func(o *ssm.Options) { o.BaseEndpoint = aws.String(srv.URL) })
-	return paramstore.New(client).Under(prefix), srv
+	return paramstore.New(client, prefix), srv
 }
 
 // load runs LoadWith with the source each stage uses: the environment in

@@ -49,7 +49,7 @@ func TestLoadFromSSMInOneCall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.JWTKeys.Signing().ID != "k2" || !c.APIKey.Matches(apiKey) || c.Claude.Credential.Reveal() != claudeKey {
+	if c.JWTKeys.Signing().ID != "k2" || c.APIKey.Reveal() != apiKey || c.Claude.Credential.Reveal() != claudeKey {
 		t.Error("secrets not loaded")
 	}
 	reqs := srv.Requests()

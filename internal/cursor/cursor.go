@@ -48,22 +48,15 @@ func (c Codec) Encode(scope string, v any) string {
 // Decode checks that s was issued for scope and unmarshals its payload into
 // v. Every failure is the same EINVALID, so a prober learns nothing.
 func (c Codec) Decode(scope, s string, v any) error {
-	invalid := ovrlrd.Errorf(ovrlrd.EINVALID, "Invalid cursor.")
-	if s == "" || len(s) > MaxLen {
-		return invalid
+	if len(s) > MaxLen {
+		return ovrlrd.Errorf(ovrlrd.EINVALID, "Invalid cursor.")
 	}
 	// Strict refuses non-zero trailing bits, so each cursor has exactly one
 	// spelling and no edited character can decode to the same bytes.
 	buf, err := base64.RawURLEncoding.Strict().DecodeString(s)
-	if err != nil || len(buf) <= macLen {
-		return invalid
-	}
-	tag, payload := buf[:macLen], buf[macLen:]
-	if !hmac.Equal(tag, c.mac(scope, payload)) {
-		return invalid
-	}
-	if err := json.Unmarshal(payload, v); err != nil {
-		return invalid
+	if err != nil || len(buf) <= macLen || !hmac.Equal(buf[:macLen], c.mac(scope, buf[macLen:])) ||
+		json.Unmarshal(buf[macLen:], v) != nil {
+		return ovrlrd.Errorf(ovrlrd.EINVALID, "Invalid cursor.")
 	}
 	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
 
 const msgBody = `{"model":"claude-sonnet-4-5","max_tokens":10,"stream":true,"messages":[{"role":"user","content":"hi"}]}`
@@ -16,7 +18,7 @@ const msgBody = `{"model":"claude-sonnet-4-5","max_tokens":10,"stream":true,"mes
 // reaches the upstream.
 func TestTokenRefusedAfterClose(t *testing.T) {
 	up := newUpstream(t, nil)
-	p := newProxy(t, Options{Provider: Anthropic, Upstream: up.URL, Credential: realKey})
+	p := newProxy(t, Options{Provider: ovrlrd.Anthropic, Upstream: up.URL, Credential: realKey})
 	s := open(t, p)
 	if r := send(t, "POST", s.BaseURL()+"/v1/messages?beta=true", msgBody, nil); r.status != 200 {
 		t.Fatalf("open session: status %d %s", r.status, r.body)
@@ -38,7 +40,7 @@ func TestTokenRefusedAfterClose(t *testing.T) {
 // like Close does.
 func TestSessionEndsWithContext(t *testing.T) {
 	up := newUpstream(t, nil)
-	p := newProxy(t, Options{Provider: Anthropic, Upstream: up.URL, Credential: realKey})
+	p := newProxy(t, Options{Provider: ovrlrd.Anthropic, Upstream: up.URL, Credential: realKey})
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := p.Open(ctx)
 	if err != nil {
@@ -54,10 +56,10 @@ func TestSessionEndsWithContext(t *testing.T) {
 // and another session's token does not open this one.
 func TestWrongToken(t *testing.T) {
 	up := newUpstream(t, nil)
-	p := newProxy(t, Options{Provider: Anthropic, Upstream: up.URL, Credential: realKey})
+	p := newProxy(t, Options{Provider: ovrlrd.Anthropic, Upstream: up.URL, Credential: realKey})
 	s := open(t, p)
-	if len(s.Token()) < 22 { // 128 bits of base64
-		t.Fatalf("token %d characters, want at least 22", len(s.Token()))
+	if len(s.Token()) < 26 { // 128 bits of base32
+		t.Fatalf("token %d characters, want at least 26", len(s.Token()))
 	}
 	if other := open(t, p); other.Token() == s.Token() {
 		t.Fatal("two sessions share a token")
@@ -83,7 +85,7 @@ func TestWrongToken(t *testing.T) {
 // even with a valid token; the same request from loopback goes through.
 func TestNonLoopbackRefused(t *testing.T) {
 	up := newUpstream(t, nil)
-	p := newProxy(t, Options{Provider: Anthropic, Upstream: up.URL, Credential: realKey})
+	p := newProxy(t, Options{Provider: ovrlrd.Anthropic, Upstream: up.URL, Credential: realKey})
 	s := open(t, p)
 	for _, addr := range []string{"203.0.113.7:4242", "[2001:db8::1]:443", "10.0.0.1:80", "garbage"} {
 		req := httptest.NewRequest("POST", s.BaseURL()+"/v1/messages", strings.NewReader(msgBody))
@@ -110,43 +112,43 @@ func TestNonLoopbackRefused(t *testing.T) {
 // the token prefix removed and the query kept; HEAD / is answered locally.
 func TestPathAllowList(t *testing.T) {
 	cases := []struct {
-		provider     Provider
+		provider     ovrlrd.Provider
 		method, path string
 		status       int
 		upstream     string // the path and query the upstream sees; "" = not forwarded
 	}{
-		{Anthropic, "HEAD", "", 200, ""},
-		{Anthropic, "HEAD", "/", 200, ""},
-		{Anthropic, "POST", "/v1/messages?beta=true", 200, "/v1/messages?beta=true"},
-		{Anthropic, "POST", "/v1/messages/count_tokens?beta=true", 200, "/v1/messages/count_tokens?beta=true"},
-		{Anthropic, "GET", "/v1/messages", 404, ""},
-		{Anthropic, "GET", "/", 404, ""},
-		{Anthropic, "POST", "/v1/models", 404, ""},
-		{Anthropic, "POST", "/v1/messages/batches", 404, ""},
-		{Anthropic, "POST", "/v1/messages/../complete", 404, ""},
-		{Anthropic, "POST", "/v1/%6dessages", 404, ""},
-		{Anthropic, "POST", "/model/x/invoke", 404, ""},
-		{OAuth, "POST", "/v1/messages?beta=true", 200, "/v1/messages?beta=true"},
-		{OAuth, "POST", "/api/oauth/profile", 404, ""},
-		{Bedrock, "POST", "/model/us.anthropic.claude-sonnet-4-5-20250929-v1:0/invoke-with-response-stream", 200,
+		{ovrlrd.Anthropic, "HEAD", "", 200, ""},
+		{ovrlrd.Anthropic, "HEAD", "/", 200, ""},
+		{ovrlrd.Anthropic, "POST", "/v1/messages?beta=true", 200, "/v1/messages?beta=true"},
+		{ovrlrd.Anthropic, "POST", "/v1/messages/count_tokens?beta=true", 200, "/v1/messages/count_tokens?beta=true"},
+		{ovrlrd.Anthropic, "GET", "/v1/messages", 404, ""},
+		{ovrlrd.Anthropic, "GET", "/", 404, ""},
+		{ovrlrd.Anthropic, "POST", "/v1/models", 404, ""},
+		{ovrlrd.Anthropic, "POST", "/v1/messages/batches", 404, ""},
+		{ovrlrd.Anthropic, "POST", "/v1/messages/../complete", 404, ""},
+		{ovrlrd.Anthropic, "POST", "/v1/%6dessages", 404, ""},
+		{ovrlrd.Anthropic, "POST", "/model/x/invoke", 404, ""},
+		{ovrlrd.OAuth, "POST", "/v1/messages?beta=true", 200, "/v1/messages?beta=true"},
+		{ovrlrd.OAuth, "POST", "/api/oauth/profile", 404, ""},
+		{ovrlrd.Bedrock, "POST", "/model/us.anthropic.claude-sonnet-4-5-20250929-v1:0/invoke-with-response-stream", 200,
 			"/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/invoke-with-response-stream"},
-		{Bedrock, "POST", "/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/invoke", 200,
+		{ovrlrd.Bedrock, "POST", "/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/invoke", 200,
 			"/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/invoke"},
-		{Bedrock, "GET", "/inference-profiles?type=SYSTEM_DEFINED", 200, "/inference-profiles?type=SYSTEM_DEFINED"},
-		{Bedrock, "HEAD", "/", 404, ""},
-		{Bedrock, "POST", "/v1/messages", 404, ""},
-		{Bedrock, "GET", "/model/x/invoke", 404, ""},
-		{Bedrock, "POST", "/model/x/converse", 404, ""},
-		{Bedrock, "POST", "/model/../invoke", 404, ""},
-		{Bedrock, "POST", "/model/a%2F..%2Fb/invoke", 404, ""},
-		{Bedrock, "POST", "/model//invoke", 404, ""},
-		{Bedrock, "GET", "/foundation-models", 404, ""},
+		{ovrlrd.Bedrock, "GET", "/inference-profiles?type=SYSTEM_DEFINED", 200, "/inference-profiles?type=SYSTEM_DEFINED"},
+		{ovrlrd.Bedrock, "HEAD", "/", 404, ""},
+		{ovrlrd.Bedrock, "POST", "/v1/messages", 404, ""},
+		{ovrlrd.Bedrock, "GET", "/model/x/invoke", 404, ""},
+		{ovrlrd.Bedrock, "POST", "/model/x/converse", 404, ""},
+		{ovrlrd.Bedrock, "POST", "/model/../invoke", 404, ""},
+		{ovrlrd.Bedrock, "POST", "/model/a%2F..%2Fb/invoke", 404, ""},
+		{ovrlrd.Bedrock, "POST", "/model//invoke", 404, ""},
+		{ovrlrd.Bedrock, "GET", "/foundation-models", 404, ""},
 	}
 	for _, c := range cases {
 		up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(200) })
 		o := Options{Provider: c.provider, Upstream: up.URL, Credential: realKey}
-		if c.provider == Bedrock {
-			o = Options{Provider: Bedrock, Upstream: up.URL, Region: "us-east-1", AWSCredentials: testCreds()}
+		if c.provider == ovrlrd.Bedrock {
+			o = Options{Provider: ovrlrd.Bedrock, Upstream: up.URL, Region: "us-east-1", AWSCredentials: testCreds()}
 		}
 		p := newProxy(t, o)
 		s := open(t, p)
@@ -182,7 +184,7 @@ func TestPathAllowList(t *testing.T) {
 // passes.
 func TestBodyLimit(t *testing.T) {
 	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(200) })
-	p := newProxy(t, Options{Provider: Anthropic, Upstream: up.URL, Credential: realKey})
+	p := newProxy(t, Options{Provider: ovrlrd.Anthropic, Upstream: up.URL, Credential: realKey})
 	s := open(t, p)
 	post := func(n int64, chunked bool) int {
 		var body io.Reader = io.LimitReader(zeros{}, n)

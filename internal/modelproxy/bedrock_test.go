@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/ovrlrd/cloud/internal/devkit/anthropicfake"
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
 
 func testCreds() aws.CredentialsProvider {
@@ -27,7 +28,7 @@ const bedrockModel = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 func TestBedrockSignedByProxy(t *testing.T) {
 	fake := anthropicfake.NewBedrock(anthropicfake.Say("Signed and streamed."))
 	defer fake.Close()
-	p := newProxy(t, Options{Provider: Bedrock, Upstream: fake.URL, Region: anthropicfake.BedrockRegion, AWSCredentials: testCreds()})
+	p := newProxy(t, Options{Provider: ovrlrd.Bedrock, Upstream: fake.URL, Region: anthropicfake.BedrockRegion, AWSCredentials: testCreds()})
 	s := open(t, p)
 
 	if r := send(t, "GET", s.BaseURL()+"/inference-profiles?type=SYSTEM_DEFINED", "", nil); r.status != 200 ||
@@ -60,7 +61,7 @@ func TestBedrockSignedByProxy(t *testing.T) {
 		c.SecretAccessKey = "not-the-secret"
 		return c, nil
 	})
-	p2 := newProxy(t, Options{Provider: Bedrock, Upstream: fake.URL, Region: anthropicfake.BedrockRegion, AWSCredentials: wrong})
+	p2 := newProxy(t, Options{Provider: ovrlrd.Bedrock, Upstream: fake.URL, Region: anthropicfake.BedrockRegion, AWSCredentials: wrong})
 	s2 := open(t, p2)
 	r = send(t, "POST", s2.BaseURL()+"/model/"+bedrockModel+"/invoke", body, nil)
 	if r.status != http.StatusForbidden {
@@ -89,11 +90,11 @@ func ownGoroutines() string {
 // the profile list goes to the regional control plane; nothing the client
 // sends chooses the host.
 func TestDefaultUpstreams(t *testing.T) {
-	a := newProxy(t, Options{Provider: OAuth, Credential: realOAuth})
-	if c, _ := a.route("POST", "/v1/messages"); c.target.String() != "https://api.anthropic.com/v1/messages" {
+	a := newProxy(t, Options{Provider: ovrlrd.OAuth, Credential: realOAuth})
+	if c := a.route("POST", "/v1/messages"); c.target.String() != "https://api.anthropic.com/v1/messages" {
 		t.Errorf("oauth target = %s", c.target)
 	}
-	b := newProxy(t, Options{Provider: Bedrock, Region: "eu-west-3", AWSCredentials: testCreds()})
+	b := newProxy(t, Options{Provider: ovrlrd.Bedrock, Region: "eu-west-3", AWSCredentials: testCreds()})
 	for path, want := range map[string]string{
 		"/model/" + bedrockModel + "/invoke-with-response-stream": "https://bedrock-runtime.eu-west-3.amazonaws.com/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/invoke-with-response-stream",
 		"/inference-profiles": "https://bedrock.eu-west-3.amazonaws.com/inference-profiles",
@@ -102,7 +103,7 @@ func TestDefaultUpstreams(t *testing.T) {
 		if path == "/inference-profiles" {
 			method = "GET"
 		}
-		if c, _ := b.route(method, path); c == nil || c.target.String() != want {
+		if c := b.route(method, path); c == nil || c.target.String() != want {
 			t.Errorf("%s %s: target %v, want %s", method, path, c, want)
 		}
 	}

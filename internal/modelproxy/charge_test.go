@@ -159,10 +159,10 @@ func TestHangUpChargedByContent(t *testing.T) {
 				<-r.Context().Done() // the proxy hung up on us
 				close(cut)
 			})
-			o := Options{Provider: Anthropic, Upstream: up.URL, Credential: realKey}
+			o := Options{Provider: ovrlrd.Anthropic, Upstream: up.URL, Credential: realKey}
 			path := "/v1/messages"
 			if bedrock {
-				o = Options{Provider: Bedrock, Upstream: up.URL, Region: "us-east-1", AWSCredentials: testCreds()}
+				o = Options{Provider: ovrlrd.Bedrock, Upstream: up.URL, Region: "us-east-1", AWSCredentials: testCreds()}
 				path = "/model/" + bedrockModel + "/invoke-with-response-stream"
 			}
 			s := open(t, newProxy(t, o))
@@ -237,11 +237,11 @@ func TestCutJSONChargedBySize(t *testing.T) {
 		<-cut
 		return s.Usage()
 	}
-	u := cutJSON(Options{Provider: Anthropic, Credential: realKey}, "POST", "/v1/messages")
+	u := cutJSON(Options{Provider: ovrlrd.Anthropic, Credential: realKey}, "POST", "/v1/messages")
 	if want := int64(half+2) / 3; u.OutputTokens != want || !near(u.CostUSD, float64(want)*5/1e6) {
 		t.Errorf("cut body: %+v, want %d output tokens at Haiku 4.5's price", u, want)
 	}
-	u = cutJSON(Options{Provider: Bedrock, Region: "us-east-1", AWSCredentials: testCreds()}, "GET", "/inference-profiles")
+	u = cutJSON(Options{Provider: ovrlrd.Bedrock, Region: "us-east-1", AWSCredentials: testCreds()}, "GET", "/inference-profiles")
 	if u != (ovrlrd.Usage{}) {
 		t.Errorf("cut profile list charged: %+v", u)
 	}
@@ -262,7 +262,8 @@ func TestNothingPassedOnAfterClose(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Session{ctx: ctx}
 	ev := `data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"late words"}}` + "\n\n"
-	tp := &tap{body: io.NopCloser(strings.NewReader(ev + ev)), parse: &sseParser{}, m: s.track("claude-opus-4-8", false)}
+	tp := s.track("claude-opus-4-8", false)
+	tp.body, tp.parse = io.NopCloser(strings.NewReader(ev+ev)), &sseParser{}
 	b := make([]byte, len(ev))
 	if n, err := tp.Read(b); n != len(ev) || err != nil {
 		t.Fatalf("open session: read %d, %v", n, err)
@@ -271,7 +272,7 @@ func TestNothingPassedOnAfterClose(t *testing.T) {
 	if n, err := tp.Read(b); n != 0 || err != context.Canceled {
 		t.Fatalf("after the session ended: read %d, %v; want nothing and context.Canceled", n, err)
 	}
-	if got := tp.m.c.content; got != 2*int64(len("late words")) {
+	if got := tp.c.content; got != 2*int64(len("late words")) {
 		t.Errorf("content = %d, want both events counted", got)
 	}
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/ovrlrd/cloud/internal/devkit/anthropicfake"
 	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
 
 // TestCLIAnthropicThroughProxy: a tool turn in API-key mode. The CLI holds
@@ -36,7 +37,7 @@ func TestCLIAnthropicThroughProxy(t *testing.T) {
 		anthropicfake.Reply{Blocks: []anthropicfake.ReplyBlock{anthropicfake.Text("Done through the proxy.")}},
 	))
 	defer fake.Close()
-	p := newProxy(t, Options{Provider: Anthropic, Upstream: fake.URL, Credential: realKey})
+	p := newProxy(t, Options{Provider: ovrlrd.Anthropic, Upstream: fake.URL, Credential: realKey})
 	s := open(t, p)
 	r := runCLI(t, []string{"ANTHROPIC_BASE_URL=" + s.BaseURL(), "ANTHROPIC_API_KEY=" + s.Token()}, "--allowedTools", "Bash")
 	if r.text != "Done through the proxy." {
@@ -68,7 +69,7 @@ func TestCLIAnthropicThroughProxy(t *testing.T) {
 func TestCLIOAuthThroughProxy(t *testing.T) {
 	fake := anthropicfake.New(anthropicfake.Say("OAuth through the proxy."))
 	defer fake.Close()
-	p := newProxy(t, Options{Provider: OAuth, Upstream: fake.URL, Credential: realOAuth})
+	p := newProxy(t, Options{Provider: ovrlrd.OAuth, Upstream: fake.URL, Credential: realOAuth})
 	s := open(t, p)
 	r := runCLI(t, []string{"ANTHROPIC_BASE_URL=" + s.BaseURL(), "CLAUDE_CODE_OAUTH_TOKEN=" + s.Token()})
 	if r.text != "OAuth through the proxy." {
@@ -97,7 +98,7 @@ func TestCLIOAuthThroughProxy(t *testing.T) {
 func TestCLIBedrockThroughProxy(t *testing.T) {
 	fake := anthropicfake.NewBedrock(anthropicfake.Say("Bedrock through the proxy."))
 	defer fake.Close()
-	p := newProxy(t, Options{Provider: Bedrock, Upstream: fake.URL, Region: anthropicfake.BedrockRegion, AWSCredentials: testCreds()})
+	p := newProxy(t, Options{Provider: ovrlrd.Bedrock, Upstream: fake.URL, Region: anthropicfake.BedrockRegion, AWSCredentials: testCreds()})
 	s := open(t, p)
 	r := runCLI(t, []string{
 		"CLAUDE_CODE_USE_BEDROCK=1",

@@ -3,6 +3,8 @@ package modelproxy
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -10,15 +12,20 @@ import (
 	"mime"
 	"net/http"
 	"net/http/httputil"
+	"slices"
 	"strings"
 	"time"
+
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
 
 // reverseProxy forwards a routed request (see serveHTTP) to its target.
 func (p *Proxy) reverseProxy() http.Handler {
-	transport := p.transport
-	if p.o.Provider == Bedrock {
-		transport = &signing{p: p, next: transport}
+	var transport http.RoundTripper = p.transport
+	if p.o.Provider == ovrlrd.Bedrock {
+		transport = signing{p}
 	}
 	return &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
@@ -45,11 +52,8 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	c.target.RawQuery = out.URL.RawQuery // the client's query, as ReverseProxy cleaned it
 	out.URL = c.target
 	out.Host = ""
-	for _, h := range dropped {
-		out.Header.Del(h)
-	}
 	for h := range out.Header {
-		if strings.HasPrefix(h, "X-Amz-") {
+		if slices.Contains(dropped, h) || strings.HasPrefix(h, "X-Amz-") {
 			out.Header.Del(h)
 		}
 	}
@@ -62,9 +66,9 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	}
 	switch {
 	case p.o.Credential == "":
-	case p.o.Provider == Anthropic:
+	case p.o.Provider == ovrlrd.Anthropic:
 		out.Header.Set("X-Api-Key", p.o.Credential)
-	case p.o.Provider == OAuth:
+	case p.o.Provider == ovrlrd.OAuth:
 		out.Header.Set("Authorization", "Bearer "+p.o.Credential)
 	}
 }
@@ -72,12 +76,9 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 // signing signs each Bedrock request with SigV4 just before it leaves, so
 // that nothing changes a signed header afterwards, and so a failure to get
 // credentials is an upstream error (502) rather than a bad request.
-type signing struct {
-	p    *Proxy
-	next http.RoundTripper
-}
+type signing struct{ p *Proxy }
 
-func (t *signing) RoundTrip(r *http.Request) (*http.Response, error) {
+func (t signing) RoundTrip(r *http.Request) (*http.Response, error) {
 	c := callFrom(r.Context())
 	if c == nil {
 		return nil, errors.New("modelproxy: request without a routed call")
@@ -87,11 +88,12 @@ func (t *signing) RoundTrip(r *http.Request) (*http.Response, error) {
 		return nil, fmt.Errorf("modelproxy: no AWS credentials to sign with: %w", err)
 	}
 	signed := r.Clone(r.Context())
-	err = t.p.signer.SignHTTP(r.Context(), creds, signed, c.hash, "bedrock", t.p.o.Region, time.Now().UTC())
+	hash := sha256.Sum256(c.body)
+	err = v4.NewSigner().SignHTTP(r.Context(), creds, signed, hex.EncodeToString(hash[:]), "bedrock", t.p.o.Region, time.Now().UTC())
 	if err != nil {
 		return nil, errors.New("modelproxy: SigV4 signing failed")
 	}
-	return t.next.RoundTrip(signed)
+	return t.p.transport.RoundTrip(signed)
 }
 
 func (p *Proxy) modifyResponse(resp *http.Response) error {
@@ -116,7 +118,9 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	default:
 		return nil
 	}
-	resp.Body = &tap{body: resp.Body, parse: parse, m: c.s.track(c.model, whole)}
+	t := c.s.track(c.model, whole)
+	t.body, t.parse = resp.Body, parse
+	resp.Body = t
 	return nil
 }
 

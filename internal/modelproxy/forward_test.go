@@ -9,14 +9,17 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/ovrlrd/cloud/internal/devkit/devenv"
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
 
 // TestCredentialReplaced: whatever credentials the client sends, the
 // upstream sees the operator's API key and never the session token.
 func TestCredentialReplaced(t *testing.T) {
 	up := newUpstream(t, nil)
-	var logs logBuffer
-	p := newProxy(t, Options{Provider: Anthropic, Upstream: up.URL, Credential: realKey, Log: logs.logger()})
+	var logs devenv.Buffer
+	p := newProxy(t, Options{Provider: ovrlrd.Anthropic, Upstream: up.URL, Credential: realKey, Log: logger(&logs)})
 	s := open(t, p)
 	r := send(t, "POST", s.BaseURL()+"/v1/messages?beta=true", msgBody, map[string]string{
 		"X-Api-Key":            s.Token(),
@@ -67,7 +70,7 @@ func TestGzipUpstreamMetered(t *testing.T) {
 		io.WriteString(zw, sseBody("claude-haiku-4-5", 70, 8))
 		zw.Close()
 	})
-	p := newProxy(t, Options{Provider: Anthropic, Upstream: up.URL, Credential: realKey})
+	p := newProxy(t, Options{Provider: ovrlrd.Anthropic, Upstream: up.URL, Credential: realKey})
 	s := open(t, p)
 	r := send(t, "POST", s.BaseURL()+"/v1/messages", msgBody, map[string]string{"Accept-Encoding": "gzip, deflate, br, zstd"})
 	if r.header.Get("Content-Encoding") != "" || !strings.HasPrefix(r.body, "event: message_start") {
@@ -82,7 +85,7 @@ func TestGzipUpstreamMetered(t *testing.T) {
 // by the operator's, and the CLI's beta flags still reach the upstream.
 func TestOAuthBearerSwap(t *testing.T) {
 	up := newUpstream(t, nil)
-	p := newProxy(t, Options{Provider: OAuth, Upstream: up.URL, Credential: realOAuth})
+	p := newProxy(t, Options{Provider: ovrlrd.OAuth, Upstream: up.URL, Credential: realOAuth})
 	s := open(t, p)
 	r := send(t, "POST", s.BaseURL()+"/v1/messages?beta=true", msgBody, map[string]string{
 		"Authorization":  "Bearer " + s.Token(),
@@ -131,7 +134,7 @@ func TestUsageSummedOverTwoRequests(t *testing.T) {
 		io.WriteString(w, `{"id":"msg_2","type":"message","model":"claude-haiku-4-5-20251001","content":[],`+
 			`"usage":{"input_tokens":10,"cache_creation_input_tokens":2000,"cache_read_input_tokens":30000,"output_tokens":40}}`)
 	})
-	p := newProxy(t, Options{Provider: Anthropic, Upstream: up.URL, Credential: realKey})
+	p := newProxy(t, Options{Provider: ovrlrd.Anthropic, Upstream: up.URL, Credential: realKey})
 	s := open(t, p)
 	if u := s.Usage(); u.InputTokens != 0 || u.CostUSD != 0 {
 		t.Fatalf("fresh session usage = %+v", u)
@@ -160,7 +163,7 @@ func TestSessionCloseCancelsInFlight(t *testing.T) {
 		<-r.Context().Done()
 		close(cancelled)
 	})
-	p := newProxy(t, Options{Provider: Anthropic, Upstream: up.URL, Credential: realKey})
+	p := newProxy(t, Options{Provider: ovrlrd.Anthropic, Upstream: up.URL, Credential: realKey})
 	s := open(t, p)
 	req, _ := http.NewRequest("POST", s.BaseURL()+"/v1/messages", strings.NewReader(msgBody))
 	resp, err := http.DefaultClient.Do(req)
@@ -192,7 +195,7 @@ func TestProxyClose(t *testing.T) {
 		close(started)
 		<-r.Context().Done()
 	})
-	p := newProxy(t, Options{Provider: Anthropic, Upstream: up.URL, Credential: realKey})
+	p := newProxy(t, Options{Provider: ovrlrd.Anthropic, Upstream: up.URL, Credential: realKey})
 	s := open(t, p)
 	done := make(chan error, 1)
 	go func() {
@@ -227,11 +230,11 @@ func TestNewValidates(t *testing.T) {
 	for _, o := range []Options{
 		{},
 		{Provider: "openai", Credential: "x"},
-		{Provider: OAuth, Upstream: "http://api.example.com", Credential: "x"},
-		{Provider: Anthropic, Upstream: "ftp://127.0.0.1", Credential: "x"},
-		{Provider: Anthropic, Upstream: "https://u:p@api.example.com", Credential: "x"},
-		{Provider: Bedrock, Region: "us-east-1"},
-		{Provider: Bedrock, Region: "../evil", AWSCredentials: testCreds()},
+		{Provider: ovrlrd.OAuth, Upstream: "http://api.example.com", Credential: "x"},
+		{Provider: ovrlrd.Anthropic, Upstream: "ftp://127.0.0.1", Credential: "x"},
+		{Provider: ovrlrd.Anthropic, Upstream: "https://u:p@api.example.com", Credential: "x"},
+		{Provider: ovrlrd.Bedrock, Region: "us-east-1"},
+		{Provider: ovrlrd.Bedrock, Region: "../evil", AWSCredentials: testCreds()},
 	} {
 		if _, err := New(o); err == nil {
 			t.Errorf("New(%+v) accepted", o)

@@ -1,17 +1,17 @@
 package modelproxy
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
+
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
 
 // MaxBody is the largest request body forwarded.
@@ -22,7 +22,6 @@ type call struct {
 	s      *Session
 	target *url.URL
 	body   []byte
-	hash   string // hex SHA-256 of body, for SigV4
 	model  string // from the request body or the Bedrock path
 	route  string // method and path after the token, for logs
 }
@@ -40,11 +39,8 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(w, http.StatusForbidden, "permission_error", "forbidden")
 		return
 	}
-	token, rest, ok := splitToken(r.URL.EscapedPath())
-	var s *Session
-	if ok {
-		s = p.lookup(token)
-	}
+	token, rest := splitToken(r.URL.EscapedPath())
+	s := p.lookup(token)
 	if s == nil {
 		refuse(w, http.StatusUnauthorized, "authentication_error", "invalid or expired proxy token")
 		return
@@ -53,30 +49,20 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(w, http.StatusNotFound, "not_found_error", "not found")
 		return
 	}
-	c, local := p.route(r.Method, rest)
+	c := p.route(r.Method, rest)
 	if c == nil {
 		p.log.Debug("modelproxy: refused path", "session", s.id, "method", r.Method, "path", rest)
 		refuse(w, http.StatusNotFound, "not_found_error", "not found")
 		return
 	}
-	if local {
+	if c.target == nil {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
 	c.s = s
-	if r.ContentLength > MaxBody {
-		refuse(w, http.StatusRequestEntityTooLarge, "request_too_large", "request body too large")
-		return
-	}
 	// The whole body is needed before forwarding anyway (SigV4 signs its
 	// hash), and reading it first answers 413 before any upstream traffic.
-	var buf bytes.Buffer
-	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength))
-	}
-	_, err = buf.ReadFrom(http.MaxBytesReader(w, r.Body, MaxBody))
-	c.body = buf.Bytes()
-	if err != nil {
+	if c.body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody)); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			refuse(w, http.StatusRequestEntityTooLarge, "request_too_large", "request body too large")
@@ -85,8 +71,6 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	sum := sha256.Sum256(c.body)
-	c.hash = hex.EncodeToString(sum[:])
 	if c.model == "" && len(c.body) > 0 {
 		var m struct {
 			Model string `json:"model"`
@@ -114,23 +98,23 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // splitToken cuts "/t/<token>/rest" into the token and "/rest" ("/" when
-// there is no rest).
-func splitToken(path string) (token, rest string, ok bool) {
+// there is no rest). Any other path has no token.
+func splitToken(path string) (token, rest string) {
 	after, found := strings.CutPrefix(path, "/t/")
 	if !found {
-		return "", "", false
+		return "", ""
 	}
 	token, rest, _ = strings.Cut(after, "/")
-	return token, "/" + rest, token != ""
+	return token, "/" + rest
 }
 
 // modelID is what a Bedrock model id (or inference profile ARN) may hold.
 var modelID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/-]*$`)
 
 // route matches method and escaped path against the provider's allow-list.
-// It returns nil for anything else, and local for the HEAD the CLI sends
-// as a connectivity check, which needs no upstream.
-func (p *Proxy) route(method, rest string) (c *call, local bool) {
+// It returns nil for anything else, and a call with no target for the HEAD
+// the CLI sends as a connectivity check, which needs no upstream.
+func (p *Proxy) route(method, rest string) *call {
 	at := func(base *url.URL, esc string) *call {
 		u := *base
 		path, _ := url.PathUnescape(esc)
@@ -138,35 +122,35 @@ func (p *Proxy) route(method, rest string) (c *call, local bool) {
 		u.RawPath = strings.TrimSuffix(base.EscapedPath(), "/") + esc
 		return &call{target: &u, route: method + " " + path}
 	}
-	if p.o.Provider != Bedrock {
+	if p.o.Provider != ovrlrd.Bedrock {
 		switch {
 		case method == http.MethodHead && rest == "/":
-			return &call{}, true
+			return &call{}
 		case method == http.MethodPost && (rest == "/v1/messages" || rest == "/v1/messages/count_tokens"):
-			return at(p.anthropic, rest), false
+			return at(p.api, rest)
 		}
-		return nil, false
+		return nil
 	}
 	if method == http.MethodGet && rest == "/inference-profiles" {
-		return at(p.control, rest), false
+		return at(p.control, rest)
 	}
 	esc, ok := strings.CutPrefix(rest, "/model/")
 	if method != http.MethodPost || !ok {
-		return nil, false
+		return nil
 	}
 	i := strings.LastIndexByte(esc, '/')
 	if i < 0 || (esc[i+1:] != "invoke" && esc[i+1:] != "invoke-with-response-stream") {
-		return nil, false
+		return nil
 	}
 	id, err := url.PathUnescape(esc[:i])
 	if err != nil || !modelID.MatchString(id) || strings.Contains(id, "..") {
-		return nil, false
+		return nil
 	}
 	// Escape the id the way the AWS SDKs do, so the signed path and the
 	// path Bedrock sees agree however the client spelled it.
-	c = at(p.runtime, "/model/"+strings.ReplaceAll(url.PathEscape(id), ":", "%3A")+"/"+esc[i+1:])
+	c := at(p.api, "/model/"+strings.ReplaceAll(url.PathEscape(id), ":", "%3A")+"/"+esc[i+1:])
 	c.model = id
-	return c, false
+	return c
 }
 
 // refuse answers with a small Anthropic-style JSON error.

@@ -1,9 +1,9 @@
 package modelproxy
 
 import (
-	"bytes"
 	"context"
 	"fmt"
+	"github.com/ovrlrd/cloud/internal/devkit/devenv"
 	"io"
 	"log/slog"
 	"net/http"
@@ -130,25 +130,8 @@ func send(t *testing.T, method, url, body string, header map[string]string) resp
 	return response{resp.StatusCode, resp.Header, string(b)}
 }
 
-// logBuffer is a slog destination tests can read.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func (l *logBuffer) logger() *slog.Logger {
+// logger writes to l at every level, for tests that read what was logged.
+func logger(l *devenv.Buffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 

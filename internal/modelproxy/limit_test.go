@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
 
 // logged is a slog handler that hands tests the messages containing want,
@@ -59,7 +61,7 @@ func TestConcurrencyCap(t *testing.T) {
 		sseAnswer("claude-haiku-4-5", 10, 2)(w, r)
 	})
 	events := make(chan string, 16)
-	p := newProxy(t, Options{Provider: Anthropic, Upstream: up.URL, Credential: realKey,
+	p := newProxy(t, Options{Provider: ovrlrd.Anthropic, Upstream: up.URL, Credential: realKey,
 		Log: slog.New(logged{want: "wait", ch: events})})
 	s := open(t, p)
 	post := func(ctx context.Context) <-chan int {

@@ -15,43 +15,35 @@
 package modelproxy
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
 
-// Provider is the kind of upstream and credential.
-type Provider string
-
-const (
-	Anthropic Provider = "anthropic" // an API key, sent as x-api-key
-	OAuth     Provider = "oauth"     // a Claude OAuth token, sent as a bearer token
-	Bedrock   Provider = "bedrock"   // the function role's AWS credentials, as SigV4
-)
-
-// DefaultUpstream is where Anthropic and OAuth requests go by default.
-const DefaultUpstream = "https://api.anthropic.com"
-
 // Options configure a Proxy.
 type Options struct {
-	Provider Provider
-	// Upstream is the base URL forwarded to. Anthropic and OAuth default to
-	// DefaultUpstream. For Bedrock, empty means the regional AWS endpoints
-	// (runtime and control plane); when set, both go there (tests).
+	// Provider is the kind of upstream and credential: an API key sent as
+	// x-api-key, an OAuth token sent as a bearer token, or the function
+	// role's AWS credentials as SigV4.
+	Provider ovrlrd.Provider
+	// Upstream is the base URL forwarded to. Empty means Anthropic's API, or
+	// for Bedrock the regional AWS endpoints (runtime and control plane);
+	// when set, both go there (tests).
 	Upstream string
 	// Credential is the API key (Anthropic) or OAuth token (OAuth); unused
 	// for Bedrock.
@@ -60,9 +52,6 @@ type Options struct {
 	Region string
 	// AWSCredentials sign Bedrock requests (the function role's).
 	AWSCredentials aws.CredentialsProvider
-	// Transport carries upstream requests; default a clone of
-	// http.DefaultTransport with timeouts.
-	Transport http.RoundTripper
 	// Log receives warnings and per-request debug lines; default discards.
 	Log *slog.Logger
 }
@@ -70,22 +59,22 @@ type Options struct {
 // Proxy is the loopback proxy. It is safe for concurrent use.
 type Proxy struct {
 	o         Options
-	anthropic *url.URL // Anthropic and OAuth
-	runtime   *url.URL // Bedrock's runtime (invoke)
+	api       *url.URL // Anthropic's API, or Bedrock's runtime (invoke)
 	control   *url.URL // Bedrock's control plane (inference profiles)
 	creds     aws.CredentialsProvider
-	signer    *v4.Signer
-	transport http.RoundTripper
+	transport *http.Transport
 	log       *slog.Logger
 	forward   http.Handler
 	warned    sync.Map // model ids already warned about as unpriced
 
+	addr string // host:port listened on
+	srv  *http.Server
+	// running counts srv.Serve and every connection's goroutine, so that
+	// Close waits for all of them, not just for the listener.
+	running sync.WaitGroup
+
 	mu       sync.Mutex
 	closed   bool
-	addr     string // host:port once listening
-	srv      *http.Server
-	served   chan struct{} // closed when srv.Serve returns
-	conns    sync.WaitGroup
 	sessions map[[32]byte]*Session
 	nextID   int
 }
@@ -95,55 +84,37 @@ var ErrClosed = errors.New("modelproxy: closed")
 
 var regionRE = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)+$`)
 
-// New validates o. It does not listen yet: the first Open does.
+// New validates o and listens on a loopback port.
 func New(o Options) (*Proxy, error) {
-	p := &Proxy{o: o, log: o.Log, transport: o.Transport, sessions: map[[32]byte]*Session{}}
-	if p.log == nil {
-		p.log = slog.New(slog.DiscardHandler)
-	}
-	if p.transport == nil {
-		p.transport = defaultTransport()
-	}
+	p := &Proxy{o: o, log: cmp.Or(o.Log, slog.New(slog.DiscardHandler)), transport: defaultTransport(), sessions: map[[32]byte]*Session{}}
 	var err error
 	switch o.Provider {
-	case Anthropic, OAuth:
+	case ovrlrd.Anthropic, ovrlrd.OAuth:
 		// Without a credential (a local run with no key) requests go out
 		// unauthenticated, and the upstream refuses them, as it would the
 		// CLI without a key; deployed stages require one at init.
-		up := o.Upstream
-		if up == "" {
-			up = DefaultUpstream
-		}
-		if p.anthropic, err = parseUpstream(up); err != nil {
-			return nil, err
-		}
-	case Bedrock:
+		p.api, err = parseUpstream(cmp.Or(o.Upstream, "https://api.anthropic.com"))
+	case ovrlrd.Bedrock:
 		if !regionRE.MatchString(o.Region) {
 			return nil, fmt.Errorf("modelproxy: bedrock needs a valid AWS region, got %q", o.Region)
 		}
 		if o.AWSCredentials == nil {
 			return nil, errors.New("modelproxy: bedrock needs AWS credentials")
 		}
-		p.creds = o.AWSCredentials
-		if _, cached := p.creds.(*aws.CredentialsCache); !cached {
-			p.creds = aws.NewCredentialsCache(p.creds)
-		}
-		p.signer = v4.NewSigner()
-		runtime, control := o.Upstream, o.Upstream
-		if o.Upstream == "" {
-			runtime = "https://bedrock-runtime." + o.Region + ".amazonaws.com"
-			control = "https://bedrock." + o.Region + ".amazonaws.com"
-		}
-		if p.runtime, err = parseUpstream(runtime); err != nil {
-			return nil, err
-		}
-		if p.control, err = parseUpstream(control); err != nil {
-			return nil, err
+		p.creds = aws.NewCredentialsCache(o.AWSCredentials)
+		if p.api, err = parseUpstream(cmp.Or(o.Upstream, "https://bedrock-runtime."+o.Region+".amazonaws.com")); err == nil {
+			p.control, err = parseUpstream(cmp.Or(o.Upstream, "https://bedrock."+o.Region+".amazonaws.com"))
 		}
 	default:
 		return nil, fmt.Errorf("modelproxy: unknown provider %q", o.Provider)
 	}
+	if err != nil {
+		return nil, err
+	}
 	p.forward = p.reverseProxy()
+	if err := p.listen(); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -177,30 +148,17 @@ func defaultTransport() *http.Transport {
 	return t
 }
 
-var (
-	_ ovrlrd.ModelGate    = (*Proxy)(nil)
-	_ ovrlrd.ModelSession = (*Session)(nil)
-)
-
-// Open starts a session with a fresh token, listening first if this is the
-// first Open. The session ends when ctx ends or Session.Close is called.
+// Open starts a session with a fresh token. The session ends when ctx ends
+// or Session.Close is called.
 func (p *Proxy) Open(ctx context.Context) (ovrlrd.ModelSession, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	var raw [32]byte
-	rand.Read(raw[:]) // never fails (crypto/rand)
-	token := base64.RawURLEncoding.EncodeToString(raw[:])
-
+	token := rand.Text()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return nil, ErrClosed
-	}
-	if p.srv == nil {
-		if err := p.listen(); err != nil {
-			return nil, err
-		}
 	}
 	p.nextID++
 	sctx, cancel := context.WithCancel(ctx)
@@ -208,18 +166,17 @@ func (p *Proxy) Open(ctx context.Context) (ovrlrd.ModelSession, error) {
 		p:      p,
 		id:     fmt.Sprintf("s%d", p.nextID),
 		token:  token,
-		key:    tokenKey(token),
 		base:   "http://" + p.addr + "/t/" + token,
 		ctx:    sctx,
 		cancel: cancel,
 		slots:  make(chan struct{}, maxInFlight),
 	}
-	p.sessions[s.key] = s
+	p.sessions[tokenKey(token)] = s
 	s.stop = context.AfterFunc(sctx, func() { p.forget(s) })
 	return s, nil
 }
 
-// listen binds 127.0.0.1:0 and serves; p.mu is held.
+// listen binds 127.0.0.1:0 and serves.
 func (p *Proxy) listen() error {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -232,23 +189,16 @@ func (p *Proxy) listen() error {
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    1 << 20,
 		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
-		// Counting connections lets Close wait for every connection's
-		// goroutine, not just for the listener.
 		ConnState: func(_ net.Conn, st http.ConnState) {
 			switch st {
 			case http.StateNew:
-				p.conns.Add(1)
+				p.running.Add(1)
 			case http.StateClosed, http.StateHijacked:
-				p.conns.Done()
+				p.running.Done()
 			}
 		},
 	}
-	p.served = make(chan struct{})
-	srv, served := p.srv, p.served
-	go func() {
-		defer close(served)
-		srv.Serve(ln) // returns http.ErrServerClosed after Close
-	}()
+	p.running.Go(func() { p.srv.Serve(ln) }) // returns http.ErrServerClosed after Close
 	return nil
 }
 
@@ -256,38 +206,24 @@ func (p *Proxy) listen() error {
 // and request to finish. Open fails afterwards.
 func (p *Proxy) Close() error {
 	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return nil
-	}
 	p.closed = true
-	sessions := make([]*Session, 0, len(p.sessions))
-	for _, s := range p.sessions {
-		sessions = append(sessions, s)
-	}
-	srv, served := p.srv, p.served
+	sessions := slices.Collect(maps.Values(p.sessions))
 	p.mu.Unlock()
-
 	for _, s := range sessions {
 		s.Close()
 	}
-	var err error
-	if srv != nil {
-		err = srv.Close()
-		<-served
-		p.conns.Wait()
-	}
-	if t, ok := p.transport.(interface{ CloseIdleConnections() }); ok {
-		t.CloseIdleConnections()
-	}
+	err := p.srv.Close()
+	p.running.Wait()
+	p.transport.CloseIdleConnections()
 	return err
 }
 
 // forget removes s from the live sessions; its token is refused from now on.
 func (p *Proxy) forget(s *Session) {
+	key := tokenKey(s.token)
 	p.mu.Lock()
-	if p.sessions[s.key] == s {
-		delete(p.sessions, s.key)
+	if p.sessions[key] == s {
+		delete(p.sessions, key)
 	}
 	p.mu.Unlock()
 }

@@ -107,7 +107,8 @@ func (p *frameParser) write(b []byte, emit func([]byte)) {
 			p.broken, p.buf = true, nil
 			return
 		}
-		if header(msg, ":message-type") != "event" || header(msg, ":event-type") != "chunk" {
+		if msg.Headers.Get(":message-type") != eventstream.StringValue("event") ||
+			msg.Headers.Get(":event-type") != eventstream.StringValue("chunk") {
 			continue
 		}
 		var chunk struct {
@@ -120,13 +121,6 @@ func (p *frameParser) write(b []byte, emit func([]byte)) {
 }
 
 func (p *frameParser) end(func([]byte)) { p.buf = nil }
-
-func header(m eventstream.Message, name string) string {
-	if v := m.Headers.Get(name); v != nil {
-		return v.String()
-	}
-	return ""
-}
 
 // jsonParser keeps a non-streaming body and parses it as soon as it is
 // complete, so the usage is recorded before the client has the last byte.

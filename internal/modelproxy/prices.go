@@ -1,6 +1,7 @@
 package modelproxy
 
 import (
+	"cmp"
 	"strconv"
 	"strings"
 )
@@ -84,37 +85,24 @@ func lookup(id string, fast bool) (r rate, long, known bool) {
 	if len(v) == 1 {
 		v = append(v, 0)
 	}
-	for _, m := range prices {
-		if len(v) == 2 && m.family == family && m.major == v[0] && m.minor == v[1] {
-			if !fast {
-				return m.rate, m.long, true
-			}
-			if m.fast != (rate{}) {
-				return m.fast, m.long, true
-			}
-			break // a fast tier we have no price for
-		}
-	}
-	anyFamily := !isFamily(family)
+	var inFamily, top rate
 	for _, m := range prices {
 		p := m.rate
 		if fast && m.fast != (rate{}) {
 			p = m.fast
 		}
-		if (anyFamily || m.family == family) && p.out > r.out {
-			r = p
+		// A fast tier we have no price for is not a match.
+		if len(v) == 2 && m.family == family && m.major == v[0] && m.minor == v[1] && (!fast || m.fast != (rate{})) {
+			return p, m.long, true
+		}
+		if p.out > top.out {
+			top = p
+		}
+		if m.family == family && p.out > inFamily.out {
+			inFamily = p
 		}
 	}
-	return r, false, false
-}
-
-func isFamily(family string) bool {
-	for _, m := range prices {
-		if m.family == family {
-			return true
-		}
-	}
-	return false
+	return cmp.Or(inFamily, top), false, false
 }
 
 // cost is what c costs at rate r.
@@ -131,11 +119,6 @@ func (r rate) cost(c counts, long bool) float64 {
 	return usd/1e6 + float64(c.webSearch)*0.01
 }
 
-type unpriced struct {
-	model string
-	fast  bool
-}
-
 // cost prices one response, warning once per proxy about each unpriced
 // model.
 func (p *Proxy) cost(c counts) float64 {
@@ -144,7 +127,7 @@ func (p *Proxy) cost(c counts) float64 {
 	}
 	r, long, ok := lookup(c.model, c.fast)
 	if !ok {
-		if _, seen := p.warned.LoadOrStore(unpriced{c.model, c.fast}, true); !seen {
+		if _, seen := p.warned.LoadOrStore([2]any{c.model, c.fast}, true); !seen {
 			p.log.Warn("modelproxy: no price for model; charging the highest price of its family",
 				"model", c.model, "fast", c.fast, "input_usd_per_mtok", r.in, "output_usd_per_mtok", r.out)
 		}

@@ -3,6 +3,9 @@ package modelproxy
 import (
 	"strings"
 	"testing"
+
+	"github.com/ovrlrd/cloud/internal/devkit/devenv"
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
 
 // TestLookup: every spelling of a model id the CLI, the API, Bedrock and
@@ -79,8 +82,8 @@ func TestCost(t *testing.T) {
 // price of its family and logged once per proxy as a warning, however
 // often it is priced; a priced model logs nothing.
 func TestUnknownModelWarnsOnce(t *testing.T) {
-	var logs logBuffer
-	p := newProxy(t, Options{Provider: Anthropic, Credential: realKey, Log: logs.logger()})
+	var logs devenv.Buffer
+	p := newProxy(t, Options{Provider: ovrlrd.Anthropic, Credential: realKey, Log: logger(&logs)})
 	s := &Session{p: p}
 	s.track("claude-opus-9-9", false).c.observe(&payload{Usage: &wireUsage{InputTokens: 1_000_000, OutputTokens: 1_000_000}})
 	s.track("claude-opus-4-8", false).c.observe(&payload{Usage: &wireUsage{InputTokens: 1_000_000}})

@@ -13,7 +13,6 @@ type Session struct {
 	p      *Proxy
 	id     string // for logs; the token never is logged
 	token  string
-	key    [32]byte
 	base   string
 	ctx    context.Context // ends with the session; every upstream request carries it
 	cancel context.CancelFunc
@@ -43,13 +42,10 @@ func (s *Session) Token() string { return s.token }
 // least its content estimate; see counts.
 func (s *Session) Usage() ovrlrd.Usage {
 	s.mu.Lock()
-	calls := make([]counts, len(s.calls))
-	for i, c := range s.calls {
-		calls[i] = c.charged()
-	}
-	s.mu.Unlock()
+	defer s.mu.Unlock()
 	var u ovrlrd.Usage
-	for _, c := range calls {
+	for _, c := range s.calls {
+		c := c.charged()
 		u.InputTokens += c.input + c.cacheWrite + c.cacheRead
 		u.OutputTokens += c.output
 		u.CostUSD += s.p.cost(c)
@@ -66,11 +62,11 @@ func (s *Session) Close() {
 }
 
 // track registers a new response's counts, starting from the model the
-// request named.
-func (s *Session) track(model string, whole bool) *meter {
+// request named, and returns the tap that fills them.
+func (s *Session) track(model string, whole bool) *tap {
 	c := &counts{model: model}
 	s.mu.Lock()
 	s.calls = append(s.calls, c)
 	s.mu.Unlock()
-	return &meter{s: s, c: c, whole: whole}
+	return &tap{s: s, c: c, whole: whole}
 }

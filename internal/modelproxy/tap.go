@@ -6,44 +6,6 @@ import (
 	"io"
 )
 
-// meter is one upstream response's link to its counts in the session.
-type meter struct {
-	s *Session
-	c *counts
-	// whole: a non-streaming body, which has no deltas to count, so its
-	// raw bytes are the content until it parses whole.
-	whole bool
-}
-
-// event decodes one event or body and folds it into the counts.
-func (m *meter) event(raw []byte) {
-	var p payload
-	ok := json.Unmarshal(raw, &p) == nil // if not, not ours to judge: the CLI gets the bytes unchanged
-	m.s.mu.Lock()
-	defer m.s.mu.Unlock()
-	if ok {
-		m.c.observe(&p)
-	}
-	if ok && m.whole {
-		// Only a complete document parses: the response is over, and a
-		// body without usage (count_tokens) costs nothing, as before.
-		m.c.final = true
-	}
-}
-
-// read charges n raw bytes of a whole body, and reports whether the session
-// still lets bytes through.
-func (m *meter) read(n int) (open bool) {
-	if m.whole && n > 0 {
-		m.s.mu.Lock()
-		if !m.c.final {
-			m.c.content += int64(n)
-		}
-		m.s.mu.Unlock()
-	}
-	return m.s.ctx.Err() == nil
-}
-
 // parser turns a response body, fed in arbitrary pieces, into event or body
 // JSON documents.
 type parser interface {
@@ -51,26 +13,54 @@ type parser interface {
 	end(emit func([]byte))
 }
 
-// tap feeds a response body to a parser as the reverse proxy reads it. It
-// parses in the read path, before the bytes are written to the client, so
-// usage and content are recorded by the time the client has seen them. Once
-// the session has ended it passes nothing more on, even bytes already read:
-// the Usage read after Session.Close then covers all the client got.
+// tap feeds a response body to a parser as the reverse proxy reads it, and
+// folds what it yields into the response's counts in the session. It parses
+// in the read path, before the bytes are written to the client, so usage and
+// content are recorded by the time the client has seen them. Once the
+// session has ended it passes nothing more on, even bytes already read: the
+// Usage read after Session.Close then covers all the client got.
 type tap struct {
 	body  io.ReadCloser
 	parse parser
-	m     *meter
+	s     *Session
+	c     *counts
+	// whole: a non-streaming body, which has no deltas to count, so its
+	// raw bytes are the content until it parses whole.
+	whole bool
 	ended bool
+}
+
+// event decodes one event or body and folds it into the counts.
+func (t *tap) event(raw []byte) {
+	var p payload
+	ok := json.Unmarshal(raw, &p) == nil // if not, not ours to judge: the CLI gets the bytes unchanged
+	t.s.mu.Lock()
+	defer t.s.mu.Unlock()
+	if ok {
+		t.c.observe(&p)
+	}
+	if ok && t.whole {
+		// Only a complete document parses: the response is over, and a
+		// body without usage (count_tokens) costs nothing, as before.
+		t.c.final = true
+	}
 }
 
 func (t *tap) Read(b []byte) (int, error) {
 	n, err := t.body.Read(b)
 	if n > 0 && !t.ended {
-		t.parse.write(b[:n], t.m.event)
+		t.parse.write(b[:n], t.event)
+	}
+	if t.whole && n > 0 {
+		t.s.mu.Lock()
+		if !t.c.final {
+			t.c.content += int64(n)
+		}
+		t.s.mu.Unlock()
 	}
 	// Charged first, then checked: bytes that pass the check were counted
 	// before the session ended, so before its final Usage.
-	if !t.m.read(n) {
+	if t.s.ctx.Err() != nil {
 		t.end()
 		return 0, context.Canceled // as a cancelled upstream read says it, which ReverseProxy does not log
 	}
@@ -88,6 +78,6 @@ func (t *tap) Close() error {
 func (t *tap) end() {
 	if !t.ended {
 		t.ended = true
-		t.parse.end(t.m.event)
+		t.parse.end(t.event)
 	}
 }

@@ -27,14 +27,7 @@ const (
 	// The SDK backs off from throttling for up to 1 s·2^i; capping it keeps
 	// three attempts well inside an 8 s init budget.
 	maxBackoff = time.Second
-	// MaxNames is SSM's limit on names in one GetParameters call.
-	MaxNames = 10
 )
-
-// Client is the part of *ssm.Client this package uses.
-type Client interface {
-	GetParameters(ctx context.Context, in *ssm.GetParametersInput, optFns ...func(*ssm.Options)) (*ssm.GetParametersOutput, error)
-}
 
 // NewClient returns an SSM client with bounded attempts and per-attempt
 // timeouts. The standard retryer retries throttling and transient errors.
@@ -53,66 +46,46 @@ func NewClient(cfg aws.Config, optFns ...func(*ssm.Options)) *ssm.Client {
 	return ssm.NewFromConfig(cfg, append([]func(*ssm.Options){bounded}, optFns...)...)
 }
 
-// Store fetches parameters, optionally under a path prefix.
+// Store fetches parameters under a path prefix.
 type Store struct {
-	client Client
+	client *ssm.Client
 	prefix string
 }
 
-// New returns a Store that fetches parameters by their full names.
-func New(client Client) *Store { return &Store{client: client} }
-
-// Under returns a Store whose names are relative to prefix: under
+// New returns a Store whose names are relative to prefix: under
 // "/ovrlrd/prod", the name "api-key" is the parameter "/ovrlrd/prod/api-key".
-func (s *Store) Under(prefix string) *Store {
-	return &Store{client: s.client, prefix: strings.TrimSuffix(s.join(prefix), "/")}
+// With no prefix, names are full names.
+func New(client *ssm.Client, prefix string) *Store {
+	return &Store{client: client, prefix: strings.TrimSuffix(prefix, "/")}
 }
 
-func (s *Store) join(name string) string {
-	if s.prefix == "" {
-		return name
-	}
-	return s.prefix + "/" + strings.TrimPrefix(name, "/")
-}
-
-// Fetch reads names, decrypted, in one GetParameters call. found maps each
-// name that exists to its value; invalid lists the names SSM does not know.
-// Both use the names as given. A failed call (after the client's retries)
-// is an EUNAVAILABLE error that names every parameter it could not load.
-func (s *Store) Fetch(ctx context.Context, names []string) (found map[string]string, invalid []string, err error) {
-	found = map[string]string{}
-	if len(names) == 0 {
-		return found, nil, nil
-	}
+// Fetch reads names, decrypted, in one GetParameters call, and maps each
+// name that exists, as given, to its value. A failed call (after the
+// client's retries) is an EUNAVAILABLE error that names every parameter it
+// could not load.
+func (s *Store) Fetch(ctx context.Context, names []string) (map[string]string, error) {
 	full := make([]string, len(names))
 	byFull := make(map[string]string, len(names))
 	for i, n := range names {
-		full[i] = s.join(n)
+		full[i] = n
+		if s.prefix != "" {
+			full[i] = s.prefix + "/" + strings.TrimPrefix(n, "/")
+		}
 		byFull[full[i]] = n
 	}
-	if len(names) > MaxNames {
-		return nil, nil, ovrlrd.Errorf(ovrlrd.EINTERNAL, "cannot fetch %d parameters in one call (at most %d): %s",
-			len(names), MaxNames, strings.Join(full, ", "))
-	}
-
 	out, err := s.client.GetParameters(ctx, &ssm.GetParametersInput{
 		Names:          full,
 		WithDecryption: aws.Bool(true),
 	})
 	if err != nil {
-		return nil, nil, ovrlrd.Wrap(ovrlrd.EUNAVAILABLE, "could not load parameters",
+		return nil, ovrlrd.Wrap(ovrlrd.EUNAVAILABLE, "could not load parameters",
 			fmt.Errorf("%s: %w", strings.Join(full, ", "), err))
 	}
-
+	found := map[string]string{}
 	for _, p := range out.Parameters {
 		if n, ok := byFull[aws.ToString(p.Name)]; ok {
 			found[n] = aws.ToString(p.Value)
 		}
 	}
-	for _, n := range names {
-		if _, ok := found[n]; !ok {
-			invalid = append(invalid, n)
-		}
-	}
-	return found, invalid, nil
+	return found, nil
 }

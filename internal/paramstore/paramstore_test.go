@@ -36,20 +36,17 @@ func fake(t *testing.T, params map[string]string) *ssmfake.Server {
 	return srv
 }
 
-func TestFetchFoundAndInvalid(t *testing.T) {
+func TestFetchUnderPrefix(t *testing.T) {
 	t.Parallel()
 	srv := fake(t, map[string]string{"/app/prod/a": "alpha", "/app/prod/b": "beta"})
-	store := paramstore.New(client(srv.URL)).Under("/app/prod/")
+	store := paramstore.New(client(srv.URL), "/app/prod/")
 
-	found, invalid, err := store.Fetch(context.Background(), []string{"a", "b", "missing"})
+	found, err := store.Fetch(context.Background(), []string{"a", "b", "missing"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if found["a"] != "alpha" || found["b"] != "beta" || len(found) != 2 {
 		t.Errorf("found = %v", found)
-	}
-	if !slices.Equal(invalid, []string{"missing"}) {
-		t.Errorf("invalid = %v, want [missing]", invalid)
 	}
 	reqs := srv.Requests()
 	if len(reqs) != 1 {
@@ -66,21 +63,9 @@ func TestFetchFoundAndInvalid(t *testing.T) {
 func TestFetchFullNames(t *testing.T) {
 	t.Parallel()
 	srv := fake(t, map[string]string{"/x": "1"})
-	found, invalid, err := paramstore.New(client(srv.URL)).Fetch(context.Background(), []string{"/x"})
-	if err != nil || found["/x"] != "1" || invalid != nil {
-		t.Fatalf("found=%v invalid=%v err=%v", found, invalid, err)
-	}
-}
-
-func TestFetchNothingMakesNoCall(t *testing.T) {
-	t.Parallel()
-	srv := fake(t, nil)
-	found, invalid, err := paramstore.New(client(srv.URL)).Fetch(context.Background(), nil)
-	if err != nil || len(found) != 0 || invalid != nil {
-		t.Fatalf("found=%v invalid=%v err=%v", found, invalid, err)
-	}
-	if srv.Calls() != 0 {
-		t.Errorf("%d calls, want 0", srv.Calls())
+	found, err := paramstore.New(client(srv.URL), "").Fetch(context.Background(), []string{"/x"})
+	if err != nil || found["/x"] != "1" {
+		t.Fatalf("found=%v err=%v", found, err)
 	}
 }
 
@@ -89,7 +74,7 @@ func TestFetchRetriesThrottling(t *testing.T) {
 	srv := fake(t, map[string]string{"/p/k": "v"})
 	srv.Throttle(2)
 
-	found, _, err := paramstore.New(client(srv.URL)).Under("/p").Fetch(context.Background(), []string{"k"})
+	found, err := paramstore.New(client(srv.URL), "/p").Fetch(context.Background(), []string{"k"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +91,7 @@ func TestFetchGivesUpAfterMaxAttempts(t *testing.T) {
 	srv := fake(t, map[string]string{"/p/k": "v"})
 	srv.FailNext(10, 500, "InternalServerError", "boom")
 
-	_, _, err := paramstore.New(client(srv.URL)).Under("/p").Fetch(context.Background(), []string{"k", "j"})
+	_, err := paramstore.New(client(srv.URL), "/p").Fetch(context.Background(), []string{"k", "j"})
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -137,7 +122,7 @@ func TestFetchUnreachableFailsFast(t *testing.T) {
 	l.Close()
 
 	start := time.Now()
-	_, _, err = paramstore.New(client("http://"+addr)).Fetch(context.Background(), []string{"/p/k"})
+	_, err = paramstore.New(client("http://"+addr), "").Fetch(context.Background(), []string{"/p/k"})
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -146,20 +131,5 @@ func TestFetchUnreachableFailsFast(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "/p/k") {
 		t.Errorf("error does not name the parameter: %v", err)
-	}
-}
-
-func TestFetchTooManyNames(t *testing.T) {
-	t.Parallel()
-	srv := fake(t, nil)
-	names := make([]string, paramstore.MaxNames+1)
-	for i := range names {
-		names[i] = string(rune('a' + i))
-	}
-	if _, _, err := paramstore.New(client(srv.URL)).Fetch(context.Background(), names); err == nil {
-		t.Fatal("no error")
-	}
-	if srv.Calls() != 0 {
-		t.Errorf("%d calls, want 0", srv.Calls())
 	}
 }

@@ -60,30 +60,23 @@ func ReadFile(name string, buf *[]byte) ([]byte, bool) {
 		return nil, false
 	}
 	defer syscall.Close(fd)
-	b := *buf
-	if len(b) == 0 {
-		b = make([]byte, 4096)
-		*buf = b
+	if len(*buf) == 0 {
+		*buf = make([]byte, 4096)
 	}
-	n := 0
-	for {
-		if n == len(b) {
-			nb := make([]byte, 2*len(b))
-			copy(nb, b[:n])
-			b = nb
-			*buf = b
+	for n := 0; ; {
+		if n == len(*buf) {
+			*buf = append(*buf, make([]byte, n)...)
 		}
-		m, err := syscall.Read(fd, b[n:])
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
+		m, err := syscall.Read(fd, (*buf)[n:])
+		switch {
+		case err == syscall.EINTR:
+		case err != nil:
 			return nil, false
+		case m == 0:
+			return (*buf)[:n], true
+		default:
+			n += m
 		}
-		if m == 0 {
-			return b[:n], true
-		}
-		n += m
 	}
 }
 

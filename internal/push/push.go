@@ -5,11 +5,11 @@
 package push
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -67,10 +67,7 @@ func New(devices Devices, cfg Config, log *slog.Logger) (*Notifier, error) {
 	tok := &token.Token{AuthKey: key, KeyID: cfg.KeyID, TeamID: cfg.TeamID}
 	client := func(host string) *apns2.Client {
 		c := apns2.NewTokenClient(tok)
-		c.Host = host
-		if cfg.Host != "" {
-			c.Host = cfg.Host
-		}
+		c.Host = cmp.Or(cfg.Host, host)
 		c.HTTPClient.Timeout = sendTimeout
 		return c
 	}
@@ -105,11 +102,7 @@ func (n *Notifier) Notify(ctx context.Context, userID string, m Message) {
 	payload, collapse := Payload(m), collapseID(m.TurnID)
 	var wg sync.WaitGroup
 	for _, d := range devs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			n.send(ctx, d, payload, collapse)
-		}()
+		wg.Go(func() { n.send(ctx, d, payload, collapse) })
 	}
 	wg.Wait()
 }
@@ -139,9 +132,14 @@ func (n *Notifier) send(ctx context.Context, d ovrlrd.Device, payload []byte, co
 		CollapseID:  collapse,
 	}
 	var last error
+retries:
 	for i := 0; i < attempts; i++ {
-		if i > 0 && !sleep(ctx, backoff<<(i-1)) {
-			break
+		if i > 0 {
+			select {
+			case <-ctx.Done():
+				break retries
+			case <-time.After(backoff << (i - 1)):
+			}
 		}
 		resp, sent, err := sendOnce(ctx, client, note)
 		switch {
@@ -152,7 +150,6 @@ func (n *Notifier) send(ctx context.Context, d ovrlrd.Device, payload []byte, co
 			return
 		case err != nil:
 			last = err
-			continue
 		case resp.Sent():
 			return
 		case resp.StatusCode == http.StatusGone || resp.Reason == apns2.ReasonBadDeviceToken ||
@@ -165,14 +162,10 @@ func (n *Notifier) send(ctx context.Context, d ovrlrd.Device, payload []byte, co
 			return
 		case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
 			last = fmt.Errorf("APNs answered %d %s", resp.StatusCode, resp.Reason)
-			continue
 		default:
 			n.log.ErrorContext(ctx, "push: refused", "status", resp.StatusCode, "reason", resp.Reason)
 			return
 		}
-	}
-	if last == nil {
-		last = errors.New("deadline reached")
 	}
 	n.log.ErrorContext(ctx, "push: gave up", "attempts", attempts, "err", last)
 }
@@ -194,27 +187,10 @@ func sendOnce(ctx context.Context, client *apns2.Client, note *apns2.Notificatio
 	return resp, sent.Load(), err
 }
 
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
 // Payload is the notification the app expects (contract §5): a fixed
 // title, a preview of the answer, and the conversation to open.
 func Payload(m Message) []byte {
-	body := preview(m.Segments)
-	if body == "" {
-		body = m.Title
-	}
-	if body == "" {
-		body = "Your response is ready"
-	}
+	body := cmp.Or(preview(m.Segments), m.Title, "Your response is ready")
 	p := map[string]any{
 		"aps": map[string]any{
 			"alert":     map[string]string{"title": "New response from Claude", "body": body},
@@ -230,7 +206,7 @@ func Payload(m Message) []byte {
 
 // preview is the answer's text, cut to 150 characters.
 func preview(segments []string) string {
-	s := strings.TrimSpace(strings.Join(segments, "\n"))
+	s := strings.TrimSpace(ovrlrd.JoinSegments(segments))
 	if utf8.RuneCountInString(s) <= 150 {
 		return s
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ovrlrd/cloud/internal/claude"
 	"github.com/ovrlrd/cloud/internal/devkit/sandboxtest"
+	"github.com/ovrlrd/cloud/internal/procfs"
 )
 
 // In Exclusive mode the server and the CLI share one unprivileged user, as
@@ -121,7 +122,7 @@ func helper(role string) int {
 	switch role {
 	case "show", "hide":
 		if role == "hide" {
-			if err := HideSelf(); err != nil {
+			if err := procfs.HideSelf(); err != nil {
 				fmt.Println(err)
 				return 1
 			}
@@ -232,7 +233,7 @@ func exclusiveServer(root string) int {
 	left := 0
 	for range 100 {
 		for _, pr := range processesOf(uid) {
-			if !pr.zombie && !spared[pr.pid] {
+			if !spared[pr.pid] {
 				left++
 			}
 		}
@@ -241,7 +242,7 @@ func exclusiveServer(root string) int {
 		fmt.Println("nothing left")
 	}
 	if pid, _ := strconv.Atoi(os.Getenv("SANDBOX_TEST_BYSTANDER")); pid > 0 {
-		if pr, ok := readProc(pid); !ok || pr.zombie {
+		if _, alive := readProc(pid); !alive {
 			fmt.Println("bystander dead")
 		}
 	}

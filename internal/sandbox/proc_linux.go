@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -19,64 +20,52 @@ import (
 // any user.
 const supported = true
 
-// proc is what the sweep needs to know of a process.
+// proc is what the sweep needs to know of a live process.
 type proc struct {
 	pid, ppid int
 	uids      [4]int // real, effective, saved, filesystem
-	// zombie: the process has exited and only waits to be reaped. A
-	// leader that ended only its own thread shows state Z too, but its
-	// other threads still run: that is not a zombie.
-	zombie bool
-}
-
-// hasUID reports whether the process runs as uid in any of its roles: a
-// setuid program started by the turn's user still has it as real user.
-func (p proc) hasUID(uid int) bool {
-	return p.uids[0] == uid || p.uids[1] == uid || p.uids[2] == uid || p.uids[3] == uid
 }
 
 // readProc reads /proc/<pid>/status, which stays readable for processes
-// that hide their memory and environment.
-func readProc(pid int) (proc, bool) {
-	dir := "/proc/" + strconv.Itoa(pid)
-	status, err := os.ReadFile(dir + "/status")
+// that hide their memory and environment. A zombie is not alive; a leader
+// that ended only its own thread shows state Z too, but its other threads
+// still run: that is.
+func readProc(pid int) (p proc, alive bool) {
+	status, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		return proc{}, false
 	}
-	p := proc{pid: pid}
-	threads, z := 0, false
+	p.pid = pid
+	threads, zombie := 0, false
 	for line := range bytes.Lines(status) {
-		key, val, ok := bytes.Cut(line, []byte(":"))
-		if !ok {
+		key, val, _ := bytes.Cut(line, []byte(":"))
+		f := bytes.Fields(val)
+		if len(f) == 0 {
 			continue
 		}
-		f := bytes.Fields(val)
 		switch string(key) {
 		case "State":
-			z = len(f) > 0 && (f[0][0] == 'Z' || f[0][0] == 'X')
+			zombie = f[0][0] == 'Z' || f[0][0] == 'X'
 		case "Threads":
-			if len(f) > 0 {
-				threads, _ = strconv.Atoi(string(f[0]))
-			}
+			threads, _ = strconv.Atoi(string(f[0]))
 		case "PPid":
-			if len(f) > 0 {
-				p.ppid, _ = strconv.Atoi(string(f[0]))
-			}
+			p.ppid, _ = strconv.Atoi(string(f[0]))
 		case "Uid":
-			for i := 0; i < len(f) && i < 4; i++ {
+			for i := range min(len(f), len(p.uids)) {
 				p.uids[i], _ = strconv.Atoi(string(f[i]))
 			}
 		}
 	}
-	p.zombie = z && threads <= 1
-	return p, true
+	return p, !zombie || threads > 1
 }
 
-// processesOf lists the processes of uid. Reading every process's status
-// is slow (the kernel formats it), so the folders' owners, one stat each,
-// pick the candidates first: a process's /proc folder belongs to its
-// effective user, even when its entries are closed to that user. A program
-// run set-user-id is missed here; killUser's kill(-1) reaches it anyway.
+// processesOf lists the live processes that run as uid in any role (a
+// setuid program started by the turn's user still has it as real user).
+// Reading every process's status is slow (the kernel formats it), so the
+// folders' owners, one stat each, pick the candidates first: a process's
+// /proc folder belongs to its effective user, even when its entries are
+// closed to that user. A program run set-user-id is missed here; killUser's
+// kill(-1) reaches it anyway.
 func processesOf(uid int) []proc {
 	var out []proc
 	var st syscall.Stat_t
@@ -84,32 +73,21 @@ func processesOf(uid int) []proc {
 		if syscall.Stat("/proc/"+strconv.Itoa(pid), &st) != nil || int(st.Uid) != uid {
 			continue
 		}
-		if p, ok := readProc(pid); ok && p.hasUID(uid) {
+		if p, alive := readProc(pid); alive && slices.Contains(p.uids[:], uid) {
 			out = append(out, p)
 		}
 	}
 	return out
 }
 
-// running reports whether any live process runs as uid.
-func running(uid int) bool {
-	for _, p := range processesOf(uid) {
-		if !p.zombie {
-			return true
-		}
-	}
-	return false
-}
+func running(uid int) bool { return len(processesOf(uid)) > 0 }
 
 // ancestors are this process and every process above it.
 func ancestors() map[int]bool {
 	out := map[int]bool{}
 	for pid := os.Getpid(); pid > 0 && !out[pid]; {
 		out[pid] = true
-		p, ok := readProc(pid)
-		if !ok {
-			break
-		}
+		p, _ := readProc(pid)
 		pid = p.ppid
 	}
 	return out
@@ -125,18 +103,13 @@ const sweepFor = 5 * time.Second
 // new process every few milliseconds, cannot slip between a scan and a
 // kill. It returns how many processes were still running when it started.
 func killUser(uid int) int {
-	found := 0
-	for _, p := range processesOf(uid) {
-		if !p.zombie {
-			found++
-		}
-	}
+	found := len(processesOf(uid))
 	deadline := time.Now().Add(sweepFor)
 	// At least once: what runs set-user-id is not among those found.
 	for round := 1; round == 1 || running(uid) && time.Now().Before(deadline); round++ {
 		kill := exec.Command("/bin/sh", "-c", "kill -KILL -1")
 		kill.Dir, kill.Env = "/", []string{"PATH=/usr/bin:/bin"}
-		kill.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid), Groups: []uint32{}}}
+		kill.SysProcAttr = &syscall.SysProcAttr{Credential: credential(uid)}
 		_ = kill.Run() // it signals itself out of the list; its status says nothing
 		if round > 1 {
 			// Killed processes take a moment to become zombies.
@@ -160,13 +133,13 @@ func killTurn(uid int) int {
 	for clean := 0; clean < 3 && time.Now().Before(deadline); {
 		targets := descendants(os.Getpid())
 		for _, p := range processesOf(uid) {
-			if !p.zombie && !spared[p.pid] {
+			if !spared[p.pid] {
 				targets = append(targets, p.pid)
 			}
 		}
 		live := 0
 		for _, pid := range targets {
-			if p, ok := readProc(pid); ok && !p.zombie {
+			if _, alive := readProc(pid); alive {
 				live++
 				seen[pid] = true
 			}
@@ -187,16 +160,10 @@ func killTurn(uid int) int {
 // each of their threads.
 func descendants(pid int) []int {
 	var out []int
-	queue := []int{pid}
-	for len(queue) > 0 {
-		p := queue[0]
-		queue = queue[1:]
-		tasks, _ := filepath.Glob("/proc/" + strconv.Itoa(p) + "/task/*/children")
+	for queue := []int{pid}; len(queue) > 0; queue = queue[1:] {
+		tasks, _ := filepath.Glob("/proc/" + strconv.Itoa(queue[0]) + "/task/*/children")
 		for _, t := range tasks {
-			b, err := os.ReadFile(t)
-			if err != nil {
-				continue
-			}
+			b, _ := os.ReadFile(t)
 			for _, f := range bytes.Fields(b) {
 				if c, err := strconv.Atoi(string(f)); err == nil {
 					out = append(out, c)
@@ -208,24 +175,13 @@ func descendants(pid int) []int {
 	return out
 }
 
-// sharedDirs are the folders any user may write to.
-var sharedDirs = []string{os.TempDir(), "/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue"}
-
-// scrubShared removes what uid left at the top of the world-writable
-// folders and in System V IPC, so the next turn of another user finds
+// scrubShared removes what uid left at the top of the folders any user may
+// write to and in System V IPC, so the next turn of another user finds
 // nothing of this one.
-func scrubShared(uid int) error {
+func scrubShared(uid int) {
 	removeIPC(uid)
-	seen := map[string]bool{}
-	for _, dir := range sharedDirs {
-		if seen[dir] {
-			continue
-		}
-		seen[dir] = true
-		entries, err := os.ReadDir(dir)
-		if err != nil {
-			continue
-		}
+	for _, dir := range []string{os.TempDir(), "/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue"} {
+		entries, _ := os.ReadDir(dir)
 		for _, e := range entries {
 			path := filepath.Join(dir, e.Name())
 			var st syscall.Stat_t
@@ -234,18 +190,6 @@ func scrubShared(uid int) error {
 			}
 		}
 	}
-	return nil
-}
-
-// HideSelf makes this process non-dumpable: processes of the same user can
-// no longer read its environment (where Lambda puts the function's
-// credentials), its memory or its open files through /proc, nor trace it.
-func HideSelf() error {
-	const prSetDumpable = 4
-	if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, prSetDumpable, 0, 0); e != 0 {
-		return os.NewSyscallError("prctl(PR_SET_DUMPABLE)", e)
-	}
-	return nil
 }
 
 // Exposed reports whether a live process's memory, environment and open
@@ -254,40 +198,24 @@ func HideSelf() error {
 // execute but not read its binary: then a tool cannot write into the CLI's
 // stdout, nor read its token.
 func Exposed(pid int) bool {
-	p, ok := readProc(pid)
-	if !ok || p.zombie || p.uids[0] == 0 {
+	p, alive := readProc(pid)
+	if !alive || p.uids[0] == 0 {
 		return false
 	}
 	// The folder keeps its owner; the entries in it change hands.
 	var st syscall.Stat_t
-	if err := syscall.Stat("/proc/"+strconv.Itoa(pid)+"/fd", &st); err != nil {
-		return false
-	}
-	return st.Uid != 0
+	return syscall.Stat("/proc/"+strconv.Itoa(pid)+"/fd", &st) == nil && st.Uid != 0
 }
 
 // removeIPC removes the System V shared memory, semaphores and message
 // queues uid owns or created: they outlive processes.
 func removeIPC(uid int) {
-	for _, k := range []struct {
-		file string
-		call uintptr
-	}{{"/proc/sysvipc/shm", syscall.SYS_SHMCTL}, {"/proc/sysvipc/sem", syscall.SYS_SEMCTL}, {"/proc/sysvipc/msg", syscall.SYS_MSGCTL}} {
-		b, err := os.ReadFile(k.file)
-		if err != nil {
-			continue
-		}
+	for file, call := range map[string]uintptr{"shm": syscall.SYS_SHMCTL, "sem": syscall.SYS_SEMCTL, "msg": syscall.SYS_MSGCTL} {
+		b, _ := os.ReadFile("/proc/sysvipc/" + file)
 		lines := bytes.Split(b, []byte("\n"))
 		head := bytes.Fields(lines[0])
-		col := func(name string) int {
-			for i, h := range head {
-				if string(h) == name {
-					return i
-				}
-			}
-			return -1
-		}
-		idCol, uidCol, cuidCol := 1, col("uid"), col("cuid")
+		col := func(name string) int { return slices.IndexFunc(head, func(h []byte) bool { return string(h) == name }) }
+		uidCol, cuidCol := col("uid"), col("cuid")
 		for _, line := range lines[1:] {
 			f := bytes.Fields(line)
 			if uidCol < 0 || cuidCol < 0 || len(f) <= max(uidCol, cuidCol) {
@@ -298,12 +226,12 @@ func removeIPC(uid int) {
 			if owner != uid && creator != uid {
 				continue
 			}
-			id, _ := strconv.Atoi(string(f[idCol]))
+			id, _ := strconv.Atoi(string(f[1]))
 			const ipcRMID = 0
-			if k.call == syscall.SYS_SEMCTL {
-				_, _, _ = syscall.Syscall6(k.call, uintptr(id), 0, ipcRMID, 0, 0, 0)
+			if call == syscall.SYS_SEMCTL {
+				_, _, _ = syscall.Syscall6(call, uintptr(id), 0, ipcRMID, 0, 0, 0)
 			} else {
-				_, _, _ = syscall.Syscall(k.call, uintptr(id), ipcRMID, 0)
+				_, _, _ = syscall.Syscall(call, uintptr(id), ipcRMID, 0)
 			}
 		}
 	}

@@ -8,23 +8,16 @@ import "os"
 // processes by their user, so Detect gives Shared mode only, whoever runs
 // the server: turns run as the server's user, and the claude package's own
 // sweep (the CLI's process group, the run's marker, descent) is all there
-// is (see the README). Nothing below is reached in Shared mode but HideSelf
-// and Exposed.
+// is (see the README). Nothing below is reached in Shared mode but Exposed.
 const supported = false
 
 func running(int) bool                { return false }
 func killUser(int) int                { return 0 }
 func killTurn(int) int                { return 0 }
-func scrubShared(int) error           { return nil }
+func scrubShared(int)                 {}
 func prepareLocks() error             { return nil }
 func lockUID(uint32) (*os.File, bool) { return nil, true }
 func privateUmask()                   {}
-
-// HideSelf does nothing outside Linux: macOS has no non-dumpable switch,
-// and a process of the same user can read the environment this one started
-// with (sysctl kern.procargs2). In Shared mode, the only one here, a turn's
-// tools run as this user and can reach what it can anyway.
-func HideSelf() error { return nil }
 
 // Exposed is false outside Linux: turns ask it only outside Shared mode,
 // which is the only mode here.

@@ -44,16 +44,6 @@ const (
 	PerTurnUser
 )
 
-func (m Mode) String() string {
-	switch m {
-	case Exclusive:
-		return "exclusive"
-	case PerTurnUser:
-		return "per-turn user"
-	}
-	return "shared"
-}
-
 // Detect picks the mode for this process: PerTurnUser as root, Exclusive in
 // Lambda, Shared otherwise.
 func Detect(inLambda bool) Mode {
@@ -231,7 +221,12 @@ func (b *Box) Credential() *syscall.Credential {
 	if b.uid < 0 {
 		return nil
 	}
-	return &syscall.Credential{Uid: uint32(b.uid), Gid: uint32(b.uid), Groups: []uint32{}}
+	return credential(b.uid)
+}
+
+// credential is uid's, with its own group and no other.
+func credential(uid int) *syscall.Credential {
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid), Groups: []uint32{}}
 }
 
 // TempDir is the turn's own TMPDIR.
@@ -243,10 +238,10 @@ func (b *Box) TempDir() string { return b.tmp }
 // during it (os.Root), so a symlink planted by a tool never makes the
 // server change a file elsewhere.
 func (b *Box) Own(dirs ...string) error {
+	b.mu.Lock()
+	b.owned = append(b.owned, dirs...)
+	b.mu.Unlock()
 	for _, dir := range dirs {
-		b.mu.Lock()
-		b.owned = append(b.owned, dir)
-		b.mu.Unlock()
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return fmt.Errorf("sandbox: %w", err)
 		}
@@ -281,21 +276,17 @@ func (b *Box) Own(dirs ...string) error {
 // sweeps nothing here.
 func (b *Box) Sweep() int {
 	b.swept = true
-	n := b.sweep()
+	n := 0
+	switch b.pool.cfg.Mode {
+	case PerTurnUser:
+		n = killUser(b.uid)
+	case Exclusive:
+		n = killTurn(os.Getuid())
+	}
 	if n > 0 {
 		b.pool.cfg.Log.Warn("sandbox: ended processes the turn left running", "count", n)
 	}
 	return n
-}
-
-func (b *Box) sweep() int {
-	switch b.pool.cfg.Mode {
-	case PerTurnUser:
-		return killUser(b.uid)
-	case Exclusive:
-		return killTurn(os.Getuid())
-	}
-	return 0
 }
 
 // Release sweeps (unless the caller just did, and ran nothing of the turn
@@ -319,9 +310,9 @@ func (b *Box) Release() error {
 		for _, root := range b.pool.cfg.Roots {
 			errs = append(errs, emptyDir(root))
 		}
-		errs = append(errs, scrubShared(os.Getuid()))
+		scrubShared(os.Getuid())
 	case PerTurnUser:
-		errs = append(errs, scrubShared(b.uid))
+		scrubShared(b.uid)
 		b.pool.mu.Lock()
 		delete(b.pool.inUse, uint32(b.uid))
 		b.pool.mu.Unlock()

@@ -84,16 +84,6 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func liveOf(uid int) []int {
-	var out []int
-	for _, p := range processesOf(uid) {
-		if !p.zombie {
-			out = append(out, p.pid)
-		}
-	}
-	return out
-}
-
 // liveThreads lists the running threads of uid as "pid/tid", read thread
 // by thread: independent of how the code under test reads processes.
 func liveThreads(uid int) []string {
@@ -159,7 +149,7 @@ var escapes = []struct {
 		if out, err := asUser(t, uid, `(env -u OVRLRD_RUN setsid sh -c 'while :; do sleep 1; done' >/dev/null 2>&1 &); echo started`); err != nil || !strings.Contains(out, "started") {
 			t.Fatalf("escape: %v %s", err, out)
 		}
-	}, func(uid int, _ string) bool { return len(liveOf(uid)) > 0 }},
+	}, func(uid int, _ string) bool { return running(uid) }},
 	{"hops to a new process every few milliseconds", func(t *testing.T, uid int, dir string) {
 		hop := filepath.Join(dir, "hop.sh")
 		if err := os.WriteFile(hop, []byte("#!/bin/sh\necho x >> \"$1\"\n\"$0\" \"$1\" &\n"), 0o755); err != nil {

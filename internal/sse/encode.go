@@ -3,7 +3,6 @@ package sse
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"sync"
 
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
@@ -45,21 +44,21 @@ func (e *encoder) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// encode appends v's compact JSON to b. Strings are escaped as the app
-// needs: control characters (no raw newline in a frame), U+2028 and
-// U+2029 escaped, invalid UTF-8 as \ufffd.
-func (e *encoder) encode(b []byte, v any) []byte {
+// encode appends v's compact JSON to b, b itself on an error. Strings are
+// escaped as the app needs: control characters (no raw newline in a
+// frame), U+2028 and U+2029 escaped, invalid UTF-8 as \ufffd.
+func (e *encoder) encode(b []byte, v any) ([]byte, error) {
 	e.out = b
 	err := e.enc.Encode(v)
 	b, e.out = e.out, nil
-	if err != nil { // nothing was written: every value here encodes
-		return b
+	if err != nil {
+		return b, err
 	}
-	return b[:len(b)-1] // the Encoder's newline
+	return b[:len(b)-1], nil // the Encoder's newline
 }
 
 // appendJSON appends e's compact JSON encoding to b.
-func (e Event) appendJSON(b []byte) []byte {
+func (e Event) appendJSON(b []byte) ([]byte, error) {
 	enc := encoders.Get().(*encoder)
 	defer encoders.Put(enc)
 	enc.wire = wireEvent{Type: e.Type, ConversationID: e.ConversationID, Message: e.Message, ToolName: e.ToolName, Title: e.Title}
@@ -68,78 +67,51 @@ func (e Event) appendJSON(b []byte) []byte {
 		enc.wire.Content = &enc.content
 	}
 	if len(e.Denials) > 0 || e.Type == PermissionRequired {
-		ds := make([]ovrlrd.PermissionDenial, len(e.Denials))
-		for i, d := range e.Denials {
-			d.ToolInput = NormalizeToolInput(d.ToolInput)
-			ds[i] = d
-		}
+		ds := append([]ovrlrd.PermissionDenial{}, e.Denials...)
 		enc.wire.Denials = &ds
 	}
-	b = enc.encode(b, &enc.wire)
+	b, err := enc.encode(b, &enc.wire)
 	enc.wire, enc.content = wireEvent{}, "" // the pool must not keep the event alive
-	return b
+	return b, err
 }
 
-// appendToolInput appends raw, normalized as NormalizeToolInput describes.
-func appendToolInput(b []byte, raw json.RawMessage) []byte {
-	if !isObject(raw) || !json.Valid(raw) {
-		return append(b, "{}"...)
+// NormalizeToolInput returns raw as compact JSON that the app can decode
+// as a tool_input: a JSON object, `{}` when raw is empty, null, not an
+// object or not valid JSON. Key order and number literals are kept as
+// they are in raw; strings are re-encoded, so invalid UTF-8 and lone
+// UTF-16 surrogate escapes (which the app's JSON decoder rejects) become
+// U+FFFD. The result never aliases raw.
+func NormalizeToolInput(raw json.RawMessage) json.RawMessage {
+	if !json.Valid(raw) || !bytes.HasPrefix(bytes.TrimLeft(raw, " \t\r\n"), []byte("{")) {
+		return json.RawMessage("{}")
 	}
-	enc := encoders.Get().(*encoder)
-	defer encoders.Put(enc)
-	// Re-encode token by token: keeps key order and number literals,
-	// drops insignificant space, and re-escapes strings (the decoder has
-	// already turned invalid UTF-8 and lone surrogates into U+FFFD).
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
-	type frame struct {
-		object bool
-		n      int // tokens written in this container (keys and values)
-	}
-	stack := make([]frame, 0, 8)
-	start := len(b)
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil { // not reached for valid JSON; be safe anyway
-			return append(b[:start], "{}"...)
-		}
-		if d, ok := tok.(json.Delim); len(stack) > 0 && (!ok || d == '{' || d == '[') {
-			top := &stack[len(stack)-1]
-			switch {
-			case top.object && top.n%2 == 1:
-				b = append(b, ':')
-			case top.n > 0:
-				b = append(b, ',')
-			}
-			top.n++
-		}
-		switch t := tok.(type) {
-		case json.Delim:
-			b = append(b, byte(t))
-			switch t {
-			case '{', '[':
-				stack = append(stack, frame{object: t == '{'})
-			default:
-				stack = stack[:len(stack)-1]
-			}
-		default: // a string, json.Number, bool or nil
-			b = enc.encode(b, t)
-		}
-	}
-	return b
+	enc := encoders.Get().(*encoder)
+	defer encoders.Put(enc)
+	return enc.value(nil, dec)
 }
 
-// isObject reports whether the first non-space byte of raw is '{'.
-func isObject(raw []byte) bool {
-	for _, c := range raw {
-		switch c {
-		case ' ', '\t', '\n', '\r':
-			continue
-		}
-		return c == '{'
+// value appends the next value of dec, whose input is valid JSON, token by
+// token: the decoder has already turned invalid UTF-8 and lone surrogates
+// into U+FFFD, and the encoder writes strings as frames need them.
+func (e *encoder) value(b []byte, dec *json.Decoder) []byte {
+	tok, _ := dec.Token()
+	open, ok := tok.(json.Delim)
+	if !ok { // a string, json.Number, bool or nil: every one encodes
+		b, _ = e.encode(b, tok)
+		return b
 	}
-	return false
+	b = append(b, byte(open))
+	for n := 0; dec.More(); n++ {
+		if n > 0 {
+			b = append(b, ',')
+		}
+		if open == '{' {
+			b = append(e.value(b, dec), ':') // the key
+		}
+		b = e.value(b, dec)
+	}
+	end, _ := dec.Token()
+	return append(b, byte(end.(json.Delim)))
 }

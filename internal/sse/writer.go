@@ -18,9 +18,6 @@ var (
 	ErrAfterTerminal = errors.New("sse: event after a terminal event")
 )
 
-// pingFrame is the heartbeat the app accepts and ignores.
-var pingFrame = []byte("data: {\"type\":\"ping\"}\n\n")
-
 // WriteTimeout bounds each write to the client. A phone suspended
 // mid-stream stops reading without closing its connection; past this, the
 // client counts as gone. A variable so tests can shorten it.
@@ -31,11 +28,9 @@ var WriteTimeout = 30 * time.Second
 const maxKeep = 64 << 10
 
 // Writer frames events for the app. Each event is handed to the
-// underlying writer in one Write call, then flushed if the writer can be
-// flushed: an http.ResponseWriter through http.ResponseController (which
-// sees through middleware wrappers that have an Unwrap method; one that
-// cannot flush is written to unflushed), any other writer if it has a
-// Flush() error or Flush() method (bufio.Writer, for one).
+// underlying writer in one Write call, then flushed if it is an
+// http.ResponseWriter that can be, through http.ResponseController (which
+// sees through middleware wrappers that have an Unwrap method).
 //
 // Each write to an http.ResponseWriter that takes a write deadline (net/http's
 // does, Lambda's streaming writer does not) gets one WriteTimeout away, so
@@ -60,8 +55,7 @@ type Writer struct {
 // NewWriter returns a Writer that writes to w.
 func NewWriter(w io.Writer) *Writer {
 	sw := &Writer{w: w, buf: make([]byte, 0, 512), timeout: WriteTimeout}
-	switch f := w.(type) {
-	case http.ResponseWriter:
+	if f, ok := w.(http.ResponseWriter); ok {
 		rc := http.NewResponseController(f)
 		// Asked with the zero time, which sets no deadline: every write
 		// sets its own.
@@ -78,10 +72,6 @@ func NewWriter(w io.Writer) *Writer {
 			}
 			return err
 		}
-	case interface{ Flush() error }:
-		sw.flush = f.Flush
-	case interface{ Flush() }:
-		sw.flush = func() error { f.Flush(); return nil }
 	}
 	return sw
 }
@@ -93,51 +83,34 @@ func NewWriter(w io.Writer) *Writer {
 func (w *Writer) Deadlined() bool { return w.deadline != nil }
 
 // Send writes e as `data: <compact JSON>\n\n`. It returns ErrUnknownType
-// for a type outside the app's enum and ErrAfterTerminal after a terminal
-// event; in both cases nothing is written.
+// for a type outside the app's enum, ErrAfterTerminal after a terminal
+// event, and an event that does not encode; in these cases nothing is
+// written.
 func (w *Writer) Send(e Event) error {
 	if !KnownType(e.Type) {
 		return fmt.Errorf("%w %q", ErrUnknownType, e.Type)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if err := w.check(); err != nil {
-		return err
-	}
-	b := append(w.buf[:0], "data: "...)
-	b = e.appendJSON(b)
-	b = append(b, '\n', '\n')
-	err := w.write(b)
-	if cap(b) <= maxKeep {
-		w.buf = b[:0]
-	} else {
-		w.buf = make([]byte, 0, 512)
-	}
-	if err == nil && e.Terminal() {
-		w.terminal = true
-	}
-	return err
-}
-
-// Ping writes the heartbeat `data: {"type":"ping"}\n\n`, which the app
-// ignores. It keeps idle connections (long silent tool runs) open.
-func (w *Writer) Ping() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if err := w.check(); err != nil {
-		return err
-	}
-	return w.write(pingFrame)
-}
-
-func (w *Writer) check() error {
 	if w.err != nil {
 		return w.err
 	}
 	if w.terminal {
 		return ErrAfterTerminal
 	}
-	return nil
+	b, err := e.appendJSON(append(w.buf[:0], "data: "...))
+	if err != nil {
+		return fmt.Errorf("sse: %s event: %w", e.Type, err)
+	}
+	b = append(b, '\n', '\n')
+	err = w.write(b)
+	if cap(b) <= maxKeep {
+		w.buf = b[:0] // a larger one leaves w.buf as it was
+	}
+	if err == nil && e.Terminal() {
+		w.terminal = true
+	}
+	return err
 }
 
 // write hands b to the underlying writer in one call and flushes. The
@@ -166,7 +139,4 @@ func (w *Writer) write(b []byte) error {
 // Sink receives a turn's events: a Writer, or whatever stands in for one.
 type Sink interface {
 	Send(Event) error
-	Ping() error
 }
-
-var _ Sink = (*Writer)(nil)

@@ -16,8 +16,7 @@ const auditSortLayout = "2006-01-02T15:04:05.000000000Z07:00"
 // address when there is no user) and ordered by time; the random suffix
 // keeps two events in the same nanosecond apart.
 type auditItem struct {
-	PK        string `dynamo:"PK,hash"`
-	SK        string `dynamo:"SK,range"`
+	itemKey
 	Action    string `dynamo:"action"`
 	UserID    string `dynamo:"userId"`
 	IPHash    string `dynamo:"ipHash"`
@@ -26,8 +25,6 @@ type auditItem struct {
 	Time      int64  `dynamo:"time"` // epoch milliseconds
 	TTL       int64  `dynamo:"ttl"`
 }
-
-func auditPK(subject string) string { return "AUDIT#" + subject }
 
 // PutAudit records ev for retention. A zero ev.Time means now.
 func (s *Store) PutAudit(ctx context.Context, ev ovrlrd.AuditEvent, retention time.Duration) error {
@@ -41,12 +38,9 @@ func (s *Store) PutAudit(ctx context.Context, ev ovrlrd.AuditEvent, retention ti
 	}
 	at = at.UTC()
 	it := auditItem{
-		PK: auditPK(subject), SK: at.Format(auditSortLayout) + "#" + rand.Text(),
-		Action: ev.Action, UserID: ev.UserID, IPHash: ev.IPHash, UserAgent: ev.UserAgent, Reason: ev.Reason,
-		Time: at.UnixMilli(), TTL: ttlOf(at.Add(retention)),
+		itemKey: itemKey{"AUDIT#" + subject, at.Format(auditSortLayout) + "#" + rand.Text()},
+		Action:  ev.Action, UserID: ev.UserID, IPHash: ev.IPHash, UserAgent: ev.UserAgent, Reason: ev.Reason,
+		Time: at.UnixMilli(), TTL: at.Add(retention).Unix(),
 	}
-	if err := s.table.Put(it).Run(ctx); err != nil {
-		return dbError("put audit event", err)
-	}
-	return nil
+	return written("put audit event", s.table.Put(it).Run(ctx), nil)
 }

@@ -69,7 +69,7 @@ func TestClaimRun(t *testing.T) {
 		t.Fatalf("the refused undo deleted the conversation: %v", err)
 	}
 	// Once the turn has finished, a late delivery finds no lease.
-	if _, err := s.FinishTurn(ctx, ovrlrd.TurnFinish{UserID: uid, ConversationID: turn.ConversationID, Holder: "h1",
+	if err := s.FinishTurn(ctx, ovrlrd.TurnFinish{UserID: uid, ConversationID: turn.ConversationID, Holder: "h1",
 		Outcome: ovrlrd.TurnOutcome{Kind: "complete"}}); err != nil {
 		t.Fatal(err)
 	}

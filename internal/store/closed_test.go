@@ -12,7 +12,6 @@ import (
 	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/store"
-	"github.com/ovrlrd/cloud/internal/token"
 )
 
 // beginDeletion leaves a's profile as DeleteUser's first step leaves it, as
@@ -29,7 +28,7 @@ func (r convRig) beginDeletion(a account) {
 // refusedAsRevoked fails unless err is the answer a revoked session gets.
 func (r convRig) refusedAsRevoked(what string, err error) {
 	r.t.Helper()
-	if !ovrlrd.IsCode(err, ovrlrd.EUNAUTHORIZED) || ovrlrd.ErrorMessage(err) != token.MsgInvalid || !errors.Is(err, store.ErrAccountDeleted) {
+	if !ovrlrd.IsCode(err, ovrlrd.EUNAUTHORIZED) || ovrlrd.ErrorMessage(err) != ovrlrd.MsgExpiredToken || !errors.Is(err, store.ErrAccountDeleted) {
 		r.t.Fatalf("%s: got %v, want the revoked-session answer", what, err)
 	}
 }

@@ -2,10 +2,10 @@ package store
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/guregu/dynamo/v2"
 
@@ -13,42 +13,26 @@ import (
 )
 
 const (
+	// convPrefix starts both the conversation's key under its owner (SK
+	// CONV#<id>) and its own partition (PK CONV#<id>: messages, run lease,
+	// turn outcomes).
 	convPrefix = "CONV#"
-	// MaxPageLimit is the largest page a list returns.
-	MaxPageLimit = 100
-	// maxTitle bounds the title kept on the conversation.
-	maxTitle = 1000
+	gonePrefix = "GONE#"
+	// goneRetention is how long a deleted conversation's tombstone lets its
+	// owner's retry finish the delete: long enough for an app that was
+	// offline to come back to it.
+	goneRetention = 7 * 24 * time.Hour
 )
 
-// Keys of a conversation: the item lives under its owner, so a lookup by
-// another user's id finds nothing; GSI1 lists an owner's conversations by
+// The conversation item lives under its owner, so a lookup by another
+// user's id finds nothing; GSI1 lists an owner's conversations by
 // updatedAt, the id breaking ties.
-func convSK(id string) string              { return convPrefix + id }
 func convsGSIPK(userID string) string      { return "CONVS#" + userID }
 func convGSISK(at int64, id string) string { return sortableMillis(at) + "#" + id }
 
-// goneRetention is how long a deleted conversation's tombstone lets its
-// owner's retry finish the delete: long enough for an app that was offline
-// to come back to it.
-const goneRetention = 7 * 24 * time.Hour
-
-const gonePrefix = "GONE#"
-
-func goneSK(id string) string { return gonePrefix + id }
-
-// goneItem is a deleted conversation's tombstone, PK USER#<uid>, SK
-// GONE#<id>. It has no GSI1 keys, so no list ever shows it.
-type goneItem struct {
-	PK        string `dynamo:"PK"`
-	SK        string `dynamo:"SK"`
-	DeletedAt int64  `dynamo:"deletedAt"`
-	TTL       int64  `dynamo:"ttl"`
-}
-
 // convItem is a conversation, PK USER#<uid>, SK CONV#<id>.
 type convItem struct {
-	PK              string  `dynamo:"PK"`
-	SK              string  `dynamo:"SK"`
+	itemKey
 	GSI1PK          string  `dynamo:"GSI1PK"`
 	GSI1SK          string  `dynamo:"GSI1SK"`
 	ID              string  `dynamo:"id"`
@@ -66,105 +50,54 @@ type convItem struct {
 
 func newConvItem(userID, id string, at int64) convItem {
 	return convItem{
-		PK: userPK(userID), SK: convSK(id),
-		GSI1PK: convsGSIPK(userID), GSI1SK: convGSISK(at, id),
+		itemKey: itemKey{userPK(userID), convPrefix + id},
+		GSI1PK:  convsGSIPK(userID), GSI1SK: convGSISK(at, id),
 		ID: id, UserID: userID, CreatedAt: at, UpdatedAt: at,
 	}
 }
 
 func (it convItem) conversation() ovrlrd.Conversation {
 	return ovrlrd.Conversation{
-		ID: it.ID, UserID: it.UserID, ClaudeSessionID: it.ClaudeSessionID, Title: it.Title, Workspace: deref(it.Workspace),
+		ID: it.ID, UserID: it.UserID, ClaudeSessionID: it.ClaudeSessionID, Title: it.Title, Workspace: aws.ToString(it.Workspace),
 		CreatedAt: ovrlrd.Timestamp(timeOf(it.CreatedAt)), UpdatedAt: ovrlrd.Timestamp(timeOf(it.UpdatedAt)),
 		TurnCount: it.TurnCount, CostUSD: it.CostUSD, InputTokens: it.InputTokens, OutputTokens: it.OutputTokens,
 	}
 }
 
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
-}
-
 // errConvNotFound is the one answer for a missing, foreign or malformed id:
 // the app shows it verbatim and must not learn which case it was.
-func errConvNotFound() error { return ovrlrd.Errorf(ovrlrd.ENOTFOUND, "Conversation not found") }
-
-func checkPage(p ovrlrd.Page) error {
-	if p.Limit < 1 || p.Limit > MaxPageLimit {
-		return ovrlrd.Errorf(ovrlrd.EINVALID, "The limit must be between 1 and %d.", MaxPageLimit)
-	}
-	return nil
-}
+var errConvNotFound = ovrlrd.Errorf(ovrlrd.ENOTFOUND, "Conversation not found")
 
 // Conversation returns convID if userID owns it. Missing, foreign and
 // malformed ids are all ENOTFOUND.
 func (s *Store) Conversation(ctx context.Context, userID, convID string) (ovrlrd.Conversation, error) {
 	if !isID(convID) {
-		return ovrlrd.Conversation{}, errConvNotFound()
+		return ovrlrd.Conversation{}, errConvNotFound
 	}
 	var it convItem
-	// Consistent: the app opens a conversation right after creating it.
-	err := s.table.Get(attrPK, userPK(userID)).Range(attrSK, dynamo.Equal, convSK(convID)).
-		Consistent(true).One(ctx, &it)
-	if errors.Is(err, dynamo.ErrNotFound) {
-		return ovrlrd.Conversation{}, errConvNotFound()
-	}
-	if err != nil {
-		return ovrlrd.Conversation{}, dbError("get conversation", err)
+	if err := s.get(ctx, "get conversation", userPK(userID), convPrefix+convID, &it, errConvNotFound); err != nil {
+		return ovrlrd.Conversation{}, err
 	}
 	return it.conversation(), nil
-}
-
-// convCursor is where a conversation list page ended: the GSI key of its
-// last item plus the table key DynamoDB needs to resume an index query.
-type convCursor struct {
-	GSISK string `json:"k"`
-	SK    string `json:"s"`
 }
 
 // ListConversations returns userID's conversations, most recently updated
 // first, in one Query. nextCursor is empty on the last page.
 func (s *Store) ListConversations(ctx context.Context, userID string, page ovrlrd.Page) ([]ovrlrd.Conversation, string, error) {
-	if err := checkPage(page); err != nil {
-		return nil, "", err
-	}
-	scope := "convs:" + userID
-	q := s.table.Get(attrGSIPK, convsGSIPK(userID)).Index(indexGSI1).Order(dynamo.Descending).
-		// SearchLimit, unlike Limit, makes exactly one request; the extra
-		// item only tells whether another page exists.
-		SearchLimit(page.Limit + 1)
-	if page.Cursor != "" {
-		var c convCursor
-		if err := s.cursors.Decode(scope, page.Cursor, &c); err != nil {
-			return nil, "", err
+	q := s.table.Get(attrGSIPK, convsGSIPK(userID)).Index(indexGSI1).Order(dynamo.Descending)
+	// The cursor holds the GSI key of the page's last item and the table
+	// key DynamoDB needs to resume an index query.
+	return listPage(ctx, s, q, "convs:"+userID, page, func(c pageCursor) dynamo.PagingKey {
+		if !strings.HasPrefix(c.S, convPrefix) || c.K == "" {
+			return nil
 		}
-		if !strings.HasPrefix(c.SK, convPrefix) || c.GSISK == "" {
-			return nil, "", ovrlrd.Errorf(ovrlrd.EINVALID, "Invalid cursor.")
-		}
-		q.StartFrom(dynamo.PagingKey{
+		return dynamo.PagingKey{
 			attrGSIPK: &types.AttributeValueMemberS{Value: convsGSIPK(userID)},
-			attrGSISK: &types.AttributeValueMemberS{Value: c.GSISK},
+			attrGSISK: &types.AttributeValueMemberS{Value: c.K},
 			attrPK:    &types.AttributeValueMemberS{Value: userPK(userID)},
-			attrSK:    &types.AttributeValueMemberS{Value: c.SK},
-		})
-	}
-	var items []convItem
-	if err := q.All(ctx, &items); err != nil {
-		return nil, "", dbError("list conversations", err)
-	}
-	next := ""
-	if len(items) > page.Limit {
-		items = items[:page.Limit]
-		last := items[len(items)-1]
-		next = s.cursors.Encode(scope, convCursor{GSISK: last.GSI1SK, SK: last.SK})
-	}
-	convs := make([]ovrlrd.Conversation, 0, len(items))
-	for _, it := range items {
-		convs = append(convs, it.conversation())
-	}
-	return convs, next, nil
+			attrSK:    &types.AttributeValueMemberS{Value: c.S},
+		}
+	}, func(it convItem) pageCursor { return pageCursor{K: it.GSI1SK, S: it.SK} }, convItem.conversation)
 }
 
 // DeleteConversation deletes convID and everything kept under it. The
@@ -177,94 +110,37 @@ func (s *Store) ListConversations(ctx context.Context, userID string, page ovrlr
 // nothing of it is touched.
 func (s *Store) DeleteConversation(ctx context.Context, userID, convID string) error {
 	if !isID(convID) {
-		return errConvNotFound()
+		return errConvNotFound
 	}
-	if err := s.buryConversation(ctx, userID, convID); err != nil {
+	del := s.table.Delete(attrPK, userPK(userID)).Range(attrSK, convPrefix+convID).If("attribute_exists($)", attrPK)
+	stone := s.table.Put(tombstone{
+		itemKey:   itemKey{userPK(userID), gonePrefix + convID},
+		DeletedAt: s.nowMillis(), TTL: s.now().Add(goneRetention).Unix(),
+	})
+	// Retried while an append or a turn's save races on the conversation.
+	err := s.runTx(ctx, "delete conversation", func() (*dynamo.WriteTx, error) {
+		return s.db.WriteTx().Delete(del).Put(stone), nil
+	}, errConvNotFound)
+	if ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
+		err = s.ownTombstone(ctx, userID, convID)
+	}
+	if err != nil {
 		return err
 	}
-	return s.purge(ctx, convPrefix+convID)
-}
-
-// buryConversation replaces userID's conversation convID by its tombstone,
-// or finds the tombstone an earlier delete of the caller's left.
-func (s *Store) buryConversation(ctx context.Context, userID, convID string) error {
-	del := s.table.Delete(attrPK, userPK(userID)).Range(attrSK, convSK(convID)).If("attribute_exists($)", attrPK)
-	stone := s.table.Put(goneItem{
-		PK: userPK(userID), SK: goneSK(convID),
-		DeletedAt: s.nowMillis(), TTL: ttlOf(s.now().Add(goneRetention)),
-	})
-	for attempt := 0; ; attempt++ {
-		err := s.db.WriteTx().Delete(del).Put(stone).Idempotent(true).Run(ctx)
-		reasons := cancelReasons(err)
-		switch {
-		case err == nil:
-			return nil
-		case reasonCode(reasons, 0) == reasonCondition:
-			return s.ownTombstone(ctx, userID, convID)
-		case retryable(reasons) && attempt+1 < txAttempts:
-			// An append or a turn's save racing on the conversation item.
-			if err := pause(ctx, attempt); err != nil {
-				return dbError("delete conversation", err)
-			}
-		default:
-			return dbError("delete conversation", err)
-		}
-	}
+	return s.purge(ctx, convPrefix+convID, "")
 }
 
 // ownTombstone is nil when userID holds an unexpired tombstone of convID,
 // and ENOTFOUND otherwise: it is looked up under the caller's own partition,
 // so another user's id never matches.
 func (s *Store) ownTombstone(ctx context.Context, userID, convID string) error {
-	var it goneItem
-	err := s.table.Get(attrPK, userPK(userID)).Range(attrSK, dynamo.Equal, goneSK(convID)).
-		Consistent(true).One(ctx, &it)
-	if errors.Is(err, dynamo.ErrNotFound) {
-		return errConvNotFound()
-	}
-	if err != nil {
-		return dbError("get conversation tombstone", err)
+	var it tombstone
+	if err := s.get(ctx, "get conversation tombstone", userPK(userID), gonePrefix+convID, &it, errConvNotFound); err != nil {
+		return err
 	}
 	// The TTL sweeper deletes late; an expired tombstone is already gone.
 	if it.TTL <= s.now().Unix() {
-		return errConvNotFound()
+		return errConvNotFound
 	}
 	return nil
-}
-
-// purge deletes every item in partition pk: messages, and whatever else
-// later lives beside them (a run lease). It follows LastEvaluatedKey rather
-// than re-querying, so it ends even if something keeps writing there.
-func (s *Store) purge(ctx context.Context, pk string) error {
-	type key struct {
-		PK string `dynamo:"PK"`
-		SK string `dynamo:"SK"`
-	}
-	var start dynamo.PagingKey
-	for {
-		q := s.table.Get(attrPK, pk).Project(attrPK, attrSK).Consistent(true).SearchLimit(500)
-		if start != nil {
-			q.StartFrom(start)
-		}
-		var page []key
-		lek, err := q.AllWithLastEvaluatedKey(ctx, &page)
-		if err != nil {
-			return dbError("list conversation items", err)
-		}
-		if len(page) > 0 {
-			keys := make([]dynamo.Keyed, len(page))
-			for i, k := range page {
-				keys[i] = dynamo.Keys{k.PK, k.SK}
-			}
-			// Run splits into requests of 25 and resends unprocessed items
-			// with backoff until they are written or ctx ends.
-			if _, err := s.table.Batch(attrPK, attrSK).Write().Delete(keys...).Run(ctx); err != nil {
-				return dbError("delete conversation items", err)
-			}
-		}
-		if len(lek) == 0 {
-			return nil
-		}
-		start = lek
-	}
 }

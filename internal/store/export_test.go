@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 
+	"github.com/google/uuid"
+
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
 
@@ -10,9 +12,15 @@ import (
 // store opens a conversation only with a turn's first message; tests of
 // lists, paging and deletion want to choose every message themselves.
 func (s *Store) EmptyConversation(ctx context.Context, userID string) (ovrlrd.Conversation, error) {
-	conv := newConvItem(userID, newID(), s.nowMillis())
+	conv := newConvItem(userID, uuid.NewString(), s.nowMillis())
 	if err := s.table.Put(conv).If("attribute_not_exists($)", attrPK).Run(ctx); err != nil {
 		return ovrlrd.Conversation{}, dbError("create conversation", err)
 	}
 	return conv.conversation(), nil
 }
+
+// Limits the tests reach for.
+const (
+	MaxPageLimit    = maxPageLimit
+	MaxContentBytes = maxContentBytes
+)

@@ -33,7 +33,7 @@ func (s *Store) Hit(ctx context.Context, key string, limit int, window time.Dura
 	var it rateItem
 	err := s.table.Update(attrPK, "RL#"+key+"#"+strconv.FormatInt(start, 10)).Range(attrSK, "RL").
 		Add("n", 1).
-		Set("ttl", ttlOf(reset)).
+		Set(attrTTL, reset.Unix()).
 		If("attribute_not_exists('n') OR 'n' < ?", limit).
 		OnlyUpdatedValue(ctx, &it)
 	if dynamo.IsCondCheckFailed(err) {

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"strings"
 	"time"
 
@@ -17,17 +16,18 @@ import (
 // sweeper only cleans up, and late.
 const sessionCleanupGrace = 3 * 24 * time.Hour
 
-// sessionItem lives under its user so that deleting an account finds every
-// session with one Query. Times are epoch milliseconds: numbers compare
-// correctly in condition expressions, RFC 3339 strings with trimmed
-// fractions do not.
+const sessionPrefix = "SESSION#"
+
+// sessionItem lives under its user (SK SESSION#<id>) so that deleting an
+// account finds every session with one Query. Times are epoch milliseconds:
+// numbers compare correctly in condition expressions, RFC 3339 strings with
+// trimmed fractions do not.
 //
 // VerifiedEmail is only ever an address Apple marked verified. Sessions
 // written before it existed kept the profile's e-mail, verified or not, as
 // "email": that attribute is never read, so it cannot satisfy the allow-list.
 type sessionItem struct {
-	PK                 string `dynamo:"PK,hash"`
-	SK                 string `dynamo:"SK,range"`
+	itemKey
 	VerifiedEmail      string `dynamo:"verifiedEmail,omitempty"`
 	AppleSub           string `dynamo:"appleSub"`
 	Generation         int    `dynamo:"generation"`
@@ -39,21 +39,12 @@ type sessionItem struct {
 	TTL                int64  `dynamo:"ttl"`
 }
 
-func sessionPK(userID string) string { return "USER#" + userID }
-func sessionSK(sid string) string    { return "SESSION#" + sid }
-func sessionIDOf(sk string) string   { return strings.TrimPrefix(sk, "SESSION#") }
-
-func (it sessionItem) domain(userID string) ovrlrd.LoginSession {
+func (it sessionItem) session(userID string) ovrlrd.LoginSession {
 	ls := ovrlrd.LoginSession{
-		ID:                 sessionIDOf(it.SK),
-		UserID:             userID,
-		Email:              it.VerifiedEmail,
-		AppleSub:           it.AppleSub,
-		Generation:         it.Generation,
-		PreviousGeneration: it.PreviousGeneration,
-		Revoked:            it.Revoked,
-		CreatedAt:          timeOf(it.CreatedAt),
-		ExpiresAt:          timeOf(it.ExpiresAt),
+		ID: strings.TrimPrefix(it.SK, sessionPrefix), UserID: userID,
+		Email: it.VerifiedEmail, AppleSub: it.AppleSub,
+		Generation: it.Generation, PreviousGeneration: it.PreviousGeneration, Revoked: it.Revoked,
+		CreatedAt: timeOf(it.CreatedAt), ExpiresAt: timeOf(it.ExpiresAt),
 	}
 	if it.RotatedAt != 0 { // never rotated: leave the zero time
 		ls.RotatedAt = timeOf(it.RotatedAt)
@@ -61,7 +52,7 @@ func (it sessionItem) domain(userID string) ovrlrd.LoginSession {
 	return ls
 }
 
-func errNoSession() error { return ovrlrd.Errorf(ovrlrd.ENOTFOUND, "Session not found.") }
+var errNoSession = ovrlrd.Errorf(ovrlrd.ENOTFOUND, "Session not found.")
 
 // CreateSession starts a login session of user at generation 1. The
 // session keeps the e-mail address Apple verified at this sign-in ("" when
@@ -70,8 +61,7 @@ func errNoSession() error { return ovrlrd.Errorf(ovrlrd.ENOTFOUND, "Session not 
 // them. It is refused, like every write of the account, once the account's
 // deletion has begun.
 func (s *Store) CreateSession(ctx context.Context, user ovrlrd.User, verifiedEmail string, ttl time.Duration) (ovrlrd.LoginSession, error) {
-	userID := user.ID
-	if userID == "" || user.AppleSub == "" || ttl <= 0 {
+	if user.ID == "" || user.AppleSub == "" || ttl <= 0 {
 		return ovrlrd.LoginSession{}, ovrlrd.Errorf(ovrlrd.EINVALID, "A session needs a user and a lifetime.")
 	}
 	if len(verifiedEmail) > maxEmail {
@@ -80,45 +70,36 @@ func (s *Store) CreateSession(ctx context.Context, user ovrlrd.User, verifiedEma
 	now := s.now()
 	exp := now.Add(ttl)
 	it := sessionItem{
-		PK: sessionPK(userID), SK: sessionSK(rand.Text()),
+		itemKey:       itemKey{userPK(user.ID), sessionPrefix + rand.Text()},
 		VerifiedEmail: verifiedEmail, AppleSub: user.AppleSub,
 		Generation: 1, CreatedAt: now.UnixMilli(), ExpiresAt: exp.UnixMilli(),
-		TTL: ttlOf(exp.Add(sessionCleanupGrace)),
+		TTL: exp.Add(sessionCleanupGrace).Unix(),
 	}
 	// 128 random bits never collide in practice; the condition makes sure a
 	// collision could never hand one user another's session.
-	err := s.db.WriteTx().
-		Check(s.accountOpenCheck(userID)).
-		Put(s.table.Put(it).If("attribute_not_exists('PK')")).
-		Idempotent(true).Run(ctx)
-	if reasonCode(cancelReasons(err), 0) == reasonCondition {
-		return ovrlrd.LoginSession{}, errAccountDeleted()
-	}
+	err := s.runTx(ctx, "create session", func() (*dynamo.WriteTx, error) {
+		return s.db.WriteTx().Check(s.accountOpen(user.ID)).Put(s.table.Put(it).If("attribute_not_exists('PK')")), nil
+	}, errAccountDeleted)
 	if err != nil {
-		return ovrlrd.LoginSession{}, dbError("create session", err)
+		return ovrlrd.LoginSession{}, err
 	}
-	return it.domain(userID), nil
+	return it.session(user.ID), nil
 }
 
 // Session returns a session, revoked or not. An expired one is reported as
 // not found: the TTL sweeper may take days to delete it.
 func (s *Store) Session(ctx context.Context, userID, sid string) (ovrlrd.LoginSession, error) {
 	if userID == "" || sid == "" {
-		return ovrlrd.LoginSession{}, errNoSession()
+		return ovrlrd.LoginSession{}, errNoSession
 	}
 	var it sessionItem
-	err := s.table.Get(attrPK, sessionPK(userID)).Range(attrSK, dynamo.Equal, sessionSK(sid)).
-		Consistent(true).One(ctx, &it)
-	if errors.Is(err, dynamo.ErrNotFound) {
-		return ovrlrd.LoginSession{}, errNoSession()
+	if err := s.get(ctx, "get session", userPK(userID), sessionPrefix+sid, &it, errNoSession); err != nil {
+		return ovrlrd.LoginSession{}, err
 	}
-	if err != nil {
-		return ovrlrd.LoginSession{}, dbError("get session", err)
+	if it.ExpiresAt <= s.nowMillis() {
+		return ovrlrd.LoginSession{}, errNoSession
 	}
-	if it.ExpiresAt <= s.now().UnixMilli() {
-		return ovrlrd.LoginSession{}, errNoSession()
-	}
-	return it.domain(userID), nil
+	return it.session(userID), nil
 }
 
 // RotateSession advances a live session from fromGeneration to the next one
@@ -134,12 +115,12 @@ func (s *Store) RotateSession(ctx context.Context, userID, sid string, fromGener
 	now := s.now()
 	exp := now.Add(ttl)
 	var it sessionItem
-	err := s.table.Update(attrPK, sessionPK(userID)).Range(attrSK, sessionSK(sid)).
+	err := s.table.Update(attrPK, userPK(userID)).Range(attrSK, sessionPrefix+sid).
 		Set("generation", fromGeneration+1).
 		Set("previousGeneration", fromGeneration).
 		Set("rotatedAt", now.UnixMilli()).
 		Set("expiresAt", exp.UnixMilli()).
-		Set("ttl", ttlOf(exp.Add(sessionCleanupGrace))).
+		Set(attrTTL, exp.Add(sessionCleanupGrace).Unix()).
 		If("'revoked' = ? AND 'generation' = ? AND 'expiresAt' > ?", false, fromGeneration, now.UnixMilli()).
 		Value(ctx, &it)
 	if dynamo.IsCondCheckFailed(err) {
@@ -152,7 +133,7 @@ func (s *Store) RotateSession(ctx context.Context, userID, sid string, fromGener
 	if err != nil {
 		return ovrlrd.LoginSession{}, dbError("rotate session", err)
 	}
-	return it.domain(userID), nil
+	return it.session(userID), nil
 }
 
 // RevokeSession revokes one session. Revoking a revoked or missing session
@@ -161,13 +142,10 @@ func (s *Store) RevokeSession(ctx context.Context, userID, sid string) error {
 	if userID == "" || sid == "" {
 		return nil
 	}
-	err := s.table.Update(attrPK, sessionPK(userID)).Range(attrSK, sessionSK(sid)).
+	err := s.table.Update(attrPK, userPK(userID)).Range(attrSK, sessionPrefix+sid).
 		Set("revoked", true).
 		// Without the condition, an update would create a stub item.
 		If("attribute_exists('PK')").
 		Run(ctx)
-	if err != nil && !dynamo.IsCondCheckFailed(err) {
-		return dbError("revoke session", err)
-	}
-	return nil
+	return written("revoke session", err, nil)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/google/uuid"
 	"github.com/guregu/dynamo/v2"
+	"github.com/guregu/dynamo/v2/dynamodbiface"
 
 	"github.com/ovrlrd/cloud/internal/cursor"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
@@ -35,8 +36,26 @@ type Store struct {
 type Options struct {
 	Table     string
 	CursorKey []byte
-	// Now is the clock; nil means time.Now. Tests pin it.
-	Now func() time.Time
+	Now       func() time.Time // nil means time.Now; tests pin it
+}
+
+// Attribute and index names every item shares. The table itself comes from
+// template.yaml, or from the development kit for local runs and tests.
+const (
+	attrPK    = "PK"
+	attrSK    = "SK"
+	attrGSIPK = "GSI1PK"
+	attrGSISK = "GSI1SK"
+	attrTTL   = "ttl"
+	indexGSI1 = "GSI1"
+	// txAttempts bounds the runs of a transaction that loses races.
+	txAttempts = 8
+)
+
+// itemKey is the primary key every item starts with.
+type itemKey struct {
+	PK string `dynamo:"PK"`
+	SK string `dynamo:"SK"`
 }
 
 // NewDB returns a DynamoDB handle. endpoint is empty in AWS and points at
@@ -59,9 +78,22 @@ func New(db *dynamo.DB, opts Options) *Store {
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{
-		db: db, table: db.Table(opts.Table), now: now, cursors: cursor.New(opts.CursorKey),
+	db = dynamo.NewFromIface(oldValuesOnFailure{db.Client()})
+	return &Store{db: db, table: db.Table(opts.Table), now: now, cursors: cursor.New(opts.CursorKey)}
+}
+
+// oldValuesOnFailure asks every transaction for the old values of an update
+// whose condition fails, which guregu cannot: touch tells a missing
+// conversation from one a concurrent writer moved ahead by them.
+type oldValuesOnFailure struct{ dynamodbiface.DynamoDBAPI }
+
+func (c oldValuesOnFailure) TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, optFns ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
+	for _, it := range in.TransactItems {
+		if it.Update != nil && it.Update.ConditionExpression != nil {
+			it.Update.ReturnValuesOnConditionCheckFailure = types.ReturnValuesOnConditionCheckFailureAllOld
+		}
 	}
+	return c.DynamoDBAPI.TransactWriteItems(ctx, in, optFns...)
 }
 
 // Ping checks that the table can be reached.
@@ -72,28 +104,47 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// ttlOf returns the epoch-seconds value DynamoDB's TTL sweeper expects.
-func ttlOf(t time.Time) int64 { return t.Unix() }
-
 // nowMillis is the clock at the millisecond resolution everything is stored
 // in, so a value read back equals the value written.
 func (s *Store) nowMillis() int64 { return s.now().UnixMilli() }
 
-// timeOf turns stored epoch milliseconds back into a time.
 func timeOf(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
 
 // sortableMillis renders epoch milliseconds so that string order is time
 // order (13 digits last until the year 2286).
 func sortableMillis(ms int64) string { return fmt.Sprintf("%013d", max(ms, 0)) }
 
-// newID returns a fresh lowercase UUID v4, the app's id format.
-func newID() string { return uuid.NewString() }
-
-// isID reports whether s is an id in exactly the form newID makes. Anything
+// isID reports whether s is an id in exactly the form uuid.NewString makes
+// (a lowercase UUID v4, the app's id format). Anything
 // else cannot name an item, so lookups answer "not found" without a call.
 func isID(s string) bool {
 	u, err := uuid.Parse(s)
 	return err == nil && u.String() == s
+}
+
+// get reads the item at pk, sk into out, strongly consistent: every read
+// may follow a write of the same caller. A missing item answers missing.
+func (s *Store) get(ctx context.Context, op, pk, sk string, out any, missing error) error {
+	err := s.table.Get(attrPK, pk).Range(attrSK, dynamo.Equal, sk).Consistent(true).One(ctx, out)
+	switch {
+	case errors.Is(err, dynamo.ErrNotFound):
+		return missing
+	case err != nil:
+		return dbError(op, err)
+	}
+	return nil
+}
+
+// written answers a single-item write: failed when its condition did not
+// hold (nil: that is fine too), the database's error otherwise.
+func written(op string, err, failed error) error {
+	switch {
+	case err == nil:
+		return nil
+	case dynamo.IsCondCheckFailed(err):
+		return failed
+	}
+	return dbError(op, err)
 }
 
 // dbError wraps a driver failure; its text stays in logs. A request the
@@ -113,6 +164,55 @@ func dbError(op string, err error) error {
 	return ovrlrd.Wrap(ovrlrd.EUNAVAILABLE, "The database is unavailable.", err)
 }
 
+// errLostRace, as the answer to an item's failed condition, says another
+// writer changed the item between a read and this write: the transaction is
+// built again from a fresh read.
+var errLostRace = errors.New("lost a race")
+
+// runTx runs the transaction build makes until it is written, building it
+// again after a pause while it loses races, at most txAttempts times. A
+// failed condition of item i answers failed[i]; without one, it is the
+// database's error. Idempotent: the SDK's resend of a write that landed is
+// not refused by the write's own conditions.
+func (s *Store) runTx(ctx context.Context, op string, build func() (*dynamo.WriteTx, error), failed ...error) error {
+	return s.retryTx(ctx, op, func(error) (*dynamo.WriteTx, error) { return build() }, failed...)
+}
+
+// retryTx is runTx for a build that learns from the attempt before it: it
+// is given that attempt's error, nil the first time.
+func (s *Store) retryTx(ctx context.Context, op string, build func(prev error) (*dynamo.WriteTx, error), failed ...error) error {
+	var prev error
+	for attempt := 0; ; attempt++ {
+		tx, err := build(prev)
+		if err != nil {
+			return err
+		}
+		if err = tx.Idempotent(true).Run(ctx); err == nil {
+			return nil
+		}
+		reasons := cancelReasons(err)
+		race := retryable(reasons)
+		for i, f := range failed {
+			if f != nil && conditionFailed(reasons, i) {
+				if f != errLostRace {
+					return f
+				}
+				race = true
+			}
+		}
+		if !race {
+			return dbError(op, err)
+		}
+		if attempt+1 == txAttempts {
+			return ovrlrd.Wrap(ovrlrd.EUNAVAILABLE, "The database is busy. Try again.", fmt.Errorf("%s: %w", op, err))
+		}
+		if err := pause(ctx, attempt); err != nil {
+			return dbError(op, err)
+		}
+		prev = err
+	}
+}
+
 // pause sleeps a jittered, growing interval before retry number attempt,
 // giving up early when ctx ends.
 func pause(ctx context.Context, attempt int) error {
@@ -127,10 +227,6 @@ func pause(ctx context.Context, attempt int) error {
 	}
 }
 
-// reasonCondition is the cancellation reason of an item whose condition
-// did not hold.
-const reasonCondition = "ConditionalCheckFailed"
-
 // cancelReasons returns why each item of a cancelled transaction failed, or
 // nil when err is not a cancelled transaction.
 func cancelReasons(err error) []types.CancellationReason {
@@ -141,20 +237,18 @@ func cancelReasons(err error) []types.CancellationReason {
 	return tce.CancellationReasons
 }
 
-// reasonCode returns the code for item i, "" if there is none.
-func reasonCode(reasons []types.CancellationReason, i int) string {
-	if i >= len(reasons) || reasons[i].Code == nil {
-		return ""
-	}
-	return *reasons[i].Code
+// conditionFailed reports whether item i of a cancelled transaction failed
+// its condition.
+func conditionFailed(reasons []types.CancellationReason, i int) bool {
+	return i < len(reasons) && aws.ToString(reasons[i].Code) == "ConditionalCheckFailed"
 }
 
 // retryable reports whether a cancelled transaction lost only to timing
 // (another transaction on the same items, or throttling), so the same
 // request can succeed later.
 func retryable(reasons []types.CancellationReason) bool {
-	for i := range reasons {
-		switch reasonCode(reasons, i) {
+	for _, r := range reasons {
+		switch aws.ToString(r.Code) {
 		case "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded":
 			return true
 		}

@@ -3,20 +3,26 @@ package store
 import (
 	"context"
 	"errors"
-	"strconv"
-	"strings"
 	"time"
+	"unicode/utf8"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/google/uuid"
 	"github.com/guregu/dynamo/v2"
 
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
 
-func errTurnRunning() error {
-	return ovrlrd.Errorf(ovrlrd.ECONFLICT, "A turn is already running for this conversation.")
-}
+const (
+	// maxTurnMessages keeps a turn's transaction within DynamoDB's 100
+	// items: its messages (a notice included), the conversation, the lease,
+	// the outcome and the user's day.
+	maxTurnMessages  = 96
+	outcomeRetention = 24 * time.Hour
+	// maxOutcomeText is the most of a turn's text its outcome record keeps.
+	maxOutcomeText = 64 << 10
+)
+
+var errTurnRunning = ovrlrd.Errorf(ovrlrd.ECONFLICT, "A turn is already running for this conversation.")
 
 // StartTurn writes the opening message and takes the lease in one
 // transaction; for a new conversation, the conversation too. The same
@@ -33,8 +39,15 @@ func (s *Store) StartTurn(ctx context.Context, t ovrlrd.TurnStart) (ovrlrd.Conve
 	if t.ConversationID == "" {
 		return s.startNewTurn(ctx, t)
 	}
-	m := newMsgItem(t.UserID, t.ConversationID, newID(), t.Message.Role, t.Message.Content, 0)
-	run, err := s.runPut(t.ConversationID, t.Holder, t.Lease)
+	m := newMsgItem(t.UserID, t.ConversationID, t.Message.Role, t.Message.Content, 0)
+	// The lease is taken when none exists or the current one has expired,
+	// so a holder that died never locks a conversation for longer than one
+	// lease.
+	err := s.touch(ctx, t.UserID, t.ConversationID, []*msgItem{m}, nil, func(tx *dynamo.WriteTx) {
+		run := s.newRun(t.ConversationID, t.Holder, t.Lease)
+		tx.Check(s.accountOpen(t.UserID)).
+			Put(s.table.Put(run).If("attribute_not_exists($) OR 'expiresAt' < ?", attrPK, run.StartedAt))
+	}, errAccountDeleted, errTurnRunning)
 	if err != nil {
 		return ovrlrd.Conversation{}, ovrlrd.Message{}, err
 	}
@@ -42,12 +55,6 @@ func (s *Store) StartTurn(ctx context.Context, t ovrlrd.TurnStart) (ovrlrd.Conve
 	// this turn changes its session and folders, so the turn resumes what
 	// the turn before it saved, never an older state read before that one
 	// released the lease.
-	_, err = s.touch(ctx, t.UserID, t.ConversationID, change{}, []*msgItem{&m},
-		txItem{write: s.accountOpen(t.UserID), onFail: errAccountDeleted()},
-		txItem{write: run, onFail: errTurnRunning()})
-	if err != nil {
-		return ovrlrd.Conversation{}, ovrlrd.Message{}, err
-	}
 	conv, err := s.Conversation(ctx, t.UserID, t.ConversationID)
 	if err != nil {
 		return ovrlrd.Conversation{}, ovrlrd.Message{}, err
@@ -60,77 +67,70 @@ func (s *Store) startNewTurn(ctx context.Context, t ovrlrd.TurnStart) (ovrlrd.Co
 		return ovrlrd.Conversation{}, ovrlrd.Message{}, ovrlrd.Errorf(ovrlrd.EINVALID, "The user id is invalid.")
 	}
 	at := s.nowMillis()
-	conv := newConvItem(t.UserID, newID(), at)
-	m := newMsgItem(t.UserID, conv.ID, newID(), t.Message.Role, t.Message.Content, at)
+	conv := newConvItem(t.UserID, uuid.NewString(), at)
+	m := newMsgItem(t.UserID, conv.ID, t.Message.Role, t.Message.Content, at)
 	run := s.newRun(conv.ID, t.Holder, t.Lease)
-	err := s.db.WriteTx().
-		Check(s.accountOpenCheck(t.UserID)).
-		Put(s.table.Put(conv).If("attribute_not_exists($)", attrPK)).
-		Put(s.table.Put(m).If("attribute_not_exists($)", attrPK)).
-		Put(s.table.Put(run).If("attribute_not_exists($)", attrPK)).
-		Idempotent(true).Run(ctx)
-	if reasonCode(cancelReasons(err), 0) == reasonCondition {
-		return ovrlrd.Conversation{}, ovrlrd.Message{}, errAccountDeleted()
-	}
+	err := s.runTx(ctx, "start turn", func() (*dynamo.WriteTx, error) {
+		return s.db.WriteTx().
+			Check(s.accountOpen(t.UserID)).
+			Put(s.table.Put(conv).If("attribute_not_exists($)", attrPK)).
+			Put(s.table.Put(m).If("attribute_not_exists($)", attrPK)).
+			Put(s.table.Put(run).If("attribute_not_exists($)", attrPK)), nil
+	}, errAccountDeleted)
 	if err != nil {
-		return ovrlrd.Conversation{}, ovrlrd.Message{}, dbError("start turn", err)
+		return ovrlrd.Conversation{}, ovrlrd.Message{}, err
 	}
 	return conv.conversation(), m.message(), nil
 }
 
-func (s *Store) newRun(convID, holder string, lease time.Duration) runItem {
-	now := s.now()
-	exp := now.Add(lease)
-	return runItem{
-		PK: runPK(convID), SK: runSK, Holder: holder,
-		StartedAt: now.UnixMilli(), ExpiresAt: exp.UnixMilli(), TTL: ttlOf(exp.Add(runCleanupGrace)),
+// UndoStartTurn removes what StartTurn wrote, for a turn that could not be
+// started: the lease, the opening message and, for a new conversation, the
+// conversation. It is one transaction that requires the lease to be still
+// holder's and unclaimed, so nothing is undone once the turn runs; then it
+// answers ECONFLICT.
+func (s *Store) UndoStartTurn(ctx context.Context, t ovrlrd.Turn) error {
+	if !isID(t.ConversationID) || t.Holder == "" {
+		return ovrlrd.Errorf(ovrlrd.EINVALID, "A started turn needs a conversation and a holder.")
 	}
+	pk := convPrefix + t.ConversationID
+	return s.runTx(ctx, "undo turn start", func() (*dynamo.WriteTx, error) {
+		tx := s.db.WriteTx().Delete(s.table.Delete(attrPK, pk).Range(attrSK, runSK).
+			If("'holder' = ? AND attribute_not_exists($)", t.Holder, attrClaimed))
+		sk, err := s.messageSK(ctx, t.ConversationID, t.OpeningID)
+		switch {
+		case err == nil:
+			tx.Delete(s.table.Delete(attrPK, pk).Range(attrSK, sk))
+		case !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND):
+			return nil, err
+		}
+		if t.New {
+			tx.Delete(s.table.Delete(attrPK, userPK(t.UserID)).Range(attrSK, convPrefix+t.ConversationID))
+		}
+		return tx, nil
+	}, errTurnClaimed)
 }
 
-// runPut takes the conversation's lease for holder, as a transaction item.
-// It succeeds when no lease exists or the current one has expired, so a
-// holder that died can never lock a conversation for longer than one lease.
-func (s *Store) runPut(convID, holder string, lease time.Duration) (types.TransactWriteItem, error) {
-	run := s.newRun(convID, holder, lease)
-	item, err := dynamo.MarshalItem(run)
-	if err != nil {
-		return types.TransactWriteItem{}, ovrlrd.Wrap(ovrlrd.EINTERNAL, "Internal server error", err)
+// messageSK finds the sort key of message id, which holds its time. The
+// newest messages are read first: the one a turn just opened with is among
+// them.
+func (s *Store) messageSK(ctx context.Context, convID, id string) (string, error) {
+	var found []msgItem
+	if id != "" {
+		err := s.table.Get(attrPK, convPrefix+convID).Range(attrSK, dynamo.BeginsWith, msgPrefix).
+			Filter("'id' = ?", id).Order(dynamo.Descending).Consistent(true).
+			Project(attrSK).Limit(1).RequestLimit(2).All(ctx, &found)
+		if err != nil && !errors.Is(err, dynamo.ErrNotFound) {
+			return "", dbError("find message", err)
+		}
 	}
-	return types.TransactWriteItem{Put: &types.Put{
-		TableName:                aws.String(s.table.Name()),
-		Item:                     item,
-		ConditionExpression:      aws.String("attribute_not_exists(#pk) OR #e < :now"),
-		ExpressionAttributeNames: map[string]string{"#pk": attrPK, "#e": "expiresAt"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":now": &types.AttributeValueMemberN{Value: strconv.FormatInt(run.StartedAt, 10)},
-		},
-	}}, nil
-}
-
-// maxTurnMessages keeps a turn's transaction within DynamoDB's 100 items:
-// its messages (a notice included), the conversation, the lease, the
-// outcome and the user's day.
-const maxTurnMessages = 96
-
-const outcomeRetention = 24 * time.Hour
-
-// maxOutcomeText is the most of a turn's text its outcome record keeps.
-const maxOutcomeText = 64 << 10
-
-// cutUTF8 cuts s to at most n bytes without splitting a character.
-func cutUTF8(s string, n int) string {
-	if len(s) <= n {
-		return s
+	if len(found) == 0 {
+		return "", ovrlrd.Errorf(ovrlrd.ENOTFOUND, "Message not found")
 	}
-	for n > 0 && !utf8RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
+	return found[0].SK, nil
 }
 
 type outcomeItem struct {
-	PK string `dynamo:"PK"`
-	SK string `dynamo:"SK"`
+	itemKey
 	ovrlrd.TurnOutcome
 	TTL int64 `dynamo:"ttl"`
 }
@@ -141,99 +141,91 @@ func outcomeSK(holder string) string { return "TURN#" + holder }
 // outcome and releases the lease, in one transaction that requires the
 // lease to still be the turn's: once the conversation is deleted (the lease
 // goes with it), nothing of the turn is written.
-func (s *Store) FinishTurn(ctx context.Context, f ovrlrd.TurnFinish) ([]ovrlrd.Message, error) {
-	set := map[string]*string{}
-	add := map[string]float64{
-		"turnCount": 1, "costUsd": f.Usage.CostUSD,
-		"inputTokens": float64(f.Usage.InputTokens), "outputTokens": float64(f.Usage.OutputTokens),
-	}
-	switch {
-	case f.Unleased:
-	case f.Forget:
-		set["claudeSessionId"], set["workspace"] = nil, nil
-	default:
-		if f.SessionID != "" {
-			set["claudeSessionId"] = &f.SessionID
-		}
-		if f.Workspace != "" {
-			set["workspace"] = &f.Workspace
-		}
-	}
-	if f.Title != "" && !f.Unleased {
-		if len(f.Title) > maxTitle {
-			return nil, ovrlrd.Errorf(ovrlrd.EINVALID, "The title is too long.")
-		}
-		set["title"] = &f.Title
-	}
+func (s *Store) FinishTurn(ctx context.Context, f ovrlrd.TurnFinish) error {
 	limit := maxTurnMessages
 	if f.Notice != "" {
 		limit-- // the notice takes a message's place in the transaction
 	}
-	segments := fitSegments(f.Segments, limit)
-	msgs := make([]*msgItem, 0, len(segments)+1)
-	for _, text := range segments {
-		m := newMsgItem(f.UserID, f.ConversationID, newID(), ovrlrd.RoleAssistant, text, 0)
-		msgs = append(msgs, &m)
+	var msgs []*msgItem
+	for _, text := range fitSegments(f.Segments, limit) {
+		msgs = append(msgs, newMsgItem(f.UserID, f.ConversationID, ovrlrd.RoleAssistant, text, 0))
 	}
 	if f.Notice != "" {
-		m := newMsgItem(f.UserID, f.ConversationID, newID(), ovrlrd.RoleSystem, cutUTF8(f.Notice, 4<<10), 0)
-		msgs = append(msgs, &m)
+		msgs = append(msgs, newMsgItem(f.UserID, f.ConversationID, ovrlrd.RoleSystem, cutUTF8(f.Notice, 4<<10), 0))
+	}
+	edit := func(u *dynamo.Update) {
+		u.Add("turnCount", 1).Add("costUsd", f.Usage.CostUSD).
+			Add("inputTokens", f.Usage.InputTokens).Add("outputTokens", f.Usage.OutputTokens)
+		if f.Unleased {
+			return
+		}
+		if f.Forget {
+			u.Remove("claudeSessionId", "workspace")
+		}
+		if f.SessionID != "" && !f.Forget {
+			u.Set("claudeSessionId", f.SessionID)
+		}
+		if f.Workspace != "" && !f.Forget {
+			u.Set("workspace", f.Workspace)
+		}
+		if f.Title != "" {
+			u.Set("title", f.Title)
+		}
 	}
 	// The outcome only serves a buffered caller's answer; the messages
 	// hold the full text. Cut, it can never push the item past DynamoDB's
 	// 400 KB, nor the transaction past its 4 MB.
 	f.Outcome.Text = cutUTF8(f.Outcome.Text, maxOutcomeText)
 	f.Outcome.Error = cutUTF8(f.Outcome.Error, 4<<10)
-	outcome, err := dynamo.MarshalItem(outcomeItem{
-		PK: runPK(f.ConversationID), SK: outcomeSK(f.Holder), TurnOutcome: f.Outcome,
-		TTL: ttlOf(s.now().Add(outcomeRetention)),
-	})
-	if err != nil {
-		return nil, ovrlrd.Wrap(ovrlrd.EINTERNAL, "Internal server error", err)
+	outcome := outcomeItem{
+		itemKey: itemKey{convPrefix + f.ConversationID, outcomeSK(f.Holder)}, TurnOutcome: f.Outcome,
+		TTL: s.now().Add(outcomeRetention).Unix(),
 	}
-	extra := []txItem{
-		{write: types.TransactWriteItem{Put: &types.Put{TableName: aws.String(s.table.Name()), Item: outcome}}},
-		{write: s.addUsage(f.UserID, f.Usage)},
-	}
-	if !f.Unleased {
-		extra = append(extra, txItem{write: s.releaseIfHeld(f.ConversationID, f.Holder), onFail: ovrlrd.ErrLeaseLost})
-	}
-	if _, err = s.touch(ctx, f.UserID, f.ConversationID, change{set: set, add: add}, msgs, extra...); err != nil {
-		return nil, err
-	}
-	out := make([]ovrlrd.Message, 0, len(msgs))
-	for _, m := range msgs {
-		out = append(out, m.message())
-	}
-	return out, nil
-}
-
-// releaseIfHeld deletes the lease if holder still holds it.
-func (s *Store) releaseIfHeld(convID, holder string) types.TransactWriteItem {
-	return types.TransactWriteItem{Delete: &types.Delete{
-		TableName: aws.String(s.table.Name()),
-		Key: map[string]types.AttributeValue{
-			attrPK: &types.AttributeValueMemberS{Value: runPK(convID)},
-			attrSK: &types.AttributeValueMemberS{Value: runSK},
-		},
-		ConditionExpression:       aws.String("#h = :h"),
-		ExpressionAttributeNames:  map[string]string{"#h": "holder"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":h": &types.AttributeValueMemberS{Value: holder}},
-	}}
+	return s.touch(ctx, f.UserID, f.ConversationID, msgs, edit, func(tx *dynamo.WriteTx) {
+		tx.Put(s.table.Put(outcome)).Update(s.addUsage(f.UserID, f.Usage))
+		if !f.Unleased {
+			tx.Delete(s.table.Delete(attrPK, convPrefix+f.ConversationID).Range(attrSK, runSK).If("'holder' = ?", f.Holder))
+		}
+	}, nil, nil, ovrlrd.ErrLeaseLost)
 }
 
 // Outcome returns a finished turn's outcome; ENOTFOUND while it runs.
 func (s *Store) Outcome(ctx context.Context, convID, holder string) (ovrlrd.TurnOutcome, error) {
 	var it outcomeItem
-	err := s.table.Get(attrPK, runPK(convID)).Range(attrSK, dynamo.Equal, outcomeSK(holder)).
-		Consistent(true).One(ctx, &it)
-	if errors.Is(err, dynamo.ErrNotFound) {
-		return ovrlrd.TurnOutcome{}, ovrlrd.Errorf(ovrlrd.ENOTFOUND, "The turn has not finished.")
+	err := s.get(ctx, "get turn outcome", convPrefix+convID, outcomeSK(holder), &it,
+		ovrlrd.Errorf(ovrlrd.ENOTFOUND, "The turn has not finished."))
+	return it.TurnOutcome, err
+}
+
+// usageRetention keeps a user's daily totals for a quarter.
+const usageRetention = 92 * 24 * time.Hour
+
+// usageItem is one user's totals for one UTC day, PK USER#<uid>,
+// SK USAGE#<yyyy-mm-dd>; it goes with the account.
+type usageItem struct {
+	Turns        int     `dynamo:"turns"`
+	CostUSD      float64 `dynamo:"costUsd"`
+	InputTokens  int64   `dynamo:"inputTokens"`
+	OutputTokens int64   `dynamo:"outputTokens"`
+}
+
+func usageSK(day time.Time) string { return "USAGE#" + day.UTC().Format(time.DateOnly) }
+
+// addUsage adds a turn to the user's day, for a turn's transaction.
+func (s *Store) addUsage(userID string, u ovrlrd.Usage) *dynamo.Update {
+	now := s.now()
+	return s.table.Update(attrPK, userPK(userID)).Range(attrSK, usageSK(now)).
+		Add("turns", 1).Add("costUsd", u.CostUSD).Add("inputTokens", u.InputTokens).Add("outputTokens", u.OutputTokens).
+		Set(attrTTL, now.Add(usageRetention).Unix())
+}
+
+// UsageToday returns the user's totals for the current UTC day.
+func (s *Store) UsageToday(ctx context.Context, userID string) (ovrlrd.DailyUsage, error) {
+	var it usageItem
+	if err := s.get(ctx, "get usage", userPK(userID), usageSK(s.now()), &it, nil); err != nil {
+		return ovrlrd.DailyUsage{}, err
 	}
-	if err != nil {
-		return ovrlrd.TurnOutcome{}, dbError("get turn outcome", err)
-	}
-	return it.TurnOutcome, nil
+	return ovrlrd.DailyUsage{Turns: it.Turns, Usage: ovrlrd.Usage{CostUSD: it.CostUSD, InputTokens: it.InputTokens, OutputTokens: it.OutputTokens}}, nil
 }
 
 // maxTurnText bounds the text of a turn's messages together, so its one
@@ -258,8 +250,8 @@ func fitSegments(segments []string, maxMessages int) []string {
 			segments = nil // nothing after this one
 		}
 		total += len(s)
-		for len(s) > MaxContentBytes {
-			head := cutUTF8(s, MaxContentBytes)
+		for len(s) > maxContentBytes {
+			head := cutUTF8(s, maxContentBytes)
 			out = append(out, head)
 			s = s[len(head):]
 		}
@@ -271,13 +263,22 @@ func fitSegments(segments []string, maxMessages int) []string {
 		}
 	}
 	if len(out) > maxMessages {
-		tail := strings.Join(out[maxMessages-1:], "\n\n")
+		tail := ovrlrd.JoinSegments(out[maxMessages-1:])
 		out = append(out[:maxMessages-1], tail)
-		if len(tail) > MaxContentBytes {
-			out[len(out)-1] = cutUTF8(tail, MaxContentBytes-len(truncated)) + truncated
+		if len(tail) > maxContentBytes {
+			out[len(out)-1] = cutUTF8(tail, maxContentBytes-len(truncated)) + truncated
 		}
 	}
 	return out
 }
 
-func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
+// cutUTF8 cuts s to at most n bytes without splitting a character.
+func cutUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}

@@ -28,6 +28,29 @@ func startTurn(t *testing.T, s *store.Store, uid, convID, holder string) (ovrlrd
 	return c, err
 }
 
+// finish finishes a turn and returns the messages it stored, oldest first.
+func finish(t *testing.T, s *store.Store, f ovrlrd.TurnFinish) []ovrlrd.Message {
+	t.Helper()
+	ctx := context.Background()
+	if err := s.FinishTurn(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	var out []ovrlrd.Message
+	page := ovrlrd.Page{Limit: 100}
+	for {
+		got, next, err := s.Messages(ctx, f.ConversationID, page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Each page is oldest first, and older than the page before it.
+		out = append(slices.DeleteFunc(got, func(m ovrlrd.Message) bool { return m.Role == ovrlrd.RoleUser }), out...)
+		if next == "" {
+			return out
+		}
+		page.Cursor = next
+	}
+}
+
 func TestTurnLifecycle(t *testing.T) {
 	t.Parallel()
 	s := storetest.New(t)
@@ -52,7 +75,7 @@ func TestTurnLifecycle(t *testing.T) {
 
 	// Finishing stores the segments in order, the session id and the title,
 	// and frees the conversation.
-	_, err = s.FinishTurn(ctx, ovrlrd.TurnFinish{
+	err = s.FinishTurn(ctx, ovrlrd.TurnFinish{
 		UserID: uid, ConversationID: c.ID, Holder: "run-1",
 		Segments: []string{"one", "two", "three"}, SessionID: "sess-1", Title: "A title",
 		Outcome: ovrlrd.TurnOutcome{Kind: "complete", Text: "onetwothree"},
@@ -99,13 +122,13 @@ func TestFinishAfterDeleteWritesNothing(t *testing.T) {
 	if err := s.DeleteConversation(ctx, uid, c.ID); err != nil {
 		t.Fatal(err)
 	}
-	_, err = s.FinishTurn(ctx, ovrlrd.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "run-1", Segments: []string{"late"}})
+	err = s.FinishTurn(ctx, ovrlrd.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "run-1", Segments: []string{"late"}})
 	if !errors.Is(err, ovrlrd.ErrLeaseLost) {
 		t.Fatalf("finish after delete: %v", err)
 	}
 	// Nor does the save of a turn that lost its lease: a deleted
 	// conversation is not a lost lease.
-	_, err = s.FinishTurn(ctx, ovrlrd.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "run-1", Segments: []string{"late"}, Unleased: true})
+	err = s.FinishTurn(ctx, ovrlrd.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "run-1", Segments: []string{"late"}, Unleased: true})
 	if !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
 		t.Fatalf("unleased finish after delete: %v", err)
 	}
@@ -121,7 +144,7 @@ func TestFinishByAnotherHolderWritesNothing(t *testing.T) {
 	ctx := context.Background()
 	uid := uuid.NewString()
 	c, _ := startTurn(t, s, uid, "", "run-1")
-	_, err := s.FinishTurn(ctx, ovrlrd.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "intruder", Segments: []string{"x"}})
+	err := s.FinishTurn(ctx, ovrlrd.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "intruder", Segments: []string{"x"}})
 	if !errors.Is(err, ovrlrd.ErrLeaseLost) {
 		t.Fatalf("got %v", err)
 	}
@@ -147,7 +170,6 @@ func TestExpiredLeaseDoesNotLock(t *testing.T) {
 func TestLongOutputFitsOneTransaction(t *testing.T) {
 	t.Parallel()
 	s := storetest.New(t)
-	ctx := context.Background()
 	uid := uuid.NewString()
 	c, _ := startTurn(t, s, uid, "", "run-1")
 	segs := make([]string, 150)
@@ -155,10 +177,7 @@ func TestLongOutputFitsOneTransaction(t *testing.T) {
 		segs[i] = "s"
 	}
 	segs[0] = strings.Repeat("é", store.MaxContentBytes) // two messages' worth
-	msgs, err := s.FinishTurn(ctx, ovrlrd.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "run-1", Segments: segs})
-	if err != nil {
-		t.Fatal(err)
-	}
+	msgs := finish(t, s, ovrlrd.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "run-1", Segments: segs})
 	total := 0
 	for _, m := range msgs {
 		total += len(m.Content)
@@ -184,7 +203,7 @@ func TestTurnUsageAddsUp(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		_, err := s.FinishTurn(ctx, ovrlrd.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: holder,
+		err := s.FinishTurn(ctx, ovrlrd.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: holder,
 			Segments: []string{"x"}, Usage: ovrlrd.Usage{CostUSD: 0.125, InputTokens: 100, OutputTokens: 10}})
 		if err != nil {
 			t.Fatal(err)
@@ -209,11 +228,8 @@ func TestLargeAnswerSaves(t *testing.T) {
 	uid := uuid.NewString()
 	c, _ := startTurn(t, s, uid, "", "run-1")
 	answer := strings.Repeat("✓ answer ", 120_000) // about 1.3 MB
-	msgs, err := s.FinishTurn(ctx, ovrlrd.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "run-1",
+	msgs := finish(t, s, ovrlrd.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "run-1",
 		Segments: []string{answer}, Outcome: ovrlrd.TurnOutcome{Kind: "complete", Text: answer}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var joined strings.Builder
 	for _, m := range msgs {
 		joined.WriteString(m.Content)
@@ -237,11 +253,8 @@ func TestFiveMegabyteAnswerIsCutVisibly(t *testing.T) {
 	uid := uuid.NewString()
 	c, _ := startTurn(t, s, uid, "", "run-1")
 	answer := strings.Repeat("five megabytes ", 5<<20/15)
-	msgs, err := s.FinishTurn(ctx, ovrlrd.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "run-1",
+	msgs := finish(t, s, ovrlrd.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "run-1",
 		Segments: []string{"a first segment", answer, "a segment after the cut"}, Outcome: ovrlrd.TurnOutcome{Kind: "complete", Text: answer}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var joined strings.Builder
 	for _, m := range msgs {
 		joined.WriteString(m.Content)
@@ -276,7 +289,7 @@ func TestWorkspaceVersionAndForget(t *testing.T) {
 	ctx := context.Background()
 	uid := uuid.NewString()
 	c, _ := startTurn(t, s, uid, "", "r1")
-	if _, err := s.FinishTurn(ctx, ovrlrd.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "r1", SessionID: "s1", Workspace: "v1"}); err != nil {
+	if err := s.FinishTurn(ctx, ovrlrd.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "r1", SessionID: "s1", Workspace: "v1"}); err != nil {
 		t.Fatal(err)
 	}
 	conv, _ := s.Conversation(ctx, uid, c.ID)
@@ -284,7 +297,7 @@ func TestWorkspaceVersionAndForget(t *testing.T) {
 		t.Fatalf("after a save: %+v", conv)
 	}
 	startTurn(t, s, uid, c.ID, "r2")
-	if _, err := s.FinishTurn(ctx, ovrlrd.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "r2", SessionID: "s2", Forget: true,
+	if err := s.FinishTurn(ctx, ovrlrd.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "r2", SessionID: "s2", Forget: true,
 		Notice: "The earlier context could not be restored."}); err != nil {
 		t.Fatal(err)
 	}
@@ -312,11 +325,11 @@ func TestUnleasedFinishKeepsTheAnswerOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := ovrlrd.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "slow", Segments: []string{"streamed"}, SessionID: "old", Workspace: "old"}
-	if _, err := s.FinishTurn(ctx, f); !errors.Is(err, ovrlrd.ErrLeaseLost) {
+	if err := s.FinishTurn(ctx, f); !errors.Is(err, ovrlrd.ErrLeaseLost) {
 		t.Fatalf("finish without the lease: %v", err)
 	}
 	f.Unleased = true
-	if _, err := s.FinishTurn(ctx, f); err != nil {
+	if err := s.FinishTurn(ctx, f); err != nil {
 		t.Fatal(err)
 	}
 	conv, _ := s.Conversation(ctx, uid, c.ID)
@@ -335,18 +348,14 @@ func TestUnleasedFinishKeepsTheAnswerOnly(t *testing.T) {
 func TestManySegmentsAndANoticeFitOneTransaction(t *testing.T) {
 	t.Parallel()
 	s := storetest.New(t)
-	ctx := context.Background()
 	uid := uuid.NewString()
 	c, _ := startTurn(t, s, uid, "", "run-1")
 	segs := make([]string, 150)
 	for i := range segs {
 		segs[i] = "s"
 	}
-	msgs, err := s.FinishTurn(ctx, ovrlrd.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "run-1", Segments: segs,
+	msgs := finish(t, s, ovrlrd.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "run-1", Segments: segs,
 		Notice: "Request timed out", Outcome: ovrlrd.TurnOutcome{Kind: "error", Error: "Request timed out"}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if last := msgs[len(msgs)-1]; len(msgs) != 96 || last.Role != ovrlrd.RoleSystem {
 		t.Fatalf("%d messages, the last %+v", len(msgs), last)
 	}
@@ -385,7 +394,7 @@ func TestStartTurnSeesThePreviousTurnsSave(t *testing.T) {
 	c, _ := startTurn(t, base, uid, "", "first")
 	h := &hook{op: "TransactWriteItems"}
 	h.then = func() {
-		if _, err := base.FinishTurn(ctx, ovrlrd.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "first", SessionID: "s1", Workspace: "v1"}); err != nil {
+		if err := base.FinishTurn(ctx, ovrlrd.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "first", SessionID: "s1", Workspace: "v1"}); err != nil {
 			t.Error(err)
 		}
 	}

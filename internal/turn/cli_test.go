@@ -1,7 +1,6 @@
 package turn_test
 
 import (
-	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -154,12 +153,12 @@ func TestSecondTurnWhileOneRunsIsRefused(t *testing.T) {
 	_, env := anthropic(t, anthropicfake.Say("ok"))
 	r := newRig(t, claudetest.RealCLI(t), env)
 	j := r.begin("", "first")
-	_, err := r.svc.Begin(context.Background(), turnRequest(r.user, j.ConversationID, "second"))
+	_, err := r.beginTurn(turnRequest(r.user, j.ConversationID, "second"))
 	if !ovrlrd.IsCode(err, ovrlrd.ECONFLICT) {
 		t.Fatalf("second turn: %v", err)
 	}
 	r.run(j)
-	if _, err := r.svc.Begin(context.Background(), turnRequest(r.user, j.ConversationID, "third")); err != nil {
+	if _, err := r.beginTurn(turnRequest(r.user, j.ConversationID, "third")); err != nil {
 		t.Fatalf("after the first ended: %v", err)
 	}
 }

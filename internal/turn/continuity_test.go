@@ -2,17 +2,16 @@ package turn_test
 
 import (
 	"context"
-	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 
+	"github.com/ovrlrd/cloud/internal/api"
 	"github.com/ovrlrd/cloud/internal/devkit/anthropicfake"
 	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/sse"
-	"github.com/ovrlrd/cloud/internal/turn"
 )
 
 // syncLog collects the service's log lines.
@@ -131,10 +130,7 @@ func TestCostAndBudget(t *testing.T) {
 		t.Fatalf("conversation %+v, day %+v; the upstream answered %d input and %d output tokens", c, day, in, out)
 	}
 
-	spent := testConfig(t, claudetest.RealCLI(t), env, r.root)
-	spent.Workspace, spent.DailyBudgetUSD = r.ws, day.CostUSD
-	r.svc = turn.New(r.store, spent, slog.New(slog.DiscardHandler))
-	_, err := r.svc.Begin(context.Background(), turnRequest(r.user, j.ConversationID, "three"))
+	_, err := api.BeginTurn(context.Background(), r.store, turnRequest(r.user, j.ConversationID, "three"), api.TurnRules{DailyBudgetUSD: day.CostUSD})
 	if !ovrlrd.IsCode(err, ovrlrd.ERATELIMIT) || !strings.Contains(ovrlrd.ErrorMessage(err), "daily budget") {
 		t.Fatalf("after the budget: %v", err)
 	}

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
-	"github.com/ovrlrd/cloud/internal/relay"
 	"github.com/ovrlrd/cloud/internal/sse"
 )
 
@@ -34,6 +33,6 @@ func SetTitleTimes(timeout, grace time.Duration) func() {
 }
 
 // RunOutcome runs j as Run does and returns how it ended.
-func (s *Service) RunOutcome(ctx context.Context, j ovrlrd.Turn, sink sse.Sink) relay.Outcome {
+func (s *Service) RunOutcome(ctx context.Context, j ovrlrd.Turn, sink sse.Sink) Outcome {
 	return s.run(ctx, j, sink)
 }

@@ -17,7 +17,6 @@ import (
 	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
 	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
-	"github.com/ovrlrd/cloud/internal/relay"
 	"github.com/ovrlrd/cloud/internal/sse"
 	"github.com/ovrlrd/cloud/internal/store"
 	"github.com/ovrlrd/cloud/internal/turn"
@@ -126,7 +125,7 @@ func TestNoConversationFoundForgetsTheSession(t *testing.T) {
 		Message: ovrlrd.NewMessage{Role: ovrlrd.RoleUser, Content: "x"}, Holder: "h", Lease: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.store.FinishTurn(context.Background(), ovrlrd.TurnFinish{UserID: r.user, ConversationID: j.ConversationID, Holder: "h", Workspace: v}); err != nil {
+	if err := r.store.FinishTurn(context.Background(), ovrlrd.TurnFinish{UserID: r.user, ConversationID: j.ConversationID, Holder: "h", Workspace: v}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -307,7 +306,7 @@ func TestASlowTitleDoesNotHoldTheTurn(t *testing.T) {
 	r := newRig(t, claudetest.RealCLI(t), env)
 
 	j := r.begin("", "hello")
-	done := make(chan relay.Outcome, 1)
+	done := make(chan turn.Outcome, 1)
 	go func() { _, o := r.run(j); done <- o }()
 	select {
 	case o := <-done:
@@ -335,12 +334,12 @@ type deletingFirst struct {
 	ws *workspace.Store
 }
 
-func (d deletingFirst) FinishTurn(ctx context.Context, f ovrlrd.TurnFinish) ([]ovrlrd.Message, error) {
+func (d deletingFirst) FinishTurn(ctx context.Context, f ovrlrd.TurnFinish) error {
 	if err := d.DeleteConversation(ctx, f.UserID, f.ConversationID); err != nil {
-		return nil, err
+		return err
 	}
 	if err := d.ws.DeleteConversation(ctx, f.UserID, f.ConversationID); err != nil {
-		return nil, err
+		return err
 	}
 	return d.Store.FinishTurn(ctx, f)
 }

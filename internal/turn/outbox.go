@@ -40,16 +40,13 @@ type outbox struct {
 // turn, and through the pipe the CLI, wait.
 const outboxSize = 128
 
-// pingEvent marks a keep-alive in the queue.
+// pingEvent is the heartbeat the app ignores: it keeps a stream open
+// through long silent tool runs.
 var pingEvent = sse.Event{Type: sse.Ping}
 
 // newOutbox starts the writer of sink; a nil sink (a turn nobody streams)
 // takes nothing. Sends give up when ctx ends.
-func newOutbox(ctx context.Context, sink sse.Sink, log *slog.Logger) *outbox {
-	return startOutbox(ctx, sink, log, sse.WriteTimeout)
-}
-
-func startOutbox(ctx context.Context, sink sse.Sink, log *slog.Logger, timeout time.Duration) *outbox {
+func newOutbox(ctx context.Context, sink sse.Sink, log *slog.Logger, timeout time.Duration) *outbox {
 	o := &outbox{
 		sink: sink, log: log, ctx: ctx, timeout: timeout,
 		q: make(chan sse.Event, outboxSize), gone: make(chan struct{}), done: make(chan struct{}),
@@ -81,12 +78,7 @@ func (o *outbox) loop() {
 			continue
 		}
 		stalled.Reset(o.timeout)
-		var err error
-		if e.Type == sse.Ping {
-			err = o.sink.Ping()
-		} else {
-			err = o.sink.Send(e)
-		}
+		err := o.sink.Send(e)
 		stalled.Stop()
 		if err != nil {
 			o.leave() // the client left; the turn goes on
@@ -117,8 +109,6 @@ func (o *outbox) send(e sse.Event) {
 	case <-o.ctx.Done():
 	}
 }
-
-func (o *outbox) ping() { o.send(pingEvent) }
 
 // close gives the writer timeout to hand the client what is queued, then
 // drops the rest. It returns before a stuck write ends only when nobody

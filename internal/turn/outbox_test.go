@@ -34,8 +34,6 @@ func (s *stuckSink) Send(e sse.Event) error {
 	return nil
 }
 
-func (s *stuckSink) Ping() error { return s.Send(pingEvent) }
-
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func chunk(i int) sse.Event { return sse.Event{Type: sse.Chunk, Content: strings.Repeat("x", i+1)} }
@@ -80,7 +78,7 @@ func TestOutboxSendGivesUpWhenTheTurnEnds(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sink := newStuckSink()
-	o := startOutbox(ctx, sink, discard(), time.Hour) // the stall timer stays out of it
+	o := newOutbox(ctx, sink, discard(), time.Hour) // the stall timer stays out of it
 	t.Cleanup(func() { close(sink.release); o.close() })
 	fill(t, o, sink)
 
@@ -94,14 +92,14 @@ func TestOutboxSendGivesUpWhenTheTurnEnds(t *testing.T) {
 // written, and the writer ends once its stuck write gives way.
 func TestOutboxSendGivesUpOnAStalledClient(t *testing.T) {
 	sink := newStuckSink()
-	o := startOutbox(context.Background(), sink, discard(), 20*time.Millisecond)
+	o := newOutbox(context.Background(), sink, discard(), 20*time.Millisecond)
 	fill(t, o, sink)
 
 	waitFor(t, returns(func() { o.send(chunk(outboxSize + 1)) }), "send to give up on the stalled client")
 	waitFor(t, returns(func() {
 		for i := range 10 * outboxSize {
 			o.send(chunk(i))
-			o.ping()
+			o.send(pingEvent)
 		}
 	}), "sends to a gone client to return at once")
 
@@ -117,7 +115,7 @@ func TestOutboxSendGivesUpOnAStalledClient(t *testing.T) {
 // nothing more, once the write gives way.
 func TestOutboxCloseIsBounded(t *testing.T) {
 	sink := newStuckSink()
-	o := startOutbox(context.Background(), sink, discard(), 20*time.Millisecond)
+	o := newOutbox(context.Background(), sink, discard(), 20*time.Millisecond)
 	o.send(chunk(0))
 	waitFor(t, sink.began, "the first write")
 	o.send(sse.Event{Type: sse.Complete, ConversationID: "c"})
@@ -171,7 +169,7 @@ func TestOutboxOverNetHTTPWaitsForTheWriteDeadline(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		bw := &busyWriter{ResponseWriter: w}
 		sink := sse.NewWriter(bw)
-		o := startOutbox(r.Context(), sink, discard(), 20*time.Millisecond)
+		o := newOutbox(r.Context(), sink, discard(), 20*time.Millisecond)
 		big := strings.Repeat("y", 64<<10)
 		for range 4 * outboxSize {
 			o.send(sse.Event{Type: sse.Chunk, Content: big})

@@ -2,7 +2,6 @@ package turn
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/ovrlrd/cloud/internal/claude"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
-	"github.com/ovrlrd/cloud/internal/relay"
 	"github.com/ovrlrd/cloud/internal/sandbox"
 	"github.com/ovrlrd/cloud/internal/sse"
 	"github.com/ovrlrd/cloud/internal/workspace"
@@ -22,11 +20,9 @@ import (
 // Store is the state a turn reads and writes.
 type Store interface {
 	Conversation(ctx context.Context, userID, convID string) (ovrlrd.Conversation, error)
-	StartTurn(ctx context.Context, t ovrlrd.TurnStart) (ovrlrd.Conversation, ovrlrd.Message, error)
 	RenewRun(ctx context.Context, convID, holder string, lease time.Duration) (ovrlrd.Run, error)
-	FinishTurn(ctx context.Context, f ovrlrd.TurnFinish) ([]ovrlrd.Message, error)
+	FinishTurn(ctx context.Context, f ovrlrd.TurnFinish) error
 	ReleaseRun(ctx context.Context, convID, holder string) error
-	UsageToday(ctx context.Context, userID string) (ovrlrd.DailyUsage, error)
 }
 
 // Workspace keeps a conversation's folders beyond this execution
@@ -46,7 +42,6 @@ type Config struct {
 	WorkRoot       string // per-conversation working directories
 	ConfigRoot     string // per-conversation CLAUDE_CONFIG_DIR
 	AdditionalDirs []string
-	AllowList      []string      // tools a client may approve
 	Timeout        time.Duration // a whole turn, capped by the invocation's deadline
 	IdleTimeout    time.Duration // silence on the CLI's stdout
 	// Env is the CLI's environment apart from what each run gets: its
@@ -57,9 +52,6 @@ type Config struct {
 	// Sandbox confines each turn: the user its processes run as, its
 	// folders, and the sweep after it.
 	Sandbox *sandbox.Pool
-	// DailyBudgetUSD refuses new turns once a user's day has cost this
-	// much; 0 means no budget.
-	DailyBudgetUSD float64
 	// Workspace, if set, saves and restores conversations' folders, each
 	// at most WorkspaceMaxBytes.
 	Workspace         Workspace
@@ -103,17 +95,15 @@ var (
 type Finished struct {
 	UserID         string
 	ConversationID string
-	Outcome        relay.Outcome
+	Outcome        Outcome
 	Title          string
-	Segments       []string
-	Saved          bool
 	TurnID         string // the turn's holder: the same across a redelivered invocation
 }
 
 // AfterTurn runs once a turn's result is saved and its terminal event sent.
 type AfterTurn func(ctx context.Context, f Finished)
 
-// Service starts and runs turns.
+// Service runs turns.
 type Service struct {
 	store Store
 	cfg   Config
@@ -124,39 +114,6 @@ type Service struct {
 // New returns a Service.
 func New(st Store, cfg Config, log *slog.Logger, after ...AfterTurn) *Service {
 	return &Service{store: st, cfg: cfg, log: log, after: after}
-}
-
-// Begin validates a request and writes what precedes the stream: the
-// conversation if new, the opening message and the lease, in one
-// transaction. Its errors are answered as JSON, before any event.
-func (s *Service) Begin(ctx context.Context, req ovrlrd.TurnRequest) (ovrlrd.Turn, error) {
-	if err := validate(req, s.cfg.AllowList); err != nil {
-		return ovrlrd.Turn{}, err
-	}
-	if err := s.checkBudget(ctx, req.UserID); err != nil {
-		return ovrlrd.Turn{}, err
-	}
-	holder := rand.Text()
-	conv, opening, err := s.store.StartTurn(ctx, ovrlrd.TurnStart{
-		UserID: req.UserID, ConversationID: req.ConversationID,
-		Message: opening(req), Holder: holder, Lease: lease,
-	})
-	if err != nil {
-		return ovrlrd.Turn{}, err
-	}
-	j := ovrlrd.Turn{
-		UserID: req.UserID, ConversationID: conv.ID, Holder: holder,
-		Message: req.Message, AllowedTools: cliTools(req), New: req.ConversationID == "",
-		OpeningID: opening.ID,
-	}
-	if conv.ClaudeSessionID != nil {
-		j.ClaudeSessionID = *conv.ClaudeSessionID
-	}
-	if conv.Title != nil {
-		j.Title = *conv.Title
-	}
-	j.Workspace = conv.Workspace
-	return j, nil
 }
 
 // Stop reasons.
@@ -196,13 +153,13 @@ func (s *Service) Run(ctx context.Context, j ovrlrd.Turn, sink sse.Sink) {
 }
 
 // run is Run, with the outcome for the tests that check it.
-func (s *Service) run(ctx context.Context, j ovrlrd.Turn, sink sse.Sink) relay.Outcome {
+func (s *Service) run(ctx context.Context, j ovrlrd.Turn, sink sse.Sink) Outcome {
 	// The first byte goes out at once, before anything else of the turn
 	// runs and competes for the CPU; then the outbox takes over the sink.
-	if sink != nil && sink.Ping() != nil {
+	if sink != nil && sink.Send(pingEvent) != nil {
 		sink = nil // the client already left; the turn goes on
 	}
-	out := newOutbox(ctx, sink, s.log)
+	out := newOutbox(ctx, sink, s.log, sse.WriteTimeout)
 	defer out.close()
 
 	box, err := s.cfg.Sandbox.Acquire()
@@ -210,41 +167,44 @@ func (s *Service) run(ctx context.Context, j ovrlrd.Turn, sink sse.Sink) relay.O
 		s.log.ErrorContext(ctx, "sandbox unavailable", "err", err)
 		return s.finish(ctx, j, out, ending{outcome: failed("The server is busy. Please try again.")})
 	}
-	released := false
-	release := func() {
-		if !released {
-			released = true
-			if err := box.Release(); err != nil {
-				s.log.ErrorContext(ctx, "sandbox release failed", "err", err)
-			}
-		}
+	end, stopped := s.contain(ctx, j, box, out)
+	if errors.Is(stopped, errDeleted) {
+		// The conversation is gone: write nothing, and the client, if
+		// still there, learns why.
+		out.send(deletedEvent)
+		return end.outcome
 	}
-	defer release()
+	return s.finish(ctx, j, out, end)
+}
 
+var deletedEvent = sse.Event{Type: sse.Error, Message: "This conversation was deleted."}
+
+// contain runs the turn in its sandbox, and returns once every process of
+// the turn is gone, its folders saved and the sandbox released.
+func (s *Service) contain(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, out *outbox) (end ending, stopped error) {
+	defer func() {
+		if err := box.Release(); err != nil {
+			s.log.ErrorContext(ctx, "sandbox release failed", "err", err)
+		}
+	}()
 	runCtx, cancel := context.WithTimeout(ctx, s.turnTimeout(ctx))
 	defer cancel()
 	if end, ok := s.restore(runCtx, j); !ok {
 		// Nothing ran and nothing is saved: the stored session and folders
 		// stay as they were, unless they are gone for good.
-		release()
-		return s.finish(ctx, j, out, end)
+		return end, nil
 	}
 	var title *titleRun
 	if j.Title == "" {
 		title = s.startTitle(ctx, box, j.Message)
 		defer title.stop()
 	}
-	outcome, usage, stopped := s.execute(runCtx, j, box, out)
-
+	end.outcome, end.usage, stopped = s.execute(runCtx, j, box, out)
 	if errors.Is(stopped, errDeleted) {
-		// The conversation is gone: write nothing, and the client, if
-		// still there, learns why.
-		out.send(sse.Event{Type: sse.Error, Message: "This conversation was deleted."})
-		return outcome
+		return end, stopped
 	}
-	end := ending{outcome: outcome, usage: usage}
 	if title != nil {
-		if outcome.Kind == ovrlrd.OutcomeComplete {
+		if end.outcome.Kind == ovrlrd.OutcomeComplete {
 			end.title = title.waitAtMost(titleGrace)
 		}
 		title.stop()
@@ -254,16 +214,14 @@ func (s *Service) run(ctx context.Context, j ovrlrd.Turn, sink sse.Sink) relay.O
 		// Its transcript is gone: the folders of this run hold nothing to
 		// keep, and the next turn must not try to resume it again.
 		end.outcome.Message, end.forget = msgContextLost, true
-		release()
-		return s.finish(ctx, j, out, end)
+		return end, stopped
 	}
 	box.Sweep()
 	if !errors.Is(stopped, errLeaseLost) {
 		// A turn that lost its lease could not record its folders anyway.
 		s.save(ctx, j, &end)
 	}
-	release()
-	return s.finish(ctx, j, out, end)
+	return end, stopped
 }
 
 // beyond is a context for the end of a turn: it outlives ctx's
@@ -278,28 +236,28 @@ func beyond(ctx context.Context, reserve time.Duration) (context.Context, contex
 
 // ending is what a turn saves when it ends.
 type ending struct {
-	outcome   relay.Outcome
+	outcome   Outcome
 	usage     ovrlrd.Usage
 	title     string // a title made by this turn
 	workspace string // the version its folders were saved as
 	forget    bool   // the stored session and folders are gone for good
 }
 
-func failed(message string) relay.Outcome {
-	return relay.Outcome{Kind: ovrlrd.OutcomeError, Message: message}
+func failed(message string) Outcome {
+	return Outcome{Kind: ovrlrd.OutcomeError, Message: message}
 }
 
 // finish saves the turn's messages, outcome and folders' version (releasing
 // the lease), then sends the terminal event, then runs what follows a saved
 // turn. A turn that lost its lease still keeps what its user saw.
-func (s *Service) finish(ctx context.Context, j ovrlrd.Turn, out *outbox, end ending) relay.Outcome {
+func (s *Service) finish(ctx context.Context, j ovrlrd.Turn, out *outbox, end ending) Outcome {
 	ctx, cancel := beyond(ctx, 0)
 	defer cancel()
 	outcome := end.outcome
 	f := ovrlrd.TurnFinish{
 		UserID: j.UserID, ConversationID: j.ConversationID, Holder: j.Holder,
 		Segments: outcome.Segments, Title: end.title, Workspace: end.workspace, Forget: end.forget,
-		Outcome: ovrlrd.TurnOutcome{Kind: outcome.Kind, Text: strings.Join(outcome.Segments, "\n"), Error: outcome.Message},
+		Outcome: ovrlrd.TurnOutcome{Kind: outcome.Kind, Text: ovrlrd.JoinSegments(outcome.Segments), Error: outcome.Message},
 		Usage:   end.usage,
 	}
 	if end.workspace != "" || s.cfg.Workspace == nil {
@@ -309,7 +267,7 @@ func (s *Service) finish(ctx context.Context, j ovrlrd.Turn, out *outbox, end en
 	if j.Buffered {
 		f.Notice = notice(outcome)
 	}
-	_, err := s.store.FinishTurn(ctx, f)
+	err := s.store.FinishTurn(ctx, f)
 	if errors.Is(err, ovrlrd.ErrLeaseLost) {
 		if end.workspace != "" {
 			s.discard(ctx, j, end.workspace)
@@ -320,10 +278,10 @@ func (s *Service) finish(ctx context.Context, j ovrlrd.Turn, out *outbox, end en
 		if j.Buffered {
 			f.Notice = notice(lost)
 		}
-		if _, err = s.store.FinishTurn(ctx, f); err == nil {
+		if err = s.store.FinishTurn(ctx, f); err == nil {
 			outcome, end.title = lost, ""
 		} else if ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
-			out.send(sse.Event{Type: sse.Error, Message: "This conversation was deleted."})
+			out.send(deletedEvent)
 			return outcome
 		}
 	}
@@ -341,7 +299,7 @@ func (s *Service) finish(ctx context.Context, j ovrlrd.Turn, out *outbox, end en
 	}
 	out.send(outcome.Terminal(j.ConversationID, end.title))
 	out.close()
-	finished := Finished{UserID: j.UserID, ConversationID: j.ConversationID, TurnID: j.Holder, Outcome: outcome, Title: end.title, Segments: outcome.Segments, Saved: true}
+	finished := Finished{UserID: j.UserID, ConversationID: j.ConversationID, TurnID: j.Holder, Outcome: outcome, Title: end.title}
 	for _, after := range s.after {
 		after(ctx, finished)
 	}
@@ -353,17 +311,13 @@ func (s *Service) finish(ctx context.Context, j ovrlrd.Turn, out *outbox, end en
 }
 
 // notice is what GET /chat/{id} shows of an outcome that has no message of
-// its own, for a turn nobody streamed.
-func notice(o relay.Outcome) string {
-	switch o.Kind {
-	case ovrlrd.OutcomeError:
-		return o.Message
-	case ovrlrd.OutcomeNoResponse:
-		return relay.NoResponseMessage
-	case ovrlrd.OutcomePermissionRequired:
+// its own, for a turn nobody streamed: what its terminal event would have
+// said, and for a permission request, where to answer it.
+func notice(o Outcome) string {
+	if o.Kind == ovrlrd.OutcomePermissionRequired {
 		return "Claude asked for permission to use a tool. Open the conversation in the app to approve it."
 	}
-	return ""
+	return o.Terminal("", "").Message
 }
 
 // turnTimeout is CLAUDE_TIMEOUT, cut so the turn ends saveMargin before the
@@ -386,24 +340,22 @@ var errExposed = errors.New("the Claude CLI is readable by the user it runs as")
 // execute runs the CLI and relays its events; it returns the outcome, what
 // the model calls cost (measured by the proxy), and why the run was
 // stopped early, if it was.
-func (s *Service) execute(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, out *outbox) (relay.Outcome, ovrlrd.Usage, error) {
-	tr := relay.New(j.ConversationID)
+func (s *Service) execute(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, out *outbox) (Outcome, ovrlrd.Usage, error) {
+	tr := &translator{conversationID: j.ConversationID}
 	f := s.folders(j.ConversationID)
 	if err := box.Own(f.Work, f.Config); err != nil {
 		s.log.ErrorContext(ctx, "turn folders", "err", err)
-		return relay.Outcome{Kind: ovrlrd.OutcomeError, Message: "Could not prepare the conversation's folders. Please try again."}, ovrlrd.Usage{}, nil
+		return failed("Could not prepare the conversation's folders. Please try again."), ovrlrd.Usage{}, nil
 	}
 	models, err := s.cfg.Models.Open(ctx)
 	if err != nil {
 		s.log.ErrorContext(ctx, "model proxy", "err", err)
-		return relay.Outcome{Kind: ovrlrd.OutcomeError, Message: "Could not reach Claude. Please try again."}, ovrlrd.Usage{}, nil
+		return failed("Could not reach Claude. Please try again."), ovrlrd.Usage{}, nil
 	}
 	defer models.Close()
 	run, err := claude.Start(ctx, s.options(j, box, models))
 	if err != nil {
-		o := tr.Finish(nil)
-		o.Message = err.Error()
-		return o, ovrlrd.Usage{}, nil
+		return failed(err.Error()), ovrlrd.Usage{}, nil
 	}
 	if s.cfg.Sandbox.Mode() != sandbox.Shared && sandbox.Exposed(run.Pid()) {
 		s.log.ErrorContext(ctx, "refusing to run the CLI: make its binary execute-only (chmod 0711) for the user it runs as", "err", errExposed)
@@ -445,7 +397,7 @@ func (s *Service) execute(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, 
 				ping.Reset(pingEvery)
 			}
 		case <-ping.C:
-			out.ping()
+			out.send(pingEvent)
 			ping.Reset(pingEvery)
 		case reason := <-stop:
 			if stopped == nil {
@@ -584,21 +536,6 @@ func (s *Service) env(configDir string, box *sandbox.Box, m ovrlrd.ModelSession)
 	e.ConfigDir, e.Home, e.TempDir = configDir, configDir, box.TempDir()
 	e.BaseURL, e.Token = m.BaseURL(), m.Token()
 	return claude.Environment(e)
-}
-
-// checkBudget refuses a turn once the user's day has cost the budget.
-func (s *Service) checkBudget(ctx context.Context, userID string) error {
-	if s.cfg.DailyBudgetUSD <= 0 {
-		return nil
-	}
-	day, err := s.store.UsageToday(ctx, userID)
-	if err != nil {
-		return err
-	}
-	if day.CostUSD >= s.cfg.DailyBudgetUSD {
-		return ovrlrd.Errorf(ovrlrd.ERATELIMIT, "Your daily budget of $%.2f is spent. It renews at midnight UTC.", s.cfg.DailyBudgetUSD)
-	}
-	return nil
 }
 
 // folders are a conversation's folders on this environment's disk.

@@ -20,6 +20,7 @@ import (
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
+	"github.com/ovrlrd/cloud/internal/api"
 	"github.com/ovrlrd/cloud/internal/claude"
 	"github.com/ovrlrd/cloud/internal/config"
 	"github.com/ovrlrd/cloud/internal/devkit/anthropicfake"
@@ -27,7 +28,6 @@ import (
 	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 	"github.com/ovrlrd/cloud/internal/modelproxy"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
-	"github.com/ovrlrd/cloud/internal/relay"
 	"github.com/ovrlrd/cloud/internal/sandbox"
 	"github.com/ovrlrd/cloud/internal/sse"
 	"github.com/ovrlrd/cloud/internal/store"
@@ -53,17 +53,14 @@ type recorder struct {
 func (r *recorder) Send(e sse.Event) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if e.Type == sse.Ping {
+		r.pings++
+		return nil
+	}
 	if r.failAt > 0 && len(r.events)+1 >= r.failAt {
 		return errors.New("client gone")
 	}
 	r.events = append(r.events, e)
-	return nil
-}
-
-func (r *recorder) Ping() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.pings++
 	return nil
 }
 
@@ -179,7 +176,7 @@ func testConfig(t *testing.T, cli, upstream, root string) turn.Config {
 	if upstream == "" {
 		upstream = "http://127.0.0.1:9" // nothing listens: the fake CLI calls no model
 	}
-	proxy, err := modelproxy.New(modelproxy.Options{Provider: modelproxy.Anthropic, Upstream: upstream, Credential: testKey})
+	proxy, err := modelproxy.New(modelproxy.Options{Provider: ovrlrd.Anthropic, Upstream: upstream, Credential: testKey})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,10 +194,9 @@ func testConfig(t *testing.T, cli, upstream, root string) turn.Config {
 		CLIPath:     cli,
 		WorkRoot:    work,
 		ConfigRoot:  claudeDir,
-		AllowList:   config.DefaultAllowedTools,
 		Timeout:     60 * time.Second,
 		IdleTimeout: 30 * time.Second,
-		Env:         claude.Env{Provider: claude.Anthropic},
+		Env:         claude.Env{Provider: ovrlrd.Anthropic},
 		Models:      proxy,
 		Sandbox:     pool,
 	}
@@ -209,16 +205,21 @@ func testConfig(t *testing.T, cli, upstream, root string) turn.Config {
 // testKey is the upstream credential: only the proxy holds it.
 const testKey = "sk-ant-test-upstream-key"
 
+// beginTurn begins a turn as the API does, with the default allow-list.
+func (r *rig) beginTurn(req ovrlrd.TurnRequest) (ovrlrd.Turn, error) {
+	return api.BeginTurn(context.Background(), r.store, req, api.TurnRules{AllowList: config.DefaultAllowedTools})
+}
+
 func (r *rig) begin(convID, message string, tools ...string) ovrlrd.Turn {
 	r.t.Helper()
-	j, err := r.svc.Begin(context.Background(), ovrlrd.TurnRequest{UserID: r.user, ConversationID: convID, Message: message, AllowedTools: tools})
+	j, err := r.beginTurn(turnRequest(r.user, convID, message, tools...))
 	if err != nil {
 		r.t.Fatalf("begin: %v", err)
 	}
 	return j
 }
 
-func (r *rig) run(j ovrlrd.Turn) (*recorder, relay.Outcome) {
+func (r *rig) run(j ovrlrd.Turn) (*recorder, turn.Outcome) {
 	r.t.Helper()
 	rec := &recorder{}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -13,34 +13,13 @@ import (
 	"syscall"
 )
 
-// size adds up the regular files under dir, stopping early past limit.
-func size(dir string, limit int64) (int64, error) {
-	var total int64
-	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.Type().IsRegular() {
-			info, err := d.Info()
-			if err != nil {
-				return err
-			}
-			total += info.Size()
-			if total > limit {
-				return ErrTooLarge
-			}
-		}
-		return nil
-	})
-	return total, err
-}
-
 // pack writes dir as a gzipped tar to w: regular files and folders only,
-// with paths relative to dir. Everything is opened through an os.Root and
-// each file is described from its open descriptor, so a link swapped in
-// while the folder is walked (by a tool still running, or planted for the
-// next save) never brings a file from outside the folder into the archive.
-func pack(w io.Writer, dir string) error {
+// with paths relative to dir, of at most limit bytes in all (ErrTooLarge).
+// Everything is opened through an os.Root and each file is described from
+// its open descriptor, so a link swapped in while the folder is walked (by a
+// tool still running, or planted for the next save) never brings a file from
+// outside the folder into the archive.
+func pack(w io.Writer, dir string, limit int64) error {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return err
@@ -60,7 +39,7 @@ func pack(w io.Writer, dir string) error {
 			}
 			return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: rel + "/", Mode: 0o700, ModTime: info.ModTime()})
 		case d.Type().IsRegular():
-			return packFile(tw, root, rel)
+			return packFile(tw, root, rel, &limit)
 		}
 		return nil // sockets, symlinks: not part of a workspace worth keeping
 	})
@@ -73,11 +52,11 @@ func pack(w io.Writer, dir string) error {
 	return gz.Close()
 }
 
-// packFile adds one regular file, as it is once opened. One that cannot be
-// opened as a regular file of the folder any more (it became a link, went
-// away, or was locked by a tool) is left out: only the turn's own tools can
-// do that, to their own conversation.
-func packFile(tw *tar.Writer, root *os.Root, rel string) error {
+// packFile adds one regular file, as it is once opened, and takes its size
+// from left. One that cannot be opened as a regular file of the folder any
+// more (it became a link, went away, or was locked by a tool) is left out:
+// only the turn's own tools can do that, to their own conversation.
+func packFile(tw *tar.Writer, root *os.Root, rel string, left *int64) error {
 	f, err := root.OpenFile(rel, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil
@@ -89,6 +68,9 @@ func packFile(tw *tar.Writer, root *os.Root, rel string) error {
 	}
 	if !info.Mode().IsRegular() {
 		return nil
+	}
+	if *left -= info.Size(); *left < 0 {
+		return ErrTooLarge
 	}
 	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: rel, Mode: int64(info.Mode().Perm()), Size: info.Size(), ModTime: info.ModTime()}); err != nil {
 		return err

@@ -28,7 +28,7 @@ func TestPackNeverFollowsASwappedLink(t *testing.T) {
 	failed := 0
 	for range 200 {
 		var buf bytes.Buffer
-		if err := pack(&buf, dir); err != nil {
+		if err := pack(&buf, dir, 1<<20); err != nil {
 			failed++ // what matters is what a save that succeeds holds
 			continue
 		}

@@ -26,7 +26,6 @@ type Store struct {
 	client *s3.Client
 	bucket string
 	limit  int64 // bytes per folder; larger ones are not saved
-	log    *slog.Logger
 }
 
 // Options configure a Store.
@@ -39,15 +38,15 @@ type Options struct {
 // opTimeout bounds one S3 request: a turn must not hang on its bucket.
 const opTimeout = 20 * time.Second
 
-// New returns a Store.
-func New(cfg aws.Config, o Options, log *slog.Logger) *Store {
+// New returns a Store. It logs nothing: its errors go to the caller.
+func New(cfg aws.Config, o Options, _ *slog.Logger) *Store {
 	client := s3.NewFromConfig(cfg, func(so *s3.Options) {
 		if o.Endpoint != "" {
 			so.BaseEndpoint = aws.String(o.Endpoint)
 			so.UsePathStyle = true // local stand-ins have no bucket subdomains
 		}
 	})
-	return &Store{client: client, bucket: o.Bucket, limit: o.MaxBytes, log: log}
+	return &Store{client: client, bucket: o.Bucket, limit: o.MaxBytes}
 }
 
 // Folders are one conversation's folders on disk.
@@ -89,11 +88,29 @@ func key(userID, convID, version, name string) string {
 // records it with the turn, which makes it current. A folder above the cap
 // is ErrTooLarge and nothing is uploaded.
 func (s *Store) Save(ctx context.Context, userID, convID string, f Folders) (string, error) {
+	// Packed into temporary files (bounded memory, and seekable bodies the
+	// SDK can sign), both before any upload, so a folder above the cap
+	// uploads nothing.
+	archives := map[string]*os.File{}
+	defer func() {
+		for _, a := range archives {
+			a.Close()
+			os.Remove(a.Name())
+		}
+	}()
 	err := f.each(func(name, dir string) error {
-		if _, err := size(dir, s.limit); errors.Is(err, ErrTooLarge) {
+		a, err := os.CreateTemp("", "workspace-*.tar.gz")
+		if err != nil {
+			return err
+		}
+		archives[name] = a
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+		if err := pack(a, dir, s.limit); errors.Is(err, ErrTooLarge) {
 			return fmt.Errorf("%w (%s, %d bytes)", ErrTooLarge, name, s.limit)
-		} else if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("workspace: measure %s: %w", name, err)
+		} else if err != nil {
+			return fmt.Errorf("workspace: pack %s: %w", name, err)
 		}
 		return nil
 	})
@@ -101,8 +118,8 @@ func (s *Store) Save(ctx context.Context, userID, convID string, f Folders) (str
 		return "", err
 	}
 	version := rand.Text()
-	err = f.each(func(name, dir string) error {
-		return s.upload(ctx, key(userID, convID, version, name), dir)
+	err = f.each(func(name, _ string) error {
+		return s.put(ctx, key(userID, convID, version, name), archives[name])
 	})
 	if err != nil {
 		// Half a version is never current; it need not stay either.
@@ -112,28 +129,14 @@ func (s *Store) Save(ctx context.Context, userID, convID string, f Folders) (str
 	return version, nil
 }
 
-// upload packs dir (an empty archive if it does not exist) into a temporary
-// file (bounded memory, and a seekable body the SDK can sign) and puts it.
-func (s *Store) upload(ctx context.Context, k, dir string) error {
-	tmp, err := os.CreateTemp("", "workspace-*.tar.gz")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	if err := pack(tmp, dir); err != nil {
-		return fmt.Errorf("workspace: pack: %w", err)
-	}
-	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+func (s *Store) put(ctx context.Context, k string, archive *os.File) error {
+	if _, err := archive.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	_, err = s.client.PutObject(ctx, &s3.PutObjectInput{
-		Bucket: aws.String(s.bucket), Key: aws.String(k), Body: tmp,
+	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: aws.String(s.bucket), Key: aws.String(k), Body: archive,
 		ContentType: aws.String("application/gzip"),
 	})
 	if err != nil {

@@ -57,13 +57,14 @@
 package anthropicfake
 
 import (
+	"cmp"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
-	"time"
 )
 
 // Server is a running stand-in on a loopback port.
@@ -90,19 +91,15 @@ type Usage struct {
 	OutputTokens int
 }
 
-// Request is one model request the stand-in received, decoded: a POST
-// /v1/messages, or in the Bedrock mode an invoke (Model and Stream then come
-// from the path).
+// Request is one model request the stand-in received, decoded. In the
+// Bedrock mode Model and Stream come from the path.
 type Request struct {
-	Query     string          // the raw query string, e.g. "beta=true"
-	Model     string          // the model the CLI asked for
-	MaxTokens int             // max_tokens
-	Stream    bool            // "stream": true
-	System    json.RawMessage // the system prompt: a string or an array of text blocks
-	Messages  []Message       // the conversation, oldest first
-	Tools     []string        // the names of the tools offered to the model
-	Raw       json.RawMessage // the whole request body
-	Header    http.Header     // the request's headers, as received
+	Model    string          `json:"model"`
+	Stream   bool            `json:"stream"`
+	Messages []Message       `json:"messages"` // oldest first
+	Tools    []string        `json:"-"`        // the names of the tools offered to the model
+	Raw      json.RawMessage `json:"-"`        // the whole request body
+	Header   http.Header     `json:"-"`
 }
 
 // Message is one message of a request's conversation.
@@ -113,11 +110,8 @@ type Message struct {
 
 // Block is one content block of a Message, decoded loosely.
 type Block struct {
-	Type      string          `json:"type"` // text, tool_use, tool_result, thinking, image, ...
+	Type      string          `json:"type"`
 	Text      string          `json:"text,omitempty"`
-	ID        string          `json:"id,omitempty"`          // tool_use
-	Name      string          `json:"name,omitempty"`        // tool_use
-	Input     json.RawMessage `json:"input,omitempty"`       // tool_use
 	ToolUseID string          `json:"tool_use_id,omitempty"` // tool_result
 	Content   json.RawMessage `json:"content,omitempty"`     // tool_result: a string or an array of blocks
 	IsError   bool            `json:"is_error,omitempty"`    // tool_result
@@ -128,28 +122,12 @@ type Script func(r Request) Reply
 
 // Reply is what the stand-in answers to one request.
 type Reply struct {
-	// Status other than 0 or 200 answers with an Anthropic-style JSON error:
-	// 400 invalid_request_error, 401 authentication_error, 403
-	// permission_error, 404 not_found_error, 413 request_too_large, 429
-	// rate_limit_error, 529 overloaded_error, other 5xx api_error.
+	// Status other than 0 or 200 answers with the API's JSON error of that
+	// status.
 	Status int
-	// ErrorMessage is the error's message (a default when empty).
-	ErrorMessage string
-
-	// Blocks are the content blocks of the answer, in order.
 	Blocks []ReplyBlock
-	// StopReason defaults to tool_use if any block is a tool_use, else
-	// end_turn.
-	StopReason string
-
-	// Delay is waited before the first byte of the response.
-	Delay time.Duration
-	// ChunkDelay is waited between text deltas (a text block is streamed in
-	// word-sized deltas).
-	ChunkDelay time.Duration
-	// Hang streams message_start and the blocks, then never finishes the
-	// message (no message_delta/message_stop): a stalled stream. The handler
-	// returns when the client goes away or the server is closed.
+	// Hang stalls the stream after the blocks, before message_delta, until
+	// the client goes away or the server is closed.
 	Hang bool
 }
 
@@ -157,8 +135,7 @@ type Reply struct {
 type ReplyBlock struct {
 	Text     string
 	ToolName string
-	ToolID   string // generated when empty
-	Input    any    // the tool input, marshalled to JSON; nil means {}
+	Input    any // the tool input, marshalled to JSON; nil means {}
 }
 
 // Text is a text block.
@@ -183,7 +160,7 @@ func start(script Script, bedrock bool) *Server {
 	return s
 }
 
-// Close stops the server, ending hanging and delayed responses first.
+// Close stops the server, ending hanging responses first.
 func (s *Server) Close() {
 	s.once.Do(func() {
 		close(s.closed)
@@ -200,16 +177,15 @@ func (s *Server) Usage() Usage {
 	return s.usage
 }
 
-// Requests returns every model request received so far, in order: POST
-// /v1/messages, or in the Bedrock mode POST /model/{id}/invoke[-with-response-stream].
+// Requests returns every model request received so far, in order.
 func (s *Server) Requests() []Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]Request(nil), s.requests...)
 }
 
-// Calls returns "METHOD /path" for every HTTP request received so far
-// (including HEAD / and count_tokens), in order.
+// Calls returns "METHOD /path" for every HTTP request received so far, in
+// order.
 func (s *Server) Calls() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -220,202 +196,106 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.calls = append(s.calls, r.Method+" "+r.URL.Path)
 	s.mu.Unlock()
-
-	if s.bedrock {
-		s.serveBedrock(w, r)
-		return
-	}
-	switch {
-	case r.URL.Path == "/" && (r.Method == http.MethodHead || r.Method == http.MethodGet):
-		w.WriteHeader(http.StatusOK)
-	case r.URL.Path == "/v1/messages" && r.Method == http.MethodPost:
-		s.messages(w, r)
-	case r.URL.Path == "/v1/messages/count_tokens" && r.Method == http.MethodPost:
-		body, _ := io.ReadAll(io.LimitReader(r.Body, 64<<20))
-		writeJSON(w, http.StatusOK, map[string]int{"input_tokens": estimateTokens(len(body))})
-	default:
-		writeError(w, http.StatusNotFound, "not_found_error", "Not found: "+r.Method+" "+r.URL.Path)
-	}
-}
-
-// wireRequest is the part of a Messages API request the stand-in decodes.
-type wireRequest struct {
-	Model     string          `json:"model"`
-	MaxTokens int             `json:"max_tokens"`
-	Stream    bool            `json:"stream"`
-	System    json.RawMessage `json:"system"`
-	Messages  []Message       `json:"messages"`
-	Tools     []struct {
-		Name string `json:"name"`
-	} `json:"tools"`
-}
-
-func (s *Server) messages(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<20))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request_error", "cannot read body")
-		return
+	switch {
+	case err != nil:
+		s.fail(w, http.StatusBadRequest, "cannot read body")
+	case s.bedrock:
+		s.serveBedrock(w, r, body)
+	case r.URL.Path == "/" && (r.Method == http.MethodHead || r.Method == http.MethodGet):
+	case r.URL.Path == "/v1/messages" && r.Method == http.MethodPost:
+		s.answer(w, r, body, "", false)
+	default:
+		s.fail(w, http.StatusNotFound, "Not found: "+r.Method+" "+r.URL.Path)
 	}
-	var wr wireRequest
-	if err := json.Unmarshal(body, &wr); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request_error", "invalid JSON body: "+err.Error())
-		return
-	}
-	s.answer(w, r, newRequest(r, body, wr))
 }
 
-func newRequest(r *http.Request, body []byte, wr wireRequest) Request {
-	req := Request{
-		Query:     r.URL.RawQuery,
-		Model:     wr.Model,
-		MaxTokens: wr.MaxTokens,
-		Stream:    wr.Stream,
-		System:    wr.System,
-		Messages:  wr.Messages,
-		Raw:       json.RawMessage(body),
-		Header:    r.Header.Clone(),
+// answer records the request in body and answers it with the script's
+// reply. Bedrock names the model and the streaming in the path.
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, body []byte, model string, stream bool) {
+	req := Request{Raw: body, Header: r.Header.Clone()}
+	wire := struct {
+		*Request
+		Tools []struct{ Name string } `json:"tools"`
+	}{Request: &req}
+	if err := json.Unmarshal(body, &wire); err != nil {
+		s.fail(w, http.StatusBadRequest, "invalid JSON body: "+err.Error())
+		return
 	}
-	for _, t := range wr.Tools {
+	if s.bedrock {
+		req.Model, req.Stream = model, stream
+	}
+	for _, t := range wire.Tools {
 		req.Tools = append(req.Tools, t.Name)
 	}
-	return req
-}
-
-// answer records req and answers it with the script's reply, in the wire
-// format of the stand-in's mode.
-func (s *Server) answer(w http.ResponseWriter, r *http.Request, req Request) {
+	reply := s.script(req)
+	failed := reply.Status != 0 && reply.Status != http.StatusOK
+	m := newMessage(req, reply)
 	s.mu.Lock()
 	s.requests = append(s.requests, req)
+	if !failed {
+		s.usage.InputTokens += m.in
+		s.usage.OutputTokens += m.out
+	}
 	s.mu.Unlock()
-
-	reply := s.script(req)
-	if reply.Delay > 0 && !s.wait(r, reply.Delay) {
-		return
+	switch {
+	case failed:
+		s.fail(w, reply.Status, "")
+	case req.Stream:
+		s.stream(w, r, m, reply.Hang)
+	default:
+		writeJSON(w, http.StatusOK, m.json(m.content, m.stop, m.out))
 	}
-	if reply.Status != 0 && reply.Status != http.StatusOK {
-		if s.bedrock {
-			writeBedrockError(w, reply.Status, reply.ErrorMessage)
-			return
-		}
-		typ := errorType(reply.Status)
-		msg := reply.ErrorMessage
-		if msg == "" {
-			msg = defaultErrorMessage(typ)
-		}
-		writeError(w, reply.Status, typ, msg)
-		return
-	}
-
-	msg := buildMessage(req, reply)
-	s.mu.Lock()
-	s.usage.InputTokens += msg.Usage.InputTokens
-	s.usage.OutputTokens += msg.Usage.OutputTokens
-	s.mu.Unlock()
-	if !req.Stream {
-		if reply.Hang {
-			s.wait(r, -1)
-			return
-		}
-		writeJSON(w, http.StatusOK, msg)
-		return
-	}
-	if s.bedrock {
-		s.streamBedrock(w, r, msg, reply)
-		return
-	}
-	s.stream(w, r, msg, reply)
 }
 
-// wait sleeps d (forever if d < 0) unless the client goes away or the server
-// closes; it reports whether the full time passed.
-func (s *Server) wait(r *http.Request, d time.Duration) bool {
-	var timer <-chan time.Time
-	if d >= 0 {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		timer = t.C
-	}
+// hang holds a response until the client goes away or the server closes.
+func (s *Server) hang(r *http.Request) {
 	select {
-	case <-timer:
-		return true
 	case <-r.Context().Done():
 	case <-s.closed:
 	}
-	return false
 }
 
-// message is a complete Messages API response.
-type message struct {
-	ID           string         `json:"id"`
-	Type         string         `json:"type"`
-	Role         string         `json:"role"`
-	Model        string         `json:"model"`
-	Content      []contentBlock `json:"content"`
-	StopReason   *string        `json:"stop_reason"`
-	StopSequence *string        `json:"stop_sequence"`
-	Usage        usage          `json:"usage"`
+var apiErrorTypes = map[int]string{
+	400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+	404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error", 529: "overloaded_error",
 }
 
-type contentBlock struct {
-	Type  string          `json:"type"`
-	Text  *string         `json:"text,omitempty"`
-	ID    string          `json:"id,omitempty"`
-	Name  string          `json:"name,omitempty"`
-	Input json.RawMessage `json:"input,omitempty"`
+var bedrockErrorTypes = map[int]string{
+	400: "ValidationException", 403: "AccessDeniedException", 404: "ResourceNotFoundException",
+	429: "ThrottlingException", 503: "ServiceUnavailableException", 529: "ServiceUnavailableException",
 }
 
-type usage struct {
-	InputTokens              int `json:"input_tokens"`
-	CacheCreationInputTokens int `json:"cache_creation_input_tokens"`
-	CacheReadInputTokens     int `json:"cache_read_input_tokens"`
-	OutputTokens             int `json:"output_tokens"`
+// fail answers with the error body of the stand-in's mode.
+func (s *Server) fail(w http.ResponseWriter, status int, msg string) {
+	msg = cmp.Or(msg, http.StatusText(status), "Overloaded")
+	if s.bedrock {
+		amzError(w, status, cmp.Or(bedrockErrorTypes[status], "InternalServerException"), msg)
+		return
+	}
+	w.Header().Set("request-id", "req_"+randomID())
+	writeJSON(w, status, map[string]any{
+		"type":  "error",
+		"error": map[string]string{"type": cmp.Or(apiErrorTypes[status], "api_error"), "message": msg},
+	})
 }
 
-func buildMessage(req Request, reply Reply) message {
-	model := req.Model
-	if model == "" {
-		model = "claude-sonnet-4-5"
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		panic("anthropicfake: encode response: " + err.Error())
 	}
-	m := message{
-		ID:      "msg_" + randomID(),
-		Type:    "message",
-		Role:    "assistant",
-		Model:   model,
-		Content: []contentBlock{},
-	}
-	hasTool := false
-	outChars := 0
-	for _, b := range reply.Blocks {
-		if b.ToolName != "" {
-			hasTool = true
-			id := b.ToolID
-			if id == "" {
-				id = "toolu_" + randomID()
-			}
-			input := json.RawMessage("{}")
-			if b.Input != nil {
-				raw, err := json.Marshal(b.Input)
-				if err != nil {
-					panic(fmt.Sprintf("anthropicfake: tool input of %s: %v", b.ToolName, err))
-				}
-				input = raw
-			}
-			outChars += len(input) + len(b.ToolName)
-			m.Content = append(m.Content, contentBlock{Type: "tool_use", ID: id, Name: b.ToolName, Input: input})
-			continue
-		}
-		text := b.Text
-		outChars += len(text)
-		m.Content = append(m.Content, contentBlock{Type: "text", Text: &text})
-	}
-	stop := reply.StopReason
-	if stop == "" {
-		stop = "end_turn"
-		if hasTool {
-			stop = "tool_use"
-		}
-	}
-	m.StopReason = &stop
-	m.Usage = usage{InputTokens: estimateTokens(len(req.Raw)), OutputTokens: estimateTokens(outChars)}
-	return m
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(raw, '\n'))
+}
+
+// estimateTokens turns a byte count into a plausible non-zero token count.
+func estimateTokens(n int) int { return n/4 + 1 }
+
+// randomID looks like the tail of an API id (msg_01…, toolu_01…).
+func randomID() string {
+	var b [12]byte
+	rand.Read(b[:]) // never fails (crypto/rand)
+	return "01" + hex.EncodeToString(b[:])
 }

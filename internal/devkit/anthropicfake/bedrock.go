@@ -2,13 +2,19 @@ package anthropicfake
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
-	"fmt"
-	"io"
+	"errors"
 	"net/http"
+	"path"
 	"strings"
+	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 )
 
 // NewBedrock starts a stand-in of Amazon Bedrock (runtime and control plane
@@ -35,126 +41,105 @@ import (
 // application/json, no auth header); after a 404 there it tries /invoke.
 func NewBedrock(script Script) *Server { return start(script, true) }
 
-// maxBedrockBody bounds a request body; Bedrock's own limit is far lower.
-const maxBedrockBody = 64 << 20
+// BedrockRegion is the only region the Bedrock mode accepts in a signature.
+const BedrockRegion = "us-east-1"
 
-func (s *Server) serveBedrock(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBedrockBody))
-	if err != nil {
-		writeBedrockError(w, http.StatusBadRequest, "cannot read body")
-		return
+// BedrockCredentials are the only AWS credentials the Bedrock mode accepts:
+// test values, shaped like a Lambda role's temporary credentials.
+func BedrockCredentials() aws.Credentials {
+	return aws.Credentials{
+		AccessKeyID:     "ASIAOVRLRDFAKE000001",
+		SecretAccessKey: "anthropicfake/bedrock/test-secret-0000000000",
+		SessionToken:    "anthropicfake-bedrock-session-token",
+		Source:          "anthropicfake",
 	}
+}
+
+func (s *Server) serveBedrock(w http.ResponseWriter, r *http.Request, body []byte) {
 	if err := verifySigV4(r, body); err != nil {
-		w.Header().Set("x-amzn-ErrorType", "InvalidSignatureException")
-		writeJSON(w, http.StatusForbidden, map[string]string{"message": err.Error()})
+		amzError(w, http.StatusForbidden, "InvalidSignatureException", err.Error())
 		return
 	}
-	path := r.URL.Path
+	model, op := path.Split(strings.TrimPrefix(r.URL.Path, "/model/"))
 	switch {
-	case r.Method == http.MethodGet && path == "/inference-profiles":
+	case r.Method == http.MethodGet && r.URL.Path == "/inference-profiles":
 		writeJSON(w, http.StatusOK, map[string]any{"inferenceProfileSummaries": []any{}})
-		return
-	case r.Method == http.MethodPost && strings.HasPrefix(path, "/model/"):
-		rest := strings.TrimPrefix(path, "/model/")
-		i := strings.LastIndexByte(rest, '/')
-		if i > 0 && (rest[i+1:] == "invoke" || rest[i+1:] == "invoke-with-response-stream") {
-			s.invoke(w, r, rest[:i], rest[i+1:] != "invoke", body)
-			return
-		}
+	case r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/model/") && len(model) > 1 &&
+		(op == "invoke" || op == "invoke-with-response-stream"):
+		s.answer(w, r, body, strings.TrimSuffix(model, "/"), op != "invoke")
+	default:
+		amzError(w, http.StatusNotFound, "UnknownOperationException", "Unknown operation: "+r.Method+" "+r.URL.Path)
 	}
-	w.Header().Set("x-amzn-ErrorType", "UnknownOperationException")
-	writeJSON(w, http.StatusNotFound, map[string]string{"message": "Unknown operation: " + r.Method + " " + path})
 }
 
-func (s *Server) invoke(w http.ResponseWriter, r *http.Request, model string, stream bool, body []byte) {
-	var wr wireRequest
-	if err := json.Unmarshal(body, &wr); err != nil {
-		writeBedrockError(w, http.StatusBadRequest, "Malformed input request: "+err.Error())
-		return
-	}
-	req := newRequest(r, body, wr)
-	req.Model = model
-	req.Stream = stream
-	s.answer(w, r, req)
-}
-
-// streamBedrock answers with an application/vnd.amazon.eventstream body.
-func (s *Server) streamBedrock(w http.ResponseWriter, r *http.Request, m message, reply Reply) {
-	h := w.Header()
-	h.Set("Content-Type", "application/vnd.amazon.eventstream")
-	h.Set("x-amzn-bedrock-content-type", "application/json")
-	h.Set("x-amzn-RequestId", randomID())
-	w.WriteHeader(http.StatusOK)
-	flusher, _ := w.(http.Flusher)
-	enc := eventstream.NewEncoder()
-	send := func(event string, data any) bool {
-		if event == "message_stop" {
-			data = map[string]any{
-				"type": "message_stop",
-				"amazon-bedrock-invocationMetrics": map[string]int{
-					"inputTokenCount":   m.Usage.InputTokens,
-					"outputTokenCount":  m.Usage.OutputTokens,
-					"invocationLatency": 1,
-					"firstByteLatency":  1,
-				},
-			}
-		}
-		frame, err := chunkFrame(enc, data)
-		if err != nil {
-			panic(fmt.Sprintf("anthropicfake: encode %s: %v", event, err))
-		}
-		if _, err := w.Write(frame); err != nil {
-			return false
-		}
-		if flusher != nil {
-			flusher.Flush()
-		}
-		return r.Context().Err() == nil
-	}
-	s.events(r, m, reply, send, false)
+// amzError answers like AWS: {"message": ...} and the type in a header.
+func amzError(w http.ResponseWriter, status int, typ, msg string) {
+	w.Header().Set("x-amzn-ErrorType", typ)
+	writeJSON(w, status, map[string]string{"message": msg})
 }
 
 // chunkFrame is one eventstream "chunk" event holding the event JSON.
-func chunkFrame(enc *eventstream.Encoder, event any) ([]byte, error) {
-	raw, err := json.Marshal(event)
-	if err != nil {
-		return nil, err
-	}
-	payload, err := json.Marshal(map[string][]byte{"bytes": raw}) // []byte marshals as base64
-	if err != nil {
-		return nil, err
-	}
+func chunkFrame(_ string, data []byte) []byte {
+	payload, err := json.Marshal(map[string][]byte{"bytes": data}) // []byte marshals as base64
 	var buf bytes.Buffer
-	err = enc.Encode(&buf, eventstream.Message{
-		Headers: eventstream.Headers{
-			{Name: ":event-type", Value: eventstream.StringValue("chunk")},
-			{Name: ":content-type", Value: eventstream.StringValue("application/json")},
-			{Name: ":message-type", Value: eventstream.StringValue("event")},
-		},
-		Payload: payload,
-	})
-	return buf.Bytes(), err
+	if err == nil {
+		err = eventstream.NewEncoder().Encode(&buf, eventstream.Message{
+			Headers: eventstream.Headers{
+				{Name: ":event-type", Value: eventstream.StringValue("chunk")},
+				{Name: ":content-type", Value: eventstream.StringValue("application/json")},
+				{Name: ":message-type", Value: eventstream.StringValue("event")},
+			},
+			Payload: payload,
+		})
+	}
+	if err != nil {
+		panic("anthropicfake: encode chunk: " + err.Error())
+	}
+	return buf.Bytes()
 }
 
-// writeBedrockError answers like Bedrock: {"message": ...} and the error
-// type in x-amzn-ErrorType.
-func writeBedrockError(w http.ResponseWriter, status int, msg string) {
-	typ := "InternalServerException"
-	switch status {
-	case http.StatusBadRequest:
-		typ = "ValidationException"
-	case http.StatusForbidden:
-		typ = "AccessDeniedException"
-	case http.StatusNotFound:
-		typ = "ResourceNotFoundException"
-	case http.StatusTooManyRequests:
-		typ = "ThrottlingException"
-	case http.StatusServiceUnavailable, 529:
-		typ = "ServiceUnavailableException"
+// sigV4Skew is how far X-Amz-Date may be from now, as AWS allows.
+const sigV4Skew = 15 * time.Minute
+
+// verifySigV4 checks r's signature the way AWS does: it must be recent and
+// be the one the SDK's signer computes with BedrockCredentials, for
+// BedrockRegion and service "bedrock", over the same method, path, query,
+// signed headers and body. Any other key, secret, token, scope or content
+// changes the recomputed signature.
+func verifySigV4(r *http.Request, body []byte) error {
+	when, err := time.Parse("20060102T150405Z", r.Header.Get("X-Amz-Date"))
+	if err != nil {
+		return errors.New("missing or malformed X-Amz-Date")
 	}
-	if msg == "" {
-		msg = typ
+	if d := time.Since(when); d > sigV4Skew || d < -sigV4Skew {
+		return errors.New("signature expired")
 	}
-	w.Header().Set("x-amzn-ErrorType", typ)
-	writeJSON(w, status, map[string]string{"message": msg})
+	sum := sha256.Sum256(body)
+	hash := hex.EncodeToString(sum[:])
+	if h := r.Header.Get("X-Amz-Content-Sha256"); h != "" && h != hash {
+		return errors.New("payload hash mismatch")
+	}
+	// Sign a copy holding only what the client said it signed.
+	auth := r.Header.Get("Authorization")
+	_, signed, _ := strings.Cut(auth, "SignedHeaders=")
+	signed, _, _ = strings.Cut(signed, ",")
+	u := *r.URL
+	u.Scheme, u.Host = "http", r.Host
+	again := &http.Request{Method: r.Method, URL: &u, Host: r.Host, Header: http.Header{}}
+	for _, name := range strings.Split(signed, ";") {
+		switch name {
+		case "host":
+		case "content-length":
+			again.ContentLength = int64(len(body))
+		default:
+			again.Header[http.CanonicalHeaderKey(name)] = r.Header.Values(name)
+		}
+	}
+	if err := v4.NewSigner().SignHTTP(r.Context(), BedrockCredentials(), again, hash, "bedrock", BedrockRegion, when); err != nil {
+		return err
+	}
+	if !hmac.Equal([]byte(again.Header.Get("Authorization")), []byte(auth)) {
+		return errors.New("the request signature we calculated does not match the signature you provided")
+	}
+	return nil
 }

@@ -74,14 +74,14 @@ func TestCLITextTurn(t *testing.T) {
 		t.Fatalf("stand-in got %d message requests, want 1", len(reqs))
 	}
 	q := reqs[0]
-	if !q.Stream || q.Query != "beta=true" || q.Model == "" || len(q.Tools) == 0 {
-		t.Errorf("request stream=%v query=%q model=%q tools=%d", q.Stream, q.Query, q.Model, len(q.Tools))
+	if !q.Stream || q.Model == "" || len(q.Tools) == 0 {
+		t.Errorf("request stream=%v model=%q tools=%d", q.Stream, q.Model, len(q.Tools))
 	}
 	if q.Prompt() != "Say hello" {
 		t.Errorf("prompt seen by the stand-in = %q", q.Prompt())
 	}
-	if calls := s.Calls(); !slices.Contains(calls, "HEAD /") {
-		t.Errorf("calls = %v, want a HEAD /", calls)
+	if calls := s.Calls(); !slices.Contains(calls, "HEAD /") || !slices.Contains(calls, "POST /v1/messages") {
+		t.Errorf("calls = %v, want HEAD / and POST /v1/messages", calls)
 	}
 
 	slug := regexp.MustCompile(`[^A-Za-z0-9]`).ReplaceAllString(sb.cwd, "-")

@@ -5,12 +5,9 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync/atomic"
 )
 
-// Blocks decodes the message's content blocks. A string content is one text
-// block.
-func (m Message) Blocks() []Block {
+func (m Message) blocks() []Block {
 	var s string
 	if json.Unmarshal(m.Content, &s) == nil {
 		return []Block{{Type: "text", Text: s}}
@@ -22,10 +19,12 @@ func (m Message) Blocks() []Block {
 
 // Text is the string content, or the concatenated text of the text blocks
 // (tool results and other blocks are left out).
-func (m Message) Text() string {
+func (m Message) Text() string { return m.text(false) }
+
+func (m Message) text(skipReminders bool) string {
 	var b strings.Builder
-	for _, blk := range m.Blocks() {
-		if blk.Type == "text" {
+	for _, blk := range m.blocks() {
+		if blk.Type == "text" && !(skipReminders && strings.HasPrefix(strings.TrimSpace(blk.Text), "<system-reminder>")) {
 			b.WriteString(blk.Text)
 		}
 	}
@@ -34,31 +33,12 @@ func (m Message) Text() string {
 
 // ToolResults returns the message's tool_result blocks.
 func (m Message) ToolResults() []Block {
-	var out []Block
-	for _, blk := range m.Blocks() {
-		if blk.Type == "tool_result" {
-			out = append(out, blk)
-		}
-	}
-	return out
-}
-
-// ToolUses returns the message's tool_use blocks.
-func (m Message) ToolUses() []Block {
-	var out []Block
-	for _, blk := range m.Blocks() {
-		if blk.Type == "tool_use" {
-			out = append(out, blk)
-		}
-	}
-	return out
+	return slices.DeleteFunc(m.blocks(), func(b Block) bool { return b.Type != "tool_result" })
 }
 
 // ResultText is the text of a tool_result block: its string content, or the
 // concatenated text of its text blocks.
-func (b Block) ResultText() string {
-	return Message{Content: b.Content}.Text()
-}
+func (b Block) ResultText() string { return Message{Content: b.Content}.Text() }
 
 // LastUser returns the request's last user message.
 func (r Request) LastUser() (Message, bool) {
@@ -75,51 +55,35 @@ func (r Request) LastUser() (Message, bool) {
 // when that message only holds tool results.
 func (r Request) Prompt() string {
 	m, _ := r.LastUser()
-	var b strings.Builder
-	for _, blk := range m.Blocks() {
-		if blk.Type == "text" && !strings.HasPrefix(strings.TrimSpace(blk.Text), "<system-reminder>") {
-			b.WriteString(blk.Text)
-		}
-	}
-	return b.String()
+	return m.text(true)
 }
 
-// SystemText is the system prompt as text: the string, or the concatenated
-// text blocks.
-func (r Request) SystemText() string {
-	if len(r.System) == 0 {
-		return ""
+// ToolResults returns the text of every tool result the model was sent,
+// in order.
+func (s *Server) ToolResults() []string {
+	var out []string
+	for _, r := range s.Requests() {
+		m, _ := r.LastUser()
+		for _, res := range m.ToolResults() {
+			out = append(out, res.ResultText())
+		}
 	}
-	return Message{Content: r.System}.Text()
+	return out
 }
 
 // Say answers every request with one text block.
 func Say(text string) Script {
-	return func(Request) Reply { return Reply{Blocks: []ReplyBlock{Text(text)}} }
+	return func(Request) Reply { return say(text) }
 }
 
-// Sequence gives the nth request the nth reply; once they run out, the last
-// one repeats. With no replies it answers "OK.".
-func Sequence(replies ...Reply) Script {
-	if len(replies) == 0 {
-		return Say("OK.")
-	}
-	var n atomic.Int64
-	return func(Request) Reply {
-		i := int(n.Add(1) - 1)
-		if i >= len(replies) {
-			i = len(replies) - 1
-		}
-		return replies[i]
-	}
-}
+func say(text string) Reply { return Reply{Blocks: []ReplyBlock{Text(text)}} }
 
 // ToolTurn answers a request whose last user message holds tool results with
 // after, and any other request (a fresh prompt) with first: one tool round
 // trip per prompt.
 func ToolTurn(first, after Reply) Script {
 	return func(r Request) Reply {
-		if m, ok := r.LastUser(); ok && len(m.ToolResults()) > 0 {
+		if m, _ := r.LastUser(); len(m.ToolResults()) > 0 {
 			return after
 		}
 		return first
@@ -135,47 +99,39 @@ var titleWord = regexp.MustCompile(`(?i)\btitle\b`)
 //
 //   - A prompt containing the word "title" (the service's title run) gets
 //     DemoTitle.
-//   - Any other fresh prompt gets a sentence and a call of a tool that lists
-//     the working directory without needing approval in the CLI's default
-//     permission mode: Glob (pattern "*") when the CLI offers it, else Bash
-//     with the read-only command `ls -a` (the pinned CLI offers no Glob, Grep
-//     or LS tool and runs read-only Bash commands without asking). With no
-//     tools offered it just answers.
+//   - Any other fresh prompt gets a sentence and a Bash call of the
+//     read-only `ls -a`, which the CLI runs without approval in its default
+//     permission mode (the pinned CLI offers no Glob, Grep or LS tool). With
+//     no Bash offered it just answers.
 //   - A request whose last user message holds a tool result gets a short
 //     summary quoting the tool's output.
 func Demo() Script {
 	return func(r Request) Reply {
 		last, _ := r.LastUser()
 		if results := last.ToolResults(); len(results) > 0 {
-			res := results[0]
-			out := strings.TrimSpace(res.ResultText())
+			out := strings.TrimSpace(results[0].ResultText())
 			if len(out) > 1500 {
 				out = out[:1500] + "\n…"
 			}
-			if res.IsError {
-				return Reply{Blocks: []ReplyBlock{Text("I could not list the workspace: " + out)}}
+			if results[0].IsError {
+				return say("I could not list the workspace: " + out)
 			}
 			if out == "" {
 				out = "(nothing)"
 			}
-			return Reply{Blocks: []ReplyBlock{Text(
-				"Here is what the working directory holds:\n\n```\n" + out + "\n```\n\n" +
-					"(This answer comes from the offline demo model, not from Claude.)")}}
+			return say("Here is what the working directory holds:\n\n```\n" + out + "\n```\n\n" +
+				"(This answer comes from the offline demo model, not from Claude.)")
 		}
 		if titleWord.MatchString(r.Prompt()) {
-			return Reply{Blocks: []ReplyBlock{Text(DemoTitle)}}
+			return say(DemoTitle)
 		}
-		intro := Text("I'm the offline demo model. Let me look at the files in the working directory.")
-		switch {
-		case slices.Contains(r.Tools, "Glob"):
-			return Reply{Blocks: []ReplyBlock{intro, ToolUse("Glob", map[string]string{"pattern": "*"})}}
-		case slices.Contains(r.Tools, "Bash"):
-			return Reply{Blocks: []ReplyBlock{intro, ToolUse("Bash", map[string]string{
-				"command":     "ls -a",
-				"description": "List the files in the working directory",
-			})}}
+		if !slices.Contains(r.Tools, "Bash") {
+			return say("I'm the offline demo model; I have no tools in this session, so I can only say hello.")
 		}
-		return Reply{Blocks: []ReplyBlock{Text("I'm the offline demo model; I have no tools in this session, so I can only say hello.")}}
+		return Reply{Blocks: []ReplyBlock{
+			Text("I'm the offline demo model. Let me look at the files in the working directory."),
+			ToolUse("Bash", map[string]string{"command": "ls -a", "description": "List the files in the working directory"}),
+		}}
 	}
 }
 
@@ -190,30 +146,16 @@ const CommandPrefix = "RUN: "
 func Commands() Script {
 	return func(r Request) Reply {
 		last, _ := r.LastUser()
-		if len(last.ToolResults()) > 0 {
-			return Reply{Blocks: []ReplyBlock{Text("Done.")}}
-		}
 		p := r.Prompt()
-		if titleWord.MatchString(p) && strings.Contains(p, "Reply with only the title") {
-			return Reply{Blocks: []ReplyBlock{Text("Commands")}}
-		}
-		if cmd, ok := strings.CutPrefix(strings.TrimSpace(p), CommandPrefix); ok {
+		cmd, isCommand := strings.CutPrefix(strings.TrimSpace(p), CommandPrefix)
+		switch {
+		case len(last.ToolResults()) > 0:
+			return say("Done.")
+		case titleWord.MatchString(p) && strings.Contains(p, "Reply with only the title"):
+			return say("Commands")
+		case isCommand:
 			return Reply{Blocks: []ReplyBlock{ToolUse("Bash", map[string]string{"command": cmd, "description": "Run the command"})}}
 		}
-		return Reply{Blocks: []ReplyBlock{Text("OK.")}}
+		return say("OK.")
 	}
-}
-
-// ToolResults returns the text of every tool result the model was sent,
-// in order.
-func (s *Server) ToolResults() []string {
-	var out []string
-	for _, r := range s.Requests() {
-		if m, ok := r.LastUser(); ok {
-			for _, res := range m.ToolResults() {
-				out = append(out, res.ResultText())
-			}
-		}
-	}
-	return out
 }

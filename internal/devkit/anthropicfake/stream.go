@@ -1,133 +1,127 @@
 package anthropicfake
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 )
 
-// emitter sends one streaming event of the Messages API; it reports whether
-// the client is still there. The Anthropic mode frames events as SSE, the
-// Bedrock mode as eventstream chunks, so both speak the same event sequence.
-type emitter func(event string, data any) bool
-
-// stream answers a streaming request with Server-Sent Events.
-func (s *Server) stream(w http.ResponseWriter, r *http.Request, m message, reply Reply) {
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream; charset=utf-8")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("request-id", "req_"+randomID())
-	w.WriteHeader(http.StatusOK)
-	flusher, _ := w.(http.Flusher)
-	send := func(event string, data any) bool {
-		raw, err := json.Marshal(data)
-		if err != nil {
-			panic(fmt.Sprintf("anthropicfake: encode %s: %v", event, err))
-		}
-		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, raw); err != nil {
-			return false
-		}
-		if flusher != nil {
-			flusher.Flush()
-		}
-		return r.Context().Err() == nil
-	}
-	s.events(r, m, reply, send, true)
+// message is one answer, framed later as JSON, SSE or eventstream.
+type message struct {
+	id, model, stop string
+	content         []map[string]any
+	in, out         int
 }
 
-// events sends the whole event sequence of message m: message_start, (ping),
-// each block's start/deltas/stop, message_delta and message_stop.
-func (s *Server) events(r *http.Request, m message, reply Reply, send emitter, ping bool) {
-	start := m
-	start.Content = []contentBlock{}
-	start.StopReason = nil
-	start.Usage.OutputTokens = 1
-	if !send("message_start", map[string]any{"type": "message_start", "message": start}) {
-		return
+func newMessage(req Request, reply Reply) message {
+	m := message{
+		id: "msg_" + randomID(), model: cmp.Or(req.Model, "claude-sonnet-4-5"), stop: "end_turn",
+		content: []map[string]any{}, in: estimateTokens(len(req.Raw)),
 	}
-	if ping && !send("ping", map[string]string{"type": "ping"}) {
-		return
+	chars := 0
+	for _, b := range reply.Blocks {
+		if b.ToolName == "" {
+			chars += len(b.Text)
+			m.content = append(m.content, map[string]any{"type": "text", "text": b.Text})
+			continue
+		}
+		input, err := json.Marshal(cmp.Or[any](b.Input, struct{}{}))
+		if err != nil {
+			panic(fmt.Sprintf("anthropicfake: tool input of %s: %v", b.ToolName, err))
+		}
+		chars += len(input) + len(b.ToolName)
+		m.stop = "tool_use"
+		m.content = append(m.content, map[string]any{
+			"type": "tool_use", "id": "toolu_" + randomID(), "name": b.ToolName, "input": json.RawMessage(input),
+		})
 	}
-	for i, b := range m.Content {
-		switch b.Type {
-		case "text":
-			empty := ""
-			if !send("content_block_start", map[string]any{
-				"type": "content_block_start", "index": i,
-				"content_block": contentBlock{Type: "text", Text: &empty},
-			}) {
-				return
+	m.out = estimateTokens(chars)
+	return m
+}
+
+// json is the message as the API returns it whole, or as message_start
+// announces it.
+func (m message) json(content []map[string]any, stop any, out int) map[string]any {
+	return map[string]any{
+		"id": m.id, "type": "message", "role": "assistant", "model": m.model, "content": content,
+		"stop_reason": stop, "stop_sequence": nil, "usage": map[string]int{
+			"input_tokens": m.in, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": out,
+		},
+	}
+}
+
+// events is the Messages API's streaming sequence: message_start, each
+// block's start, deltas and stop, message_delta and message_stop.
+func (m message) events() []map[string]any {
+	evs := []map[string]any{{"type": "message_start", "message": m.json([]map[string]any{}, nil, 1)}}
+	for i, b := range m.content {
+		start, deltas := maps.Clone(b), []map[string]any{}
+		if b["type"] == "text" {
+			start["text"] = ""
+			for _, piece := range strings.SplitAfter(b["text"].(string), " ") {
+				deltas = append(deltas, map[string]any{"type": "text_delta", "text": piece})
 			}
-			for j, piece := range splitText(*b.Text) {
-				if j > 0 && reply.ChunkDelay > 0 && !s.wait(r, reply.ChunkDelay) {
-					return
-				}
-				if !send("content_block_delta", map[string]any{
-					"type": "content_block_delta", "index": i,
-					"delta": map[string]string{"type": "text_delta", "text": piece},
-				}) {
-					return
-				}
-			}
-		case "tool_use":
-			if !send("content_block_start", map[string]any{
-				"type": "content_block_start", "index": i,
-				"content_block": contentBlock{Type: "tool_use", ID: b.ID, Name: b.Name, Input: json.RawMessage("{}")},
-			}) {
-				return
-			}
-			// The real API streams the input as JSON fragments; send it in
-			// two pieces so a client must concatenate them.
-			in := string(b.Input)
-			half := len(in) / 2
-			for _, piece := range []string{in[:half], in[half:]} {
-				if !send("content_block_delta", map[string]any{
-					"type": "content_block_delta", "index": i,
-					"delta": map[string]string{"type": "input_json_delta", "partial_json": piece},
-				}) {
-					return
-				}
+		} else {
+			// The API streams a tool's input as JSON fragments; two pieces
+			// make a client join them.
+			in := string(b["input"].(json.RawMessage))
+			start["input"] = json.RawMessage("{}")
+			for _, piece := range []string{in[:len(in)/2], in[len(in)/2:]} {
+				deltas = append(deltas, map[string]any{"type": "input_json_delta", "partial_json": piece})
 			}
 		}
-		if !send("content_block_stop", map[string]any{"type": "content_block_stop", "index": i}) {
+		evs = append(evs, map[string]any{"type": "content_block_start", "index": i, "content_block": start})
+		for _, d := range deltas {
+			evs = append(evs, map[string]any{"type": "content_block_delta", "index": i, "delta": d})
+		}
+		evs = append(evs, map[string]any{"type": "content_block_stop", "index": i})
+	}
+	final := m.json(nil, m.stop, m.out)
+	return append(evs,
+		map[string]any{"type": "message_delta", "delta": map[string]any{"stop_reason": m.stop, "stop_sequence": nil}, "usage": final["usage"]},
+		map[string]any{"type": "message_stop"})
+}
+
+// stream sends m's events as SSE, or in the Bedrock mode as eventstream
+// chunks (no ping, invocation metrics on message_stop), flushing each.
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, m message, hang bool) {
+	evs, frame := m.events(), sseFrame
+	if s.bedrock {
+		frame = chunkFrame
+		evs[len(evs)-1]["amazon-bedrock-invocationMetrics"] = map[string]int{
+			"inputTokenCount": m.in, "outputTokenCount": m.out, "invocationLatency": 1, "firstByteLatency": 1,
+		}
+		w.Header().Set("Content-Type", "application/vnd.amazon.eventstream")
+		w.Header().Set("x-amzn-bedrock-content-type", "application/json")
+		w.Header().Set("x-amzn-RequestId", randomID())
+	} else {
+		evs = slices.Insert(evs, 1, map[string]any{"type": "ping"})
+		w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-cache")
+		w.Header().Set("request-id", "req_"+randomID())
+	}
+	if hang {
+		evs = evs[:len(evs)-2]
+	}
+	w.WriteHeader(http.StatusOK)
+	for _, ev := range evs {
+		data, err := json.Marshal(ev)
+		if err != nil {
+			panic(fmt.Sprintf("anthropicfake: encode %s: %v", ev["type"], err))
+		}
+		if _, err := w.Write(frame(ev["type"].(string), data)); err != nil || http.NewResponseController(w).Flush() != nil || r.Context().Err() != nil {
 			return
 		}
 	}
-	if reply.Hang {
-		s.wait(r, -1)
-		return
+	if hang {
+		s.hang(r)
 	}
-	if !send("message_delta", map[string]any{
-		"type":  "message_delta",
-		"delta": map[string]any{"stop_reason": *m.StopReason, "stop_sequence": nil},
-		"usage": map[string]int{
-			"input_tokens":                m.Usage.InputTokens,
-			"cache_creation_input_tokens": 0,
-			"cache_read_input_tokens":     0,
-			"output_tokens":               m.Usage.OutputTokens,
-		},
-	}) {
-		return
-	}
-	send("message_stop", map[string]string{"type": "message_stop"})
 }
 
-// splitText cuts s into word-sized deltas (each keeps its trailing space), so
-// a streamed text arrives in several text_delta events.
-func splitText(s string) []string {
-	if s == "" {
-		return []string{""}
-	}
-	var out []string
-	for len(s) > 0 {
-		i := strings.IndexByte(s, ' ')
-		if i < 0 {
-			out = append(out, s)
-			break
-		}
-		out = append(out, s[:i+1])
-		s = s[i+1:]
-	}
-	return out
+func sseFrame(event string, data []byte) []byte {
+	return fmt.Appendf(nil, "event: %s\ndata: %s\n\n", event, data)
 }

@@ -1,26 +1,17 @@
 // Package apnsfake is a loopback stand-in of APNs: HTTP/2 over TLS, the
-// provider API's paths, headers and answers. Its certificate is signed by a
-// throwaway CA that a test trusts through SSL_CERT_FILE, so the client under
-// test runs with its production TLS settings.
+// provider API's paths, headers and answers. Its self-signed certificate is
+// one that a test trusts through SSL_CERT_FILE, so the client under test
+// runs with its production TLS settings.
 package apnsfake
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -38,7 +29,6 @@ type Request struct {
 type Answer struct {
 	Status int
 	Reason string
-	Delay  time.Duration
 	// Hold, when set, keeps the answer back until it is closed (or the
 	// client drops the stream): a request received but answered too late.
 	Hold <-chan struct{}
@@ -57,44 +47,32 @@ type Server struct {
 	arrived chan struct{}
 }
 
-var ca struct {
+var cert struct {
 	once sync.Once
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
 	file string
 	err  error
 }
 
-// CAFile writes the stand-in's CA certificate to a file, once per process,
+// CAFile writes the stand-in's certificate to a file, once per process,
 // and returns its path: set SSL_CERT_FILE to it before the process makes
-// its first TLS connection (Go reads the system roots once).
+// its first TLS connection (Go reads the system roots once). The stand-in
+// serves httptest's built-in certificate, which is its own CA and names
+// 127.0.0.1, so trusting it as a root lets a client verify the server.
 func CAFile() (string, error) {
-	ca.once.Do(func() {
-		ca.key, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		tmpl := &x509.Certificate{
-			SerialNumber:          big.NewInt(1),
-			Subject:               pkix.Name{CommonName: "apnsfake test CA"},
-			NotBefore:             time.Now().Add(-time.Hour),
-			NotAfter:              time.Now().Add(24 * time.Hour),
-			IsCA:                  true,
-			KeyUsage:              x509.KeyUsageCertSign,
-			BasicConstraintsValid: true,
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &ca.key.PublicKey, ca.key)
+	cert.once.Do(func() {
+		probe := httptest.NewUnstartedServer(nil)
+		probe.StartTLS()
+		der := probe.Certificate().Raw
+		probe.Close()
+		f, err := os.CreateTemp("", "apnsfake-*.pem")
 		if err != nil {
-			ca.err = err
+			cert.err = err
 			return
 		}
-		ca.cert, _ = x509.ParseCertificate(der)
-		dir, err := os.MkdirTemp("", "apnsfake")
-		if err != nil {
-			ca.err = err
-			return
-		}
-		ca.file = filepath.Join(dir, "ca.pem")
-		ca.err = os.WriteFile(ca.file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+		defer f.Close()
+		cert.file, cert.err = f.Name(), pem.Encode(f, &pem.Block{Type: "CERTIFICATE", Bytes: der})
 	})
-	return ca.file, ca.err
+	return cert.file, cert.err
 }
 
 // New starts a stand-in; CAFile must have been called (and trusted) first.
@@ -102,24 +80,9 @@ func New() (*Server, error) {
 	if _, err := CAFile(); err != nil {
 		return nil, err
 	}
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: "127.0.0.1"},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		return nil, err
-	}
 	s := &Server{queue: map[string][]Answer{}, arrived: make(chan struct{})}
 	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
 	s.srv.EnableHTTP2 = true
-	s.srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
 	s.srv.StartTLS()
 	s.URL = s.srv.URL
 	return s, nil
@@ -184,16 +147,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if a.Delay > 0 {
-		select {
-		case <-time.After(a.Delay):
-		case <-r.Context().Done():
-			return
-		}
-	}
 	w.Header().Set("apns-id", "00000000-0000-0000-0000-000000000001")
 	if a.Status == 0 || a.Status == http.StatusOK {
-		w.WriteHeader(http.StatusOK)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -202,5 +157,5 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if a.Status == http.StatusGone {
 		body["timestamp"] = time.Now().UnixMilli()
 	}
-	_ = json.NewEncoder(w).Encode(body)
+	json.NewEncoder(w).Encode(body)
 }

@@ -1,9 +1,11 @@
 package applefake
 
 import (
+	"cmp"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"maps"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -21,13 +23,11 @@ const (
 type Claims struct {
 	Subject, Email string
 	EmailVerified  any // Apple sends true or "true"
-	IsPrivateEmail any
 	Audience       string
 	Issuer         string
 	ExpiresAt      time.Time
 	IssuedAt       time.Time
-	OmitExp        bool
-	Extra          map[string]any // set last; a nil value removes the claim
+	Extra          map[string]any // set last; a nil or "" value removes the claim
 }
 
 // Sign says how MintWith signs; the zero value signs as Mint does.
@@ -45,26 +45,16 @@ func (s *Server) Mint(c Claims) string { return s.MintWith(c, Sign{}) }
 // MintWith returns a token signed as o says.
 func (s *Server) MintWith(c Claims, o Sign) string {
 	cur := s.current()
-	var t *jwt.Token
-	var key any
+	method, key := jwt.SigningMethod(jwt.SigningMethodRS256), any(cmp.Or(o.Key, cur.priv))
 	switch {
 	case o.None:
-		t, key = jwt.NewWithClaims(jwt.SigningMethodNone, c.mapClaims()), jwt.UnsafeAllowNoneSignatureType
+		method, key = jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType
 	case o.HMACSecret != nil:
-		t, key = jwt.NewWithClaims(jwt.SigningMethodHS256, c.mapClaims()), o.HMACSecret
-	default:
-		key = cur.priv
-		if o.Key != nil {
-			key = o.Key
-		}
-		t = jwt.NewWithClaims(jwt.SigningMethodRS256, c.mapClaims())
+		method, key = jwt.SigningMethodHS256, o.HMACSecret
 	}
-	switch {
-	case o.NoKid:
-	case o.Kid != "":
-		t.Header["kid"] = o.Kid
-	default:
-		t.Header["kid"] = cur.kid
+	t := jwt.NewWithClaims(method, c.mapClaims())
+	if !o.NoKid {
+		t.Header["kid"] = cmp.Or(o.Kid, cur.kid)
 	}
 	signed, err := t.SignedString(key)
 	if err != nil {
@@ -76,33 +66,12 @@ func (s *Server) MintWith(c Claims, o Sign) string {
 func (c Claims) mapClaims() jwt.MapClaims {
 	now := time.Now()
 	m := jwt.MapClaims{
-		"iss": or(c.Issuer, Issuer),
-		"aud": or(c.Audience, Audience),
-		"iat": orTime(c.IssuedAt, now).Unix(),
-		"exp": orTime(c.ExpiresAt, now.Add(10*time.Minute)).Unix(),
+		"iss": cmp.Or(c.Issuer, Issuer), "aud": cmp.Or(c.Audience, Audience),
+		"iat": cmp.Or(c.IssuedAt, now).Unix(), "exp": cmp.Or(c.ExpiresAt, now.Add(10*time.Minute)).Unix(),
+		"sub": c.Subject, "email": c.Email, "email_verified": c.EmailVerified,
 	}
-	if c.OmitExp {
-		delete(m, "exp")
-	}
-	if c.Subject != "" {
-		m["sub"] = c.Subject
-	}
-	if c.Email != "" {
-		m["email"] = c.Email
-	}
-	if c.EmailVerified != nil {
-		m["email_verified"] = c.EmailVerified
-	}
-	if c.IsPrivateEmail != nil {
-		m["is_private_email"] = c.IsPrivateEmail
-	}
-	for k, v := range c.Extra {
-		if v == nil {
-			delete(m, k)
-		} else {
-			m[k] = v
-		}
-	}
+	maps.Copy(m, c.Extra)
+	maps.DeleteFunc(m, func(_ string, v any) bool { return v == nil || v == "" })
 	return m
 }
 
@@ -125,18 +94,4 @@ func (s *Server) PublicKeyPEM() []byte {
 func (s *Server) PublicKeyPKCS1PEM() []byte {
 	der := x509.MarshalPKCS1PublicKey(&s.current().priv.PublicKey)
 	return pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: der})
-}
-
-func or(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}
-
-func orTime(t, def time.Time) time.Time {
-	if t.IsZero() {
-		return def
-	}
-	return t
 }

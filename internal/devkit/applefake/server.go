@@ -7,11 +7,11 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 )
 
@@ -46,8 +46,7 @@ type key struct {
 
 // New starts a server publishing one key.
 func New() *Server {
-	s := &Server{stop: make(chan struct{})}
-	s.keys = []key{newKey()}
+	s := &Server{stop: make(chan struct{}), keys: []key{newKey()}}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL + "/auth/keys"
 	return s
@@ -66,15 +65,6 @@ func (s *Server) SetMode(m Mode) {
 	s.mu.Lock()
 	s.mode = m
 	s.mu.Unlock()
-}
-
-// Down switches between Unavailable and Up.
-func (s *Server) Down(down bool) {
-	if down {
-		s.SetMode(Unavailable)
-	} else {
-		s.SetMode(Up)
-	}
 }
 
 // Requests counts the requests received, answered or not.
@@ -98,19 +88,11 @@ func (s *Server) Rotate() (kid string) {
 func (s *Server) Retire(kid string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i, k := range s.keys {
-		if k.kid == kid {
-			s.keys = append(s.keys[:i:i], s.keys[i+1:]...)
-			return
-		}
-	}
+	s.keys = slices.DeleteFunc(s.keys, func(k key) bool { return k.kid == kid })
 }
 
 // Kid is the id of the key Mint signs with.
 func (s *Server) Kid() string { return s.current().kid }
-
-// PrivateKey is the key Mint signs with.
-func (s *Server) PrivateKey() *rsa.PrivateKey { return s.current().priv }
 
 func (s *Server) current() key {
 	s.mu.Lock()
@@ -121,52 +103,41 @@ func (s *Server) current() key {
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.requests++
-	mode, keys := s.mode, append([]key(nil), s.keys...)
+	mode, keys := s.mode, slices.Clone(s.keys)
 	s.mu.Unlock()
 
+	w.Header().Set("Content-Type", "application/json")
 	switch mode {
 	case Unavailable:
 		http.Error(w, "unavailable", http.StatusServiceUnavailable)
 	case Garbage:
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`<html>not a key set`))
+		w.Write([]byte(`<html>not a key set`))
 	case Hang:
 		select {
 		case <-r.Context().Done():
 		case <-s.stop:
 		}
 	default:
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(jwkSet(keys))
+		json.NewEncoder(w).Encode(jwkSet(keys))
 	}
-}
-
-type jwk struct {
-	Kty string `json:"kty"`
-	Kid string `json:"kid"`
-	Use string `json:"use"`
-	Alg string `json:"alg"`
-	N   string `json:"n"`
-	E   string `json:"e"`
 }
 
 // jwkSet is written here rather than with the verifier's JWK library so the
 // tests check that library against an independent encoding.
-func jwkSet(keys []key) map[string][]jwk {
-	set := make([]jwk, 0, len(keys))
+func jwkSet(keys []key) map[string][]map[string]string {
+	set := make([]map[string]string, 0, len(keys))
 	for _, k := range keys {
-		pub := k.priv.PublicKey
-		set = append(set, jwk{
-			Kty: "RSA", Kid: k.kid, Use: "sig", Alg: "RS256",
-			N: base64.RawURLEncoding.EncodeToString(pub.N.Bytes()),
-			E: base64.RawURLEncoding.EncodeToString(big.NewInt(int64(pub.E)).Bytes()),
+		set = append(set, map[string]string{
+			"kty": "RSA", "kid": k.kid, "use": "sig", "alg": "RS256",
+			"n": base64.RawURLEncoding.EncodeToString(k.priv.N.Bytes()),
+			"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(k.priv.E)).Bytes()),
 		})
 	}
-	return map[string][]jwk{"keys": set}
+	return map[string][]map[string]string{"keys": set}
 }
 
 func newKey() key {
-	return key{kid: randomKID(), priv: NewKey()}
+	return key{kid: rand.Text()[:8], priv: NewKey()}
 }
 
 // NewKey returns a fresh RSA 2048 key that no Server publishes.
@@ -176,10 +147,4 @@ func NewKey() *rsa.PrivateKey {
 		panic(err)
 	}
 	return k
-}
-
-func randomKID() string {
-	b := make([]byte, 5)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }

@@ -50,7 +50,7 @@ func TestServerPublishesRotatesAndFails(t *testing.T) {
 	if _, ids := kids(t, s); !slices.Equal(ids, []string{second}) {
 		t.Fatalf("kids = %v, want [%s]", ids, second)
 	}
-	s.Down(true)
+	s.SetMode(applefake.Unavailable)
 	if code, _ := kids(t, s); code != http.StatusServiceUnavailable {
 		t.Fatalf("status while down = %d", code)
 	}

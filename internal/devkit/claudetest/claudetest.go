@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"testing"
 )
@@ -42,32 +41,19 @@ func FakeCLI(t testing.TB) string {
 // JSON object with a "mode" as a script (or FAKECLAUDE_SCRIPT from its
 // environment).
 func Script(mode string, kv ...any) string {
-	var b strings.Builder
-	b.WriteString(`{"mode":`)
-	b.Write(mustJSON(mode))
+	script := map[string]any{"mode": mode}
 	for i := 0; i+1 < len(kv); i += 2 {
-		b.WriteByte(',')
-		b.Write(mustJSON(fmt.Sprint(kv[i])))
-		b.WriteByte(':')
-		b.Write(mustJSON(kv[i+1]))
+		script[fmt.Sprint(kv[i])] = kv[i+1]
 	}
-	b.WriteByte('}')
-	return b.String()
-}
-
-func mustJSON(v any) []byte {
-	out, err := json.Marshal(v)
+	out, err := json.Marshal(script)
 	if err != nil {
 		panic(err)
 	}
-	return out
+	return string(out)
 }
 
 func buildFake() (string, error) {
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		return "", fmt.Errorf("cannot locate the source")
-	}
+	_, file, _, _ := runtime.Caller(0)
 	src := filepath.Join(filepath.Dir(file), "..", "..", "claude", "testdata", "fakeclaude")
 	code, err := os.ReadFile(filepath.Join(src, "main.go"))
 	if err != nil {
@@ -82,18 +68,10 @@ func buildFake() (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
+	tmp := fmt.Sprintf("%s.%d.tmp", bin, os.Getpid())
+	defer os.Remove(tmp)
 	// go test puts its own toolchain first in the test's PATH.
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		return "", err
-	}
-	tmp, err := os.CreateTemp(dir, "claude-*.tmp")
-	if err != nil {
-		return "", err
-	}
-	tmp.Close()
-	defer os.Remove(tmp.Name())
-	cmd := exec.Command(goTool, "build", "-o", tmp.Name(), ".")
+	cmd := exec.Command("go", "build", "-o", tmp, ".")
 	cmd.Dir = src
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -101,11 +79,11 @@ func buildFake() (string, error) {
 	}
 	// Execute-only, as the real CLI is installed: a turn's user may run it
 	// but not read it, which keeps the process's /proc entries closed.
-	if err := os.Chmod(tmp.Name(), 0o711); err != nil {
+	if err := os.Chmod(tmp, 0o711); err != nil {
 		return "", err
 	}
 	// Rename is atomic: concurrent test binaries never see half a file.
-	if err := os.Rename(tmp.Name(), bin); err != nil {
+	if err := os.Rename(tmp, bin); err != nil {
 		return "", err
 	}
 	return bin, nil

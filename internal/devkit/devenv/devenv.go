@@ -3,12 +3,14 @@
 package devenv
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 )
 
 // ModuleRoot finds the folder holding go.mod, from the working directory
@@ -52,3 +54,22 @@ func FreePorts(n int) ([]int, error) {
 
 // Loopback is host:port on 127.0.0.1.
 func Loopback(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
+
+// Buffer is an output that tests read while something else still writes to
+// it: a server's log, a child process's output.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *Buffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *Buffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

@@ -49,7 +49,7 @@ type Options struct {
 // Start launches DynamoDB Local and waits until it answers, at most until ctx
 // ends.
 func Start(ctx context.Context, opts Options) (*Server, error) {
-	jar, err := FindJar()
+	jar, err := findJar()
 	if err != nil {
 		return nil, err
 	}
@@ -63,9 +63,11 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		if ports, err = devenv.FreePorts(1); err == nil {
 			port = ports[0]
 		}
+	} else if l, lerr := net.Listen("tcp", devenv.Loopback(port)); lerr == nil {
+		err = l.Close()
 	} else {
 		// Something else answering there would pass for a started server.
-		err = portFree(port)
+		err = fmt.Errorf("dynamolocal: port %d: %w", port, lerr)
 	}
 	if err != nil {
 		return nil, err
@@ -96,7 +98,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if !opts.PerKey {
 		args = append(args, "-sharedDb")
 	}
-	s := &Server{Endpoint: "http://127.0.0.1:" + strconv.Itoa(port), port: port, done: make(chan struct{})}
+	s := &Server{Endpoint: "http://" + devenv.Loopback(port), port: port, done: make(chan struct{})}
 	// Not CommandContext: the server outlives the start-up context.
 	s.cmd = exec.Command(java, args...)
 	s.cmd.Dir = filepath.Dir(jar)
@@ -149,9 +151,9 @@ func (s *Server) waitReady(ctx context.Context) error {
 	}
 }
 
-// FindJar locates DynamoDBLocal.jar: $DYNAMODB_LOCAL_JAR if set, else the copy
+// findJar locates DynamoDBLocal.jar: $DYNAMODB_LOCAL_JAR if set, else the copy
 // that `make deps` installed under node_modules of the module root.
-func FindJar() (string, error) {
+func findJar() (string, error) {
 	if p := os.Getenv("DYNAMODB_LOCAL_JAR"); p != "" {
 		return p, nil
 	}
@@ -164,13 +166,4 @@ func FindJar() (string, error) {
 		return "", errors.New("dynamolocal: DynamoDBLocal.jar not found; run `make deps` first")
 	}
 	return matches[len(matches)-1], nil
-}
-
-// portFree checks that nothing listens on a loopback port.
-func portFree(port int) error {
-	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
-	if err != nil {
-		return fmt.Errorf("dynamolocal: port %d: %w", port, err)
-	}
-	return l.Close()
 }

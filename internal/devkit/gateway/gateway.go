@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
@@ -15,19 +16,13 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/google/uuid"
 
-	"github.com/ovrlrd/cloud/internal/app"
+	"github.com/ovrlrd/cloud/internal/api"
 )
-
-// HTTPHandler is a Lambda handler for HTTP API (payload 2.0) events.
-type HTTPHandler func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error)
-
-// StreamHandler is a Lambda handler for a Function URL in RESPONSE_STREAM mode.
-type StreamHandler func(context.Context, *events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error)
 
 // Targets are the functions behind the gateway, each with its timeout.
 type Targets struct {
-	Auth, Chat HTTPHandler
-	Stream     StreamHandler
+	Auth, Chat api.HTTPAPIHandler
+	Stream     api.FunctionURLHandler
 	Log        *slog.Logger
 }
 
@@ -36,12 +31,6 @@ const (
 	httpFunctionTimeout   = 29 * time.Second
 	streamFunctionTimeout = 900 * time.Second
 )
-
-// App serves every function of a behind one address, routed as in AWS:
-// what make dev and the tests listen with.
-func App(a *app.App) http.Handler {
-	return New(Targets{Auth: a.Auth(), Chat: a.Chat(), Stream: a.Stream(), Log: a.Log})
-}
 
 // New returns an http.Handler that routes like CloudFront and the HTTP API.
 func New(t Targets) http.Handler {
@@ -76,16 +65,11 @@ func (t Targets) serveHTTPAPI(w http.ResponseWriter, r *http.Request, body []byt
 		_, _ = io.WriteString(w, `{"message":"Internal Server Error"}`)
 		return
 	}
-	for k, v := range resp.Headers {
-		w.Header().Set(k, v)
-	}
+	writeHeaders(w, resp.Headers, resp.Cookies)
 	for k, vs := range resp.MultiValueHeaders {
 		for _, v := range vs {
 			w.Header().Add(k, v)
 		}
-	}
-	for _, c := range resp.Cookies {
-		w.Header().Add("Set-Cookie", c)
 	}
 	out := []byte(resp.Body)
 	if resp.IsBase64Encoded {
@@ -101,7 +85,12 @@ func (t Targets) serveHTTPAPI(w http.ResponseWriter, r *http.Request, body []byt
 func (t Targets) serveStream(w http.ResponseWriter, r *http.Request, body []byte) {
 	ctx, cancel := invocationContext(r.Context(), streamFunctionTimeout)
 	defer cancel()
-	resp, err := t.Stream(ctx, functionURLEvent(r, body))
+	ev, err := functionURLEvent(r, body)
+	if err != nil {
+		http.Error(w, `{"message":"Bad Request"}`, http.StatusBadRequest)
+		return
+	}
+	resp, err := t.Stream(ctx, ev)
 	if err != nil {
 		t.Log.ErrorContext(ctx, "function error", "function", Stream, "err", err)
 		w.WriteHeader(http.StatusBadGateway)
@@ -110,14 +99,18 @@ func (t Targets) serveStream(w http.ResponseWriter, r *http.Request, body []byte
 	if c, ok := resp.Body.(io.Closer); ok {
 		defer c.Close()
 	}
-	for k, v := range resp.Headers {
-		w.Header().Set(k, v)
-	}
-	for _, c := range resp.Cookies {
-		w.Header().Add("Set-Cookie", c)
-	}
+	writeHeaders(w, resp.Headers, resp.Cookies)
 	w.WriteHeader(resp.StatusCode)
 	relay(w, resp.Body)
+}
+
+func writeHeaders(w http.ResponseWriter, headers map[string]string, cookies []string) {
+	for k, v := range headers {
+		w.Header().Set(k, v)
+	}
+	for _, c := range cookies {
+		w.Header().Add("Set-Cookie", c)
+	}
 }
 
 // relay copies a streamed body, flushing every read so each event leaves as
@@ -186,29 +179,16 @@ func httpAPIEvent(r *http.Request, routeKey string, body []byte) events.APIGatew
 }
 
 // functionURLEvent derives the Function URL event from the HTTP API one:
-// both are payload format 2.0 and differ only in their request context.
-func functionURLEvent(r *http.Request, body []byte) *events.LambdaFunctionURLRequest {
-	e := httpAPIEvent(r, "", body)
-	rc, h := e.RequestContext, e.RequestContext.HTTP
-	return &events.LambdaFunctionURLRequest{
-		Version:               e.Version,
-		RawPath:               e.RawPath,
-		RawQueryString:        e.RawQueryString,
-		Cookies:               e.Cookies,
-		Headers:               e.Headers,
-		QueryStringParameters: e.QueryStringParameters,
-		Body:                  e.Body,
-		IsBase64Encoded:       e.IsBase64Encoded,
-		RequestContext: events.LambdaFunctionURLRequestContext{
-			AccountID:  "anonymous",
-			RequestID:  rc.RequestID,
-			APIID:      rc.APIID,
-			DomainName: rc.DomainName,
-			Time:       rc.Time,
-			TimeEpoch:  rc.TimeEpoch,
-			HTTP:       events.LambdaFunctionURLRequestContextHTTPDescription(h),
-		},
+// both are payload format 2.0, whose shared fields carry the same JSON
+// names, and Lambda hands the function JSON.
+func functionURLEvent(r *http.Request, body []byte) (*events.LambdaFunctionURLRequest, error) {
+	raw, err := json.Marshal(httpAPIEvent(r, "", body))
+	e := &events.LambdaFunctionURLRequest{}
+	if err == nil {
+		err = json.Unmarshal(raw, e)
 	}
+	e.RequestContext.AccountID = "anonymous"
+	return e, err
 }
 
 // eventHeaders lower-cases names and joins repeats, as Lambda delivers them;
@@ -223,7 +203,8 @@ func eventHeaders(r *http.Request) (map[string]string, []string) {
 			}
 			continue
 		}
-		h[strings.ToLower(k)] = headerValue(vs)
+		// Repeats joined, as API Gateway payload 2.0 does.
+		h[strings.ToLower(k)] = strings.Join(vs, ",")
 	}
 	if r.Host != "" {
 		h["host"] = r.Host

@@ -62,7 +62,7 @@ func TestRouting(t *testing.T) {
 	cases := []struct{ method, path, want string }{
 		{"POST", "/auth", "auth POST /auth"},
 		{"POST", "/auth/refresh", "auth POST /auth/refresh"},
-		{"DELETE", "/auth/account", "auth DELETE /auth/account"},
+		{"DELETE", "/auth/account", "chat DELETE /auth/account"},
 		{"GET", "/auth", "chat GET /auth"}, // no such route: $default
 		{"GET", "/health", "chat GET /health"},
 		{"GET", "/chat?limit=1", "chat GET /chat?limit=1"},

@@ -33,7 +33,7 @@ var HTTPAPIRoutes = []Route{
 	{"POST /auth", Auth},
 	{"POST /auth/refresh", Auth},
 	{"POST /auth/logout", Auth},
-	{"DELETE /auth/account", Auth},
+	{"DELETE /auth/account", Chat},
 	{"GET /health", Chat},
 	{"GET /chat", Chat},
 	{"GET /chat/{id}", Chat},
@@ -52,20 +52,15 @@ var HTTPAPIRoutes = []Route{
 var StreamPaths = []string{"/chat/stream", "/chat/*/stream"}
 
 // routeFor picks the HTTP API route for a request, the way API Gateway does:
-// a route whose method and path template match, then $default.
+// a route whose method and path template match, else $default.
 func routeFor(method, path string) Route {
 	for _, r := range HTTPAPIRoutes {
 		m, tmpl, _ := strings.Cut(r.Key, " ")
-		if (m == method || m == "ANY") && templateMatch(tmpl, path) {
+		if m == method && templateMatch(tmpl, path) {
 			return r
 		}
 	}
-	for _, r := range HTTPAPIRoutes {
-		if r.Key == DefaultRoute {
-			return r
-		}
-	}
-	return Route{}
+	return Route{DefaultRoute, Chat}
 }
 
 // templateMatch matches a path against an HTTP API path template, where a
@@ -124,6 +119,3 @@ func Glob(pattern, s string) bool {
 	}
 	return s == ""
 }
-
-// headerValue joins repeated headers the way API Gateway payload 2.0 does.
-func headerValue(vs []string) string { return strings.Join(vs, ",") }

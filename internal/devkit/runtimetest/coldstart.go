@@ -1,3 +1,9 @@
+// Package runtimetest runs the functions' real bootstraps under the AWS
+// Lambda Runtime Interface Emulator, with the environment template.yaml
+// gives them, and checks what they answer and every AWS call they make
+// against the roles the template grants. Its tests need DynamoDB Local
+// (`make test` starts one) and the Go module proxy the first time, to build
+// the pinned emulator.
 package runtimetest
 
 // Cold starts outside a test, for `make bench`: the same pinned emulator,
@@ -25,7 +31,6 @@ import (
 	"runtime"
 	"sort"
 	"strconv"
-	"sync"
 	"syscall"
 	"time"
 
@@ -125,8 +130,7 @@ type ColdStarter struct {
 	envs       map[string]map[string]string
 	events     map[string][]byte
 	ssm        *ssmfake.Server
-	apple      *applefake.Server
-	unused     *httptest.Server
+	closers    []func()
 }
 
 // ColdStart is one cold start.
@@ -212,10 +216,11 @@ func NewColdStarter(ctx context.Context, o ColdStartOptions) (c *ColdStarter, er
 		prefix + "/anthropic-api-key": "sk-ant-not-a-real-key",
 		prefix + "/origin-secret":     url.Headers["x-origin-secret"],
 	})
-	c.apple = applefake.New()
-	c.unused = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	apple := applefake.New()
+	unused := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, `{"message":"not part of a cold start"}`, http.StatusServiceUnavailable)
 	}))
+	c.closers = append(c.closers, c.ssm.Close, apple.Close, unused.Close)
 
 	tpl, err := samtemplate.Load(filepath.Join(o.Root, "template.yaml"))
 	if err != nil {
@@ -227,42 +232,24 @@ func NewColdStarter(ctx context.Context, o ColdStartOptions) (c *ColdStarter, er
 	}
 	params := map[string]string{"Stage": "dev", "SsmPrefix": prefix, "AllowOpenSignup": "true", "ClaudeProvider": "anthropic"}
 	tenv := tpl.SampleEnv(params, names)
-	awsFiles := filepath.Join(c.dir, "aws")
 	for _, fn := range Functions {
-		logical := logicalIDs[fn]
-		env, err := csTemplateEnv(tpl, tenv, logical)
+		env, err := lambdaEnv(tpl, tenv, logicalIDs[fn], filepath.Join(c.dir, "aws"))
 		if err != nil {
 			return c, err
 		}
-		props, _ := tpl.Resources()[logical]["Properties"].(map[string]any)
-		for k, v := range map[string]string{
-			"AWS_REGION": samtemplate.SampleRegion, "AWS_DEFAULT_REGION": samtemplate.SampleRegion,
-			"AWS_LAMBDA_FUNCTION_NAME":        names[logical],
-			"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": fmt.Sprint(props["MemorySize"]),
-			"AWS_LAMBDA_FUNCTION_TIMEOUT":     fmt.Sprint(props["Timeout"]),
-			"AWS_ACCESS_KEY_ID":               "ASIAEXAMPLEEXAMPLE00", "AWS_SECRET_ACCESS_KEY": "example-secret",
-			"AWS_SESSION_TOKEN": "example-session-token",
-			"PATH":              "/usr/local/bin:/usr/bin:/bin",
-			// The stand-ins, and nothing from this machine's AWS settings.
-			"DYNAMODB_ENDPOINT":           o.DynamoDBEndpoint,
-			"S3_ENDPOINT":                 c.unused.URL,
-			"AWS_ENDPOINT_URL_SSM":        c.ssm.URL,
-			"AWS_ENDPOINT_URL_LAMBDA":     c.unused.URL,
-			"APPLE_JWKS_URL":              c.apple.URL,
-			"AWS_EC2_METADATA_DISABLED":   "true",
-			"AWS_CONFIG_FILE":             filepath.Join(awsFiles, "config"),
-			"AWS_SHARED_CREDENTIALS_FILE": filepath.Join(awsFiles, "credentials"),
-		} {
-			env[k] = v
-		}
+		maps.Copy(env, map[string]string{
+			"DYNAMODB_ENDPOINT":       o.DynamoDBEndpoint,
+			"S3_ENDPOINT":             unused.URL,
+			"AWS_ENDPOINT_URL_SSM":    c.ssm.URL,
+			"AWS_ENDPOINT_URL_LAMBDA": unused.URL,
+			"APPLE_JWKS_URL":          apple.URL,
+		})
 		if fn == "stream" {
 			image, err := samtemplate.DockerfileEnv(filepath.Join(o.Root, "Dockerfile"))
 			if err != nil {
 				return c, err
 			}
-			for k, v := range image {
-				env[k] = v
-			}
+			maps.Copy(env, image)
 			env["CLAUDE_PATH"] = o.ClaudePath
 		}
 		c.envs[fn] = env
@@ -272,14 +259,8 @@ func NewColdStarter(ctx context.Context, o ColdStartOptions) (c *ColdStarter, er
 
 // Close stops the stand-ins and removes the builds.
 func (c *ColdStarter) Close() {
-	if c.ssm != nil {
-		c.ssm.Close()
-	}
-	if c.apple != nil {
-		c.apple.Close()
-	}
-	if c.unused != nil {
-		c.unused.Close()
+	for _, f := range c.closers {
+		f()
 	}
 	if c.dir != "" {
 		_ = os.RemoveAll(c.dir)
@@ -317,72 +298,87 @@ func (c *ColdStarter) ColdStart(ctx context.Context, fn string) (cs ColdStart, e
 		return cs, err
 	}
 	addr, api := devenv.Loopback(ports[0]), devenv.Loopback(ports[1])
-	cmd, out := emulatorCmd(c.rie, c.bootstraps[fn], addr, api, env)
+	// Read only once csStop has waited for the emulator: nothing writes then.
+	var out bytes.Buffer
+	cmd := emulatorCmd(c.rie, c.bootstraps[fn], addr, api, env, &out)
 	ssmCalls := c.ssm.Calls()
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return cs, err
 	}
-	defer csStop(cmd)
-	defer func() {
-		if err != nil {
-			err = fmt.Errorf("%s: %w\n%s", fn, err, csTail(out.String(), 2000))
-		}
-	}()
+	body, err := csInvoke(ctx, addr, c.events[fn])
+	cs.FirstResponse = time.Since(start)
+	// Stopped before its output is read: the INIT report, logged before the
+	// invoke reached the function, has then been copied whole.
+	csStop(cmd)
+	if err == nil {
+		cs.Status, err = csStatus(fn, body)
+	}
+	// A cold start reads the secrets (once): this one did start afresh.
+	if n := c.ssm.Calls() - ssmCalls; err == nil && n != 1 {
+		err = fmt.Errorf("%d GetParameters calls during the cold start, want 1", n)
+	}
+	if err == nil {
+		cs.Init, err = csInit(out.String())
+	}
+	if err != nil {
+		return cs, fmt.Errorf("%s: %w\n%s", fn, err, csTail(out.String(), 2000))
+	}
+	return cs, nil
+}
 
-	// The emulator starts the bootstrap on the first invoke: invoke as soon
-	// as it listens.
+// csInit reads the INIT phase's duration from the emulator's output.
+func csInit(out string) (time.Duration, error) {
+	m := csInitReport.FindStringSubmatch(out)
+	if m == nil {
+		return 0, errors.New("the emulator reported no INIT phase")
+	}
+	ms, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		return 0, fmt.Errorf("INIT report %q: %w", m[0], err)
+	}
+	return time.Duration(ms * float64(time.Millisecond)), nil
+}
+
+// csInvoke sends event to the emulator at addr as soon as it listens: it
+// starts the bootstrap on the first invoke.
+func csInvoke(ctx context.Context, addr string, event []byte) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	for {
-		conn, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
-		if err == nil {
-			conn.Close()
-			break
-		}
-		if ctx.Err() != nil {
-			return cs, fmt.Errorf("the emulator did not listen: %w", err)
-		}
-		time.Sleep(time.Millisecond)
+	if err := listening(ctx, addr); err != nil {
+		return nil, err
 	}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost,
-		"http://"+addr+"/2015-03-31/functions/function/invocations", bytes.NewReader(c.events[fn]))
+		"http://"+addr+"/2015-03-31/functions/function/invocations", bytes.NewReader(event))
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err := client.Do(req)
 	if err != nil {
-		return cs, fmt.Errorf("invoke: %w", err)
+		return nil, fmt.Errorf("invoke: %w", err)
 	}
+	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	cs.FirstResponse = time.Since(start)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("answered %d: %s", resp.StatusCode, body)
+	}
 	if err != nil {
-		return cs, fmt.Errorf("invoke: %w", err)
+		return nil, fmt.Errorf("invoke: %w", err)
 	}
-	if resp.StatusCode != http.StatusOK {
-		return cs, fmt.Errorf("invoke answered %d: %s", resp.StatusCode, body)
-	}
-	if cs.Status, err = csStatus(fn, body); err != nil {
-		return cs, err
-	}
-	// A cold start reads the secrets (once): this one did start afresh.
-	if n := c.ssm.Calls() - ssmCalls; n != 1 {
-		return cs, fmt.Errorf("%d GetParameters calls during the cold start, want 1", n)
-	}
-	// The INIT report is logged during the first invoke; allow for the
-	// output's copying.
-	for deadline := time.Now().Add(2 * time.Second); ; {
-		if m := csInitReport.FindStringSubmatch(out.String()); m != nil {
-			f, err := strconv.ParseFloat(m[1], 64)
-			if err != nil {
-				return cs, fmt.Errorf("INIT report %q: %w", m[0], err)
-			}
-			cs.Init = time.Duration(f * float64(time.Millisecond))
-			return cs, nil
+	return body, nil
+}
+
+// listening returns once addr accepts a connection, or ctx ends: the
+// emulator is another process, with nothing to signal its start but that.
+func listening(ctx context.Context, addr string) error {
+	for {
+		conn, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+		if err == nil {
+			return conn.Close()
 		}
-		if time.Now().After(deadline) {
-			return cs, errors.New("the emulator reported no INIT phase")
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the emulator did not listen: %w", err)
+		case <-time.After(time.Millisecond):
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -424,19 +420,14 @@ func csStop(cmd *exec.Cmd) {
 	}
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
-	// A bootstrap the emulator did not reap was re-parented: to this
-	// process if it is a child subreaper. Reap it here then.
+	// A bootstrap the emulator had not reaped was re-parented as the
+	// emulator exited: to this process if it is a child subreaper, which
+	// must reap it then.
 	self := os.Getpid()
 	for _, pid := range kids {
-		for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
-			s, ok := procfs.ReadStat(pid, new([]byte))
-			if !ok || s.PPID != self && s.PPID != cmd.Process.Pid {
-				break
-			}
-			if s.PPID == self && s.State == 'Z' {
-				var ws syscall.WaitStatus
-				_, _ = syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
-			}
+		if s, ok := procfs.ReadStat(pid, new([]byte)); ok && s.PPID == self {
+			var ws syscall.WaitStatus
+			_, _ = syscall.Wait4(pid, &ws, 0, nil)
 		}
 	}
 }
@@ -453,37 +444,49 @@ func csChildren(pid int) []int {
 	return kids
 }
 
-// csTemplateEnv is the function's environment as CloudFormation would set
-// it: Globals merged with its own, intrinsics resolved.
-func csTemplateEnv(tpl samtemplate.Template, e samtemplate.Env, logical string) (map[string]string, error) {
+// lambdaEnv is the environment of a function deployed in e: what the
+// template sets (Globals merged with its own, intrinsics resolved), what
+// Lambda sets, and nothing from this machine's AWS settings (awsFiles is a
+// folder without any).
+func lambdaEnv(tpl samtemplate.Template, e samtemplate.Env, logical, awsFiles string) (map[string]string, error) {
 	vars, err := tpl.FunctionVariables(logical)
 	if err != nil {
 		return nil, fmt.Errorf("template.yaml: %w", err)
 	}
-	out := map[string]string{}
+	env := map[string]string{}
 	for k, v := range vars {
-		s, err := tpl.EvalString(v, e)
-		if err != nil {
+		if env[k], err = tpl.EvalString(v, e); err != nil {
 			return nil, fmt.Errorf("%s %s: %w", logical, k, err)
 		}
-		out[k] = s
 	}
-	return out, nil
+	props, _ := tpl.Resources()[logical]["Properties"].(map[string]any)
+	maps.Copy(env, map[string]string{
+		"AWS_REGION": samtemplate.SampleRegion, "AWS_DEFAULT_REGION": samtemplate.SampleRegion,
+		"AWS_LAMBDA_FUNCTION_NAME":        e.Refs[logical],
+		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": fmt.Sprint(props["MemorySize"]),
+		"AWS_LAMBDA_FUNCTION_TIMEOUT":     fmt.Sprint(props["Timeout"]),
+		"AWS_ACCESS_KEY_ID":               "ASIAEXAMPLEEXAMPLE00", "AWS_SECRET_ACCESS_KEY": "example-secret",
+		"AWS_SESSION_TOKEN":           "example-session-token",
+		"PATH":                        "/usr/local/bin:/usr/bin:/bin",
+		"AWS_EC2_METADATA_DISABLED":   "true",
+		"AWS_CONFIG_FILE":             filepath.Join(awsFiles, "config"),
+		"AWS_SHARED_CREDENTIALS_FILE": filepath.Join(awsFiles, "credentials"),
+	})
+	return env, nil
 }
 
 // emulatorCmd is the emulator rie running bootstrap with exactly env (the
 // emulator hands its own environment to the function), its Runtime API on
 // api and its invoke endpoint on addr; out collects what both print.
-func emulatorCmd(rie, bootstrap, addr, api string, env map[string]string) (cmd *exec.Cmd, out *csBuffer) {
-	cmd = exec.Command(rie, "--runtime-interface-emulator-address", addr, "--runtime-api-address", api, bootstrap)
+func emulatorCmd(rie, bootstrap, addr, api string, env map[string]string, out io.Writer) *exec.Cmd {
+	cmd := exec.Command(rie, "--runtime-interface-emulator-address", addr, "--runtime-api-address", api, bootstrap)
 	cmd.Dir = filepath.Dir(bootstrap)
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	sort.Strings(cmd.Env)
-	out = &csBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
-	return cmd, out
+	return cmd
 }
 
 func csTail(s string, n int) string {
@@ -491,22 +494,4 @@ func csTail(s string, n int) string {
 		return "…" + s[len(s)-n:]
 	}
 	return s
-}
-
-// csBuffer collects a process's output.
-type csBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *csBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *csBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -5,14 +5,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -86,7 +84,7 @@ type emulator struct {
 	name   string
 	url    string // the invoke endpoint
 	api    string // the Runtime API's host:port, which the function polls
-	output *csBuffer
+	output *devenv.Buffer
 	mu     sync.Mutex // the emulator takes one invoke at a time
 	stop   func()
 }
@@ -97,7 +95,8 @@ type emulator struct {
 func startEmulator(t *testing.T, name, bootstrap string, env map[string]string) *emulator {
 	t.Helper()
 	addr, api := freeAddr(t), freeAddr(t)
-	cmd, out := emulatorCmd(filepath.Join(toolsDir(t), "aws-lambda-rie"), bootstrap, addr, api, env)
+	out := &devenv.Buffer{}
+	cmd := emulatorCmd(filepath.Join(toolsDir(t), "aws-lambda-rie"), bootstrap, addr, api, env, out)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -112,17 +111,10 @@ func startEmulator(t *testing.T, name, bootstrap string, env map[string]string) 
 		})
 	}
 	t.Cleanup(stop)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: the emulator did not listen: %v\n%s", name, err, out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := listening(ctx, addr); err != nil {
+		t.Fatalf("%s: %v\n%s", name, err, out.String())
 	}
 	return &emulator{name: name, url: "http://" + addr + "/2015-03-31/functions/function/invocations", api: api, output: out, stop: stop}
 }
@@ -155,14 +147,10 @@ func (e *emulator) call(event []byte) ([]byte, error) {
 	return b, nil
 }
 
-// The emulator logs the function's INIT phase (its REPORT line's "Init
-// Duration" times only the emulator's own hand-off).
-var initDuration = regexp.MustCompile(`INIT REPORT\(durationMs: ([0-9.]+)\)`)
-
 // initDurations are the INIT phases the emulator reported.
 func (e *emulator) initDurations() []string {
 	var out []string
-	for _, m := range initDuration.FindAllStringSubmatch(e.output.String(), -1) {
+	for _, m := range csInitReport.FindAllStringSubmatch(e.output.String(), -1) {
 		out = append(out, m[1]+" ms")
 	}
 	return out
@@ -258,7 +246,8 @@ func s3Proxy(t *testing.T, backend http.Handler, rec *calls) string {
 
 // lambdaFake stands in for the Lambda service: it records each Invoke and,
 // for InvocationType Event, answers 202 at once and runs the event in the
-// target emulator in the background, as Lambda's asynchronous invoke does.
+// emulator target names for the function, in the background, as Lambda's
+// asynchronous invoke does; the event must answer what target names too.
 type lambdaFake struct {
 	*httptest.Server
 	wg     sync.WaitGroup
@@ -275,7 +264,7 @@ func (f *lambdaFake) done() (int, []error) {
 	return f.counts, f.errs
 }
 
-func newLambdaFake(t *testing.T, a arns, rec *calls, target func() *emulator, want string) *lambdaFake {
+func newLambdaFake(t *testing.T, a arns, rec *calls, target func(function string) (*emulator, string)) *lambdaFake {
 	t.Helper()
 	f := &lambdaFake{}
 	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -295,7 +284,8 @@ func newLambdaFake(t *testing.T, a arns, rec *calls, target func() *emulator, wa
 		f.wg.Add(1)
 		go func() {
 			defer f.wg.Done()
-			out, err := target().call(body)
+			emu, want := target(name)
+			out, err := emu.call(body)
 			f.mu.Lock()
 			defer f.mu.Unlock()
 			f.counts++

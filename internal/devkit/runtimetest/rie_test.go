@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -43,7 +44,7 @@ const (
 
 // The status each sample event gets without a valid session token.
 var sampleStatus = map[string]int{
-	"auth-signin.json": 401, "auth-refresh.json": 401, "auth-logout.json": 401, "auth-account-delete.json": 401,
+	"auth-signin.json": 401, "auth-refresh.json": 401, "auth-logout.json": 401, "chat-account-delete.json": 401,
 	"chat-health.json": 200, "chat-default.json": 404,
 	"chat-list.json": 401, "chat-get.json": 401, "chat-delete.json": 401, "chat-event.json": 401,
 	"chat-turn.json": 401, "chat-turn-conversation.json": 401, "chat-cancel.json": 401,
@@ -65,18 +66,15 @@ type deployed struct {
 // Emulator with the environment template.yaml gives each function (and the
 // image gives the stream function), STAGE=dev, secrets from an SSM
 // stand-in. Only endpoints differ from AWS: DynamoDB Local, an S3
-// stand-in, Lambda stand-ins (the chat function's asynchronous invoke of
-// the stream function, the auth function's of itself) and Apple's keys.
+// stand-in, a Lambda stand-in (the chat function's asynchronous invokes of
+// the stream function and of itself) and Apple's keys.
 // Every AWS call is recorded.
 type stack struct {
 	fns    map[string]*deployed
 	apple  *applefake.Server
 	lambda *lambdaFake
-	// authLambda is where the auth function finishes account deletions:
-	// an asynchronous invoke of itself.
-	authLambda *lambdaFake
-	tpl        samtemplate.Template
-	env        samtemplate.Env
+	tpl    samtemplate.Template
+	env    samtemplate.Env
 }
 
 // deployMod changes how one function is deployed before it starts: its
@@ -113,54 +111,34 @@ func newStack(t *testing.T, mods ...deployMod) *stack {
 		d := &deployed{logical: logical, physical: names[logical], calls: &calls{}, ssm: ssmfake.New(secrets)}
 		t.Cleanup(d.ssm.Close)
 		s.fns[logical] = d
-		props := tpl.Resources()[logical]["Properties"].(map[string]any)
-
-		env := map[string]string{}
-		// What the template sets.
-		for k, v := range s.templateEnv(t, logical) {
-			env[k] = v
+		env, err := lambdaEnv(tpl, s.env, logical, awsFiles)
+		if err != nil {
+			t.Fatal(err)
 		}
-		// What Lambda sets.
-		for k, v := range map[string]string{
-			"AWS_REGION": a.region, "AWS_DEFAULT_REGION": a.region,
-			"AWS_LAMBDA_FUNCTION_NAME":        d.physical,
-			"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": fmt.Sprint(props["MemorySize"]),
-			"AWS_LAMBDA_FUNCTION_TIMEOUT":     fmt.Sprint(props["Timeout"]),
-			"AWS_ACCESS_KEY_ID":               "ASIAEXAMPLEEXAMPLE00", "AWS_SECRET_ACCESS_KEY": "example-secret",
-			"AWS_SESSION_TOKEN": "example-session-token",
-			"PATH":              "/usr/local/bin:/usr/bin:/bin",
-		} {
-			env[k] = v
-		}
-		// The stand-ins, and nothing from this machine's AWS settings.
-		for k, v := range map[string]string{
-			"DYNAMODB_ENDPOINT":           dynamoProxy(t, storetest.Endpoint(), a, d.calls),
-			"S3_ENDPOINT":                 s3Proxy(t, s3, d.calls),
-			"AWS_ENDPOINT_URL_SSM":        d.ssm.URL,
-			"APPLE_JWKS_URL":              s.apple.URL,
-			"AWS_EC2_METADATA_DISABLED":   "true",
-			"AWS_CONFIG_FILE":             filepath.Join(awsFiles, "config"),
-			"AWS_SHARED_CREDENTIALS_FILE": filepath.Join(awsFiles, "credentials"),
-		} {
-			env[k] = v
-		}
+		maps.Copy(env, map[string]string{
+			"DYNAMODB_ENDPOINT":    dynamoProxy(t, storetest.Endpoint(), a, d.calls),
+			"S3_ENDPOINT":          s3Proxy(t, s3, d.calls),
+			"AWS_ENDPOINT_URL_SSM": d.ssm.URL,
+			"APPLE_JWKS_URL":       s.apple.URL,
+		})
 		bootstrap := filepath.Join(dir, "auth", "bootstrap")
 		switch logical {
 		case "ChatFunction":
 			bootstrap = filepath.Join(dir, "chat", "bootstrap")
-			s.lambda = newLambdaFake(t, a, d.calls, func() *emulator { return s.fns["StreamFunction"].emu }, `null`) // nobody reads an asynchronous answer
+			// Buffered turns go to the stream function; account deletions
+			// finish in an asynchronous invoke of the chat function itself.
+			s.lambda = newLambdaFake(t, a, d.calls, func(function string) (*emulator, string) {
+				if function == names["ChatFunction"] {
+					return s.fns["ChatFunction"].emu, `{"finished":"account deletion"}`
+				}
+				return s.fns["StreamFunction"].emu, `null` // nobody reads an asynchronous answer
+			})
 			env["AWS_ENDPOINT_URL_LAMBDA"] = s.lambda.URL
-		case "AuthFunction":
-			s.authLambda = newLambdaFake(t, a, d.calls, func() *emulator { return s.fns["AuthFunction"].emu },
-				`{"finished":"account deletion"}`)
-			env["AWS_ENDPOINT_URL_LAMBDA"] = s.authLambda.URL
 		case "StreamFunction":
 			bootstrap = filepath.Join(dir, "stream", "bootstrap")
 			// What the image sets, with this machine's folders and the fake
 			// CLI in place of the real one.
-			for k, v := range imageEnv(t) {
-				env[k] = v
-			}
+			maps.Copy(env, imageEnv(t))
 			env["CLAUDE_PATH"] = claudetest.FakeCLI(t)
 			freshTmp(t, env)
 		}
@@ -197,17 +175,6 @@ func (s *stack) coldStart(t *testing.T, logical string) {
 		}
 	}
 	d.emu = startEmulator(t, logical, d.bootstrap, d.env)
-}
-
-// templateEnv is the function's environment as CloudFormation would set
-// it: Globals merged with its own, intrinsics resolved.
-func (s *stack) templateEnv(t *testing.T, logical string) map[string]string {
-	t.Helper()
-	env, err := csTemplateEnv(s.tpl, s.env, logical)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return env
 }
 
 // imageEnv reads the ENV instructions of the Dockerfile's final stage.
@@ -452,9 +419,9 @@ func TestLifecycleUnderTheEmulator(t *testing.T) {
 	if p.StatusCode != 200 {
 		t.Fatalf("turn before deletion: %d %s", p.StatusCode, body)
 	}
-	expect("delete account", s.httpCall(t, "auth-account-delete.json", tok, "", ""), 204)
-	if n, errs := s.authLambda.done(); n != 1 || len(errs) > 0 {
-		t.Fatalf("the deletion's finish: %d invokes, errors %v", n, errs)
+	expect("delete account", s.httpCall(t, "chat-account-delete.json", tok, "", ""), 204)
+	if n, errs := s.lambda.done(); n != 2 || len(errs) > 0 {
+		t.Fatalf("the buffered turn and the deletion's finish: %d invokes, errors %v", n, errs)
 	}
 	expect("after deletion", s.httpCall(t, "chat-list.json", tok, "", ""), 401)
 

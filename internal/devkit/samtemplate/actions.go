@@ -1,9 +1,11 @@
 package samtemplate
 
 import (
+	"cmp"
 	_ "embed"
 	"encoding/json"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -14,23 +16,16 @@ import (
 //go:embed iam-actions.txt
 var actionsFile string
 
-// knownActions holds every action in lower case (IAM matches actions
-// case-insensitively), in the file's order.
-var knownActions = sync.OnceValues(func() (map[string]bool, []string) {
+// knownActions holds every action in lower case: IAM matches actions
+// case-insensitively.
+var knownActions = sync.OnceValue(func() map[string]bool {
 	set := map[string]bool{}
-	var list []string
 	for line := range strings.Lines(actionsFile) {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		a := strings.ToLower(line)
-		if !set[a] {
-			set[a] = true
-			list = append(list, a)
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			set[strings.ToLower(line)] = true
 		}
 	}
-	return set, list
+	return set
 })
 
 // ActionExists reports whether action (service:Action) is an IAM action of
@@ -38,20 +33,7 @@ var knownActions = sync.OnceValues(func() (map[string]bool, []string) {
 // accepted in a policy and never matches a request, so a grant of it is a
 // grant of nothing.
 func ActionExists(action string) bool {
-	set, _ := knownActions()
-	return set[strings.ToLower(action)]
-}
-
-// ActionPatternMatches reports whether an action pattern with IAM wildcards
-// ('*', '?') matches at least one known action.
-func ActionPatternMatches(pattern string) bool {
-	_, list := knownActions()
-	for _, a := range list {
-		if Glob(pattern, a, true) {
-			return true
-		}
-	}
-	return false
+	return knownActions()[strings.ToLower(action)]
 }
 
 // DynamoDBRequests returns the IAM requests DynamoDB authorizes one call
@@ -94,22 +76,13 @@ func DynamoDBRequests(op string, body []byte, tableARN func(table string) string
 	switch op {
 	case "TransactWriteItems", "TransactGetItems":
 		for _, item := range in.TransactItems {
-			kinds := make([]string, 0, len(item))
-			for kind := range item {
-				kinds = append(kinds, kind)
-			}
-			sort.Strings(kinds)
-			for _, kind := range kinds {
-				add(transactAction(kind), arn(item[kind].TableName))
+			for _, kind := range slices.Sorted(maps.Keys(item)) {
+				// An unknown kind keeps its name, which no policy can grant.
+				add(cmp.Or(transactActions[kind], kind), arn(item[kind].TableName))
 			}
 		}
 	case "BatchWriteItem", "BatchGetItem":
-		tables := make([]string, 0, len(in.RequestItems))
-		for table := range in.RequestItems {
-			tables = append(tables, table)
-		}
-		sort.Strings(tables)
-		for _, table := range tables {
+		for _, table := range slices.Sorted(maps.Keys(in.RequestItems)) {
 			add(op, arn(table))
 		}
 	case "Query", "Scan":
@@ -124,20 +97,8 @@ func DynamoDBRequests(op string, body []byte, tableARN func(table string) string
 	return out
 }
 
-// transactAction is the action a transaction item of kind is authorized
-// with; an unknown kind keeps its name, which no policy can grant.
-func transactAction(kind string) string {
-	switch kind {
-	case "Put":
-		return "PutItem"
-	case "Update":
-		return "UpdateItem"
-	case "Delete":
-		return "DeleteItem"
-	case "ConditionCheck":
-		return "ConditionCheckItem"
-	case "Get":
-		return "GetItem"
-	}
-	return kind
+// transactActions are the actions transaction items are authorized with,
+// by kind.
+var transactActions = map[string]string{
+	"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "ConditionCheck": "ConditionCheckItem", "Get": "GetItem",
 }

@@ -3,7 +3,6 @@ package samtemplate
 import (
 	"fmt"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 )
@@ -21,8 +20,8 @@ type Env struct {
 type noValue struct{}
 
 // Eval resolves every intrinsic function in v: Ref, Fn::GetAtt, Fn::Sub,
-// Fn::Join, Fn::Select, Fn::Split, Fn::If (with the template's conditions)
-// and the condition functions. A property set to AWS::NoValue disappears.
+// Fn::Select, Fn::Split, Fn::If (with the template's conditions) and the
+// condition functions. A property set to AWS::NoValue disappears.
 func (t Template) Eval(v any, e Env) (any, error) {
 	out, err := t.eval(v, e)
 	if _, ok := out.(noValue); ok {
@@ -81,65 +80,42 @@ func (t Template) eval(v any, e Env) (any, error) {
 	return v, nil
 }
 
+// arity is the number of arguments of the functions that take a fixed
+// number.
+var arity = map[string]int{"Fn::GetAtt": 2, "Fn::Split": 2, "Fn::Select": 2, "Fn::Equals": 2, "Fn::If": 3, "Fn::Not": 1}
+
 func (t Template) intrinsic(fn string, arg any, e Env) (any, error) {
+	args, _ := arg.([]any)
+	if n := arity[fn]; n > 0 && len(args) != n {
+		return nil, fmt.Errorf("%s %v: want %d arguments", fn, arg, n)
+	}
+	name, _ := arg.(string)
 	switch fn {
 	case "Ref":
-		name, _ := arg.(string)
 		return t.ref(name, e)
 	case "Condition":
-		name, _ := arg.(string)
 		return t.Condition(name, e)
+	case "Fn::Sub":
+		return t.sub(arg, e)
 	case "Fn::GetAtt":
-		parts, _ := arg.([]any)
-		if len(parts) != 2 {
-			return nil, fmt.Errorf("Fn::GetAtt %v: want [resource, attribute]", arg)
-		}
-		key := fmt.Sprintf("%v.%v", parts[0], parts[1])
+		key := fmt.Sprintf("%v.%v", args[0], args[1])
 		if v, ok := e.Attrs[key]; ok {
 			return v, nil
 		}
 		return nil, fmt.Errorf("Fn::GetAtt %s: no value in the environment", key)
-	case "Fn::Sub":
-		return t.sub(arg, e)
-	case "Fn::Join":
-		parts, _ := arg.([]any)
-		if len(parts) != 2 {
-			return nil, fmt.Errorf("Fn::Join %v: want [delimiter, list]", arg)
-		}
-		list, err := t.eval(parts[1], e)
-		if err != nil {
-			return nil, err
-		}
-		items, _ := list.([]any)
-		strs := make([]string, len(items))
-		for i, it := range items {
-			strs[i] = fmt.Sprint(it)
-		}
-		return strings.Join(strs, fmt.Sprint(parts[0])), nil
 	case "Fn::Split":
-		parts, _ := arg.([]any)
-		if len(parts) != 2 {
-			return nil, fmt.Errorf("Fn::Split %v: want [delimiter, string]", arg)
-		}
-		s, err := t.eval(parts[1], e)
-		if err != nil {
-			return nil, err
-		}
+		s, err := t.eval(args[1], e)
 		var out []any
-		for _, p := range strings.Split(fmt.Sprint(s), fmt.Sprint(parts[0])) {
+		for _, p := range strings.Split(fmt.Sprint(s), fmt.Sprint(args[0])) {
 			out = append(out, p)
 		}
-		return out, nil
+		return out, err
 	case "Fn::Select":
-		parts, _ := arg.([]any)
-		if len(parts) != 2 {
-			return nil, fmt.Errorf("Fn::Select %v: want [index, list]", arg)
+		i, err := strconv.Atoi(fmt.Sprint(args[0]))
+		if err != nil {
+			return nil, fmt.Errorf("Fn::Select index %v", args[0])
 		}
-		var i int
-		if _, err := fmt.Sscan(fmt.Sprint(parts[0]), &i); err != nil {
-			return nil, fmt.Errorf("Fn::Select index %v", parts[0])
-		}
-		list, err := t.eval(parts[1], e)
+		list, err := t.eval(args[1], e)
 		if err != nil {
 			return nil, err
 		}
@@ -149,21 +125,33 @@ func (t Template) intrinsic(fn string, arg any, e Env) (any, error) {
 		}
 		return items[i], nil
 	case "Fn::If":
-		parts, _ := arg.([]any)
-		if len(parts) != 3 {
-			return nil, fmt.Errorf("Fn::If %v: want [condition, then, else]", arg)
-		}
-		name, _ := parts[0].(string)
-		ok, err := t.Condition(name, e)
+		cond, _ := args[0].(string)
+		ok, err := t.Condition(cond, e)
 		if err != nil {
 			return nil, err
 		}
 		if ok {
-			return t.eval(parts[1], e)
+			return t.eval(args[1], e)
 		}
-		return t.eval(parts[2], e)
-	case "Fn::Equals", "Fn::Not", "Fn::And", "Fn::Or":
-		return t.condition(map[string]any{fn: arg}, e)
+		return t.eval(args[2], e)
+	case "Fn::Equals":
+		a, err := t.eval(args[0], e)
+		if err != nil {
+			return nil, err
+		}
+		b, err := t.eval(args[1], e)
+		return fmt.Sprint(a) == fmt.Sprint(b), err
+	case "Fn::Not":
+		r, err := t.condition(args[0], e)
+		return !r, err
+	case "Fn::And", "Fn::Or":
+		and := fn == "Fn::And"
+		for _, c := range args {
+			if r, err := t.condition(c, e); err != nil || r != and {
+				return r, err
+			}
+		}
+		return and, nil
 	}
 	return nil, fmt.Errorf("%s: not supported by this evaluator", fn)
 }
@@ -174,30 +162,28 @@ func (t Template) ref(name string, e Env) (any, error) {
 	}
 	p, isParam := t.Parameters()[name]
 	v, ok := e.Params[name]
-	if !ok && isParam {
-		def, hasDefault := p["Default"]
-		if !hasDefault {
-			return nil, fmt.Errorf("!Ref %s: parameter without a value or default", name)
-		}
+	if def, hasDefault := p["Default"]; !ok && hasDefault {
 		v, ok = fmt.Sprint(def), true
 	}
-	if ok {
+	switch {
+	case !ok && isParam:
+		return nil, fmt.Errorf("!Ref %s: parameter without a value or default", name)
+	case !ok:
+		if v, ok := e.Refs[name]; ok {
+			return v, nil
+		}
+		return nil, fmt.Errorf("!Ref %s: no value in the environment", name)
+	case p["Type"] == "Number":
 		// CloudFormation hands a Number parameter to an integer property
 		// as a number.
-		if isParam && p["Type"] == "Number" {
-			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-				return n, nil
-			}
-			if f, err := strconv.ParseFloat(v, 64); err == nil {
-				return f, nil
-			}
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			return n, nil
 		}
-		return v, nil
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			return f, nil
+		}
 	}
-	if v, ok := e.Refs[name]; ok {
-		return v, nil
-	}
-	return nil, fmt.Errorf("!Ref %s: no value in the environment", name)
+	return v, nil
 }
 
 var subVar = regexp.MustCompile(`\$\{([^}!][^}]*)\}`)
@@ -246,73 +232,13 @@ func (t Template) Condition(name string, e Env) (bool, error) {
 	return t.condition(c, e)
 }
 
+// condition evaluates a condition function, which must come out true or
+// false.
 func (t Template) condition(v any, e Env) (bool, error) {
-	m, ok := v.(map[string]any)
-	if !ok || len(m) != 1 {
-		return false, fmt.Errorf("condition %v: not a condition function", v)
+	r, err := t.eval(v, e)
+	b, ok := r.(bool)
+	if err == nil && !ok {
+		err = fmt.Errorf("condition %v: not a condition function", v)
 	}
-	for fn, arg := range m {
-		args, _ := arg.([]any)
-		switch fn {
-		case "Condition":
-			name, _ := arg.(string)
-			return t.Condition(name, e)
-		case "Fn::Equals":
-			if len(args) != 2 {
-				return false, fmt.Errorf("Fn::Equals %v: want two values", arg)
-			}
-			a, err := t.eval(args[0], e)
-			if err != nil {
-				return false, err
-			}
-			b, err := t.eval(args[1], e)
-			if err != nil {
-				return false, err
-			}
-			return fmt.Sprint(a) == fmt.Sprint(b), nil
-		case "Fn::Not":
-			if len(args) != 1 {
-				return false, fmt.Errorf("Fn::Not %v: want one condition", arg)
-			}
-			r, err := t.condition(args[0], e)
-			return !r, err
-		case "Fn::And", "Fn::Or":
-			and := fn == "Fn::And"
-			for _, a := range args {
-				r, err := t.condition(a, e)
-				if err != nil {
-					return false, err
-				}
-				if r != and {
-					return r, nil
-				}
-			}
-			return and, nil
-		}
-		return false, fmt.Errorf("condition function %s: not supported", fn)
-	}
-	return false, nil
-}
-
-// Parameters returns the Parameters section.
-func (t Template) Parameters() map[string]map[string]any {
-	out := map[string]map[string]any{}
-	ps, _ := t["Parameters"].(map[string]any)
-	for name, p := range ps {
-		if m, ok := p.(map[string]any); ok {
-			out[name] = m
-		}
-	}
-	return out
-}
-
-// ConditionNames lists the template's conditions, sorted.
-func (t Template) ConditionNames() []string {
-	conds, _ := t["Conditions"].(map[string]any)
-	names := make([]string, 0, len(conds))
-	for n := range conds {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
+	return b, err
 }

@@ -2,7 +2,8 @@ package samtemplate
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/ovrlrd/cloud/internal/devkit/gateway"
@@ -41,13 +42,12 @@ func (t Template) RoleOf(function string) (string, error) {
 }
 
 // RoleStatements returns the statements of a role's inline policies, its
-// own and those of AWS::IAM::RolePolicy resources naming it (a policy that
-// names the role's function must be one), as CloudFormation would create
-// them in e (conditional policies included or dropped by their condition).
-// Managed policies are refused: what a role may do must be readable here.
+// own and those of AWS::IAM::RolePolicy resources naming it, as
+// CloudFormation would create them in e (conditional policies included or
+// dropped by their condition). Managed policies are refused: what a role
+// may do must be readable here.
 func (t Template) RoleStatements(role string, e Env) ([]Statement, error) {
-	r := t.Resources()[role]
-	raw, _ := r["Properties"].(map[string]any)
+	raw, _ := t.Resources()[role]["Properties"].(map[string]any)
 	if _, ok := raw["ManagedPolicyArns"]; ok {
 		return nil, fmt.Errorf("%s: managed policies are not allowed", role)
 	}
@@ -56,84 +56,70 @@ func (t Template) RoleStatements(role string, e Env) ([]Statement, error) {
 		return nil, fmt.Errorf("%s: %w", role, err)
 	}
 	policies, _ := v.([]any)
-	attached, err := t.rolePolicies(role, e)
-	if err != nil {
-		return nil, err
-	}
-	policies = append(policies, attached...)
-	var out []Statement
-	for _, p := range policies {
-		pm, _ := p.(map[string]any)
-		doc, _ := pm["PolicyDocument"].(map[string]any)
-		stmts, _ := doc["Statement"].([]any)
-		for _, s := range stmts {
-			sm, _ := s.(map[string]any)
-			st := Statement{
-				Policy:    fmt.Sprint(pm["PolicyName"]),
-				Sid:       str(sm["Sid"]),
-				Effect:    str(sm["Effect"]),
-				Actions:   strs(sm["Action"]),
-				Resources: strs(sm["Resource"]),
-			}
-			if _, bad := sm["NotAction"]; bad {
-				return nil, fmt.Errorf("%s: NotAction is not allowed", role)
-			}
-			if _, bad := sm["NotResource"]; bad {
-				return nil, fmt.Errorf("%s: NotResource is not allowed", role)
-			}
-			st.Condition = conditionOf(sm)
-			out = append(out, st)
-		}
-	}
-	return out, nil
-}
-
-// rolePolicies returns the properties (PolicyName, PolicyDocument) of the
-// AWS::IAM::RolePolicy resources that CloudFormation would attach to role
-// in e.
-func (t Template) rolePolicies(role string, e Env) ([]any, error) {
-	var out []any
 	for _, id := range t.ResourceIDs() {
 		r := t.Resources()[id]
 		if r["Type"] != "AWS::IAM::RolePolicy" {
 			continue
 		}
 		on, err := t.Creates(id, e)
+		props, _ := r["Properties"].(map[string]any)
+		ref, _ := props["RoleName"].(map[string]any)
+		if err == nil && on && ref["Ref"] == role {
+			if v, err = t.Eval(props, e); err == nil {
+				policies = append(policies, v)
+			}
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", id, err)
 		}
-		if !on {
-			continue
-		}
-		raw, _ := r["Properties"].(map[string]any)
-		ref, _ := raw["RoleName"].(map[string]any)
-		if ref["Ref"] != role {
-			continue
-		}
-		v, err := t.Eval(raw, e)
+	}
+	var out []Statement
+	for _, p := range policies {
+		pm, _ := p.(map[string]any)
+		stmts, err := statementMaps(pm["PolicyDocument"], "NotAction", "NotResource")
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", id, err)
+			return nil, fmt.Errorf("%s: %w", role, err)
 		}
-		out = append(out, v)
+		for _, sm := range stmts {
+			st := statement(sm, strs(sm["Resource"]))
+			st.Policy = fmt.Sprint(pm["PolicyName"])
+			out = append(out, st)
+		}
 	}
 	return out, nil
 }
 
-// conditionOf returns a statement's Condition block, nil without one.
-func conditionOf(sm map[string]any) map[string]map[string][]string {
-	c, ok := sm["Condition"].(map[string]any)
-	if !ok {
-		return nil
-	}
-	out := map[string]map[string][]string{}
-	for op, kv := range c {
-		out[op] = map[string][]string{}
-		m, _ := kv.(map[string]any)
-		for k, vals := range m {
-			out[op][k] = strs(vals)
+// statementMaps returns the statements of a policy document, refusing
+// those with a key the evaluation here does not model.
+func statementMaps(doc any, refused ...string) ([]map[string]any, error) {
+	d, _ := doc.(map[string]any)
+	list, _ := d["Statement"].([]any)
+	out := make([]map[string]any, len(list))
+	for i, s := range list {
+		out[i], _ = s.(map[string]any)
+		for _, k := range refused {
+			if _, bad := out[i][k]; bad {
+				return nil, fmt.Errorf("%s is not allowed", k)
+			}
 		}
 	}
-	return out
+	return out, nil
+}
+
+func statement(sm map[string]any, resources []string) Statement {
+	st := Statement{Sid: str(sm["Sid"]), Effect: str(sm["Effect"]), Actions: strs(sm["Action"]), Resources: resources}
+	c, _ := sm["Condition"].(map[string]any)
+	for op, kv := range c {
+		if st.Condition == nil {
+			st.Condition = map[string]map[string][]string{}
+		}
+		st.Condition[op] = map[string][]string{}
+		m, _ := kv.(map[string]any)
+		for k, vals := range m {
+			st.Condition[op][k] = strs(vals)
+		}
+	}
+	return st
 }
 
 func str(v any) string {
@@ -168,12 +154,11 @@ type Request struct {
 func (r Request) String() string {
 	s := r.Action + " on " + r.Resource
 	if len(r.Context) > 0 {
-		keys := make([]string, 0, len(r.Context))
-		for k := range r.Context {
-			keys = append(keys, k+"="+r.Context[k])
+		var kv []string
+		for _, k := range slices.Sorted(maps.Keys(r.Context)) {
+			kv = append(kv, k+"="+r.Context[k])
 		}
-		sort.Strings(keys)
-		s += " (" + strings.Join(keys, ", ") + ")"
+		s += " (" + strings.Join(kv, ", ") + ")"
 	}
 	return s
 }
@@ -214,7 +199,7 @@ func (s Statement) matches(r Request) bool {
 				case "StringEquals":
 					ok = ok || got == v
 				case "StringLike", "ArnLike":
-					ok = ok || Glob(v, got, false)
+					ok = ok || glob(v, got, false)
 				case "Bool":
 					ok = ok || strings.EqualFold(got, v)
 				}
@@ -228,17 +213,12 @@ func (s Statement) matches(r Request) bool {
 }
 
 func anyMatch(patterns []string, s string, fold bool) bool {
-	for _, p := range patterns {
-		if Glob(p, s, fold) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(patterns, func(p string) bool { return glob(p, s, fold) })
 }
 
-// Glob matches IAM wildcards: '*' any run of characters, '?' exactly one
-// (gateway.Glob); fold makes the match case-insensitive (actions are).
-func Glob(pattern, s string, fold bool) bool {
+// glob matches IAM wildcards: '*' any run of characters, '?' exactly one;
+// fold makes the match case-insensitive (actions are).
+func glob(pattern, s string, fold bool) bool {
 	if fold {
 		pattern, s = strings.ToLower(pattern), strings.ToLower(s)
 	}

@@ -36,9 +36,7 @@ func (t Template) FunctionVariables(function string) (map[string]any, error) {
 	for _, scope := range []map[string]any{shared, props} {
 		env, _ := scope["Environment"].(map[string]any)
 		declared, _ := env["Variables"].(map[string]any)
-		for k, x := range declared {
-			vars[k] = x
-		}
+		maps.Copy(vars, declared)
 	}
 	return vars, nil
 }

@@ -3,6 +3,7 @@ package samtemplate
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 
 	"github.com/ovrlrd/cloud/internal/config"
@@ -29,12 +30,8 @@ func ReadSAMEnvVars(path string) (SAMEnvVars, error) {
 // Parameters, as in SAM CLI.
 func (v SAMEnvVars) For(function string) map[string]string {
 	out := map[string]string{}
-	for k, s := range v["Parameters"] {
-		out[k] = s
-	}
-	for k, s := range v[function] {
-		out[k] = s
-	}
+	maps.Copy(out, v["Parameters"])
+	maps.Copy(out, v[function])
 	return out
 }
 
@@ -55,20 +52,16 @@ func (t Template) SAMLocalEnv(function string, image, overrides map[string]strin
 	env := map[string]string{}
 	props, _ := t.Resources()[function]["Properties"].(map[string]any)
 	if props["PackageType"] == "Image" {
-		for k, v := range image {
-			env[k] = v
-		}
+		maps.Copy(env, image)
 	}
-	for k, v := range map[string]string{
+	maps.Copy(env, map[string]string{
 		"AWS_SAM_LOCAL":            "true",
 		"AWS_LAMBDA_FUNCTION_NAME": function,
 		"AWS_REGION":               config.SAMLocalRegion,
 		"AWS_DEFAULT_REGION":       config.SAMLocalRegion,
 		"AWS_ACCESS_KEY_ID":        "defaultkey",
 		"AWS_SECRET_ACCESS_KEY":    "defaultsecret",
-	} {
-		env[k] = v
-	}
+	})
 	e := t.samLocalResolution()
 	for name, raw := range declared {
 		v, err := t.Eval(raw, e)

@@ -8,9 +8,8 @@ import (
 
 // Sample account and region for evaluating the template offline.
 const (
-	SampleAccount   = "123456789012"
-	SampleRegion    = "eu-west-1"
-	SamplePartition = "aws"
+	SampleAccount = "123456789012"
+	SampleRegion  = "eu-west-1"
 )
 
 // SampleEnv is an Env in which every resource of the template exists: each
@@ -21,7 +20,7 @@ func (t Template) SampleEnv(params, names map[string]string) Env {
 	e := Env{
 		Params: map[string]string{
 			"AWS::AccountId": SampleAccount, "AWS::Region": SampleRegion,
-			"AWS::Partition": SamplePartition, "AWS::URLSuffix": "amazonaws.com",
+			"AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com",
 			"AWS::StackName": "ovrlrd-sample",
 		},
 		Refs:  map[string]string{},
@@ -30,7 +29,7 @@ func (t Template) SampleEnv(params, names map[string]string) Env {
 	for k, v := range params {
 		e.Params[k] = v
 	}
-	prefix := "arn:" + SamplePartition + ":"
+	prefix := "arn:aws:"
 	rgnAcct := SampleRegion + ":" + SampleAccount + ":"
 	for id, r := range t.Resources() {
 		name := names[id]

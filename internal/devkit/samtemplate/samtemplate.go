@@ -27,85 +27,58 @@ func Load(path string) (Template, error) {
 	if len(root.Content) == 0 {
 		return nil, fmt.Errorf("%s: empty document", path)
 	}
-	v, err := decode(root.Content[0])
-	if err != nil {
+	longForm(&root)
+	// A map[string]any, not a Template: yaml decodes nested mappings into
+	// the type of the outermost.
+	var m map[string]any
+	if err := root.Decode(&m); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	m, ok := v.(map[string]any)
-	if !ok {
-		return nil, fmt.Errorf("%s: top level is not a mapping", path)
 	}
 	return Template(m), nil
 }
 
 // Resources returns the Resources section.
-func (t Template) Resources() map[string]map[string]any {
+func (t Template) Resources() map[string]map[string]any { return t.section("Resources") }
+
+// Parameters returns the Parameters section.
+func (t Template) Parameters() map[string]map[string]any { return t.section("Parameters") }
+
+// section returns the entries of a top-level section that are mappings.
+func (t Template) section(name string) map[string]map[string]any {
 	out := map[string]map[string]any{}
-	res, _ := t["Resources"].(map[string]any)
-	for name, r := range res {
-		if m, ok := r.(map[string]any); ok {
-			out[name] = m
+	entries, _ := t[name].(map[string]any)
+	for k, v := range entries {
+		if m, ok := v.(map[string]any); ok {
+			out[k] = m
 		}
 	}
 	return out
 }
 
-func decode(n *yaml.Node) (any, error) {
-	v, err := plain(n)
-	if err != nil {
-		return nil, err
+// longForm rewrites each short-form node (!Sub x) in place into its long
+// form ({"Fn::Sub": x}); the argument of a short form is never a tagged
+// YAML type, so a scalar stays a string.
+func longForm(n *yaml.Node) {
+	for _, c := range n.Content {
+		longForm(c)
 	}
-	tag := n.Tag
-	if !strings.HasPrefix(tag, "!") || strings.HasPrefix(tag, "!!") {
-		return v, nil
+	name, ok := strings.CutPrefix(n.Tag, "!")
+	if !ok || strings.HasPrefix(name, "!") {
+		return
 	}
-	name := strings.TrimPrefix(tag, "!")
-	switch name {
-	case "Ref", "Condition":
-		return map[string]any{name: v}, nil
-	case "GetAtt":
-		if s, ok := v.(string); ok {
-			resource, attr, _ := strings.Cut(s, ".")
-			return map[string]any{"Fn::GetAtt": []any{resource, attr}}, nil
+	arg := *n
+	arg.Tag = ""
+	if n.Kind == yaml.ScalarNode {
+		arg.Tag = "!!str"
+		if name == "GetAtt" {
+			resource, attr, _ := strings.Cut(n.Value, ".")
+			arg = yaml.Node{Kind: yaml.SequenceNode, Content: []*yaml.Node{strNode(resource), strNode(attr)}}
 		}
 	}
-	return map[string]any{"Fn::" + name: v}, nil
+	if name != "Ref" && name != "Condition" {
+		name = "Fn::" + name
+	}
+	*n = yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{strNode(name), &arg}}
 }
 
-// plain decodes a node ignoring its own tag (its children keep theirs).
-func plain(n *yaml.Node) (any, error) {
-	switch n.Kind {
-	case yaml.MappingNode:
-		m := make(map[string]any, len(n.Content)/2)
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			v, err := decode(n.Content[i+1])
-			if err != nil {
-				return nil, err
-			}
-			m[n.Content[i].Value] = v
-		}
-		return m, nil
-	case yaml.SequenceNode:
-		s := make([]any, 0, len(n.Content))
-		for _, c := range n.Content {
-			v, err := decode(c)
-			if err != nil {
-				return nil, err
-			}
-			s = append(s, v)
-		}
-		return s, nil
-	case yaml.ScalarNode:
-		if strings.HasPrefix(n.Tag, "!") && !strings.HasPrefix(n.Tag, "!!") {
-			return n.Value, nil
-		}
-		var v any
-		if err := n.Decode(&v); err != nil {
-			return nil, fmt.Errorf("line %d: %w", n.Line, err)
-		}
-		return v, nil
-	case yaml.AliasNode:
-		return decode(n.Alias)
-	}
-	return nil, fmt.Errorf("line %d: unsupported node kind %v", n.Line, n.Kind)
-}
+func strNode(s string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s} }

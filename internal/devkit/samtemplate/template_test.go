@@ -5,9 +5,9 @@ import (
 	"sort"
 	"testing"
 
+	"github.com/ovrlrd/cloud/internal/devkit/dynamolocal"
 	"github.com/ovrlrd/cloud/internal/devkit/gateway"
 	"github.com/ovrlrd/cloud/internal/devkit/samtemplate"
-	"github.com/ovrlrd/cloud/internal/store"
 )
 
 func load(t *testing.T) samtemplate.Template {
@@ -37,7 +37,7 @@ func TestShortFormIntrinsics(t *testing.T) {
 
 // The table in the template must be the table the code creates locally.
 func TestTableMatchesDefinition(t *testing.T) {
-	def := store.Definition()
+	def := dynamolocal.Definition()
 	props := load(t).Resources()["Table"]["Properties"].(map[string]any)
 
 	attrs := map[string]string{}
@@ -53,17 +53,17 @@ func TestTableMatchesDefinition(t *testing.T) {
 		t.Errorf("key schema: template (%s,%s), code (%s,%s)", hash, rng, def.HashKey, def.RangeKey)
 	}
 
-	var got []store.IndexDef
+	var got []dynamolocal.IndexDef
 	for _, g := range props["GlobalSecondaryIndexes"].([]any) {
 		m := g.(map[string]any)
 		h, r := keySchema(m["KeySchema"])
-		got = append(got, store.IndexDef{
+		got = append(got, dynamolocal.IndexDef{
 			Name: m["IndexName"].(string), HashKey: h, RangeKey: r,
 			Projection: m["Projection"].(map[string]any)["ProjectionType"].(string),
 		})
 	}
 	sort.Slice(got, func(i, j int) bool { return got[i].Name < got[j].Name })
-	want := append([]store.IndexDef(nil), def.Indexes...)
+	want := append([]dynamolocal.IndexDef(nil), def.Indexes...)
 	sort.Slice(want, func(i, j int) bool { return want[i].Name < want[j].Name })
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("indexes: template %+v, code %+v", got, want)

@@ -6,9 +6,11 @@ package sandboxtest
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
-	"strings"
 	"testing"
+
+	"github.com/ovrlrd/cloud/internal/procfs"
 )
 
 // Dir is a new temporary folder, removed after the test, that other users
@@ -24,34 +26,21 @@ func Dir(t testing.TB) string {
 	return dir
 }
 
+var statusField = regexp.MustCompile(`(?m)^(Name|State|Uid):\s+(\S+)`)
+
 // Processes lists the live processes whose real user is in [first, last],
 // as "pid name", from /proc (Linux).
 func Processes(first, last int) []string {
 	var out []string
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		status, err := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
-		if err != nil {
-			continue
+	var buf []byte
+	for _, pid := range procfs.Pids() {
+		status, _ := procfs.ReadFile("/proc/"+strconv.Itoa(pid)+"/status", &buf)
+		field := map[string]string{}
+		for _, m := range statusField.FindAllSubmatch(status, -1) {
+			field[string(m[1])] = string(m[2])
 		}
-		var name, state string
-		uid := -1
-		for line := range strings.Lines(string(status)) {
-			f := strings.Fields(line)
-			if len(f) < 2 {
-				continue
-			}
-			switch f[0] {
-			case "Name:":
-				name = f[1]
-			case "State:":
-				state = f[1]
-			case "Uid:":
-				uid, _ = strconv.Atoi(f[1])
-			}
-		}
-		if uid >= first && uid <= last && state != "Z" {
-			out = append(out, e.Name()+" "+name)
+		if uid, err := strconv.Atoi(field["Uid"]); err == nil && uid >= first && uid <= last && field["State"] != "Z" {
+			out = append(out, strconv.Itoa(pid)+" "+field["Name"])
 		}
 	}
 	return out

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 	"unicode/utf8"
 )
@@ -27,8 +28,8 @@ type Event struct {
 	ToolName       string
 	Title          string
 	Denials        []Denial
-	// Present holds the JSON keys (besides type) that were present and
-	// not null; it lets tests tell "" from absent.
+	// Present[key] is true for the JSON keys (besides type) that were
+	// present and not null; it lets tests tell "" from absent.
 	Present map[string]bool
 	// Data is the JSON text of the event (its data lines, concatenated).
 	Data string
@@ -90,18 +91,11 @@ func DecodeData(data string) (Event, error) {
 		return e, err
 	}
 	var obj map[string]json.RawMessage
-	if err := json.Unmarshal([]byte(data), &obj); err != nil {
-		return e, fmt.Errorf("not a JSON object: %w", err)
+	if err := json.Unmarshal([]byte(data), &obj); err != nil || obj == nil {
+		return e, fmt.Errorf("not a JSON object: %v", err)
 	}
-	if obj == nil {
-		return e, errors.New("not a JSON object: null")
-	}
-	t, ok := obj["type"]
-	if !ok || isNull(t) {
-		return e, errors.New(`missing "type"`)
-	}
-	if err := json.Unmarshal(t, &e.Type); err != nil {
-		return e, fmt.Errorf(`"type": %w`, err)
+	if ok, err := decodeString(obj, "type", &e.Type); !ok || err != nil {
+		return e, fmt.Errorf(`"type" missing or not a string: %v`, err)
 	}
 	if !Types[e.Type] {
 		return e, fmt.Errorf("unknown type %q", e.Type)
@@ -110,118 +104,64 @@ func DecodeData(data string) (Event, error) {
 		"content": &e.Content, "conversationId": &e.ConversationID,
 		"message": &e.Message, "toolName": &e.ToolName, "title": &e.Title,
 	} {
-		v, ok := obj[key]
-		if !ok || isNull(v) {
-			continue
-		}
-		if v[0] != '"' {
-			return e, fmt.Errorf("%q is not a string", key)
-		}
-		if err := json.Unmarshal(v, dst); err != nil {
-			return e, fmt.Errorf("%q: %w", key, err)
-		}
-		e.Present[key] = true
-	}
-	if v, ok := obj["denials"]; ok && !isNull(v) {
-		ds, err := decodeDenials(v)
+		ok, err := decodeString(obj, key, dst)
 		if err != nil {
 			return e, err
 		}
-		e.Denials = ds
+		e.Present[key] = ok
+	}
+	if v, ok := obj["denials"]; ok && string(v) != "null" {
+		var items []map[string]json.RawMessage
+		if err := json.Unmarshal(v, &items); err != nil {
+			return e, fmt.Errorf(`"denials": %w`, err)
+		}
+		e.Denials = make([]Denial, len(items))
+		for i, item := range items {
+			if err := decodeDenial(item, &e.Denials[i]); err != nil {
+				return e, fmt.Errorf("denial %d: %w", i, err)
+			}
+		}
 		e.Present["denials"] = true
 	}
 	return e, nil
 }
 
-func decodeDenials(v json.RawMessage) ([]Denial, error) {
-	var items []json.RawMessage
-	if v[0] != '[' {
-		return nil, errors.New(`"denials" is not an array`)
+func decodeDenial(obj map[string]json.RawMessage, d *Denial) error {
+	for key, dst := range map[string]*string{"tool_name": &d.ToolName, "tool_use_id": &d.ToolUseID} {
+		if ok, err := decodeString(obj, key, dst); !ok || err != nil {
+			return fmt.Errorf("%q missing or not a string: %v", key, err)
+		}
 	}
-	if err := json.Unmarshal(v, &items); err != nil {
-		return nil, fmt.Errorf(`"denials": %w`, err)
+	if in := obj["tool_input"]; len(in) == 0 || in[0] != '{' {
+		return errors.New("tool_input missing or not an object")
 	}
-	out := make([]Denial, 0, len(items))
-	for i, item := range items {
-		var obj map[string]json.RawMessage
-		if err := json.Unmarshal(item, &obj); err != nil || obj == nil {
-			return nil, fmt.Errorf("denial %d is not an object", i)
-		}
-		var d Denial
-		for key, dst := range map[string]*string{"tool_name": &d.ToolName, "tool_use_id": &d.ToolUseID} {
-			f, ok := obj[key]
-			if !ok || isNull(f) || f[0] != '"' {
-				return nil, fmt.Errorf("denial %d: %q missing or not a string", i, key)
-			}
-			if err := json.Unmarshal(f, dst); err != nil {
-				return nil, fmt.Errorf("denial %d: %q: %w", i, key, err)
-			}
-		}
-		in, ok := obj["tool_input"]
-		if !ok || isNull(in) || in[0] != '{' {
-			return nil, fmt.Errorf("denial %d: tool_input missing or not an object", i)
-		}
-		if err := json.Unmarshal(in, &d.ToolInput); err != nil {
-			return nil, fmt.Errorf("denial %d: tool_input: %w", i, err)
-		}
-		out = append(out, d)
-	}
-	return out, nil
+	return json.Unmarshal(obj["tool_input"], &d.ToolInput)
 }
 
-func isNull(v json.RawMessage) bool { return string(v) == "null" }
+// decodeString decodes obj[key] into dst unless it is absent or null, when
+// ok is false; anything but a JSON string is an error.
+func decodeString(obj map[string]json.RawMessage, key string, dst *string) (ok bool, err error) {
+	v := obj[key]
+	if len(v) == 0 || string(v) == "null" {
+		return false, nil
+	}
+	if v[0] != '"' {
+		return false, fmt.Errorf("%q is not a string", key)
+	}
+	return true, json.Unmarshal(v, dst)
+}
+
+// escape matches one JSON escape, a surrogate pair first: scanning left
+// to right, an escaped backslash is consumed before the "u" after it.
+var escape = regexp.MustCompile(`\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|\\u[dD][89a-fA-F][0-9a-fA-F]{2}|\\.`)
 
 // checkSurrogates rejects \u escapes of unpaired UTF-16 surrogates, which
 // the app's JSON decoder refuses (Go's silently maps them to U+FFFD).
 func checkSurrogates(s string) error {
-	for i := 0; i < len(s); i++ {
-		if s[i] != '\\' || i+1 >= len(s) {
-			continue
-		}
-		if s[i+1] != 'u' {
-			i++ // skip the escaped character
-			continue
-		}
-		r, ok := hex4(s, i+2)
-		if !ok {
-			return fmt.Errorf("bad \\u escape at %d", i)
-		}
-		switch {
-		case r >= 0xD800 && r < 0xDC00:
-			lo, ok := -1, false
-			if i+12 <= len(s) && s[i+6] == '\\' && s[i+7] == 'u' {
-				lo, ok = hex4(s, i+8)
-			}
-			if !ok || lo < 0xDC00 || lo > 0xDFFF {
-				return fmt.Errorf("unpaired surrogate escape at %d", i)
-			}
-			i += 11
-		case r >= 0xDC00 && r <= 0xDFFF:
-			return fmt.Errorf("unpaired surrogate escape at %d", i)
-		default:
-			i += 5
+	for _, loc := range escape.FindAllStringIndex(s, -1) {
+		if loc[1]-loc[0] == 6 {
+			return fmt.Errorf("unpaired surrogate escape at %d", loc[0])
 		}
 	}
 	return nil
-}
-
-func hex4(s string, i int) (int, bool) {
-	if i+4 > len(s) {
-		return 0, false
-	}
-	n := 0
-	for _, c := range []byte(s[i : i+4]) {
-		n <<= 4
-		switch {
-		case c >= '0' && c <= '9':
-			n |= int(c - '0')
-		case c >= 'a' && c <= 'f':
-			n |= int(c-'a') + 10
-		case c >= 'A' && c <= 'F':
-			n |= int(c-'A') + 10
-		default:
-			return 0, false
-		}
-	}
-	return n, true
 }

@@ -10,9 +10,11 @@ package ssmfake
 import (
 	"encoding/base64"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -53,10 +55,7 @@ type failure struct {
 // New starts a server holding params (full parameter name to value), all
 // served as SecureString. Call Close when done.
 func New(params map[string]string) *Server {
-	s := &Server{params: make(map[string]string, len(params))}
-	for k, v := range params {
-		s.params[k] = v
-	}
+	s := &Server{params: maps.Clone(params)}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
 	return s
@@ -64,13 +63,6 @@ func New(params map[string]string) *Server {
 
 // Close shuts the server down.
 func (s *Server) Close() { s.srv.Close() }
-
-// Set adds or replaces a parameter.
-func (s *Server) Set(name, value string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.params[name] = value
-}
 
 // Throttle makes the next n calls fail the way SSM does when its rate limit
 // is exceeded.
@@ -99,79 +91,53 @@ func (s *Server) Calls() int {
 func (s *Server) Requests() []Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]Request, len(s.requests))
-	for i, r := range s.requests {
-		out[i] = Request{Names: slices.Clone(r.Names), WithDecryption: r.WithDecryption}
-	}
-	return out
-}
-
-type parameter struct {
-	ARN              string
-	DataType         string
-	LastModifiedDate float64
-	Name             string
-	Type             string
-	Value            string
-	Version          int64
-}
-
-type getParametersOutput struct {
-	Parameters        []parameter
-	InvalidParameters []string
+	return slices.Clone(s.requests)
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost || r.URL.Path != "/" {
-		writeError(w, http.StatusNotFound, "UnknownOperationException", "")
-		return
-	}
-	if r.Header.Get("X-Amz-Target") != target {
-		writeError(w, http.StatusBadRequest, "UnknownOperationException", "")
-		return
-	}
-	if r.Header.Get("Content-Type") != contentType {
-		writeError(w, http.StatusBadRequest, "SerializationException", "unexpected content type")
-		return
-	}
 	// Request has exactly the wire fields of GetParametersInput.
 	var in Request
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&in); err != nil {
+	err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&in)
+	switch {
+	case r.Method != http.MethodPost || r.URL.Path != "/":
+		writeError(w, http.StatusNotFound, "UnknownOperationException", "")
+	case r.Header.Get("X-Amz-Target") != target:
+		writeError(w, http.StatusBadRequest, "UnknownOperationException", "")
+	case r.Header.Get("Content-Type") != contentType:
+		writeError(w, http.StatusBadRequest, "SerializationException", "unexpected content type")
+	case err != nil:
 		writeError(w, http.StatusBadRequest, "SerializationException", err.Error())
-		return
+	default:
+		s.answer(w, in)
 	}
+}
 
+func (s *Server) answer(w http.ResponseWriter, in Request) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.requests = append(s.requests, in)
-	if len(s.failures) > 0 {
+	switch {
+	case len(s.failures) > 0:
 		f := s.failures[0]
 		s.failures = s.failures[1:]
-		s.mu.Unlock()
 		writeError(w, f.status, f.errType, f.message)
-		return
-	}
-	if len(in.Names) == 0 || len(in.Names) > maxNames {
-		s.mu.Unlock()
+	case len(in.Names) == 0 || len(in.Names) > maxNames:
 		writeError(w, http.StatusBadRequest, "ValidationException",
 			"1 validation error detected: Value at 'names' failed to satisfy constraint: Member must have length between 1 and 10")
-		return
+	default:
+		w.Header().Set("Content-Type", contentType)
+		w.Header().Set("X-Amzn-Requestid", "00000000-0000-0000-0000-000000000000")
+		json.NewEncoder(w).Encode(s.lookup(in))
 	}
-	out := s.lookup(in)
-	s.mu.Unlock()
-
-	w.Header().Set("Content-Type", contentType)
-	w.Header().Set("X-Amzn-Requestid", "00000000-0000-0000-0000-000000000000")
-	_ = json.NewEncoder(w).Encode(out)
 }
 
 // lookup must be called with s.mu held.
-func (s *Server) lookup(in Request) getParametersOutput {
-	out := getParametersOutput{Parameters: []parameter{}, InvalidParameters: []string{}}
-	modified := float64(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC).Unix())
+func (s *Server) lookup(in Request) map[string]any {
+	params, invalid := []map[string]any{}, []string{}
 	for _, name := range in.Names {
 		v, ok := s.params[name]
 		if !ok {
-			out.InvalidParameters = append(out.InvalidParameters, name)
+			invalid = append(invalid, name)
 			continue
 		}
 		if !in.WithDecryption {
@@ -179,24 +145,17 @@ func (s *Server) lookup(in Request) getParametersOutput {
 			// WithDecryption must not receive the plaintext here either.
 			v = "AQICAH" + base64.StdEncoding.EncodeToString([]byte("ciphertext:"+name))
 		}
-		out.Parameters = append(out.Parameters, parameter{
-			ARN:              "arn:aws:ssm:us-east-1:000000000000:parameter" + slashed(name),
-			DataType:         "text",
-			LastModifiedDate: modified,
-			Name:             name,
-			Type:             "SecureString",
-			Value:            v,
-			Version:          1,
+		params = append(params, map[string]any{
+			"ARN":              "arn:aws:ssm:us-east-1:000000000000:parameter/" + strings.TrimPrefix(name, "/"),
+			"DataType":         "text",
+			"LastModifiedDate": time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC).Unix(),
+			"Name":             name,
+			"Type":             "SecureString",
+			"Value":            v,
+			"Version":          1,
 		})
 	}
-	return out
-}
-
-func slashed(name string) string {
-	if len(name) > 0 && name[0] == '/' {
-		return name
-	}
-	return "/" + name
+	return map[string]any{"Parameters": params, "InvalidParameters": invalid}
 }
 
 func writeError(w http.ResponseWriter, status int, errType, message string) {

@@ -7,7 +7,6 @@ package storetest
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"testing"
@@ -47,9 +46,9 @@ func Run(m *testing.M) int {
 		defer srv.Stop()
 		endpoint = srv.Endpoint
 	}
-	tableName = "test-" + randomHex(6)
+	tableName = "test-" + rand.Text()[:12]
 	db := DB()
-	if err := store.CreateTable(ctx, db, tableName); err != nil {
+	if err := dynamolocal.CreateTable(ctx, db, tableName); err != nil {
 		fmt.Fprintln(os.Stderr, "storetest:", err)
 		return 1
 	}
@@ -80,10 +79,4 @@ func DB() *dynamo.DB { return store.NewDB(AWSConfig(), endpoint) }
 func New(t testing.TB) *store.Store {
 	t.Helper()
 	return store.New(DB(), store.Options{Table: tableName, CursorKey: []byte("test-cursor-key-0123456789abcdef")})
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
+)
+
+// A stream is read as the app reads it: chunks counted, stamped ones
+// timed, an event longer than the client's buffer passed over, the
+// terminal event decoded; the request carries the key and the token.
+func TestStreamReadsATurn(t *testing.T) {
+	stamp := time.Now().UnixNano()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/chat/c1/stream" || r.Header.Get("X-API-Key") != "key" || r.Header.Get("Authorization") != "Bearer tok" {
+			http.Error(w, "refused", http.StatusForbidden)
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "data: {\"type\":\"ping\"}\n\n")
+		fmt.Fprintf(w, "data: {\"type\":\"chunk\",\"content\":\"%d\"}\n\n", stamp)
+		fmt.Fprintf(w, "data: {\"type\":\"chunk\",\"content\":%q}\n\n", strings.Repeat("x", 40<<10))
+		fmt.Fprintf(w, "data: {\"type\":\"chunk\",\"content\":\"%d\"}\n\n", stamp+1)
+		fmt.Fprintf(w, "data: {\"type\":\"error\",\"message\":%q,\"conversationId\":\"c1\"}\n\n", body)
+	}))
+	defer srv.Close()
+	c := &Client{base: srv.URL, apiKey: "key", HTTP: srv.Client()}
+	var lat Histogram
+	firstByte := false
+	turn, err := c.Stream(context.Background(), "/chat/c1/stream", "hello", "tok", &lat, func() { firstByte = true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !firstByte || turn.Status != 200 || turn.Chunks != 3 || turn.Stamped != 2 || turn.FirstStamp != stamp || lat.n != 2 {
+		t.Errorf("turn %+v, %d delays, first byte seen %v", turn, lat.n, firstByte)
+	}
+	if turn.Terminal != ovrlrd.OutcomeError || turn.Message != `{"message":"hello"}` || turn.ConvID != "c1" {
+		t.Errorf("terminal %q %q %q", turn.Terminal, turn.Message, turn.ConvID)
+	}
+	if !turn.Sent.Before(turn.FirstByte) || turn.LastChunk.After(turn.End) {
+		t.Errorf("times out of order: %+v", turn)
+	}
+
+	refused, err := c.Stream(context.Background(), "/chat/c2/stream", "hello", "tok", nil, nil)
+	if err == nil || refused.Status != http.StatusForbidden || !strings.Contains(err.Error(), "refused") {
+		t.Errorf("refused turn: %+v, %v", refused, err)
+	}
+}

@@ -1,0 +1,18 @@
+package streamfn
+
+import (
+	"github.com/ovrlrd/cloud/internal/api"
+	"github.com/ovrlrd/cloud/internal/push"
+	"github.com/ovrlrd/cloud/internal/store"
+	"github.com/ovrlrd/cloud/internal/turn"
+	"github.com/ovrlrd/cloud/internal/workspace"
+)
+
+// As in package app: each implementation against its consumer's interface.
+var (
+	_ api.Turns       = (*turn.Service)(nil)
+	_ api.TurnStarter = localStarter{}
+	_ turn.Store      = (*store.Store)(nil)
+	_ turn.Workspace  = (*workspace.Store)(nil)
+	_ push.Devices    = (*store.Store)(nil)
+)

@@ -1,0 +1,136 @@
+// Package streamfn assembles the StreamFunction: turns, streamed through
+// its URL or started by the chat function's event, run by the CLI runner
+// with their folders kept in S3, and the push after each.
+package streamfn
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambdaurl"
+
+	"github.com/ovrlrd/cloud/internal/api"
+	"github.com/ovrlrd/cloud/internal/app"
+	"github.com/ovrlrd/cloud/internal/claude"
+	"github.com/ovrlrd/cloud/internal/config"
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
+	"github.com/ovrlrd/cloud/internal/push"
+	"github.com/ovrlrd/cloud/internal/turn"
+	"github.com/ovrlrd/cloud/internal/workspace"
+)
+
+// Function is the assembled stream function.
+type Function struct {
+	*app.App
+	Turns     *turn.Service
+	Workspace *workspace.Store
+	deps      api.Deps
+	// background holds the buffered turns this process runs for the chat
+	// function's assembly (make dev, tests); Close waits for them.
+	background sync.WaitGroup
+}
+
+// New adds to a what the stream function uses. It does no network I/O.
+func New(a *app.App) (*Function, error) {
+	cfg := a.Config
+	f := &Function{App: a, Workspace: workspace.New(a.AWS, workspace.Options{
+		Bucket: cfg.SessionsBucket, Endpoint: cfg.S3Endpoint, MaxBytes: cfg.Claude.WorkspaceMaxBytes,
+	}, a.Log)}
+	after, err := afterTurn(a)
+	if err != nil {
+		return nil, err
+	}
+	tc, err := turnConfig(cfg, a.AWS, a.Log)
+	if err != nil {
+		return nil, err
+	}
+	tc.Workspace, tc.WorkspaceMaxBytes = f.Workspace, cfg.Claude.WorkspaceMaxBytes
+	f.Turns = turn.New(a.Store, tc, a.Log, after...)
+	f.deps = a.Deps()
+	f.deps.Turns = f.Turns
+	return f, nil
+}
+
+// Init is what the function's main calls.
+func Init() *Function {
+	a := app.Init(config.Stream)
+	// Tool processes that outlive the CLI are re-parented here and reaped,
+	// instead of lingering in the execution environment.
+	if err := claude.BecomeSubreaper(); err != nil {
+		app.Fail(a.Log, err)
+	}
+	f, err := New(a)
+	if err != nil {
+		app.Fail(a.Log, err)
+	}
+	return f
+}
+
+// URL serves Function URL events, with a streamed response.
+func (f *Function) URL() api.FunctionURLHandler {
+	return api.CheckStream(lambdaurl.Wrap(api.NewStream(f.deps)))
+}
+
+// Lambda is the StreamFunction's Lambda handler. It serves the Function
+// URL (streamed), and the internal event by which the chat function starts
+// a buffered turn (answered as JSON once the turn ends).
+func (f *Function) Lambda() func(context.Context, json.RawMessage) (any, error) {
+	url := f.URL()
+	return func(ctx context.Context, raw json.RawMessage) (any, error) {
+		var ev app.TurnEvent
+		if err := json.Unmarshal(raw, &ev); err == nil && ev.Turn != nil {
+			// Lambda never retries this event (EventInvokeConfig), and
+			// nobody reads its answer: a claim the table kept failing
+			// was retried here and told in the conversation, and its
+			// error only counts in the function's Errors metric and
+			// alarm.
+			return nil, f.runStarted(ctx, *ev.Turn)
+		}
+		var req events.LambdaFunctionURLRequest
+		if err := json.Unmarshal(raw, &req); err != nil || req.RequestContext.HTTP.Method == "" {
+			return nil, errors.New("unrecognised event")
+		}
+		return url(ctx, &req)
+	}
+}
+
+// Starter runs buffered turns in this process the way this function runs
+// their events: what the chat function's assembly starts them with where
+// both run in one process (make dev, tests).
+func (f *Function) Starter() api.TurnStarter {
+	return localStarter{run: f.runStarted, timeout: f.Config.Claude.Timeout + time.Minute, wg: &f.background}
+}
+
+// Close waits for the buffered turns this process runs.
+func (f *Function) Close() { f.background.Wait() }
+
+// pushTimeout bounds the pushes after a turn, retries included.
+const pushTimeout = 15 * time.Second
+
+// afterTurn is what follows a saved turn: the push, when configured.
+func afterTurn(a *app.App) ([]turn.AfterTurn, error) {
+	cfg := a.Config
+	if !cfg.PushEnabled() {
+		a.Log.Warn("push notifications are off: APNS_KEY_ID, APPLE_TEAM_ID and the APNs key are not all set")
+		return nil, nil
+	}
+	n, err := push.New(a.Store, push.Config{
+		KeyPEM: []byte(cfg.APNs.Key.Reveal()), KeyID: cfg.APNs.KeyID, TeamID: cfg.APNs.TeamID,
+		Topic: cfg.SignIn.BundleIDs[0], Host: cfg.APNs.Host,
+	}, a.Log)
+	if err != nil {
+		return nil, err
+	}
+	return []turn.AfterTurn{func(ctx context.Context, f turn.Finished) {
+		if f.Outcome.Kind != ovrlrd.OutcomeComplete {
+			return
+		}
+		ctx, cancel := context.WithTimeout(ctx, pushTimeout)
+		defer cancel()
+		n.Notify(ctx, f.UserID, push.Message{ConversationID: f.ConversationID, Title: f.Title, Segments: f.Outcome.Segments, TurnID: f.TurnID})
+	}}, nil
+}

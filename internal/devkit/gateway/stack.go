@@ -1,0 +1,83 @@
+package gateway
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/ovrlrd/cloud/internal/app"
+	"github.com/ovrlrd/cloud/internal/app/chatfn"
+	"github.com/ovrlrd/cloud/internal/app/streamfn"
+	"github.com/ovrlrd/cloud/internal/config"
+	"github.com/ovrlrd/cloud/internal/devkit/dynamolocal"
+	"github.com/ovrlrd/cloud/internal/logs"
+)
+
+// Stack is every function of one configuration in this process, each built
+// by the constructor its main.go calls: what make dev and the tests serve.
+type Stack struct {
+	*app.App
+	Chat   *chatfn.Function
+	Stream *streamfn.Function
+}
+
+// Options adjust a Stack for a test.
+type Options struct {
+	DynamoDB []func(*dynamodb.Options) // e.g. to count or fail its calls
+	// Chat's Starter, unless set, runs buffered turns in the stream
+	// function's assembly here, or, when the configuration names a stream
+	// function, invokes it as the deployed chat function does.
+	Chat chatfn.Options
+}
+
+// NewStack builds the three functions on one shared App.
+func NewStack(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) (*Stack, error) {
+	a, err := app.New(ctx, cfg, log, o.DynamoDB...)
+	if err != nil {
+		return nil, err
+	}
+	stream, err := streamfn.New(a)
+	if err != nil {
+		return nil, err
+	}
+	if o.Chat.Starter == nil && cfg.StreamFunction == "" {
+		o.Chat.Starter = stream.Starter()
+	}
+	return &Stack{App: a, Chat: chatfn.New(a, o.Chat), Stream: stream}, nil
+}
+
+// NewLocal is the Stack make dev and make invoke run: fn's settings from
+// getenv, logs to out, and the table and bucket made where they are missing
+// (the stand-ins start empty).
+func NewLocal(ctx context.Context, fn config.Function, getenv func(string) string, out io.Writer) (*Stack, error) {
+	cfg, err := config.Load(ctx, fn, getenv)
+	if err != nil {
+		return nil, err
+	}
+	s, err := NewStack(ctx, cfg, logs.New(out, cfg.LogLevel), Options{})
+	if err != nil {
+		return nil, err
+	}
+	if err = dynamolocal.EnsureAppTable(ctx, cfg); err == nil {
+		err = s.Chat.Workspace.EnsureBucket(ctx)
+	}
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Handler serves every function behind one address, routed as in AWS.
+func (s *Stack) Handler() http.Handler {
+	return New(Targets{Auth: s.Auth(), Chat: s.Chat.HTTP(), Stream: s.Stream.URL(), Log: s.Log})
+}
+
+// Close waits for what the functions run in the background.
+func (s *Stack) Close() {
+	s.Chat.Close()
+	s.Stream.Close()
+}
