@@ -33,8 +33,7 @@ func Decode(r *http.Request, v Validator) error {
 		return decodeError(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
+		if errors.As(err, new(*http.MaxBytesError)) {
 			return decodeError(err)
 		}
 		return ovrlrd.Errorf(ovrlrd.EINVALID, "Request body must contain a single JSON object.")
@@ -44,7 +43,6 @@ func Decode(r *http.Request, v Validator) error {
 
 func decodeError(err error) error {
 	var (
-		syntax  *json.SyntaxError
 		typeErr *json.UnmarshalTypeError
 		tooBig  *http.MaxBytesError
 	)
@@ -53,7 +51,7 @@ func decodeError(err error) error {
 		return ovrlrd.Errorf(ovrlrd.ETOOLARGE, "Request body is too large (limit %d bytes).", tooBig.Limit)
 	case errors.Is(err, io.EOF):
 		return ovrlrd.Errorf(ovrlrd.EINVALID, "Request body is empty; a JSON object is required.")
-	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
+	case errors.As(err, new(*json.SyntaxError)), errors.Is(err, io.ErrUnexpectedEOF):
 		return ovrlrd.Errorf(ovrlrd.EINVALID, "Request body is not valid JSON.")
 	case errors.As(err, &typeErr):
 		if typeErr.Field == "" {

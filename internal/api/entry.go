@@ -34,11 +34,10 @@ func CheckHTTP(next HTTPAPIHandler) HTTPAPIHandler {
 // same way (its error quotes the URL).
 func CheckStream(next FunctionURLHandler) FunctionURLHandler {
 	return func(ctx context.Context, e *events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error) {
-		if e == nil {
-			return next(ctx, e)
-		}
-		if status, body, bad := checkTarget(e.RawPath, e.RequestContext.HTTP.Path, e.RawQueryString); bad {
-			return &events.LambdaFunctionURLStreamingResponse{StatusCode: status, Headers: jsonHeader(), Body: strings.NewReader(body)}, nil
+		if e != nil {
+			if status, body, bad := checkTarget(e.RawPath, e.RequestContext.HTTP.Path, e.RawQueryString); bad {
+				return &events.LambdaFunctionURLStreamingResponse{StatusCode: status, Headers: jsonHeader(), Body: strings.NewReader(body)}, nil
+			}
 		}
 		return next(ctx, e)
 	}

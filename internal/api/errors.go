@@ -4,6 +4,7 @@
 package api
 
 import (
+	"cmp"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -26,10 +27,7 @@ var statusOf = map[string]int{
 
 // StatusOf returns the HTTP status for err.
 func StatusOf(err error) int {
-	if s, ok := statusOf[ovrlrd.ErrorCode(err)]; ok {
-		return s
-	}
-	return http.StatusInternalServerError
+	return cmp.Or(statusOf[ovrlrd.ErrorCode(err)], http.StatusInternalServerError)
 }
 
 // errorBody is the shape of every error response.

@@ -129,13 +129,11 @@ func (s *server) guard(mux *http.ServeMux) http.Handler {
 				return
 			}
 		}
-		if _, pattern := mux.Handler(r); pattern == "" {
+		if _, r.Pattern = mux.Handler(r); r.Pattern == "" {
 			// ServeMux's own 404, 405 and redirects are text/plain; the API
 			// speaks JSON.
 			writeError(w, r, s.Log, ovrlrd.Errorf(ovrlrd.ENOTFOUND, "Not found"))
 			return
-		} else {
-			r.Pattern = pattern
 		}
 		// ServeHTTP, not the handler Handler returned: only it sets the
 		// path values ({id}) on the request.

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/ovrlrd/cloud/internal/auth"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/sse"
@@ -98,18 +100,12 @@ func BeginTurn(ctx context.Context, st Conversations, req ovrlrd.TurnRequest, ru
 	if err != nil {
 		return ovrlrd.Turn{}, err
 	}
-	j := ovrlrd.Turn{
+	return ovrlrd.Turn{
 		UserID: req.UserID, ConversationID: conv.ID, Holder: holder,
 		Message: req.Message, AllowedTools: req.Tools(), New: req.ConversationID == "",
 		OpeningID: opening.ID, Workspace: conv.Workspace,
-	}
-	if conv.ClaudeSessionID != nil {
-		j.ClaudeSessionID = *conv.ClaudeSessionID
-	}
-	if conv.Title != nil {
-		j.Title = *conv.Title
-	}
-	return j, nil
+		ClaudeSessionID: aws.ToString(conv.ClaudeSessionID), Title: aws.ToString(conv.Title),
+	}, nil
 }
 
 // stream is POST /chat/stream and /chat/{id}/stream: the turn as

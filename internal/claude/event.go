@@ -49,8 +49,6 @@ type Result struct {
 	TotalCostUSD      float64
 	Usage             Usage
 	PermissionDenials []Denial
-	NumTurns          int
-	DurationMS        int64
 }
 
 // Usage is the token usage of a run.

@@ -78,8 +78,6 @@ func decodeLine(line []byte) (Event, error) {
 			TotalCostUSD:   get[float64](l, "total_cost_usd"),
 			Usage: Usage{get[int64](u, "input_tokens"), get[int64](u, "output_tokens"),
 				get[int64](u, "cache_creation_input_tokens"), get[int64](u, "cache_read_input_tokens")},
-			NumTurns:   get[int](l, "num_turns"),
-			DurationMS: get[int64](l, "duration_ms"),
 		}
 		// nil (null, absent, not an array) stays apart from [], so that it
 		// encodes back as [].

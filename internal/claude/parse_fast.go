@@ -165,9 +165,4 @@ func stringEnd(v []byte, i int) int {
 	}
 }
 
-func skipSpace(v []byte, i int) int {
-	for i < len(v) && (v[i] == ' ' || v[i] == '\t' || v[i] == '\r' || v[i] == '\n') {
-		i++
-	}
-	return i
-}
+func skipSpace(v []byte, i int) int { return len(v) - len(bytes.TrimLeft(v[i:], " \t\r\n")) }

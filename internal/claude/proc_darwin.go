@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"syscall"
 
+	"github.com/ovrlrd/cloud/internal/claude/procargs"
 	"golang.org/x/sys/unix"
 )
 
@@ -66,7 +67,7 @@ func environ(pid int, _ *[]byte) []byte {
 	if err != nil {
 		return nil
 	}
-	env, _ := procargsEnv(b)
+	env, _ := procargs.Env(b)
 	return env
 }
 

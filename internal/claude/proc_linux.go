@@ -37,8 +37,6 @@ func sysProcAttr(cred *syscall.Credential) *syscall.SysProcAttr {
 var reaper struct {
 	sync.Mutex
 	clis map[int]bool
-	once sync.Once
-	err  error
 }
 
 // BecomeSubreaper makes this process a child subreaper
@@ -49,25 +47,22 @@ var reaper struct {
 // once at start-up (main, TestMain); later calls return the first result.
 // Anything else this process starts in a session of its own would be
 // reaped as an orphan.
-func BecomeSubreaper() error {
-	reaper.once.Do(func() {
-		if portableOnly {
-			return
+var BecomeSubreaper = sync.OnceValue(func() error {
+	if portableOnly {
+		return nil
+	}
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return os.NewSyscallError("prctl(PR_SET_CHILD_SUBREAPER)", err)
+	}
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGCHLD)
+	go func() { // for the life of the process
+		for range c {
+			reapOrphans()
 		}
-		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-			reaper.err = os.NewSyscallError("prctl(PR_SET_CHILD_SUBREAPER)", err)
-			return
-		}
-		c := make(chan os.Signal, 1)
-		signal.Notify(c, syscall.SIGCHLD)
-		go func() { // for the life of the process
-			for range c {
-				reapOrphans()
-			}
-		}()
-	})
-	return reaper.err
-}
+	}()
+	return nil
+})
 
 // startCLI starts cmd and records its pid, with the reaper held off in
 // between, so that a CLI that exits at once is left to its os.Process.

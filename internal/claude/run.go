@@ -50,12 +50,6 @@ const (
 	Text
 )
 
-// Defaults for the zero Options fields.
-const (
-	DefaultMaxLine   = 8 << 20
-	DefaultKillGrace = 2 * time.Second
-)
-
 // stderrLimit bounds the stderr kept in Exit.Stderr; the rest is dropped.
 const stderrLimit = 64 << 10
 
@@ -76,8 +70,8 @@ type Options struct {
 	Credential *syscall.Credential // the user the CLI runs as; nil: this process's
 
 	IdleTimeout time.Duration // no stdout for this long stops the run; 0: none
-	MaxLine     int           // longest stdout line kept (DefaultMaxLine); longer ones are skipped and counted
-	KillGrace   time.Duration // SIGTERM to SIGKILL delay (DefaultKillGrace)
+	MaxLine     int           // longest stdout line kept (if 0, 8 MiB); longer ones are skipped and counted
+	KillGrace   time.Duration // SIGTERM to SIGKILL delay (if 0, 2s)
 	ExtraArgs   []string      // appended verbatim after the arguments above
 }
 
@@ -173,10 +167,10 @@ func Start(ctx context.Context, o Options) (*Run, error) {
 		return nil, err
 	}
 	if o.MaxLine <= 0 {
-		o.MaxLine = DefaultMaxLine
+		o.MaxLine = 8 << 20
 	}
 	if o.KillGrace <= 0 {
-		o.KillGrace = DefaultKillGrace
+		o.KillGrace = 2 * time.Second
 	}
 	path, err := resolve(o.Path, o.Env)
 	if err != nil {

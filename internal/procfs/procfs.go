@@ -19,8 +19,6 @@ type Stat struct {
 	// State is as Linux spells it: 'Z' zombie, 'X' dead; anything else is
 	// running.
 	State byte
-	// Start is in clock ticks since boot: it tells a reused pid apart.
-	Start uint64
 }
 
 // ReadStat reads /proc/<pid>/stat into *buf, which it grows as needed.
@@ -48,7 +46,6 @@ func ParseStat(pid int, b []byte) (Stat, bool) {
 	s.PPID, _ = strconv.Atoi(string(f[1]))
 	s.PGRP, _ = strconv.Atoi(string(f[2]))
 	s.SID, _ = strconv.Atoi(string(f[3]))
-	s.Start, _ = strconv.ParseUint(string(f[19]), 10, 64)
 	return s, true
 }
 
@@ -82,18 +79,10 @@ func ReadFile(name string, buf *[]byte) ([]byte, bool) {
 
 // Pids lists every process in /proc.
 func Pids() []int {
-	d, err := os.Open("/proc")
-	if err != nil {
-		return nil
-	}
-	defer d.Close()
-	names, _ := d.Readdirnames(-1)
-	pids := make([]int, 0, len(names))
-	for _, n := range names {
-		if n == "" || n[0] < '0' || n[0] > '9' {
-			continue
-		}
-		if p, err := strconv.Atoi(n); err == nil {
+	entries, _ := os.ReadDir("/proc")
+	pids := make([]int, 0, len(entries))
+	for _, e := range entries {
+		if p, err := strconv.Atoi(e.Name()); err == nil {
 			pids = append(pids, p)
 		}
 	}

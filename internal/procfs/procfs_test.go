@@ -7,7 +7,7 @@ import "testing"
 func TestParseStatCountsFromTheLastParen(t *testing.T) {
 	line := "4242 (a) (b c)) S 17 4242 4240 0 -1 4194560 90 0 0 0 1 2 0 0 20 0 1 0 987654 1 2 3\n"
 	got, ok := ParseStat(4242, []byte(line))
-	want := Stat{PID: 4242, PPID: 17, PGRP: 4242, SID: 4240, State: 'S', Start: 987654}
+	want := Stat{PID: 4242, PPID: 17, PGRP: 4242, SID: 4240, State: 'S'}
 	if !ok || got != want {
 		t.Errorf("ParseStat = %+v, %v; want %+v", got, ok, want)
 	}

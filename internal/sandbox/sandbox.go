@@ -193,11 +193,7 @@ func (p *Pool) take() (uint32, *os.File, error) {
 	n := uint64(r.Last-r.First) + 1
 	for i := uint64(0); i < n; i++ {
 		uid := p.next
-		if p.next == r.Last {
-			p.next = r.First
-		} else {
-			p.next++
-		}
+		p.next = r.First + uint32((uint64(uid-r.First)+1)%n)
 		if p.inUse[uid] {
 			continue
 		}

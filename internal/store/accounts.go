@@ -163,7 +163,7 @@ func (s *Store) buryProfile(ctx context.Context, userID string, prof userItem) e
 	claim := s.table.Delete(attrPK, applePK(prof.AppleSub)).Range(attrSK, skApple).
 		If("attribute_not_exists('PK') OR 'userId' = ?", userID)
 	held := prof.AppleSub == "" || len(prof.AppleSub) > maxAppleSub
-	return s.retryTx(ctx, "delete user", func(prev error) (*dynamo.WriteTx, error) {
+	return s.runTx(ctx, "delete user", func(prev error) (*dynamo.WriteTx, error) {
 		tx := s.db.WriteTx().Put(put)
 		// The claim's condition failed before: another user holds it.
 		if held = held || conditionFailed(cancelReasons(prev), 1); !held {
@@ -180,12 +180,9 @@ func (s *Store) buryProfile(ctx context.Context, userID string, prof userItem) e
 func (s *Store) eachKeyPage(ctx context.Context, pk, prefix string, fn func([]itemKey) error) error {
 	var start dynamo.PagingKey
 	for {
-		q := s.table.Get(attrPK, pk).Project(attrPK, attrSK).Consistent(true).SearchLimit(500)
+		q := s.table.Get(attrPK, pk).Project(attrPK, attrSK).Consistent(true).SearchLimit(500).StartFrom(start)
 		if prefix != "" {
 			q.Range(attrSK, dynamo.BeginsWith, prefix)
-		}
-		if start != nil {
-			q.StartFrom(start)
 		}
 		var page []itemKey
 		lek, err := q.AllWithLastEvaluatedKey(ctx, &page)

@@ -118,7 +118,7 @@ func (s *Store) DeleteConversation(ctx context.Context, userID, convID string) e
 		DeletedAt: s.nowMillis(), TTL: s.now().Add(goneRetention).Unix(),
 	})
 	// Retried while an append or a turn's save races on the conversation.
-	err := s.runTx(ctx, "delete conversation", func() (*dynamo.WriteTx, error) {
+	err := s.runTx(ctx, "delete conversation", func(error) (*dynamo.WriteTx, error) {
 		return s.db.WriteTx().Delete(del).Put(stone), nil
 	}, errConvNotFound)
 	if ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {

@@ -43,7 +43,7 @@ func (s *Store) PutDevice(ctx context.Context, d ovrlrd.Device) error {
 	}
 	// The claim's condition fails when another registration of the same
 	// token moved it since it was read: read it again.
-	return s.runTx(ctx, "put device", func() (*dynamo.WriteTx, error) {
+	return s.runTx(ctx, "put device", func(error) (*dynamo.WriteTx, error) {
 		var prev ownerItem
 		if err := s.get(ctx, "read device claim", claimPK(d.Token), claimSK, &prev, nil); err != nil {
 			return nil, err
@@ -89,7 +89,7 @@ func (s *Store) DeleteDevice(ctx context.Context, userID, token string) error {
 	if userID == "" || token == "" {
 		return errNoDevice
 	}
-	return s.runTx(ctx, "delete device", func() (*dynamo.WriteTx, error) {
+	return s.runTx(ctx, "delete device", func(error) (*dynamo.WriteTx, error) {
 		return s.db.WriteTx().
 			Delete(s.table.Delete(attrPK, userPK(userID)).Range(attrSK, devicePrefix+token).If("attribute_exists('PK')")).
 			Delete(s.table.Delete(attrPK, claimPK(token)).Range(attrSK, claimSK).If("attribute_not_exists('PK') OR 'userId' = ?", userID)), nil

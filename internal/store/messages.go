@@ -119,7 +119,7 @@ func (s *Store) touch(ctx context.Context, userID, convID string, msgs []*msgIte
 		return errConvNotFound
 	}
 	var floor, at int64
-	return s.retryTx(ctx, "touch conversation", func(prev error) (*dynamo.WriteTx, error) {
+	return s.runTx(ctx, "touch conversation", func(prev error) (*dynamo.WriteTx, error) {
 		if reasons := cancelReasons(prev); conditionFailed(reasons, 0) {
 			// The conversation is gone, or a concurrent writer moved its
 			// time past ours: its old values tell which.

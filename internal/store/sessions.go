@@ -77,7 +77,7 @@ func (s *Store) CreateSession(ctx context.Context, user ovrlrd.User, verifiedEma
 	}
 	// 128 random bits never collide in practice; the condition makes sure a
 	// collision could never hand one user another's session.
-	err := s.runTx(ctx, "create session", func() (*dynamo.WriteTx, error) {
+	err := s.runTx(ctx, "create session", func(error) (*dynamo.WriteTx, error) {
 		return s.db.WriteTx().Check(s.accountOpen(user.ID)).Put(s.table.Put(it).If("attribute_not_exists('PK')")), nil
 	}, errAccountDeleted)
 	if err != nil {

@@ -170,17 +170,12 @@ func dbError(op string, err error) error {
 var errLostRace = errors.New("lost a race")
 
 // runTx runs the transaction build makes until it is written, building it
-// again after a pause while it loses races, at most txAttempts times. A
-// failed condition of item i answers failed[i]; without one, it is the
-// database's error. Idempotent: the SDK's resend of a write that landed is
-// not refused by the write's own conditions.
-func (s *Store) runTx(ctx context.Context, op string, build func() (*dynamo.WriteTx, error), failed ...error) error {
-	return s.retryTx(ctx, op, func(error) (*dynamo.WriteTx, error) { return build() }, failed...)
-}
-
-// retryTx is runTx for a build that learns from the attempt before it: it
-// is given that attempt's error, nil the first time.
-func (s *Store) retryTx(ctx context.Context, op string, build func(prev error) (*dynamo.WriteTx, error), failed ...error) error {
+// again after a pause while it loses races, at most txAttempts times; build
+// is given the error of the attempt before, nil the first time. A failed
+// condition of item i answers failed[i]; without one, it is the database's
+// error. Idempotent: the SDK's resend of a write that landed is not refused
+// by the write's own conditions.
+func (s *Store) runTx(ctx context.Context, op string, build func(prev error) (*dynamo.WriteTx, error), failed ...error) error {
 	var prev error
 	for attempt := 0; ; attempt++ {
 		tx, err := build(prev)
@@ -217,12 +212,10 @@ func (s *Store) retryTx(ctx context.Context, op string, build func(prev error) (
 // giving up early when ctx ends.
 func pause(ctx context.Context, attempt int) error {
 	base := time.Duration(5<<min(attempt, 5)) * time.Millisecond
-	t := time.NewTimer(base/2 + rand.N(base))
-	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-t.C:
+	case <-time.After(base/2 + rand.N(base)):
 		return nil
 	}
 }

@@ -70,7 +70,7 @@ func (s *Store) startNewTurn(ctx context.Context, t ovrlrd.TurnStart) (ovrlrd.Co
 	conv := newConvItem(t.UserID, uuid.NewString(), at)
 	m := newMsgItem(t.UserID, conv.ID, t.Message.Role, t.Message.Content, at)
 	run := s.newRun(conv.ID, t.Holder, t.Lease)
-	err := s.runTx(ctx, "start turn", func() (*dynamo.WriteTx, error) {
+	err := s.runTx(ctx, "start turn", func(error) (*dynamo.WriteTx, error) {
 		return s.db.WriteTx().
 			Check(s.accountOpen(t.UserID)).
 			Put(s.table.Put(conv).If("attribute_not_exists($)", attrPK)).
@@ -93,7 +93,7 @@ func (s *Store) UndoStartTurn(ctx context.Context, t ovrlrd.Turn) error {
 		return ovrlrd.Errorf(ovrlrd.EINVALID, "A started turn needs a conversation and a holder.")
 	}
 	pk := convPrefix + t.ConversationID
-	return s.runTx(ctx, "undo turn start", func() (*dynamo.WriteTx, error) {
+	return s.runTx(ctx, "undo turn start", func(error) (*dynamo.WriteTx, error) {
 		tx := s.db.WriteTx().Delete(s.table.Delete(attrPK, pk).Range(attrSK, runSK).
 			If("'holder' = ? AND attribute_not_exists($)", t.Holder, attrClaimed))
 		sk, err := s.messageSK(ctx, t.ConversationID, t.OpeningID)

@@ -93,7 +93,7 @@ func (s *Store) CreateUser(ctx context.Context, email, appleSub string) (ovrlrd.
 	claim := ownerItem{itemKey: itemKey{applePK(appleSub), skApple}, UserID: id}
 	// A concurrent sign-in with the same subject conflicts; its outcome
 	// decides ours, so runTx waits for it rather than guessing.
-	err := s.runTx(ctx, "create user", func() (*dynamo.WriteTx, error) {
+	err := s.runTx(ctx, "create user", func(error) (*dynamo.WriteTx, error) {
 		return s.db.WriteTx().
 			Put(s.table.Put(it).If("attribute_not_exists($)", attrPK)).
 			Put(s.table.Put(claim).If("attribute_not_exists($)", attrPK)), nil

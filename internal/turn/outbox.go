@@ -130,13 +130,11 @@ func (o *outbox) send(e sse.Event) {
 //     The turn is saved and its lease released long before.
 func (o *outbox) close() {
 	o.closeOnce.Do(func() { close(o.q) })
-	flush := time.NewTimer(o.timeout)
-	defer flush.Stop()
 	select {
 	case <-o.done:
 		return
 	case <-o.gone:
-	case <-flush.C:
+	case <-time.After(o.timeout):
 	case <-o.ctx.Done():
 	}
 	o.leave()

@@ -42,12 +42,10 @@ func (s *Service) startTitle(ctx context.Context, box *sandbox.Box, message stri
 
 // waitAtMost returns the title if it is ready within d, else "".
 func (t *titleRun) waitAtMost(d time.Duration) string {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
 	select {
 	case <-t.done:
 		return t.title
-	case <-timer.C:
+	case <-time.After(d):
 		return ""
 	}
 }

@@ -555,16 +555,14 @@ func (s *Service) restore(ctx context.Context, j ovrlrd.Turn) (ending, bool) {
 	}
 	f := s.folders(j.ConversationID)
 	err := s.cfg.Workspace.Restore(ctx, j.UserID, j.ConversationID, j.Workspace, f)
-	if err != nil {
-		// Half a restore (one folder of two) must not stay for the next
-		// tenant; it is not the turn's yet, so its release would not see it.
-		_ = os.RemoveAll(f.Config)
-		_ = os.RemoveAll(f.Work)
-	}
-	switch {
-	case err == nil:
+	if err == nil {
 		return ending{}, true
-	case errors.Is(err, workspace.ErrMissing):
+	}
+	// Half a restore (one folder of two) must not stay for the next
+	// tenant; it is not the turn's yet, so its release would not see it.
+	_ = os.RemoveAll(f.Config)
+	_ = os.RemoveAll(f.Work)
+	if errors.Is(err, workspace.ErrMissing) {
 		s.log.WarnContext(ctx, "workspace missing: the conversation starts afresh", "err", err)
 		return ending{outcome: failed(msgContextLost), forget: true}, false
 	}

@@ -1,4 +1,4 @@
-package claude
+package procargs
 
 import (
 	"encoding/binary"
@@ -29,7 +29,7 @@ func TestProcargsEnv(t *testing.T) {
 		{"no path", procargs(1, "/bin/x"), "", false},
 		{"too short", []byte{1, 0}, "", false},
 	} {
-		env, ok := procargsEnv(c.in)
+		env, ok := Env(c.in)
 		if string(env) != c.env || ok != c.ok {
 			t.Errorf("%s: %q %v, want %q %v", c.name, env, ok, c.env, c.ok)
 		}

@@ -1,16 +1,18 @@
-package claude
+// Package procargs reads what macOS's kern.procargs2 returns. It is a
+// package of its own so that only the macOS build compiles it, while its
+// tests run on Linux too.
+package procargs
 
 import (
 	"bytes"
 	"encoding/binary"
 )
 
-// procargsEnv cuts the environment out of what macOS's kern.procargs2
-// returns for a process: argc (a native int32; both macOS architectures
-// are little-endian), the executable's path, NUL padding, argc arguments,
-// then the environment up to an empty string. It builds on Linux too, so
-// that its tests run there.
-func procargsEnv(b []byte) ([]byte, bool) {
+// Env cuts the environment out of what kern.procargs2 returns for a
+// process: argc (a native int32; both macOS architectures are
+// little-endian), the executable's path, NUL padding, argc arguments, then
+// the environment up to an empty string.
+func Env(b []byte) ([]byte, bool) {
 	if len(b) < 4 {
 		return nil, false
 	}
