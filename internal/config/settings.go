@@ -167,12 +167,17 @@ func (r *reader) claude(prod bool) Claude {
 	return c
 }
 
+var logLevels = map[string]slog.Level{
+	"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "warning": slog.LevelWarn, "error": slog.LevelError,
+}
+
 func (r *reader) logLevel() slog.Level {
-	return parsed(r, "LOG_LEVEL", slog.LevelInfo, func(v string) (l slog.Level, err error) {
-		if l.UnmarshalText([]byte(v)) != nil {
-			err = fmt.Errorf("unknown level %q (want debug, info, warn or error)", v)
+	return parsed(r, "LOG_LEVEL", slog.LevelInfo, func(v string) (slog.Level, error) {
+		l, ok := logLevels[strings.ToLower(v)]
+		if !ok {
+			return l, fmt.Errorf("unknown level %q (want debug, info, warn or error)", v)
 		}
-		return l, err
+		return l, nil
 	})
 }
 

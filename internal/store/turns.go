@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -263,7 +264,9 @@ func fitSegments(segments []string, maxMessages int) []string {
 		}
 	}
 	if len(out) > maxMessages {
-		tail := ovrlrd.JoinSegments(out[maxMessages-1:])
+		// Pieces of one answer, past what fits: a blank line between each
+		// keeps them apart, as separate messages did.
+		tail := strings.Join(out[maxMessages-1:], "\n\n")
 		out = append(out[:maxMessages-1], tail)
 		if len(tail) > maxContentBytes {
 			out[len(out)-1] = cutUTF8(tail, maxContentBytes-len(truncated)) + truncated

@@ -188,6 +188,9 @@ func TestLongOutputFitsOneTransaction(t *testing.T) {
 	if len(msgs) != 96 || total < len(segs[0])+149 {
 		t.Fatalf("%d messages, %d bytes", len(msgs), total)
 	}
+	if last := msgs[len(msgs)-1].Content; !strings.HasPrefix(last, "s\n\ns\n\n") {
+		t.Fatalf("overflow not kept apart by blank lines: %q", last[:min(len(last), 20)])
+	}
 }
 
 // A turn's cost adds up on its conversation and on the user's day.

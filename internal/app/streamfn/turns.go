@@ -53,6 +53,7 @@ func turnConfig(cfg config.Config, awsCfg aws.Config, log *slog.Logger) (turn.Co
 		Log:   log,
 	})
 	if err != nil {
+		_ = proxy.Close() // nothing else owns it yet
 		return tc, err
 	}
 	if mode == sandbox.Shared {
