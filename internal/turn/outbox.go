@@ -18,7 +18,7 @@ import (
 // write failed, or one has not returned within sse.WriteTimeout: a phone
 // suspended mid-stream stops reading without disconnecting), the rest is
 // dropped and the turn runs on at full speed. Nothing saved is lost: the
-// relay has recorded every event's text before it reaches the outbox.
+// translator has recorded every event's text before it reaches the outbox.
 //
 // send, ping and close are called from the turn's goroutine only.
 type outbox struct {
