@@ -10,12 +10,7 @@ import (
 // A read that waits past the idle deadline reports it once, then waits on
 // for the CLI's output as any read does.
 func TestIdleReportedOnce(t *testing.T) {
-	rd, wr, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
-	defer wr.Close()
+	rd, wr := pipe(t)
 	var exited atomic.Bool
 	var calls atomic.Int32
 	idled := make(chan struct{}, 1)
@@ -40,4 +35,15 @@ func TestIdleReportedOnce(t *testing.T) {
 	if n := <-read; n != 4 || calls.Load() != 1 {
 		t.Fatalf("read %d bytes after %d idle reports, want 4 after 1", n, calls.Load())
 	}
+}
+
+// pipe stands in for the CLI's stdout; the test's clean-up closes both ends.
+func pipe(t *testing.T) (rd, wr *os.File) {
+	t.Helper()
+	rd, wr, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rd.Close(); wr.Close() })
+	return rd, wr
 }

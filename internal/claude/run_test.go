@@ -30,15 +30,12 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// BuildFake returns the fake CLI (see testdata/fakeclaude).
-func BuildFake(t testing.TB) string { return claudetest.FakeCLI(t) }
-
 // opts are Options for a fake run of script, with generous deadlines.
 func opts(t *testing.T, script string) Options {
 	t.Helper()
 	dir := t.TempDir()
 	return Options{
-		Path:        BuildFake(t),
+		Path:        claudetest.FakeCLI(t),
 		Dir:         filepath.Join(dir, "work"),
 		ConfigDir:   filepath.Join(dir, "config"),
 		Prompt:      script,
@@ -532,15 +529,15 @@ func TestStartErrors(t *testing.T) {
 	}
 
 	// A relative path is taken from this process's directory, not Dir.
-	t.Chdir(filepath.Dir(BuildFake(t)))
+	t.Chdir(filepath.Dir(claudetest.FakeCLI(t)))
 	rel := opts(t, "hi")
-	rel.Path = "./" + filepath.Base(BuildFake(t))
+	rel.Path = "./" + filepath.Base(claudetest.FakeCLI(t))
 	if out := run(t, context.Background(), rel); out.err != nil || len(texts(out.events)) != 1 {
 		t.Errorf("relative path: %v", out.err)
 	}
 
 	// A bare name is looked up in the run's PATH, not this process's.
-	fake := BuildFake(t)
+	fake := claudetest.FakeCLI(t)
 	o := opts(t, "hi")
 	o.Path = filepath.Base(fake)
 	o.Env = append(o.Env, "PATH="+filepath.Dir(fake))
@@ -672,7 +669,7 @@ func TestRateLinesArriveInOrder(t *testing.T) {
 // as fast as it can.
 func BenchmarkThroughput(b *testing.B) {
 	const n = 20000
-	path := BuildFake(b)
+	path := claudetest.FakeCLI(b)
 	dir := b.TempDir()
 	b.ResetTimer()
 	for b.Loop() {

@@ -13,8 +13,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
 )
 
 // portableEnv set to 1 makes this test binary supervise runs as macOS
@@ -146,16 +144,9 @@ func checkSupervision(t *testing.T) {
 }
 
 func supervisedOpts(t *testing.T, prompt string) Options {
-	dir := t.TempDir()
-	return Options{
-		Path:        claudetest.FakeCLI(t),
-		Dir:         filepath.Join(dir, "work"),
-		ConfigDir:   filepath.Join(dir, "config"),
-		Prompt:      prompt,
-		Env:         Environment(Env{Home: dir}),
-		IdleTimeout: 30 * time.Second,
-		KillGrace:   300 * time.Millisecond,
-	}
+	o := opts(t, prompt)
+	o.IdleTimeout, o.KillGrace = 30*time.Second, 300*time.Millisecond
+	return o
 }
 
 // markedAlive lists the live processes whose environment carries r's

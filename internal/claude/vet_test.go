@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"os"
 	"sync/atomic"
 	"testing"
 )
@@ -85,12 +84,7 @@ func TestImpossibleValuesAreRefused(t *testing.T) {
 // Once the CLI has exited, the pipe's contents at that moment are the last
 // of its output: what anything else writes later is never read.
 func TestNothingWrittenAfterTheExitIsRead(t *testing.T) {
-	rd, wr, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
-	defer wr.Close()
+	rd, wr := pipe(t)
 	var exited atomic.Bool
 	p := &pipeReader{f: rd, exited: &exited, left: -1}
 	if _, err := wr.WriteString(goodResult + "\n"); err != nil {
