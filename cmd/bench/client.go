@@ -17,46 +17,30 @@ import (
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
 
-// Client talks to the service as the app does, over one keep-alive pool.
-// It keeps nothing of a stream but counters, so it adds little to the
-// memory measured in this process.
-type Client struct {
-	base, apiKey, agent string
-	HTTP                *http.Client
-}
-
-func (c *Client) request(ctx context.Context, method, path, body, token, accept string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, strings.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("X-API-Key", c.apiKey)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", c.agent)
-	if accept != "" {
-		req.Header.Set("Accept", accept)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	return c.HTTP.Do(req)
-}
-
-// Call sends one request. The body (at most 64 KiB) is returned when keep
-// is set or the status is not 2xx; else it is read and dropped, so the
-// connection goes back to the pool and the load makes little garbage.
-func (c *Client) Call(ctx context.Context, method, path, body, token string, keep bool) (int, []byte, error) {
-	resp, err := c.request(ctx, method, path, body, token, "")
+// Call sends one request as the app does and reads the answer's body, at
+// most 64 KiB.
+func (s *stack) Call(ctx context.Context, method, path, body, token string) (int, []byte, error) {
+	resp, err := s.request(ctx, method, path, body, token)
 	if err != nil {
 		return 0, nil, err
 	}
 	defer resp.Body.Close()
-	if keep || resp.StatusCode/100 != 2 {
-		b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		return resp.StatusCode, b, err
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	return resp.StatusCode, b, err
+}
+
+func (s *stack) request(ctx context.Context, method, path, body, token string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, s.server.URL+path, strings.NewReader(body))
+	if err != nil {
+		return nil, err
 	}
-	_, err = io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode, nil, err
+	req.Header.Set("X-API-Key", s.apiKey)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "ovrlrd-"+s.name)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return s.client.Do(req)
 }
 
 // Turn is one streamed turn as the client saw it.
@@ -65,25 +49,23 @@ type Turn struct {
 	Sent, FirstByte, FirstChunk, LastChunk time.Time
 	End                                    time.Time // the body's end
 	FirstStamp                             int64     // the CLI's UnixNano in the first stamped chunk
-	Chunks, Stamped                        int       // Stamped: chunks whose content was a timestamp
+	Chunks                                 int
 	Terminal                               ovrlrd.OutcomeKind
 	Message                                string // of an error terminal
 	ConvID                                 string // from the terminal event
 }
 
-var (
-	chunkData = []byte(`{"type":"chunk","content":"`)
-	typeData  = []byte(`{"type":"`)
-)
+var chunkData = []byte(`{"type":"chunk","content":"`)
 
-// Stream posts prompt to path and reads the SSE body to its end. For each
-// chunk whose content is a nanosecond timestamp it adds the delay (arrival
-// minus the stamp) to lat, if not nil. atFirstByte, if not nil, runs once
-// the first byte is in, before the rest is read.
-func (c *Client) Stream(ctx context.Context, path, prompt, token string, lat *Histogram, atFirstByte func()) (Turn, error) {
+// Stream posts prompt to path and reads the SSE body to its end, keeping
+// only counters, so that it adds little to the memory measured in this
+// process. For each chunk whose content is a nanosecond timestamp it adds
+// the delay (arrival minus the stamp) to lat, if not nil. atFirstByte, if
+// not nil, runs once the first byte is in, before the rest is read.
+func (s *stack) Stream(ctx context.Context, path, prompt, token string, lat *samples, atFirstByte func()) (Turn, error) {
 	t := Turn{Sent: time.Now()}
 	b, _ := json.Marshal(map[string]string{"message": prompt})
-	resp, err := c.request(ctx, http.MethodPost, path, string(b), token, "text/event-stream")
+	resp, err := s.request(ctx, http.MethodPost, path, string(b), token)
 	if err != nil {
 		return t, err
 	}
@@ -101,61 +83,56 @@ func (c *Client) Stream(ctx context.Context, path, prompt, token string, lat *Hi
 	if atFirstByte != nil {
 		atFirstByte()
 	}
-	for r := ssetest.NewReader(br); ; {
+	return t, t.read(br, lat)
+}
+
+// read reads an SSE body to its end.
+func (t *Turn) read(body io.Reader, lat *samples) error {
+	for r := ssetest.NewReader(body); ; {
 		data, err := r.Next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return t, err
+			return err
 		}
 		t.event(data, lat)
 	}
 	t.End = time.Now()
 	if t.Terminal == "" {
-		return t, errors.New("stream ended without a terminal event")
+		return errors.New("stream ended without a terminal event")
 	}
-	return t, nil
+	return nil
 }
 
 // event takes one event's data: a chunk is counted without decoding it, so
 // the client's cost stays out of the relay's figures.
-func (t *Turn) event(data []byte, lat *Histogram) {
-	if content, ok := bytes.CutPrefix(data, chunkData); ok {
-		now := time.Now()
-		t.Chunks++
-		if t.Chunks == 1 {
-			t.FirstChunk = now
-		}
-		t.LastChunk = now
-		if ts, ok := parseStamp(content); ok {
-			t.Stamped++
-			if t.Stamped == 1 {
-				t.FirstStamp = ts
-			}
-			if lat != nil {
-				lat.Add(time.Duration(now.UnixNano() - ts))
-			}
-		}
-		return
-	}
-	rest, ok := bytes.CutPrefix(data, typeData)
+func (t *Turn) event(data []byte, lat *samples) {
+	content, ok := bytes.CutPrefix(data, chunkData)
 	if !ok {
+		e, _ := ssetest.DecodeData(string(data))
+		switch kind := ovrlrd.OutcomeKind(e.Type); kind {
+		case ovrlrd.OutcomeComplete, ovrlrd.OutcomeNoResponse, ovrlrd.OutcomePermissionRequired, ovrlrd.OutcomeError:
+			t.Terminal, t.Message, t.ConvID = kind, e.Message, e.ConversationID
+		}
 		return
 	}
-	typ, _, _ := bytes.Cut(rest, []byte(`"`))
-	switch kind := ovrlrd.OutcomeKind(typ); kind {
-	case ovrlrd.OutcomeComplete, ovrlrd.OutcomeNoResponse, ovrlrd.OutcomePermissionRequired, ovrlrd.OutcomeError:
-		var e struct{ Message, ConversationID string }
-		_ = json.Unmarshal(data, &e)
-		t.Terminal, t.Message, t.ConvID = kind, e.Message, e.ConversationID
+	now := time.Now()
+	t.Chunks++
+	if t.Chunks == 1 {
+		t.FirstChunk = now
 	}
-}
-
-// parseStamp reads the digits of `1234"}`; ok only for a plausible
-// UnixNano value (19 digits) followed by the closing quote.
-func parseStamp(b []byte) (int64, bool) {
-	digits, _, found := bytes.Cut(b, []byte(`"`))
-	v, err := strconv.ParseInt(string(digits), 10, 64)
-	return v, found && len(digits) == 19 && err == nil
+	t.LastChunk = now
+	// Only a plausible UnixNano value (19 digits) is a stamp.
+	digits, _, _ := bytes.Cut(content, []byte(`"`))
+	stamp, err := strconv.ParseInt(string(digits), 10, 64)
+	if err != nil || len(digits) != 19 {
+		return
+	}
+	if t.FirstStamp == 0 {
+		t.FirstStamp = stamp
+	}
+	if lat != nil {
+		lat.add(time.Duration(now.UnixNano() - stamp))
+	}
 }

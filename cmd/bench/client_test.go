@@ -31,15 +31,15 @@ func TestStreamReadsATurn(t *testing.T) {
 		fmt.Fprintf(w, "data: {\"type\":\"error\",\"message\":%q,\"conversationId\":\"c1\"}\n\n", body)
 	}))
 	defer srv.Close()
-	c := &Client{base: srv.URL, apiKey: "key", HTTP: srv.Client()}
-	var lat Histogram
+	c := &stack{server: srv, apiKey: "key", client: srv.Client()}
+	var lat samples
 	firstByte := false
 	turn, err := c.Stream(context.Background(), "/chat/c1/stream", "hello", "tok", &lat, func() { firstByte = true })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !firstByte || turn.Status != 200 || turn.Chunks != 3 || turn.Stamped != 2 || turn.FirstStamp != stamp || lat.n != 2 {
-		t.Errorf("turn %+v, %d delays, first byte seen %v", turn, lat.n, firstByte)
+	if !firstByte || turn.Status != 200 || turn.Chunks != 3 || turn.FirstStamp != stamp || len(lat.ds) != 2 {
+		t.Errorf("turn %+v, %d delays, first byte seen %v", turn, len(lat.ds), firstByte)
 	}
 	if turn.Terminal != ovrlrd.OutcomeError || turn.Message != `{"message":"hello"}` || turn.ConvID != "c1" {
 		t.Errorf("terminal %q %q %q", turn.Terminal, turn.Message, turn.ConvID)

@@ -5,26 +5,25 @@ import (
 	"testing"
 )
 
-// -quick picks the quick defaults, wherever it stands; a flag given
-// explicitly wins; arguments left over, a zero count and -help end the
-// command.
-func TestQuickYieldsToExplicitFlags(t *testing.T) {
+// -quick picks the smaller counts; arguments left over and a zero timeout
+// end the command with status 2, -help with 0.
+func TestQuickPicksSmallerCounts(t *testing.T) {
+	full, err := parseFlags(nil, io.Discard)
+	quick, qerr := parseFlags([]string{"--quick=true"}, io.Discard)
+	if err != nil || qerr != nil || full.relayN != 5000 || quick.relayN != 1000 || quick.duration >= full.duration {
+		t.Errorf("full %+v (%v), quick %+v (%v)", full, err, quick, qerr)
+	}
 	for _, c := range []struct {
-		args            []string
-		relayN, n, code int
-		ok              bool
+		args []string
+		code int
 	}{
-		{[]string{"-relay-n", "7", "-quick"}, 7, 500, 0, true},
-		{[]string{"--quick=true", "-load-n", "5"}, 1000, 5, 0, true},
-		{[]string{"-relay-n", "7"}, 7, 3000, 0, true},
-		{[]string{"left", "over"}, 0, 0, 2, false},
-		{[]string{"-timeout", "0s"}, 0, 0, 2, false},
-		{[]string{"-turns", "0", "-load"}, 0, 0, 2, false},
-		{[]string{"-help"}, 0, 0, 0, false},
+		{[]string{"left", "over"}, 2},
+		{[]string{"-timeout", "0s"}, 2},
+		{[]string{"-turns", "5"}, 2},
+		{[]string{"-help"}, 0},
 	} {
-		o, code, ok := parseFlags(c.args, io.Discard)
-		if ok != c.ok || code != c.code || (ok && (o.relayN != c.relayN || o.streamN != c.n)) {
-			t.Errorf("%q: relay-n=%d load-n=%d, code %d ok %v", c.args, o.relayN, o.streamN, code, ok)
+		if code := run(t.Context(), c.args, io.Discard, io.Discard); code != c.code {
+			t.Errorf("%q: exit %d, want %d", c.args, code, c.code)
 		}
 	}
 }

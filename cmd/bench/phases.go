@@ -1,14 +1,17 @@
 package main
 
 import (
+	"bufio"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"os/exec"
 	"runtime"
 	"slices"
-	"strconv"
-	"sync"
+	"strings"
 	"time"
 
 	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
@@ -24,6 +27,9 @@ const (
 	mAllocsE2E      = "allocs/event, server+client"
 	mTTFB50         = "time to first byte p50"
 	mTTFBNoDB       = "time to first byte p50 minus DynamoDB"
+	mTTFBInDB       = "DynamoDB in flight before first byte p50"
+	mTTFBTrips      = "DynamoDB round trips before first byte"
+	mSpawn          = "fake CLI spawn to first line p50"
 	mChunk50        = "time to first chunk p50"
 	mRSSIdle        = "RSS idle"
 	mRSSLoad        = "RSS peak, concurrent streams"
@@ -35,15 +41,6 @@ const (
 // concurrent stream, the rate the relay's figures are compared at.
 const relayRate = 1000
 
-type bench struct {
-	report
-	o             *options
-	s             *stack
-	c             *Client
-	userID, token string
-	db            dbTimer
-}
-
 // phase is one measurement and the rows it fills.
 type phase struct {
 	run  func(context.Context) error
@@ -51,48 +48,48 @@ type phase struct {
 }
 
 func (b *bench) phases() []phase {
-	var inits, sizes []string
+	var reads, inits, sizes []string
+	for _, path := range readPaths {
+		reads = append(reads, readP50Row(path), readTripsRow(path))
+	}
 	for _, fn := range functions {
 		inits, sizes = append(inits, initRow(fn)), append(sizes, sizeRow(fn))
 	}
 	return []phase{
 		{b.warmupAndIdle, []string{mRSSIdle}},
-		{b.firstByte, []string{mTTFB50, mTTFBNoDB, mChunk50}},
+		{b.firstByte, []string{mTTFB50, mTTFBInDB, mTTFBNoDB, mTTFBTrips, mSpawn, mChunk50}},
+		{b.reads, append(reads, mListRate1, mListRate16)},
 		{b.relayOverhead, []string{mRelayP50, mRelayP99}},
 		{b.flood, []string{mFloodRate, mAllocsE2E}},
 		{b.concurrent, []string{mRSSLoad}},
 		{b.cancels, []string{mCancel}},
-		{b.coldStarts, inits},
+		{b.emulated, append(inits, rssRows...)},
 		{b.sizes, sizes},
 	}
 }
 
 // run runs every phase, each to its rows, and returns the settings line.
 func (b *bench) run(ctx context.Context) string {
-	g, err := b.s.signIn(ctx, b.c, "bench")
+	g, err := b.s.signIn(ctx, "bench")
 	b.token, b.userID = g.SessionToken, g.UserID
 	for _, p := range b.phases() {
-		if err == nil && ctx.Err() != nil {
-			err = fmt.Errorf("not run: %w", ctx.Err())
-		}
-		perr := err
-		if perr == nil {
-			perr = p.run(ctx)
-		}
-		if perr != nil {
-			b.fail(p.rows, perr)
+		switch {
+		case err != nil:
+			b.fail(p.rows, err)
+		case ctx.Err() != nil:
+			b.fail(p.rows, fmt.Errorf("not run: %w", ctx.Err()))
+		default:
+			b.fail(p.rows, p.run(ctx))
 		}
 	}
 	b.notes = append(b.notes, notes...)
 	o := b.o
-	return fmt.Sprintf("relay %d ev @ %d/s, flood %d ev, %d TTFB turns, %d streams × %d ev @ %d/s",
-		o.relayN, relayRate, o.floodN, o.ttfbTurns, o.streams, o.streamN, relayRate)
+	return fmt.Sprintf("relay %d ev @ %d/s, flood %d ev, %d TTFB turns, REST reads %s each, %d streams × %d ev @ %d/s",
+		o.relayN, relayRate, o.floodN, o.ttfbTurns, o.readFor, o.streams, o.streamN, relayRate)
 }
 
-func fmtMS(d time.Duration) string {
-	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 3, 64) + " ms"
-}
-func fmtMB(b int64) string { return strconv.FormatFloat(float64(b)/(1<<20), 'f', 1, 64) + " MB" }
+func fmtMS(d time.Duration) string { return fmt.Sprintf("%.3f ms", float64(d)/1e6) }
+func fmtMB(b int64) string         { return fmt.Sprintf("%.1f MB", float64(b)/(1<<20)) }
 
 // memAtMost records a resident size against an upper target.
 func (b *bench) memAtMost(metric string, rss, target int64, value string) {
@@ -100,37 +97,55 @@ func (b *bench) memAtMost(metric string, rss, target int64, value string) {
 		b.set(metric, "n/a (no /proc/self/clear_refs or status)", "≤ "+fmtMB(target), markSkip)
 		return
 	}
-	atMost(&b.report, metric, rss, target, fmtMB, value)
+	atMost(b, metric, rss, target, fmtMB, value)
 }
 
-// turn runs one streamed turn to completion on a new conversation.
-func (b *bench) turn(ctx context.Context, prompt string, lat *Histogram) (Turn, error) {
+// trips records the sequential DynamoDB round trips of requests, their
+// p50 against one: on two cores shared with DynamoDB Local, a call meant to
+// run beside another now and then starts only once that one ended.
+func (b *bench) trips(metric string, shares []dbShare) {
+	var counts []int
+	more, calls := 0, 0
+	for _, s := range shares {
+		counts, calls = append(counts, s.trips), max(calls, s.calls)
+		if s.trips > 1 {
+			more++
+		}
+	}
+	slices.Sort(counts)
+	p50 := counts[(len(counts)-1)/2]
+	b.set(metric, fmt.Sprintf("%d (more in %d of %d, at most %d; up to %d calls each)", p50, more, len(counts), slices.Max(counts), calls),
+		"1 at p50", judge(p50 == 1, markMiss))
+}
+
+// turn streams prompt on a new conversation and checks that it completed
+// with n chunks (with at least one if n is 0).
+func (b *bench) turn(ctx context.Context, prompt string, n int, lat *samples) (Turn, error) {
 	conv, err := b.s.newConversation(ctx, b.userID)
 	if err != nil {
 		return Turn{}, err
 	}
-	r, err := b.stream(ctx, conv, prompt, lat)
-	if err == nil && r.Terminal != ovrlrd.OutcomeComplete {
-		err = fmt.Errorf("turn ended with %s %q", r.Terminal, r.Message)
+	r, err := b.s.Stream(ctx, "/chat/"+conv+"/stream", prompt, b.token, lat, nil)
+	switch {
+	case err != nil:
+		return r, err
+	case r.Terminal != ovrlrd.OutcomeComplete:
+		return r, fmt.Errorf("turn ended with %s %q", r.Terminal, r.Message)
+	case r.Chunks == 0 || n > 0 && r.Chunks != n:
+		return r, fmt.Errorf("%d of %d events arrived", r.Chunks, n)
 	}
-	return r, err
-}
-
-func (b *bench) stream(ctx context.Context, conv, prompt string, lat *Histogram) (Turn, error) {
-	return b.c.Stream(ctx, "/chat/"+conv+"/stream", prompt, b.token, lat, nil)
+	return r, nil
 }
 
 func (b *bench) warmupAndIdle(ctx context.Context) error {
-	for range b.o.warmup {
-		if _, err := b.turn(ctx, claudetest.Script("normal", "text", "warm-up"), nil); err != nil {
+	prompts := slices.Repeat([]string{claudetest.Script("normal", "text", "warm-up")}, b.o.warmup)
+	for _, prompt := range append(prompts, claudetest.Script("flood", "n", min(2000, b.o.floodN))) {
+		if _, err := b.turn(ctx, prompt, 0, nil); err != nil {
 			return fmt.Errorf("warm-up: %w", err)
 		}
 	}
-	if _, err := b.turn(ctx, claudetest.Script("flood", "n", min(2000, b.o.floodN)), nil); err != nil {
-		return fmt.Errorf("warm-up: %w", err)
-	}
 	settle()
-	m := readMem()
+	m := readMem("self")
 	b.memAtMost(mRSSIdle, m.rss, 30<<20, fmt.Sprintf("%s (anon %s + file %s)", fmtMB(m.rss), fmtMB(m.anon), fmtMB(m.file)))
 	return nil
 }
@@ -138,50 +153,79 @@ func (b *bench) warmupAndIdle(ctx context.Context) error {
 // firstByte times turns one after another, each on a new conversation,
 // from just before the POST to the first body byte (the ping sent once the
 // pre-stream transaction is done) and to the first chunk; the service's
-// DynamoDB calls before the first byte are its database share.
+// DynamoDB calls before the first byte are its database share. The fake
+// CLI's own spawn time, apart, is what the first chunk may add.
 func (b *bench) firstByte(ctx context.Context) error {
-	var ttfb, chunk, db, rest Histogram
+	prompt := claudetest.Script("normal", "text", "first chunk")
+	var ttfb, chunk, rest, between samples
+	var shares []dbShare
 	for range b.o.ttfbTurns {
-		conv, err := b.s.newConversation(ctx, b.userID)
+		r, err := b.turn(ctx, prompt, 0, nil)
 		if err != nil {
 			return err
 		}
-		b.db.within(time.Time{}, time.Time{}) // forget the set-up's calls
-		r, err := b.stream(ctx, conv, claudetest.Script("normal", "text", "first chunk"), nil)
-		if err == nil && (r.Terminal != ovrlrd.OutcomeComplete || r.Chunks == 0) {
-			err = fmt.Errorf("turn ended with %s %q after %d chunks", r.Terminal, r.Message, r.Chunks)
-		}
-		if err != nil {
-			return err
-		}
-		first := r.FirstByte.Sub(r.Sent)
-		inDB := b.db.within(r.Sent, r.FirstByte)
-		ttfb.Add(first)
-		db.Add(inDB)
-		rest.Add(first - inDB)
-		chunk.Add(r.FirstChunk.Sub(r.Sent))
+		db := b.db.within(r.Sent, r.FirstByte)
+		ttfb.add(r.FirstByte.Sub(r.Sent))
+		rest.add(r.FirstByte.Sub(r.Sent) - db.inFlight)
+		chunk.add(r.FirstChunk.Sub(r.Sent))
+		between.add(b.db.within(r.Sent, r.FirstChunk).inFlight - db.inFlight)
+		shares = append(shares, db)
 	}
-	atMost(&b.report, mTTFB50, ttfb.Quantile(0.50), 3*time.Millisecond, fmtMS, fmt.Sprintf("%s (DynamoDB %s + rest %s; p90 %s)",
-		fmtMS(ttfb.Quantile(0.50)), fmtMS(db.Quantile(0.5)), fmtMS(rest.Quantile(0.5)), fmtMS(ttfb.Quantile(0.9))))
-	b.set(mTTFBNoDB, fmtMS(rest.Quantile(0.50)), "", markInfo)
-	b.set(mChunk50, fmtMS(chunk.Quantile(0.50)), "CLI spawn", markInfo)
+	spawn, err := spawnTime(ctx, b.s.cli, prompt, b.o.ttfbTurns)
+	if err != nil {
+		return err
+	}
+	tx, inFlight := quantiles(shares, func(s dbShare) time.Duration { return s.tx }),
+		quantiles(shares, func(s dbShare) time.Duration { return s.inFlight })
+	atMost(b, mTTFB50, ttfb.at(0.5), tx.at(0.5)+1500*time.Microsecond, func(d time.Duration) string {
+		return fmt.Sprintf("%s (a transaction %s + 1.5 ms)", fmtMS(d), fmtMS(tx.at(0.5)))
+	}, fmt.Sprintf("%s (p90 %s)", fmtMS(ttfb.at(0.5)), fmtMS(ttfb.at(0.9))))
+	b.set(mTTFBInDB, fmt.Sprintf("%s (p90 %s)", fmtMS(inFlight.at(0.5)), fmtMS(inFlight.at(0.9))), "", markInfo)
+	b.set(mTTFBNoDB, fmt.Sprintf("%s (p90 %s)", fmtMS(rest.at(0.5)), fmtMS(rest.at(0.9))), "", markInfo)
+	b.trips(mTTFBTrips, shares)
+	b.set(mSpawn, fmtMS(spawn), "", markInfo)
+	atMost(b, mChunk50, chunk.at(0.5), ttfb.at(0.5)+spawn+time.Millisecond, func(d time.Duration) string {
+		return fmt.Sprintf("%s (TTFB + spawn + 1 ms)", fmtMS(d))
+	}, fmt.Sprintf("%s (DynamoDB in flight after the first byte %s)", fmtMS(chunk.at(0.5)), fmtMS(between.at(0.5))))
 	return nil
+}
+
+// spawnTime execs the fake CLI at cli as the service runs it, prompt on its
+// stdin, n times one after another, and returns the p50 from exec to its
+// first line on stdout.
+func spawnTime(ctx context.Context, cli, prompt string, n int) (time.Duration, error) {
+	var took samples
+	for range n {
+		cmd := exec.CommandContext(ctx, cli, "-p", "--output-format", "stream-json", "--verbose")
+		cmd.Stdin = strings.NewReader(prompt)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			return 0, err
+		}
+		start := time.Now()
+		if err := cmd.Start(); err != nil {
+			return 0, err
+		}
+		_, err = bufio.NewReader(out).ReadBytes('\n')
+		took.add(time.Since(start))
+		_, _ = io.Copy(io.Discard, out)
+		if err = cmp.Or(err, cmd.Wait()); err != nil {
+			return 0, fmt.Errorf("the fake CLI: %w", err)
+		}
+	}
+	return took.at(0.5), nil
 }
 
 // relayOverhead: the fake CLI writes texts at a steady rate, each the time
 // it was written; each chunk's delay is its arrival minus that stamp.
 func (b *bench) relayOverhead(ctx context.Context) error {
-	var lat Histogram
-	r, err := b.turn(ctx, claudetest.Script("rate", "n", b.o.relayN, "rate", relayRate), &lat)
-	if err != nil {
+	lat := samples{ds: make([]time.Duration, 0, b.o.relayN)}
+	if _, err := b.turn(ctx, claudetest.Script("rate", "n", b.o.relayN, "rate", relayRate), b.o.relayN, &lat); err != nil {
 		return err
 	}
-	if r.Stamped != b.o.relayN {
-		return fmt.Errorf("%d of %d events arrived", r.Stamped, b.o.relayN)
-	}
-	b.set(mRelayP50, fmtMS(lat.Quantile(0.50)), "", markInfo)
-	atMost(&b.report, mRelayP99, lat.Quantile(0.99), 500*time.Microsecond, fmtMS, fmt.Sprintf("%s (p99.9 %s, max %s)",
-		fmtMS(lat.Quantile(0.99)), fmtMS(lat.Quantile(0.999)), fmtMS(lat.Max())))
+	b.set(mRelayP50, fmtMS(lat.at(0.50)), "", markInfo)
+	atMost(b, mRelayP99, lat.at(0.99), 500*time.Microsecond, fmtMS, fmt.Sprintf("%s (p99.9 %s, max %s)",
+		fmtMS(lat.at(0.99)), fmtMS(lat.at(0.999)), fmtMS(lat.at(1))))
 	return nil
 }
 
@@ -196,63 +240,40 @@ func (b *bench) flood(ctx context.Context) error {
 	settle()
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
-	r, err := b.stream(ctx, conv, claudetest.Script("flood", "n", b.o.floodN), nil)
+	r, err := b.s.Stream(ctx, "/chat/"+conv+"/stream", claudetest.Script("flood", "n", b.o.floodN), b.token, nil, nil)
 	runtime.ReadMemStats(&m1)
 	if err != nil {
 		return err
 	}
-	if r.Stamped != b.o.floodN {
-		return fmt.Errorf("%d of %d events arrived", r.Stamped, b.o.floodN)
+	if r.Chunks != b.o.floodN {
+		return fmt.Errorf("%d of %d events arrived", r.Chunks, b.o.floodN)
 	}
 	if r.Terminal != ovrlrd.OutcomeComplete {
 		// Every event was relayed, which is what is measured here.
 		b.notes = append(b.notes, fmt.Sprintf("the flat-out turn (%d events, one %s answer) ended with %s %q: see the service's log",
 			b.o.floodN, fmtMB(int64(b.o.floodN)*19), r.Terminal, r.Message))
 	}
-	rate := float64(r.Stamped) / r.LastChunk.Sub(time.Unix(0, r.FirstStamp)).Seconds()
-	whole := float64(r.Stamped) / r.LastChunk.Sub(r.Sent).Seconds()
-	mark := markPass
-	if rate < 100000 {
-		mark = markMiss
-	}
-	b.set(mFloodRate, fmt.Sprintf("%.0f ev/s (%.0f ev/s incl. spawn)", rate, whole), "≥ 100000 ev/s", mark)
+	rate := float64(r.Chunks) / r.LastChunk.Sub(time.Unix(0, r.FirstStamp)).Seconds()
+	whole := float64(r.Chunks) / r.LastChunk.Sub(r.Sent).Seconds()
+	b.set(mFloodRate, fmt.Sprintf("%.0f ev/s (%.0f ev/s incl. spawn)", rate, whole), "≥ 100000 ev/s", judge(rate >= 100000, markMiss))
 	b.set(mAllocsE2E, fmt.Sprintf("%.2f (%.0f B/event)", float64(m1.Mallocs-m0.Mallocs)/float64(r.Chunks),
 		float64(m1.TotalAlloc-m0.TotalAlloc)/float64(r.Chunks)), "", markInfo)
 	return nil
 }
 
-// concurrent: the peak RSS while concurrent streams run.
+// concurrent: the peak RSS while concurrent streams run, each opening its
+// conversation as the app does.
 func (b *bench) concurrent(ctx context.Context) error {
-	convs := make([]string, b.o.streams)
-	for i := range convs {
-		var err error
-		if convs[i], err = b.s.newConversation(ctx, b.userID); err != nil {
-			return err
-		}
-	}
+	l := &load{s: b.s, users: []*user{{token: b.token}}}
 	settle()
-	peakKnown := resetPeak()
-	errs := make([]error, len(convs))
-	var wg sync.WaitGroup
-	prompt := claudetest.Script("rate", "n", b.o.streamN, "rate", relayRate)
-	for i, conv := range convs {
-		wg.Go(func() {
-			r, err := b.stream(ctx, conv, prompt, nil)
-			if err == nil && r.Terminal != ovrlrd.OutcomeComplete {
-				err = fmt.Errorf("turn ended with %s %q", r.Terminal, r.Message)
-			} else if err == nil && r.Stamped != b.o.streamN {
-				err = fmt.Errorf("%d of %d events arrived", r.Stamped, b.o.streamN)
-			}
-			errs[i] = err
-		})
-	}
-	wg.Wait()
-	if err := cmp.Or(errs...); err != nil {
-		return err
+	peakKnown := resetPeak("self")
+	l.streams(ctx, b.o.streams, 1, b.o.streamN, relayRate)
+	if f := l.failures(); len(f) > 0 {
+		return errors.New(strings.Join(f, "; "))
 	}
 	var peak int64
 	if peakKnown {
-		peak = readMem().hwm
+		peak = readMem("self").hwm
 	}
 	b.memAtMost(mRSSLoad, peak, 50<<20, fmtMB(peak)+" (VmHWM)")
 	return nil
@@ -268,21 +289,17 @@ func (b *bench) cancels(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		// A cancel that fails leaves the turn running: stop reading it then.
-		tctx, stop := context.WithCancel(ctx)
 		var sent time.Time
 		var cancelErr error
-		r, err := b.c.Stream(tctx, "/chat/"+conv+"/stream", claudetest.Script("silent"), b.token, nil, func() {
+		// A cancel that fails leaves the turn to its idle timeout.
+		r, err := b.s.Stream(ctx, "/chat/"+conv+"/stream", claudetest.Script("silent"), b.token, nil, func() {
 			sent = time.Now()
-			status, body, err := b.c.Call(tctx, http.MethodPost, "/chat/"+conv+"/cancel", "", b.token, false)
+			status, body, err := b.s.Call(ctx, http.MethodPost, "/chat/"+conv+"/cancel", "", b.token)
 			if err == nil && status != http.StatusOK {
 				err = fmt.Errorf("POST /chat/%s/cancel: %d %s", conv, status, body)
 			}
-			if cancelErr = err; err != nil {
-				stop()
-			}
+			cancelErr = err
 		})
-		stop()
 		if err = cmp.Or(cancelErr, err); err != nil {
 			return err
 		}
@@ -292,13 +309,14 @@ func (b *bench) cancels(ctx context.Context) error {
 		took = append(took, r.End.Sub(sent))
 	}
 	slices.Sort(took)
-	atMost(&b.report, mCancel, took[2], 2*time.Second, fmtMS, fmt.Sprintf("%s (slowest of 3; fastest %s)", fmtMS(took[2]), fmtMS(took[0])))
+	atMost(b, mCancel, took[2], 2*time.Second, fmtMS, fmt.Sprintf("%s (slowest of 3; fastest %s)", fmtMS(took[2]), fmtMS(took[0])))
 	return nil
 }
 
 var notes = []string{
-	`One process hosts the service (the three functions built by their own constructors, the local gateway, the real Lambda adapters), its loopback stand-ins and the client, which keeps only counters and a 30 KiB histogram. RSS is this process's VmRSS: anon is heap and stacks, file is pages of this executable; the fake CLI processes and DynamoDB Local are not counted. "RSS idle" follows warm-up turns, runtime.GC and debug.FreeOSMemory.`,
+	`One process hosts the service (the three functions built by their own constructors, the local gateway, the real Lambda adapters), its loopback stand-ins and the client, which keeps only counters and the delays it times. RSS is this process's VmRSS: anon is heap and stacks, file is pages of this executable; the fake CLI processes and DynamoDB Local are not counted. "RSS idle" follows warm-up turns, runtime.GC and debug.FreeOSMemory.`,
 	`Relay overhead = client arrival time minus the wall-clock stamp the fake CLI wrote into each text: the whole relay, TCP and the client's parse.`,
-	`TTFB and first chunk: from just before the POST, one turn at a time, each on a new conversation (DynamoDB Local shares the CPUs).`,
+	`TTFB and first chunk: from just before the POST, one turn at a time, each on a conversation of its own made beforehand (DynamoDB Local shares the CPUs); such a turn reads its conversation again once it holds it, beside the CLI's start, and shows no chunk before that read answered. The DynamoDB calls timed are those that started before the first byte: "in flight" is the wall time during which at least one was (the calls overlap, so their durations do not add up), "minus DynamoDB" the rest of each turn's time to first byte; round trips are the longest chain of those that ended before it, each started after the one before it ended (one running beside the others counts with them); "a transaction" is the p50 of the TransactWriteItems among them.`,
+	`Spawn: the fake CLI exec'd here, as the service runs it (stream-json, the same prompt on stdin), from exec to its first line on stdout, one at a time.`,
 	`allocs/event: runtime Mallocs over the flat-out turn per chunk relayed.`,
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,12 +10,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
@@ -40,18 +38,19 @@ type stack struct {
 	server, s3        *httptest.Server
 	apple             *applefake.Server
 	name, apiKey, cli string
+	jwtKeys           string // JWT_SECRET
 	endpoint, table   string
 	// The service's DynamoDB pool, whose idle connections are closed
 	// before resources are counted.
 	dbTransport *http.Transport
-	dynamo      *dynamolocal.Server
-	dirs        []string
+	client      *http.Client // the app's, over one keep-alive pool
+	closers     []func()     // run last first
 }
 
 // newStack builds the service; on an error, what was started is stopped
 // again. name names the table, the folders, the JWT key and the client.
 func newStack(ctx context.Context, o *options, name string, logOut io.Writer, extraEnv map[string]string, db ...func(*dynamodb.Options)) (s *stack, err error) {
-	s = &stack{name: name, endpoint: os.Getenv("DYNAMODB_ENDPOINT"), table: name + "-" + randomHex(6)}
+	s = &stack{name: name, endpoint: os.Getenv("DYNAMODB_ENDPOINT"), table: name + "-" + rand.Text()[:12]}
 	defer func() {
 		if err != nil {
 			s.close()
@@ -63,24 +62,29 @@ func newStack(ctx context.Context, o *options, name string, logOut io.Writer, ex
 	}
 	if s.endpoint == "" {
 		startCtx, cancel := context.WithTimeout(ctx, 90*time.Second)
-		s.dynamo, err = dynamolocal.Start(startCtx, dynamolocal.Options{})
+		dynamo, err := dynamolocal.Start(startCtx, dynamolocal.Options{})
 		cancel()
 		if err != nil {
 			return s, err
 		}
-		s.endpoint = s.dynamo.Endpoint
+		s.closers = append(s.closers, dynamo.Stop)
+		s.endpoint = dynamo.Endpoint
 	}
+	// Each its own: the sandbox opens a root to the turns' users.
+	var dirs []string
 	for _, kind := range []string{"work", "claude"} {
 		d, err := os.MkdirTemp("", "ovrlrd-"+name+"-"+kind+"-")
 		if err != nil {
 			return s, err
 		}
-		s.dirs = append(s.dirs, d)
+		s.closers = append(s.closers, func() { _ = os.RemoveAll(d) })
+		dirs = append(dirs, d)
 	}
 	s.apple = applefake.New()
 	// In this process, so its few KiB per turn are part of the RSS measured.
 	s.s3 = httptest.NewServer(gofakes3.New(s3mem.New()).Server())
-	s.apiKey = rand.Text()
+	s.closers = append(s.closers, s.apple.Close, s.s3.Close)
+	s.apiKey, s.jwtKeys = rand.Text(), name+"1:"+rand.Text()+rand.Text()
 	// No turn outlives the run, nor Lambda's limit, which the configuration
 	// enforces.
 	timeout := min(max(o.timeout, time.Second), 15*time.Minute).Round(time.Second)
@@ -89,14 +93,14 @@ func newStack(ctx context.Context, o *options, name string, logOut io.Writer, ex
 		"S3_ENDPOINT":         s.s3.URL,
 		"TABLE_NAME":          s.table,
 		"DYNAMODB_ENDPOINT":   s.endpoint,
-		"JWT_SECRET":          name + "1:" + rand.Text() + rand.Text(),
+		"JWT_SECRET":          s.jwtKeys,
 		"API_KEY":             s.apiKey,
 		"APPLE_JWKS_URL":      s.apple.URL,
 		"ALLOW_OPEN_SIGNUP":   "true",
 		"LOG_LEVEL":           o.logLevel,
 		"CLAUDE_PATH":         s.cli,
-		"CLAUDE_WORK_ROOT":    s.dirs[0],
-		"CLAUDE_CONFIG_ROOT":  s.dirs[1],
+		"CLAUDE_WORK_ROOT":    dirs[0],
+		"CLAUDE_CONFIG_ROOT":  dirs[1],
 		"CLAUDE_TIMEOUT":      timeout.String(),
 		"CLAUDE_IDLE_TIMEOUT": min(timeout, 30*time.Second).String(),
 	}
@@ -107,18 +111,31 @@ func newStack(ctx context.Context, o *options, name string, logOut io.Writer, ex
 	}
 	s.dbTransport = awshttp.NewBuildableClient().GetTransport()
 	useTransport := func(o *dynamodb.Options) { o.HTTPClient = &http.Client{Transport: s.dbTransport} }
-	if err := dynamolocal.CreateTable(ctx, store.NewDB(localAWS(), s.endpoint, useTransport), s.table); err != nil {
+	tables := store.NewDB(storetest.AWSConfig(), s.endpoint)
+	if err := dynamolocal.CreateTable(ctx, tables, s.table); err != nil {
 		return s, fmt.Errorf("create table: %w", err)
 	}
+	s.closers = append(s.closers, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = tables.Table(s.table).DeleteTable().Run(ctx)
+	})
 	s.app, err = gateway.NewStack(ctx, cfg, logs.New(logOut, cfg.LogLevel),
 		gateway.Options{DynamoDB: append([]func(*dynamodb.Options){useTransport}, db...)})
 	if err != nil {
 		return s, err
 	}
+	// Closed before the stand-ins and the table: it waits for the turns
+	// that finish in the background.
+	s.closers = append(s.closers, s.app.Close)
 	if err := s.app.Chat.Workspace.EnsureBucket(ctx); err != nil {
 		return s, fmt.Errorf("workspace bucket: %w", err)
 	}
+	// Closed first, it waits for the requests in flight, so for their turns.
 	s.server = httptest.NewServer(s.app.Handler())
+	s.closers = append(s.closers, s.server.Close)
+	s.client = &http.Client{Transport: &http.Transport{
+		MaxIdleConnsPerHost: 64 + o.turns + o.workers, DisableCompression: true, IdleConnTimeout: 30 * time.Second}}
 	return s, nil
 }
 
@@ -128,30 +145,17 @@ type Grant struct {
 	UserID       string `json:"userId"`
 }
 
-// newClient is a client of the gateway, keeping up to conns idle
-// connections.
-func (s *stack) newClient(conns int) *Client {
-	tr := &http.Transport{MaxIdleConnsPerHost: conns, DisableCompression: true, IdleConnTimeout: 30 * time.Second}
-	return &Client{base: s.server.URL, apiKey: s.apiKey, agent: "ovrlrd-" + s.name, HTTP: &http.Client{Transport: tr}}
-}
-
 // signIn signs a new user in through POST /auth, with an identity token
 // of the Apple stand-in.
-func (s *stack) signIn(ctx context.Context, c *Client, name string) (Grant, error) {
-	idt := s.apple.Mint(applefake.Claims{Subject: "001122." + name + "." + randomHex(4), Email: name + "@example.com", EmailVerified: true})
+func (s *stack) signIn(ctx context.Context, name string) (Grant, error) {
+	idt := s.apple.Mint(applefake.Claims{Subject: "001122." + name + "." + rand.Text()[:8], Email: name + "@example.com", EmailVerified: true})
 	b, _ := json.Marshal(map[string]string{"identityToken": idt})
+	status, body, err := s.Call(ctx, http.MethodPost, "/auth", string(b), "")
 	var g Grant
-	status, body, err := c.Call(ctx, http.MethodPost, "/auth", string(b), "", true)
-	if err != nil {
-		return g, err
+	if err == nil && (status != http.StatusOK || json.Unmarshal(body, &g) != nil || g.SessionToken == "") {
+		err = fmt.Errorf("POST /auth: %d %.200s", status, body)
 	}
-	if status != http.StatusOK {
-		return g, fmt.Errorf("POST /auth: %d %s", status, body)
-	}
-	if err := json.Unmarshal(body, &g); err != nil || g.SessionToken == "" {
-		return g, fmt.Errorf("POST /auth: unexpected body %.200s", body)
-	}
-	return g, nil
+	return g, err
 }
 
 // newConversation creates a conversation straight in the table (set-up,
@@ -161,51 +165,21 @@ func (s *stack) newConversation(ctx context.Context, userID string) (string, err
 	return c.ID, err
 }
 
-// closeIdle drops every idle keep-alive connection: the service's to
-// DynamoDB Local, and (server side) those to the gateway and the S3
-// stand-in. Call it only when no request is in flight.
+// closeIdle drops every idle keep-alive connection: the client's, the
+// service's to DynamoDB Local, and (server side) those to the gateway and
+// the S3 stand-in. Call it only when no request is in flight.
 func (s *stack) closeIdle() {
+	s.client.CloseIdleConnections()
 	s.dbTransport.CloseIdleConnections()
 	s.server.CloseClientConnections()
 	s.s3.CloseClientConnections()
 }
 
-// close stops everything the stack started; the server first, which waits
-// for the requests in flight, so for their turns.
+// close stops everything the stack started.
 func (s *stack) close() {
-	if s.server != nil {
-		s.server.Close()
+	for _, c := range slices.Backward(s.closers) {
+		c()
 	}
-	if s.app != nil {
-		s.app.Close()
-	}
-	if s.apple != nil {
-		s.apple.Close()
-	}
-	if s.s3 != nil {
-		s.s3.Close()
-	}
-	if s.table != "" && s.endpoint != "" {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_ = store.NewDB(localAWS(), s.endpoint).Table(s.table).DeleteTable().Run(ctx)
-		cancel()
-	}
-	if s.dynamo != nil {
-		s.dynamo.Stop()
-	}
-	for _, d := range s.dirs {
-		_ = os.RemoveAll(d)
-	}
-}
-
-func localAWS() aws.Config {
-	return aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")}
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // exitTB is what claudetest.FakeCLI reports a failed build to; it is

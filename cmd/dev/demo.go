@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
@@ -17,6 +18,7 @@ import (
 	"github.com/ovrlrd/cloud/internal/auth"
 	"github.com/ovrlrd/cloud/internal/devkit/anthropicfake"
 	"github.com/ovrlrd/cloud/internal/devkit/applefake"
+	"github.com/ovrlrd/cloud/internal/devkit/devenv"
 )
 
 // demo is the offline demo for newcomers: with no Claude credential the real
@@ -43,10 +45,14 @@ func demoSettings(getenv func(string) string, s3Addr string) (*demo, map[string]
 		if err != nil {
 			return nil, nil, fmt.Errorf("S3 stand-in: %w (DEV_S3_HOST and DEV_S3_PORT say where; port 0 picks a free one)", err)
 		}
-		s3 := &httptest.Server{Listener: ln, Config: &http.Server{Handler: s3Access(getenv("LOCAL_AWS_KEY"), gofakes3.New(s3mem.New()).Server())}}
+		mem := s3mem.New()
+		// sam local's bucket (events/env.json points it here); a new
+		// backend holds no bucket it could clash with.
+		_ = mem.CreateBucket(devenv.SAMLocalBucket)
+		s3 := &httptest.Server{Listener: ln, Config: &http.Server{Handler: s3Access(getenv("LOCAL_AWS_KEY"), gofakes3.New(mem).Server())}}
 		s3.Start()
 		d.closers = append(d.closers, s3.Close)
-		env["S3_ENDPOINT"] = dialURL(ln.Addr())
+		env["S3_ENDPOINT"] = s3.URL
 	}
 	if getenv("ANTHROPIC_API_KEY") == "" && getenv("CLAUDE_CODE_OAUTH_TOKEN") == "" && getenv("CLAUDE_PROVIDER") == "" {
 		d.anthropic = anthropicfake.New(anthropicfake.Demo())
@@ -103,4 +109,28 @@ func (d *demo) banner(out io.Writer, addr, apiKey, token string) {
 	fmt.Fprintf(out, "  curl -N -X POST http://%s/chat/stream -H \"X-API-Key: $KEY\" -H \"Authorization: Bearer $TOKEN\" \\\n", addr)
 	fmt.Fprintln(out, "       -H 'Content-Type: application/json' -d '{\"message\":\"What is in this folder?\"}'")
 	fmt.Fprintln(out)
+}
+
+// s3Access opens the S3 stand-in as the functions' roles open their
+// bucket: to make dev's generated key (secret, so whatever signs with it is
+// this server), everywhere; to sam local's key (public, committed in
+// events/env.json), in sam local's bucket only, so a tool on this machine
+// that knows it reaches what sam local invocations wrote and nothing of
+// make dev's.
+func s3Access(own string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// SigV4 names the key in the Authorization header.
+		_, credential, _ := strings.Cut(r.Header.Get("Authorization"), "Credential=")
+		key, _, _ := strings.Cut(credential, "/")
+		// gofakes3 takes the bucket from the path's first segment.
+		bucket, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+		switch {
+		case own != "" && key == own:
+		case key == devenv.SAMLocalKey && bucket == devenv.SAMLocalBucket:
+		default:
+			http.Error(w, "AccessDenied", http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }

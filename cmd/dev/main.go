@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/ovrlrd/cloud/internal/claude"
 	"github.com/ovrlrd/cloud/internal/config"
+	"github.com/ovrlrd/cloud/internal/devkit/devenv"
 	"github.com/ovrlrd/cloud/internal/devkit/dynamolocal"
 	"github.com/ovrlrd/cloud/internal/devkit/gateway"
 	"github.com/ovrlrd/cloud/internal/procfs"
@@ -31,7 +33,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Getenv, os.Stdout, nil); err != nil {
+	if err := run(ctx, os.Getenv, os.Stdout, func(string) {}); err != nil {
 		fmt.Fprintln(os.Stderr, "dev:", err)
 		os.Exit(1)
 	}
@@ -41,20 +43,15 @@ func main() {
 // .local, which .gitignore covers). DynamoDB Local listens on
 // DEV_DYNAMODB_PORT, the S3 stand-in on DEV_S3_HOST:DEV_S3_PORT (defaults:
 // what events/env.json names for sam local; port 0 picks a free one).
-// ready, when set, learns the address the API listens on once it serves.
+// ready learns the address the API listens on once it serves.
 func run(ctx context.Context, getenv func(string) string, out io.Writer, ready func(addr string)) error {
-	dataDir := cmp.Or(getenv("DEV_DATA_DIR"), ".local")
-	dynamoPort, err := port(getenv, "DEV_DYNAMODB_PORT", config.DevDynamoDBPort)
+	dataDir, err := filepath.Abs(cmp.Or(getenv("DEV_DATA_DIR"), ".local"))
 	if err != nil {
 		return err
 	}
-	s3Port, err := port(getenv, "DEV_S3_PORT", config.DevS3Port)
+	dynamoPort, err := strconv.Atoi(cmp.Or(getenv("DEV_DYNAMODB_PORT"), strconv.Itoa(devenv.DevDynamoDBPort)))
 	if err != nil {
-		return err
-	}
-	absData, err := filepath.Abs(dataDir)
-	if err != nil {
-		return err
+		return fmt.Errorf("DEV_DYNAMODB_PORT: %w", err)
 	}
 	// Turns' users pass through the data folder to their own folders, but
 	// may not list it: DynamoDB Local's files and the secrets stay closed.
@@ -64,7 +61,8 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer, ready f
 	if err := os.Chmod(dataDir, 0o711); err != nil {
 		return err
 	}
-	secrets, created, err := loadOrCreateSecrets(filepath.Join(dataDir, "secrets.env"))
+	// The generated secrets, and then all this sets up for the functions.
+	local, created, err := loadOrCreateSecrets(filepath.Join(dataDir, "secrets.env"))
 	if err != nil {
 		return err
 	}
@@ -76,26 +74,36 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer, ready f
 		return err
 	}
 	defer srv.Stop()
+	// sam local's table (events/env.json points it here), in DynamoDB
+	// Local's database for its key and region.
+	ensure, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	samLocal := config.Config{Region: devenv.SAMLocalRegion, LocalAWSKey: config.NewSecret(devenv.SAMLocalKey), DynamoDBEndpoint: srv.Endpoint, TableName: devenv.DevTable}
+	if err := dynamolocal.EnsureAppTable(ensure, samLocal); err != nil {
+		return fmt.Errorf("sam local's table: %w", err)
+	}
 
-	d, demoEnv, err := demoSettings(layeredEnv(getenv, secrets), net.JoinHostPort(cmp.Or(getenv("DEV_S3_HOST"), "127.0.0.1"), strconv.Itoa(s3Port)))
+	// Anything the developer exports wins.
+	env := func(name string) string { return cmp.Or(getenv(name), local[name]) }
+	s3Addr := net.JoinHostPort(cmp.Or(getenv("DEV_S3_HOST"), "127.0.0.1"), cmp.Or(getenv("DEV_S3_PORT"), strconv.Itoa(devenv.DevS3Port)))
+	d, demoEnv, err := demoSettings(env, s3Addr)
 	if err != nil {
 		return err
 	}
 	defer d.close()
-	a, err := gateway.NewLocal(ctx, config.All, layeredEnv(getenv, secrets, demoEnv, map[string]string{
+	maps.Copy(local, demoEnv)
+	maps.Copy(local, map[string]string{
 		"STAGE":              "local",
-		"TABLE_NAME":         config.DevTable,
+		"TABLE_NAME":         devenv.DevTable,
 		"DYNAMODB_ENDPOINT":  srv.Endpoint,
-		"CLAUDE_WORK_ROOT":   filepath.Join(absData, "work"),
-		"CLAUDE_CONFIG_ROOT": filepath.Join(absData, "claude"),
-	}), out)
+		"CLAUDE_WORK_ROOT":   filepath.Join(dataDir, "work"),
+		"CLAUDE_CONFIG_ROOT": filepath.Join(dataDir, "claude"),
+	})
+	a, err := gateway.NewLocal(ctx, config.All, env, out)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	if err := ensureSAMLocal(ctx, srv.Endpoint, demoEnv["S3_ENDPOINT"], a.Log); err != nil {
-		return err
-	}
 	// On Linux a turn's orphans are re-parented here and reaped, and this
 	// process hides its environment; macOS offers neither (both return nil
 	// there), and runs find their processes by group and marker alone.
@@ -118,20 +126,18 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer, ready f
 	errc := make(chan error, 1)
 	go func() { errc <- server.Serve(ln) }()
 	addr := ln.Addr().String()
-	banner(out, addr, dataDir, secrets["API_KEY"], created, srv.Port(), demoEnv["S3_ENDPOINT"])
-	d.banner(out, addr, secrets["API_KEY"], token)
-	if ready != nil {
-		ready(addr)
-	}
+	banner(out, addr, dataDir, local["API_KEY"], created, srv.Port(), demoEnv["S3_ENDPOINT"])
+	d.banner(out, addr, local["API_KEY"], token)
+	ready(addr)
 
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
 	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := server.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	shutdown, cancelShutdown := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancelShutdown()
+	if err := server.Shutdown(shutdown); err != nil {
 		a.Log.Warn("shutdown", "err", err)
 	}
 	return nil
@@ -150,8 +156,8 @@ func banner(out io.Writer, addr, dataDir, apiKey string, created bool, dynamoPor
 		fmt.Fprintf(out, ", the S3 stand-in at %s", strings.TrimPrefix(s3, "http://"))
 	}
 	fmt.Fprintln(out, ".")
-	if dynamoPort != config.DevDynamoDBPort || (s3 != "" && !strings.HasSuffix(s3, ":"+strconv.Itoa(config.DevS3Port))) {
-		fmt.Fprintf(out, "events/env.json names ports %d and %d: give sam local a copy with these.\n", config.DevDynamoDBPort, config.DevS3Port)
+	if dynamoPort != devenv.DevDynamoDBPort || (s3 != "" && !strings.HasSuffix(s3, ":"+strconv.Itoa(devenv.DevS3Port))) {
+		fmt.Fprintf(out, "events/env.json names ports %d and %d: give sam local a copy with these.\n", devenv.DevDynamoDBPort, devenv.DevS3Port)
 	}
 	fmt.Fprintln(out)
 }

@@ -70,26 +70,26 @@ func TestDevServesSAMLocal(t *testing.T) {
 	defer cancel()
 
 	ddb := func(key string) *dynamodb.Client {
-		return dynamodb.NewFromConfig(aws.Config{Region: config.SAMLocalRegion, Credentials: credentials.NewStaticCredentialsProvider(key, key, "")},
+		return dynamodb.NewFromConfig(aws.Config{Region: devenv.SAMLocalRegion, Credentials: credentials.NewStaticCredentialsProvider(key, key, "")},
 			func(o *dynamodb.Options) { o.BaseEndpoint = aws.String("http://127.0.0.1:" + strconv.Itoa(dynamoPort)) })
 	}
 	items := func(key string) int32 {
 		t.Helper()
-		out, err := ddb(key).Scan(ctx, &dynamodb.ScanInput{TableName: aws.String(config.DevTable), Select: types.SelectCount})
+		out, err := ddb(key).Scan(ctx, &dynamodb.ScanInput{TableName: aws.String(devenv.DevTable), Select: types.SelectCount})
 		if err != nil {
-			t.Fatalf("table %s with key %s: %v", config.DevTable, key, err)
+			t.Fatalf("table %s with key %s: %v", devenv.DevTable, key, err)
 		}
 		return out.Count
 	}
 	if n := items(own); n == 0 {
 		t.Fatal("make dev's own table is empty: the demo user was not signed in")
 	}
-	if n := items(config.SAMLocalKey); n != 0 {
+	if n := items(devenv.SAMLocalKey); n != 0 {
 		t.Errorf("sam local's key sees %d items: make dev's own data", n)
 	}
 
 	s3c := func(key string) *s3.Client {
-		return s3.NewFromConfig(aws.Config{Region: config.SAMLocalRegion, Credentials: credentials.NewStaticCredentialsProvider(key, key, "")},
+		return s3.NewFromConfig(aws.Config{Region: devenv.SAMLocalRegion, Credentials: credentials.NewStaticCredentialsProvider(key, key, "")},
 			func(o *s3.Options) {
 				o.BaseEndpoint = aws.String("http://127.0.0.1:" + strconv.Itoa(s3Port))
 				o.UsePathStyle = true
@@ -99,8 +99,8 @@ func TestDevServesSAMLocal(t *testing.T) {
 		var re *awshttp.ResponseError
 		return errors.As(err, &re) && re.HTTPStatusCode() == 403
 	}
-	sam := s3c(config.SAMLocalKey)
-	if _, err := sam.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(config.SAMLocalBucket), Key: aws.String("users/u1/c1.tar.gz"),
+	sam := s3c(devenv.SAMLocalKey)
+	if _, err := sam.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(devenv.SAMLocalBucket), Key: aws.String("users/u1/c1.tar.gz"),
 		Body: strings.NewReader("x")}); err != nil {
 		t.Errorf("sam local's key in its bucket: %v", err)
 	}
@@ -110,7 +110,7 @@ func TestDevServesSAMLocal(t *testing.T) {
 	if _, err := sam.ListBuckets(ctx, &s3.ListBucketsInput{}); !denied(err) {
 		t.Errorf("sam local's key lists the buckets: %v, want 403", err)
 	}
-	for _, bucket := range []string{config.DefaultLocalBucket, config.SAMLocalBucket} {
+	for _, bucket := range []string{config.DefaultLocalBucket, devenv.SAMLocalBucket} {
 		if _, err := s3c(own).HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(bucket)}); err != nil {
 			t.Errorf("make dev's key in %s: %v", bucket, err)
 		}

@@ -11,7 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/ovrlrd/cloud/internal/config"
+	"github.com/ovrlrd/cloud/internal/devkit/devenv"
 	"github.com/ovrlrd/cloud/internal/devkit/dynamolocal"
 )
 
@@ -23,7 +23,7 @@ func TestLocalStandInsNeedTheGeneratedKey(t *testing.T) {
 		w.WriteHeader(http.StatusTeapot)
 	})))
 	defer ok.Close()
-	sam := config.SAMLocalKey
+	sam := devenv.SAMLocalKey
 	for _, c := range []struct {
 		key, path string
 		want      int
@@ -31,15 +31,15 @@ func TestLocalStandInsNeedTheGeneratedKey(t *testing.T) {
 		{"", "/ovrlrd-sessions?list-type=2", http.StatusForbidden},
 		{"local", "/ovrlrd-sessions?list-type=2", http.StatusForbidden},
 		{"LOCALKEY", "/ovrlrd-sessions?list-type=2", http.StatusTeapot},
-		{"LOCALKEY", "/" + config.SAMLocalBucket + "/users/u1/c1.tar.gz", http.StatusTeapot},
+		{"LOCALKEY", "/" + devenv.SAMLocalBucket + "/users/u1/c1.tar.gz", http.StatusTeapot},
 		{"LOCALKEY", "/", http.StatusTeapot},
-		{sam, "/" + config.SAMLocalBucket, http.StatusTeapot},
-		{sam, "/" + config.SAMLocalBucket + "?list-type=2&prefix=users/", http.StatusTeapot},
-		{sam, "/" + config.SAMLocalBucket + "/users/u1/c1.tar.gz", http.StatusTeapot},
+		{sam, "/" + devenv.SAMLocalBucket, http.StatusTeapot},
+		{sam, "/" + devenv.SAMLocalBucket + "?list-type=2&prefix=users/", http.StatusTeapot},
+		{sam, "/" + devenv.SAMLocalBucket + "/users/u1/c1.tar.gz", http.StatusTeapot},
 		{sam, "/", http.StatusForbidden}, // every bucket's name
 		{sam, "/ovrlrd-sessions?list-type=2", http.StatusForbidden},
 		{sam, "/ovrlrd-sessions/users/u1/c1.tar.gz", http.StatusForbidden},
-		{sam, "/" + config.SAMLocalBucket + "x/users/u1/c1.tar.gz", http.StatusForbidden},
+		{sam, "/" + devenv.SAMLocalBucket + "x/users/u1/c1.tar.gz", http.StatusForbidden},
 	} {
 		req, _ := http.NewRequest("GET", ok.URL+c.path, nil)
 		if c.key != "" {

@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -20,13 +21,11 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	flag.Parse() // takes the "--" before the command
+	os.Exit(run(flag.Args()))
 }
 
 func run(args []string) int {
-	if len(args) > 0 && args[0] == "--" {
-		args = args[1:]
-	}
 	if len(args) == 0 {
 		fmt.Fprintln(os.Stderr, "usage: dynamolocal -- command [args...]")
 		return 2

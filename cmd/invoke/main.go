@@ -24,11 +24,11 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
@@ -47,15 +47,8 @@ func main() {
 	}
 }
 
-// functions maps -fn to its configuration and its template resource.
-var functions = map[string]struct {
-	kind    config.Function
-	logical gateway.Function
-}{
-	"auth":   {config.Auth, gateway.Auth},
-	"chat":   {config.Chat, gateway.Chat},
-	"stream": {config.Stream, gateway.Stream},
-}
+// logicalIDs are the functions' resources in template.yaml, by -fn.
+var logicalIDs = map[config.Function]gateway.Function{config.Auth: gateway.Auth, config.Chat: gateway.Chat, config.Stream: gateway.Stream}
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("invoke", flag.ContinueOnError)
@@ -64,7 +57,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	fn, ok := functions[*fnName]
+	fn := config.Function(*fnName)
+	logical, ok := logicalIDs[fn]
 	if !ok || fs.NArg() != 1 {
 		return errors.New("usage: invoke -fn auth|chat|stream EVENT.json")
 	}
@@ -76,47 +70,48 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return errors.New("DYNAMODB_ENDPOINT is not set: run through `make invoke`, which starts DynamoDB Local")
 	}
 
-	defaults := map[string]string{"STAGE": "local", "TABLE_NAME": "ovrlrd-invoke", "JWT_SECRET": "invoke:" + rand.Text() + rand.Text()}
-	if getenv("S3_ENDPOINT") == "" {
-		s3 := httptest.NewServer(gofakes3.New(s3mem.New()).Server())
-		defer s3.Close()
-		defaults["S3_ENDPOINT"] = s3.URL
+	// Unused when S3_ENDPOINT is exported, and then harmless: in memory.
+	s3 := httptest.NewServer(gofakes3.New(s3mem.New()).Server())
+	defer s3.Close()
+	defaults := map[string]string{
+		"STAGE": "local", "TABLE_NAME": "ovrlrd-invoke", "JWT_SECRET": "invoke:" + rand.Text() + rand.Text(), "S3_ENDPOINT": s3.URL,
 	}
-	s, err := gateway.NewLocal(ctx, fn.kind, func(name string) string { return cmp.Or(getenv(name), defaults[name]) }, stderr)
+	s, err := gateway.NewLocal(ctx, fn, func(name string) string { return cmp.Or(getenv(name), defaults[name]) }, stderr)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
 	// What each function's main.go hands the Lambda runtime.
-	h := map[gateway.Function]func(context.Context, json.RawMessage) (any, error){
-		gateway.Auth: func(ctx context.Context, raw json.RawMessage) (any, error) {
-			var ev events.APIGatewayV2HTTPRequest
-			if err := json.Unmarshal(raw, &ev); err != nil {
-				return nil, fmt.Errorf("not an HTTP API (payload 2.0) event: %w", err)
-			}
-			return s.Auth()(ctx, ev)
+	handler := map[config.Function]func(context.Context, json.RawMessage) (any, error){
+		config.Auth: func(ctx context.Context, raw json.RawMessage) (any, error) {
+			// The typed handler, wrapped as lambda.Start wraps it.
+			out, err := lambda.NewHandler(s.Auth()).Invoke(ctx, raw)
+			return json.RawMessage(out), err
 		},
-		gateway.Chat:   s.Chat.Lambda(),
-		gateway.Stream: s.Stream.Lambda(),
-	}[fn.logical]
+		config.Chat:   s.Chat.Lambda(),
+		config.Stream: s.Stream.Lambda(),
+	}[fn]
 
 	// The invocation gets what Lambda gives it: a request id and the
 	// function's timeout from template.yaml as its deadline.
 	ictx, cancel := context.WithTimeout(lambdacontext.NewContext(ctx, &lambdacontext.LambdaContext{
-		AwsRequestID:       "invoke-" + strconv.FormatInt(time.Now().UnixNano(), 36),
+		AwsRequestID:       "invoke-" + rand.Text(),
 		InvokedFunctionArn: "arn:aws:lambda:" + s.Config.Region + ":000000000000:function:" + *fnName,
-	}), functionTimeout(string(fn.logical)))
+	}), functionTimeout(string(logical)))
 	defer cancel()
-	out, err := h(ictx, event)
+	out, err := handler(ictx, event)
 	if err != nil {
 		return err
 	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
 	resp, ok := out.(*events.LambdaFunctionURLStreamingResponse)
 	if !ok {
-		return writeJSON(stdout, out)
+		return enc.Encode(out)
 	}
 	defer resp.Close()
-	if err := writeJSON(stdout, map[string]any{"statusCode": resp.StatusCode, "headers": resp.Headers, "cookies": resp.Cookies}); err != nil {
+	if err := enc.Encode(map[string]any{"statusCode": resp.StatusCode, "headers": resp.Headers, "cookies": resp.Cookies}); err != nil {
 		return err
 	}
 	_, err = io.Copy(stdout, resp.Body)
@@ -128,16 +123,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 func functionTimeout(logical string) time.Duration {
 	if tpl, err := samtemplate.Load("template.yaml"); err == nil {
 		p, _ := tpl.Resources()[logical]["Properties"].(map[string]any)
-		if n, err := strconv.Atoi(fmt.Sprint(p["Timeout"])); err == nil && n > 0 {
-			return time.Duration(n) * time.Second
+		if d, err := time.ParseDuration(fmt.Sprint(p["Timeout"]) + "s"); err == nil && d > 0 {
+			return d
 		}
 	}
 	return 15 * time.Minute
-}
-
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	return enc.Encode(v)
 }

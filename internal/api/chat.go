@@ -14,10 +14,11 @@ type Conversations interface {
 	Conversation(ctx context.Context, userID, convID string) (ovrlrd.Conversation, error)
 	ListConversations(ctx context.Context, userID string, page ovrlrd.Page) ([]ovrlrd.Conversation, string, error)
 	Messages(ctx context.Context, convID string, page ovrlrd.Page) ([]ovrlrd.Message, string, error)
-	AppendMessage(ctx context.Context, userID, convID string, role ovrlrd.Role, content string) (ovrlrd.Message, error)
+	// AppendMessage counts the request against each of limits in the
+	// same transaction.
+	AppendMessage(ctx context.Context, userID, convID string, role ovrlrd.Role, content string, limits ...ovrlrd.RateLimit) (ovrlrd.Message, error)
 	DeleteConversation(ctx context.Context, userID, convID string) error
-	UsageToday(ctx context.Context, userID string) (ovrlrd.DailyUsage, error)
-	StartTurn(ctx context.Context, t ovrlrd.TurnStart) (ovrlrd.Conversation, ovrlrd.Message, error)
+	StartTurn(ctx context.Context, t ovrlrd.TurnStart) (ovrlrd.TurnStarted, error)
 	CancelRun(ctx context.Context, convID string) error
 	Outcome(ctx context.Context, convID, holder string) (ovrlrd.TurnOutcome, error)
 	UndoStartTurn(ctx context.Context, t ovrlrd.Turn) error
@@ -90,12 +91,24 @@ func (s *server) getConversation(w http.ResponseWriter, r *http.Request, p auth.
 		writeError(w, r, s.Log, err)
 		return
 	}
-	conv, err := s.Conversations.Conversation(r.Context(), p.UserID, r.PathValue("id"))
-	if err != nil {
-		writeError(w, r, s.Log, err)
-		return
+	// The messages are read alongside the conversation, whose read proves
+	// the user owns it: they are never sent when it does not.
+	var (
+		msgs    []ovrlrd.Message
+		cursor  string
+		msgsErr error
+	)
+	id := r.PathValue("id")
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		msgs, cursor, msgsErr = s.Conversations.Messages(r.Context(), id, pg)
+	}()
+	conv, err := s.Conversations.Conversation(r.Context(), p.UserID, id)
+	<-read
+	if err == nil {
+		err = msgsErr
 	}
-	msgs, cursor, err := s.Conversations.Messages(r.Context(), conv.ID, pg)
 	if err != nil {
 		writeError(w, r, s.Log, err)
 		return
@@ -139,15 +152,14 @@ func (b *eventBody) Validate() error {
 	return ovrlrd.CheckText("content", b.Content)
 }
 
-func (s *server) postEvent(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+func (s *server) postEvent(w http.ResponseWriter, r *http.Request, p auth.Principal, m *meter) {
 	var body eventBody
 	if err := Decode(r, &body); err != nil {
-		writeError(w, r, s.Log, err)
+		m.answer(w, r, err)
 		return
 	}
-	msg, err := s.Conversations.AppendMessage(r.Context(), p.UserID, r.PathValue("id"), *body.Role, body.Content)
-	if err != nil {
-		writeError(w, r, s.Log, err)
+	msg, err := s.Conversations.AppendMessage(r.Context(), p.UserID, r.PathValue("id"), *body.Role, body.Content, m.Limit)
+	if !m.answer(w, r, err) {
 		return
 	}
 	writeJSON(w, http.StatusOK, successResponse{Success: true, MessageID: msg.ID})

@@ -76,12 +76,12 @@ func NewChat(d Deps) http.Handler {
 	// Account deletion finishes with the user's S3 data, which this
 	// function reaches and the auth function does not.
 	mux.HandleFunc("DELETE /auth/account", s.authed(classAccount, s.Limits.Auth, s.noContent(s.Auth.DeleteAccount)))
-	mux.HandleFunc("GET /chat", s.authed(classRead, s.Limits.Read, s.listConversations))
-	mux.HandleFunc("GET /chat/{id}", s.authed(classRead, s.Limits.Read, s.getConversation))
+	mux.HandleFunc("GET /chat", s.reading(classRead, s.Limits.Read, s.listConversations))
+	mux.HandleFunc("GET /chat/{id}", s.reading(classRead, s.Limits.Read, s.getConversation))
 	mux.HandleFunc("DELETE /chat/{id}", s.authed(classWrite, s.Limits.Write, s.deleteConversation))
-	mux.HandleFunc("POST /chat/{id}/events", s.authed(classWrite, s.Limits.Write, s.postEvent))
-	mux.HandleFunc("POST /chat", s.authed(classTurn, s.Limits.Turn, s.buffered))
-	mux.HandleFunc("POST /chat/{id}", s.authed(classTurn, s.Limits.Turn, s.buffered))
+	mux.HandleFunc("POST /chat/{id}/events", s.metered(classWrite, s.Limits.Write, s.postEvent))
+	mux.HandleFunc("POST /chat", s.metered(classTurn, s.Limits.Turn, s.buffered))
+	mux.HandleFunc("POST /chat/{id}", s.metered(classTurn, s.Limits.Turn, s.buffered))
 	mux.HandleFunc("POST /chat/{id}/cancel", s.authed(classWrite, s.Limits.Write, s.cancel))
 	mux.HandleFunc("POST /devices", s.authed(classWrite, s.Limits.Write, s.putDevice))
 	mux.HandleFunc("DELETE /devices/{token}", s.authed(classWrite, s.Limits.Write, s.deleteDevice))
@@ -92,8 +92,8 @@ func NewChat(d Deps) http.Handler {
 // refuses what did not come through CloudFront.
 func NewStream(d Deps) http.Handler {
 	s, mux := newServer(d), http.NewServeMux()
-	mux.HandleFunc("POST /chat/stream", s.authed(classTurn, s.Limits.Turn, s.stream))
-	mux.HandleFunc("POST /chat/{id}/stream", s.authed(classTurn, s.Limits.Turn, s.stream))
+	mux.HandleFunc("POST /chat/stream", s.metered(classTurn, s.Limits.Turn, s.stream))
+	mux.HandleFunc("POST /chat/{id}/stream", s.metered(classTurn, s.Limits.Turn, s.stream))
 	guarded := s.guard(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.fromOrigin(r) {

@@ -50,24 +50,19 @@ type streamBody struct {
 // missing one is empty), the limits and the tools.
 func (b *streamBody) Validate() error { return nil }
 
-func (s *server) begin(w http.ResponseWriter, r *http.Request, p auth.Principal, allowTools bool) (ovrlrd.Turn, bool) {
+func (s *server) begin(w http.ResponseWriter, r *http.Request, p auth.Principal, m *meter, allowTools bool) (ovrlrd.Turn, bool) {
 	var body streamBody
 	if err := Decode(r, &body); err != nil {
-		writeError(w, r, s.Log, err)
-		return ovrlrd.Turn{}, false
+		return ovrlrd.Turn{}, m.answer(w, r, err)
 	}
 	if !allowTools && body.AllowedTools != nil {
-		writeError(w, r, s.Log, ovrlrd.Errorf(ovrlrd.EINVALID, `Unknown field "allowedTools".`))
-		return ovrlrd.Turn{}, false
+		return ovrlrd.Turn{}, m.answer(w, r, ovrlrd.Errorf(ovrlrd.EINVALID, `Unknown field "allowedTools".`))
 	}
 	j, err := BeginTurn(r.Context(), s.Conversations, ovrlrd.TurnRequest{
 		UserID: p.UserID, ConversationID: r.PathValue("id"), Message: body.Message, AllowedTools: body.AllowedTools,
+		Limit: m.Limit,
 	}, s.TurnRules)
-	if err != nil {
-		writeError(w, r, s.Log, err)
-		return ovrlrd.Turn{}, false
-	}
-	return j, true
+	return j, m.answer(w, r, err)
 }
 
 // TurnRules are the server's limits on the turns its clients begin.
@@ -76,42 +71,36 @@ type TurnRules struct {
 	DailyBudgetUSD float64  // refuses new turns once a user's day cost this much; 0: no budget
 }
 
-// BeginTurn checks a request and writes what precedes the turn's run: the
-// conversation if new, the opening message and the lease, in one
-// transaction. Its errors are answered as JSON, before any event.
+// BeginTurn checks a request and writes what precedes the turn's run, in
+// one transaction: the count against the user's limit and the budget, the
+// conversation if new, the opening message and the lease. Its errors are
+// answered as JSON, before any event.
 func BeginTurn(ctx context.Context, st Conversations, req ovrlrd.TurnRequest, rules TurnRules) (ovrlrd.Turn, error) {
 	if err := req.Check(rules.AllowList); err != nil {
 		return ovrlrd.Turn{}, err
 	}
-	if rules.DailyBudgetUSD > 0 {
-		day, err := st.UsageToday(ctx, req.UserID)
-		if err != nil {
-			return ovrlrd.Turn{}, err
-		}
-		if day.CostUSD >= rules.DailyBudgetUSD {
-			return ovrlrd.Turn{}, ovrlrd.Errorf(ovrlrd.ERATELIMIT, "Your daily budget of $%.2f is spent. It renews at midnight UTC.", rules.DailyBudgetUSD)
-		}
-	}
 	holder := rand.Text()
-	conv, opening, err := st.StartTurn(ctx, ovrlrd.TurnStart{
+	started, err := st.StartTurn(ctx, ovrlrd.TurnStart{
 		UserID: req.UserID, ConversationID: req.ConversationID,
 		Message: req.Opening(), Holder: holder, Lease: ovrlrd.StartLease,
+		Limit: req.Limit, BudgetUSD: rules.DailyBudgetUSD,
 	})
 	if err != nil {
 		return ovrlrd.Turn{}, err
 	}
+	conv := started.Conversation
 	return ovrlrd.Turn{
 		UserID: req.UserID, ConversationID: conv.ID, Holder: holder,
 		Message: req.Message, AllowedTools: req.Tools(), New: req.ConversationID == "",
-		OpeningID: opening.ID, Workspace: conv.Workspace,
+		OpeningID: started.Opening.ID, Workspace: conv.Workspace,
 		ClaudeSessionID: aws.ToString(conv.ClaudeSessionID), Title: aws.ToString(conv.Title),
 	}, nil
 }
 
 // stream is POST /chat/stream and /chat/{id}/stream: the turn as
 // Server-Sent Events. Errors before the stream are JSON with their status.
-func (s *server) stream(w http.ResponseWriter, r *http.Request, p auth.Principal) {
-	j, ok := s.begin(w, r, p, true)
+func (s *server) stream(w http.ResponseWriter, r *http.Request, p auth.Principal, m *meter) {
+	j, ok := s.begin(w, r, p, m, true)
 	if !ok {
 		return
 	}
@@ -143,8 +132,8 @@ type bufferedResponse struct {
 // buffered is POST /chat and /chat/{id}: the same turn, answered as one
 // JSON body when it ends in time, else 202 while it finishes, is saved and
 // is pushed in the background.
-func (s *server) buffered(w http.ResponseWriter, r *http.Request, p auth.Principal) {
-	j, ok := s.begin(w, r, p, false)
+func (s *server) buffered(w http.ResponseWriter, r *http.Request, p auth.Principal, m *meter) {
+	j, ok := s.begin(w, r, p, m, false)
 	if !ok {
 		return
 	}

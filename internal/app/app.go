@@ -63,7 +63,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, dynamoDB ...f
 	if err != nil {
 		return nil, err
 	}
-	policy := auth.NewPolicy(cfg.SignIn.ApprovedEmails, cfg.SignIn.ApprovedAppleIDs, cfg.SignIn.AllowOpenSignup)
+	policy := auth.Policy{Emails: cfg.SignIn.ApprovedEmails, AppleIDs: cfg.SignIn.ApprovedAppleIDs, OpenSignup: cfg.SignIn.AllowOpenSignup}
 	if !policy.Listed() {
 		log.Info("sign-up policy: no allow-list", "openSignup", cfg.SignIn.AllowOpenSignup)
 	}

@@ -3,11 +3,14 @@ package app_test
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -415,12 +418,35 @@ func partitionSize(t *testing.T, pk string) int {
 	return len(items)
 }
 
-// What each route costs in DynamoDB round trips, once the session check is
-// cached: the route's own work, plus the one UpdateItem of the rate limit.
+// firstByte records when a handler began its response.
+type firstByte struct {
+	http.ResponseWriter
+	at *atomic.Pointer[time.Time]
+}
+
+func (w firstByte) mark() {
+	now := time.Now()
+	w.at.CompareAndSwap(nil, &now)
+}
+func (w firstByte) WriteHeader(code int)        { w.mark(); w.ResponseWriter.WriteHeader(code) }
+func (w firstByte) Write(b []byte) (int, error) { w.mark(); return w.ResponseWriter.Write(b) }
+func (w firstByte) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// What each route costs in DynamoDB calls once the session check is
+// cached, and how many round trips its client waits for one after another
+// before the response starts: one on every route here, whatever runs
+// beside it (the rate limit, the conversation's read, the window's read).
 func TestDynamoDBCallsPerRoute(t *testing.T) {
-	s := newStack(t)
+	base := newStack(t)
+	var began atomic.Pointer[time.Time]
+	s := *base
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		base.app.Handler().ServeHTTP(firstByte{w, &began}, r)
+	}))
+	t.Cleanup(s.Server.Close)
 	tok, uid := s.signIn(t, uniqueSub("cost"), "")
 	c := newConversation(t, uid)
+	idle := newConversation(t, uid)
 	s.call(t, "GET", "/chat?limit=1", "", tok) // caches the session check
 	cases := []struct {
 		name, method, path, body string
@@ -428,17 +454,31 @@ func TestDynamoDBCallsPerRoute(t *testing.T) {
 	}{
 		{"list", "GET", "/chat", "", map[string]int{"Query": 1, "UpdateItem": 1}},
 		{"detail", "GET", "/chat/" + c.ID, "", map[string]int{"GetItem": 1, "Query": 1, "UpdateItem": 1}},
-		{"event", "POST", "/chat/" + c.ID + "/events", `{"content":"x"}`, map[string]int{"TransactWriteItems": 1, "UpdateItem": 1}},
-		{"missing detail", "GET", "/chat/6f1c0000-0000-4000-8000-000000000000", "", map[string]int{"GetItem": 1, "UpdateItem": 1}},
+		{"event", "POST", "/chat/" + c.ID + "/events", `{"content":"x"}`, map[string]int{"GetItem": 1, "TransactWriteItems": 1}},
+		{"missing detail", "GET", "/chat/6f1c0000-0000-4000-8000-000000000000", "", map[string]int{"GetItem": 1, "Query": 1, "UpdateItem": 1}},
+		// Before the first byte: the start's transaction, the window's read
+		// and, for an existing conversation, its read.
+		{"new turn", "POST", "/chat/stream", `{"message":"hi"}`, map[string]int{"GetItem": 1, "TransactWriteItems": 1}},
+		{"turn", "POST", "/chat/" + idle.ID + "/stream", `{"message":"hi"}`, map[string]int{"GetItem": 2, "TransactWriteItems": 1}},
 	}
 	for _, k := range cases {
 		s.calls.Take()
+		began.Store(nil)
 		if r := s.call(t, k.method, k.path, k.body, tok); r.status >= 500 {
 			t.Fatalf("%s: %d", k.name, r.status)
 		}
-		if got := s.calls.Take(); fmt.Sprint(got) != fmt.Sprint(k.want) {
-			t.Errorf("%s: calls %v, want %v", k.name, got, k.want)
+		got, sequential := s.calls.Waited(*began.Load())
+		if fmt.Sprint(got) != fmt.Sprint(k.want) || sequential != 1 {
+			t.Errorf("%s: before the response, calls %v in %d round trips, want %v in 1", k.name, got, sequential, k.want)
 		}
+	}
+	// A session the instance has not checked yet adds one round trip.
+	fresh, _ := s.signIn(t, uniqueSub("cost"), "")
+	s.calls.Take()
+	began.Store(nil)
+	s.call(t, "GET", "/chat", "", fresh)
+	if _, sequential := s.calls.Waited(*began.Load()); sequential != 2 {
+		t.Errorf("an unchecked session: %d round trips, want 2", sequential)
 	}
 }
 

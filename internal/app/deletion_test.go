@@ -114,7 +114,7 @@ func TestAnotherUsersHalfDeletedConversationIsNotFound(t *testing.T) {
 // moment the DELETE answered, on every instance.
 func TestAccountDeletionFinishesInTheBackground(t *testing.T) {
 	fault := &storetest.Fault{Op: "TransactWriteItems"}
-	s := newStackWith(t, gateway.Options{DynamoDB: faulting(fault), Chat: chatfn.Options{FinishBackoff: time.Millisecond}})
+	s := newStackWith(t, gateway.Options{DynamoDB: faulting(fault), FinishBackoff: time.Millisecond})
 	other := s.twin(t)
 	tok, uid := s.signIn(t, uniqueSub("bgdelete"), "")
 	conv := s.savedConversation(t, tok, uid)

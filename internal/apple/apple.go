@@ -31,9 +31,6 @@ const (
 	rateLimitWaitMax = time.Second
 	// Apple's tokens are about a kilobyte; larger input is not worth parsing.
 	maxTokenBytes = 8 << 10
-
-	msgUnauthorized = "Authentication failed"
-	msgUnavailable  = "Sign in with Apple is temporarily unavailable. Please try again."
 )
 
 // Identity is what a verified identity token says about the user.
@@ -106,7 +103,7 @@ func (v *Verifier) Verify(ctx context.Context, identityToken string) (Identity, 
 		return v.keys.key(ctx, t)
 	}); err != nil {
 		if errors.Is(err, errOutage) {
-			return Identity{}, ovrlrd.Wrap(ovrlrd.EUNAVAILABLE, msgUnavailable, err)
+			return Identity{}, ovrlrd.Wrap(ovrlrd.EUNAVAILABLE, "Sign in with Apple is temporarily unavailable. Please try again.", err)
 		}
 		return Identity{}, unauthorized(err)
 	}
@@ -117,5 +114,5 @@ func (v *Verifier) Verify(ctx context.Context, identityToken string) (Identity, 
 }
 
 func unauthorized(cause error) error {
-	return ovrlrd.Wrap(ovrlrd.EUNAUTHORIZED, msgUnauthorized, cause)
+	return ovrlrd.Wrap(ovrlrd.EUNAUTHORIZED, "Authentication failed", cause)
 }

@@ -15,13 +15,13 @@ import (
 // a request or a refresh, even if an earlier policy let the account in.
 func TestAllowListTrustsOnlyVerifiedEmail(t *testing.T) {
 	ctx := context.Background()
-	emailsOnly := auth.NewPolicy([]string{"boss@example.com"}, nil, false)
+	emailsOnly := auth.Policy{Emails: []string{"boss@example.com"}}
 	for _, verified := range []any{false, "false", nil, true, "true"} {
 		trusted := verified == true || verified == "true"
 		t.Run(fmt.Sprint(verified), func(t *testing.T) {
 			sub := uniq("013")
 			// Let in by Apple id, with the listed address, verified or not.
-			r := newRig(t, auth.NewPolicy(nil, []string{sub}, false))
+			r := newRig(t, auth.Policy{AppleIDs: []string{sub}})
 			mint := func() string {
 				return r.apple.Mint(applefake.Claims{Subject: sub, Email: "Boss@Example.com", EmailVerified: verified})
 			}

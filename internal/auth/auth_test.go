@@ -82,7 +82,7 @@ func (r *rig) instance(policy auth.Policy) *auth.Service {
 	return auth.New(o)
 }
 
-var open = auth.NewPolicy(nil, nil, true)
+var open = auth.Policy{OpenSignup: true}
 
 func (r *rig) signIn(sub, email string) auth.Grant {
 	r.t.Helper()
@@ -180,7 +180,7 @@ func TestSignInWhenAppleIsDown(t *testing.T) {
 }
 
 func TestAllowList(t *testing.T) {
-	listed := auth.NewPolicy([]string{"Boss@Example.com"}, []string{"001.listed"}, false)
+	listed := auth.Policy{Emails: []string{"Boss@Example.com"}, AppleIDs: []string{"001.listed"}}
 	r := newRig(t, listed)
 	ctx := context.Background()
 	signIn := func(sub, email string, verified any) error {
@@ -205,7 +205,7 @@ func TestAllowList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	after := r.instance(auth.NewPolicy([]string{"other@example.com"}, nil, false))
+	after := r.instance(auth.Policy{Emails: []string{"other@example.com"}})
 	_, err = after.Authenticate(ctx, bearer(g.SessionToken))
 	expect(t, err, ovrlrd.EUNAUTHORIZED, "Invalid or expired token")
 	_, err = after.Refresh(ctx, bearer(g.SessionToken), client)
@@ -216,7 +216,7 @@ func TestAllowList(t *testing.T) {
 }
 
 func TestSignUpClosedWithoutLists(t *testing.T) {
-	r := newRig(t, auth.NewPolicy(nil, nil, false))
+	r := newRig(t, auth.Policy{})
 	_, err := r.svc.SignIn(context.Background(), auth.SignInRequest{IdentityToken: r.apple.Mint(
 		applefake.Claims{Subject: uniq("006")})}, client)
 	expect(t, err, ovrlrd.EFORBIDDEN, "User not authorized")

@@ -10,19 +10,13 @@ import (
 // someone from a list locks them out. With both lists empty, existing users
 // keep their access and new sign-ups depend on OpenSignup.
 type Policy struct {
-	emails     []string
-	appleIDs   []string
-	openSignup bool
-}
-
-// NewPolicy builds a Policy; emails are compared case-insensitively and
-// Apple ids exactly.
-func NewPolicy(emails, appleIDs []string, openSignup bool) Policy {
-	return Policy{emails: emails, appleIDs: appleIDs, openSignup: openSignup}
+	Emails     []string // compared case-insensitively
+	AppleIDs   []string // compared exactly
+	OpenSignup bool
 }
 
 // Listed reports whether an allow-list is in force.
-func (p Policy) Listed() bool { return len(p.emails)+len(p.appleIDs) > 0 }
+func (p Policy) Listed() bool { return len(p.Emails)+len(p.AppleIDs) > 0 }
 
 // Allows reports whether an existing account may be used. email is only
 // trusted when Apple has verified it; pass "" otherwise.
@@ -31,13 +25,13 @@ func (p Policy) Allows(email, appleID string) bool {
 		return true
 	}
 	listed := func(e string) bool { return strings.EqualFold(e, email) }
-	return slices.Contains(p.appleIDs, appleID) || (email != "" && slices.ContainsFunc(p.emails, listed))
+	return slices.Contains(p.AppleIDs, appleID) || (email != "" && slices.ContainsFunc(p.Emails, listed))
 }
 
 // MaySignUp reports whether a new account may be created.
 func (p Policy) MaySignUp(email, appleID string) bool {
 	if !p.Listed() {
-		return p.openSignup
+		return p.OpenSignup
 	}
 	return p.Allows(email, appleID)
 }

@@ -169,24 +169,13 @@ func (i *Issuer) key(t *jwt.Token) (any, error) {
 	return []byte(k.Secret.Reveal()), nil
 }
 
-// bearerPrefix is the one spelling the app sends.
-const bearerPrefix = "Bearer "
-
 // Bearer returns the token of an Authorization header value. The prefix
-// must be exactly "Bearer " (capital B, one space) followed by a token that
-// does not start with more whitespace.
+// must be exactly "Bearer " (capital B, one space: the one spelling the app
+// sends) followed by a token that does not start with more whitespace.
 func Bearer(header string) (string, error) {
-	tok, ok := strings.CutPrefix(header, bearerPrefix)
-	var why string
-	switch {
-	case !ok:
-		why = "no Bearer prefix"
-	case tok == "":
-		why = "no token after the Bearer prefix"
-	case strings.TrimLeft(tok, " \t\r\n") != tok:
-		why = "whitespace after the Bearer prefix"
-	default:
-		return tok, nil
+	tok, ok := strings.CutPrefix(header, "Bearer ")
+	if !ok || tok == "" || strings.TrimLeft(tok, " \t\r\n") != tok {
+		return "", ovrlrd.Wrap(ovrlrd.EUNAUTHORIZED, ovrlrd.MsgMissingHeader, errors.New("no Bearer token"))
 	}
-	return "", ovrlrd.Wrap(ovrlrd.EUNAUTHORIZED, ovrlrd.MsgMissingHeader, errors.New(why))
+	return tok, nil
 }

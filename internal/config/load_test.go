@@ -177,10 +177,12 @@ func TestManyProblemsInOneError(t *testing.T) {
 	}
 }
 
-func TestLoadReportsNoSource(t *testing.T) {
+// A deployed stage whose SSM settings are invalid reads no secret, and says
+// so beside the settings' own problems.
+func TestLoadWithoutAValidSSMSource(t *testing.T) {
 	t.Parallel()
-	_, err := config.LoadWith(context.Background(), config.Auth, getenv(prodEnv()), nil)
-	wantAll(t, problems(t, err), "could not load jwt-keys, api-key")
+	_, err := config.Load(context.Background(), config.Auth, getenv(prodEnv("SSM_PREFIX", "ovrlrd/prod")))
+	wantAll(t, problems(t, err), "SSM_PREFIX: ", "could not load jwt-keys, api-key: SSM needs a valid SSM_PREFIX and AWS_REGION")
 }
 
 func TestMalformedValues(t *testing.T) {

@@ -69,9 +69,6 @@ func (c *Config) loadSecrets(ctx context.Context, r *reader, src SecretSource) {
 		}
 		names = append(names, "apns-key", "origin-secret", "origin-secret-previous")
 	}
-	if src == nil {
-		src = unavailable{"no secret source"}
-	}
 	found, err := src.Fetch(ctx, names)
 	if err != nil {
 		r.problemf("secrets: %w", err)

@@ -13,7 +13,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/ovrlrd/cloud/internal/config"
 	"github.com/ovrlrd/cloud/internal/devkit/ssmfake"
@@ -97,11 +96,11 @@ func ssmStore(t *testing.T, params map[string]string) (*paramstore.Store, *ssmfa
 	t.Helper()
 	srv := ssmfake.New(params)
 	t.Cleanup(srv.Close)
-	cfg := aws.Config{
-		Region:      "eu-west-1",
-		Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "test-secret", ""),
-	}
-	client := paramstore.NewClient(cfg, func(o *ssm.Options) { o.BaseEndpoint = aws.String(srv.URL) })
+	client := paramstore.NewClient(aws.Config{
+		Region:       "eu-west-1",
+		Credentials:  credentials.NewStaticCredentialsProvider("AKIDTEST", "test-secret", ""),
+		BaseEndpoint: aws.String(srv.URL),
+	})
 	return paramstore.New(client, prefix), srv
 }
 

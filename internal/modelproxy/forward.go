@@ -79,16 +79,12 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 type signing struct{ p *Proxy }
 
 func (t signing) RoundTrip(r *http.Request) (*http.Response, error) {
-	c := callFrom(r.Context())
-	if c == nil {
-		return nil, errors.New("modelproxy: request without a routed call")
-	}
 	creds, err := t.p.creds.Retrieve(r.Context())
 	if err != nil {
 		return nil, fmt.Errorf("modelproxy: no AWS credentials to sign with: %w", err)
 	}
 	signed := r.Clone(r.Context())
-	hash := sha256.Sum256(c.body)
+	hash := sha256.Sum256(callFrom(r.Context()).body)
 	err = v4.NewSigner().SignHTTP(r.Context(), creds, signed, hex.EncodeToString(hash[:]), "bedrock", t.p.o.Region, time.Now().UTC())
 	if err != nil {
 		return nil, errors.New("modelproxy: SigV4 signing failed")

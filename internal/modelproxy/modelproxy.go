@@ -139,12 +139,11 @@ func parseUpstream(raw string) (*url.URL, error) {
 
 func defaultTransport() *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
+	// The default's TLS handshake (10 s) and idle (90 s) timeouts stand.
 	t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
-	t.TLSHandshakeTimeout = 10 * time.Second
 	// A non-streaming Messages call may think for minutes before its
 	// headers; the API itself gives up after ten.
 	t.ResponseHeaderTimeout = 10 * time.Minute
-	t.IdleConnTimeout = 90 * time.Second
 	return t
 }
 
@@ -172,7 +171,7 @@ func (p *Proxy) Open(ctx context.Context) (ovrlrd.ModelSession, error) {
 		slots:  make(chan struct{}, maxInFlight),
 	}
 	p.sessions[tokenKey(token)] = s
-	s.stop = context.AfterFunc(sctx, func() { p.forget(s) })
+	context.AfterFunc(sctx, func() { p.forget(s) })
 	return s, nil
 }
 

@@ -16,7 +16,6 @@ type Session struct {
 	base   string
 	ctx    context.Context // ends with the session; every upstream request carries it
 	cancel context.CancelFunc
-	stop   func() bool   // unregisters the ctx watcher
 	slots  chan struct{} // holds one value per upstream request in flight (acquire)
 
 	mu    sync.Mutex
@@ -53,13 +52,10 @@ func (s *Session) Usage() ovrlrd.Usage {
 	return u
 }
 
-// Close refuses the token from now on (401) and cancels the session's
-// in-flight upstream requests.
-func (s *Session) Close() {
-	s.p.forget(s)
-	s.stop()
-	s.cancel()
-}
+// Close refuses the token from now on (401: lookup checks the session's
+// context before the map forgets it) and cancels the session's in-flight
+// upstream requests.
+func (s *Session) Close() { s.cancel() }
 
 // track registers a new response's counts, starting from the model the
 // request named, and returns the tap that fills them.

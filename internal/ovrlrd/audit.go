@@ -24,11 +24,3 @@ func (e AuditEvent) Subject() string {
 	}
 	return ""
 }
-
-// RateDecision is the outcome of counting one request against a limit.
-type RateDecision struct {
-	Allowed   bool
-	Limit     int
-	Remaining int
-	Reset     time.Time
-}

@@ -14,6 +14,9 @@ type TurnRequest struct {
 	ConversationID string   // empty: start a new conversation
 	Message        string   // the prompt, 1 to MaxMessage characters
 	AllowedTools   []string // tools the user approved for this turn
+	// Limit, if set, counts the request against its user's allowance in
+	// the transaction that begins the turn.
+	Limit RateLimit
 }
 
 // Turn is a begun turn, everything needed to run it: in this process, or
@@ -58,6 +61,25 @@ type TurnStart struct {
 	Message        NewMessage
 	Holder         string
 	Lease          time.Duration
+	// Limit, if valid, counts the turn against the user's allowance in
+	// the same transaction: ErrRateLimited when it is spent.
+	Limit RateLimit
+	// BudgetUSD, if positive, refuses the turn once the user's day cost
+	// this much (BudgetSpent).
+	BudgetUSD float64
+}
+
+// TurnStarted is what StartTurn wrote, and what it read alongside.
+type TurnStarted struct {
+	// Conversation is the turn's conversation, with the session, folders
+	// and title the turn resumes.
+	Conversation Conversation
+	Opening      Message // the message that opened the turn
+}
+
+// BudgetSpent refuses a turn of a user whose day cost budget dollars.
+func BudgetSpent(budget float64) error {
+	return Errorf(ERATELIMIT, "Your daily budget of $%.2f is spent. It renews at midnight UTC.", budget)
 }
 
 // TurnFinish is what a turn writes when it ends.

@@ -31,10 +31,10 @@ const (
 
 // NewClient returns an SSM client with bounded attempts and per-attempt
 // timeouts. The standard retryer retries throttling and transient errors.
-// cfg's endpoint resolution applies, so AWS_ENDPOINT_URL_SSM can point it at a
-// loopback stand-in.
-func NewClient(cfg aws.Config, optFns ...func(*ssm.Options)) *ssm.Client {
-	bounded := func(o *ssm.Options) {
+// cfg's endpoint resolution applies, so AWS_ENDPOINT_URL_SSM (or
+// cfg.BaseEndpoint) can point it at a loopback stand-in.
+func NewClient(cfg aws.Config) *ssm.Client {
+	return ssm.NewFromConfig(cfg, func(o *ssm.Options) {
 		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
 			so.MaxAttempts = MaxAttempts
 			so.MaxBackoff = maxBackoff
@@ -42,8 +42,7 @@ func NewClient(cfg aws.Config, optFns ...func(*ssm.Options)) *ssm.Client {
 		// A non-zero value would re-wrap the retryer with AWS_MAX_ATTEMPTS.
 		o.RetryMaxAttempts = 0
 		o.HTTPClient = awshttp.NewBuildableClient().WithTimeout(AttemptTimeout)
-	}
-	return ssm.NewFromConfig(cfg, append([]func(*ssm.Options){bounded}, optFns...)...)
+	})
 }
 
 // Store fetches parameters under a path prefix.
@@ -54,7 +53,6 @@ type Store struct {
 
 // New returns a Store whose names are relative to prefix: under
 // "/ovrlrd/prod", the name "api-key" is the parameter "/ovrlrd/prod/api-key".
-// With no prefix, names are full names.
 func New(client *ssm.Client, prefix string) *Store {
 	return &Store{client: client, prefix: strings.TrimSuffix(prefix, "/")}
 }
@@ -67,10 +65,7 @@ func (s *Store) Fetch(ctx context.Context, names []string) (map[string]string, e
 	full := make([]string, len(names))
 	byFull := make(map[string]string, len(names))
 	for i, n := range names {
-		full[i] = n
-		if s.prefix != "" {
-			full[i] = s.prefix + "/" + strings.TrimPrefix(n, "/")
-		}
+		full[i] = s.prefix + "/" + n
 		byFull[full[i]] = n
 	}
 	out, err := s.client.GetParameters(ctx, &ssm.GetParametersInput{

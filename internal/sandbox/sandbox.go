@@ -24,6 +24,7 @@
 package sandbox
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -64,8 +65,9 @@ type Config struct {
 	Mode Mode
 	UIDs Range // PerTurnUser only
 	// Roots are the folders that turns' folders live under (the working
-	// folders and the CLI's config folders). They are created if missing.
-	// Exclusive mode empties them after every turn.
+	// folders and the CLI's config folders), at least one: each turn's
+	// TMPDIR is made in the first. They are created if missing. Exclusive
+	// mode empties them after every turn.
 	Roots []string
 	Log   *slog.Logger
 }
@@ -83,9 +85,7 @@ type Pool struct {
 // above a root must be traversable by other users (the turn's user has to
 // reach its own folder), and the roots become traversable but not listable.
 func New(cfg Config) (*Pool, error) {
-	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.DiscardHandler)
-	}
+	cfg.Log = cmp.Or(cfg.Log, slog.New(slog.DiscardHandler))
 	if cfg.Mode == PerTurnUser {
 		if cfg.UIDs.First == 0 || cfg.UIDs.Last < cfg.UIDs.First {
 			return nil, fmt.Errorf("sandbox: the user id range %d-%d is empty or includes root", cfg.UIDs.First, cfg.UIDs.Last)
@@ -96,6 +96,9 @@ func New(cfg Config) (*Pool, error) {
 		// What turns create is their own: a file a tool writes to a
 		// shared folder is not readable by the turn running beside it.
 		privateUmask()
+	}
+	if len(cfg.Roots) == 0 {
+		return nil, errors.New("sandbox: no folder for turns' folders")
 	}
 	for _, root := range cfg.Roots {
 		if err := prepareRoot(root, cfg.Mode); err != nil {
@@ -168,17 +171,15 @@ func (p *Pool) Acquire() (*Box, error) {
 		}
 		b.uid, b.lock = int(uid), lock
 	}
-	if len(p.cfg.Roots) > 0 {
-		dir, err := os.MkdirTemp(p.cfg.Roots[0], ".tmp-")
-		if err != nil {
-			b.Release()
-			return nil, fmt.Errorf("sandbox: %w", err)
-		}
-		b.tmp = dir
-		if err := b.Own(dir); err != nil {
-			b.Release()
-			return nil, err
-		}
+	dir, err := os.MkdirTemp(p.cfg.Roots[0], ".tmp-")
+	if err != nil {
+		b.Release()
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	b.tmp = dir
+	if err := b.Own(dir); err != nil {
+		b.Release()
+		return nil, err
 	}
 	return b, nil
 }

@@ -16,14 +16,14 @@ import (
 // undo needs.
 func openTurn(t *testing.T, s *store.Store, uid, convID, holder string) ovrlrd.Turn {
 	t.Helper()
-	c, m, err := s.StartTurn(context.Background(), ovrlrd.TurnStart{
+	started, err := s.StartTurn(context.Background(), ovrlrd.TurnStart{
 		UserID: uid, ConversationID: convID, Holder: holder, Lease: time.Minute,
 		Message: ovrlrd.NewMessage{Role: ovrlrd.RoleUser, Content: "a question"},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ovrlrd.Turn{UserID: uid, ConversationID: c.ID, Holder: holder, OpeningID: m.ID, New: convID == ""}
+	return ovrlrd.Turn{UserID: uid, ConversationID: started.Conversation.ID, Holder: holder, OpeningID: started.Opening.ID, New: convID == ""}
 }
 
 // partitionItems counts what is left under a partition key.

@@ -52,11 +52,11 @@ func TestDeletedAccountWritesNothing(t *testing.T) {
 
 			_, err := r.AppendMessage(r.ctx, a.user.ID, a.convs[0], ovrlrd.RoleSystem, "✗ Denied: Bash")
 			r.refusedAsRevoked("append", err)
-			_, _, err = r.StartTurn(r.ctx, ovrlrd.TurnStart{UserID: a.user.ID, Holder: "h1", Lease: time.Minute,
+			_, err = r.StartTurn(r.ctx, ovrlrd.TurnStart{UserID: a.user.ID, Holder: "h1", Lease: time.Minute,
 				Message: ovrlrd.NewMessage{Role: ovrlrd.RoleUser, Content: "a new conversation"}})
 			r.refusedAsRevoked("start a new conversation's turn", err)
 			if state == "deleting" { // once deleted, the conversation is not found first
-				_, _, err = r.StartTurn(r.ctx, ovrlrd.TurnStart{UserID: a.user.ID, ConversationID: a.convs[0], Holder: "h2",
+				_, err = r.StartTurn(r.ctx, ovrlrd.TurnStart{UserID: a.user.ID, ConversationID: a.convs[0], Holder: "h2",
 					Lease: time.Minute, Message: ovrlrd.NewMessage{Role: ovrlrd.RoleUser, Content: "go on"}})
 				r.refusedAsRevoked("start a turn", err)
 			}

@@ -67,15 +67,19 @@ func checkMessage(role ovrlrd.Role, content string) error {
 // AppendMessage adds a message to convID and moves the conversation's
 // updatedAt to the message's time, in one transaction that requires the
 // conversation to exist and the account not to be being deleted: no message
-// outlives a deleted conversation or account.
-func (s *Store) AppendMessage(ctx context.Context, userID, convID string, role ovrlrd.Role, content string) (ovrlrd.Message, error) {
+// outlives a deleted conversation or account. The same transaction counts
+// the request against each of limits (ErrRateLimited when one is spent).
+func (s *Store) AppendMessage(ctx context.Context, userID, convID string, role ovrlrd.Role, content string, limits ...ovrlrd.RateLimit) (ovrlrd.Message, error) {
 	if err := checkMessage(role, content); err != nil {
 		return ovrlrd.Message{}, err
 	}
+	if err := checkGate(limits); err != nil {
+		return ovrlrd.Message{}, err
+	}
 	m := newMsgItem(userID, convID, role, content, 0)
-	err := s.touch(ctx, userID, convID, []*msgItem{m}, nil, func(tx *dynamo.WriteTx) {
-		tx.Check(s.accountOpen(userID))
-	}, errAccountDeleted)
+	err := s.touch(ctx, userID, convID, []*msgItem{m}, nil, nil, func(tx *dynamo.WriteTx) {
+		s.gate(tx, userID, 0, limits)
+	}, gateErrors(0, limits)...)
 	if err != nil {
 		return ovrlrd.Message{}, err
 	}
@@ -112,9 +116,10 @@ func (s *Store) Messages(ctx context.Context, convID string, page ovrlrd.Page) (
 // updatedAt becomes the last one's time. The update requires updatedAt <=
 // the new time, so the time never goes backwards; when a concurrent writer
 // got further, the next attempt uses the stored time instead, so no write is
-// lost.
+// lost. When a condition edit added fails, saw is given the conversation as
+// it is, and the write is tried again if it reports true.
 func (s *Store) touch(ctx context.Context, userID, convID string, msgs []*msgItem,
-	edit func(*dynamo.Update), extra func(*dynamo.WriteTx), failed ...error) error {
+	edit func(*dynamo.Update), saw func(cur convItem) bool, extra func(*dynamo.WriteTx), failed ...error) error {
 	if !isID(convID) {
 		return errConvNotFound
 	}
@@ -127,10 +132,13 @@ func (s *Store) touch(ctx context.Context, userID, convID string, msgs []*msgIte
 				return nil, errConvNotFound
 			}
 			var cur convItem
-			if err := dynamo.UnmarshalItem(reasons[0].Item, &cur); err != nil || cur.UpdatedAt <= at {
+			err := dynamo.UnmarshalItem(reasons[0].Item, &cur)
+			switch {
+			case err == nil && cur.UpdatedAt > at:
+				floor = cur.UpdatedAt
+			case err != nil || saw == nil || !saw(cur):
 				return nil, dbError("touch conversation", errors.Join(prev, err))
 			}
-			floor = cur.UpdatedAt
 		}
 		start := max(s.nowMillis(), floor)
 		at = start + int64(max(len(msgs)-1, 0))

@@ -17,32 +17,95 @@ type rateItem struct {
 	N int `dynamo:"n"`
 }
 
-// Hit counts one request against key's limit in the current fixed window.
-// It is one conditional UpdateItem, so it is exact across instances: of any
-// number of concurrent calls, exactly limit are allowed per window.
-func (s *Store) Hit(ctx context.Context, key string, limit int, window time.Duration) (ovrlrd.RateDecision, error) {
-	secs := int64(window / time.Second)
-	if key == "" || limit < 1 || secs < 1 {
-		return ovrlrd.RateDecision{}, ovrlrd.Errorf(ovrlrd.EINVALID, "A rate limit needs a key, a limit and a window of at least a second.")
-	}
-	// Aligning windows on the epoch (not on first use) needs no read.
-	start := s.now().Unix() / secs * secs
-	reset := time.Unix(start+secs, 0).UTC()
-	d := ovrlrd.RateDecision{Limit: limit, Reset: reset}
+const rateSK = "RL"
 
-	var it rateItem
-	err := s.table.Update(attrPK, "RL#"+key+"#"+strconv.FormatInt(start, 10)).Range(attrSK, "RL").
+func rateKey(l ovrlrd.RateLimit, now time.Time) string {
+	return "RL#" + l.Key + "#" + strconv.FormatInt(l.Start(now), 10)
+}
+
+var errInvalidLimit = ovrlrd.Errorf(ovrlrd.EINVALID, "A rate limit needs a key, a limit and a window of at least a second.")
+
+// countRate counts one request against l, and its condition refuses it
+// once the window holds l.N: alone it is Hit, in a transaction it costs no
+// round trip of its own.
+func (s *Store) countRate(l ovrlrd.RateLimit, now time.Time) *dynamo.Update {
+	return s.table.Update(attrPK, rateKey(l, now)).Range(attrSK, rateSK).
 		Add("n", 1).
-		Set(attrTTL, reset.Unix()).
-		If("attribute_not_exists('n') OR 'n' < ?", limit).
-		OnlyUpdatedValue(ctx, &it)
+		Set(attrTTL, l.Reset(now).Unix()).
+		If("attribute_not_exists('n') OR 'n' < ?", l.N)
+}
+
+// Hit counts one request against l in the current window. It is one
+// conditional UpdateItem, so it is exact across instances: of any number
+// of concurrent calls, exactly l.N are allowed per window.
+func (s *Store) Hit(ctx context.Context, l ovrlrd.RateLimit) (ovrlrd.RateDecision, error) {
+	if !l.Valid() {
+		return ovrlrd.RateDecision{}, errInvalidLimit
+	}
+	now := s.now()
+	var it rateItem
+	err := s.countRate(l, now).OnlyUpdatedValue(ctx, &it)
 	if dynamo.IsCondCheckFailed(err) {
-		return d, nil
+		return l.Decide(now, false, l.N), nil
 	}
 	if err != nil {
 		return ovrlrd.RateDecision{}, dbError("rate limit", err)
 	}
-	d.Allowed = true
-	d.Remaining = max(limit-it.N, 0)
-	return d, nil
+	return l.Decide(now, true, it.N), nil
+}
+
+// Counted is the decision for a request counted against l inside another
+// write, from the window's count read now. The read runs alongside that
+// write, so it may or may not include it: Remaining can be one too many.
+func (s *Store) Counted(ctx context.Context, l ovrlrd.RateLimit) (ovrlrd.RateDecision, error) {
+	if !l.Valid() {
+		return ovrlrd.RateDecision{}, errInvalidLimit
+	}
+	now := s.now()
+	var it rateItem
+	if err := s.get(ctx, "rate count", rateKey(l, now), rateSK, &it, nil); err != nil {
+		return ovrlrd.RateDecision{}, err
+	}
+	return l.Decide(now, true, it.N), nil
+}
+
+// gate adds what a counted write checks first to tx: each of limits (a
+// zero one counts nothing), the budget of the user's day when budgetUSD is
+// positive, and that the account is open. gateErrors answers their failed
+// conditions, in the same order.
+func (s *Store) gate(tx *dynamo.WriteTx, userID string, budgetUSD float64, limits []ovrlrd.RateLimit) {
+	now := s.now()
+	for _, l := range limits {
+		if l.Valid() {
+			tx.Update(s.countRate(l, now))
+		}
+	}
+	if budgetUSD > 0 {
+		tx.Check(s.table.Check(attrPK, userPK(userID)).Range(attrSK, usageSK(now)).
+			If("attribute_not_exists('costUsd') OR 'costUsd' < ?", budgetUSD))
+	}
+	tx.Check(s.accountOpen(userID))
+}
+
+func gateErrors(budgetUSD float64, limits []ovrlrd.RateLimit) []error {
+	var errs []error
+	for _, l := range limits {
+		if l.Valid() {
+			errs = append(errs, ovrlrd.ErrRateLimited)
+		}
+	}
+	if budgetUSD > 0 {
+		errs = append(errs, ovrlrd.BudgetSpent(budgetUSD))
+	}
+	return append(errs, errAccountDeleted)
+}
+
+// checkGate refuses a limit that is set but cannot count anything.
+func checkGate(limits []ovrlrd.RateLimit) error {
+	for _, l := range limits {
+		if l != (ovrlrd.RateLimit{}) && !l.Valid() {
+			return errInvalidLimit
+		}
+	}
+	return nil
 }

@@ -25,7 +25,7 @@ func TestHitConcurrent(t *testing.T) {
 	errs := make([]error, calls)
 	var wg sync.WaitGroup
 	for i := range calls {
-		wg.Go(func() { decisions[i], errs[i] = s.Hit(ctx, key, limit, time.Minute) })
+		wg.Go(func() { decisions[i], errs[i] = s.Hit(ctx, ovrlrd.RateLimit{Key: key, N: limit, Window: time.Minute}) })
 	}
 	wg.Wait()
 
@@ -59,7 +59,7 @@ func TestHitConcurrent(t *testing.T) {
 	}
 
 	clock.Advance(time.Minute)
-	d, err := s.Hit(ctx, key, limit, time.Minute)
+	d, err := s.Hit(ctx, ovrlrd.RateLimit{Key: key, N: limit, Window: time.Minute})
 	if err != nil || !d.Allowed || d.Remaining != limit-1 {
 		t.Fatalf("next window: %+v, %v", d, err)
 	}
@@ -70,15 +70,15 @@ func TestHitKeysAreSeparate(t *testing.T) {
 	ctx := context.Background()
 	s := clockedStore(newStepClock())
 	key := rand.Text()
-	if d, err := s.Hit(ctx, key, 1, time.Hour); err != nil || !d.Allowed {
+	if d, err := s.Hit(ctx, ovrlrd.RateLimit{Key: key, N: 1, Window: time.Hour}); err != nil || !d.Allowed {
 		t.Fatalf("first hit: %+v, %v", d, err)
 	}
-	if d, err := s.Hit(ctx, key, 1, time.Hour); err != nil || d.Allowed {
+	if d, err := s.Hit(ctx, ovrlrd.RateLimit{Key: key, N: 1, Window: time.Hour}); err != nil || d.Allowed {
 		t.Fatalf("second hit: %+v, %v; want denied", d, err)
 	}
-	if d, err := s.Hit(ctx, key+"#1", 1, time.Hour); err != nil || !d.Allowed {
+	if d, err := s.Hit(ctx, ovrlrd.RateLimit{Key: key + "#1", N: 1, Window: time.Hour}); err != nil || !d.Allowed {
 		t.Fatalf("another key: %+v, %v", d, err)
 	}
-	_, err := s.Hit(ctx, key, 0, time.Hour)
+	_, err := s.Hit(ctx, ovrlrd.RateLimit{Key: key, N: 0, Window: time.Hour})
 	expectCode(t, err, ovrlrd.EINVALID)
 }

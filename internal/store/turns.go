@@ -25,63 +25,118 @@ const (
 
 var errTurnRunning = ovrlrd.Errorf(ovrlrd.ECONFLICT, "A turn is already running for this conversation.")
 
-// StartTurn writes the opening message and takes the lease in one
-// transaction; for a new conversation, the conversation too. The same
-// transaction requires the account not to be being deleted. An existing
-// conversation costs one read after it, for its session id, folders and
-// title.
-func (s *Store) StartTurn(ctx context.Context, t ovrlrd.TurnStart) (ovrlrd.Conversation, ovrlrd.Message, error) {
+// savedMargin is how far apart the clocks of two instances may be. A turn
+// that finished this recently is not trusted to be in a read made beside
+// the transaction that starts the next (StartTurn); Lambda's clocks agree
+// far better than this, and the lease's own expiry relies on them too.
+const savedMargin = time.Second
+
+// StartTurn begins a turn in one transaction: it counts the turn against
+// the user's limit, checks the day's budget and that the account is open,
+// writes the opening message, takes the lease and, for a new conversation,
+// creates it; for an existing one, the same transaction proves that the
+// user owns it. Whatever fails, nothing is written.
+//
+// An existing conversation's session id, folders and title are read beside
+// that transaction, not after it, so the caller waits for one round trip.
+// The read could miss a turn that finished in between; so the transaction
+// requires the conversation's last save (savedAt) to predate the read by
+// savedMargin. A conversation saved more recently than that is started
+// again, on the state the failed transaction returned, now required to be
+// unchanged (its turnCount): a second round trip, only for a message sent
+// within a second of the answer before it.
+func (s *Store) StartTurn(ctx context.Context, t ovrlrd.TurnStart) (ovrlrd.TurnStarted, error) {
 	if err := checkMessage(t.Message.Role, t.Message.Content); err != nil {
-		return ovrlrd.Conversation{}, ovrlrd.Message{}, err
+		return ovrlrd.TurnStarted{}, err
 	}
 	if t.Holder == "" || t.Lease <= 0 {
-		return ovrlrd.Conversation{}, ovrlrd.Message{}, ovrlrd.Errorf(ovrlrd.EINVALID, "A turn needs a holder and a lease.")
+		return ovrlrd.TurnStarted{}, ovrlrd.Errorf(ovrlrd.EINVALID, "A turn needs a holder and a lease.")
+	}
+	limits := []ovrlrd.RateLimit{t.Limit}
+	if err := checkGate(limits); err != nil {
+		return ovrlrd.TurnStarted{}, err
 	}
 	if t.ConversationID == "" {
-		return s.startNewTurn(ctx, t)
+		return s.startNewTurn(ctx, t, limits)
 	}
+	if !isID(t.ConversationID) {
+		return ovrlrd.TurnStarted{}, errConvNotFound
+	}
+	readAt := s.nowMillis()
+	type read struct {
+		conv ovrlrd.Conversation
+		err  error
+	}
+	early := make(chan read, 1)
+	go func() {
+		conv, err := s.Conversation(ctx, t.UserID, t.ConversationID)
+		early <- read{conv, err}
+	}()
+	var seen *convItem // the conversation as a refused start found it
 	m := newMsgItem(t.UserID, t.ConversationID, t.Message.Role, t.Message.Content, 0)
-	// The lease is taken when none exists or the current one has expired,
-	// so a holder that died never locks a conversation for longer than one
-	// lease.
-	err := s.touch(ctx, t.UserID, t.ConversationID, []*msgItem{m}, nil, func(tx *dynamo.WriteTx) {
+	err := s.touch(ctx, t.UserID, t.ConversationID, []*msgItem{m}, func(u *dynamo.Update) {
+		switch {
+		case seen == nil:
+			u.If("attribute_not_exists('savedAt') OR 'savedAt' < ?", readAt-savedMargin.Milliseconds())
+		case seen.TurnCount == 0:
+			u.If("attribute_not_exists('turnCount')")
+		default:
+			u.If("'turnCount' = ?", seen.TurnCount)
+		}
+	}, func(cur convItem) bool {
+		seen = &cur
+		return true
+	}, func(tx *dynamo.WriteTx) {
+		s.gate(tx, t.UserID, t.BudgetUSD, limits)
+		// The lease is taken when none exists or the current one has
+		// expired, so a holder that died never locks a conversation for
+		// longer than one lease.
 		run := s.newRun(t.ConversationID, t.Holder, t.Lease)
-		tx.Check(s.accountOpen(t.UserID)).
-			Put(s.table.Put(run).If("attribute_not_exists($) OR 'expiresAt' < ?", attrPK, run.StartedAt))
-	}, errAccountDeleted, errTurnRunning)
-	if err != nil {
-		return ovrlrd.Conversation{}, ovrlrd.Message{}, err
+		tx.Put(s.table.Put(run).If("attribute_not_exists($) OR 'expiresAt' < ?", attrPK, run.StartedAt))
+	}, append(gateErrors(t.BudgetUSD, limits), errTurnRunning)...)
+	r := <-early
+	if errors.Is(err, errTurnRunning) && ovrlrd.IsCode(r.err, ovrlrd.ENOTFOUND) {
+		// Another user's conversation is not found, whether or not a turn
+		// of its own runs: the read of the user's own key tells.
+		err = r.err
 	}
-	// The conversation is read once the lease is held: from then on only
-	// this turn changes its session and folders, so the turn resumes what
-	// the turn before it saved, never an older state read before that one
-	// released the lease.
-	conv, err := s.Conversation(ctx, t.UserID, t.ConversationID)
 	if err != nil {
-		return ovrlrd.Conversation{}, ovrlrd.Message{}, err
+		return ovrlrd.TurnStarted{}, err
 	}
-	return conv, m.message(), nil
+	started := ovrlrd.TurnStarted{Conversation: r.conv, Opening: m.message()}
+	switch {
+	case seen != nil:
+		started.Conversation = seen.conversation()
+	case r.err != nil:
+		// The turn holds its lease, so a read from here on is current.
+		if started.Conversation, err = s.Conversation(ctx, t.UserID, t.ConversationID); err != nil {
+			return ovrlrd.TurnStarted{}, errors.Join(err, s.UndoStartTurn(ctx, ovrlrd.Turn{
+				UserID: t.UserID, ConversationID: t.ConversationID, Holder: t.Holder, OpeningID: m.ID}))
+		}
+	}
+	return started, nil
 }
 
-func (s *Store) startNewTurn(ctx context.Context, t ovrlrd.TurnStart) (ovrlrd.Conversation, ovrlrd.Message, error) {
+func (s *Store) startNewTurn(ctx context.Context, t ovrlrd.TurnStart, limits []ovrlrd.RateLimit) (ovrlrd.TurnStarted, error) {
 	if !isID(t.UserID) {
-		return ovrlrd.Conversation{}, ovrlrd.Message{}, ovrlrd.Errorf(ovrlrd.EINVALID, "The user id is invalid.")
+		return ovrlrd.TurnStarted{}, ovrlrd.Errorf(ovrlrd.EINVALID, "The user id is invalid.")
 	}
 	at := s.nowMillis()
 	conv := newConvItem(t.UserID, uuid.NewString(), at)
 	m := newMsgItem(t.UserID, conv.ID, t.Message.Role, t.Message.Content, at)
 	run := s.newRun(conv.ID, t.Holder, t.Lease)
 	err := s.runTx(ctx, "start turn", func(error) (*dynamo.WriteTx, error) {
-		return s.db.WriteTx().
-			Check(s.accountOpen(t.UserID)).
+		tx := s.db.WriteTx()
+		s.gate(tx, t.UserID, t.BudgetUSD, limits)
+		return tx.
 			Put(s.table.Put(conv).If("attribute_not_exists($)", attrPK)).
 			Put(s.table.Put(m).If("attribute_not_exists($)", attrPK)).
 			Put(s.table.Put(run).If("attribute_not_exists($)", attrPK)), nil
-	}, errAccountDeleted)
+	}, gateErrors(t.BudgetUSD, limits)...)
 	if err != nil {
-		return ovrlrd.Conversation{}, ovrlrd.Message{}, err
+		return ovrlrd.TurnStarted{}, err
 	}
-	return conv.conversation(), m.message(), nil
+	return ovrlrd.TurnStarted{Conversation: conv.conversation(), Opening: m.message()}, nil
 }
 
 // UndoStartTurn removes what StartTurn wrote, for a turn that could not be
@@ -172,6 +227,7 @@ func (s *Store) FinishTurn(ctx context.Context, f ovrlrd.TurnFinish) error {
 		if f.Title != "" {
 			u.Set("title", f.Title)
 		}
+		u.Set("savedAt", s.nowMillis()) // see StartTurn
 	}
 	// The outcome only serves a buffered caller's answer; the messages
 	// hold the full text. Cut, it can never push the item past DynamoDB's
@@ -182,7 +238,7 @@ func (s *Store) FinishTurn(ctx context.Context, f ovrlrd.TurnFinish) error {
 		itemKey: itemKey{convPrefix + f.ConversationID, outcomeSK(f.Holder)}, TurnOutcome: f.Outcome,
 		TTL: s.now().Add(outcomeRetention).Unix(),
 	}
-	return s.touch(ctx, f.UserID, f.ConversationID, msgs, edit, func(tx *dynamo.WriteTx) {
+	return s.touch(ctx, f.UserID, f.ConversationID, msgs, edit, nil, func(tx *dynamo.WriteTx) {
 		tx.Put(s.table.Put(outcome)).Update(s.addUsage(f.UserID, f.Usage))
 		if !f.Unleased {
 			tx.Delete(s.table.Delete(attrPK, convPrefix+f.ConversationID).Range(attrSK, runSK).If("'holder' = ?", f.Holder))

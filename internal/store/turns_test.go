@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -21,11 +22,11 @@ import (
 
 func startTurn(t *testing.T, s *store.Store, uid, convID, holder string) (ovrlrd.Conversation, error) {
 	t.Helper()
-	c, _, err := s.StartTurn(context.Background(), ovrlrd.TurnStart{
+	started, err := s.StartTurn(context.Background(), ovrlrd.TurnStart{
 		UserID: uid, ConversationID: convID, Holder: holder, Lease: time.Minute,
 		Message: ovrlrd.NewMessage{Role: ovrlrd.RoleUser, Content: "hi"},
 	})
-	return c, err
+	return started.Conversation, err
 }
 
 // finish finishes a turn and returns the messages it stored, oldest first.
@@ -388,7 +389,8 @@ func (h *hook) option() func(*dynamodb.Options) {
 }
 
 // A turn that starts the moment the turn before it ends gets the session
-// and folders that one saved, never what was there before it.
+// and folders that one saved, never what was there before it, although it
+// reads them beside its transaction.
 func TestStartTurnSeesThePreviousTurnsSave(t *testing.T) {
 	t.Parallel()
 	base := storetest.New(t)
@@ -409,5 +411,46 @@ func TestStartTurnSeesThePreviousTurnsSave(t *testing.T) {
 	}
 	if next.Workspace != "v1" || next.ClaudeSessionID == nil || *next.ClaudeSessionID != "s1" {
 		t.Fatalf("the next turn resumes %+v, not the save of the turn before", next)
+	}
+}
+
+// A conversation saved longer ago than the clocks of two instances may
+// differ starts its next turn in one transaction; one saved just before
+// takes a second, which proves the state it resumes is the current one.
+func TestOnlyARecentSaveCostsASecondTransaction(t *testing.T) {
+	t.Parallel()
+	clock := newStepClock()
+	calls := &storetest.CallCounter{}
+	s := store.New(store.NewDB(storetest.AWSConfig(), storetest.Endpoint(), calls.Option()), store.Options{
+		Table: storetest.TableName(), Now: clock.Now,
+	})
+	ctx := context.Background()
+	uid := uuid.NewString()
+	c, err := startTurn(t, s, uid, "", "h0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder := "h0"
+	for i, k := range []struct {
+		after time.Duration
+		txs   int
+	}{{2 * time.Second, 1}, {200 * time.Millisecond, 2}} {
+		session := "s" + strconv.Itoa(i)
+		if err := s.FinishTurn(ctx, ovrlrd.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: holder, SessionID: session}); err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(k.after)
+		calls.Take()
+		holder = "h" + strconv.Itoa(i+1)
+		next, err := startTurn(t, s, uid, c.ID, holder)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := calls.Take()["TransactWriteItems"]; got != k.txs {
+			t.Errorf("a start %v after the save: %d transactions, want %d", k.after, got, k.txs)
+		}
+		if next.ClaudeSessionID == nil || *next.ClaudeSessionID != session {
+			t.Errorf("a start %v after the save resumes %v, want %s", k.after, next.ClaudeSessionID, session)
+		}
 	}
 }

@@ -121,7 +121,7 @@ func TestNoConversationFoundForgetsTheSession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := r.store.StartTurn(context.Background(), ovrlrd.TurnStart{UserID: r.user, ConversationID: j.ConversationID,
+	if _, err := r.store.StartTurn(context.Background(), ovrlrd.TurnStart{UserID: r.user, ConversationID: j.ConversationID,
 		Message: ovrlrd.NewMessage{Role: ovrlrd.RoleUser, Content: "x"}, Holder: "h", Lease: time.Minute}); err != nil {
 		t.Fatal(err)
 	}

@@ -15,9 +15,10 @@ import (
 )
 
 // titleRun is the title of an untitled conversation being made by the CLI, in
-// parallel with the turn (contract §6). A failure never fails the turn: the
-// conversation just stays untitled. It runs in the turn's sandbox, with no
-// tools: its prompt is the user's message, which may try to steer it.
+// parallel with the turn (contract §6), from the turn's first line on. A
+// failure never fails the turn: the conversation just stays untitled. It
+// runs in the turn's sandbox, with no tools: its prompt is the user's
+// message, which may try to steer it.
 type titleRun struct {
 	done   chan struct{}
 	title  string

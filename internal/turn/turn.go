@@ -195,11 +195,18 @@ func (s *Service) contain(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, 
 		return end, nil
 	}
 	var title *titleRun
-	if j.Title == "" {
-		title = s.startTitle(ctx, box, j.Message)
+	// Not before the turn's first line: the title's CLI would compete with
+	// the turn's for the cores. Not at all for a run that wrote none: it
+	// failed, and its title would not be kept.
+	firstLine := func() {
+		if j.Title == "" {
+			title = s.startTitle(ctx, box, j.Message)
+		}
+	}
+	end.outcome, end.usage, stopped = s.execute(runCtx, j, box, out, firstLine)
+	if title != nil {
 		defer title.stop()
 	}
-	end.outcome, end.usage, stopped = s.execute(runCtx, j, box, out)
 	if errors.Is(stopped, errDeleted) {
 		return end, stopped
 	}
@@ -339,8 +346,9 @@ var errExposed = errors.New("the Claude CLI is readable by the user it runs as")
 
 // execute runs the CLI and relays its events; it returns the outcome, what
 // the model calls cost (measured by the proxy), and why the run was
-// stopped early, if it was.
-func (s *Service) execute(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, out *outbox) (Outcome, ovrlrd.Usage, error) {
+// stopped early, if it was. firstLine runs when the CLI wrote its first
+// line.
+func (s *Service) execute(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, out *outbox, firstLine func()) (Outcome, ovrlrd.Usage, error) {
 	tr := &translator{conversationID: j.ConversationID}
 	f := s.folders(j.ConversationID)
 	if err := box.Own(f.Work, f.Config); err != nil {
@@ -364,6 +372,7 @@ func (s *Service) execute(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, 
 	var (
 		result  *claude.Result
 		stopped error
+		lined   bool
 		buf     []sse.Event
 	)
 	ping := time.NewTimer(pingEvery)
@@ -385,6 +394,10 @@ func (s *Service) execute(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, 
 			if !ok {
 				events = nil
 				break
+			}
+			if !lined {
+				lined = true
+				firstLine()
 			}
 			if ev.Result != nil {
 				result = ev.Result

@@ -1,17 +1,15 @@
 // Package chatfn assembles the ChatFunction: conversations, devices,
 // health, account deletion and buffered turns, which it starts elsewhere
 // (the stream function; in make dev and the tests, the stream function's
-// assembly in this process). It links S3 and the Lambda client, never the
+// handler in this process). It links S3 and the Lambda client, never the
 // CLI runner.
 package chatfn
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -32,10 +30,10 @@ type Options struct {
 	Starter api.TurnStarter
 	// SelfInvoke, the name of this function, hands account deletions to
 	// its own asynchronous invocations: in Lambda, the environment freezes
-	// once the response is sent. Empty finishes them in this process.
+	// once the response is sent. Empty leaves them to the App's accounts:
+	// with no Finisher they finish in the request; make dev and the tests
+	// give them one that runs them in this process.
 	SelfInvoke string
-	// FinishBackoff is the pause before a local finish's first retry.
-	FinishBackoff time.Duration
 	// BufferedWait is how long a buffered turn is waited for.
 	BufferedWait time.Duration
 }
@@ -45,9 +43,6 @@ type Function struct {
 	*app.App
 	Workspace *workspace.Store
 	deps      api.Deps
-	// background holds the account deletions this process finishes (local
-	// only); Close waits for them.
-	background sync.WaitGroup
 }
 
 // New adds to a what the chat function uses. It does no network I/O.
@@ -58,13 +53,11 @@ func New(a *app.App, o Options) *Function {
 	}, a.Log)}
 	client := lambda.NewFromConfig(a.AWS)
 	if o.Starter == nil {
-		o.Starter = lambdaStarter{client: client, function: cfg.StreamFunction}
+		o.Starter = lambdaFunction{client: client, name: cfg.StreamFunction}
 	}
 	a.Accounts.Cleaners = []auth.AccountCleaner{f.Workspace.DeleteUser}
-	a.Accounts.Finisher = localFinisher{finish: a.Accounts.FinishDeletion, wg: &f.background, log: a.Log,
-		backoff: cmp.Or(o.FinishBackoff, finishBackoff)}
 	if o.SelfInvoke != "" {
-		a.Accounts.Finisher = lambdaFinisher{client: client, function: o.SelfInvoke}
+		a.Accounts.Finisher = lambdaFunction{client: client, name: o.SelfInvoke}
 	}
 	f.deps = a.Deps()
 	f.deps.Starter, f.deps.BufferedWait = o.Starter, o.BufferedWait
@@ -73,14 +66,9 @@ func New(a *app.App, o Options) *Function {
 }
 
 // Init is what the function's main calls: the configuration, then New with
-// the deployed options.
+// the deployed options. Only Lambda (and its emulators) name the function.
 func Init() *Function {
-	a := app.Init(config.Chat)
-	var o Options
-	if a.Config.InLambda {
-		o.SelfInvoke = os.Getenv("AWS_LAMBDA_FUNCTION_NAME")
-	}
-	return New(a, o)
+	return New(app.Init(config.Chat), Options{SelfInvoke: os.Getenv("AWS_LAMBDA_FUNCTION_NAME")})
 }
 
 // HTTP serves HTTP API events.
@@ -104,6 +92,3 @@ func (f *Function) Lambda() func(context.Context, json.RawMessage) (any, error) 
 		return f.finish(ctx, ev)
 	}
 }
-
-// Close waits for the account deletions this process finishes.
-func (f *Function) Close() { f.background.Wait() }

@@ -7,7 +7,6 @@ import (
 
 // As in package app: each implementation against its consumer's interface.
 var (
-	_ api.TurnStarter = lambdaStarter{}
-	_ auth.Finisher   = lambdaFinisher{}
-	_ auth.Finisher   = localFinisher{}
+	_ api.TurnStarter = lambdaFunction{}
+	_ auth.Finisher   = lambdaFunction{}
 )

@@ -10,9 +10,8 @@ import (
 
 // As in package app: each implementation against its consumer's interface.
 var (
-	_ api.Turns       = (*turn.Service)(nil)
-	_ api.TurnStarter = localStarter{}
-	_ turn.Store      = (*store.Store)(nil)
-	_ turn.Workspace  = (*workspace.Store)(nil)
-	_ push.Devices    = (*store.Store)(nil)
+	_ api.Turns      = (*turn.Service)(nil)
+	_ turn.Store     = (*store.Store)(nil)
+	_ turn.Workspace = (*workspace.Store)(nil)
+	_ push.Devices   = (*store.Store)(nil)
 )

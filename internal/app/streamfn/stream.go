@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -29,9 +28,6 @@ type Function struct {
 	Turns     *turn.Service
 	Workspace *workspace.Store
 	deps      api.Deps
-	// background holds the buffered turns this process runs for the chat
-	// function's assembly (make dev, tests); Close waits for them.
-	background sync.WaitGroup
 }
 
 // New adds to a what the stream function uses. It does no network I/O.
@@ -97,16 +93,6 @@ func (f *Function) Lambda() func(context.Context, json.RawMessage) (any, error) 
 		return url(ctx, &req)
 	}
 }
-
-// Starter runs buffered turns in this process the way this function runs
-// their events: what the chat function's assembly starts them with where
-// both run in one process (make dev, tests).
-func (f *Function) Starter() api.TurnStarter {
-	return localStarter{run: f.runStarted, timeout: f.Config.Claude.Timeout + time.Minute, wg: &f.background}
-}
-
-// Close waits for the buffered turns this process runs.
-func (f *Function) Close() { f.background.Wait() }
 
 // pushTimeout bounds the pushes after a turn, retries included.
 const pushTimeout = 15 * time.Second

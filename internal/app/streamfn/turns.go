@@ -3,8 +3,6 @@ package streamfn
 import (
 	"context"
 	"log/slog"
-	"runtime"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -57,11 +55,7 @@ func turnConfig(cfg config.Config, awsCfg aws.Config, log *slog.Logger) (turn.Co
 		return tc, err
 	}
 	if mode == sandbox.Shared {
-		how := "run as root for a user per turn"
-		if runtime.GOOS != "linux" {
-			how = "a user per turn needs Linux"
-		}
-		log.Warn("turns share this server's user: one turn's tools can reach another's folders (" + how + ")")
+		log.Warn("turns share this server's user: one turn's tools can reach another's folders (a user per turn needs root, on Linux)")
 	}
 	return tc, nil
 }
@@ -97,10 +91,9 @@ func (f *Function) runStarted(ctx context.Context, j ovrlrd.Turn) error {
 // claim claims j's lease, trying again while the table fails; a conflict
 // is an answer, not a failure.
 func (f *Function) claim(ctx context.Context, j ovrlrd.Turn) error {
-	var err error
 	for attempt := 1; ; attempt++ {
 		claimCtx, cancel := context.WithTimeout(ctx, claimTimeout)
-		err = f.Store.ClaimRun(claimCtx, j.ConversationID, j.Holder, ovrlrd.StartLease)
+		err := f.Store.ClaimRun(claimCtx, j.ConversationID, j.Holder, ovrlrd.StartLease)
 		cancel()
 		if err == nil || ovrlrd.IsCode(err, ovrlrd.ECONFLICT) || attempt == claimAttempts {
 			return err
@@ -142,25 +135,4 @@ func (f *Function) note(ctx context.Context, j ovrlrd.Turn, msg string) {
 	if _, err := f.Store.AppendMessage(ctx, j.UserID, j.ConversationID, ovrlrd.RoleSystem, msg); err != nil && !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
 		f.Log.ErrorContext(ctx, "recording an unanswered turn", "err", err)
 	}
-}
-
-// localStarter runs buffered turns in this process (make dev, tests) the
-// way the stream function runs their events (runStarted, which claims the
-// turn first), on a goroutine the Function owns and waits for at shutdown.
-type localStarter struct {
-	run     func(context.Context, ovrlrd.Turn) error
-	timeout time.Duration
-	wg      *sync.WaitGroup
-}
-
-func (s localStarter) Start(ctx context.Context, j ovrlrd.Turn) error {
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
-		defer cancel()
-		// runStarted logs a failed claim; nobody here could retry it.
-		_ = s.run(ctx, j)
-	}()
-	return nil
 }

@@ -58,12 +58,15 @@ package anthropicfake
 
 import (
 	"cmp"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 )
 
@@ -74,10 +77,9 @@ type Server struct {
 	URL string
 
 	srv     *httptest.Server
+	stop    context.CancelFunc // ends the requests in flight, hanging ones too
 	script  Script
 	bedrock bool // speaks Amazon Bedrock's wire protocol (NewBedrock)
-	closed  chan struct{}
-	once    sync.Once
 
 	mu       sync.Mutex
 	requests []Request
@@ -146,27 +148,25 @@ func ToolUse(name string, input any) ReplyBlock {
 	return ReplyBlock{ToolName: name, Input: input}
 }
 
-// New starts a stand-in on 127.0.0.1 answering with script. A nil script
-// answers "OK." to everything.
+// New starts a stand-in on 127.0.0.1 answering with script.
 func New(script Script) *Server { return start(script, false) }
 
 func start(script Script, bedrock bool) *Server {
-	if script == nil {
-		script = Say("OK.")
-	}
-	s := &Server{script: script, bedrock: bedrock, closed: make(chan struct{})}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
+	// httptest's Close waits for the requests in flight, and a hanging
+	// stream only ends when its context does.
+	ctx, stop := context.WithCancel(context.Background())
+	s := &Server{script: script, bedrock: bedrock, stop: stop}
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
+	s.srv.Config.BaseContext = func(net.Listener) context.Context { return ctx }
+	s.srv.Start()
 	s.URL = s.srv.URL
 	return s
 }
 
 // Close stops the server, ending hanging responses first.
 func (s *Server) Close() {
-	s.once.Do(func() {
-		close(s.closed)
-		s.srv.CloseClientConnections()
-		s.srv.Close()
-	})
+	s.stop()
+	s.srv.Close()
 }
 
 // Usage returns the sum of the usage reported in every answer so far (the
@@ -181,7 +181,7 @@ func (s *Server) Usage() Usage {
 func (s *Server) Requests() []Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]Request(nil), s.requests...)
+	return slices.Clone(s.requests)
 }
 
 // Calls returns "METHOD /path" for every HTTP request received so far, in
@@ -189,7 +189,7 @@ func (s *Server) Requests() []Request {
 func (s *Server) Calls() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]string(nil), s.calls...)
+	return slices.Clone(s.calls)
 }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
@@ -229,41 +229,28 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, body []byte, mod
 		req.Tools = append(req.Tools, t.Name)
 	}
 	reply := s.script(req)
-	failed := reply.Status != 0 && reply.Status != http.StatusOK
-	m := newMessage(req, reply)
 	s.mu.Lock()
 	s.requests = append(s.requests, req)
-	if !failed {
-		s.usage.InputTokens += m.in
-		s.usage.OutputTokens += m.out
-	}
 	s.mu.Unlock()
-	switch {
-	case failed:
+	if reply.Status != 0 && reply.Status != http.StatusOK {
 		s.fail(w, reply.Status, "")
-	case req.Stream:
-		s.stream(w, r, m, reply.Hang)
-	default:
-		writeJSON(w, http.StatusOK, m.json(m.content, m.stop, m.out))
+		return
 	}
-}
-
-// hang holds a response until the client goes away or the server closes.
-func (s *Server) hang(r *http.Request) {
-	select {
-	case <-r.Context().Done():
-	case <-s.closed:
+	m := newMessage(req, reply)
+	s.mu.Lock()
+	s.usage.InputTokens += m.in
+	s.usage.OutputTokens += m.out
+	s.mu.Unlock()
+	if req.Stream {
+		s.stream(w, r, m, reply.Hang)
+	} else {
+		writeJSON(w, http.StatusOK, m.json(m.content, m.stop, m.out))
 	}
 }
 
 var apiErrorTypes = map[int]string{
 	400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
 	404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error", 529: "overloaded_error",
-}
-
-var bedrockErrorTypes = map[int]string{
-	400: "ValidationException", 403: "AccessDeniedException", 404: "ResourceNotFoundException",
-	429: "ThrottlingException", 503: "ServiceUnavailableException", 529: "ServiceUnavailableException",
 }
 
 // fail answers with the error body of the stand-in's mode.
@@ -281,13 +268,19 @@ func (s *Server) fail(w http.ResponseWriter, status int, msg string) {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		panic("anthropicfake: encode response: " + err.Error())
-	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	w.Write(append(raw, '\n'))
+	w.Write(append(mustJSON(v), '\n'))
+}
+
+// mustJSON encodes what the stand-in built or a test scripted: a value
+// that cannot be encoded is a bug of the test.
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic("anthropicfake: " + err.Error())
+	}
+	return b
 }
 
 // estimateTokens turns a byte count into a plausible non-zero token count.

@@ -174,7 +174,7 @@ func TestBedrockStream(t *testing.T) {
 // TestBedrockInferenceProfiles: the control plane's list answers an empty
 // page; unknown operations get 404.
 func TestBedrockInferenceProfiles(t *testing.T) {
-	s := NewBedrock(nil)
+	s := NewBedrock(Say("OK."))
 	defer s.Close()
 	req := bedrockRequest(t, s, "GET", "/inference-profiles?type=SYSTEM_DEFINED", nil)
 	if err := signBedrock(req, nil); err != nil {

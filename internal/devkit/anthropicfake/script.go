@@ -42,9 +42,9 @@ func (b Block) ResultText() string { return Message{Content: b.Content}.Text() }
 
 // LastUser returns the request's last user message.
 func (r Request) LastUser() (Message, bool) {
-	for i := len(r.Messages) - 1; i >= 0; i-- {
-		if r.Messages[i].Role == "user" {
-			return r.Messages[i], true
+	for _, m := range slices.Backward(r.Messages) {
+		if m.Role == "user" {
+			return m, true
 		}
 	}
 	return Message{}, false
@@ -101,8 +101,7 @@ var titleWord = regexp.MustCompile(`(?i)\btitle\b`)
 //     DemoTitle.
 //   - Any other fresh prompt gets a sentence and a Bash call of the
 //     read-only `ls -a`, which the CLI runs without approval in its default
-//     permission mode (the pinned CLI offers no Glob, Grep or LS tool). With
-//     no Bash offered it just answers.
+//     permission mode (the pinned CLI offers no Glob, Grep or LS tool).
 //   - A request whose last user message holds a tool result gets a short
 //     summary quoting the tool's output.
 func Demo() Script {
@@ -116,17 +115,11 @@ func Demo() Script {
 			if results[0].IsError {
 				return say("I could not list the workspace: " + out)
 			}
-			if out == "" {
-				out = "(nothing)"
-			}
 			return say("Here is what the working directory holds:\n\n```\n" + out + "\n```\n\n" +
 				"(This answer comes from the offline demo model, not from Claude.)")
 		}
 		if titleWord.MatchString(r.Prompt()) {
 			return say(DemoTitle)
-		}
-		if !slices.Contains(r.Tools, "Bash") {
-			return say("I'm the offline demo model; I have no tools in this session, so I can only say hello.")
 		}
 		return Reply{Blocks: []ReplyBlock{
 			Text("I'm the offline demo model. Let me look at the files in the working directory."),
@@ -140,19 +133,16 @@ const CommandPrefix = "RUN: "
 
 // Commands is a model that does what the prompt says: a prompt
 // "RUN: <command>" gets one Bash call of <command>, and the tool's result
-// gets the reply "Done." (the test reads the result from Requests). A title
-// prompt gets a title; anything else gets "OK.". It stands in for a model
-// steered by a hostile user or file, in the tests of what tools can reach.
+// gets the reply "Done." (the test reads the result from Requests); anything
+// else gets "OK.". It stands in for a model steered by a hostile user or
+// file, in the tests of what tools can reach.
 func Commands() Script {
 	return func(r Request) Reply {
 		last, _ := r.LastUser()
-		p := r.Prompt()
-		cmd, isCommand := strings.CutPrefix(strings.TrimSpace(p), CommandPrefix)
+		cmd, isCommand := strings.CutPrefix(strings.TrimSpace(r.Prompt()), CommandPrefix)
 		switch {
 		case len(last.ToolResults()) > 0:
 			return say("Done.")
-		case titleWord.MatchString(p) && strings.Contains(p, "Reply with only the title"):
-			return say("Commands")
 		case isCommand:
 			return Reply{Blocks: []ReplyBlock{ToolUse("Bash", map[string]string{"command": cmd, "description": "Run the command"})}}
 		}

@@ -22,24 +22,18 @@ func newMessage(req Request, reply Reply) message {
 		id: "msg_" + randomID(), model: cmp.Or(req.Model, "claude-sonnet-4-5"), stop: "end_turn",
 		content: []map[string]any{}, in: estimateTokens(len(req.Raw)),
 	}
-	chars := 0
 	for _, b := range reply.Blocks {
 		if b.ToolName == "" {
-			chars += len(b.Text)
 			m.content = append(m.content, map[string]any{"type": "text", "text": b.Text})
 			continue
 		}
-		input, err := json.Marshal(cmp.Or[any](b.Input, struct{}{}))
-		if err != nil {
-			panic(fmt.Sprintf("anthropicfake: tool input of %s: %v", b.ToolName, err))
-		}
-		chars += len(input) + len(b.ToolName)
 		m.stop = "tool_use"
 		m.content = append(m.content, map[string]any{
-			"type": "tool_use", "id": "toolu_" + randomID(), "name": b.ToolName, "input": json.RawMessage(input),
+			"type": "tool_use", "id": "toolu_" + randomID(), "name": b.ToolName,
+			"input": json.RawMessage(mustJSON(cmp.Or[any](b.Input, struct{}{}))),
 		})
 	}
-	m.out = estimateTokens(chars)
+	m.out = estimateTokens(len(mustJSON(m.content)))
 	return m
 }
 
@@ -109,16 +103,12 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, m message, hang 
 	}
 	w.WriteHeader(http.StatusOK)
 	for _, ev := range evs {
-		data, err := json.Marshal(ev)
-		if err != nil {
-			panic(fmt.Sprintf("anthropicfake: encode %s: %v", ev["type"], err))
-		}
-		if _, err := w.Write(frame(ev["type"].(string), data)); err != nil || http.NewResponseController(w).Flush() != nil || r.Context().Err() != nil {
+		if _, err := w.Write(frame(ev["type"].(string), mustJSON(ev))); err != nil || http.NewResponseController(w).Flush() != nil {
 			return
 		}
 	}
 	if hang {
-		s.hang(r)
+		<-r.Context().Done()
 	}
 }
 

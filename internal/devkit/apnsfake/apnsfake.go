@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -34,11 +35,9 @@ type Answer struct {
 	Hold <-chan struct{}
 }
 
-// Server is a running stand-in.
+// Server is a running stand-in, at its URL (https://127.0.0.1:PORT).
 type Server struct {
-	URL string // https://127.0.0.1:PORT
-
-	srv *httptest.Server
+	*httptest.Server
 	mu  sync.Mutex
 	got []Request
 	// queued answers per device token; when empty, 200.
@@ -47,33 +46,23 @@ type Server struct {
 	arrived chan struct{}
 }
 
-var cert struct {
-	once sync.Once
-	file string
-	err  error
-}
-
 // CAFile writes the stand-in's certificate to a file, once per process,
 // and returns its path: set SSL_CERT_FILE to it before the process makes
 // its first TLS connection (Go reads the system roots once). The stand-in
 // serves httptest's built-in certificate, which is its own CA and names
 // 127.0.0.1, so trusting it as a root lets a client verify the server.
-func CAFile() (string, error) {
-	cert.once.Do(func() {
-		probe := httptest.NewUnstartedServer(nil)
-		probe.StartTLS()
-		der := probe.Certificate().Raw
-		probe.Close()
-		f, err := os.CreateTemp("", "apnsfake-*.pem")
-		if err != nil {
-			cert.err = err
-			return
-		}
-		defer f.Close()
-		cert.file, cert.err = f.Name(), pem.Encode(f, &pem.Block{Type: "CERTIFICATE", Bytes: der})
-	})
-	return cert.file, cert.err
-}
+var CAFile = sync.OnceValues(func() (string, error) {
+	probe := httptest.NewUnstartedServer(nil)
+	probe.StartTLS()
+	der := probe.Certificate().Raw
+	probe.Close()
+	f, err := os.CreateTemp("", "apnsfake-*.pem")
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	return f.Name(), pem.Encode(f, &pem.Block{Type: "CERTIFICATE", Bytes: der})
+})
 
 // New starts a stand-in; CAFile must have been called (and trusted) first.
 func New() (*Server, error) {
@@ -81,15 +70,11 @@ func New() (*Server, error) {
 		return nil, err
 	}
 	s := &Server{queue: map[string][]Answer{}, arrived: make(chan struct{})}
-	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
-	s.srv.EnableHTTP2 = true
-	s.srv.StartTLS()
-	s.URL = s.srv.URL
+	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
+	s.EnableHTTP2 = true
+	s.StartTLS()
 	return s, nil
 }
-
-// Close stops the stand-in.
-func (s *Server) Close() { s.srv.Close() }
 
 // Answer queues answers for a device token, used in order.
 func (s *Server) Answer(token string, answers ...Answer) {
@@ -102,7 +87,7 @@ func (s *Server) Answer(token string, answers ...Answer) {
 func (s *Server) Requests() []Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]Request(nil), s.got...)
+	return slices.Clone(s.got)
 }
 
 // Wait returns once n requests have been received, or ctx is done.

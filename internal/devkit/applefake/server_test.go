@@ -3,6 +3,7 @@ package applefake_test
 import (
 	"encoding/json"
 	"net/http"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -56,5 +57,27 @@ func TestServerPublishesRotatesAndFails(t *testing.T) {
 	}
 	if n := s.Requests(); n != 3 {
 		t.Fatalf("Requests = %d, want 3", n)
+	}
+}
+
+// A request left hanging does not keep Close waiting: it ends with the
+// connection.
+func TestCloseEndsAHangingRequest(t *testing.T) {
+	s := applefake.New()
+	s.SetMode(applefake.Hang)
+	failed := make(chan error, 1)
+	go func() {
+		resp, err := http.Get(s.URL)
+		if err == nil {
+			resp.Body.Close()
+		}
+		failed <- err
+	}()
+	for s.Requests() == 0 {
+		runtime.Gosched()
+	}
+	s.Close()
+	if err := <-failed; err == nil {
+		t.Fatal("the hanging request was answered")
 	}
 }

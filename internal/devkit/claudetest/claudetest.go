@@ -17,22 +17,24 @@ import (
 	"testing"
 )
 
-var build struct {
-	once sync.Once
-	path string
-	err  error
-}
+// root is the repository's top folder, found from this file's place in it.
+var root = func() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "..")
+}()
+
+var buildFakeOnce = sync.OnceValues(buildFake)
 
 // FakeCLI returns the path of the fake CLI, building it once per test
 // binary (into a temporary directory named after the source's hash, reused
 // by later test runs). It fails the test if it cannot be built.
 func FakeCLI(t testing.TB) string {
 	t.Helper()
-	build.once.Do(func() { build.path, build.err = buildFake() })
-	if build.err != nil {
-		t.Fatalf("claudetest: building the fake CLI: %v", build.err)
+	path, err := buildFakeOnce()
+	if err != nil {
+		t.Fatalf("claudetest: building the fake CLI: %v", err)
 	}
-	return build.path
+	return path
 }
 
 // Script is a prompt that drives the fake CLI, from its mode and then
@@ -53,24 +55,20 @@ func Script(mode string, kv ...any) string {
 }
 
 func buildFake() (string, error) {
-	_, file, _, _ := runtime.Caller(0)
-	src := filepath.Join(filepath.Dir(file), "..", "..", "claude", "testdata", "fakeclaude")
+	src := filepath.Join(root, "internal", "claude", "testdata", "fakeclaude")
 	code, err := os.ReadFile(filepath.Join(src, "main.go"))
 	if err != nil {
 		return "", err
 	}
 	sum := sha256.Sum256(append(code, runtime.Version()...))
-	dir := filepath.Join(os.TempDir(), "ovrlrd-fakeclaude-"+hex.EncodeToString(sum[:8]))
-	bin := filepath.Join(dir, "claude")
-	if fi, err := os.Stat(bin); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm() == 0o711 {
+	bin := filepath.Join(os.TempDir(), "ovrlrd-fakeclaude-"+hex.EncodeToString(sum[:8]), "claude")
+	if _, err := os.Stat(bin); err == nil {
 		return bin, nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
 	}
 	tmp := fmt.Sprintf("%s.%d.tmp", bin, os.Getpid())
 	defer os.Remove(tmp)
-	// go test puts its own toolchain first in the test's PATH.
+	// go test puts its own toolchain first in the test's PATH; go build
+	// makes the folder.
 	cmd := exec.Command("go", "build", "-o", tmp, ".")
 	cmd.Dir = src
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -82,19 +80,16 @@ func buildFake() (string, error) {
 	if err := os.Chmod(tmp, 0o711); err != nil {
 		return "", err
 	}
-	// Rename is atomic: concurrent test binaries never see half a file.
-	if err := os.Rename(tmp, bin); err != nil {
-		return "", err
-	}
-	return bin, nil
+	// Rename is atomic: concurrent test binaries never see half a file, and
+	// a binary at bin is always execute-only.
+	return bin, os.Rename(tmp, bin)
 }
 
 // RealCLI is the pinned Claude Code CLI that `make deps` installs. It fails
 // the test, never skips: the CLI is a dependency of the repository.
 func RealCLI(t testing.TB) string {
 	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	p := filepath.Join(filepath.Dir(file), "..", "..", "..", "node_modules", ".bin", "claude")
+	p := filepath.Join(root, "node_modules", ".bin", "claude")
 	if _, err := os.Stat(p); err != nil {
 		t.Fatalf("the Claude Code CLI is not installed (%v): run `make deps`", err)
 	}

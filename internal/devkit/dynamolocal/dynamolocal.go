@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/ovrlrd/cloud/internal/devkit/devenv"
@@ -27,9 +26,8 @@ type Server struct {
 
 	port   int
 	cmd    *exec.Cmd
-	done   chan struct{}
+	done   chan struct{} // closed once java has exited
 	stderr bytes.Buffer
-	once   sync.Once
 }
 
 // Options says where to keep data, and on which port to listen. An empty
@@ -57,21 +55,14 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, errors.New("dynamolocal: java not found on PATH (Java 17 or later is required)")
 	}
-	port := opts.Port
-	if port == 0 {
-		var ports []int
-		if ports, err = devenv.FreePorts(1); err == nil {
-			port = ports[0]
-		}
-	} else if l, lerr := net.Listen("tcp", devenv.Loopback(port)); lerr == nil {
-		err = l.Close()
-	} else {
-		// Something else answering there would pass for a started server.
-		err = fmt.Errorf("dynamolocal: port %d: %w", port, lerr)
-	}
+	// Listening picks a free port, or proves a fixed one free: something
+	// else answering there would pass for a started server.
+	l, err := net.Listen("tcp", devenv.Loopback(opts.Port))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("dynamolocal: port %d: %w", opts.Port, err)
 	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
 	args := []string{
 		"-Djava.library.path=" + filepath.Join(filepath.Dir(jar), "DynamoDBLocal_lib"),
 		"-Xms64m", "-Xmx512m",
@@ -80,18 +71,14 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		"-port", strconv.Itoa(port),
 	}
 	if opts.DataDir != "" {
-		// Absolute, because java runs from the jar's folder.
-		dir, err := filepath.Abs(opts.DataDir)
+		err := os.MkdirAll(opts.DataDir, 0o700)
 		if err == nil {
-			err = os.MkdirAll(dir, 0o700)
-		}
-		if err == nil {
-			err = os.Chmod(dir, 0o700) // older folders were made 0755
+			err = os.Chmod(opts.DataDir, 0o700) // older folders were made 0755
 		}
 		if err != nil {
 			return nil, fmt.Errorf("dynamolocal: data folder: %w", err)
 		}
-		args = append(args, "-dbPath", dir)
+		args = append(args, "-dbPath", opts.DataDir)
 	} else {
 		args = append(args, "-inMemory")
 	}
@@ -101,7 +88,6 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	s := &Server{Endpoint: "http://" + devenv.Loopback(port), port: port, done: make(chan struct{})}
 	// Not CommandContext: the server outlives the start-up context.
 	s.cmd = exec.Command(java, args...)
-	s.cmd.Dir = filepath.Dir(jar)
 	s.cmd.Stdout = &s.stderr
 	s.cmd.Stderr = &s.stderr
 	setParentDeathSignal(s.cmd)
@@ -119,14 +105,11 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 // Port is the loopback port the server listens on.
 func (s *Server) Port() int { return s.port }
 
-// Stop ends the server and waits for it to exit.
+// Stop ends the server and waits for it to exit; a stopped server's Stop
+// returns at once.
 func (s *Server) Stop() {
-	s.once.Do(func() {
-		if s.cmd.Process != nil {
-			_ = s.cmd.Process.Kill()
-		}
-		<-s.done
-	})
+	_ = s.cmd.Process.Kill()
+	<-s.done
 }
 
 func (s *Server) waitReady(ctx context.Context) error {

@@ -55,11 +55,10 @@ func Definition() TableDef {
 func CreateTable(ctx context.Context, db *dynamo.DB, name string) error {
 	def := Definition()
 	// guregu builds key schema and attribute definitions from a struct's tags.
-	type keys struct {
+	ct := db.CreateTable(name, struct {
 		PK string `dynamo:"PK,hash"`
 		SK string `dynamo:"SK,range"`
-	}
-	ct := db.CreateTable(name, keys{}).OnDemand(true)
+	}{}).OnDemand(true)
 	for _, ix := range def.Indexes {
 		ct = ct.Index(dynamo.Index{
 			Name:           ix.Name,
@@ -79,23 +78,19 @@ func CreateTable(ctx context.Context, db *dynamo.DB, name string) error {
 	return nil
 }
 
-// EnsureTable creates the table if it does not exist yet.
-func EnsureTable(ctx context.Context, db *dynamo.DB, name string) error {
-	_, err := db.Table(name).Describe().Run(ctx)
-	var missing *types.ResourceNotFoundException
-	if errors.As(err, &missing) {
-		return CreateTable(ctx, db, name)
+// EnsureAppTable creates the table cfg names unless it exists, in the
+// database its functions see: DynamoDB Local keeps one per access key and
+// region, and they call it with the local key as the app does.
+func EnsureAppTable(ctx context.Context, cfg config.Config) error {
+	db := store.NewDB(AWSConfig(cfg.Region, cmp.Or(cfg.LocalAWSKey.Reveal(), "local")), cfg.DynamoDBEndpoint)
+	if err := CreateTable(ctx, db, cfg.TableName); !errors.As(err, new(*types.ResourceInUseException)) {
+		return err
 	}
-	return err
+	return nil
 }
 
-// EnsureAppTable is EnsureTable for the table cfg names, in the database its
-// functions see: DynamoDB Local keeps one per access key and region, and
-// they call it with the local key as the app does.
-func EnsureAppTable(ctx context.Context, cfg config.Config) error {
-	key := cmp.Or(cfg.LocalAWSKey.Reveal(), "local")
-	db := store.NewDB(aws.Config{
-		Region: cfg.Region, Credentials: credentials.NewStaticCredentialsProvider(key, key, ""),
-	}, cfg.DynamoDBEndpoint)
-	return EnsureTable(ctx, db, cfg.TableName)
+// AWSConfig is the SDK's settings for DynamoDB Local, which takes any
+// credentials: the access key and region only pick the database.
+func AWSConfig(region, key string) aws.Config {
+	return aws.Config{Region: region, Credentials: credentials.NewStaticCredentialsProvider(key, key, "")}
 }

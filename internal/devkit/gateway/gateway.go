@@ -57,27 +57,22 @@ func (t Targets) serveHTTPAPI(w http.ResponseWriter, r *http.Request, body []byt
 	ctx, cancel := invocationContext(r.Context(), httpFunctionTimeout)
 	defer cancel()
 	resp, err := h(ctx, httpAPIEvent(r, route.Key, body))
+	out := []byte(resp.Body)
+	if err == nil && resp.IsBase64Encoded {
+		out, err = base64.StdEncoding.DecodeString(resp.Body)
+	}
 	if err != nil {
-		// What API Gateway answers when the integration fails.
+		// What API Gateway answers when the integration fails, or answers
+		// with a body it cannot decode.
 		t.Log.ErrorContext(ctx, "function error", "function", route.Function, "err", err)
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusInternalServerError)
 		_, _ = io.WriteString(w, `{"message":"Internal Server Error"}`)
 		return
 	}
+	// Payload 2.0 answers carry no multi-value headers: the HTTP API
+	// ignores them, so they are not copied either.
 	writeHeaders(w, resp.Headers, resp.Cookies)
-	for k, vs := range resp.MultiValueHeaders {
-		for _, v := range vs {
-			w.Header().Add(k, v)
-		}
-	}
-	out := []byte(resp.Body)
-	if resp.IsBase64Encoded {
-		if out, err = base64.StdEncoding.DecodeString(resp.Body); err != nil {
-			w.WriteHeader(http.StatusBadGateway)
-			return
-		}
-	}
 	w.WriteHeader(resp.StatusCode)
 	_, _ = w.Write(out)
 }
@@ -122,13 +117,11 @@ func relay(w http.ResponseWriter, body io.Reader) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := body.Read(buf)
-		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				_, _ = io.Copy(io.Discard, body)
-				return
-			}
-			_ = rc.Flush()
+		if _, werr := w.Write(buf[:n]); werr != nil {
+			_, _ = io.Copy(io.Discard, body)
+			return
 		}
+		_ = rc.Flush()
 		if err != nil {
 			return
 		}
@@ -146,8 +139,22 @@ func invocationContext(parent context.Context, timeout time.Duration) (context.C
 
 func httpAPIEvent(r *http.Request, routeKey string, body []byte) events.APIGatewayV2HTTPRequest {
 	now := time.Now()
-	headers, cookies := eventHeaders(r)
-	b, encoded := eventBody(body)
+	// Header names arrive lower-cased, and cookies apart from the headers.
+	headers := commaJoined(r.Header, true)
+	headers["host"] = r.Host
+	delete(headers, "cookie")
+	var cookies []string
+	for _, c := range r.Header["Cookie"] {
+		cookies = append(cookies, strings.Split(c, "; ")...)
+	}
+	// Bodies that are not text arrive base64-encoded, as Lambda sends them.
+	b, encoded := string(body), !utf8.Valid(body)
+	if encoded {
+		b = base64.StdEncoding.EncodeToString(body)
+	}
+	// The source is the TCP connection's peer, what AWS would see: never a
+	// forwarding header.
+	sourceIP, _, _ := net.SplitHostPort(r.RemoteAddr)
 	return events.APIGatewayV2HTTPRequest{
 		Version:               "2.0",
 		RouteKey:              routeKey,
@@ -155,7 +162,7 @@ func httpAPIEvent(r *http.Request, routeKey string, body []byte) events.APIGatew
 		RawQueryString:        r.URL.RawQuery,
 		Cookies:               cookies,
 		Headers:               headers,
-		QueryStringParameters: queryParameters(r),
+		QueryStringParameters: commaJoined(r.URL.Query(), false),
 		Body:                  b,
 		IsBase64Encoded:       encoded,
 		RequestContext: events.APIGatewayV2HTTPRequestContext{
@@ -171,7 +178,7 @@ func httpAPIEvent(r *http.Request, routeKey string, body []byte) events.APIGatew
 				Method:    r.Method,
 				Path:      r.URL.Path,
 				Protocol:  r.Proto,
-				SourceIP:  sourceIP(r),
+				SourceIP:  sourceIP,
 				UserAgent: r.UserAgent(),
 			},
 		},
@@ -191,52 +198,15 @@ func functionURLEvent(r *http.Request, body []byte) (*events.LambdaFunctionURLRe
 	return e, err
 }
 
-// eventHeaders lower-cases names and joins repeats, as Lambda delivers them;
-// cookies travel separately in payload 2.0.
-func eventHeaders(r *http.Request) (map[string]string, []string) {
-	h := make(map[string]string, len(r.Header))
-	var cookies []string
-	for k, vs := range r.Header {
-		if strings.EqualFold(k, "Cookie") {
-			for _, v := range vs {
-				cookies = append(cookies, strings.Split(v, "; ")...)
-			}
-			continue
+// commaJoined joins repeated values with commas, as payload 2.0 delivers
+// headers and query parameters, lower-casing names if lower is set.
+func commaJoined(values map[string][]string, lower bool) map[string]string {
+	m := make(map[string]string, len(values))
+	for k, vs := range values {
+		if lower {
+			k = strings.ToLower(k)
 		}
-		// Repeats joined, as API Gateway payload 2.0 does.
-		h[strings.ToLower(k)] = strings.Join(vs, ",")
-	}
-	if r.Host != "" {
-		h["host"] = r.Host
-	}
-	return h, cookies
-}
-
-func queryParameters(r *http.Request) map[string]string {
-	q := r.URL.Query()
-	if len(q) == 0 {
-		return nil
-	}
-	m := make(map[string]string, len(q))
-	for k, vs := range q {
 		m[k] = strings.Join(vs, ",")
 	}
 	return m
-}
-
-// eventBody base64-encodes bodies that are not text, as Lambda does.
-func eventBody(body []byte) (string, bool) {
-	if utf8.Valid(body) {
-		return string(body), false
-	}
-	return base64.StdEncoding.EncodeToString(body), true
-}
-
-// sourceIP is the peer address of the TCP connection: what AWS would see.
-func sourceIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }

@@ -152,3 +152,59 @@ func TestStreamIsIncremental(t *testing.T) {
 		t.Fatalf("rest %q", rest)
 	}
 }
+
+// Only '*' and '?' are wildcards, '*' spans '/' and newlines, and case counts.
+func TestGlob(t *testing.T) {
+	for _, c := range []struct {
+		pattern, s string
+		want       bool
+	}{
+		{"/chat/*/stream", "/chat/a/b/stream", true},
+		{"/chat/*/stream", "/chat/stream", false},
+		{"a*", "a", true},
+		{"a?c", "abc", true},
+		{"a?c", "ac", false},
+		{"a.c", "abc", false},
+		{"(a)+[b]", "(a)+[b]", true},
+		{"k/*", "k/x\ny", true},
+		{"Abc", "abc", false},
+	} {
+		if got := gateway.Glob(c.pattern, c.s); got != c.want {
+			t.Errorf("Glob(%q, %q) = %v", c.pattern, c.s, got)
+		}
+	}
+}
+
+// A function gets headers as payload 2.0 delivers them: names lower-cased,
+// repeats joined with commas, cookies apart; query parameters joined too.
+func TestEventHeadersCookiesAndQuery(t *testing.T) {
+	got := make(chan events.APIGatewayV2HTTPRequest, 1)
+	srv := httptest.NewServer(gateway.New(gateway.Targets{
+		Chat: func(_ context.Context, e events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+			got <- e
+			return events.APIGatewayV2HTTPResponse{StatusCode: 200}, nil
+		},
+		Log: slog.New(slog.DiscardHandler),
+	}))
+	defer srv.Close()
+	req, _ := http.NewRequest("GET", srv.URL+"/chat?a=1&a=2&b=3", nil)
+	req.Header.Add("X-Thing", "x")
+	req.Header.Add("X-Thing", "y")
+	req.Header.Add("Cookie", "c1=1; c2=2")
+	req.Header.Add("Cookie", "c3=3")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	e := <-got
+	if e.Headers["x-thing"] != "x,y" || e.Headers["host"] != srv.Listener.Addr().String() || e.Headers["cookie"] != "" || e.Headers["X-Thing"] != "" {
+		t.Errorf("headers %v", e.Headers)
+	}
+	if strings.Join(e.Cookies, " ") != "c1=1 c2=2 c3=3" {
+		t.Errorf("cookies %q", e.Cookies)
+	}
+	if len(e.QueryStringParameters) != 2 || e.QueryStringParameters["a"] != "1,2" || e.QueryStringParameters["b"] != "3" || e.RawQueryString != "a=1&a=2&b=3" {
+		t.Errorf("query %v %q", e.QueryStringParameters, e.RawQueryString)
+	}
+}

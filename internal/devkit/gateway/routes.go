@@ -6,7 +6,11 @@
 // adapters.
 package gateway
 
-import "strings"
+import (
+	"regexp"
+	"slices"
+	"strings"
+)
 
 // Function names a Lambda function of the stack.
 type Function string
@@ -66,56 +70,20 @@ func routeFor(method, path string) Route {
 // templateMatch matches a path against an HTTP API path template, where a
 // {name} segment stands for exactly one non-empty segment.
 func templateMatch(tmpl, path string) bool {
-	ts, ps := strings.Split(tmpl, "/"), strings.Split(path, "/")
-	if len(ts) != len(ps) {
-		return false
-	}
-	for i := range ts {
-		if strings.HasPrefix(ts[i], "{") && strings.HasSuffix(ts[i], "}") {
-			if ps[i] == "" {
-				return false
-			}
-		} else if ts[i] != ps[i] {
-			return false
-		}
-	}
-	return true
+	return slices.EqualFunc(strings.Split(tmpl, "/"), strings.Split(path, "/"), func(t, p string) bool {
+		return t == p || strings.HasPrefix(t, "{") && strings.HasSuffix(t, "}") && p != ""
+	})
 }
 
 // isStreamPath reports whether CloudFront would send path to the Function URL.
 func isStreamPath(path string) bool {
-	for _, p := range StreamPaths {
-		if Glob(p, path) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(StreamPaths, func(p string) bool { return Glob(p, path) })
 }
 
 // Glob matches wildcards, as CloudFront's path patterns and IAM's
 // resources and actions have them: '*' for any characters (including none)
 // and '?' for exactly one. It is case-sensitive.
 func Glob(pattern, s string) bool {
-	for len(pattern) > 0 {
-		switch pattern[0] {
-		case '*':
-			rest := pattern[1:]
-			for i := len(s); i >= 0; i-- {
-				if Glob(rest, s[i:]) {
-					return true
-				}
-			}
-			return false
-		case '?':
-			if s == "" {
-				return false
-			}
-		default:
-			if s == "" || s[0] != pattern[0] {
-				return false
-			}
-		}
-		pattern, s = pattern[1:], s[1:]
-	}
-	return s == ""
+	expr := strings.NewReplacer(`\*`, ".*", `\?`, ".").Replace(regexp.QuoteMeta(pattern))
+	return regexp.MustCompile("(?s)^" + expr + "$").MatchString(s)
 }

@@ -1,10 +1,13 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"io"
 	"log/slog"
 	"net/http"
+	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
@@ -22,6 +25,9 @@ type Stack struct {
 	*app.App
 	Chat   *chatfn.Function
 	Stream *streamfn.Function
+	// background holds the turns and deletions run here for Lambda's
+	// asynchronous invokes (local.go).
+	background sync.WaitGroup
 }
 
 // Options adjust a Stack for a test.
@@ -31,6 +37,8 @@ type Options struct {
 	// function's assembly here, or, when the configuration names a stream
 	// function, invokes it as the deployed chat function does.
 	Chat chatfn.Options
+	// FinishBackoff is the pause before a local finish's first retry.
+	FinishBackoff time.Duration
 }
 
 // NewStack builds the three functions on one shared App.
@@ -43,10 +51,15 @@ func NewStack(ctx context.Context, cfg config.Config, log *slog.Logger, o Option
 	if err != nil {
 		return nil, err
 	}
+	s := &Stack{App: a, Stream: stream}
 	if o.Chat.Starter == nil && cfg.StreamFunction == "" {
-		o.Chat.Starter = stream.Starter()
+		o.Chat.Starter = localStarter{stream: stream.Lambda(), timeout: cfg.Claude.Timeout + time.Minute, wg: &s.background}
 	}
-	return &Stack{App: a, Chat: chatfn.New(a, o.Chat), Stream: stream}, nil
+	// The chat function replaces it when it invokes itself (SelfInvoke).
+	a.Accounts.Finisher = localFinisher{finish: a.Accounts.FinishDeletion, wg: &s.background, log: log,
+		backoff: cmp.Or(o.FinishBackoff, finishBackoff)}
+	s.Chat = chatfn.New(a, o.Chat)
+	return s, nil
 }
 
 // NewLocal is the Stack make dev and make invoke run: fn's settings from
@@ -77,7 +90,4 @@ func (s *Stack) Handler() http.Handler {
 }
 
 // Close waits for what the functions run in the background.
-func (s *Stack) Close() {
-	s.Chat.Close()
-	s.Stream.Close()
-}
+func (s *Stack) Close() { s.background.Wait() }

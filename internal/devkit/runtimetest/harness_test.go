@@ -10,7 +10,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -25,44 +24,34 @@ import (
 )
 
 var tools struct {
-	once sync.Once
-	dir  string // removed by TestMain
-	bin  string // the emulator and <fn>/bootstrap, under dir
-	err  error
+	once       sync.Once
+	dir        string // removed by TestMain
+	rie        string
+	bootstraps map[string]string // by function, under dir
+	err        error
 }
 
-// toolsDir builds the emulator and the three bootstraps once per test
+// built installs the emulator and builds the three bootstraps once per test
 // binary: the emulator with `go install` at its pinned version
 // (EmulatorVersion), each bootstrap as the Makefile builds it but for this
-// machine's architecture. It returns the directory holding the emulator and
-// <fn>/bootstrap.
-func toolsDir(t *testing.T) string {
+// machine's architecture. It returns the emulator and the bootstraps by
+// function.
+func built(t *testing.T) (rie string, bootstraps map[string]string) {
 	t.Helper()
 	tools.once.Do(func() {
-		tools.err = buildTools()
+		ctx := context.Background()
+		if tools.dir, tools.err = os.MkdirTemp("", "ovrlrd-runtimetest-"); tools.err != nil {
+			return
+		}
+		if tools.rie, tools.err = InstallEmulator(ctx); tools.err != nil {
+			return
+		}
+		tools.bootstraps, tools.err = BuildBootstraps(ctx, repoRoot(), tools.dir, runtime.GOARCH, Functions...)
 	})
 	if tools.err != nil {
 		t.Fatal(tools.err)
 	}
-	return tools.bin
-}
-
-func buildTools() error {
-	dir, err := os.MkdirTemp("", "ovrlrd-runtimetest-")
-	if err != nil {
-		return err
-	}
-	tools.dir = dir
-	ctx := context.Background()
-	rie, err := InstallEmulator(ctx)
-	if err != nil {
-		return err
-	}
-	if _, err := BuildBootstraps(ctx, repoRoot(), dir, runtime.GOARCH, Functions...); err != nil {
-		return err
-	}
-	tools.bin = filepath.Join(dir, runtime.GOARCH)
-	return os.Symlink(rie, filepath.Join(tools.bin, "aws-lambda-rie"))
+	return tools.rie, tools.bootstraps
 }
 
 func repoRoot() string {
@@ -82,7 +71,7 @@ func freeAddr(t *testing.T) string {
 // emulator is one function under the Runtime Interface Emulator.
 type emulator struct {
 	name   string
-	url    string // the invoke endpoint
+	addr   string // the invoke endpoint's host:port
 	api    string // the Runtime API's host:port, which the function polls
 	output *devenv.Buffer
 	mu     sync.Mutex // the emulator takes one invoke at a time
@@ -94,16 +83,19 @@ type emulator struct {
 // function's configuration).
 func startEmulator(t *testing.T, name, bootstrap string, env map[string]string) *emulator {
 	t.Helper()
+	rie, _ := built(t)
 	addr, api := freeAddr(t), freeAddr(t)
 	out := &devenv.Buffer{}
-	cmd := emulatorCmd(filepath.Join(toolsDir(t), "aws-lambda-rie"), bootstrap, addr, api, env, out)
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := emulatorCmd(ctx, rie, bootstrap, addr, api, env, out)
 	if err := cmd.Start(); err != nil {
+		cancel()
 		t.Fatal(err)
 	}
 	var once sync.Once
 	stop := func() {
 		once.Do(func() {
-			_ = cmd.Process.Kill()
+			cancel()
 			_ = cmd.Wait()
 			if t.Failed() {
 				t.Logf("%s emulator output:\n%s", name, out.String())
@@ -111,12 +103,7 @@ func startEmulator(t *testing.T, name, bootstrap string, env map[string]string) 
 		})
 	}
 	t.Cleanup(stop)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := listening(ctx, addr); err != nil {
-		t.Fatalf("%s: %v\n%s", name, err, out.String())
-	}
-	return &emulator{name: name, url: "http://" + addr + "/2015-03-31/functions/function/invocations", api: api, output: out, stop: stop}
+	return &emulator{name: name, addr: addr, api: api, output: out, stop: stop}
 }
 
 // invoke sends one event and returns the raw response.
@@ -134,15 +121,9 @@ func (e *emulator) call(event []byte) ([]byte, error) {
 	defer e.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.url, bytes.NewReader(event))
-	resp, err := http.DefaultClient.Do(req)
+	b, err := invoke(ctx, e.addr, event)
 	if err != nil {
-		return nil, fmt.Errorf("%s: invoke: %w", e.name, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return b, fmt.Errorf("%s: invoke answered %d: %s", e.name, resp.StatusCode, b)
+		return b, fmt.Errorf("%s: %w", e.name, err)
 	}
 	return b, nil
 }

@@ -83,7 +83,7 @@ type deployMod func(t *testing.T, d *deployed)
 
 func newStack(t *testing.T, mods ...deployMod) *stack {
 	t.Helper()
-	dir := toolsDir(t)
+	_, bootstraps := built(t)
 	tpl, err := samtemplate.Load(filepath.Join(repoRoot(), "template.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -121,10 +121,10 @@ func newStack(t *testing.T, mods ...deployMod) *stack {
 			"AWS_ENDPOINT_URL_SSM": d.ssm.URL,
 			"APPLE_JWKS_URL":       s.apple.URL,
 		})
-		bootstrap := filepath.Join(dir, "auth", "bootstrap")
+		bootstrap := bootstraps["auth"]
 		switch logical {
 		case "ChatFunction":
-			bootstrap = filepath.Join(dir, "chat", "bootstrap")
+			bootstrap = bootstraps["chat"]
 			// Buffered turns go to the stream function; account deletions
 			// finish in an asynchronous invoke of the chat function itself.
 			s.lambda = newLambdaFake(t, a, d.calls, func(function string) (*emulator, string) {
@@ -135,7 +135,7 @@ func newStack(t *testing.T, mods ...deployMod) *stack {
 			})
 			env["AWS_ENDPOINT_URL_LAMBDA"] = s.lambda.URL
 		case "StreamFunction":
-			bootstrap = filepath.Join(dir, "stream", "bootstrap")
+			bootstrap = bootstraps["stream"]
 			// What the image sets, with this machine's folders and the fake
 			// CLI in place of the real one.
 			maps.Copy(env, imageEnv(t))

@@ -44,7 +44,7 @@ func samLocalEnv(t *testing.T, tpl samtemplate.Template, logical string) map[str
 // its init, each event gets the status the deployed stack gives it, and
 // nothing calls AWS.
 func TestSampleEventsUnderSAMLocal(t *testing.T) {
-	dir := toolsDir(t)
+	_, bootstraps := built(t)
 	tpl, err := samtemplate.Load(filepath.Join(repoRoot(), "template.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +85,7 @@ func TestSampleEventsUnderSAMLocal(t *testing.T) {
 		} {
 			env[k] = v
 		}
-		bootstrap := filepath.Join(dir, strings.ToLower(strings.TrimSuffix(logical, "Function")), "bootstrap")
+		bootstrap := bootstraps[strings.ToLower(strings.TrimSuffix(logical, "Function"))]
 		if logical == "StreamFunction" {
 			env["CLAUDE_PATH"] = claudetest.FakeCLI(t)
 			freshTmp(t, env)

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
+
+	"github.com/ovrlrd/cloud/internal/devkit/gateway"
 )
 
 // TrustStatements returns a role's trust policy (AssumeRolePolicyDocument)
@@ -24,33 +27,41 @@ func (t Template) TrustStatements(role string, e Env) ([]Statement, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", role, err)
 	}
-	stmts, err := statementMaps(doc, "NotAction", "NotPrincipal", "Resource")
-	if err != nil {
-		return nil, fmt.Errorf("%s: trust policy: %w", role, err)
-	}
-	var out []Statement
-	for _, sm := range stmts {
-		var principals []string
+	// Where an identity policy has its resources, the principals.
+	list, _ := at(doc, "Statement").([]any)
+	for _, s := range list {
+		sm, _ := s.(map[string]any)
+		var principals []any
 		switch p := sm["Principal"].(type) {
 		case string:
-			principals = []string{p}
+			principals = []any{p}
 		case map[string]any:
 			for _, kind := range slices.Sorted(maps.Keys(p)) {
-				principals = append(principals, strs(p[kind])...)
+				for _, principal := range strs(p[kind]) {
+					principals = append(principals, principal)
+				}
 			}
 		default:
 			return nil, fmt.Errorf("%s: statement without a principal", role)
 		}
-		out = append(out, statement(sm, principals))
+		if _, ok := sm["Resource"]; ok {
+			return nil, fmt.Errorf("%s: trust policy: Resource is not allowed", role)
+		}
+		sm["Resource"] = principals
 	}
-	return out, nil
+	st, err := statements(doc, "NotAction", "NotPrincipal")
+	if err != nil {
+		return nil, fmt.Errorf("%s: trust policy: %w", role, err)
+	}
+	return st, nil
 }
 
 // ActionPatternMatches reports whether an action pattern with IAM wildcards
 // ('*', '?') matches at least one known action.
 func ActionPatternMatches(pattern string) bool {
-	for a := range knownActions() {
-		if glob(pattern, a, true) {
+	for line := range strings.Lines(knownActions) {
+		a := strings.TrimSpace(line)
+		if !strings.HasPrefix(a, "#") && gateway.Glob(strings.ToLower(pattern), a) {
 			return true
 		}
 	}

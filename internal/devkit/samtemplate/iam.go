@@ -1,6 +1,9 @@
 package samtemplate
 
 import (
+	"cmp"
+	_ "embed"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -11,7 +14,6 @@ import (
 
 // Statement is one IAM policy statement with its intrinsics resolved.
 type Statement struct {
-	Policy    string // the inline policy's name
 	Sid       string
 	Effect    string
 	Actions   []string
@@ -24,21 +26,12 @@ type Statement struct {
 // RoleOf returns the logical id of the IAM role a function runs with: its
 // Role property must be !GetAtt <Role>.Arn of a role in the template.
 func (t Template) RoleOf(function string) (string, error) {
-	fn, ok := t.Resources()[function]
-	if !ok {
-		return "", fmt.Errorf("no resource %s", function)
+	role := at(t.Resources()[function], "Properties", "Role")
+	ga, _ := at(role, "Fn::GetAtt").([]any)
+	if len(ga) != 2 || ga[1] != "Arn" || at(t.Resources()[fmt.Sprint(ga[0])], "Type") != "AWS::IAM::Role" {
+		return "", fmt.Errorf("%s: Role is %v, want !GetAtt <Role>.Arn of an AWS::IAM::Role", function, role)
 	}
-	props, _ := fn["Properties"].(map[string]any)
-	role, _ := props["Role"].(map[string]any)
-	ga, _ := role["Fn::GetAtt"].([]any)
-	if len(ga) != 2 || ga[1] != "Arn" {
-		return "", fmt.Errorf("%s: Role is %v, want !GetAtt <Role>.Arn", function, props["Role"])
-	}
-	name, _ := ga[0].(string)
-	if r := t.Resources()[name]; r["Type"] != "AWS::IAM::Role" {
-		return "", fmt.Errorf("%s: %s is not an AWS::IAM::Role", function, name)
-	}
-	return name, nil
+	return fmt.Sprint(ga[0]), nil
 }
 
 // RoleStatements returns the statements of a role's inline policies, its
@@ -47,100 +40,79 @@ func (t Template) RoleOf(function string) (string, error) {
 // dropped by their condition). Managed policies are refused: what a role
 // may do must be readable here.
 func (t Template) RoleStatements(role string, e Env) ([]Statement, error) {
-	raw, _ := t.Resources()[role]["Properties"].(map[string]any)
-	if _, ok := raw["ManagedPolicyArns"]; ok {
+	props := t.Resources()[role]["Properties"]
+	if at(props, "ManagedPolicyArns") != nil {
 		return nil, fmt.Errorf("%s: managed policies are not allowed", role)
 	}
-	v, err := t.Eval(raw["Policies"], e)
+	policies := []any{at(props, "Policies")}
+	for _, id := range t.ResourceIDs() {
+		r := t.Resources()[id]
+		if r["Type"] != "AWS::IAM::RolePolicy" || at(r, "Properties", "RoleName", "Ref") != role {
+			continue
+		}
+		if on, err := t.Creates(id, e); err != nil {
+			return nil, fmt.Errorf("%s: %w", id, err)
+		} else if on {
+			policies = append(policies, []any{r["Properties"]})
+		}
+	}
+	v, err := t.Eval(policies, e)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", role, err)
 	}
-	policies, _ := v.([]any)
-	for _, id := range t.ResourceIDs() {
-		r := t.Resources()[id]
-		if r["Type"] != "AWS::IAM::RolePolicy" {
-			continue
-		}
-		on, err := t.Creates(id, e)
-		props, _ := r["Properties"].(map[string]any)
-		ref, _ := props["RoleName"].(map[string]any)
-		if err == nil && on && ref["Ref"] == role {
-			if v, err = t.Eval(props, e); err == nil {
-				policies = append(policies, v)
-			}
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", id, err)
-		}
-	}
 	var out []Statement
-	for _, p := range policies {
-		pm, _ := p.(map[string]any)
-		stmts, err := statementMaps(pm["PolicyDocument"], "NotAction", "NotResource")
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", role, err)
-		}
-		for _, sm := range stmts {
-			st := statement(sm, strs(sm["Resource"]))
-			st.Policy = fmt.Sprint(pm["PolicyName"])
-			out = append(out, st)
+	for _, list := range v.([]any) {
+		policies, _ := list.([]any)
+		for _, p := range policies {
+			stmts, err := statements(at(p, "PolicyDocument"), "NotAction", "NotResource")
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", role, err)
+			}
+			out = append(out, stmts...)
 		}
 	}
 	return out, nil
 }
 
-// statementMaps returns the statements of a policy document, refusing
-// those with a key the evaluation here does not model.
-func statementMaps(doc any, refused ...string) ([]map[string]any, error) {
-	d, _ := doc.(map[string]any)
-	list, _ := d["Statement"].([]any)
-	out := make([]map[string]any, len(list))
-	for i, s := range list {
-		out[i], _ = s.(map[string]any)
+// statements reads the statements of a policy document, refusing those
+// with a key the evaluation here does not model.
+func statements(doc any, refused ...string) ([]Statement, error) {
+	list, _ := at(doc, "Statement").([]any)
+	var out []Statement
+	for _, s := range list {
+		sm, _ := s.(map[string]any)
 		for _, k := range refused {
-			if _, bad := out[i][k]; bad {
+			if _, bad := sm[k]; bad {
 				return nil, fmt.Errorf("%s is not allowed", k)
 			}
 		}
+		st := Statement{Actions: strs(sm["Action"]), Resources: strs(sm["Resource"]), Condition: map[string]map[string][]string{}}
+		st.Sid, _ = sm["Sid"].(string)
+		st.Effect, _ = sm["Effect"].(string)
+		conds, _ := sm["Condition"].(map[string]any)
+		for op, kv := range conds {
+			keys, _ := kv.(map[string]any)
+			st.Condition[op] = map[string][]string{}
+			for k, vals := range keys {
+				st.Condition[op][k] = strs(vals)
+			}
+		}
+		out = append(out, st)
 	}
 	return out, nil
 }
 
-func statement(sm map[string]any, resources []string) Statement {
-	st := Statement{Sid: str(sm["Sid"]), Effect: str(sm["Effect"]), Actions: strs(sm["Action"]), Resources: resources}
-	c, _ := sm["Condition"].(map[string]any)
-	for op, kv := range c {
-		if st.Condition == nil {
-			st.Condition = map[string]map[string][]string{}
-		}
-		st.Condition[op] = map[string][]string{}
-		m, _ := kv.(map[string]any)
-		for k, vals := range m {
-			st.Condition[op][k] = strs(vals)
-		}
-	}
-	return st
-}
-
-func str(v any) string {
-	if v == nil {
-		return ""
-	}
-	return fmt.Sprint(v)
-}
-
+// strs reads a value that is one string or a list of them.
 func strs(v any) []string {
-	switch x := v.(type) {
-	case nil:
-		return nil
-	case []any:
-		out := make([]string, len(x))
-		for i, e := range x {
-			out[i] = fmt.Sprint(e)
-		}
-		return out
+	list, isList := v.([]any)
+	if !isList && v != nil {
+		list = []any{v}
 	}
-	return []string{fmt.Sprint(v)}
+	out := make([]string, len(list))
+	for i, item := range list {
+		out[i] = fmt.Sprint(item)
+	}
+	return out
 }
 
 // Request is one call as IAM sees it: an action on a resource ARN, with the
@@ -152,59 +124,43 @@ type Request struct {
 }
 
 func (r Request) String() string {
-	s := r.Action + " on " + r.Resource
-	if len(r.Context) > 0 {
-		var kv []string
-		for _, k := range slices.Sorted(maps.Keys(r.Context)) {
-			kv = append(kv, k+"="+r.Context[k])
-		}
-		s += " (" + strings.Join(kv, ", ") + ")"
+	if len(r.Context) == 0 {
+		return r.Action + " on " + r.Resource
 	}
-	return s
+	return fmt.Sprintf("%s on %s with %v", r.Action, r.Resource, r.Context)
 }
 
 // Allows evaluates identity-policy statements as IAM does: an explicit Deny
-// wins, then any Allow; nothing matching means denied. Conditions support
-// StringEquals, StringLike, ArnLike and Bool; any other operator never
-// matches, so the check fails closed.
+// wins, then any Allow; nothing matching means denied.
 func Allows(stmts []Statement, r Request) bool {
-	allowed := false
+	matched := map[string]bool{} // effect -> some statement of it matches
 	for _, s := range stmts {
-		if !s.matches(r) {
-			continue
-		}
-		if s.Effect == "Deny" {
-			return false
-		}
-		if s.Effect == "Allow" {
-			allowed = true
-		}
+		matched[s.Effect] = matched[s.Effect] || s.matches(r)
 	}
-	return allowed
+	return matched["Allow"] && !matched["Deny"]
+}
+
+// conditionOperators are the condition operators Allows models; a
+// statement with any other never matches, so the check fails closed.
+var conditionOperators = map[string]func(want, got string) bool{
+	"StringEquals": func(want, got string) bool { return want == got },
+	"StringLike":   gateway.Glob,
+	"ArnLike":      gateway.Glob,
+	"Bool":         strings.EqualFold,
 }
 
 func (s Statement) matches(r Request) bool {
-	if !anyMatch(s.Actions, r.Action, true) || !anyMatch(s.Resources, r.Resource, false) {
+	// IAM matches actions case-insensitively, resources exactly.
+	action := strings.ToLower(r.Action)
+	if !slices.ContainsFunc(s.Actions, func(p string) bool { return gateway.Glob(strings.ToLower(p), action) }) ||
+		!slices.ContainsFunc(s.Resources, func(p string) bool { return gateway.Glob(p, r.Resource) }) {
 		return false
 	}
 	for op, keys := range s.Condition {
+		match := conditionOperators[op]
 		for k, vals := range keys {
 			got, present := r.Context[k]
-			if !present {
-				return false
-			}
-			ok := false
-			for _, v := range vals {
-				switch op {
-				case "StringEquals":
-					ok = ok || got == v
-				case "StringLike", "ArnLike":
-					ok = ok || glob(v, got, false)
-				case "Bool":
-					ok = ok || strings.EqualFold(got, v)
-				}
-			}
-			if !ok {
+			if match == nil || !present || !slices.ContainsFunc(vals, func(want string) bool { return match(want, got) }) {
 				return false
 			}
 		}
@@ -212,15 +168,72 @@ func (s Statement) matches(r Request) bool {
 	return true
 }
 
-func anyMatch(patterns []string, s string, fold bool) bool {
-	return slices.ContainsFunc(patterns, func(p string) bool { return glob(p, s, fold) })
+// The actions AWS's Service Authorization Reference lists for the services
+// this project uses, one a line; the file's header names its source.
+//
+//go:embed iam-actions.txt
+var actionsFile string
+
+// knownActions is the file in lower case: IAM matches actions
+// case-insensitively.
+var knownActions = strings.ToLower(actionsFile)
+
+// ActionExists reports whether action (service:Action) is an IAM action of
+// one of the services in the data file. A name IAM does not know is
+// accepted in a policy and never matches a request, so a grant of it is a
+// grant of nothing.
+func ActionExists(action string) bool {
+	// Each line of the file is one whole action, or a header line with a
+	// '#', and ends in a newline.
+	return !strings.ContainsAny(action, "#\n") && strings.Contains(knownActions, "\n"+strings.ToLower(action)+"\n")
 }
 
-// glob matches IAM wildcards: '*' any run of characters, '?' exactly one;
-// fold makes the match case-insensitive (actions are).
-func glob(pattern, s string, fold bool) bool {
-	if fold {
-		pattern, s = strings.ToLower(pattern), strings.ToLower(s)
+// DynamoDBRequests returns the IAM requests DynamoDB authorizes one call
+// with, given the operation of its X-Amz-Target header and its JSON body.
+// tableARN turns a table name into its ARN (a name that already is an ARN
+// is kept). Transactions are authorized item by item with the item's own
+// action, so TransactWriteItems and TransactGetItems are never requests
+// themselves; a query or scan of an index is a request on the index.
+func DynamoDBRequests(op string, body []byte, tableARN func(table string) string) []Request {
+	op = op[strings.LastIndex(op, ".")+1:]
+	var in struct {
+		TableName     string
+		IndexName     string
+		RequestItems  map[string]json.RawMessage
+		TransactItems []map[string]struct{ TableName string }
 	}
-	return gateway.Glob(pattern, s)
+	// An unreadable body still becomes a request (on no table), so a call
+	// the mapping does not understand is denied rather than unrecorded.
+	_ = json.Unmarshal(body, &in)
+	var out []Request
+	add := func(action, table string) {
+		if table != "" && !strings.HasPrefix(table, "arn:") {
+			table = tableARN(table)
+		}
+		r := Request{Action: "dynamodb:" + action, Resource: cmp.Or(table, "*")}
+		if (action == "Query" || action == "Scan") && in.IndexName != "" {
+			r.Resource += "/index/" + in.IndexName
+		}
+		if !slices.ContainsFunc(out, func(o Request) bool { return o.Action == r.Action && o.Resource == r.Resource }) {
+			out = append(out, r)
+		}
+	}
+	switch op {
+	case "TransactWriteItems", "TransactGetItems":
+		for _, item := range in.TransactItems {
+			for kind, target := range item {
+				// Each kind is authorized as its item action (Put as
+				// PutItem, ConditionCheck as ConditionCheckItem); an
+				// unknown kind makes an action no policy can grant.
+				add(kind+"Item", target.TableName)
+			}
+		}
+	case "BatchWriteItem", "BatchGetItem":
+		for _, table := range slices.Sorted(maps.Keys(in.RequestItems)) {
+			add(op, table)
+		}
+	default:
+		add(op, in.TableName)
+	}
+	return out
 }

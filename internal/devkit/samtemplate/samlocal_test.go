@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/ovrlrd/cloud/internal/config"
+	"github.com/ovrlrd/cloud/internal/devkit/devenv"
 	"github.com/ovrlrd/cloud/internal/devkit/samtemplate"
 )
 
@@ -162,11 +163,11 @@ func TestSAMLocalEnvVarsAreNeeded(t *testing.T) {
 func TestSAMLocalEnvVarsAreMakeDevs(t *testing.T) {
 	p := samEnvVars(t)["Parameters"]
 	want := map[string]string{
-		"DYNAMODB_ENDPOINT": "http://host.docker.internal:" + strconv.Itoa(config.DevDynamoDBPort),
-		"S3_ENDPOINT":       "http://host.docker.internal:" + strconv.Itoa(config.DevS3Port),
-		"LOCAL_AWS_KEY":     config.SAMLocalKey,
-		"TABLE_NAME":        config.DevTable,
-		"SESSIONS_BUCKET":   config.SAMLocalBucket,
+		"DYNAMODB_ENDPOINT": "http://host.docker.internal:" + strconv.Itoa(devenv.DevDynamoDBPort),
+		"S3_ENDPOINT":       "http://host.docker.internal:" + strconv.Itoa(devenv.DevS3Port),
+		"LOCAL_AWS_KEY":     devenv.SAMLocalKey,
+		"TABLE_NAME":        devenv.DevTable,
+		"SESSIONS_BUCKET":   devenv.SAMLocalBucket,
 	}
 	for name, v := range want {
 		if p[name] != v {
@@ -177,8 +178,8 @@ func TestSAMLocalEnvVarsAreMakeDevs(t *testing.T) {
 	// region of sam local's table (a DynamoDB Local database is per key
 	// and region).
 	li := samconfig(t)["default.local_invoke.parameters"]
-	if li["env_vars"] != "events/env.json" || li["region"] != config.SAMLocalRegion {
-		t.Errorf("samconfig.toml [default.local_invoke.parameters] %v, want env_vars events/env.json and region %s", li, config.SAMLocalRegion)
+	if li["env_vars"] != "events/env.json" || li["region"] != devenv.SAMLocalRegion {
+		t.Errorf("samconfig.toml [default.local_invoke.parameters] %v, want env_vars events/env.json and region %s", li, devenv.SAMLocalRegion)
 	}
 	// Committed, so samples in plain sight: nobody takes them for secrets.
 	for _, name := range []string{"JWT_SECRET", "API_KEY"} {

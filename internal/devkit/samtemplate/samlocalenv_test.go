@@ -4,7 +4,7 @@ import (
 	"maps"
 	"testing"
 
-	"github.com/ovrlrd/cloud/internal/config"
+	"github.com/ovrlrd/cloud/internal/devkit/devenv"
 	"github.com/ovrlrd/cloud/internal/devkit/samtemplate"
 )
 
@@ -34,7 +34,7 @@ func TestSAMLocalEnvResolvesAsSAMDoes(t *testing.T) {
 	image := map[string]string{"HOME": "/tmp", "AWS_REGION": "image-region"}
 	overrides := map[string]string{"SECRET": "sample", "UNDECLARED": "dropped"}
 	sam := map[string]string{
-		"AWS_SAM_LOCAL": "true", "AWS_REGION": config.SAMLocalRegion, "AWS_DEFAULT_REGION": config.SAMLocalRegion,
+		"AWS_SAM_LOCAL": "true", "AWS_REGION": devenv.SAMLocalRegion, "AWS_DEFAULT_REGION": devenv.SAMLocalRegion,
 		"AWS_ACCESS_KEY_ID": "defaultkey", "AWS_SECRET_ACCESS_KEY": "defaultsecret",
 	}
 	for fn, own := range map[string]map[string]string{

@@ -55,20 +55,16 @@ func Swap(t testing.TB, path, target string) {
 	if err := os.Symlink(target, link); err != nil {
 		t.Fatal(err)
 	}
-	stop, done := make(chan struct{}), make(chan struct{})
+	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-				_ = os.Rename(path, real)
-				_ = os.Rename(link, path)
-				_ = os.Rename(path, link)
-				_ = os.Rename(real, path)
-			}
+		// The test's context ends before its cleanups run.
+		for t.Context().Err() == nil {
+			_ = os.Rename(path, real)
+			_ = os.Rename(link, path)
+			_ = os.Rename(path, link)
+			_ = os.Rename(real, path)
 		}
 	}()
-	t.Cleanup(func() { close(stop); <-done })
+	t.Cleanup(func() { <-done })
 }

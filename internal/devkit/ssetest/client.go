@@ -28,8 +28,8 @@ type Event struct {
 	ToolName       string
 	Title          string
 	Denials        []Denial
-	// Present[key] is true for the JSON keys (besides type) that were
-	// present and not null; it lets tests tell "" from absent.
+	// Present[key] is true for the JSON keys that were present and not
+	// null; it lets tests tell "" from absent.
 	Present map[string]bool
 	// Data is the JSON text of the event (its data lines, concatenated).
 	Data string
@@ -87,21 +87,19 @@ func DecodeData(data string) (Event, error) {
 	if !utf8.ValidString(data) {
 		return e, errors.New("data is not valid UTF-8")
 	}
-	if err := checkSurrogates(data); err != nil {
-		return e, err
+	// The app's JSON decoder refuses \u escapes of unpaired UTF-16
+	// surrogates, which Go's silently maps to U+FFFD.
+	for _, loc := range escape.FindAllStringIndex(data, -1) {
+		if loc[1]-loc[0] == 6 {
+			return e, fmt.Errorf("unpaired surrogate escape at %d", loc[0])
+		}
 	}
-	var obj map[string]json.RawMessage
+	var obj map[string]any
 	if err := json.Unmarshal([]byte(data), &obj); err != nil || obj == nil {
 		return e, fmt.Errorf("not a JSON object: %v", err)
 	}
-	if ok, err := decodeString(obj, "type", &e.Type); !ok || err != nil {
-		return e, fmt.Errorf(`"type" missing or not a string: %v`, err)
-	}
-	if !Types[e.Type] {
-		return e, fmt.Errorf("unknown type %q", e.Type)
-	}
 	for key, dst := range map[string]*string{
-		"content": &e.Content, "conversationId": &e.ConversationID,
+		"type": &e.Type, "content": &e.Content, "conversationId": &e.ConversationID,
 		"message": &e.Message, "toolName": &e.ToolName, "title": &e.Title,
 	} {
 		ok, err := decodeString(obj, key, dst)
@@ -110,10 +108,13 @@ func DecodeData(data string) (Event, error) {
 		}
 		e.Present[key] = ok
 	}
-	if v, ok := obj["denials"]; ok && string(v) != "null" {
-		var items []map[string]json.RawMessage
-		if err := json.Unmarshal(v, &items); err != nil {
-			return e, fmt.Errorf(`"denials": %w`, err)
+	if !Types[e.Type] { // a missing or null type is "", no type either
+		return e, fmt.Errorf("unknown type %q", e.Type)
+	}
+	if v := obj["denials"]; v != nil {
+		items, ok := v.([]any)
+		if !ok {
+			return e, errors.New(`"denials" is not an array`)
 		}
 		e.Denials = make([]Denial, len(items))
 		for i, item := range items {
@@ -126,42 +127,32 @@ func DecodeData(data string) (Event, error) {
 	return e, nil
 }
 
-func decodeDenial(obj map[string]json.RawMessage, d *Denial) error {
+func decodeDenial(item any, d *Denial) error {
+	obj, _ := item.(map[string]any) // not an object: every field is missing
 	for key, dst := range map[string]*string{"tool_name": &d.ToolName, "tool_use_id": &d.ToolUseID} {
 		if ok, err := decodeString(obj, key, dst); !ok || err != nil {
 			return fmt.Errorf("%q missing or not a string: %v", key, err)
 		}
 	}
-	if in := obj["tool_input"]; len(in) == 0 || in[0] != '{' {
+	if d.ToolInput, _ = obj["tool_input"].(map[string]any); d.ToolInput == nil {
 		return errors.New("tool_input missing or not an object")
 	}
-	return json.Unmarshal(obj["tool_input"], &d.ToolInput)
+	return nil
 }
 
-// decodeString decodes obj[key] into dst unless it is absent or null, when
-// ok is false; anything but a JSON string is an error.
-func decodeString(obj map[string]json.RawMessage, key string, dst *string) (ok bool, err error) {
-	v := obj[key]
-	if len(v) == 0 || string(v) == "null" {
+// decodeString sets dst to obj[key] unless it is absent or null, when ok
+// is false; anything but a JSON string is an error.
+func decodeString(obj map[string]any, key string, dst *string) (ok bool, err error) {
+	switch v := obj[key].(type) {
+	case nil:
 		return false, nil
+	case string:
+		*dst = v
+		return true, nil
 	}
-	if v[0] != '"' {
-		return false, fmt.Errorf("%q is not a string", key)
-	}
-	return true, json.Unmarshal(v, dst)
+	return false, fmt.Errorf("%q is not a string", key)
 }
 
 // escape matches one JSON escape, a surrogate pair first: scanning left
 // to right, an escaped backslash is consumed before the "u" after it.
 var escape = regexp.MustCompile(`\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|\\u[dD][89a-fA-F][0-9a-fA-F]{2}|\\.`)
-
-// checkSurrogates rejects \u escapes of unpaired UTF-16 surrogates, which
-// the app's JSON decoder refuses (Go's silently maps them to U+FFFD).
-func checkSurrogates(s string) error {
-	for _, loc := range escape.FindAllStringIndex(s, -1) {
-		if loc[1]-loc[0] == 6 {
-			return fmt.Errorf("unpaired surrogate escape at %d", loc[0])
-		}
-	}
-	return nil
-}

@@ -1,6 +1,7 @@
 package ssetest
 
 import (
+	"cmp"
 	"context"
 	"net"
 	"syscall"
@@ -14,12 +15,10 @@ func DialStalled(ctx context.Context, t testing.TB, addr string) net.Conn {
 	t.Helper()
 	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
 		var err error
-		if cerr := c.Control(func(fd uintptr) {
+		cerr := c.Control(func(fd uintptr) {
 			err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
-		}); cerr != nil {
-			return cerr
-		}
-		return err
+		})
+		return cmp.Or(cerr, err)
 	}}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {

@@ -33,36 +33,24 @@ type Request struct {
 	WithDecryption bool
 }
 
-// Server is a loopback SSM. It is safe for concurrent use.
+// Server is a loopback SSM, safe for concurrent use. Its URL is the
+// endpoint to give the SDK, e.g. http://127.0.0.1:PORT.
 type Server struct {
-	// URL is the endpoint to give the SDK, e.g. http://127.0.0.1:PORT.
-	URL string
-
-	srv *httptest.Server
+	*httptest.Server
 
 	mu       sync.Mutex
 	params   map[string]string
-	failures []failure
+	failures []func(http.ResponseWriter) // the answers of the next calls
 	requests []Request
-}
-
-type failure struct {
-	status  int
-	errType string
-	message string
 }
 
 // New starts a server holding params (full parameter name to value), all
 // served as SecureString. Call Close when done.
 func New(params map[string]string) *Server {
 	s := &Server{params: maps.Clone(params)}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
-	s.URL = s.srv.URL
+	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
 }
-
-// Close shuts the server down.
-func (s *Server) Close() { s.srv.Close() }
 
 // Throttle makes the next n calls fail the way SSM does when its rate limit
 // is exceeded.
@@ -76,16 +64,12 @@ func (s *Server) FailNext(n, status int, errType, message string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for range n {
-		s.failures = append(s.failures, failure{status, errType, message})
+		s.failures = append(s.failures, func(w http.ResponseWriter) { writeError(w, status, errType, message) })
 	}
 }
 
 // Calls returns how many GetParameters calls arrived, failed ones included.
-func (s *Server) Calls() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.requests)
-}
+func (s *Server) Calls() int { return len(s.Requests()) }
 
 // Requests returns every GetParameters call received, in order.
 func (s *Server) Requests() []Request {
@@ -118,9 +102,9 @@ func (s *Server) answer(w http.ResponseWriter, in Request) {
 	s.requests = append(s.requests, in)
 	switch {
 	case len(s.failures) > 0:
-		f := s.failures[0]
+		fail := s.failures[0]
 		s.failures = s.failures[1:]
-		writeError(w, f.status, f.errType, f.message)
+		fail(w)
 	case len(in.Names) == 0 || len(in.Names) > maxNames:
 		writeError(w, http.StatusBadRequest, "ValidationException",
 			"1 validation error detected: Value at 'names' failed to satisfy constraint: Member must have length between 1 and 10")

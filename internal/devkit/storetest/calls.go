@@ -3,8 +3,10 @@ package storetest
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -12,23 +14,35 @@ import (
 )
 
 // CallCounter counts DynamoDB API calls by operation name (Query, GetItem,
-// TransactWriteItems, ...), so tests can pin the round trips an operation
-// costs. SDK-level retries of one call count once.
+// TransactWriteItems, ...), and when each began and ended, so tests can pin
+// the round trips an operation costs and how many of them its caller waits
+// for one after another. SDK-level retries of one call count once.
 type CallCounter struct {
-	mu sync.Mutex
-	n  map[string]int
+	mu    sync.Mutex
+	n     map[string]int
+	calls []call
+}
+
+type call struct {
+	op         string
+	start, end time.Time
 }
 
 // Option installs the counter on a client built by store.NewDB.
 func (c *CallCounter) Option() func(*dynamodb.Options) {
-	return beforeEachCall("ovrlrdCallCounter", func(op string) error {
+	return aroundEachCall("ovrlrdCallCounter", func(op string) (func(), error) {
+		start := time.Now()
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if c.n == nil {
 			c.n = map[string]int{}
 		}
 		c.n[op]++
-		return nil
+		return func() {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			c.calls = append(c.calls, call{op, start, time.Now()})
+		}, nil
 	})
 }
 
@@ -37,8 +51,30 @@ func (c *CallCounter) Take() map[string]int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := c.n
-	c.n = map[string]int{}
+	c.n, c.calls = map[string]int{}, nil
 	return n
+}
+
+// Waited looks at the ended calls since the last Take that began before t
+// (all of them for a zero t): how many of each operation there were, and
+// how many round trips a caller waited for in turn, the longest chain of
+// calls each of which began after the one before it ended.
+func (c *CallCounter) Waited(t time.Time) (counts map[string]int, sequential int) {
+	c.mu.Lock()
+	calls := slices.Clone(c.calls)
+	c.mu.Unlock()
+	calls = slices.DeleteFunc(calls, func(k call) bool { return !t.IsZero() && !k.start.Before(t) })
+	// The earliest end first: no chain is longer than the one this picks.
+	slices.SortFunc(calls, func(a, b call) int { return a.end.Compare(b.end) })
+	counts = map[string]int{}
+	var last time.Time
+	for _, k := range calls {
+		counts[k.op]++
+		if sequential == 0 || !k.start.Before(last) {
+			sequential, last = sequential+1, k.end
+		}
+	}
+	return counts, sequential
 }
 
 // Fault fails, before it is sent, the first call of one DynamoDB operation
@@ -47,46 +83,34 @@ func (c *CallCounter) Take() map[string]int {
 type Fault struct {
 	Op    string // the operation, e.g. "BatchWriteItem"
 	Armed atomic.Bool
-	// Times is how many calls fail besides the one Armed fails.
+	// Times, set with Store, is how many calls fail besides the one Armed
+	// fails; each call of Op counts it down, past zero too.
 	Times atomic.Int32
 	Fired atomic.Int32
 }
 
-// take reports whether this call fails, using up one armed failure.
-func (f *Fault) take() bool {
-	if f.Armed.CompareAndSwap(true, false) {
-		return true
-	}
-	for {
-		n := f.Times.Load()
-		if n <= 0 {
-			return false
-		}
-		if f.Times.CompareAndSwap(n, n-1) {
-			return true
-		}
-	}
-}
-
 // Option adds the fault to a DynamoDB client.
 func (f *Fault) Option() func(*dynamodb.Options) {
-	return beforeEachCall("ovrlrdTestFault", func(op string) error {
-		if op != f.Op || !f.take() {
-			return nil
+	return aroundEachCall("ovrlrdTestFault", func(op string) (func(), error) {
+		if op == f.Op && (f.Armed.CompareAndSwap(true, false) || f.Times.Add(-1) >= 0) {
+			f.Fired.Add(1)
+			return nil, errors.New("injected fault")
 		}
-		f.Fired.Add(1)
-		return errors.New("injected fault")
+		return func() {}, nil
 	})
 }
 
-// beforeEachCall runs f before each call of a client, once however often
-// the SDK retries it; an error from f fails the call unsent.
-func beforeEachCall(name string, f func(op string) error) func(*dynamodb.Options) {
+// aroundEachCall runs f before each call of a client, and what f returns
+// once the call ended, however often the SDK retried it; an error from f
+// fails the call unsent.
+func aroundEachCall(name string, f func(op string) (func(), error)) func(*dynamodb.Options) {
 	step := middleware.InitializeMiddlewareFunc(name,
 		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-			if err := f(awsmiddleware.GetOperationName(ctx)); err != nil {
+			done, err := f(awsmiddleware.GetOperationName(ctx))
+			if err != nil {
 				return middleware.InitializeOutput{}, middleware.Metadata{}, err
 			}
+			defer done()
 			return next.HandleInitialize(ctx, in)
 		})
 	return func(o *dynamodb.Options) {

@@ -18,15 +18,6 @@ import (
 // rawTimeout bounds one helper's call to DynamoDB Local.
 const rawTimeout = time.Minute
 
-type runLease struct {
-	PK        string `dynamo:"PK,hash"`
-	SK        string `dynamo:"SK,range"`
-	Holder    string `dynamo:"holder"`
-	StartedAt int64  `dynamo:"startedAt"`
-	ExpiresAt int64  `dynamo:"expiresAt"`
-	TTL       int64  `dynamo:"ttl"`
-}
-
 // HoldRun gives convID's turn lease in this package's table to holder, from
 // startedAt for lease, over whatever lease was there: another turn holding,
 // or taking over, the conversation.
@@ -34,9 +25,9 @@ func HoldRun(ctx context.Context, convID, holder string, startedAt time.Time, le
 	ctx, cancel := context.WithTimeout(ctx, rawTimeout)
 	defer cancel()
 	exp := startedAt.Add(lease)
-	return DB().Table(tableName).Put(runLease{
-		PK: "CONV#" + convID, SK: "RUN", Holder: holder,
-		StartedAt: startedAt.UnixMilli(), ExpiresAt: exp.UnixMilli(), TTL: exp.Add(24 * time.Hour).Unix(),
+	return DB().Table(tableName).Put(map[string]any{
+		"PK": "CONV#" + convID, "SK": "RUN", "holder": holder,
+		"startedAt": startedAt.UnixMilli(), "expiresAt": exp.UnixMilli(), "ttl": exp.Add(24 * time.Hour).Unix(),
 	}).Run(ctx)
 }
 
@@ -78,12 +69,12 @@ func NewConversation(ctx context.Context, s *store.Store, userID, first string) 
 	ctx, cancel := context.WithTimeout(ctx, rawTimeout)
 	defer cancel()
 	holder := "storetest-" + rand.Text()[:12]
-	c, m, err := s.StartTurn(ctx, ovrlrd.TurnStart{
+	t, err := s.StartTurn(ctx, ovrlrd.TurnStart{
 		UserID: userID, Holder: holder, Lease: time.Minute,
 		Message: ovrlrd.NewMessage{Role: ovrlrd.RoleUser, Content: first},
 	})
 	if err != nil {
 		return ovrlrd.Conversation{}, ovrlrd.Message{}, err
 	}
-	return c, m, s.ReleaseRun(ctx, c.ID, holder)
+	return t.Conversation, t.Opening, s.ReleaseRun(ctx, t.Conversation.ID, holder)
 }

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/guregu/dynamo/v2"
 
 	"github.com/ovrlrd/cloud/internal/devkit/dynamolocal"
@@ -63,14 +62,8 @@ func Endpoint() string { return endpoint }
 // TableName returns this package's table.
 func TableName() string { return tableName }
 
-// AWSConfig returns SDK settings for DynamoDB Local, which accepts any
-// credentials.
-func AWSConfig() aws.Config {
-	return aws.Config{
-		Region:      "us-east-1",
-		Credentials: credentials.NewStaticCredentialsProvider("local", "local", ""),
-	}
-}
+// AWSConfig returns SDK settings for DynamoDB Local.
+func AWSConfig() aws.Config { return dynamolocal.AWSConfig("us-east-1", "local") }
 
 // DB returns a handle on DynamoDB Local.
 func DB() *dynamo.DB { return store.NewDB(AWSConfig(), endpoint) }

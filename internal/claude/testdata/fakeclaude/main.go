@@ -12,14 +12,13 @@
 //	normal       init, one assistant text (script text, else the prompt), result
 //	error        init, result with is_error and api_error_status (script status, default 529)
 //	denied       init, a tool_use, a result with one permission denial
-//	slash        init, a user line with string content (local command output), result
-//	lines        the script's lines verbatim, delay_ms apart, then exit with exit
-//	inspect      (also argv, dump-env) one assistant text holding JSON
+//	lines        the script's lines verbatim, delay_ms apart, then exit 0
+//	argv         (also dump-env) one assistant text holding JSON
 //	             {"args","env","cwd","prompt"}, then result
 //	crash        init, n assistant texts (3 when the script has no n, any
 //	             n >= 0 otherwise), "boom" on stderr, exit 1, no result
 //	silent       init, then sleeps forever
-//	garbage      init, non-JSON lines, a size-byte line (default 20 MiB), more text, result
+//	garbage      init, non-JSON lines, a 20 MiB line, more text, result
 //	ignore-term  ignores SIGTERM; starts a grandchild in its own session that
 //	             ignores SIGTERM too; prints init then sleeps forever
 //	orphan       starts a grandchild in its own session (holding stdout) and a
@@ -31,6 +30,9 @@
 //	rate         n assistant texts at rate lines/s, with the same timestamps
 //	slow-total   a line every 100 ms forever
 //	stderr       stderr_bytes bytes of "e" on stderr, then normal
+//
+// With await set, any mode first reads that file to its end: a fifo holds
+// the run before its first line until a test closes its end.
 //
 // Sessions: with CLAUDE_CONFIG_DIR set, a run appends to
 // $CLAUDE_CONFIG_DIR/projects/<cwd with / replaced by ->/<session>.jsonl, and
@@ -60,12 +62,11 @@ type script struct {
 	Text        string            `json:"text"`
 	N           *int              `json:"n"` // nil: the mode's default
 	Rate        float64           `json:"rate"`
-	Size        int               `json:"size"`
-	Exit        int               `json:"exit"`
 	Status      int               `json:"status"`
 	StderrBytes int               `json:"stderr_bytes"`
 	DelayMS     int               `json:"delay_ms"`
 	Lines       []json.RawMessage `json:"lines"`
+	Await       string            `json:"await"`
 }
 
 var (
@@ -80,7 +81,7 @@ func main() {
 		signal.Ignore(syscall.SIGTERM)
 		sleepForever()
 	case "detacher": // starts a sleeper and exits at once
-		spawn("sleeper", true)
+		spawn("sleeper")
 		os.Exit(0)
 	}
 
@@ -120,6 +121,12 @@ func main() {
 	}
 	if s.Mode == "" {
 		s.Mode = "normal"
+	}
+	if s.Await != "" {
+		if _, err := os.ReadFile(s.Await); err != nil {
+			fmt.Fprintln(os.Stderr, "fakeclaude:", err)
+			os.Exit(2)
+		}
 	}
 
 	if format == "text" {
@@ -191,15 +198,6 @@ func main() {
 			"num_turns": 2, "duration_ms": 9, "total_cost_usd": 0.002,
 			"permission_denials": []any{map[string]any{"tool_name": "Bash", "tool_use_id": "toolu_01", "tool_input": input}}})
 		saveTurn(prompt, "I need permission to run that.")
-	case "slash":
-		initLine()
-		text := s.Text
-		if text == "" {
-			text = "Total cost: $0.00"
-		}
-		emit(map[string]any{"type": "user", "session_id": sessionID,
-			"message": map[string]any{"role": "user", "content": "<local-command-stdout>" + text + "</local-command-stdout>"}})
-		result("", prompt)
 	case "lines":
 		for i, l := range s.Lines {
 			if i > 0 && s.DelayMS > 0 {
@@ -212,8 +210,7 @@ func main() {
 				writeLine(l)
 			}
 		}
-		os.Exit(s.Exit)
-	case "inspect", "argv", "dump-env":
+	case "argv", "dump-env":
 		cwd, _ := os.Getwd()
 		b, _ := json.Marshal(map[string]any{"args": os.Args[1:], "env": os.Environ(), "cwd": cwd, "prompt": prompt})
 		initLine()
@@ -230,10 +227,7 @@ func main() {
 		initLine()
 		sleepForever()
 	case "garbage":
-		size := s.Size
-		if size == 0 {
-			size = 20 << 20
-		}
+		const size = 20 << 20
 		initLine()
 		writeLine([]byte("this is not json"))
 		writeLine([]byte(`{"type":"assistant","message":{"content":[{"type":"text","text":"trunc`))
@@ -249,13 +243,13 @@ func main() {
 		result("after the garbage", prompt)
 	case "ignore-term":
 		signal.Ignore(syscall.SIGTERM)
-		pid := spawn("sleeper", true)
+		pid := spawn("sleeper")
 		initLine()
 		assistantText("grandchild " + strconv.Itoa(pid))
 		sleepForever()
 	case "orphan":
-		spawn("sleeper", true)
-		spawn("detacher", true)
+		spawn("sleeper")
+		spawn("detacher")
 		initLine()
 		assistantText("left processes behind")
 		result("left processes behind", prompt)
@@ -359,7 +353,7 @@ func saveTurn(prompt, reply string) {
 
 // spawn starts this program again in role, in a session of its own,
 // sharing stdout, and does not wait for it.
-func spawn(role string, setsid bool) int {
+func spawn(role string) int {
 	self, err := os.Executable()
 	if err != nil {
 		panic(err)
@@ -367,7 +361,7 @@ func spawn(role string, setsid bool) int {
 	cmd := exec.Command(self)
 	cmd.Env = append(os.Environ(), "FAKECLAUDE_ROLE="+role)
 	cmd.Stdout = out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: setsid}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		panic(err)
 	}

@@ -1,4 +1,6 @@
-package config
+package devenv
+
+import "github.com/ovrlrd/cloud/internal/config"
 
 // make dev's servers, as `sam local invoke --env-vars events/env.json`
 // reaches them from SAM's containers (events/env.json names these values; a
@@ -25,5 +27,5 @@ const (
 	// DynamoDB Local keeps a database per key and region, and SAM gives its
 	// containers the region of the caller's AWS profile unless told
 	// otherwise: invocations pass --region with this one.
-	SAMLocalRegion = DefaultRegion
+	SAMLocalRegion = config.DefaultRegion
 )
