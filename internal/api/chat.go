@@ -158,7 +158,7 @@ func (s *server) postEvent(w http.ResponseWriter, r *http.Request, p auth.Princi
 		m.answer(w, r, err)
 		return
 	}
-	msg, err := s.Conversations.AppendMessage(r.Context(), p.UserID, r.PathValue("id"), *body.Role, body.Content, m.Limit)
+	msg, err := s.Conversations.AppendMessage(r.Context(), p.UserID, r.PathValue("id"), *body.Role, body.Content, m.Count())
 	if !m.answer(w, r, err) {
 		return
 	}

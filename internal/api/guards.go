@@ -115,16 +115,13 @@ func (s *server) reading(class string, l config.Limit, next principalHandler) ht
 type meteredHandler func(w http.ResponseWriter, r *http.Request, p auth.Principal, m *meter)
 
 // metered is authed for routes that write: the request is counted inside
-// the route's own transaction (m.Limit goes to the store), so it costs no
-// round trip of its own. The window is read meanwhile, for the headers.
+// the route's own transaction (m.Count gives its limit to the store), so it
+// costs no round trip of its own. The window is read meanwhile, for the
+// headers.
 func (s *server) metered(class string, l config.Limit, next meteredHandler) http.HandlerFunc {
 	return s.signedIn(func(w http.ResponseWriter, r *http.Request, p auth.Principal) {
-		m := &meter{s: s, class: class, userID: p.UserID, Limit: rateLimit(class, l, p.UserID), read: make(chan struct{})}
-		go func() {
-			defer close(m.read)
-			m.d, m.err = s.Limiter.Counted(r.Context(), m.Limit)
-		}()
-		defer func() { <-m.read }()
+		m := &meter{s: s, r: r, class: class, userID: p.UserID, limit: rateLimit(class, l, p.UserID)}
+		defer m.wait()
 		next(w, r, p, m)
 	})
 }
@@ -132,12 +129,34 @@ func (s *server) metered(class string, l config.Limit, next meteredHandler) http
 // meter is one request's count against its user's limit, made by the
 // route's own write.
 type meter struct {
-	Limit         ovrlrd.RateLimit
 	s             *server
+	r             *http.Request
 	class, userID string
-	read          chan struct{} // closed once d and err are set
+	limit         ovrlrd.RateLimit
+	read          chan struct{} // closed once d and err are set; nil until Count
 	d             ovrlrd.RateDecision
 	err           error
+}
+
+// Count is the limit for the store to count the request against, given as
+// the write begins: the read of the window starts beside it, so neither
+// waits for the other.
+func (m *meter) Count() ovrlrd.RateLimit {
+	if m.read == nil {
+		m.read = make(chan struct{})
+		go func() {
+			defer close(m.read)
+			m.d, m.err = m.s.Limiter.Counted(m.r.Context(), m.limit)
+		}()
+	}
+	return m.limit
+}
+
+// wait ends the window's read, if it began.
+func (m *meter) wait() {
+	if m.read != nil {
+		<-m.read
+	}
 }
 
 // answer sets the headers of a request whose write, ending with err,
@@ -146,17 +165,17 @@ type meter struct {
 // that failed for another reason than the limit counted nothing, so it is
 // counted on its own: every try counts, refused or not.
 func (m *meter) answer(w http.ResponseWriter, r *http.Request, err error) bool {
-	<-m.read
+	m.wait()
 	switch {
 	case errors.Is(err, ovrlrd.ErrRateLimited):
-		d := m.Limit.Decide(time.Now(), false, 0)
-		if m.err == nil {
+		d := m.limit.Decide(time.Now(), false, 0)
+		if m.read != nil && m.err == nil {
 			d.Reset = m.d.Reset
 		}
 		m.s.decided(w, r, m.class, m.userID, d)
 		return false
 	case err != nil:
-		d, hitErr := m.s.Limiter.Hit(r.Context(), m.Limit)
+		d, hitErr := m.s.Limiter.Hit(r.Context(), m.limit)
 		if hitErr == nil && !m.s.decided(w, r, m.class, m.userID, d) {
 			return false
 		}
@@ -169,7 +188,7 @@ func (m *meter) answer(w http.ResponseWriter, r *http.Request, err error) bool {
 		return false
 	case m.err != nil:
 		m.s.Log.WarnContext(r.Context(), "reading a rate-limit window", "err", m.err)
-	default:
+	case m.read != nil:
 		m.s.decided(w, r, m.class, m.userID, m.d)
 	}
 	return true

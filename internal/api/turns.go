@@ -60,7 +60,7 @@ func (s *server) begin(w http.ResponseWriter, r *http.Request, p auth.Principal,
 	}
 	j, err := BeginTurn(r.Context(), s.Conversations, ovrlrd.TurnRequest{
 		UserID: p.UserID, ConversationID: r.PathValue("id"), Message: body.Message, AllowedTools: body.AllowedTools,
-		Limit: m.Limit,
+		Limit: m.Count(),
 	}, s.TurnRules)
 	return j, m.answer(w, r, err)
 }
