@@ -54,9 +54,3 @@ type Usage struct {
 	InputTokens  int64
 	OutputTokens int64
 }
-
-// DailyUsage is a user's total for one UTC day.
-type DailyUsage struct {
-	Turns int
-	Usage
-}

@@ -257,15 +257,8 @@ func (s *Store) Outcome(ctx context.Context, convID, holder string) (ovrlrd.Turn
 // usageRetention keeps a user's daily totals for a quarter.
 const usageRetention = 92 * 24 * time.Hour
 
-// usageItem is one user's totals for one UTC day, PK USER#<uid>,
-// SK USAGE#<yyyy-mm-dd>; it goes with the account.
-type usageItem struct {
-	Turns        int     `dynamo:"turns"`
-	CostUSD      float64 `dynamo:"costUsd"`
-	InputTokens  int64   `dynamo:"inputTokens"`
-	OutputTokens int64   `dynamo:"outputTokens"`
-}
-
+// A user's totals for one UTC day sit at PK USER#<uid>,
+// SK USAGE#<yyyy-mm-dd>; they go with the account.
 func usageSK(day time.Time) string { return "USAGE#" + day.UTC().Format(time.DateOnly) }
 
 // addUsage adds a turn to the user's day, for a turn's transaction.
@@ -274,15 +267,6 @@ func (s *Store) addUsage(userID string, u ovrlrd.Usage) *dynamo.Update {
 	return s.table.Update(attrPK, userPK(userID)).Range(attrSK, usageSK(now)).
 		Add("turns", 1).Add("costUsd", u.CostUSD).Add("inputTokens", u.InputTokens).Add("outputTokens", u.OutputTokens).
 		Set(attrTTL, now.Add(usageRetention).Unix())
-}
-
-// UsageToday returns the user's totals for the current UTC day.
-func (s *Store) UsageToday(ctx context.Context, userID string) (ovrlrd.DailyUsage, error) {
-	var it usageItem
-	if err := s.get(ctx, "get usage", userPK(userID), usageSK(s.now()), &it, nil); err != nil {
-		return ovrlrd.DailyUsage{}, err
-	}
-	return ovrlrd.DailyUsage{Turns: it.Turns, Usage: ovrlrd.Usage{CostUSD: it.CostUSD, InputTokens: it.InputTokens, OutputTokens: it.OutputTokens}}, nil
 }
 
 // maxTurnText bounds the text of a turn's messages together, so its one

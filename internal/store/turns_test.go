@@ -217,7 +217,7 @@ func TestTurnUsageAddsUp(t *testing.T) {
 	if conv.TurnCount != 2 || conv.CostUSD != 0.25 || conv.InputTokens != 200 || conv.OutputTokens != 20 {
 		t.Fatalf("conversation totals %+v", conv)
 	}
-	day, err := s.UsageToday(ctx, uid)
+	day, err := storetest.UsageToday(ctx, uid)
 	if err != nil || day.Turns != 2 || day.CostUSD != 0.25 || day.InputTokens != 200 {
 		t.Fatalf("day %+v %v", day, err)
 	}

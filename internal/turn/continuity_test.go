@@ -10,6 +10,7 @@ import (
 	"github.com/ovrlrd/cloud/internal/api"
 	"github.com/ovrlrd/cloud/internal/devkit/anthropicfake"
 	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
+	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/sse"
 )
@@ -122,7 +123,7 @@ func TestCostAndBudget(t *testing.T) {
 	r.run(j)
 	r.run(r.begin(j.ConversationID, "two"))
 	c := r.conversation(j.ConversationID)
-	day, _ := r.store.UsageToday(context.Background(), r.user)
+	day, _ := storetest.UsageToday(context.Background(), r.user)
 	u := srv.Usage() // the turns' and the title's
 	in, out := int64(u.InputTokens), int64(u.OutputTokens)
 	if c.TurnCount != 2 || c.CostUSD <= 0 || day.CostUSD != c.CostUSD || day.Turns != 2 ||

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"time"
 
 	"github.com/guregu/dynamo/v2"
@@ -11,9 +12,10 @@ import (
 	"github.com/ovrlrd/cloud/internal/store"
 )
 
-// The store takes a lease only with a turn's opening message and never lists
-// audit events, so the two helpers below go to the table directly, in the
-// store's layout: a change there shows up as their tests failing.
+// The store takes a lease only with a turn's opening message, and never
+// lists audit events or reads a day's usage back (the budget is a condition
+// of the turn's start), so the helpers below go to the table directly, in
+// the store's layout: a change there shows up as their tests failing.
 
 // rawTimeout bounds one helper's call to DynamoDB Local.
 const rawTimeout = time.Minute
@@ -29,6 +31,28 @@ func HoldRun(ctx context.Context, convID, holder string, startedAt time.Time, le
 		"PK": "CONV#" + convID, "SK": "RUN", "holder": holder,
 		"startedAt": startedAt.UnixMilli(), "expiresAt": exp.UnixMilli(), "ttl": exp.Add(24 * time.Hour).Unix(),
 	}).Run(ctx)
+}
+
+// DayUsage is a user's totals for the current UTC day.
+type DayUsage struct {
+	Turns        int     `dynamo:"turns"`
+	CostUSD      float64 `dynamo:"costUsd"`
+	InputTokens  int64   `dynamo:"inputTokens"`
+	OutputTokens int64   `dynamo:"outputTokens"`
+}
+
+// UsageToday reads userID's totals for the current UTC day in this
+// package's table; none yet reads as zero.
+func UsageToday(ctx context.Context, userID string) (DayUsage, error) {
+	ctx, cancel := context.WithTimeout(ctx, rawTimeout)
+	defer cancel()
+	var u DayUsage
+	err := DB().Table(tableName).Get("PK", "USER#"+userID).
+		Range("SK", dynamo.Equal, "USAGE#"+time.Now().UTC().Format(time.DateOnly)).Consistent(true).One(ctx, &u)
+	if errors.Is(err, dynamo.ErrNotFound) {
+		err = nil
+	}
+	return u, err
 }
 
 type auditRecord struct {
