@@ -117,7 +117,7 @@ func New(cfg Config) (*Pool, error) {
 func (p *Pool) Mode() Mode { return p.cfg.Mode }
 
 func prepareRoot(root string, m Mode) error {
-	if err := os.MkdirAll(root, 0o711); err != nil {
+	if err := mkdirTraversable(root); err != nil {
 		return fmt.Errorf("sandbox: %w", err)
 	}
 	if m != PerTurnUser {
@@ -139,6 +139,27 @@ func prepareRoot(root string, m Mode) error {
 			return nil
 		}
 	}
+}
+
+// mkdirTraversable creates dir and its missing parents with mode 0711. The
+// pool's private umask would leave them 0700 (MkdirAll), which turn users
+// cannot pass through. Folders that exist keep their mode.
+func mkdirTraversable(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if parent := filepath.Dir(dir); parent != dir {
+		if err := mkdirTraversable(parent); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, 0o711); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil
+		}
+		return err
+	}
+	return os.Chmod(dir, 0o711)
 }
 
 // Box is one turn's confinement. Own is safe for concurrent use; its other

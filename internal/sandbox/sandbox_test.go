@@ -318,6 +318,24 @@ func TestNewRefusesRootsOtherUsersCannotReach(t *testing.T) {
 	}
 }
 
+// The pool's private umask once made the parents New creates 0700, so the
+// first start on a fresh machine refused its own default folders.
+func TestNewCreatesTraversableParents(t *testing.T) {
+	needRoot(t)
+	endTestUsers(t)
+	parent := filepath.Join(sandboxtest.Dir(t), "fresh")
+	if _, err := New(Config{Mode: PerTurnUser, UIDs: testRange, Roots: []string{filepath.Join(parent, "work")}}); err != nil {
+		t.Fatalf("New with a missing parent: %v", err)
+	}
+	fi, err := os.Stat(parent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o711 {
+		t.Errorf("created parent has mode %o, want 711", fi.Mode().Perm())
+	}
+}
+
 func TestReleaseRemovesFoldersMadeUnwritable(t *testing.T) {
 	p, root := newPool(t, Shared)
 	b, err := p.Acquire()
