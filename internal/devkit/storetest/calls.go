@@ -21,7 +21,14 @@ type CallCounter struct {
 	mu    sync.Mutex
 	n     map[string]int
 	calls []call
+	begun int           // calls begun since the last Take
+	hold  int           // what Hold asked for
+	held  chan struct{} // closed once begun reaches hold
 }
+
+// holdAtMost bounds Hold's wait, which only code that makes its calls one
+// after another ever reaches.
+const holdAtMost = 5 * time.Second
 
 type call struct {
 	op         string
@@ -38,7 +45,19 @@ func (c *CallCounter) Option() func(*dynamodb.Options) {
 			c.n = map[string]int{}
 		}
 		c.n[op]++
+		c.begun++
+		held := c.held
+		if held != nil && c.begun >= c.hold {
+			close(c.held)
+			c.held = nil
+		}
 		return func() {
+			if held != nil {
+				select {
+				case <-held:
+				case <-time.After(holdAtMost):
+				}
+			}
 			c.mu.Lock()
 			defer c.mu.Unlock()
 			c.calls = append(c.calls, call{op, start, time.Now()})
@@ -46,12 +65,30 @@ func (c *CallCounter) Option() func(*dynamodb.Options) {
 	})
 }
 
+// Hold keeps each answered call from its caller until n calls have begun
+// since the last Take (or for at most holdAtMost), so that calls meant to
+// run beside each other are seen to, however late a busy machine starts
+// them. Calls made one after another still count as a chain: the first
+// waits out the bound, and the next begins after it ended.
+func (c *CallCounter) Hold(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.hold = n
+	if c.begun < n {
+		c.held = make(chan struct{})
+	}
+}
+
 // Take returns the counts since the last Take and starts over.
 func (c *CallCounter) Take() map[string]int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := c.n
-	c.n, c.calls = map[string]int{}, nil
+	c.n, c.calls, c.begun, c.hold = map[string]int{}, nil, 0, 0
+	if c.held != nil {
+		close(c.held)
+		c.held = nil
+	}
 	return n
 }
 
