@@ -195,15 +195,17 @@ func (s *Service) contain(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, 
 		return end, nil
 	}
 	var title *titleRun
-	// Not before the turn's first line: the title's CLI would compete with
-	// the turn's for the cores. Not at all for a run that wrote none: it
-	// failed, and its title would not be kept.
+	// Not at all for a run that wrote no line: it failed, and its title
+	// would not be kept. Its CLI waits for the turn's first event to reach
+	// the client, or for the turn's CLI to end: it would compete with the
+	// turn's for the cores.
 	firstLine := func() {
 		if j.Title == "" {
-			title = s.startTitle(ctx, box, j.Message)
+			title = s.startTitle(ctx, box, j.Message, out.firstWritten())
 		}
 	}
 	end.outcome, end.usage, stopped = s.execute(runCtx, j, box, out, firstLine)
+	out.passFirst()
 	if title != nil {
 		defer title.stop()
 	}
