@@ -274,7 +274,7 @@ func expire(t *testing.T, ctx context.Context, convID string) {
 func turnCalls(model *anthropicfake.Server) int {
 	n := 0
 	for _, r := range model.Requests() {
-		if !strings.Contains(string(r.Raw), "Give it a short title") {
+		if !strings.Contains(r.Prompt(), "Reply with only the title.") {
 			n++
 		}
 	}

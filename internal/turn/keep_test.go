@@ -294,7 +294,13 @@ func TestASlowTitleDoesNotHoldTheTurn(t *testing.T) {
 		once.Do(func() { close(arrived) })
 		<-release
 		return "Too late"
-	}, func(anthropicfake.Request) anthropicfake.Reply {
+	}, func(r anthropicfake.Request) anthropicfake.Reply {
+		if !strings.Contains(string(r.Raw), `"tool_result"`) {
+			// A tool's event is the turn's first to reach the client,
+			// which lets the title run start.
+			return anthropicfake.Reply{Blocks: []anthropicfake.ReplyBlock{anthropicfake.ToolUse("Glob", map[string]string{"pattern": "*"})}}
+		}
+		// The answer waits until the title's request is in flight.
 		select {
 		case <-arrived:
 		case <-release:
