@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/ovrlrd/cloud/internal/auth"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
@@ -74,7 +73,8 @@ type TurnRules struct {
 // BeginTurn checks a request and writes what precedes the turn's run, in
 // one transaction: the count against the user's limit and the budget, the
 // conversation if new, the opening message and the lease. Its errors are
-// answered as JSON, before any event.
+// answered as JSON, before any event. The turn's Found may still wait for
+// the conversation's read.
 func BeginTurn(ctx context.Context, st Conversations, req ovrlrd.TurnRequest, rules TurnRules) (ovrlrd.Turn, error) {
 	if err := req.Check(rules.AllowList); err != nil {
 		return ovrlrd.Turn{}, err
@@ -88,12 +88,10 @@ func BeginTurn(ctx context.Context, st Conversations, req ovrlrd.TurnRequest, ru
 	if err != nil {
 		return ovrlrd.Turn{}, err
 	}
-	conv := started.Conversation
 	return ovrlrd.Turn{
-		UserID: req.UserID, ConversationID: conv.ID, Holder: holder,
+		UserID: req.UserID, ConversationID: started.ConversationID, Holder: holder,
 		Message: req.Message, AllowedTools: req.Tools(), New: req.ConversationID == "",
-		OpeningID: started.Opening.ID, Workspace: conv.Workspace,
-		ClaudeSessionID: aws.ToString(conv.ClaudeSessionID), Title: aws.ToString(conv.Title),
+		OpeningID: started.Opening.ID, Found: started.Conversation,
 	}, nil
 }
 
@@ -138,7 +136,12 @@ func (s *server) buffered(w http.ResponseWriter, r *http.Request, p auth.Princip
 		return
 	}
 	j.Buffered = true
-	if err := s.Starter.Start(r.Context(), j); err != nil && !s.undoStart(r, j) {
+	// The stream function is told the conversation's session and folders.
+	j, err := j.Resolve(r.Context())
+	if err == nil {
+		err = s.Starter.Start(r.Context(), j)
+	}
+	if err != nil && !s.undoStart(r, j) {
 		writeError(w, r, s.Log, err)
 		return
 	}

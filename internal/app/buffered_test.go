@@ -239,6 +239,9 @@ func (r *eventRig) event(convID string) json.RawMessage {
 		r.t.Fatal(err)
 	}
 	j.Buffered = true
+	if j, err = j.Resolve(r.ctx); err != nil { // as the chat function does
+		r.t.Fatal(err)
+	}
 	raw, err := json.Marshal(map[string]any{"ovrlrdTurn": j})
 	if err != nil {
 		r.t.Fatal(err)

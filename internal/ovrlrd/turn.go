@@ -1,6 +1,9 @@
 package ovrlrd
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Limits of a turn request, from the app's contract.
 const (
@@ -44,6 +47,30 @@ type Turn struct {
 	// Buffered marks a turn started for POST /chat: nobody streams it, and
 	// its invocation may be delivered more than once.
 	Buffered bool `json:"buffered,omitempty"`
+	// Found, when set, is the conversation's read that the turn's begin
+	// did not wait for (TurnStarted.Conversation). Resolve fills
+	// ClaudeSessionID, Title and Workspace from it.
+	Found func(context.Context) (Conversation, error) `json:"-"`
+}
+
+// Resolve returns j with what its conversation gives filled in, once
+// Found's read has answered.
+func (j Turn) Resolve(ctx context.Context) (Turn, error) {
+	if j.Found == nil {
+		return j, nil
+	}
+	c, err := j.Found(ctx)
+	if err != nil {
+		return j, err
+	}
+	j.Found, j.Workspace = nil, c.Workspace
+	if c.ClaudeSessionID != nil {
+		j.ClaudeSessionID = *c.ClaudeSessionID
+	}
+	if c.Title != nil {
+		j.Title = *c.Title
+	}
+	return j, nil
 }
 
 // TurnOutcome is how a turn ended, as its conversation keeps it.
@@ -69,12 +96,15 @@ type TurnStart struct {
 	BudgetUSD float64
 }
 
-// TurnStarted is what StartTurn wrote, and what it read alongside.
+// TurnStarted is what StartTurn wrote, and the read it began alongside.
 type TurnStarted struct {
-	// Conversation is the turn's conversation, with the session, folders
-	// and title the turn resumes.
-	Conversation Conversation
-	Opening      Message // the message that opened the turn
+	ConversationID string
+	Opening        Message // the message that opened the turn
+	// Conversation returns the turn's conversation, with the session,
+	// folders and title the turn resumes. Its read runs beside the start's
+	// transaction and may answer after it, so only what needs the
+	// conversation waits for it: not the turn's first byte.
+	Conversation func(context.Context) (Conversation, error)
 }
 
 // BudgetSpent refuses a turn of a user whose day cost budget dollars.

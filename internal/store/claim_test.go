@@ -23,7 +23,7 @@ func openTurn(t *testing.T, s *store.Store, uid, convID, holder string) ovrlrd.T
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ovrlrd.Turn{UserID: uid, ConversationID: started.Conversation.ID, Holder: holder, OpeningID: started.Opening.ID, New: convID == ""}
+	return ovrlrd.Turn{UserID: uid, ConversationID: started.ConversationID, Holder: holder, OpeningID: started.Opening.ID, New: convID == ""}
 }
 
 // partitionItems counts what is left under a partition key.

@@ -127,7 +127,11 @@ func (c *convClock) Advance(d time.Duration) { c.ms.Add(d.Milliseconds()) }
 // startNew starts a turn that opens a new conversation with first.
 func (r convRig) startNew(userID string, first ovrlrd.NewMessage) (ovrlrd.Conversation, ovrlrd.Message, error) {
 	started, err := r.StartTurn(r.ctx, ovrlrd.TurnStart{UserID: userID, Message: first, Holder: "first", Lease: time.Minute})
-	return started.Conversation, started.Opening, err
+	if err != nil {
+		return ovrlrd.Conversation{}, ovrlrd.Message{}, err
+	}
+	c, err := started.Conversation(r.ctx)
+	return c, started.Opening, err
 }
 
 func TestNewConversationWithFirstMessage(t *testing.T) {

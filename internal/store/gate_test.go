@@ -92,10 +92,10 @@ func TestStartTurnCountsTheLimitInItsTransaction(t *testing.T) {
 		t.Fatalf("%d conversations after %d allowed turns: the refused ones wrote", n, l.N)
 	}
 	// The limit answers first, even for a conversation whose turn runs.
-	if _, err := gatedStart(s, uid, first.Conversation.ID, "h1", l, 0); !errors.Is(err, ovrlrd.ErrRateLimited) {
+	if _, err := gatedStart(s, uid, first.ConversationID, "h1", l, 0); !errors.Is(err, ovrlrd.ErrRateLimited) {
 		t.Fatalf("a turn over the limit on a running conversation: %v", err)
 	}
-	if msgs, _, _ := s.Messages(context.Background(), first.Conversation.ID, ovrlrd.Page{Limit: 10}); len(msgs) != 1 {
+	if msgs, _, _ := s.Messages(context.Background(), first.ConversationID, ovrlrd.Page{Limit: 10}); len(msgs) != 1 {
 		t.Fatalf("a refused turn wrote a message: %d", len(msgs))
 	}
 }
@@ -112,7 +112,7 @@ func TestAFailedStartCountsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	var answers []string
-	for _, id := range []string{c.Conversation.ID, uuid.NewString()} {
+	for _, id := range []string{c.ConversationID, uuid.NewString()} {
 		_, err := gatedStart(s, other, id, "h1", l, 0)
 		expectCode(t, err, ovrlrd.ENOTFOUND)
 		answers = append(answers, err.Error())
@@ -123,7 +123,7 @@ func TestAFailedStartCountsNothing(t *testing.T) {
 	if n := counted(t, s, l); n != 0 {
 		t.Fatalf("failed starts counted %d", n)
 	}
-	if _, err := gatedStart(s, owner, c.Conversation.ID, "h2", ovrlrd.RateLimit{Key: "turn#" + owner, N: 5, Window: time.Hour}, 0); !ovrlrd.IsCode(err, ovrlrd.ECONFLICT) {
+	if _, err := gatedStart(s, owner, c.ConversationID, "h2", ovrlrd.RateLimit{Key: "turn#" + owner, N: 5, Window: time.Hour}, 0); !ovrlrd.IsCode(err, ovrlrd.ECONFLICT) {
 		t.Fatalf("a turn on a running conversation: %v", err)
 	}
 	if n := counted(t, s, ovrlrd.RateLimit{Key: "turn#" + owner, N: 5, Window: time.Hour}); n != 0 {
@@ -137,20 +137,20 @@ func TestStartTurnRefusesASpentBudget(t *testing.T) {
 	s, uid, c := newGated(t)
 	ctx := context.Background()
 	err := s.FinishTurn(ctx, ovrlrd.TurnFinish{
-		UserID: uid, ConversationID: c.Conversation.ID, Holder: "h0", Segments: []string{"a"},
+		UserID: uid, ConversationID: c.ConversationID, Holder: "h0", Segments: []string{"a"},
 		Outcome: ovrlrd.TurnOutcome{Kind: ovrlrd.OutcomeComplete, Text: "a"}, Usage: ovrlrd.Usage{CostUSD: 2},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := gatedStart(s, uid, c.Conversation.ID, "h1", ovrlrd.RateLimit{}, 2.5); err != nil {
+	if _, err := gatedStart(s, uid, c.ConversationID, "h1", ovrlrd.RateLimit{}, 2.5); err != nil {
 		t.Fatalf("a turn within the budget: %v", err)
 	}
-	if err := s.ReleaseRun(ctx, c.Conversation.ID, "h1"); err != nil {
+	if err := s.ReleaseRun(ctx, c.ConversationID, "h1"); err != nil {
 		t.Fatal(err)
 	}
 	l := ovrlrd.RateLimit{Key: "turn#" + uid, N: 5, Window: time.Hour}
-	for _, conv := range []string{c.Conversation.ID, ""} {
+	for _, conv := range []string{c.ConversationID, ""} {
 		_, err := gatedStart(s, uid, conv, uuid.NewString(), l, 2)
 		expectCode(t, err, ovrlrd.ERATELIMIT)
 		if errors.Is(err, ovrlrd.ErrRateLimited) || err.Error() != ovrlrd.BudgetSpent(2).Error() {
@@ -171,15 +171,15 @@ func TestAppendMessageCountsTheLimitInItsTransaction(t *testing.T) {
 	s, uid, c := newGated(t)
 	ctx := context.Background()
 	l := ovrlrd.RateLimit{Key: "write#" + uid, N: 1, Window: time.Hour}
-	if _, err := s.AppendMessage(ctx, uid, c.Conversation.ID, ovrlrd.RoleSystem, "one", l); err != nil {
+	if _, err := s.AppendMessage(ctx, uid, c.ConversationID, ovrlrd.RoleSystem, "one", l); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.AppendMessage(ctx, uid, c.Conversation.ID, ovrlrd.RoleSystem, "two", l); !errors.Is(err, ovrlrd.ErrRateLimited) {
+	if _, err := s.AppendMessage(ctx, uid, c.ConversationID, ovrlrd.RoleSystem, "two", l); !errors.Is(err, ovrlrd.ErrRateLimited) {
 		t.Fatalf("an append over the limit: %v", err)
 	}
-	if msgs, _, _ := s.Messages(ctx, c.Conversation.ID, ovrlrd.Page{Limit: 10}); len(msgs) != 2 {
+	if msgs, _, _ := s.Messages(ctx, c.ConversationID, ovrlrd.Page{Limit: 10}); len(msgs) != 2 {
 		t.Fatalf("%d messages, want the opening one and the allowed one", len(msgs))
 	}
-	_, err := s.AppendMessage(ctx, uid, c.Conversation.ID, ovrlrd.RoleSystem, "three", ovrlrd.RateLimit{Key: "x", N: 0, Window: time.Hour})
+	_, err := s.AppendMessage(ctx, uid, c.ConversationID, ovrlrd.RoleSystem, "three", ovrlrd.RateLimit{Key: "x", N: 0, Window: time.Hour})
 	expectCode(t, err, ovrlrd.EINVALID)
 }

@@ -63,14 +63,14 @@ func (s *Store) StartTurn(ctx context.Context, t ovrlrd.TurnStart) (ovrlrd.TurnS
 		return ovrlrd.TurnStarted{}, errConvNotFound
 	}
 	readAt := s.nowMillis()
-	type read struct {
-		conv ovrlrd.Conversation
-		err  error
-	}
-	early := make(chan read, 1)
+	var (
+		found    ovrlrd.Conversation
+		foundErr error
+		read     = make(chan struct{}) // closed once found and foundErr are set
+	)
 	go func() {
-		conv, err := s.Conversation(ctx, t.UserID, t.ConversationID)
-		early <- read{conv, err}
+		defer close(read)
+		found, foundErr = s.Conversation(ctx, t.UserID, t.ConversationID)
 	}()
 	var seen *convItem // the conversation as a refused start found it
 	m := newMsgItem(t.UserID, t.ConversationID, t.Message.Role, t.Message.Content, 0)
@@ -94,25 +94,33 @@ func (s *Store) StartTurn(ctx context.Context, t ovrlrd.TurnStart) (ovrlrd.TurnS
 		run := s.newRun(t.ConversationID, t.Holder, t.Lease)
 		tx.Put(s.table.Put(run).If("attribute_not_exists($) OR 'expiresAt' < ?", attrPK, run.StartedAt))
 	}, append(gateErrors(t.BudgetUSD, limits), errTurnRunning)...)
-	r := <-early
-	if errors.Is(err, errTurnRunning) && ovrlrd.IsCode(r.err, ovrlrd.ENOTFOUND) {
+	if errors.Is(err, errTurnRunning) {
 		// Another user's conversation is not found, whether or not a turn
 		// of its own runs: the read of the user's own key tells.
-		err = r.err
+		if <-read; ovrlrd.IsCode(foundErr, ovrlrd.ENOTFOUND) {
+			err = foundErr
+		}
 	}
 	if err != nil {
 		return ovrlrd.TurnStarted{}, err
 	}
-	started := ovrlrd.TurnStarted{Conversation: r.conv, Opening: m.message()}
-	switch {
-	case seen != nil:
-		started.Conversation = seen.conversation()
-	case r.err != nil:
-		// The turn holds its lease, so a read from here on is current.
-		if started.Conversation, err = s.Conversation(ctx, t.UserID, t.ConversationID); err != nil {
-			return ovrlrd.TurnStarted{}, errors.Join(err, s.UndoStartTurn(ctx, ovrlrd.Turn{
-				UserID: t.UserID, ConversationID: t.ConversationID, Holder: t.Holder, OpeningID: m.ID}))
+	started := ovrlrd.TurnStarted{ConversationID: t.ConversationID, Opening: m.message()}
+	if seen != nil {
+		conv := seen.conversation()
+		started.Conversation = func(context.Context) (ovrlrd.Conversation, error) { return conv, nil }
+		return started, nil
+	}
+	started.Conversation = func(ctx context.Context) (ovrlrd.Conversation, error) {
+		select {
+		case <-read:
+		case <-ctx.Done():
+			return ovrlrd.Conversation{}, ctx.Err()
 		}
+		if foundErr == nil {
+			return found, nil
+		}
+		// The turn holds its lease, so a read from here on is current.
+		return s.Conversation(ctx, t.UserID, t.ConversationID)
 	}
 	return started, nil
 }
@@ -136,7 +144,9 @@ func (s *Store) startNewTurn(ctx context.Context, t ovrlrd.TurnStart, limits []o
 	if err != nil {
 		return ovrlrd.TurnStarted{}, err
 	}
-	return ovrlrd.TurnStarted{Conversation: conv.conversation(), Opening: m.message()}, nil
+	c := conv.conversation()
+	return ovrlrd.TurnStarted{ConversationID: c.ID, Opening: m.message(),
+		Conversation: func(context.Context) (ovrlrd.Conversation, error) { return c, nil }}, nil
 }
 
 // UndoStartTurn removes what StartTurn wrote, for a turn that could not be

@@ -26,7 +26,10 @@ func startTurn(t *testing.T, s *store.Store, uid, convID, holder string) (ovrlrd
 		UserID: uid, ConversationID: convID, Holder: holder, Lease: time.Minute,
 		Message: ovrlrd.NewMessage{Role: ovrlrd.RoleUser, Content: "hi"},
 	})
-	return started.Conversation, err
+	if err != nil {
+		return ovrlrd.Conversation{}, err
+	}
+	return started.Conversation(context.Background())
 }
 
 // finish finishes a turn and returns the messages it stored, oldest first.
@@ -411,6 +414,56 @@ func TestStartTurnSeesThePreviousTurnsSave(t *testing.T) {
 	}
 	if next.Workspace != "v1" || next.ClaudeSessionID == nil || *next.ClaudeSessionID != "s1" {
 		t.Fatalf("the next turn resumes %+v, not the save of the turn before", next)
+	}
+}
+
+// A turn's start answers once its transaction has: the conversation's
+// read beside it holds up only what needs the conversation, not the turn's
+// first byte.
+func TestStartTurnDoesNotWaitForTheConversationsRead(t *testing.T) {
+	t.Parallel()
+	stall, clock := storetest.NewStall("GetItem"), newStepClock()
+	s := store.New(store.NewDB(storetest.AWSConfig(), storetest.Endpoint(), stall.Option()), store.Options{
+		Table: storetest.TableName(), Now: clock.Now,
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	uid := uuid.NewString()
+	c, err := startTurn(t, s, uid, "", "h0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.FinishTurn(ctx, ovrlrd.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: "h0", Title: "Kept",
+		Outcome: ovrlrd.TurnOutcome{Kind: ovrlrd.OutcomeComplete}}); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Minute) // saved long enough ago for the one-transaction start
+	stall.Armed.Store(true)
+	type result struct {
+		started ovrlrd.TurnStarted
+		err     error
+	}
+	done := make(chan result, 1)
+	go func() {
+		started, err := s.StartTurn(ctx, ovrlrd.TurnStart{UserID: uid, ConversationID: c.ID, Holder: "h1", Lease: time.Minute,
+			Message: ovrlrd.NewMessage{Role: ovrlrd.RoleUser, Content: "again"}})
+		done <- result{started, err}
+	}()
+	<-stall.Stalled
+	var r result
+	select {
+	case r = <-done:
+	case <-ctx.Done():
+		close(stall.Release)
+		t.Fatal("StartTurn waited for the conversation's read")
+	}
+	close(stall.Release)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	conv, err := r.started.Conversation(ctx)
+	if err != nil || conv.ID != c.ID || conv.Title == nil || *conv.Title != "Kept" {
+		t.Fatalf("the read gave %+v, %v", conv, err)
 	}
 }
 

@@ -71,7 +71,7 @@ func TestToolTurnAndResume(t *testing.T) {
 	// The second turn resumes the CLI session: the model sees turn one.
 	before := len(turnRequests(srv))
 	j2 := r.begin(j.ConversationID, "And now?")
-	if j2.ClaudeSessionID == "" {
+	if c := r.conversation(j.ConversationID); c.ClaudeSessionID == nil {
 		t.Fatal("no session to resume")
 	}
 	r.run(j2)

@@ -2,6 +2,7 @@ package turn_test
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"log/slog"
 	"path/filepath"
@@ -66,6 +67,32 @@ func TestAFailedRestoreFailsTheTurnBeforeTheCLI(t *testing.T) {
 		t.Fatalf("a failed restore changed the conversation: %+v, was %+v", after, before)
 	}
 	r.noFolders()
+	if _, o := r.run(r.begin(j.ConversationID, claudetest.Script("normal", "text", "three"))); o.Kind != ovrlrd.OutcomeComplete {
+		t.Fatalf("the turn after: %+v", o)
+	}
+}
+
+// A conversation whose read failed ends the turn before its CLI, with the
+// session and folders it had, and the next turn runs.
+func TestAnUnreadConversationFailsTheTurnBeforeTheCLI(t *testing.T) {
+	r := fakeRig(t)
+	j := r.begin("", claudetest.Script("normal", "text", "one"))
+	r.run(j)
+	before := r.conversation(j.ConversationID)
+
+	next := r.begin(j.ConversationID, claudetest.Script("normal", "text", "never"))
+	next.Found = func(context.Context) (ovrlrd.Conversation, error) {
+		return ovrlrd.Conversation{}, errors.New("the read failed")
+	}
+	if _, o := r.run(next); o.Kind != ovrlrd.OutcomeError || !strings.Contains(o.Message, "Could not read the conversation") {
+		t.Fatalf("outcome %+v", o)
+	}
+	if assistant(r.messages(j.ConversationID), "never") {
+		t.Fatal("the CLI ran without its conversation's session")
+	}
+	if after := r.conversation(j.ConversationID); after.Workspace != before.Workspace || *after.ClaudeSessionID != *before.ClaudeSessionID {
+		t.Fatalf("a failed read changed the conversation: %+v, was %+v", after, before)
+	}
 	if _, o := r.run(r.begin(j.ConversationID, claudetest.Script("normal", "text", "three"))); o.Kind != ovrlrd.OutcomeComplete {
 		t.Fatalf("the turn after: %+v", o)
 	}

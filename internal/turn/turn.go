@@ -167,6 +167,13 @@ func (s *Service) run(ctx context.Context, j ovrlrd.Turn, sink sse.Sink) Outcome
 		s.log.ErrorContext(ctx, "sandbox unavailable", "err", err)
 		return s.finish(ctx, j, out, ending{outcome: failed("The server is busy. Please try again.")})
 	}
+	// The conversation's read began beside the start's transaction: it has
+	// had the first byte and the sandbox's making to answer.
+	if j, err = j.Resolve(ctx); err != nil {
+		s.release(ctx, box)
+		s.log.ErrorContext(ctx, "reading the conversation", "err", err)
+		return s.finish(ctx, j, out, ending{outcome: failed("Could not read the conversation. Please try again.")})
+	}
 	end, stopped := s.contain(ctx, j, box, out)
 	if errors.Is(stopped, errDeleted) {
 		// The conversation is gone: write nothing, and the client, if
@@ -182,11 +189,7 @@ var deletedEvent = sse.Event{Type: sse.Error, Message: "This conversation was de
 // contain runs the turn in its sandbox, and returns once every process of
 // the turn is gone, its folders saved and the sandbox released.
 func (s *Service) contain(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, out *outbox) (end ending, stopped error) {
-	defer func() {
-		if err := box.Release(); err != nil {
-			s.log.ErrorContext(ctx, "sandbox release failed", "err", err)
-		}
-	}()
+	defer s.release(ctx, box)
 	runCtx, cancel := context.WithTimeout(ctx, s.turnTimeout(ctx))
 	defer cancel()
 	if end, ok := s.restore(runCtx, j); !ok {
@@ -231,6 +234,12 @@ func (s *Service) contain(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, 
 		s.save(ctx, j, &end)
 	}
 	return end, stopped
+}
+
+func (s *Service) release(ctx context.Context, box *sandbox.Box) {
+	if err := box.Release(); err != nil {
+		s.log.ErrorContext(ctx, "sandbox release failed", "err", err)
+	}
 }
 
 // beyond is a context for the end of a turn: it outlives ctx's

@@ -137,6 +137,32 @@ func (f *Fault) Option() func(*dynamodb.Options) {
 	})
 }
 
+// Stall holds, before it is sent, the first call of one DynamoDB
+// operation made once armed, until Release is closed: what a caller sees
+// when that call is slow. Stalled is closed when the call is held.
+type Stall struct {
+	Op      string
+	Armed   atomic.Bool
+	Stalled chan struct{}
+	Release chan struct{}
+}
+
+// NewStall returns an unarmed Stall of op.
+func NewStall(op string) *Stall {
+	return &Stall{Op: op, Stalled: make(chan struct{}), Release: make(chan struct{})}
+}
+
+// Option adds the stall to a DynamoDB client.
+func (s *Stall) Option() func(*dynamodb.Options) {
+	return aroundEachCall("ovrlrdTestStall", func(op string) (func(), error) {
+		if op == s.Op && s.Armed.CompareAndSwap(true, false) {
+			close(s.Stalled)
+			<-s.Release
+		}
+		return func() {}, nil
+	})
+}
+
 // aroundEachCall runs f before each call of a client, and what f returns
 // once the call ended, however often the SDK retried it; an error from f
 // fails the call unsent.

@@ -100,5 +100,9 @@ func NewConversation(ctx context.Context, s *store.Store, userID, first string) 
 	if err != nil {
 		return ovrlrd.Conversation{}, ovrlrd.Message{}, err
 	}
-	return t.Conversation, t.Opening, s.ReleaseRun(ctx, t.Conversation.ID, holder)
+	c, err := t.Conversation(ctx)
+	if err != nil {
+		return ovrlrd.Conversation{}, ovrlrd.Message{}, err
+	}
+	return c, t.Opening, s.ReleaseRun(ctx, c.ID, holder)
 }
