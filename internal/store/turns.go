@@ -38,7 +38,9 @@ const savedMargin = time.Second
 // user owns it. Whatever fails, nothing is written.
 //
 // An existing conversation's session id, folders and title are read beside
-// that transaction, not after it, so the caller waits for one round trip.
+// that transaction, not after it, and StartTurn does not wait for the read:
+// TurnStarted.Conversation does, so the caller waits for one round trip and
+// what needs the conversation for no more than that.
 // The read could miss a turn that finished in between; so the transaction
 // requires the conversation's last save (savedAt) to predate the read by
 // savedMargin. A conversation saved more recently than that is started
@@ -114,7 +116,7 @@ func (s *Store) StartTurn(ctx context.Context, t ovrlrd.TurnStart) (ovrlrd.TurnS
 		select {
 		case <-read:
 		case <-ctx.Done():
-			return ovrlrd.Conversation{}, ctx.Err()
+			return ovrlrd.Conversation{}, dbError("get conversation", ctx.Err())
 		}
 		if foundErr == nil {
 			return found, nil

@@ -449,7 +449,11 @@ func TestStartTurnDoesNotWaitForTheConversationsRead(t *testing.T) {
 			Message: ovrlrd.NewMessage{Role: ovrlrd.RoleUser, Content: "again"}})
 		done <- result{started, err}
 	}()
-	<-stall.Stalled
+	select {
+	case <-stall.Stalled:
+	case <-ctx.Done():
+		t.Fatal("the conversation was not read")
+	}
 	var r result
 	select {
 	case r = <-done:

@@ -114,8 +114,8 @@ func TestMissingOrBrokenCLI(t *testing.T) {
 	} {
 		r := fakeRig(t, func(c *turn.Config) { c.CLIPath = path })
 		rec, o := r.run(r.begin("", "hi"))
-		if o.Kind != ovrlrd.OutcomeError || !strings.Contains(rec.last().Message, want) {
-			t.Fatalf("%s: terminal %+v", path, rec.last())
+		if o.Kind != ovrlrd.OutcomeError || !strings.Contains(rec.last().Message, want) || strings.Contains(rec.last().Message, "/") {
+			t.Fatalf("%s: terminal %+v, want %q and no path", path, rec.last(), want)
 		}
 	}
 }

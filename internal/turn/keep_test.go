@@ -2,8 +2,8 @@ package turn_test
 
 import (
 	"context"
-	"errors"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -95,6 +95,15 @@ func TestAnUnreadConversationFailsTheTurnBeforeTheCLI(t *testing.T) {
 	}
 	if _, o := r.run(r.begin(j.ConversationID, claudetest.Script("normal", "text", "three"))); o.Kind != ovrlrd.OutcomeComplete {
 		t.Fatalf("the turn after: %+v", o)
+	}
+
+	// Not found: deleted since the start, which the client is told.
+	gone := r.begin(j.ConversationID, claudetest.Script("normal", "text", "never"))
+	gone.Found = func(context.Context) (ovrlrd.Conversation, error) {
+		return ovrlrd.Conversation{}, ovrlrd.Errorf(ovrlrd.ENOTFOUND, "Conversation not found.")
+	}
+	if rec, _ := r.run(gone); rec.last().Message != "This conversation was deleted." {
+		t.Fatalf("terminal %+v", rec.last())
 	}
 }
 
@@ -321,13 +330,7 @@ func TestASlowTitleDoesNotHoldTheTurn(t *testing.T) {
 		once.Do(func() { close(arrived) })
 		<-release
 		return "Too late"
-	}, func(r anthropicfake.Request) anthropicfake.Reply {
-		if !strings.Contains(string(r.Raw), `"tool_result"`) {
-			// A tool's event is the turn's first to reach the client,
-			// which lets the title run start.
-			return anthropicfake.Reply{Blocks: []anthropicfake.ReplyBlock{anthropicfake.ToolUse("Glob", map[string]string{"pattern": "*"})}}
-		}
-		// The answer waits until the title's request is in flight.
+	}, func(anthropicfake.Request) anthropicfake.Reply {
 		select {
 		case <-arrived:
 		case <-release:

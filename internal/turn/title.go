@@ -15,7 +15,7 @@ import (
 )
 
 // titleRun is the title of an untitled conversation being made by the CLI, in
-// parallel with the turn (contract §6), from the turn's first event on. A
+// parallel with the turn (contract §6), from the turn's first line on. A
 // failure never fails the turn: the conversation just stays untitled. It
 // runs in the turn's sandbox, with no tools: its prompt is the user's
 // message, which may try to steer it.
@@ -26,17 +26,11 @@ type titleRun struct {
 	cancel context.CancelFunc
 }
 
-// startTitle starts the title run once after is closed.
-func (s *Service) startTitle(ctx context.Context, box *sandbox.Box, message string, after <-chan struct{}) *titleRun {
+func (s *Service) startTitle(ctx context.Context, box *sandbox.Box, message string) *titleRun {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), titleTimeout)
 	t := &titleRun{done: make(chan struct{}), cancel: cancel}
 	go func() {
 		defer close(t.done)
-		select {
-		case <-after:
-		case <-ctx.Done():
-			return
-		}
 		title, err := s.makeTitle(ctx, box, message, &t.usage)
 		if err != nil {
 			s.log.WarnContext(ctx, "title generation failed", "err", err)

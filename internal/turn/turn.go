@@ -167,10 +167,12 @@ func (s *Service) run(ctx context.Context, j ovrlrd.Turn, sink sse.Sink) Outcome
 		s.log.ErrorContext(ctx, "sandbox unavailable", "err", err)
 		return s.finish(ctx, j, out, ending{outcome: failed("The server is busy. Please try again.")})
 	}
-	// The conversation's read began beside the start's transaction: it has
-	// had the first byte and the sandbox's making to answer.
-	if j, err = j.Resolve(ctx); err != nil {
+	if j, err = s.resolve(ctx, j); err != nil {
 		s.release(ctx, box)
+		if ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
+			out.send(deletedEvent) // deleted since the start: as below
+			return failed(deletedEvent.Message)
+		}
 		s.log.ErrorContext(ctx, "reading the conversation", "err", err)
 		return s.finish(ctx, j, out, ending{outcome: failed("Could not read the conversation. Please try again.")})
 	}
@@ -198,17 +200,15 @@ func (s *Service) contain(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, 
 		return end, nil
 	}
 	var title *titleRun
-	// Not at all for a run that wrote no line: it failed, and its title
-	// would not be kept. Its CLI waits for the turn's first event to reach
-	// the client, or for the turn's CLI to end: it would compete with the
-	// turn's for the cores.
+	// Not before the turn's first line: the title's CLI would compete with
+	// the turn's for the cores. Not at all for a run that wrote none: it
+	// failed, and its title would not be kept.
 	firstLine := func() {
 		if j.Title == "" {
-			title = s.startTitle(ctx, box, j.Message, out.firstWritten())
+			title = s.startTitle(ctx, box, j.Message)
 		}
 	}
 	end.outcome, end.usage, stopped = s.execute(runCtx, j, box, out, firstLine)
-	out.passFirst()
 	if title != nil {
 		defer title.stop()
 	}
@@ -234,6 +234,16 @@ func (s *Service) contain(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, 
 		s.save(ctx, j, &end)
 	}
 	return end, stopped
+}
+
+// resolve completes j from its conversation's read, which began beside
+// the start's transaction and has had the first byte and the sandbox's
+// making to answer. The lease is not renewed yet, so the wait is bounded
+// as a renewal is.
+func (s *Service) resolve(ctx context.Context, j ovrlrd.Turn) (ovrlrd.Turn, error) {
+	ctx, cancel := context.WithTimeout(ctx, renewTimeout)
+	defer cancel()
+	return j.Resolve(ctx)
 }
 
 func (s *Service) release(ctx context.Context, box *sandbox.Box) {
@@ -374,7 +384,16 @@ func (s *Service) execute(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, 
 	defer models.Close()
 	run, err := claude.Start(ctx, s.options(j, box, models))
 	if err != nil {
-		return failed(err.Error()), ovrlrd.Usage{}, nil
+		// The error names the server's paths: the user is told the kind.
+		s.log.ErrorContext(ctx, "claude CLI could not start", "err", err)
+		msg := "Could not start Claude. Please try again."
+		switch {
+		case errors.Is(err, claude.ErrNotFound):
+			msg = "The Claude CLI was not found on the server."
+		case errors.Is(err, claude.ErrNotExecutable):
+			msg = "The Claude CLI on the server is not executable."
+		}
+		return failed(msg), ovrlrd.Usage{}, nil
 	}
 	if s.cfg.Sandbox.Mode() != sandbox.Shared && sandbox.Exposed(run.Pid()) {
 		s.log.ErrorContext(ctx, "refusing to run the CLI: make its binary execute-only (chmod 0711) for the user it runs as", "err", errExposed)
