@@ -38,16 +38,11 @@ func (s *server) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var body signInBody
-	if err := Decode(r, &body); err != nil {
-		writeError(w, r, s.Log, err)
+	if s.failed(w, r, Decode(r, &body)) {
 		return
 	}
 	g, err := s.Auth.SignIn(r.Context(), auth.SignInRequest(body), client(r))
-	if err != nil {
-		writeError(w, r, s.Log, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, g)
+	s.reply(w, r, err, g)
 }
 
 // refresh reads no body: the app sends Content-Type: application/json and
@@ -56,29 +51,17 @@ func (s *server) signIn(w http.ResponseWriter, r *http.Request) {
 // it could spend anyone's budget.
 func (s *server) refresh(w http.ResponseWriter, r *http.Request) {
 	t, err := s.Auth.CheckRefresh(r.Context(), r.Header.Get("Authorization"), client(r))
-	if err != nil {
-		writeError(w, r, s.Log, err)
-		return
-	}
-	if !s.allow(w, r, classRefresh, s.Limits.Auth, t.SessionID(), t.UserID()) {
+	if s.failed(w, r, err) || !s.allow(w, r, classRefresh, s.Limits.Auth, t.SessionID(), t.UserID()) {
 		return
 	}
 	g, err := s.Auth.Rotate(r.Context(), t, client(r))
-	if err != nil {
-		writeError(w, r, s.Log, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, g)
+	s.reply(w, r, err, g)
 }
 
 // noContent is a route that acts on the caller's account and answers 204:
 // sign-out and account deletion.
 func (s *server) noContent(act func(context.Context, auth.Principal, audit.Client) error) principalHandler {
 	return func(w http.ResponseWriter, r *http.Request, p auth.Principal) {
-		if err := act(r.Context(), p, client(r)); err != nil {
-			writeError(w, r, s.Log, err)
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
+		s.reply(w, r, act(r.Context(), p, client(r)), nil)
 	}
 }

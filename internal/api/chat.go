@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"net/http"
 	"strconv"
@@ -73,22 +74,16 @@ func next(cursor string) more {
 
 func (s *server) listConversations(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	pg, err := page(r, 20)
-	if err != nil {
-		writeError(w, r, s.Log, err)
+	if s.failed(w, r, err) {
 		return
 	}
 	convs, cursor, err := s.Conversations.ListConversations(r.Context(), p.UserID, pg)
-	if err != nil {
-		writeError(w, r, s.Log, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, listResponse{Conversations: convs, more: next(cursor)})
+	s.reply(w, r, err, listResponse{Conversations: convs, more: next(cursor)})
 }
 
 func (s *server) getConversation(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	pg, err := page(r, 50)
-	if err != nil {
-		writeError(w, r, s.Log, err)
+	if s.failed(w, r, err) {
 		return
 	}
 	// The messages are read alongside the conversation, whose read proves
@@ -106,14 +101,7 @@ func (s *server) getConversation(w http.ResponseWriter, r *http.Request, p auth.
 	}()
 	conv, err := s.Conversations.Conversation(r.Context(), p.UserID, id)
 	<-read
-	if err == nil {
-		err = msgsErr
-	}
-	if err != nil {
-		writeError(w, r, s.Log, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, detailResponse{Conversation: conv, Messages: msgs, more: next(cursor)})
+	s.reply(w, r, cmp.Or(err, msgsErr), detailResponse{Conversation: conv, Messages: msgs, more: next(cursor)})
 }
 
 // deleteConversation removes the conversation first, so a running turn
@@ -122,17 +110,13 @@ func (s *server) getConversation(w http.ResponseWriter, r *http.Request, p auth.
 // conversation deleted by its caller and does both again.
 func (s *server) deleteConversation(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	id := r.PathValue("id")
-	if err := s.Conversations.DeleteConversation(r.Context(), p.UserID, id); err != nil {
-		writeError(w, r, s.Log, err)
-		return
-	}
+	err := s.Conversations.DeleteConversation(r.Context(), p.UserID, id)
 	for _, clean := range s.Cleaners {
-		if err := clean(r.Context(), p.UserID, id); err != nil {
-			writeError(w, r, s.Log, err)
-			return
+		if err == nil {
+			err = clean(r.Context(), p.UserID, id)
 		}
 	}
-	writeJSON(w, http.StatusOK, successResponse{Success: true})
+	s.reply(w, r, err, successResponse{Success: true})
 }
 
 // eventBody is POST /chat/{id}/events: the app records a denial with it.

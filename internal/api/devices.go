@@ -33,8 +33,7 @@ func (b *deviceBody) Validate() error {
 
 func (s *server) putDevice(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	var body deviceBody
-	if err := Decode(r, &body); err != nil {
-		writeError(w, r, s.Log, err)
+	if s.failed(w, r, Decode(r, &body)) {
 		return
 	}
 	// A device registered without one is in the configured environment.
@@ -42,11 +41,7 @@ func (s *server) putDevice(w http.ResponseWriter, r *http.Request, p auth.Princi
 	if body.Environment != nil {
 		env = *body.Environment
 	}
-	if err := s.Devices.PutDevice(r.Context(), ovrlrd.Device{UserID: p.UserID, Token: *body.DeviceToken, Environment: env}); err != nil {
-		writeError(w, r, s.Log, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	s.reply(w, r, s.Devices.PutDevice(r.Context(), ovrlrd.Device{UserID: p.UserID, Token: *body.DeviceToken, Environment: env}), nil)
 }
 
 // deleteDevice is sign-out on one phone. Deleting a token that is not
@@ -60,9 +55,8 @@ func (s *server) deleteDevice(w http.ResponseWriter, r *http.Request, p auth.Pri
 		return
 	}
 	err := s.Devices.DeleteDevice(r.Context(), p.UserID, tok)
-	if err != nil && !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
-		writeError(w, r, s.Log, err)
-		return
+	if ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
+		err = nil
 	}
-	w.WriteHeader(http.StatusNoContent)
+	s.reply(w, r, err, nil)
 }

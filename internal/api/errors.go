@@ -54,6 +54,27 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	writeJSON(w, status, errorBody{Error: ovrlrd.ErrorMessage(err)})
 }
 
+// reply answers err if there is one, otherwise v with 200, or 204 without
+// a body when v is nil.
+func (s *server) reply(w http.ResponseWriter, r *http.Request, err error, v any) {
+	switch {
+	case err != nil:
+		writeError(w, r, s.Log, err)
+	case v == nil:
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		writeJSON(w, http.StatusOK, v)
+	}
+}
+
+// failed answers err, if there is one, and reports whether there was.
+func (s *server) failed(w http.ResponseWriter, r *http.Request, err error) bool {
+	if err != nil {
+		writeError(w, r, s.Log, err)
+	}
+	return err != nil
+}
+
 // errorJSON is the status and body writeError answers err with, for an
 // answer given before there is a ResponseWriter.
 func errorJSON(err error) (int, string) {

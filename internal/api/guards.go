@@ -34,11 +34,7 @@ func rateLimit(class string, l config.Limit, key string) ovrlrd.RateLimit {
 // window is spent. It reports whether the request may go on.
 func (s *server) allow(w http.ResponseWriter, r *http.Request, class string, l config.Limit, key, userID string) bool {
 	d, err := s.Limiter.Hit(r.Context(), rateLimit(class, l, key))
-	if err != nil {
-		writeError(w, r, s.Log, err)
-		return false
-	}
-	return s.decided(w, r, class, userID, d)
+	return !s.failed(w, r, err) && s.decided(w, r, class, userID, d)
 }
 
 // decided sets the headers of d, and answers 429 when d refused the
@@ -64,12 +60,9 @@ type principalHandler func(w http.ResponseWriter, r *http.Request, p auth.Princi
 // signedIn checks the bearer token before next.
 func (s *server) signedIn(next principalHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		p, err := s.Auth.Authenticate(r.Context(), r.Header.Get("Authorization"))
-		if err != nil {
-			writeError(w, r, s.Log, err)
-			return
+		if p, err := s.Auth.Authenticate(r.Context(), r.Header.Get("Authorization")); !s.failed(w, r, err) {
+			next(w, r, p)
 		}
-		next(w, r, p)
 	}
 }
 

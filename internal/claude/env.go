@@ -77,10 +77,9 @@ func Environment(e Env) []string {
 	if e.MaxRetries > 0 {
 		add("CLAUDE_CODE_MAX_RETRIES", strconv.Itoa(e.MaxRetries))
 	}
-	add("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-	add("DISABLE_TELEMETRY", "1")
-	add("DISABLE_AUTOUPDATER", "1")
-	add("DISABLE_ERROR_REPORTING", "1")
+	for _, name := range []string{"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "DISABLE_TELEMETRY", "DISABLE_AUTOUPDATER", "DISABLE_ERROR_REPORTING"} {
+		add(name, "1")
+	}
 	if os.Geteuid() == 0 {
 		add("IS_SANDBOX", "1") // the CLI refuses some modes as root without it
 	}

@@ -59,12 +59,7 @@ func toolAllowed(tool string, allowList []string) bool {
 	if hasPattern && (!strings.HasSuffix(pattern, ")") || strings.ContainsAny(strings.TrimSuffix(pattern, ")"), "()")) {
 		return false
 	}
-	for _, a := range allowList {
-		if a == tool || (a == name && isName(name)) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(allowList, func(a string) bool { return a == tool || (a == name && isName(name)) })
 }
 
 // nameChars are the characters of a tool's name.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -240,11 +241,7 @@ func conditionFailed(reasons []types.CancellationReason, i int) bool {
 // (another transaction on the same items, or throttling), so the same
 // request can succeed later.
 func retryable(reasons []types.CancellationReason) bool {
-	for _, r := range reasons {
-		switch aws.ToString(r.Code) {
-		case "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded":
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(reasons, func(r types.CancellationReason) bool {
+		return slices.Contains([]string{"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}, aws.ToString(r.Code))
+	})
 }
