@@ -241,3 +241,29 @@ func TestNewValidates(t *testing.T) {
 		}
 	}
 }
+
+// A session tells when its CLI first asked the model, which lets a turn's
+// title run wait until then; a refused path is no request to the model.
+func TestAskedClosesAtTheFirstRequest(t *testing.T) {
+	up := newUpstream(t, nil)
+	p := newProxy(t, Options{Provider: ovrlrd.Anthropic, Upstream: up.URL, Credential: realKey})
+	s := open(t, p)
+	asked := func() bool {
+		select {
+		case <-s.Asked():
+			return true
+		default:
+			return false
+		}
+	}
+	send(t, "POST", s.BaseURL()+"/v1/nope", msgBody, nil)
+	if asked() {
+		t.Fatal("Asked closed before any model request")
+	}
+	if r := send(t, "POST", s.BaseURL()+"/v1/messages", msgBody, nil); r.status != 200 {
+		t.Fatalf("status %d", r.status)
+	}
+	if !asked() {
+		t.Fatal("Asked still open after a model request")
+	}
+}

@@ -87,6 +87,7 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.release()
+	s.ask()
 
 	// The upstream request ends with the client's request or the session,
 	// whichever ends first.

@@ -169,6 +169,7 @@ func (p *Proxy) Open(ctx context.Context) (ovrlrd.ModelSession, error) {
 		ctx:    sctx,
 		cancel: cancel,
 		slots:  make(chan struct{}, maxInFlight),
+		asked:  make(chan struct{}),
 	}
 	p.sessions[tokenKey(token)] = s
 	context.AfterFunc(sctx, func() { p.forget(s) })

@@ -17,6 +17,8 @@ type Session struct {
 	ctx    context.Context // ends with the session; every upstream request carries it
 	cancel context.CancelFunc
 	slots  chan struct{} // holds one value per upstream request in flight (acquire)
+	asked  chan struct{} // closed by ask
+	once   sync.Once
 
 	mu    sync.Mutex
 	calls []*counts // one per metered upstream response
@@ -51,6 +53,11 @@ func (s *Session) Usage() ovrlrd.Usage {
 	}
 	return u
 }
+
+// Asked is closed once the session forwarded its first request upstream.
+func (s *Session) Asked() <-chan struct{} { return s.asked }
+
+func (s *Session) ask() { s.once.Do(func() { close(s.asked) }) }
 
 // Close refuses the token from now on (401: lookup checks the session's
 // context before the map forgets it) and cancels the session's in-flight

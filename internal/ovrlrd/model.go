@@ -17,5 +17,8 @@ type ModelSession interface {
 	// Usage is what the upstream answered the session's requests with,
 	// priced: the source of a turn's cost, which no tool can forge.
 	Usage() Usage
+	// Asked is closed once the CLI sent its first model request: from then
+	// on it waits for the model, and leaves the cores to others.
+	Asked() <-chan struct{}
 	Close()
 }

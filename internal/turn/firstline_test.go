@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -119,5 +120,89 @@ func TestTheTitleWaitsForTheTurnsFirstLine(t *testing.T) {
 	}
 	if o.Kind != ovrlrd.OutcomeComplete || rec.last().Title != "Fake title" || cli.opened.Load() != 2 {
 		t.Fatalf("outcome %+v, terminal %+v, %d CLI runs: the title did not come after the first line", *o, rec.last(), cli.opened.Load())
+	}
+}
+
+// ordered is a ModelGate that logs, in order, "open" for each model
+// session opened and "close" for each one's first Close; closed is closed
+// at the first.
+type ordered struct {
+	ovrlrd.ModelGate
+	mu     sync.Mutex
+	log    []string
+	closed chan struct{}
+}
+
+func (o *ordered) add(what string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.log = append(o.log, what)
+	if what == "close" {
+		select {
+		case <-o.closed:
+		default:
+			close(o.closed)
+		}
+	}
+}
+
+func (o *ordered) Open(ctx context.Context) (ovrlrd.ModelSession, error) {
+	m, err := o.ModelGate.Open(ctx)
+	if err == nil {
+		o.add("open")
+		m = &loggedSession{ModelSession: m, close: sync.OnceFunc(func() { o.add("close") })}
+	}
+	return m, err
+}
+
+type loggedSession struct {
+	ovrlrd.ModelSession
+	close func()
+}
+
+func (s *loggedSession) Close() { s.ModelSession.Close(); s.close() }
+
+// heldSink takes pings, and blocks on the first other event until release
+// is closed; entered is closed when that event arrives.
+type heldSink struct {
+	recorder
+	entered, release chan struct{}
+	once             sync.Once
+}
+
+func (h *heldSink) Send(e sse.Event) error {
+	if e.Type != sse.Ping {
+		h.once.Do(func() { close(h.entered); <-h.release })
+	}
+	return h.recorder.Send(e)
+}
+
+// The title's CLI starts only once the turn's first event reached the
+// client: while the client has not taken it, the turn's CLI runs to its end
+// and closes its model session before the title run opens its own.
+func TestTheTitleWaitsForTheFirstEventWritten(t *testing.T) {
+	models := &ordered{closed: make(chan struct{})}
+	r := fakeRig(t, func(c *turn.Config) { models.ModelGate, c.Models = c.Models, models })
+	t.Cleanup(turn.SetTitleTimes(time.Minute, time.Minute))
+	j := r.begin("", claudetest.Script("normal", "text", "answer"))
+	sink := &heldSink{entered: make(chan struct{}), release: make(chan struct{})}
+	ended, o := r.runInBackground(j, sink)
+	for _, step := range []chan struct{}{sink.entered, models.closed} {
+		select {
+		case <-step:
+		case <-ended:
+			t.Fatal("the turn ended with its first event still held")
+		}
+	}
+	close(sink.release)
+	<-ended
+	models.mu.Lock()
+	log := strings.Join(models.log, " ")
+	models.mu.Unlock()
+	if log != "open close open close" {
+		t.Fatalf("model sessions %q: the title's opened before the turn's first event was written", log)
+	}
+	if o.Kind != ovrlrd.OutcomeComplete || sink.last().Title != "Fake title" {
+		t.Fatalf("outcome %+v, terminal %+v: the title was lost", *o, sink.last())
 	}
 }

@@ -15,7 +15,7 @@ import (
 )
 
 // titleRun is the title of an untitled conversation being made by the CLI, in
-// parallel with the turn (contract §6), from the turn's first line on. A
+// parallel with the turn (contract §6), once the turn's CLI asked the model. A
 // failure never fails the turn: the conversation just stays untitled. It
 // runs in the turn's sandbox, with no tools: its prompt is the user's
 // message, which may try to steer it.
@@ -26,11 +26,21 @@ type titleRun struct {
 	cancel context.CancelFunc
 }
 
-func (s *Service) startTitle(ctx context.Context, box *sandbox.Box, message string) *titleRun {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), titleTimeout)
+// startTitle starts the title run once asked or written is closed; its
+// timeout runs from then.
+func (s *Service) startTitle(ctx context.Context, box *sandbox.Box, message string, asked, written <-chan struct{}) *titleRun {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	t := &titleRun{done: make(chan struct{}), cancel: cancel}
 	go func() {
 		defer close(t.done)
+		select {
+		case <-asked:
+		case <-written:
+		case <-ctx.Done():
+			return
+		}
+		ctx, cancel := context.WithTimeout(ctx, titleTimeout)
+		defer cancel()
 		title, err := s.makeTitle(ctx, box, message, &t.usage)
 		if err != nil {
 			s.log.WarnContext(ctx, "title generation failed", "err", err)

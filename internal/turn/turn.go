@@ -200,15 +200,17 @@ func (s *Service) contain(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, 
 		return end, nil
 	}
 	var title *titleRun
-	// Not before the turn's first line: the title's CLI would compete with
-	// the turn's for the cores. Not at all for a run that wrote none: it
-	// failed, and its title would not be kept.
-	firstLine := func() {
+	// Not at all for a run that wrote no line: it failed, and its title
+	// would not be kept. Its CLI starts once the turn's CLI waits for the
+	// model, or the turn's first event reached the client, or the turn's
+	// CLI ended: before that, the two would compete for the cores.
+	firstLine := func(asked <-chan struct{}) {
 		if j.Title == "" {
-			title = s.startTitle(ctx, box, j.Message)
+			title = s.startTitle(ctx, box, j.Message, asked, out.firstWritten())
 		}
 	}
 	end.outcome, end.usage, stopped = s.execute(runCtx, j, box, out, firstLine)
+	out.passFirst()
 	if title != nil {
 		defer title.stop()
 	}
@@ -368,8 +370,8 @@ var errExposed = errors.New("the Claude CLI is readable by the user it runs as")
 // execute runs the CLI and relays its events; it returns the outcome, what
 // the model calls cost (measured by the proxy), and why the run was
 // stopped early, if it was. firstLine runs when the CLI wrote its first
-// line.
-func (s *Service) execute(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, out *outbox, firstLine func()) (Outcome, ovrlrd.Usage, error) {
+// line, with what tells when the CLI first asked the model.
+func (s *Service) execute(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, out *outbox, firstLine func(asked <-chan struct{})) (Outcome, ovrlrd.Usage, error) {
 	tr := &translator{conversationID: j.ConversationID}
 	f := s.folders(j.ConversationID)
 	if err := box.Own(f.Work, f.Config); err != nil {
@@ -427,7 +429,7 @@ func (s *Service) execute(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, 
 			}
 			if !lined {
 				lined = true
-				firstLine()
+				firstLine(models.Asked())
 			}
 			if ev.Result != nil {
 				result = ev.Result
