@@ -35,11 +35,21 @@ func TestBedrockSignedByProxy(t *testing.T) {
 		!strings.Contains(r.body, "inferenceProfileSummaries") {
 		t.Fatalf("inference profiles: %d %s", r.status, r.body)
 	}
+	select {
+	case <-s.Asked():
+		t.Fatal("the control-plane call the CLI makes as it starts counted as its first model request")
+	default:
+	}
 	body := `{"anthropic_version":"bedrock-2023-05-31","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}`
 	r := send(t, "POST", s.BaseURL()+"/model/"+bedrockModel+"/invoke-with-response-stream", body,
 		map[string]string{"Content-Type": "application/json", "Accept": "application/json", "Authorization": "Bearer " + s.Token()})
 	if r.status != 200 || r.header.Get("Content-Type") != "application/vnd.amazon.eventstream" {
 		t.Fatalf("invoke: %d %s %q", r.status, r.header.Get("Content-Type"), r.body)
+	}
+	select {
+	case <-s.Asked():
+	default:
+		t.Fatal("Asked still open after a model request")
 	}
 	got, want := s.Usage(), fake.Usage()
 	if want.InputTokens == 0 || got.InputTokens != int64(want.InputTokens) || got.OutputTokens != int64(want.OutputTokens) {

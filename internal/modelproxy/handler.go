@@ -24,6 +24,7 @@ type call struct {
 	body   []byte
 	model  string // from the request body or the Bedrock path
 	route  string // method and path after the token, for logs
+	setup  bool   // a control-plane call the CLI makes while it starts, not a model request
 }
 
 type callKey struct{}
@@ -87,7 +88,9 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.release()
-	s.ask()
+	if !c.setup {
+		s.ask()
+	}
 
 	// The upstream request ends with the client's request or the session,
 	// whichever ends first.
@@ -133,7 +136,9 @@ func (p *Proxy) route(method, rest string) *call {
 		return nil
 	}
 	if method == http.MethodGet && rest == "/inference-profiles" {
-		return at(p.control, rest)
+		c := at(p.control, rest)
+		c.setup = true
+		return c
 	}
 	esc, ok := strings.CutPrefix(rest, "/model/")
 	if method != http.MethodPost || !ok {

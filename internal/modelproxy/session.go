@@ -54,7 +54,8 @@ func (s *Session) Usage() ovrlrd.Usage {
 	return u
 }
 
-// Asked is closed once the session forwarded its first request upstream.
+// Asked is closed once the session forwarded its first model request
+// upstream (not Bedrock's control-plane call).
 func (s *Session) Asked() <-chan struct{} { return s.asked }
 
 func (s *Session) ask() { s.once.Do(func() { close(s.asked) }) }

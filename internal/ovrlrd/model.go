@@ -18,7 +18,7 @@ type ModelSession interface {
 	// priced: the source of a turn's cost, which no tool can forge.
 	Usage() Usage
 	// Asked is closed once the CLI sent its first model request: from then
-	// on it waits for the model, and leaves the cores to others.
+	// on it mostly waits for the model.
 	Asked() <-chan struct{}
 	Close()
 }

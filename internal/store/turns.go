@@ -116,7 +116,10 @@ func (s *Store) StartTurn(ctx context.Context, t ovrlrd.TurnStart) (ovrlrd.TurnS
 		select {
 		case <-read:
 		case <-ctx.Done():
-			return ovrlrd.Conversation{}, dbError("get conversation", ctx.Err())
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return ovrlrd.Conversation{}, dbError("get conversation", ctx.Err())
+			}
+			return ovrlrd.Conversation{}, ctx.Err()
 		}
 		if foundErr == nil {
 			return found, nil

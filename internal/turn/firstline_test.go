@@ -178,7 +178,8 @@ func (h *heldSink) Send(e sse.Event) error {
 }
 
 // The title's CLI starts only once the turn's first event reached the
-// client: while the client has not taken it, the turn's CLI runs to its end
+// client (the fake CLI never asks the model, which would open the gate
+// too): while the client has not taken it, the turn's CLI runs to its end
 // and closes its model session before the title run opens its own.
 func TestTheTitleWaitsForTheFirstEventWritten(t *testing.T) {
 	models := &ordered{closed: make(chan struct{})}

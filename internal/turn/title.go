@@ -15,7 +15,8 @@ import (
 )
 
 // titleRun is the title of an untitled conversation being made by the CLI, in
-// parallel with the turn (contract §6), once the turn's CLI asked the model. A
+// parallel with the turn (contract §6), once the turn's CLI asked the model
+// (or its first event reached the client, or it ended). A
 // failure never fails the turn: the conversation just stays untitled. It
 // runs in the turn's sandbox, with no tools: its prompt is the user's
 // message, which may try to steer it.

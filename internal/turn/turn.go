@@ -210,10 +210,13 @@ func (s *Service) contain(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, 
 		}
 	}
 	end.outcome, end.usage, stopped = s.execute(runCtx, j, box, out, firstLine)
-	out.passFirst()
 	if title != nil {
 		defer title.stop()
+		if stopped != nil || end.outcome.Kind != ovrlrd.OutcomeComplete {
+			title.stop() // its title would not be kept: never start its CLI
+		}
 	}
+	out.passFirst()
 	if errors.Is(stopped, errDeleted) {
 		return end, stopped
 	}
