@@ -108,18 +108,14 @@ func (s *Store) StartTurn(ctx context.Context, t ovrlrd.TurnStart) (ovrlrd.TurnS
 	}
 	started := ovrlrd.TurnStarted{ConversationID: t.ConversationID, Opening: m.message()}
 	if seen != nil {
-		conv := seen.conversation()
-		started.Conversation = func(context.Context) (ovrlrd.Conversation, error) { return conv, nil }
+		started.Conversation = known(seen.conversation())
 		return started, nil
 	}
 	started.Conversation = func(ctx context.Context) (ovrlrd.Conversation, error) {
 		select {
 		case <-read:
 		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return ovrlrd.Conversation{}, dbError("get conversation", ctx.Err())
-			}
-			return ovrlrd.Conversation{}, ctx.Err()
+			return ovrlrd.Conversation{}, dbError("get conversation", ctx.Err())
 		}
 		if foundErr == nil {
 			return found, nil
@@ -149,9 +145,12 @@ func (s *Store) startNewTurn(ctx context.Context, t ovrlrd.TurnStart, limits []o
 	if err != nil {
 		return ovrlrd.TurnStarted{}, err
 	}
-	c := conv.conversation()
-	return ovrlrd.TurnStarted{ConversationID: c.ID, Opening: m.message(),
-		Conversation: func(context.Context) (ovrlrd.Conversation, error) { return c, nil }}, nil
+	return ovrlrd.TurnStarted{ConversationID: conv.ID, Opening: m.message(), Conversation: known(conv.conversation())}, nil
+}
+
+// known is TurnStarted.Conversation for a conversation already in hand.
+func known(c ovrlrd.Conversation) func(context.Context) (ovrlrd.Conversation, error) {
+	return func(context.Context) (ovrlrd.Conversation, error) { return c, nil }
 }
 
 // UndoStartTurn removes what StartTurn wrote, for a turn that could not be
