@@ -272,8 +272,8 @@ func expire(t *testing.T, ctx context.Context, convID string) {
 }
 
 // turnCalls counts the model requests of turns, leaving out their titles':
-// a title run starts at the turn's first line and may end before it asks
-// the model, so its requests vary from run to run.
+// a title run may be stopped before it asks the model, so its requests
+// vary from run to run.
 func turnCalls(model *anthropicfake.Server) int {
 	n := 0
 	for _, r := range model.Requests() {

@@ -4,9 +4,9 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -18,17 +18,55 @@ import (
 	"github.com/ovrlrd/cloud/internal/turn"
 )
 
-// sessions is a ModelGate that counts the model sessions opened: one for
-// every CLI run, the title's included.
+// sessions is a ModelGate that logs, in order, "open" for each model
+// session opened (one for every CLI run, the title's included) and "close"
+// for each one's first Close; closed is closed at the first.
 type sessions struct {
 	ovrlrd.ModelGate
-	opened atomic.Int32
+	mu     sync.Mutex
+	log    []string
+	closed chan struct{}
+}
+
+func newSessions() *sessions { return &sessions{closed: make(chan struct{})} }
+
+func (s *sessions) add(what string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.log = append(s.log, what)
+	if what == "close" && !slices.Contains(s.log[:len(s.log)-1], "close") {
+		close(s.closed)
+	}
 }
 
 func (s *sessions) Open(ctx context.Context) (ovrlrd.ModelSession, error) {
-	s.opened.Add(1)
-	return s.ModelGate.Open(ctx)
+	m, err := s.ModelGate.Open(ctx)
+	if err == nil {
+		s.add("open")
+		m = &loggedSession{ModelSession: m, close: sync.OnceFunc(func() { s.add("close") })}
+	}
+	return m, err
 }
+
+// opened is how many sessions were opened so far.
+func (s *sessions) opened() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, e := range s.log {
+		if e == "open" {
+			n++
+		}
+	}
+	return n
+}
+
+type loggedSession struct {
+	ovrlrd.ModelSession
+	close func()
+}
+
+func (s *loggedSession) Close() { s.ModelSession.Close(); s.close() }
 
 // counted makes the service count its CLI runs in s.
 func counted(s *sessions) func(*turn.Config) {
@@ -102,8 +140,8 @@ func (r *rig) runInBackground(j ovrlrd.Turn, sink sse.Sink) (ended <-chan struct
 // line: until then the turn's CLI has the cores to itself. The turn's CLI
 // waits before that line until the test has counted the CLI runs started.
 func TestTheTitleWaitsForTheTurnsFirstLine(t *testing.T) {
-	var cli sessions
-	r := fakeRig(t, counted(&cli))
+	cli := newSessions()
+	r := fakeRig(t, counted(cli))
 	// The title must not lose its race with the turn on a busy machine.
 	t.Cleanup(turn.SetTitleTimes(time.Minute, time.Minute))
 	g := newGate(t)
@@ -112,55 +150,16 @@ func TestTheTitleWaitsForTheTurnsFirstLine(t *testing.T) {
 	ended, o := r.runInBackground(j, rec)
 
 	let := g.reached(ended)
-	before := cli.opened.Load()
+	before := cli.opened()
 	let()
 	<-ended
 	if before != 1 {
 		t.Fatalf("%d CLI runs had started before the turn's CLI wrote its first line: the title run did not wait for it", before)
 	}
-	if o.Kind != ovrlrd.OutcomeComplete || rec.last().Title != "Fake title" || cli.opened.Load() != 2 {
-		t.Fatalf("outcome %+v, terminal %+v, %d CLI runs: the title did not come after the first line", *o, rec.last(), cli.opened.Load())
+	if o.Kind != ovrlrd.OutcomeComplete || rec.last().Title != "Fake title" || cli.opened() != 2 {
+		t.Fatalf("outcome %+v, terminal %+v, %d CLI runs: the title did not come after the first line", *o, rec.last(), cli.opened())
 	}
 }
-
-// ordered is a ModelGate that logs, in order, "open" for each model
-// session opened and "close" for each one's first Close; closed is closed
-// at the first.
-type ordered struct {
-	ovrlrd.ModelGate
-	mu     sync.Mutex
-	log    []string
-	closed chan struct{}
-}
-
-func (o *ordered) add(what string) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.log = append(o.log, what)
-	if what == "close" {
-		select {
-		case <-o.closed:
-		default:
-			close(o.closed)
-		}
-	}
-}
-
-func (o *ordered) Open(ctx context.Context) (ovrlrd.ModelSession, error) {
-	m, err := o.ModelGate.Open(ctx)
-	if err == nil {
-		o.add("open")
-		m = &loggedSession{ModelSession: m, close: sync.OnceFunc(func() { o.add("close") })}
-	}
-	return m, err
-}
-
-type loggedSession struct {
-	ovrlrd.ModelSession
-	close func()
-}
-
-func (s *loggedSession) Close() { s.ModelSession.Close(); s.close() }
 
 // heldSink takes pings, and blocks on the first other event until release
 // is closed; entered is closed when that event arrives.
@@ -182,8 +181,8 @@ func (h *heldSink) Send(e sse.Event) error {
 // too): while the client has not taken it, the turn's CLI runs to its end
 // and closes its model session before the title run opens its own.
 func TestTheTitleWaitsForTheFirstEventWritten(t *testing.T) {
-	models := &ordered{closed: make(chan struct{})}
-	r := fakeRig(t, func(c *turn.Config) { models.ModelGate, c.Models = c.Models, models })
+	models := newSessions()
+	r := fakeRig(t, counted(models))
 	t.Cleanup(turn.SetTitleTimes(time.Minute, time.Minute))
 	j := r.begin("", claudetest.Script("normal", "text", "answer"))
 	sink := &heldSink{entered: make(chan struct{}), release: make(chan struct{})}
