@@ -4,9 +4,8 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -18,55 +17,23 @@ import (
 	"github.com/ovrlrd/cloud/internal/turn"
 )
 
-// sessions is a ModelGate that logs, in order, "open" for each model
-// session opened (one for every CLI run, the title's included) and "close"
-// for each one's first Close; closed is closed at the first.
+// sessions is a ModelGate that counts the model sessions opened: one for
+// every CLI run, the title's included.
 type sessions struct {
 	ovrlrd.ModelGate
-	mu     sync.Mutex
-	log    []string
-	closed chan struct{}
-}
-
-func newSessions() *sessions { return &sessions{closed: make(chan struct{})} }
-
-func (s *sessions) add(what string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.log = append(s.log, what)
-	if what == "close" && !slices.Contains(s.log[:len(s.log)-1], "close") {
-		close(s.closed)
-	}
+	n atomic.Int32
 }
 
 func (s *sessions) Open(ctx context.Context) (ovrlrd.ModelSession, error) {
 	m, err := s.ModelGate.Open(ctx)
 	if err == nil {
-		s.add("open")
-		m = &loggedSession{ModelSession: m, close: sync.OnceFunc(func() { s.add("close") })}
+		s.n.Add(1)
 	}
 	return m, err
 }
 
 // opened is how many sessions were opened so far.
-func (s *sessions) opened() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, e := range s.log {
-		if e == "open" {
-			n++
-		}
-	}
-	return n
-}
-
-type loggedSession struct {
-	ovrlrd.ModelSession
-	close func()
-}
-
-func (s *loggedSession) Close() { s.ModelSession.Close(); s.close() }
+func (s *sessions) opened() int { return int(s.n.Load()) }
 
 // counted makes the service count its CLI runs in s.
 func counted(s *sessions) func(*turn.Config) {
@@ -140,7 +107,7 @@ func (r *rig) runInBackground(j ovrlrd.Turn, sink sse.Sink) (ended <-chan struct
 // line: until then the turn's CLI has the cores to itself. The turn's CLI
 // waits before that line until the test has counted the CLI runs started.
 func TestTheTitleWaitsForTheTurnsFirstLine(t *testing.T) {
-	cli := newSessions()
+	cli := &sessions{}
 	r := fakeRig(t, counted(cli))
 	// The title must not lose its race with the turn on a busy machine.
 	t.Cleanup(turn.SetTitleTimes(time.Minute, time.Minute))
@@ -161,48 +128,49 @@ func TestTheTitleWaitsForTheTurnsFirstLine(t *testing.T) {
 	}
 }
 
-// heldSink takes pings, and blocks on the first other event until release
-// is closed; entered is closed when that event arrives.
-type heldSink struct {
+// textCounter takes events, and closes third once it has taken three
+// texts.
+type textCounter struct {
 	recorder
-	entered, release chan struct{}
-	once             sync.Once
+	n     int
+	third chan struct{}
 }
 
-func (h *heldSink) Send(e sse.Event) error {
-	if e.Type != sse.Ping {
-		h.once.Do(func() { close(h.entered); <-h.release })
-	}
-	return h.recorder.Send(e)
-}
-
-// The title's CLI starts only once the turn's first event reached the
-// client (the fake CLI never asks the model, which would open the gate
-// too): while the client has not taken it, the turn's CLI runs to its end
-// and closes its model session before the title run opens its own.
-func TestTheTitleWaitsForTheFirstEventWritten(t *testing.T) {
-	models := newSessions()
-	r := fakeRig(t, counted(models))
-	t.Cleanup(turn.SetTitleTimes(time.Minute, time.Minute))
-	j := r.begin("", claudetest.Script("normal", "text", "answer"))
-	sink := &heldSink{entered: make(chan struct{}), release: make(chan struct{})}
-	ended, o := r.runInBackground(j, sink)
-	for _, step := range []chan struct{}{sink.entered, models.closed} {
-		select {
-		case <-step:
-		case <-ended:
-			t.Fatal("the turn ended with its first event still held")
+func (c *textCounter) Send(e sse.Event) error {
+	if e.Type == sse.Chunk {
+		if c.n++; c.n == 3 {
+			close(c.third)
 		}
 	}
-	close(sink.release)
-	<-ended
-	models.mu.Lock()
-	log := strings.Join(models.log, " ")
-	models.mu.Unlock()
-	if log != "open close open close" {
-		t.Fatalf("model sessions %q: the title's opened before the turn's first event was written", log)
+	return c.recorder.Send(e)
+}
+
+// A turn's CLI that answers without asking the model (the fake CLI never
+// asks) leaves the title its end to wait for: an event handed to the
+// client is not yet delivered, and a title CLI starting then would compete
+// with its delivery. Three texts in (a fifth of a second after the first),
+// the title's CLI has not started; the turn is then cancelled, and never
+// starts it.
+func TestTheTitleWaitsForTheEndOfACLIThatNeverAsks(t *testing.T) {
+	models := &sessions{}
+	r := fakeRig(t, counted(models))
+	j := r.begin("", claudetest.Script("slow-total"))
+	sink := &textCounter{third: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.svc.RunOutcome(ctx, j, sink)
+	}()
+	select {
+	case <-sink.third:
+	case <-done:
+		t.Fatal("the turn ended before its third text")
 	}
-	if o.Kind != ovrlrd.OutcomeComplete || sink.last().Title != "Fake title" {
-		t.Fatalf("outcome %+v, terminal %+v: the title was lost", *o, sink.last())
+	during := models.opened()
+	cancel()
+	<-done
+	if during != 1 || models.opened() != 1 {
+		t.Fatalf("%d CLI runs during the turn, %d in all: the title did not wait for the turn's CLI to end", during, models.opened())
 	}
 }

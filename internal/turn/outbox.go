@@ -34,8 +34,6 @@ type outbox struct {
 	leaveOnce sync.Once
 	done      chan struct{} // closed when the writer goroutine ends
 	closeOnce sync.Once
-	first     chan struct{} // closed by passFirst
-	firstOnce sync.Once
 }
 
 // outboxSize bounds the events waiting for a slow client; past it the
@@ -52,7 +50,6 @@ func newOutbox(ctx context.Context, sink sse.Sink, log *slog.Logger, timeout tim
 	o := &outbox{
 		sink: sink, log: log, ctx: ctx, timeout: timeout,
 		q: make(chan sse.Event, outboxSize), gone: make(chan struct{}), done: make(chan struct{}),
-		first: make(chan struct{}),
 	}
 	if sink == nil {
 		o.leave()
@@ -86,22 +83,12 @@ func (o *outbox) loop() {
 		if err != nil {
 			o.leave() // the client left; the turn goes on
 		}
-		if e.Type != sse.Ping {
-			o.passFirst()
-		}
 	}
 }
 
 func (o *outbox) leave() {
 	o.leaveOnce.Do(func() { close(o.gone) })
-	o.passFirst() // no client left to hand a first event to
 }
-
-// firstWritten is closed once the first event other than a ping was
-// handed to the client, or nobody waits for one any more (passFirst).
-func (o *outbox) firstWritten() <-chan struct{} { return o.first }
-
-func (o *outbox) passFirst() { o.firstOnce.Do(func() { close(o.first) }) }
 
 func (o *outbox) left() bool {
 	select {

@@ -16,7 +16,7 @@ import (
 
 // titleRun is the title of an untitled conversation being made by the CLI, in
 // parallel with the turn (contract §6), once the turn's CLI asked the model
-// (or its first event reached the client, or it ended). A
+// or ended. A
 // failure never fails the turn: the conversation just stays untitled. It
 // runs in the turn's sandbox, with no tools: its prompt is the user's
 // message, which may try to steer it.
@@ -27,16 +27,16 @@ type titleRun struct {
 	cancel context.CancelFunc
 }
 
-// startTitle starts the title run once asked or written is closed; its
+// startTitle starts the title run once asked or ended is closed; its
 // timeout runs from then.
-func (s *Service) startTitle(ctx context.Context, box *sandbox.Box, message string, asked, written <-chan struct{}) *titleRun {
+func (s *Service) startTitle(ctx context.Context, box *sandbox.Box, message string, asked, ended <-chan struct{}) *titleRun {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	t := &titleRun{done: make(chan struct{}), cancel: cancel}
 	go func() {
 		defer close(t.done)
 		select {
 		case <-asked:
-		case <-written:
+		case <-ended:
 		case <-ctx.Done():
 			return
 		}

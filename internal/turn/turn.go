@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -159,6 +160,9 @@ func (s *Service) run(ctx context.Context, j ovrlrd.Turn, sink sse.Sink) Outcome
 	if sink != nil && sink.Send(pingEvent) != nil {
 		sink = nil // the client already left; the turn goes on
 	}
+	// What forwards it (Lambda's runtime client, or the local gateway)
+	// gets to run before the turn's start takes the cores.
+	runtime.Gosched()
 	out := newOutbox(ctx, sink, s.log, sse.WriteTimeout)
 	defer out.close()
 
@@ -202,11 +206,13 @@ func (s *Service) contain(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, 
 	var title *titleRun
 	// Not at all for a run that wrote no line: it failed, and its title
 	// would not be kept. Its CLI starts once the turn's CLI waits for the
-	// model, or the turn's first event reached the client, or the turn's
-	// CLI ended: before that, the two would compete for the cores.
+	// model, or has ended (it answered without the model): before that, the
+	// two would compete for the cores, and an event handed to the client is
+	// not yet delivered.
+	ended := make(chan struct{})
 	firstLine := func(asked <-chan struct{}) {
 		if j.Title == "" {
-			title = s.startTitle(ctx, box, j.Message, asked, out.firstWritten())
+			title = s.startTitle(ctx, box, j.Message, asked, ended)
 		}
 	}
 	end.outcome, end.usage, stopped = s.execute(runCtx, j, box, out, firstLine)
@@ -216,7 +222,7 @@ func (s *Service) contain(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, 
 			title.stop() // its title would not be kept: never start its CLI
 		}
 	}
-	out.passFirst()
+	close(ended)
 	if errors.Is(stopped, errDeleted) {
 		return end, stopped
 	}
