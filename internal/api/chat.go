@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"sync"
 
 	"github.com/ovrlrd/cloud/internal/auth"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
@@ -92,15 +93,12 @@ func (s *server) getConversation(w http.ResponseWriter, r *http.Request, p auth.
 		msgs    []ovrlrd.Message
 		cursor  string
 		msgsErr error
+		read    sync.WaitGroup
 	)
 	id := r.PathValue("id")
-	read := make(chan struct{})
-	go func() {
-		defer close(read)
-		msgs, cursor, msgsErr = s.Conversations.Messages(r.Context(), id, pg)
-	}()
+	read.Go(func() { msgs, cursor, msgsErr = s.Conversations.Messages(r.Context(), id, pg) })
 	conv, err := s.Conversations.Conversation(r.Context(), p.UserID, id)
-	<-read
+	read.Wait()
 	s.reply(w, r, cmp.Or(err, msgsErr), detailResponse{Conversation: conv, Messages: msgs, more: next(cursor)})
 }
 
@@ -143,8 +141,7 @@ func (s *server) postEvent(w http.ResponseWriter, r *http.Request, p auth.Princi
 		return
 	}
 	msg, err := s.Conversations.AppendMessage(r.Context(), p.UserID, r.PathValue("id"), *body.Role, body.Content, m.Count())
-	if !m.answer(w, r, err) {
-		return
+	if m.answer(w, r, err) {
+		writeJSON(w, http.StatusOK, successResponse{Success: true, MessageID: msg.ID})
 	}
-	writeJSON(w, http.StatusOK, successResponse{Success: true, MessageID: msg.ID})
 }

@@ -23,8 +23,8 @@ type FunctionURLHandler = func(context.Context, *events.LambdaFunctionURLRequest
 // Such a request is answered 400 here instead, and nothing of it is printed.
 func CheckHTTP(next HTTPAPIHandler) HTTPAPIHandler {
 	return func(ctx context.Context, e events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
-		if status, body, bad := checkTarget(e.RawPath, e.RequestContext.HTTP.Path, e.RawQueryString); bad {
-			return events.APIGatewayV2HTTPResponse{StatusCode: status, Headers: jsonHeader(), Body: body}, nil
+		if malformed(e.RawPath, e.RequestContext.HTTP.Path, e.RawQueryString) {
+			return events.APIGatewayV2HTTPResponse{StatusCode: malformedStatus, Headers: jsonHeader(), Body: malformedBody}, nil
 		}
 		return next(ctx, e)
 	}
@@ -35,33 +35,32 @@ func CheckHTTP(next HTTPAPIHandler) HTTPAPIHandler {
 func CheckStream(next FunctionURLHandler) FunctionURLHandler {
 	return func(ctx context.Context, e *events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error) {
 		if e != nil {
-			if status, body, bad := checkTarget(e.RawPath, e.RequestContext.HTTP.Path, e.RawQueryString); bad {
-				return &events.LambdaFunctionURLStreamingResponse{StatusCode: status, Headers: jsonHeader(), Body: strings.NewReader(body)}, nil
+			if malformed(e.RawPath, e.RequestContext.HTTP.Path, e.RawQueryString) {
+				return &events.LambdaFunctionURLStreamingResponse{StatusCode: malformedStatus, Headers: jsonHeader(), Body: strings.NewReader(malformedBody)}, nil
 			}
 		}
 		return next(ctx, e)
 	}
 }
 
-// checkTarget refuses a request whose paths hold an ASCII control character,
-// before or after percent-decoding, or a malformed escape, or whose query
-// holds a control character. Both paths of the event are checked, the raw
-// one (decoded by the HTTP API, still encoded from a Function URL) and the
-// request context's, which the adapter falls back to and prints. No route
-// takes such a path, so refusing it costs the app nothing. A refused
-// request is answered with status and body.
-func checkTarget(rawPath, contextPath, rawQuery string) (status int, body string, bad bool) {
-	bad = hasControl(rawQuery)
+// malformed reports whether a request's paths hold an ASCII control
+// character, before or after percent-decoding, or a malformed escape, or
+// whether its query holds a control character. Both paths of the event are
+// checked, the raw one (decoded by the HTTP API, still encoded from a
+// Function URL) and the request context's, which the adapter falls back to
+// and prints. No route takes such a path, so refusing it costs the app
+// nothing.
+func malformed(rawPath, contextPath, rawQuery string) bool {
+	bad := hasControl(rawQuery)
 	for _, p := range []string{rawPath, contextPath} {
 		decoded, err := url.PathUnescape(p)
 		bad = bad || hasControl(p) || err != nil || hasControl(decoded)
 	}
-	if !bad {
-		return 0, "", false
-	}
-	status, body = errorJSON(ovrlrd.Errorf(ovrlrd.EINVALID, "The request URL is malformed."))
-	return status, body, true
+	return bad
 }
+
+// malformedStatus and malformedBody answer a malformed request.
+var malformedStatus, malformedBody = errorJSON(ovrlrd.Errorf(ovrlrd.EINVALID, "The request URL is malformed."))
 
 func jsonHeader() map[string]string { return map[string]string{"Content-Type": "application/json"} }
 

@@ -58,8 +58,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 // a body when v is nil.
 func (s *server) reply(w http.ResponseWriter, r *http.Request, err error, v any) {
 	switch {
-	case err != nil:
-		writeError(w, r, s.Log, err)
+	case s.failed(w, r, err):
 	case v == nil:
 		w.WriteHeader(http.StatusNoContent)
 	default:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/ovrlrd/cloud/internal/audit"
@@ -83,21 +84,15 @@ func (s *server) authed(class string, l config.Limit, next principalHandler) htt
 func (s *server) reading(class string, l config.Limit, next principalHandler) http.HandlerFunc {
 	return s.signedIn(func(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 		var (
-			d   ovrlrd.RateDecision
-			err error
+			d       ovrlrd.RateDecision
+			err     error
+			counted sync.WaitGroup
 		)
-		counted := make(chan struct{})
-		go func() {
-			defer close(counted)
-			d, err = s.Limiter.Hit(r.Context(), rateLimit(class, l, p.UserID))
-		}()
-		held := newHeldResponse()
+		counted.Go(func() { d, err = s.Limiter.Hit(r.Context(), rateLimit(class, l, p.UserID)) })
+		held := &heldResponse{header: http.Header{}}
 		next(held, r, p)
-		<-counted
-		switch {
-		case err != nil:
-			writeError(w, r, s.Log, err)
-		case s.decided(w, r, class, p.UserID, d):
+		counted.Wait()
+		if !s.failed(w, r, err) && s.decided(w, r, class, p.UserID, d) {
 			held.sendTo(w)
 		}
 	})
@@ -114,7 +109,7 @@ type meteredHandler func(w http.ResponseWriter, r *http.Request, p auth.Principa
 func (s *server) metered(class string, l config.Limit, next meteredHandler) http.HandlerFunc {
 	return s.signedIn(func(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 		m := &meter{s: s, r: r, class: class, userID: p.UserID, limit: rateLimit(class, l, p.UserID)}
-		defer m.wait()
+		defer m.read.Wait()
 		next(w, r, p, m)
 	})
 }
@@ -126,7 +121,8 @@ type meter struct {
 	r             *http.Request
 	class, userID string
 	limit         ovrlrd.RateLimit
-	read          chan struct{} // closed once d and err are set; nil until Count
+	counted       bool           // Count was called: the window is being read
+	read          sync.WaitGroup // done once d and err are set
 	d             ovrlrd.RateDecision
 	err           error
 }
@@ -135,21 +131,11 @@ type meter struct {
 // the write begins: the read of the window starts beside it, so neither
 // waits for the other.
 func (m *meter) Count() ovrlrd.RateLimit {
-	if m.read == nil {
-		m.read = make(chan struct{})
-		go func() {
-			defer close(m.read)
-			m.d, m.err = m.s.Limiter.Counted(m.r.Context(), m.limit)
-		}()
+	if !m.counted {
+		m.counted = true
+		m.read.Go(func() { m.d, m.err = m.s.Limiter.Counted(m.r.Context(), m.limit) })
 	}
 	return m.limit
-}
-
-// wait ends the window's read, if it began.
-func (m *meter) wait() {
-	if m.read != nil {
-		<-m.read
-	}
 }
 
 // answer sets the headers of a request whose write, ending with err,
@@ -158,11 +144,11 @@ func (m *meter) wait() {
 // that failed for another reason than the limit counted nothing, so it is
 // counted on its own: every try counts, refused or not.
 func (m *meter) answer(w http.ResponseWriter, r *http.Request, err error) bool {
-	m.wait()
+	m.read.Wait() // the window's read, if it began
 	switch {
 	case errors.Is(err, ovrlrd.ErrRateLimited):
 		d := m.limit.Decide(time.Now(), false, 0)
-		if m.read != nil && m.err == nil {
+		if m.counted && m.err == nil {
 			d.Reset = m.d.Reset
 		}
 		m.s.decided(w, r, m.class, m.userID, d)
@@ -181,7 +167,7 @@ func (m *meter) answer(w http.ResponseWriter, r *http.Request, err error) bool {
 		return false
 	case m.err != nil:
 		m.s.Log.WarnContext(r.Context(), "reading a rate-limit window", "err", m.err)
-	case m.read != nil:
+	case m.counted:
 		m.s.decided(w, r, m.class, m.userID, m.d)
 	}
 	return true

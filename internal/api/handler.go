@@ -123,11 +123,8 @@ func (s *server) guard(mux *http.ServeMux) http.Handler {
 		for strings.Contains(r.URL.Path, "//") {
 			r.URL.Path, r.URL.RawPath = strings.ReplaceAll(r.URL.Path, "//", "/"), ""
 		}
-		if r.URL.Path != "/health" {
-			if err := s.key.check(r); err != nil {
-				writeError(w, r, s.Log, err)
-				return
-			}
+		if r.URL.Path != "/health" && s.failed(w, r, s.key.check(r)) {
+			return
 		}
 		if _, r.Pattern = mux.Handler(r); r.Pattern == "" {
 			// ServeMux's own 404, 405 and redirects are text/plain; the API

@@ -14,8 +14,6 @@ type heldResponse struct {
 	body   bytes.Buffer
 }
 
-func newHeldResponse() *heldResponse { return &heldResponse{header: http.Header{}} }
-
 func (h *heldResponse) Header() http.Header { return h.header }
 
 func (h *heldResponse) WriteHeader(code int) {

@@ -200,9 +200,5 @@ func (s *server) cancel(w http.ResponseWriter, r *http.Request, p auth.Principal
 	if err == nil {
 		err = s.Conversations.CancelRun(r.Context(), conv.ID)
 	}
-	if err != nil {
-		writeError(w, r, s.Log, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, successResponse{Success: true})
+	s.reply(w, r, err, successResponse{Success: true})
 }

@@ -217,7 +217,7 @@ func (s *Service) Authenticate(ctx context.Context, authorization string) (Princ
 	if !ok || sess.Generation < claims.Generation {
 		if sess, err = s.Store.Session(ctx, claims.UserID, claims.SessionID); err != nil {
 			if ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
-				return Principal{}, errInvalidToken(err)
+				return Principal{}, invalid(err)
 			}
 			return Principal{}, err
 		}
@@ -226,7 +226,7 @@ func (s *Service) Authenticate(ctx context.Context, authorization string) (Princ
 	// The previous generation stays usable briefly after a rotation: the
 	// app lets requests already under way carry the old token.
 	if why := s.standing(sess, claims, now); why != "" && why != "retry" {
-		return Principal{}, errInvalidToken(errors.New(why))
+		return Principal{}, invalid(errors.New(why))
 	}
 	return Principal{UserID: sess.UserID, SessionID: sess.ID}, nil
 }
@@ -248,10 +248,6 @@ func (s *Service) standing(sess ovrlrd.LoginSession, c Claims, now time.Time) st
 	return "reuse"
 }
 
-func errInvalidToken(cause error) error {
-	return ovrlrd.Wrap(ovrlrd.EUNAUTHORIZED, ovrlrd.MsgExpiredToken, cause)
-}
-
 // Logout revokes the caller's login session.
 func (s *Service) Logout(ctx context.Context, p Principal, c audit.Client) error {
 	if err := s.Store.RevokeSession(ctx, p.UserID, p.SessionID); err != nil {
@@ -271,7 +267,7 @@ func (s *Service) DeleteAccount(ctx context.Context, p Principal, c audit.Client
 	err := s.Store.BeginDeleteUser(ctx, p.UserID)
 	s.cache.forget(p.SessionID)
 	if ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
-		return errInvalidToken(err)
+		return invalid(err)
 	}
 	if err != nil {
 		return err

@@ -25,14 +25,13 @@ type cached struct {
 	at time.Time
 }
 
+// get returns sid's session if it was read less than ttl ago; without ok
+// the session is not to be used.
 func (c *sessionCache) get(sid string, now time.Time) (ovrlrd.LoginSession, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[sid]
-	if !ok || now.Sub(e.at) >= c.ttl {
-		return ovrlrd.LoginSession{}, false
-	}
-	return e.s, true
+	return e.s, ok && now.Sub(e.at) < c.ttl
 }
 
 func (c *sessionCache) put(s ovrlrd.LoginSession, now time.Time) {

@@ -96,12 +96,9 @@ func (i *Issuer) Sign(c Claims) (string, error) {
 	case c.ExpiresAt.IsZero():
 		return "", signError(errors.New("claims need an expiry"))
 	}
-	w := wireClaims{Sub: c.UserID, Sid: c.SessionID, Gen: c.Generation}
-	exp := c.ExpiresAt.Unix()
-	w.Exp = &exp
+	w := wireClaims{Sub: c.UserID, Sid: c.SessionID, Gen: c.Generation, Exp: new(c.ExpiresAt.Unix())}
 	if !c.IssuedAt.IsZero() {
-		iat := c.IssuedAt.Unix()
-		w.Iat = &iat
+		w.Iat = new(c.IssuedAt.Unix())
 	}
 	t := jwt.NewWithClaims(alg, w)
 	t.Header["kid"] = key.ID

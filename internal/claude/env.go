@@ -54,6 +54,7 @@ func Environment(e Env) []string {
 	add("HOME", e.Home)
 	add("CLAUDE_CONFIG_DIR", e.ConfigDir)
 	add("TMPDIR", e.TempDir)
+	add("ANTHROPIC_MODEL", e.Model)
 	switch e.Provider {
 	case ovrlrd.Anthropic, "":
 		add("ANTHROPIC_BASE_URL", e.BaseURL)
@@ -67,9 +68,6 @@ func Environment(e Env) []string {
 		add("CLAUDE_CODE_SKIP_BEDROCK_AUTH", "1")
 		add("ANTHROPIC_BEDROCK_BASE_URL", e.BaseURL)
 		add("AWS_REGION", e.AWSRegion)
-	}
-	add("ANTHROPIC_MODEL", e.Model)
-	if e.Provider == ovrlrd.Bedrock {
 		for _, name := range otherModelVars {
 			add(name, e.Model)
 		}

@@ -34,10 +34,10 @@ func sysProcAttr(cred *syscall.Credential) *syscall.SysProcAttr {
 // this process starts stay in its session, and their os.Process waits for
 // them. The CLIs are outside it too, so their pids are held here from
 // their start to their Wait.
-var reaper struct {
+var reaper = struct {
 	sync.Mutex
 	clis map[int]bool
-}
+}{clis: map[int]bool{}}
 
 // BecomeSubreaper makes this process a child subreaper
 // (PR_SET_CHILD_SUBREAPER): processes a run leaves behind (a tool's child
@@ -71,9 +71,6 @@ func startCLI(cmd *exec.Cmd) error {
 	defer reaper.Unlock()
 	if err := cmd.Start(); err != nil {
 		return err
-	}
-	if reaper.clis == nil {
-		reaper.clis = map[int]bool{}
 	}
 	reaper.clis[cmd.Process.Pid] = true
 	return nil

@@ -234,10 +234,7 @@ func Start(ctx context.Context, o Options) (*Run, error) {
 func (r *Run) writePrompt() {
 	defer r.wg.Done()
 	_, err := io.WriteString(r.stdin, r.opts.Prompt)
-	if cerr := r.stdin.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := cmp.Or(err, r.stdin.Close()); err != nil {
 		r.exit.StdinErr = fmt.Errorf("claude: writing the prompt: %w", err)
 	}
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"path/filepath"
@@ -25,20 +26,21 @@ func (r *reader) problemf(format string, args ...any) {
 // get returns the trimmed value; "" means unset.
 func (r *reader) get(name string) string { return strings.TrimSpace(r.getenv(name)) }
 
-// str returns the value, or def when unset; a set value must match p.
+// str returns the value, or def when unset; a set value must match p. A
+// refused value is still returned, as set: the secret checks that follow
+// read SSM_PREFIX, CLAUDE_PROVIDER and the APNs ids.
 func (r *reader) str(name, def string, p *regexp.Regexp) string {
-	v := r.get(name)
-	if v == "" {
-		return def
-	}
-	if p != nil && !p.MatchString(v) {
-		r.problemf("%s: %q does not match %s", name, v, p)
-	}
-	return v
+	return parsed(r, name, def, func(v string) (string, error) {
+		if p != nil && !p.MatchString(v) {
+			return v, fmt.Errorf("%q does not match %s", v, p)
+		}
+		return v, nil
+	})
 }
 
-// parsed returns the value as parse reads it, or def when unset or refused;
-// parse's error is the problem.
+// parsed returns the value as parse reads it, or def when unset; parse's
+// error is the problem. What parse returns with an error is kept too, but
+// only str relies on it: any problem fails the load.
 func parsed[T any](r *reader, name string, def T, parse func(v string) (T, error)) T {
 	v := r.get(name)
 	if v == "" {
@@ -47,7 +49,6 @@ func parsed[T any](r *reader, name string, def T, parse func(v string) (T, error
 	x, err := parse(v)
 	if err != nil {
 		r.problemf("%s: %v", name, err)
-		return def
 	}
 	return x
 }
@@ -59,15 +60,20 @@ func within[T int | float64 | time.Duration](x, lo, hi T) error {
 	return nil
 }
 
-// list splits on sep, trims, and drops empty entries; unset means def.
-func (r *reader) list(name, sep string, def []string) []string {
+// list splits on sep, trims, and drops empty entries; unset means def. keep,
+// if given, vets each set entry: it returns the entry to keep, or records a
+// problem and returns "".
+func (r *reader) list(name, sep string, def []string, keep func(name, e string) string) []string {
 	v := r.get(name)
 	if v == "" {
 		return append([]string(nil), def...)
 	}
 	var out []string
 	for _, e := range strings.Split(v, sep) {
-		if e = strings.TrimSpace(e); e != "" {
+		if e = strings.TrimSpace(e); e != "" && keep != nil {
+			e = keep(name, e)
+		}
+		if e != "" {
 			out = append(out, e)
 		}
 	}
@@ -113,26 +119,22 @@ func number[T int | float64](r *reader, name, what string, def, lo, hi T) T {
 	})
 }
 
-// url returns an absolute http(s) URL, or "" for unset; httpsOnly refuses
+// url returns an absolute http(s) URL, or def when unset; httpsOnly refuses
 // plain http (allowed outside prod for loopback stand-ins).
 func (r *reader) url(name, def string, httpsOnly bool) string {
-	v := r.str(name, def, nil)
-	if v == "" {
-		return ""
-	}
-	u, err := url.Parse(v)
-	switch {
-	case err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
-		// Not quoted: a malformed URL may still hold a password.
-		r.problemf("%s: not an absolute http(s) URL", name)
-	case u.User != nil:
-		r.problemf("%s: must not carry credentials", name)
-	case httpsOnly && u.Scheme != "https":
-		r.problemf("%s: must use https in prod", name)
-	default:
-		return v
-	}
-	return ""
+	return parsed(r, name, def, func(v string) (string, error) {
+		u, err := url.Parse(v)
+		switch {
+		case err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
+			// Not quoted: a malformed URL may still hold a password.
+			return "", errors.New("not an absolute http(s) URL")
+		case u.User != nil:
+			return "", errors.New("must not carry credentials")
+		case httpsOnly && u.Scheme != "https":
+			return "", errors.New("must use https in prod")
+		}
+		return v, nil
+	})
 }
 
 // absPath returns a cleaned absolute path.

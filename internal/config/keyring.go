@@ -47,10 +47,10 @@ func (r KeyRing) Lookup(id string) (Key, bool) {
 func ParseKeyRing(s string) (KeyRing, error) {
 	var ring KeyRing
 	var errs []string
-	seen := map[string]bool{}
 	for i, entry := range strings.Split(s, ",") {
 		entry = strings.TrimSpace(entry)
 		kid, secret, ok := strings.Cut(entry, ":")
+		_, dup := ring.Lookup(kid) // ring holds every earlier entry
 		why := ""
 		switch {
 		case entry == "":
@@ -59,7 +59,7 @@ func ParseKeyRing(s string) (KeyRing, error) {
 			why = " is not kid:secret"
 		case !kidPattern.MatchString(kid):
 			why = ": kid must match " + kidPattern.String()
-		case seen[kid]:
+		case dup:
 			why = fmt.Sprintf(": duplicate kid %q", kid)
 		case len(secret) < MinKeyBytes:
 			why = fmt.Sprintf(" (kid %q): secret is %d bytes, need at least %d", kid, len(secret), MinKeyBytes)
@@ -67,7 +67,6 @@ func ParseKeyRing(s string) (KeyRing, error) {
 		if why != "" {
 			errs = append(errs, fmt.Sprintf("entry %d%s", i+1, why))
 		}
-		seen[kid] = true
 		ring = append(ring, Key{ID: kid, Secret: NewSecret(secret)})
 	}
 	if len(errs) > 0 {

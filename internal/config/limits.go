@@ -37,24 +37,6 @@ type Limits struct {
 	Turn  Limit // per user, on Claude turns
 }
 
-func (r *reader) sessions() Sessions {
-	return Sessions{
-		TTL:            r.duration("SESSION_TTL", 24*time.Hour, 30*24*time.Hour),
-		RefreshGrace:   r.duration("REFRESH_GRACE", MaxRefreshGrace, MaxRefreshGrace),
-		CheckInterval:  r.duration("SESSION_CHECK_INTERVAL", 30*time.Second, 60*time.Second),
-		AuditRetention: r.duration("AUDIT_RETENTION", 365*24*time.Hour, 10*365*24*time.Hour),
-	}
-}
-
-func (r *reader) limits() Limits {
-	return Limits{
-		Auth:  r.limit("RATE_LIMIT_AUTH", Limit{30, 15 * time.Minute}),
-		Read:  r.limit("RATE_LIMIT_READ", Limit{240, time.Minute}),
-		Write: r.limit("RATE_LIMIT_WRITE", Limit{60, time.Minute}),
-		Turn:  r.limit("RATE_LIMIT_TURN", Limit{10, time.Minute}),
-	}
-}
-
 var limitPattern = regexp.MustCompile(`^([0-9]{1,6})/([0-9]+[smh])$`)
 
 // limit reads "N/window", e.g. 120/1m. Windows are whole seconds, from one

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -52,9 +53,7 @@ func sourceFor(ctx context.Context, getenv func(string) string) SecretSource {
 func LoadWith(ctx context.Context, fn Function, getenv func(string) string, secrets SecretSource) (Config, error) {
 	r := &reader{getenv: getenv}
 	c := Config{Function: fn}
-	switch fn {
-	case Auth, Chat, Stream, All:
-	default:
+	if !slices.Contains([]Function{Auth, Chat, Stream, All}, fn) {
 		r.problemf("function %q: want auth, chat, stream or all", fn)
 	}
 	c.readStage(r)

@@ -75,61 +75,48 @@ func (c *Config) loadSecrets(ctx context.Context, r *reader, src SecretSource) {
 		return
 	}
 
-	for name, v := range found {
-		found[name] = strings.TrimSpace(v)
-	}
 	for _, n := range names {
-		if found[n] == "" {
+		v := strings.TrimSpace(found[n])
+		found[n] = v // the checks below read it trimmed
+		var err error
+		switch {
+		case v == "":
 			if required[n] {
 				r.problemf("secret %s: missing (%s)", n, c.where(n))
 			}
-		} else if err := c.setSecret(n, found[n]); err != nil {
+		case n == "jwt-keys":
+			c.JWTKeys, err = ParseKeyRing(v)
+		case n == "apns-key":
+			c.APNs.Key, err = apnsKey(v)
+		case n == "api-key":
+			c.APIKey = NewSecret(v)
+		case n == "origin-secret" || n == "origin-secret-previous":
+			c.OriginSecrets = append(c.OriginSecrets, NewSecret(v))
+		case n == "anthropic-api-key" || n == "claude-oauth-token":
+			c.Claude.Credential = NewSecret(v)
+		}
+		if err != nil {
 			r.problemf("secret %s (%s): %v", n, c.where(n), err)
 		}
 	}
-	if c.Function.RunsTurns() {
-		c.checkAPNs(r, found["apns-key"] != "")
-		if found["origin-secret"] == "" && found["origin-secret-previous"] != "" {
-			r.problemf("secret origin-secret-previous: set without origin-secret (%s)", c.where("origin-secret"))
-		}
-	}
-}
-
-func (c *Config) setSecret(name, v string) error {
-	switch name {
-	case "jwt-keys":
-		ring, err := ParseKeyRing(v)
-		c.JWTKeys = ring
-		return err
-	case "api-key":
-		c.APIKey = NewSecret(v)
-	case "anthropic-api-key", "claude-oauth-token":
-		c.Claude.Credential = NewSecret(v)
-	case "apns-key":
-		key, err := apnsKey(v)
-		c.APNs.Key = key
-		return err
-	case "origin-secret", "origin-secret-previous":
-		c.OriginSecrets = append(c.OriginSecrets, NewSecret(v))
-	}
-	return nil
-}
-
-// checkAPNs: push is all or nothing. Setting either id asks for push, so a
-// missing piece is a problem rather than a silent loss of notifications.
-func (c *Config) checkAPNs(r *reader, keyGiven bool) {
-	a := c.APNs
-	if a.KeyID == "" && a.TeamID == "" {
+	if !c.Function.RunsTurns() {
 		return
 	}
-	if a.KeyID == "" {
-		r.problemf("APNS_KEY_ID: required when APPLE_TEAM_ID is set")
+	// Push is all or nothing. Setting either id asks for push, so a missing
+	// piece is a problem rather than a silent loss of notifications.
+	if a := c.APNs; a.KeyID != "" || a.TeamID != "" {
+		if a.KeyID == "" {
+			r.problemf("APNS_KEY_ID: required when APPLE_TEAM_ID is set")
+		}
+		if a.TeamID == "" {
+			r.problemf("APPLE_TEAM_ID: required when APNS_KEY_ID is set")
+		}
+		if found["apns-key"] == "" {
+			r.problemf("secret apns-key: missing (%s), needed for push", c.where("apns-key"))
+		}
 	}
-	if a.TeamID == "" {
-		r.problemf("APPLE_TEAM_ID: required when APNS_KEY_ID is set")
-	}
-	if !keyGiven {
-		r.problemf("secret apns-key: missing (%s), needed for push", c.where("apns-key"))
+	if found["origin-secret"] == "" && found["origin-secret-previous"] != "" {
+		r.problemf("secret origin-secret-previous: set without origin-secret (%s)", c.where("origin-secret"))
 	}
 }
 

@@ -86,10 +86,10 @@ func (c *Config) readSettings(r *reader) {
 	c.OriginSecretVersion = r.str("ORIGIN_SECRET_VERSION", "", versionPattern)
 
 	c.SignIn = SignIn{
-		BundleIDs:        r.list("APPLE_BUNDLE_ID", ",", []string{"com.ovrlrd.app"}),
+		BundleIDs:        r.list("APPLE_BUNDLE_ID", ",", []string{"com.ovrlrd.app"}, nil),
 		JWKSURL:          r.url("APPLE_JWKS_URL", "https://appleid.apple.com/auth/keys", prod),
-		ApprovedEmails:   r.emails(),
-		ApprovedAppleIDs: r.list("APPROVED_APPLE_IDS", ",", nil),
+		ApprovedEmails:   r.list("APPROVED_EMAILS", ",", nil, r.email),
+		ApprovedAppleIDs: r.list("APPROVED_APPLE_IDS", ",", nil, nil),
 		AllowOpenSignup:  r.boolean("ALLOW_OPEN_SIGNUP", false),
 	}
 	if len(c.SignIn.BundleIDs) == 0 {
@@ -101,8 +101,18 @@ func (c *Config) readSettings(r *reader) {
 		}
 	}
 
-	c.Sessions = r.sessions()
-	c.Limits = r.limits()
+	c.Sessions = Sessions{
+		TTL:            r.duration("SESSION_TTL", 24*time.Hour, 30*24*time.Hour),
+		RefreshGrace:   r.duration("REFRESH_GRACE", MaxRefreshGrace, MaxRefreshGrace),
+		CheckInterval:  r.duration("SESSION_CHECK_INTERVAL", 30*time.Second, 60*time.Second),
+		AuditRetention: r.duration("AUDIT_RETENTION", 365*24*time.Hour, 10*365*24*time.Hour),
+	}
+	c.Limits = Limits{
+		Auth:  r.limit("RATE_LIMIT_AUTH", Limit{30, 15 * time.Minute}),
+		Read:  r.limit("RATE_LIMIT_READ", Limit{240, time.Minute}),
+		Write: r.limit("RATE_LIMIT_WRITE", Limit{60, time.Minute}),
+		Turn:  r.limit("RATE_LIMIT_TURN", Limit{10, time.Minute}),
+	}
 
 	defaultEnv := "sandbox"
 	if prod {
@@ -118,26 +128,12 @@ func (c *Config) readSettings(r *reader) {
 	c.Claude = r.claude(prod)
 }
 
-// uidRange reads "first-last": user ids above the system's (1000) and below
-// 2^31, first <= last.
-func (r *reader) uidRange(name string, def [2]uint32) [2]uint32 {
-	return parsed(r, name, def, func(v string) ([2]uint32, error) {
-		a, b, ok := strings.Cut(v, "-")
-		first, err1 := strconv.ParseUint(strings.TrimSpace(a), 10, 31)
-		last, err2 := strconv.ParseUint(strings.TrimSpace(b), 10, 31)
-		if !ok || err1 != nil || err2 != nil || first < 1000 || last < first {
-			return def, fmt.Errorf("%q is not a range of user ids first-last (1000 <= first <= last < 2^31)", v)
-		}
-		return [2]uint32{uint32(first), uint32(last)}, nil
-	})
-}
-
 func (r *reader) claude(prod bool) Claude {
 	c := Claude{
 		Path:              r.str("CLAUDE_PATH", "claude", nil),
 		WorkRoot:          r.absPath("CLAUDE_WORK_ROOT", r.str("CLAUDE_WORK_ROOT", "/tmp/ovrlrd/work", nil)),
 		ConfigRoot:        r.absPath("CLAUDE_CONFIG_ROOT", r.str("CLAUDE_CONFIG_ROOT", "/tmp/ovrlrd/claude", nil)),
-		AllowedTools:      r.list("CLAUDE_ALLOWED_TOOLS", ",", DefaultAllowedTools),
+		AllowedTools:      r.list("CLAUDE_ALLOWED_TOOLS", ",", DefaultAllowedTools, nil),
 		MaxRetries:        number(r, "CLAUDE_MAX_RETRIES", "an integer", 3, 0, 10),
 		DailyBudgetUSD:    number[float64](r, "DAILY_BUDGET_USD", "a number", 0, 0, 100000),
 		WorkspaceMaxBytes: int64(number(r, "WORKSPACE_MAX_MB", "an integer", 50, 1, 1024)) << 20,
@@ -148,12 +144,18 @@ func (r *reader) claude(prod bool) Claude {
 	if strings.Contains(c.Path, "/") {
 		c.Path = r.absPath("CLAUDE_PATH", c.Path)
 	}
-	c.SandboxUIDs = r.uidRange("SANDBOX_UIDS", DefaultSandboxUIDs)
-	for _, d := range r.list("CLAUDE_ADDITIONAL_DIRS", ":", nil) {
-		if d = r.absPath("CLAUDE_ADDITIONAL_DIRS", d); d != "" {
-			c.AdditionalDirs = append(c.AdditionalDirs, d)
+	// "first-last": user ids above the system's (1000) and below 2^31,
+	// first <= last.
+	c.SandboxUIDs = parsed(r, "SANDBOX_UIDS", DefaultSandboxUIDs, func(v string) ([2]uint32, error) {
+		a, b, ok := strings.Cut(v, "-")
+		first, err1 := strconv.ParseUint(strings.TrimSpace(a), 10, 31)
+		last, err2 := strconv.ParseUint(strings.TrimSpace(b), 10, 31)
+		if !ok || err1 != nil || err2 != nil || first < 1000 || last < first {
+			return DefaultSandboxUIDs, fmt.Errorf("%q is not a range of user ids first-last (1000 <= first <= last < 2^31)", v)
 		}
-	}
+		return [2]uint32{uint32(first), uint32(last)}, nil
+	})
+	c.AdditionalDirs = r.list("CLAUDE_ADDITIONAL_DIRS", ":", nil, r.absPath)
 	if len(c.AllowedTools) == 0 {
 		r.problemf("CLAUDE_ALLOWED_TOOLS: no tool in the list")
 	}
@@ -194,36 +196,32 @@ func (r *reader) listenAddr() string {
 // origins parses CORS_ORIGINS. A wildcard is refused: the API carries
 // credentials and must name the origins it trusts.
 func (r *reader) origins(httpsOnly bool) []string {
-	var out []string
-	for _, o := range r.list("CORS_ORIGINS", ",", nil) {
+	return r.list("CORS_ORIGINS", ",", nil, func(name, o string) string {
 		u, err := url.Parse(o)
 		switch {
 		case o == "*":
-			r.problemf("CORS_ORIGINS: * is refused; list the origins")
+			r.problemf("%s: * is refused; list the origins", name)
 		case err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") ||
 			u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "":
-			r.problemf("CORS_ORIGINS: %q is not an origin (scheme://host[:port], no path)", o)
+			r.problemf("%s: %q is not an origin (scheme://host[:port], no path)", name, o)
 		case httpsOnly && u.Scheme != "https":
-			r.problemf("CORS_ORIGINS: %q must use https in prod", o)
+			r.problemf("%s: %q must use https in prod", name, o)
 		default:
-			out = append(out, strings.ToLower(o))
+			return strings.ToLower(o)
 		}
-	}
-	return out
+		return ""
+	})
 }
 
-func (r *reader) emails() []string {
-	var out []string
-	for _, e := range r.list("APPROVED_EMAILS", ",", nil) {
-		e = strings.ToLower(e)
-		local, domain, ok := strings.Cut(e, "@")
-		if !ok || local == "" || domain == "" || strings.Contains(domain, "@") {
-			r.problemf("APPROVED_EMAILS: %q is not an email address", e)
-			continue
-		}
-		out = append(out, e)
+// email returns e lowercased, or "" if it is not an email address.
+func (r *reader) email(name, e string) string {
+	e = strings.ToLower(e)
+	local, domain, ok := strings.Cut(e, "@")
+	if !ok || local == "" || domain == "" || strings.Contains(domain, "@") {
+		r.problemf("%s: %q is not an email address", name, e)
+		return ""
 	}
-	return out
+	return e
 }
 
 // endpoint reads a local stand-in's URL. Prod refuses one: data sent there

@@ -262,8 +262,7 @@ func TestNothingPassedOnAfterClose(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Session{ctx: ctx}
 	ev := `data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"late words"}}` + "\n\n"
-	tp := s.track("claude-opus-4-8", false)
-	tp.body, tp.parse = io.NopCloser(strings.NewReader(ev+ev)), &sseParser{}
+	tp := s.track("claude-opus-4-8", io.NopCloser(strings.NewReader(ev+ev)), &sseParser{}, false)
 	b := make([]byte, len(ev))
 	if n, err := tp.Read(b); n != len(ev) || err != nil {
 		t.Fatalf("open session: read %d, %v", n, err)

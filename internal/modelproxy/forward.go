@@ -21,18 +21,19 @@ import (
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
 
-// reverseProxy forwards a routed request (see serveHTTP) to its target.
-func (p *Proxy) reverseProxy() http.Handler {
+// forward is the reverse proxy that sends c, a routed request (see
+// serveHTTP), to its target.
+func (p *Proxy) forward(c *call) http.Handler {
 	var transport http.RoundTripper = p.transport
 	if p.o.Provider == ovrlrd.Bedrock {
-		transport = signing{p}
+		transport = signing{p, c.body}
 	}
 	return &httputil.ReverseProxy{
-		Rewrite:        p.rewrite,
+		Rewrite:        func(pr *httputil.ProxyRequest) { p.rewrite(pr.Out, c) },
 		Transport:      transport,
 		FlushInterval:  -1, // every write reaches the CLI at once
-		ModifyResponse: p.modifyResponse,
-		ErrorHandler:   p.upstreamError,
+		ModifyResponse: func(resp *http.Response) error { return p.modifyResponse(resp, c) },
+		ErrorHandler:   func(w http.ResponseWriter, r *http.Request, err error) { p.upstreamError(w, r, err, c) },
 		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
 	}
 }
@@ -46,9 +47,7 @@ var dropped = []string{
 	"Accept-Encoding", "Connection", "Upgrade", "Expect",
 }
 
-func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
-	c := callFrom(pr.In.Context())
-	out := pr.Out
+func (p *Proxy) rewrite(out *http.Request, c *call) {
 	c.target.RawQuery = out.URL.RawQuery // the client's query, as ReverseProxy cleaned it
 	out.URL = c.target
 	out.Host = ""
@@ -76,7 +75,10 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 // signing signs each Bedrock request with SigV4 just before it leaves, so
 // that nothing changes a signed header afterwards, and so a failure to get
 // credentials is an upstream error (502) rather than a bad request.
-type signing struct{ p *Proxy }
+type signing struct {
+	p    *Proxy
+	body []byte
+}
 
 func (t signing) RoundTrip(r *http.Request) (*http.Response, error) {
 	creds, err := t.p.creds.Retrieve(r.Context())
@@ -84,7 +86,7 @@ func (t signing) RoundTrip(r *http.Request) (*http.Response, error) {
 		return nil, fmt.Errorf("modelproxy: no AWS credentials to sign with: %w", err)
 	}
 	signed := r.Clone(r.Context())
-	hash := sha256.Sum256(callFrom(r.Context()).body)
+	hash := sha256.Sum256(t.body)
 	err = v4.NewSigner().SignHTTP(r.Context(), creds, signed, hex.EncodeToString(hash[:]), "bedrock", t.p.o.Region, time.Now().UTC())
 	if err != nil {
 		return nil, errors.New("modelproxy: SigV4 signing failed")
@@ -92,8 +94,7 @@ func (t signing) RoundTrip(r *http.Request) (*http.Response, error) {
 	return t.p.transport.RoundTrip(signed)
 }
 
-func (p *Proxy) modifyResponse(resp *http.Response) error {
-	c := callFrom(resp.Request.Context())
+func (p *Proxy) modifyResponse(resp *http.Response, c *call) error {
 	resp.Header.Del("Set-Cookie")
 	p.log.Debug("modelproxy: upstream answered", "session", c.s.id, "route", c.route, "status", resp.StatusCode)
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
@@ -114,14 +115,11 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	default:
 		return nil
 	}
-	t := c.s.track(c.model, whole)
-	t.body, t.parse = resp.Body, parse
-	resp.Body = t
+	resp.Body = c.s.track(c.model, resp.Body, parse, whole)
 	return nil
 }
 
-func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
-	c := callFrom(r.Context())
+func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error, c *call) {
 	if errors.Is(err, context.Canceled) || r.Context().Err() != nil {
 		// The CLI went away or the session ended: nobody to answer.
 		p.log.Debug("modelproxy: request cancelled", "session", c.s.id, "route", c.route)

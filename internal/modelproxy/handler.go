@@ -17,7 +17,8 @@ import (
 // MaxBody is the largest request body forwarded.
 const MaxBody = 32 << 20
 
-// call is what the handler hands the reverse proxy about one request.
+// call is what the handler hands the reverse proxy (forward) about one
+// request.
 type call struct {
 	s      *Session
 	target *url.URL
@@ -25,13 +26,6 @@ type call struct {
 	model  string // from the request body or the Bedrock path
 	route  string // method and path after the token, for logs
 	setup  bool   // a control-plane call the CLI makes while it starts, not a model request
-}
-
-type callKey struct{}
-
-func callFrom(ctx context.Context) *call {
-	c, _ := ctx.Value(callKey{}).(*call)
-	return c
 }
 
 func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
@@ -64,8 +58,7 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	// The whole body is needed before forwarding anyway (SigV4 signs its
 	// hash), and reading it first answers 413 before any upstream traffic.
 	if c.body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody)); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
+		if errors.As(err, new(*http.MaxBytesError)) {
 			refuse(w, http.StatusRequestEntityTooLarge, "request_too_large", "request body too large")
 		} else {
 			refuse(w, http.StatusBadRequest, "invalid_request_error", "cannot read request body")
@@ -73,9 +66,7 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if c.model == "" && len(c.body) > 0 {
-		var m struct {
-			Model string `json:"model"`
-		}
+		var m payload              // a request names its model where a whole message does
 		json.Unmarshal(c.body, &m) // a body without a model leaves it to the response
 		c.model = m.Model
 	}
@@ -98,7 +89,7 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	stop := context.AfterFunc(s.ctx, cancel)
 	defer stop()
-	p.forward.ServeHTTP(w, r.WithContext(context.WithValue(ctx, callKey{}, c)))
+	p.forward(c).ServeHTTP(w, r.WithContext(ctx))
 }
 
 // splitToken cuts "/t/<token>/rest" into the token and "/rest" ("/" when

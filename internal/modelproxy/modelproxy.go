@@ -64,7 +64,6 @@ type Proxy struct {
 	creds     aws.CredentialsProvider
 	transport *http.Transport
 	log       *slog.Logger
-	forward   http.Handler
 	warned    sync.Map // model ids already warned about as unpriced
 
 	addr string // host:port listened on
@@ -111,7 +110,6 @@ func New(o Options) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.forward = p.reverseProxy()
 	if err := p.listen(); err != nil {
 		return nil, err
 	}

@@ -27,23 +27,17 @@ type sseParser struct {
 
 func (p *sseParser) write(b []byte, emit func([]byte)) {
 	for len(b) > 0 {
-		i := bytes.IndexByte(b, '\n')
-		if i < 0 {
-			p.add(b)
-			return
+		part, rest, ended := bytes.Cut(b, []byte("\n"))
+		if p.long || len(p.line)+len(part) > maxEvent {
+			p.long, p.line = true, p.line[:0]
+		} else {
+			p.line = append(p.line, part...)
 		}
-		p.add(b[:i])
-		b = b[i+1:]
-		p.endLine(emit)
+		if ended {
+			p.endLine(emit)
+		}
+		b = rest
 	}
-}
-
-func (p *sseParser) add(b []byte) {
-	if p.long || len(p.line)+len(b) > maxEvent {
-		p.long, p.line = true, p.line[:0]
-		return
-	}
-	p.line = append(p.line, b...)
 }
 
 func (p *sseParser) endLine(emit func([]byte)) {

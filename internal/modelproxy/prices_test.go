@@ -85,8 +85,8 @@ func TestUnknownModelWarnsOnce(t *testing.T) {
 	var logs devenv.Buffer
 	p := newProxy(t, Options{Provider: ovrlrd.Anthropic, Credential: realKey, Log: logger(&logs)})
 	s := &Session{p: p}
-	s.track("claude-opus-9-9", false).c.observe(&payload{Usage: &wireUsage{InputTokens: 1_000_000, OutputTokens: 1_000_000}})
-	s.track("claude-opus-4-8", false).c.observe(&payload{Usage: &wireUsage{InputTokens: 1_000_000}})
+	s.track("claude-opus-9-9", nil, nil, false).c.observe(&payload{Usage: &wireUsage{InputTokens: 1_000_000, OutputTokens: 1_000_000}})
+	s.track("claude-opus-4-8", nil, nil, false).c.observe(&payload{Usage: &wireUsage{InputTokens: 1_000_000}})
 	for range 3 {
 		if u := s.Usage(); !near(u.CostUSD, 15+75+5) {
 			t.Fatalf("cost = %v, want %v", u.CostUSD, 15+75+5)

@@ -3,6 +3,7 @@ package modelproxy
 import (
 	"context"
 	"crypto/sha256"
+	"io"
 	"sync"
 
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
@@ -66,11 +67,11 @@ func (s *Session) ask() { s.once.Do(func() { close(s.asked) }) }
 func (s *Session) Close() { s.cancel() }
 
 // track registers a new response's counts, starting from the model the
-// request named, and returns the tap that fills them.
-func (s *Session) track(model string, whole bool) *tap {
+// request named, and returns the tap that fills them from body.
+func (s *Session) track(model string, body io.ReadCloser, parse parser, whole bool) *tap {
 	c := &counts{model: model}
 	s.mu.Lock()
 	s.calls = append(s.calls, c)
 	s.mu.Unlock()
-	return &tap{s: s, c: c, whole: whole}
+	return &tap{body: body, parse: parse, s: s, c: c, whole: whole}
 }

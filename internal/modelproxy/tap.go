@@ -38,11 +38,9 @@ func (t *tap) event(raw []byte) {
 	defer t.s.mu.Unlock()
 	if ok {
 		t.c.observe(&p)
-	}
-	if ok && t.whole {
-		// Only a complete document parses: the response is over, and a
+		// Only a complete document parses: a whole response is over, and a
 		// body without usage (count_tokens) costs nothing, as before.
-		t.c.final = true
+		t.c.final = t.c.final || t.whole
 	}
 }
 

@@ -16,7 +16,7 @@ func feed(newParser func() parser, pieces ...[]byte) counts {
 	s := &Session{ctx: context.Background()}
 	pr := newParser()
 	_, whole := pr.(*jsonParser)
-	m := s.track("from-request", whole)
+	m := s.track("from-request", nil, pr, whole)
 	for _, b := range pieces {
 		pr.write(b, m.event)
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -212,21 +213,18 @@ func Exposed(pid int) bool {
 func removeIPC(uid int) {
 	for file, call := range map[string]uintptr{"shm": syscall.SYS_SHMCTL, "sem": syscall.SYS_SEMCTL, "msg": syscall.SYS_MSGCTL} {
 		b, _ := os.ReadFile("/proc/sysvipc/" + file)
-		lines := bytes.Split(b, []byte("\n"))
-		head := bytes.Fields(lines[0])
-		col := func(name string) int { return slices.IndexFunc(head, func(h []byte) bool { return string(h) == name }) }
-		uidCol, cuidCol := col("uid"), col("cuid")
+		lines := strings.Split(string(b), "\n")
+		head := strings.Fields(lines[0])
+		uidCol, cuidCol := slices.Index(head, "uid"), slices.Index(head, "cuid")
 		for _, line := range lines[1:] {
-			f := bytes.Fields(line)
+			f := strings.Fields(line)
 			if uidCol < 0 || cuidCol < 0 || len(f) <= max(uidCol, cuidCol) {
 				continue
 			}
-			owner, _ := strconv.Atoi(string(f[uidCol]))
-			creator, _ := strconv.Atoi(string(f[cuidCol]))
-			if owner != uid && creator != uid {
+			if u := strconv.Itoa(uid); f[uidCol] != u && f[cuidCol] != u { // the kernel writes plain decimal
 				continue
 			}
-			id, _ := strconv.Atoi(string(f[1]))
+			id, _ := strconv.Atoi(f[1])
 			const ipcRMID = 0
 			if call == syscall.SYS_SEMCTL {
 				_, _, _ = syscall.Syscall6(call, uintptr(id), 0, ipcRMID, 0, 0, 0)
@@ -271,5 +269,3 @@ func lockUID(uid uint32) (*os.File, bool) {
 	}
 	return f, true
 }
-
-func privateUmask() { syscall.Umask(0o077) }

@@ -17,7 +17,6 @@ func killTurn(int) int                { return 0 }
 func scrubShared(int)                 {}
 func prepareLocks() error             { return nil }
 func lockUID(uint32) (*os.File, bool) { return nil, true }
-func privateUmask()                   {}
 
 // Exposed is false outside Linux: turns ask it only outside Shared mode,
 // which is the only mode here.

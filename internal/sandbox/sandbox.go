@@ -95,7 +95,7 @@ func New(cfg Config) (*Pool, error) {
 		}
 		// What turns create is their own: a file a tool writes to a
 		// shared folder is not readable by the turn running beside it.
-		privateUmask()
+		syscall.Umask(0o077)
 	}
 	if len(cfg.Roots) == 0 {
 		return nil, errors.New("sandbox: no folder for turns' folders")
@@ -341,11 +341,8 @@ func (b *Box) Release() error {
 
 // emptyDir removes everything inside dir, keeping dir.
 func emptyDir(dir string) error {
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
+	entries, err := os.ReadDir(dir) // none if dir is missing
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("sandbox: %w", err)
 	}
 	var errs []error

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/guregu/dynamo/v2"
 
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
@@ -87,16 +86,11 @@ func (s *Store) ListConversations(ctx context.Context, userID string, page ovrlr
 	q := s.table.Get(attrGSIPK, convsGSIPK(userID)).Index(indexGSI1).Order(dynamo.Descending)
 	// The cursor holds the GSI key of the page's last item and the table
 	// key DynamoDB needs to resume an index query.
-	return listPage(ctx, s, q, "convs:"+userID, page, func(c pageCursor) dynamo.PagingKey {
+	return listPage(ctx, s, q, "convs:"+userID, page, func(c pageCursor) map[string]string {
 		if !strings.HasPrefix(c.S, convPrefix) || c.K == "" {
 			return nil
 		}
-		return dynamo.PagingKey{
-			attrGSIPK: &types.AttributeValueMemberS{Value: convsGSIPK(userID)},
-			attrGSISK: &types.AttributeValueMemberS{Value: c.K},
-			attrPK:    &types.AttributeValueMemberS{Value: userPK(userID)},
-			attrSK:    &types.AttributeValueMemberS{Value: c.S},
-		}
+		return map[string]string{attrGSIPK: convsGSIPK(userID), attrGSISK: c.K, attrPK: userPK(userID), attrSK: c.S}
 	}, func(it convItem) pageCursor { return pageCursor{K: it.GSI1SK, S: it.SK} }, convItem.conversation)
 }
 
@@ -122,25 +116,18 @@ func (s *Store) DeleteConversation(ctx context.Context, userID, convID string) e
 		return s.db.WriteTx().Delete(del).Put(stone), nil
 	}, errConvNotFound)
 	if ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
-		err = s.ownTombstone(ctx, userID, convID)
+		// Gone: the caller may still hold its unexpired tombstone. It is
+		// looked up under the caller's own partition, so another user's id
+		// never matches.
+		var it tombstone
+		err = s.get(ctx, "get conversation tombstone", userPK(userID), gonePrefix+convID, &it, errConvNotFound)
+		// The TTL sweeper deletes late; an expired tombstone is already gone.
+		if err == nil && it.TTL <= s.now().Unix() {
+			err = errConvNotFound
+		}
 	}
 	if err != nil {
 		return err
 	}
 	return s.purge(ctx, convPrefix+convID, "")
-}
-
-// ownTombstone is nil when userID holds an unexpired tombstone of convID,
-// and ENOTFOUND otherwise: it is looked up under the caller's own partition,
-// so another user's id never matches.
-func (s *Store) ownTombstone(ctx context.Context, userID, convID string) error {
-	var it tombstone
-	if err := s.get(ctx, "get conversation tombstone", userPK(userID), gonePrefix+convID, &it, errConvNotFound); err != nil {
-		return err
-	}
-	// The TTL sweeper deletes late; an expired tombstone is already gone.
-	if it.TTL <= s.now().Unix() {
-		return errConvNotFound
-	}
-	return nil
 }

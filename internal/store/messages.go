@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/google/uuid"
 	"github.com/guregu/dynamo/v2"
 
@@ -73,14 +72,12 @@ func (s *Store) AppendMessage(ctx context.Context, userID, convID string, role o
 	if err := checkMessage(role, content); err != nil {
 		return ovrlrd.Message{}, err
 	}
-	if err := checkGate(limits); err != nil {
+	add, failed, err := s.gate(userID, 0, limits)
+	if err != nil {
 		return ovrlrd.Message{}, err
 	}
 	m := newMsgItem(userID, convID, role, content, 0)
-	err := s.touch(ctx, userID, convID, []*msgItem{m}, nil, nil, func(tx *dynamo.WriteTx) {
-		s.gate(tx, userID, 0, limits)
-	}, gateErrors(0, limits)...)
-	if err != nil {
+	if err := s.touch(ctx, userID, convID, []*msgItem{m}, nil, nil, add, failed...); err != nil {
 		return ovrlrd.Message{}, err
 	}
 	return m.message(), nil
@@ -96,14 +93,11 @@ func (s *Store) Messages(ctx context.Context, convID string, page ovrlrd.Page) (
 	pk := convPrefix + convID
 	q := s.table.Get(attrPK, pk).Range(attrSK, dynamo.BeginsWith, msgPrefix).Order(dynamo.Descending).Consistent(true)
 	// The cursor is the sort key of the oldest message of the page before.
-	msgs, next, err := listPage(ctx, s, q, "msgs:"+convID, page, func(c pageCursor) dynamo.PagingKey {
+	msgs, next, err := listPage(ctx, s, q, "msgs:"+convID, page, func(c pageCursor) map[string]string {
 		if !strings.HasPrefix(c.K, msgPrefix) {
 			return nil
 		}
-		return dynamo.PagingKey{
-			attrPK: &types.AttributeValueMemberS{Value: pk},
-			attrSK: &types.AttributeValueMemberS{Value: c.K},
-		}
+		return map[string]string{attrPK: pk, attrSK: c.K}
 	}, func(m msgItem) pageCursor { return pageCursor{K: m.SK} }, msgItem.message)
 	slices.Reverse(msgs)
 	return msgs, next, err

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/guregu/dynamo/v2"
 
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
@@ -20,11 +21,11 @@ type pageCursor struct {
 
 // listPage runs q, newest first, for one page after p's cursor, in one
 // request, and returns the page's items as out makes them. resume turns a
-// decoded cursor into the key to start from, nil when the cursor cannot be
-// this list's; cursorOf makes the cursor after an item. scope binds cursors
-// to one list.
+// decoded cursor into the key to start from, as attribute names and their
+// string values, nil when the cursor cannot be this list's; cursorOf makes
+// the cursor after an item. scope binds cursors to one list.
 func listPage[T, D any](ctx context.Context, s *Store, q *dynamo.Query, scope string, p ovrlrd.Page,
-	resume func(pageCursor) dynamo.PagingKey, cursorOf func(T) pageCursor, out func(T) D) ([]D, string, error) {
+	resume func(pageCursor) map[string]string, cursorOf func(T) pageCursor, out func(T) D) ([]D, string, error) {
 	if p.Limit < 1 || p.Limit > maxPageLimit {
 		return nil, "", ovrlrd.Errorf(ovrlrd.EINVALID, "The limit must be between 1 and %d.", maxPageLimit)
 	}
@@ -33,9 +34,13 @@ func listPage[T, D any](ctx context.Context, s *Store, q *dynamo.Query, scope st
 		if err := s.cursors.Decode(scope, p.Cursor, &c); err != nil {
 			return nil, "", err
 		}
-		start := resume(c)
-		if start == nil {
+		key := resume(c)
+		if key == nil {
 			return nil, "", ovrlrd.Errorf(ovrlrd.EINVALID, "Invalid cursor.")
+		}
+		start := dynamo.PagingKey{}
+		for name, v := range key {
+			start[name] = &types.AttributeValueMemberS{Value: v}
 		}
 		q.StartFrom(start)
 	}

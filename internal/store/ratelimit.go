@@ -69,43 +69,35 @@ func (s *Store) Counted(ctx context.Context, l ovrlrd.RateLimit) (ovrlrd.RateDec
 	return l.Decide(now, true, it.N), nil
 }
 
-// gate adds what a counted write checks first to tx: each of limits (a
-// zero one counts nothing), the budget of the user's day when budgetUSD is
-// positive, and that the account is open. gateErrors answers their failed
-// conditions, in the same order.
-func (s *Store) gate(tx *dynamo.WriteTx, userID string, budgetUSD float64, limits []ovrlrd.RateLimit) {
-	now := s.now()
+// gate checks limits and returns what a counted write checks first, for
+// add to put in its transaction: each of limits (a zero one counts
+// nothing), the budget of the user's day when budgetUSD is positive, and
+// that the account is open. failed answers their failed conditions, in the
+// same order. A limit that is set but cannot count anything is refused.
+func (s *Store) gate(userID string, budgetUSD float64, limits []ovrlrd.RateLimit) (add func(*dynamo.WriteTx), failed []error, err error) {
+	var counted []ovrlrd.RateLimit
 	for _, l := range limits {
-		if l.Valid() {
+		switch {
+		case l == (ovrlrd.RateLimit{}):
+		case !l.Valid():
+			return nil, nil, errInvalidLimit
+		default:
+			counted = append(counted, l)
+			failed = append(failed, ovrlrd.ErrRateLimited)
+		}
+	}
+	if budgetUSD > 0 {
+		failed = append(failed, ovrlrd.BudgetSpent(budgetUSD))
+	}
+	return func(tx *dynamo.WriteTx) {
+		now := s.now()
+		for _, l := range counted {
 			tx.Update(s.countRate(l, now))
 		}
-	}
-	if budgetUSD > 0 {
-		tx.Check(s.table.Check(attrPK, userPK(userID)).Range(attrSK, usageSK(now)).
-			If("attribute_not_exists('costUsd') OR 'costUsd' < ?", budgetUSD))
-	}
-	tx.Check(s.accountOpen(userID))
-}
-
-func gateErrors(budgetUSD float64, limits []ovrlrd.RateLimit) []error {
-	var errs []error
-	for _, l := range limits {
-		if l.Valid() {
-			errs = append(errs, ovrlrd.ErrRateLimited)
+		if budgetUSD > 0 {
+			tx.Check(s.table.Check(attrPK, userPK(userID)).Range(attrSK, usageSK(now)).
+				If("attribute_not_exists('costUsd') OR 'costUsd' < ?", budgetUSD))
 		}
-	}
-	if budgetUSD > 0 {
-		errs = append(errs, ovrlrd.BudgetSpent(budgetUSD))
-	}
-	return append(errs, errAccountDeleted)
-}
-
-// checkGate refuses a limit that is set but cannot count anything.
-func checkGate(limits []ovrlrd.RateLimit) error {
-	for _, l := range limits {
-		if l != (ovrlrd.RateLimit{}) && !l.Valid() {
-			return errInvalidLimit
-		}
-	}
-	return nil
+		tx.Check(s.accountOpen(userID))
+	}, append(failed, errAccountDeleted), nil
 }

@@ -187,7 +187,11 @@ func (s *Store) runTx(ctx context.Context, op string, build func(prev error) (*d
 			return nil
 		}
 		reasons := cancelReasons(err)
-		race := retryable(reasons)
+		// A transaction that lost only to timing (another transaction on the
+		// same items, or throttling) can succeed later as it is.
+		race := slices.ContainsFunc(reasons, func(r types.CancellationReason) bool {
+			return slices.Contains([]string{"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}, aws.ToString(r.Code))
+		})
 		for i, f := range failed {
 			if f != nil && conditionFailed(reasons, i) {
 				if f != errLostRace {
@@ -235,13 +239,4 @@ func cancelReasons(err error) []types.CancellationReason {
 // its condition.
 func conditionFailed(reasons []types.CancellationReason, i int) bool {
 	return i < len(reasons) && aws.ToString(reasons[i].Code) == "ConditionalCheckFailed"
-}
-
-// retryable reports whether a cancelled transaction lost only to timing
-// (another transaction on the same items, or throttling), so the same
-// request can succeed later.
-func retryable(reasons []types.CancellationReason) bool {
-	return slices.ContainsFunc(reasons, func(r types.CancellationReason) bool {
-		return slices.Contains([]string{"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}, aws.ToString(r.Code))
-	})
 }

@@ -54,16 +54,14 @@ func (s *Store) StartTurn(ctx context.Context, t ovrlrd.TurnStart) (ovrlrd.TurnS
 	if t.Holder == "" || t.Lease <= 0 {
 		return ovrlrd.TurnStarted{}, ovrlrd.Errorf(ovrlrd.EINVALID, "A turn needs a holder and a lease.")
 	}
-	limits := []ovrlrd.RateLimit{t.Limit}
-	if err := checkGate(limits); err != nil {
+	add, failed, err := s.gate(t.UserID, t.BudgetUSD, []ovrlrd.RateLimit{t.Limit})
+	if err != nil {
 		return ovrlrd.TurnStarted{}, err
 	}
 	if t.ConversationID == "" {
-		return s.startNewTurn(ctx, t, limits)
+		return s.startNewTurn(ctx, t, add, failed)
 	}
-	if !isID(t.ConversationID) {
-		return ovrlrd.TurnStarted{}, errConvNotFound
-	}
+	// A malformed conversation id is not found: touch refuses it unread.
 	readAt := s.nowMillis()
 	var (
 		found    ovrlrd.Conversation
@@ -76,7 +74,7 @@ func (s *Store) StartTurn(ctx context.Context, t ovrlrd.TurnStart) (ovrlrd.TurnS
 	}()
 	var seen *convItem // the conversation as a refused start found it
 	m := newMsgItem(t.UserID, t.ConversationID, t.Message.Role, t.Message.Content, 0)
-	err := s.touch(ctx, t.UserID, t.ConversationID, []*msgItem{m}, func(u *dynamo.Update) {
+	err = s.touch(ctx, t.UserID, t.ConversationID, []*msgItem{m}, func(u *dynamo.Update) {
 		switch {
 		case seen == nil:
 			u.If("attribute_not_exists('savedAt') OR 'savedAt' < ?", readAt-savedMargin.Milliseconds())
@@ -89,13 +87,13 @@ func (s *Store) StartTurn(ctx context.Context, t ovrlrd.TurnStart) (ovrlrd.TurnS
 		seen = &cur
 		return true
 	}, func(tx *dynamo.WriteTx) {
-		s.gate(tx, t.UserID, t.BudgetUSD, limits)
+		add(tx)
 		// The lease is taken when none exists or the current one has
 		// expired, so a holder that died never locks a conversation for
 		// longer than one lease.
 		run := s.newRun(t.ConversationID, t.Holder, t.Lease)
 		tx.Put(s.table.Put(run).If("attribute_not_exists($) OR 'expiresAt' < ?", attrPK, run.StartedAt))
-	}, append(gateErrors(t.BudgetUSD, limits), errTurnRunning)...)
+	}, append(failed, errTurnRunning)...)
 	if errors.Is(err, errTurnRunning) {
 		// Another user's conversation is not found, whether or not a turn
 		// of its own runs: the read of the user's own key tells.
@@ -126,7 +124,7 @@ func (s *Store) StartTurn(ctx context.Context, t ovrlrd.TurnStart) (ovrlrd.TurnS
 	return started, nil
 }
 
-func (s *Store) startNewTurn(ctx context.Context, t ovrlrd.TurnStart, limits []ovrlrd.RateLimit) (ovrlrd.TurnStarted, error) {
+func (s *Store) startNewTurn(ctx context.Context, t ovrlrd.TurnStart, add func(*dynamo.WriteTx), failed []error) (ovrlrd.TurnStarted, error) {
 	if !isID(t.UserID) {
 		return ovrlrd.TurnStarted{}, ovrlrd.Errorf(ovrlrd.EINVALID, "The user id is invalid.")
 	}
@@ -136,12 +134,12 @@ func (s *Store) startNewTurn(ctx context.Context, t ovrlrd.TurnStart, limits []o
 	run := s.newRun(conv.ID, t.Holder, t.Lease)
 	err := s.runTx(ctx, "start turn", func(error) (*dynamo.WriteTx, error) {
 		tx := s.db.WriteTx()
-		s.gate(tx, t.UserID, t.BudgetUSD, limits)
+		add(tx)
 		return tx.
 			Put(s.table.Put(conv).If("attribute_not_exists($)", attrPK)).
 			Put(s.table.Put(m).If("attribute_not_exists($)", attrPK)).
 			Put(s.table.Put(run).If("attribute_not_exists($)", attrPK)), nil
-	}, gateErrors(t.BudgetUSD, limits)...)
+	}, failed...)
 	if err != nil {
 		return ovrlrd.TurnStarted{}, err
 	}

@@ -2,6 +2,7 @@ package workspace
 
 import (
 	"archive/tar"
+	"cmp"
 	"compress/gzip"
 	"errors"
 	"fmt"
@@ -124,10 +125,7 @@ func unpack(r io.Reader, dir string, limit int64) error {
 				return err
 			}
 			_, err = io.CopyN(f, tr, h.Size)
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
+			if err := cmp.Or(err, f.Close()); err != nil {
 				return err
 			}
 		default:

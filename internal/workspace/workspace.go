@@ -167,8 +167,7 @@ func (s *Store) download(ctx context.Context, k, dir string) error {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(k)})
-	var missing *types.NoSuchKey
-	if errors.As(err, &missing) {
+	if _, missing := errors.AsType[*types.NoSuchKey](err); missing {
 		return fmt.Errorf("%w (%s)", ErrMissing, path.Base(k))
 	}
 	if err != nil {
