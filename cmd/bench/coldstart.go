@@ -79,7 +79,7 @@ func (b *bench) coldStarts(ctx context.Context, c *runtimetest.ColdStarter) erro
 		s := slices.Sorted(slices.Values(inits[fn]))
 		n := len(s)
 		med := (s[(n-1)/2] + s[n/2]) / 2
-		atMost(b, initRow(fn), med, initTargets[fn], fmtMS,
+		b.atMost(initRow(fn), med, initTargets[fn], "",
 			fmt.Sprintf("%s (min %s, max %s, n=%d)", fmtMS(med), fmtMS(s[0]), fmtMS(s[n-1]), n))
 	}
 	return nil

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ovrlrd/cloud/internal/auth"
 	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
@@ -181,22 +182,31 @@ func (l *load) rest(ctx context.Context, o *options) {
 	start := time.Now()
 	var nextRefresh, refreshes atomic.Int64 // UnixNano of the next refresh due; which user refreshes next
 	nextRefresh.Store(start.Add(o.refreshEvery / 2).UnixNano())
+	work(ctx, start, o.workers, o.duration, uint64(start.UnixNano()), func(rng *mrand.Rand) {
+		next, now := nextRefresh.Load(), time.Now().UnixNano()
+		if now >= next && nextRefresh.CompareAndSwap(next, now+int64(o.refreshEvery)) {
+			l.one(ctx, l.users[int(refreshes.Add(1)-1)%len(l.users)], refreshRoute, rng)
+			return
+		}
+		r, n := firstREST, rng.IntN(100)
+		for ; n >= routes[r].weight; r++ {
+			n -= routes[r].weight
+		}
+		l.one(ctx, l.users[rng.IntN(len(l.users))], r, rng)
+	})
+}
+
+// work runs workers at once, each with a random source of its own, seeded
+// with seed and its number; each calls send as soon as its previous call
+// returned, until d has passed since start. A request in flight when the
+// time is up finishes; none starts.
+func work(ctx context.Context, start time.Time, workers int, d time.Duration, seed uint64, send func(*mrand.Rand)) {
 	var wg sync.WaitGroup
-	for w := range o.workers {
-		rng := mrand.New(mrand.NewPCG(uint64(start.UnixNano()), uint64(w)))
+	for w := range workers {
+		rng := mrand.New(mrand.NewPCG(seed, uint64(w)))
 		wg.Go(func() {
-			// A request in flight when the time is up finishes; none starts.
-			for ctx.Err() == nil && time.Since(start) < o.duration {
-				next, now := nextRefresh.Load(), time.Now().UnixNano()
-				if now >= next && nextRefresh.CompareAndSwap(next, now+int64(o.refreshEvery)) {
-					l.one(ctx, l.users[int(refreshes.Add(1)-1)%len(l.users)], refreshRoute, rng)
-					continue
-				}
-				r, n := firstREST, rng.IntN(100)
-				for ; n >= routes[r].weight; r++ {
-					n -= routes[r].weight
-				}
-				l.one(ctx, l.users[rng.IntN(len(l.users))], r, rng)
+			for ctx.Err() == nil && time.Since(start) < d {
+				send(rng)
 			}
 		})
 	}
@@ -224,7 +234,7 @@ func (l *load) one(ctx context.Context, u *user, i int, rng *mrand.Rand) {
 	status, answer, err := l.s.Call(ctx, rt.method, path, body, u.token)
 	lat := time.Since(start)
 	kind, example := failure(status, answer, err)
-	var g Grant
+	var g auth.Grant
 	if i == refreshRoute && kind == "" && (json.Unmarshal(answer, &g) != nil || g.SessionToken == "") {
 		kind, example = "unexpected body", string(answer)
 	} else if i == refreshRoute && kind == "" {
@@ -305,15 +315,12 @@ func (b *bench) load(ctx context.Context) string {
 	}
 	l := &load{s: b.s, users: users}
 	base, baseRSS := quiesce(b.s)
-	peakKnown := resetPeak("self")
+	peakOf := resetPeak("self")
 	start := time.Now()
 	l.streams(ctx, o.turns, o.rounds, o.events, o.rate)
 	turnsTook, restStart := time.Since(start), time.Now()
 	l.rest(ctx, o)
-	restTook, peakRSS := time.Since(restStart), readMem("self").hwm
-	if !peakKnown {
-		peakRSS = 0
-	}
+	restTook, peakRSS := time.Since(restStart), peakOf()
 
 	back := func(held [len(resources)]int64) bool {
 		for i, res := range resources {

@@ -182,9 +182,10 @@ func judge(ok bool, miss string) string {
 	return miss
 }
 
-// atMost records a value against an upper target.
-func atMost[T time.Duration | int64](b *bench, metric string, got, target T, format func(T) string, value string) {
-	b.set(metric, value, "≤ "+format(target), judge(got <= target, markMiss))
+// atMost records a duration against an upper target, with why (if not
+// empty) saying what the target is made of.
+func (b *bench) atMost(metric string, got, target time.Duration, why, value string) {
+	b.set(metric, value, "≤ "+fmtMS(target)+why, judge(got <= target, markMiss))
 }
 
 func (b *bench) print(out io.Writer) {

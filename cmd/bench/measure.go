@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"fmt"
 	"math"
 	"os"
 	"runtime/debug"
@@ -42,6 +43,11 @@ func (s *samples) at(q float64) time.Duration {
 	}
 	slices.Sort(s.ds)
 	return s.ds[max(int(math.Ceil(q*float64(len(s.ds))))-1, 0)]
+}
+
+// p50p90 is the p50 and, in brackets, the p90.
+func (s *samples) p50p90() string {
+	return fmt.Sprintf("%s (p90 %s)", fmtMS(s.at(0.5)), fmtMS(s.at(0.9)))
 }
 
 // span is one DynamoDB call of the service's, tx if a TransactWriteItems.
@@ -129,15 +135,6 @@ func (d *dbTimer) within(from, to time.Time) (s dbShare) {
 	return s
 }
 
-// quantiles are the samples of one duration of each share.
-func quantiles(shares []dbShare, of func(dbShare) time.Duration) *samples {
-	s := &samples{}
-	for _, x := range shares {
-		s.add(of(x))
-	}
-	return s
-}
-
 // mem is a process's resident set in bytes: all of it (VmRSS), its
 // anonymous (heap, stacks) and file-backed (the executable's pages) parts,
 // and the kernel's high-water mark of it (VmHWM).
@@ -164,11 +161,14 @@ func readMem(proc string) (m mem) {
 func settle() { debug.FreeOSMemory() }
 
 // resetPeak restarts the kernel's high-water mark of the resident set
-// (VmHWM) of /proc/<proc> at its current RSS (Linux 4.0+), so that
-// readMem(proc).hwm is the peak of what follows, between samples too;
-// false where it cannot.
-func resetPeak(proc string) bool {
-	return os.WriteFile("/proc/"+proc+"/clear_refs", []byte("5"), 0) == nil
+// (VmHWM) of /proc/<proc> at its current RSS (Linux 4.0+). The function it
+// returns reads the peak of what followed, between samples too; 0 where
+// the mark could not be restarted.
+func resetPeak(proc string) (peak func() int64) {
+	if os.WriteFile("/proc/"+proc+"/clear_refs", []byte("5"), 0) != nil {
+		return func() int64 { return 0 }
+	}
+	return func() int64 { return readMem(proc).hwm }
 }
 
 // descendants lists the processes below pid, zombies included (they are

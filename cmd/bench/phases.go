@@ -91,13 +91,14 @@ func (b *bench) run(ctx context.Context) string {
 func fmtMS(d time.Duration) string { return fmt.Sprintf("%.3f ms", float64(d)/1e6) }
 func fmtMB(b int64) string         { return fmt.Sprintf("%.1f MB", float64(b)/(1<<20)) }
 
-// memAtMost records a resident size against an upper target.
-func (b *bench) memAtMost(metric string, rss, target int64, value string) {
+// memAtMost records a resident size, detail in brackets after it, against
+// an upper target.
+func (b *bench) memAtMost(metric string, rss, target int64, detail string) {
 	if rss == 0 {
 		b.set(metric, "n/a (no /proc/self/clear_refs or status)", "≤ "+fmtMB(target), markSkip)
 		return
 	}
-	atMost(b, metric, rss, target, fmtMB, value)
+	b.set(metric, fmtMB(rss)+" ("+detail+")", "≤ "+fmtMB(target), judge(rss <= target, markMiss))
 }
 
 // trips records the sequential DynamoDB round trips of requests, their
@@ -146,7 +147,7 @@ func (b *bench) warmupAndIdle(ctx context.Context) error {
 	}
 	settle()
 	m := readMem("self")
-	b.memAtMost(mRSSIdle, m.rss, 30<<20, fmt.Sprintf("%s (anon %s + file %s)", fmtMB(m.rss), fmtMB(m.anon), fmtMB(m.file)))
+	b.memAtMost(mRSSIdle, m.rss, 30<<20, fmt.Sprintf("anon %s + file %s", fmtMB(m.anon), fmtMB(m.file)))
 	return nil
 }
 
@@ -157,7 +158,7 @@ func (b *bench) warmupAndIdle(ctx context.Context) error {
 // CLI's own spawn time, apart, is what the first chunk may add.
 func (b *bench) firstByte(ctx context.Context) error {
 	prompt := claudetest.Script("normal", "text", "first chunk")
-	var ttfb, chunk, rest, between samples
+	var ttfb, chunk, rest, between, tx, inFlight samples
 	var shares []dbShare
 	for range b.o.ttfbTurns {
 		r, err := b.turn(ctx, prompt, 0, nil)
@@ -169,24 +170,22 @@ func (b *bench) firstByte(ctx context.Context) error {
 		rest.add(r.FirstByte.Sub(r.Sent) - db.inFlight)
 		chunk.add(r.FirstChunk.Sub(r.Sent))
 		between.add(b.db.within(r.Sent, r.FirstChunk).inFlight - db.inFlight)
+		tx.add(db.tx)
+		inFlight.add(db.inFlight)
 		shares = append(shares, db)
 	}
 	spawn, err := spawnTime(ctx, b.s.cli, prompt, b.o.ttfbTurns)
 	if err != nil {
 		return err
 	}
-	tx, inFlight := quantiles(shares, func(s dbShare) time.Duration { return s.tx }),
-		quantiles(shares, func(s dbShare) time.Duration { return s.inFlight })
-	atMost(b, mTTFB50, ttfb.at(0.5), tx.at(0.5)+1500*time.Microsecond, func(d time.Duration) string {
-		return fmt.Sprintf("%s (a transaction %s + 1.5 ms)", fmtMS(d), fmtMS(tx.at(0.5)))
-	}, fmt.Sprintf("%s (p90 %s)", fmtMS(ttfb.at(0.5)), fmtMS(ttfb.at(0.9))))
-	b.set(mTTFBInDB, fmt.Sprintf("%s (p90 %s)", fmtMS(inFlight.at(0.5)), fmtMS(inFlight.at(0.9))), "", markInfo)
-	b.set(mTTFBNoDB, fmt.Sprintf("%s (p90 %s)", fmtMS(rest.at(0.5)), fmtMS(rest.at(0.9))), "", markInfo)
+	b.atMost(mTTFB50, ttfb.at(0.5), tx.at(0.5)+1500*time.Microsecond,
+		fmt.Sprintf(" (a transaction %s + 1.5 ms)", fmtMS(tx.at(0.5))), ttfb.p50p90())
+	b.set(mTTFBInDB, inFlight.p50p90(), "", markInfo)
+	b.set(mTTFBNoDB, rest.p50p90(), "", markInfo)
 	b.trips(mTTFBTrips, shares)
 	b.set(mSpawn, fmtMS(spawn), "", markInfo)
-	atMost(b, mChunk50, chunk.at(0.5), ttfb.at(0.5)+spawn+time.Millisecond, func(d time.Duration) string {
-		return fmt.Sprintf("%s (TTFB + spawn + 1 ms)", fmtMS(d))
-	}, fmt.Sprintf("%s (DynamoDB in flight after the first byte %s)", fmtMS(chunk.at(0.5)), fmtMS(between.at(0.5))))
+	b.atMost(mChunk50, chunk.at(0.5), ttfb.at(0.5)+spawn+time.Millisecond, " (TTFB + spawn + 1 ms)",
+		fmt.Sprintf("%s (DynamoDB in flight after the first byte %s)", fmtMS(chunk.at(0.5)), fmtMS(between.at(0.5))))
 	return nil
 }
 
@@ -224,7 +223,7 @@ func (b *bench) relayOverhead(ctx context.Context) error {
 		return err
 	}
 	b.set(mRelayP50, fmtMS(lat.at(0.50)), "", markInfo)
-	atMost(b, mRelayP99, lat.at(0.99), 500*time.Microsecond, fmtMS, fmt.Sprintf("%s (p99.9 %s, max %s)",
+	b.atMost(mRelayP99, lat.at(0.99), 500*time.Microsecond, "", fmt.Sprintf("%s (p99.9 %s, max %s)",
 		fmtMS(lat.at(0.99)), fmtMS(lat.at(0.999)), fmtMS(lat.at(1))))
 	return nil
 }
@@ -266,16 +265,12 @@ func (b *bench) flood(ctx context.Context) error {
 func (b *bench) concurrent(ctx context.Context) error {
 	l := &load{s: b.s, users: []*user{{token: b.token}}}
 	settle()
-	peakKnown := resetPeak("self")
+	peakOf := resetPeak("self")
 	l.streams(ctx, b.o.streams, 1, b.o.streamN, relayRate)
 	if f := l.failures(); len(f) > 0 {
 		return errors.New(strings.Join(f, "; "))
 	}
-	var peak int64
-	if peakKnown {
-		peak = readMem("self").hwm
-	}
-	b.memAtMost(mRSSLoad, peak, 50<<20, fmtMB(peak)+" (VmHWM)")
+	b.memAtMost(mRSSLoad, peakOf(), 50<<20, "VmHWM")
 	return nil
 }
 
@@ -309,7 +304,7 @@ func (b *bench) cancels(ctx context.Context) error {
 		took = append(took, r.End.Sub(sent))
 	}
 	slices.Sort(took)
-	atMost(b, mCancel, took[2], 2*time.Second, fmtMS, fmt.Sprintf("%s (slowest of 3; fastest %s)", fmtMS(took[2]), fmtMS(took[0])))
+	b.atMost(mCancel, took[2], 2*time.Second, "", fmt.Sprintf("%s (slowest of 3; fastest %s)", fmtMS(took[2]), fmtMS(took[0])))
 	return nil
 }
 

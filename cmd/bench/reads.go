@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
@@ -40,10 +39,12 @@ func (b *bench) reads(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		trip := quantiles(shares, func(s dbShare) time.Duration { return s.longest }).at(0.5)
-		atMost(b, readP50Row(path), lat.at(0.5), trip+1500*time.Microsecond, func(d time.Duration) string {
-			return fmt.Sprintf("%s (a round trip %s + 1.5 ms)", fmtMS(d), fmtMS(trip))
-		}, fmt.Sprintf("%s (p90 %s)", fmtMS(lat.at(0.5)), fmtMS(lat.at(0.9))))
+		var longest samples
+		for _, s := range shares {
+			longest.add(s.longest)
+		}
+		trip := longest.at(0.5)
+		b.atMost(readP50Row(path), lat.at(0.5), trip+1500*time.Microsecond, fmt.Sprintf(" (a round trip %s + 1.5 ms)", fmtMS(trip)), lat.p50p90())
 		b.trips(readTripsRow(path), shares)
 		if path == "/chat" {
 			b.set(mListRate1, fmt.Sprintf("%.0f/s", perSecond), "", markInfo)
@@ -62,21 +63,14 @@ func (b *bench) hammer(ctx context.Context, u *user, path string, workers int) (
 	l := &load{s: b.s, users: []*user{u}}
 	i := slices.IndexFunc(routes[:], func(rt route) bool { return rt.method == http.MethodGet && rt.path == path })
 	var shares []dbShare
-	var wg sync.WaitGroup
 	start := time.Now()
-	for w := range workers {
-		rng := mrand.New(mrand.NewPCG(1, uint64(w)))
-		wg.Go(func() {
-			for ctx.Err() == nil && time.Since(start) < b.o.readFor {
-				sent := time.Now()
-				l.one(ctx, u, i, rng)
-				if workers == 1 {
-					shares = append(shares, b.db.within(sent, time.Now()))
-				}
-			}
-		})
-	}
-	wg.Wait()
+	work(ctx, start, workers, b.o.readFor, 1, func(rng *mrand.Rand) {
+		sent := time.Now()
+		l.one(ctx, u, i, rng)
+		if workers == 1 {
+			shares = append(shares, b.db.within(sent, time.Now()))
+		}
+	})
 	t := &l.tallies[i]
 	switch f := l.failures(); {
 	case len(f) > 0:

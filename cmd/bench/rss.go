@@ -44,8 +44,8 @@ func (b *bench) functionRSS(ctx context.Context, c *runtimetest.ColdStarter) err
 			return err
 		}
 		m := readMem(strconv.Itoa(i.Pid))
-		b.memAtMost(rssRow(fn), m.rss, rssTargets[fn], fmt.Sprintf("%s (anon %s + file %s; peak %s)",
-			fmtMB(m.rss), fmtMB(m.anon), fmtMB(m.file), fmtMB(m.hwm)))
+		b.memAtMost(rssRow(fn), m.rss, rssTargets[fn], fmt.Sprintf("anon %s + file %s; peak %s",
+			fmtMB(m.anon), fmtMB(m.file), fmtMB(m.hwm)))
 		if fn == "stream" {
 			err = b.turnRSS(ctx, i)
 		}
@@ -68,8 +68,8 @@ func (b *bench) turnRSS(ctx context.Context, i *runtimetest.Instance) error {
 	}
 	pid := strconv.Itoa(i.Pid)
 	self, _ := os.Readlink("/proc/" + pid + "/exe")
-	peakKnown := resetPeak(pid)
-	done := make(chan struct{})
+	peakOf := resetPeak(pid)
+	sampling, stopSampling := context.WithCancel(ctx)
 	var withCLI, cli int64
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -77,7 +77,7 @@ func (b *bench) turnRSS(ctx context.Context, i *runtimetest.Instance) error {
 		defer tick.Stop()
 		for {
 			select {
-			case <-done:
+			case <-sampling.Done():
 				return
 			case <-tick.C:
 			}
@@ -95,7 +95,7 @@ func (b *bench) turnRSS(ctx context.Context, i *runtimetest.Instance) error {
 	call, cancel := context.WithTimeout(ctx, time.Minute)
 	answer, err := i.Invoke(call, event)
 	cancel()
-	close(done)
+	stopSampling()
 	wg.Wait()
 	// A streamed answer: a JSON prelude, eight NUL bytes, the body.
 	prelude, body, _ := bytes.Cut(answer, make([]byte, 8))
@@ -107,11 +107,7 @@ func (b *bench) turnRSS(ctx context.Context, i *runtimetest.Instance) error {
 	if err != nil || p.StatusCode != 200 || t.Chunks != turnEvents || t.Terminal != ovrlrd.OutcomeComplete {
 		return fmt.Errorf("the turn: %v; %d chunks, %s %q: %.300q", err, t.Chunks, t.Terminal, t.Message, answer)
 	}
-	var peak int64
-	if peakKnown {
-		peak = readMem(pid).hwm
-	}
-	b.memAtMost(mRSSTurn, peak, 40<<20, fmtMB(peak)+" (VmHWM)")
+	b.memAtMost(mRSSTurn, peakOf(), 40<<20, "VmHWM")
 	b.set(mRSSTurnCLI, fmt.Sprintf("%s (the processes below it: up to %s)", fmtMB(withCLI), fmtMB(cli)), "", markInfo)
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
+	"github.com/ovrlrd/cloud/internal/auth"
 	"github.com/ovrlrd/cloud/internal/config"
 	"github.com/ovrlrd/cloud/internal/devkit/applefake"
 	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
@@ -139,19 +140,13 @@ func newStack(ctx context.Context, o *options, name string, logOut io.Writer, ex
 	return s, nil
 }
 
-// Grant is the body of POST /auth and POST /auth/refresh.
-type Grant struct {
-	SessionToken string `json:"sessionToken"`
-	UserID       string `json:"userId"`
-}
-
 // signIn signs a new user in through POST /auth, with an identity token
 // of the Apple stand-in.
-func (s *stack) signIn(ctx context.Context, name string) (Grant, error) {
+func (s *stack) signIn(ctx context.Context, name string) (auth.Grant, error) {
 	idt := s.apple.Mint(applefake.Claims{Subject: "001122." + name + "." + rand.Text()[:8], Email: name + "@example.com", EmailVerified: true})
 	b, _ := json.Marshal(map[string]string{"identityToken": idt})
 	status, body, err := s.Call(ctx, http.MethodPost, "/auth", string(b), "")
-	var g Grant
+	var g auth.Grant
 	if err == nil && (status != http.StatusOK || json.Unmarshal(body, &g) != nil || g.SessionToken == "") {
 		err = fmt.Errorf("POST /auth: %d %.200s", status, body)
 	}

@@ -48,9 +48,15 @@ type App struct {
 // DynamoDB client (a test counts or fails its calls). It does no network
 // I/O, so a cold start pays only for what the first request uses.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger, dynamoDB ...func(*dynamodb.Options)) (*App, error) {
-	awsCfg, err := awsConfig(ctx, cfg)
+	awsOpts := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(cfg.Region)}
+	if cfg.Stage == config.Local {
+		// Local stand-ins: never look for real credentials.
+		key := cmp.Or(cfg.LocalAWSKey.Reveal(), "local")
+		awsOpts = append(awsOpts, awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(key, key, "")))
+	}
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsOpts...)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("aws config: %w", err)
 	}
 	st := store.New(store.NewDB(awsCfg, cfg.DynamoDBEndpoint, dynamoDB...),
 		store.Options{Table: cfg.TableName, CursorKey: derivedKey(cfg.JWTKeys, "cursor")})
@@ -107,20 +113,6 @@ func Init(fn config.Function) *App {
 func Fail(log *slog.Logger, err error) {
 	log.Error("init failed", "err", err.Error())
 	os.Exit(1)
-}
-
-func awsConfig(ctx context.Context, cfg config.Config) (aws.Config, error) {
-	opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(cfg.Region)}
-	if cfg.Stage == config.Local {
-		// Local stand-ins: never look for real credentials.
-		key := cmp.Or(cfg.LocalAWSKey.Reveal(), "local")
-		opts = append(opts, awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(key, key, "")))
-	}
-	c, err := awsconfig.LoadDefaultConfig(ctx, opts...)
-	if err != nil {
-		return aws.Config{}, fmt.Errorf("aws config: %w", err)
-	}
-	return c, nil
 }
 
 // derivedKey derives a purpose-bound key (list cursors, the address hash of

@@ -69,16 +69,10 @@ func NewVerifier(ctx context.Context, opts Options) (*Verifier, error) {
 	if len(opts.Audiences) == 0 || slices.Contains(opts.Audiences, "") {
 		return nil, errors.New("apple: no audiences, or an empty one, configured")
 	}
-	return &Verifier{
-		audiences: append([]string(nil), opts.Audiences...),
-		keys: &keySource{
-			ctx:             ctx,
-			url:             opts.JWKSURL,
-			client:          cmp.Or(opts.HTTPClient, &http.Client{Timeout: defaultTimeout}),
-			refreshEvery:    cmp.Or(opts.refreshEvery, defaultRefreshEvery),
-			unknownKIDEvery: cmp.Or(opts.unknownKIDEvery, defaultUnknownKIDEvery),
-		},
-	}, nil
+	opts.HTTPClient = cmp.Or(opts.HTTPClient, &http.Client{Timeout: defaultTimeout})
+	opts.refreshEvery = cmp.Or(opts.refreshEvery, defaultRefreshEvery)
+	opts.unknownKIDEvery = cmp.Or(opts.unknownKIDEvery, defaultUnknownKIDEvery)
+	return &Verifier{audiences: slices.Clone(opts.Audiences), keys: &keySource{ctx: ctx, Options: opts}}, nil
 }
 
 // Verify checks an identity token's signature and claims. A bad token is

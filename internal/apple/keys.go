@@ -5,10 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/MicahParks/jwkset"
 	"github.com/MicahParks/keyfunc/v3"
@@ -21,18 +19,15 @@ import (
 var errOutage = errors.New("apple: JWK Set unavailable")
 
 // keySource builds the keyfunc on first use and rebuilds it until one
-// initial fetch succeeds; after that keyfunc refreshes its own cache.
+// initial fetch succeeds; after that keyfunc refreshes its own cache, until
+// ctx ends.
 type keySource struct {
-	ctx             context.Context
-	url             string
-	client          *http.Client // its Timeout bounds each fetch
-	refreshEvery    time.Duration
-	unknownKIDEvery time.Duration
+	ctx     context.Context
+	Options // defaults filled in; HTTPClient's Timeout bounds each fetch
 
 	mu       sync.Mutex
 	kf       keyfunc.Keyfunc
-	stop     context.CancelFunc // ends kf's refresh goroutine; so does ending ctx
-	building chan struct{}      // closed when the build in flight ends
+	building chan struct{} // closed when the build in flight ends
 	buildErr error
 
 	lastRefresh atomic.Pointer[error] // the latest refresh's outcome
@@ -48,12 +43,10 @@ func (s *keySource) key(ctx context.Context, t *jwt.Token) (any, error) {
 		return nil, fmt.Errorf("%w: %w", errOutage, err)
 	}
 	key, err := kf.KeyfuncCtx(ctx)(t)
-	if err != nil {
-		// keyfunc reports an unknown kid alike whether its refresh found no
-		// such key or could not fetch the set; the last refresh tells which.
-		if last := s.lastRefresh.Load(); last != nil && *last != nil {
-			return nil, fmt.Errorf("%w: %w; last refresh: %w", errOutage, err, *last)
-		}
+	// keyfunc reports an unknown kid alike whether its refresh found no such
+	// key or could not fetch the set; the last refresh tells which.
+	if last := s.lastRefresh.Load(); err != nil && last != nil && *last != nil {
+		return nil, fmt.Errorf("%w: %w; last refresh: %w", errOutage, err, *last)
 	}
 	return key, err
 }
@@ -80,48 +73,46 @@ func (s *keySource) keyfunc(ctx context.Context) (keyfunc.Keyfunc, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.kf != nil {
-		return s.kf, nil
-	}
-	return nil, s.buildErr
+	// A build sets either kf or buildErr; once kf is set no build starts.
+	return s.kf, s.buildErr
 }
 
 // build runs once per attempt, bounded by the HTTP timeout.
 func (s *keySource) build(done chan struct{}) {
-	kf, stop, err := s.connect()
+	kf, err := s.connect()
 	s.mu.Lock()
-	s.kf, s.stop, s.buildErr, s.building = kf, stop, err, nil
+	s.kf, s.buildErr, s.building = kf, err, nil
 	s.mu.Unlock()
 	close(done)
 }
 
-func (s *keySource) connect() (keyfunc.Keyfunc, context.CancelFunc, error) {
+func (s *keySource) connect() (kf keyfunc.Keyfunc, err error) {
 	ctx, cancel := context.WithCancel(s.ctx)
-	remote, err := jwkset.NewStorageFromHTTP(s.url, jwkset.HTTPClientStorageOptions{
-		Client:              s.client,
+	defer func() {
+		if err != nil {
+			cancel() // the refresh goroutine may have started before the failure
+		}
+	}()
+	remote, err := jwkset.NewStorageFromHTTP(s.JWKSURL, jwkset.HTTPClientStorageOptions{
+		Client:              s.HTTPClient,
 		Ctx:                 ctx,
-		HTTPTimeout:         cmp.Or(s.client.Timeout, defaultTimeout),
+		HTTPTimeout:         cmp.Or(s.HTTPClient.Timeout, defaultTimeout),
 		RefreshErrorHandler: func(_ context.Context, err error) { s.lastRefresh.Store(&err) },
 		RefreshInterval:     s.refreshEvery,
 		Storage:             trackedStore{jwkset.NewMemoryStorage(), func() { s.lastRefresh.Store(nil) }},
 	})
 	if err != nil {
-		cancel() // the refresh goroutine started before the fetch failed
-		return nil, nil, err
+		return nil, err
 	}
 	store, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
-		HTTPURLs:          map[string]jwkset.Storage{s.url: remote},
+		HTTPURLs:          map[string]jwkset.Storage{s.JWKSURL: remote},
 		RateLimitWaitMax:  rateLimitWaitMax,
 		RefreshUnknownKID: rate.NewLimiter(rate.Every(s.unknownKIDEvery), 1),
 	})
-	if err == nil {
-		var kf keyfunc.Keyfunc
-		if kf, err = keyfunc.New(keyfunc.Options{Ctx: ctx, Storage: store}); err == nil {
-			return kf, cancel, nil
-		}
+	if err != nil {
+		return nil, err
 	}
-	cancel()
-	return nil, nil, err
+	return keyfunc.New(keyfunc.Options{Ctx: ctx, Storage: store})
 }
 
 // trackedStore notes each successful refresh: jwkset replaces the keys only
@@ -132,9 +123,9 @@ type trackedStore struct {
 }
 
 func (t trackedStore) KeyReplaceAll(ctx context.Context, given []jwkset.JWK) error {
-	if err := t.MemoryJWKSet.KeyReplaceAll(ctx, given); err != nil {
-		return err
+	err := t.MemoryJWKSet.KeyReplaceAll(ctx, given)
+	if err == nil {
+		t.refreshed()
 	}
-	t.refreshed()
-	return nil
+	return err
 }

@@ -75,9 +75,10 @@ func (c *Config) loadSecrets(ctx context.Context, r *reader, src SecretSource) {
 		return
 	}
 
+	set := map[string]bool{} // the source's own map is left as it is
 	for _, n := range names {
 		v := strings.TrimSpace(found[n])
-		found[n] = v // the checks below read it trimmed
+		set[n] = v != ""
 		var err error
 		switch {
 		case v == "":
@@ -111,11 +112,11 @@ func (c *Config) loadSecrets(ctx context.Context, r *reader, src SecretSource) {
 		if a.TeamID == "" {
 			r.problemf("APPLE_TEAM_ID: required when APNS_KEY_ID is set")
 		}
-		if found["apns-key"] == "" {
+		if !set["apns-key"] {
 			r.problemf("secret apns-key: missing (%s), needed for push", c.where("apns-key"))
 		}
 	}
-	if found["origin-secret"] == "" && found["origin-secret-previous"] != "" {
+	if !set["origin-secret"] && set["origin-secret-previous"] {
 		r.problemf("secret origin-secret-previous: set without origin-secret (%s)", c.where("origin-secret"))
 	}
 }

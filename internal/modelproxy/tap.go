@@ -38,9 +38,11 @@ func (t *tap) event(raw []byte) {
 	defer t.s.mu.Unlock()
 	if ok {
 		t.c.observe(&p)
-		// Only a complete document parses: a whole response is over, and a
-		// body without usage (count_tokens) costs nothing, as before.
-		t.c.final = t.c.final || t.whole
+		if t.whole {
+			// Only a complete document parses: the response is over, and a
+			// body without usage (count_tokens) costs nothing, as before.
+			t.c.final = true
+		}
 	}
 }
 

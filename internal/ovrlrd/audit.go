@@ -16,11 +16,8 @@ type AuditEvent struct {
 // the hashed address, so failed sign-ins from one client can be listed
 // together.
 func (e AuditEvent) Subject() string {
-	if e.UserID != "" {
-		return e.UserID
-	}
-	if e.IPHash != "" {
+	if e.UserID == "" && e.IPHash != "" {
 		return "ip:" + e.IPHash
 	}
-	return ""
+	return e.UserID
 }

@@ -53,21 +53,19 @@ func Wrap(code, message string, err error) *Error {
 // ErrorCode returns the code of the first *Error in err's chain, EINTERNAL
 // for any other non-nil error, and "" for nil.
 func ErrorCode(err error) string {
-	if err == nil {
-		return ""
-	}
-	var e *Error
-	if errors.As(err, &e) {
+	if e, ok := errors.AsType[*Error](err); ok {
 		return e.Code
 	}
-	return EINTERNAL
+	if err != nil {
+		return EINTERNAL
+	}
+	return ""
 }
 
 // ErrorMessage returns the user-facing message of err. Errors that are not
 // domain errors are internal, and their text never leaves the process.
 func ErrorMessage(err error) string {
-	var e *Error
-	if errors.As(err, &e) && e.Code != EINTERNAL {
+	if e, ok := errors.AsType[*Error](err); ok && e.Code != EINTERNAL {
 		return e.Message
 	}
 	return "Internal server error"

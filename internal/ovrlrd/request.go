@@ -14,9 +14,6 @@ const StartLease = time.Minute
 // maxToolName is the longest tool name a request may approve.
 const maxToolName = 100
 
-// approvedPrefix starts the system message recorded for an approval retry.
-const approvedPrefix = "✓ Approved: "
-
 // CheckText checks a message's text, sent as field: present, valid UTF-8,
 // at most MaxMessage characters.
 func CheckText(field, text string) error {
@@ -39,10 +36,8 @@ func (r TurnRequest) Check(allowList []string) error {
 	if len(r.AllowedTools) > MaxAllowedTools {
 		return Errorf(EINVALID, `Field "allowedTools" may hold at most %d tools.`, MaxAllowedTools)
 	}
-	for _, tool := range r.AllowedTools {
-		if !toolAllowed(tool, allowList) {
-			return Errorf(EINVALID, "Tool %q is not allowed on this server.", clip(tool, maxToolName))
-		}
+	if i := slices.IndexFunc(r.AllowedTools, func(t string) bool { return !toolAllowed(t, allowList) }); i >= 0 {
+		return Errorf(EINVALID, "Tool %q is not allowed on this server.", clip(r.AllowedTools[i], maxToolName))
 	}
 	return nil
 }
@@ -79,7 +74,7 @@ func clip(s string, n int) string {
 // is not stored twice).
 func (r TurnRequest) Opening() NewMessage {
 	if len(r.AllowedTools) > 0 {
-		return NewMessage{Role: RoleSystem, Content: approvedPrefix + strings.Join(r.AllowedTools, ", ")}
+		return NewMessage{Role: RoleSystem, Content: "✓ Approved: " + strings.Join(r.AllowedTools, ", ")}
 	}
 	return NewMessage{Role: RoleUser, Content: r.Message}
 }

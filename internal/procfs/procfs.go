@@ -21,12 +21,10 @@ type Stat struct {
 	State byte
 }
 
-// ReadStat reads /proc/<pid>/stat into *buf, which it grows as needed.
+// ReadStat reads /proc/<pid>/stat into *buf, which it grows as needed. A
+// failed read is nil, which does not parse.
 func ReadStat(pid int, buf *[]byte) (Stat, bool) {
-	b, ok := ReadFile("/proc/"+strconv.Itoa(pid)+"/stat", buf)
-	if !ok {
-		return Stat{}, false
-	}
+	b, _ := ReadFile("/proc/"+strconv.Itoa(pid)+"/stat", buf)
 	return ParseStat(pid, b)
 }
 
@@ -49,20 +47,18 @@ func ParseStat(pid int, b []byte) (Stat, bool) {
 	return s, true
 }
 
-// ReadFile reads a /proc file into *buf, growing it if needed. The result
-// is valid until the next call with the same buffer.
+// ReadFile reads a /proc file into *buf, growing it as needed by 4 KiB or
+// by doubling, whichever is more. The result is valid until the next call
+// with the same buffer.
 func ReadFile(name string, buf *[]byte) ([]byte, bool) {
 	fd, err := syscall.Open(name, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, false
 	}
 	defer syscall.Close(fd)
-	if len(*buf) == 0 {
-		*buf = make([]byte, 4096)
-	}
 	for n := 0; ; {
 		if n == len(*buf) {
-			*buf = append(*buf, make([]byte, n)...)
+			*buf = append(*buf, make([]byte, max(n, 4096))...)
 		}
 		m, err := syscall.Read(fd, (*buf)[n:])
 		switch {

@@ -119,10 +119,8 @@ func collapseID(turnID string) string {
 }
 
 func (n *Notifier) send(ctx context.Context, d ovrlrd.Device, payload []byte, collapse string) {
-	client, ok := n.clients[d.Environment]
-	if !ok {
-		client = n.clients[ovrlrd.EnvProduction]
-	}
+	// An unknown environment is taken for production.
+	client := cmp.Or(n.clients[d.Environment], n.clients[ovrlrd.EnvProduction])
 	note := &apns2.Notification{
 		DeviceToken: d.Token,
 		Topic:       n.topic,
@@ -191,7 +189,7 @@ func sendOnce(ctx context.Context, client *apns2.Client, note *apns2.Notificatio
 // title, a preview of the answer, and the conversation to open.
 func Payload(m Message) []byte {
 	body := cmp.Or(preview(m.Segments), m.Title, "Your response is ready")
-	p := map[string]any{
+	b, _ := json.Marshal(map[string]any{ // maps of strings always encode
 		"aps": map[string]any{
 			"alert":     map[string]string{"title": "New response from Claude", "body": body},
 			"sound":     "default",
@@ -199,8 +197,7 @@ func Payload(m Message) []byte {
 		},
 		"conversationId": m.ConversationID,
 		"type":           "message_ready",
-	}
-	b, _ := json.Marshal(p) // maps of strings always encode
+	})
 	return b
 }
 

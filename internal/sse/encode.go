@@ -8,17 +8,17 @@ import (
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
 
-// wireEvent is Event as the app reads it. The pointers say "written even
-// when empty": content for chunk and segment_end, denials (as []) for
-// permission_required.
+// wireEvent is Event as the app reads it. Content's pointer and a non-nil
+// Denials say "written even when empty": content for chunk and segment_end,
+// denials (as []) for permission_required.
 type wireEvent struct {
-	Type           string                     `json:"type"`
-	Content        *string                    `json:"content,omitempty"`
-	ConversationID string                     `json:"conversationId,omitempty"`
-	Message        string                     `json:"message,omitempty"`
-	ToolName       string                     `json:"toolName,omitempty"`
-	Title          string                     `json:"title,omitempty"`
-	Denials        *[]ovrlrd.PermissionDenial `json:"denials,omitempty"`
+	Type           string                    `json:"type"`
+	Content        *string                   `json:"content,omitempty"`
+	ConversationID string                    `json:"conversationId,omitempty"`
+	Message        string                    `json:"message,omitempty"`
+	ToolName       string                    `json:"toolName,omitempty"`
+	Title          string                    `json:"title,omitempty"`
+	Denials        []ovrlrd.PermissionDenial `json:"denials,omitzero"`
 }
 
 // encoder is an encoding/json Encoder that appends to a caller's buffer,
@@ -51,10 +51,10 @@ func (e *encoder) encode(b []byte, v any) ([]byte, error) {
 	e.out = b
 	err := e.enc.Encode(v)
 	b, e.out = e.out, nil
-	if err != nil {
-		return b, err
+	if err == nil {
+		b = b[:len(b)-1] // the Encoder's newline
 	}
-	return b[:len(b)-1], nil // the Encoder's newline
+	return b, err
 }
 
 // appendJSON appends e's compact JSON encoding to b.
@@ -67,8 +67,7 @@ func (e Event) appendJSON(b []byte) ([]byte, error) {
 		enc.wire.Content = &enc.content
 	}
 	if len(e.Denials) > 0 || e.Type == PermissionRequired {
-		ds := append([]ovrlrd.PermissionDenial{}, e.Denials...)
-		enc.wire.Denials = &ds
+		enc.wire.Denials = append([]ovrlrd.PermissionDenial{}, e.Denials...)
 	}
 	b, err := enc.encode(b, &enc.wire)
 	enc.wire, enc.content = wireEvent{}, "" // the pool must not keep the event alive

@@ -10,7 +10,11 @@
 // in a single Write call and flushed.
 package sse
 
-import "github.com/ovrlrd/cloud/internal/ovrlrd"
+import (
+	"slices"
+
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
+)
 
 // The event types the app knows. Anything else must never be sent.
 const (
@@ -43,19 +47,10 @@ type Event struct {
 // Terminal reports whether the app disconnects on receiving e: complete,
 // no_response, permission_required and error are terminal.
 func (e Event) Terminal() bool {
-	switch e.Type {
-	case Complete, NoResponse, PermissionRequired, Error:
-		return true
-	}
-	return false
+	return slices.Contains([]string{Complete, NoResponse, PermissionRequired, Error}, e.Type)
 }
 
 // KnownType reports whether t is one of the nine types the app decodes.
 func KnownType(t string) bool {
-	switch t {
-	case Chunk, SegmentEnd, ToolStart, ToolEnd, Complete,
-		NoResponse, PermissionRequired, Error, Ping:
-		return true
-	}
-	return false
+	return slices.Contains([]string{Chunk, SegmentEnd, ToolStart, ToolEnd, Complete, NoResponse, PermissionRequired, Error, Ping}, t)
 }

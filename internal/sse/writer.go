@@ -48,8 +48,7 @@ type Writer struct {
 	deadline func(time.Time) error // nil when w takes no write deadline
 	timeout  time.Duration
 	buf      []byte
-	err      error
-	terminal bool
+	err      error // the first write's error, or ErrAfterTerminal
 }
 
 // NewWriter returns a Writer that writes to w.
@@ -95,9 +94,6 @@ func (w *Writer) Send(e Event) error {
 	if w.err != nil {
 		return w.err
 	}
-	if w.terminal {
-		return ErrAfterTerminal
-	}
 	b, err := e.appendJSON(append(w.buf[:0], "data: "...))
 	if err != nil {
 		return fmt.Errorf("sse: %s event: %w", e.Type, err)
@@ -107,8 +103,9 @@ func (w *Writer) Send(e Event) error {
 	if cap(b) <= maxKeep {
 		w.buf = b[:0] // a larger one leaves w.buf as it was
 	}
+	w.err = err
 	if err == nil && e.Terminal() {
-		w.terminal = true
+		w.err = ErrAfterTerminal // the app has gone: nothing more reaches it
 	}
 	return err
 }
@@ -119,21 +116,18 @@ func (w *Writer) Send(e Event) error {
 func (w *Writer) write(b []byte) error {
 	if w.deadline != nil {
 		if err := w.deadline(time.Now().Add(w.timeout)); err != nil {
-			w.err = err
 			return err
 		}
 	}
-	n, err := w.w.Write(b)
-	if err == nil && n != len(b) {
-		err = io.ErrShortWrite
+	switch n, err := w.w.Write(b); {
+	case err != nil:
+		return err
+	case n != len(b):
+		return io.ErrShortWrite
+	case w.flush != nil:
+		return w.flush()
 	}
-	if err == nil && w.flush != nil {
-		err = w.flush()
-	}
-	if err != nil {
-		w.err = err
-	}
-	return err
+	return nil
 }
 
 // Sink receives a turn's events: a Writer, or whatever stands in for one.

@@ -31,7 +31,7 @@ type outbox struct {
 	deadlined bool
 	q         chan sse.Event
 	gone      chan struct{} // closed once the client counts as gone
-	leaveOnce sync.Once
+	leave     func()        // closes gone, once
 	done      chan struct{} // closed when the writer goroutine ends
 	closeOnce sync.Once
 }
@@ -51,6 +51,7 @@ func newOutbox(ctx context.Context, sink sse.Sink, log *slog.Logger, timeout tim
 		sink: sink, log: log, ctx: ctx, timeout: timeout,
 		q: make(chan sse.Event, outboxSize), gone: make(chan struct{}), done: make(chan struct{}),
 	}
+	o.leave = sync.OnceFunc(func() { close(o.gone) })
 	if sink == nil {
 		o.leave()
 		close(o.done)
@@ -84,10 +85,6 @@ func (o *outbox) loop() {
 			o.leave() // the client left; the turn goes on
 		}
 	}
-}
-
-func (o *outbox) leave() {
-	o.leaveOnce.Do(func() { close(o.gone) })
 }
 
 func (o *outbox) left() bool {

@@ -16,56 +16,57 @@ import (
 
 // titleRun is the title of an untitled conversation being made by the CLI, in
 // parallel with the turn (contract §6), once the turn's CLI asked the model
-// or ended. A
-// failure never fails the turn: the conversation just stays untitled. It
-// runs in the turn's sandbox, with no tools: its prompt is the user's
-// message, which may try to steer it.
+// or ended. A failure never fails the turn: the conversation just stays
+// untitled. It runs in the turn's sandbox, with no tools: its prompt is the
+// user's message, which may try to steer it.
 type titleRun struct {
 	done   chan struct{}
+	ended  chan struct{} // closed once the turn ended with its title to keep
 	title  string
 	usage  ovrlrd.Usage // read after done
 	cancel context.CancelFunc
 }
 
-// startTitle starts the title run once asked or ended is closed; its
-// timeout runs from then.
-func (s *Service) startTitle(ctx context.Context, box *sandbox.Box, message string, asked, ended <-chan struct{}) *titleRun {
+// startTitle starts the title run once asked is closed, or the turn ended
+// (see finish); its timeout runs from then.
+func (s *Service) startTitle(ctx context.Context, box *sandbox.Box, message string, asked <-chan struct{}) *titleRun {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	t := &titleRun{done: make(chan struct{}), cancel: cancel}
+	t := &titleRun{done: make(chan struct{}), ended: make(chan struct{}), cancel: cancel}
 	go func() {
 		defer close(t.done)
 		select {
 		case <-asked:
-		case <-ended:
+		case <-t.ended:
 		case <-ctx.Done():
 			return
 		}
 		ctx, cancel := context.WithTimeout(ctx, titleTimeout)
 		defer cancel()
-		title, err := s.makeTitle(ctx, box, message, &t.usage)
-		if err != nil {
+		var err error
+		if t.title, err = s.makeTitle(ctx, box, message, &t.usage); err != nil {
 			s.log.WarnContext(ctx, "title generation failed", "err", err)
-			return
 		}
-		t.title = title
 	}()
 	return t
 }
 
-// waitAtMost returns the title if it is ready within d, else "".
-func (t *titleRun) waitAtMost(d time.Duration) string {
-	select {
-	case <-t.done:
-		return t.title
-	case <-time.After(d):
-		return ""
+// finish ends the title run and waits for it. If keep, the run starts now
+// if it has not yet (the turn's CLI never asked the model), and its title
+// is returned if it is ready within titleGrace. Without keep, a run that
+// has not started never starts its CLI.
+func (t *titleRun) finish(keep bool) string {
+	title := ""
+	if keep {
+		close(t.ended)
+		select {
+		case <-t.done:
+			title = t.title
+		case <-time.After(titleGrace):
+		}
 	}
-}
-
-// stop ends the title run if it is still going, and waits for it.
-func (t *titleRun) stop() {
 	t.cancel()
 	<-t.done
+	return title
 }
 
 func (s *Service) makeTitle(ctx context.Context, box *sandbox.Box, message string, usage *ovrlrd.Usage) (string, error) {
@@ -90,29 +91,23 @@ func (s *Service) makeTitle(ctx context.Context, box *sandbox.Box, message strin
 		Dir:        cwd,
 		ConfigDir:  cfgDir,
 		Mode:       claude.Text,
-		Prompt:     titlePrompt(message),
 		Env:        s.env(cfgDir, box, models),
 		Credential: box.Credential(),
 		ExtraArgs:  []string{"--tools", ""},
+		// A title from the first message, cut to 200 characters as the old
+		// server did.
+		Prompt: "Here is the start of a conversation:\n\nuser: " + clipRunes(message, 200) +
+			"\n\nGive it a short title of 3 to 6 words. Reply with only the title.",
 	})
 	if err != nil {
 		return "", err
 	}
+	// Wait's error is exit.Reason when the run was stopped.
 	exit, err := run.Wait()
 	if err != nil {
 		return "", err
 	}
-	if exit.Reason != nil {
-		return "", exit.Reason
-	}
 	return cleanTitle(exit.Output), nil
-}
-
-// titlePrompt asks for a title from the first message, cut to 200
-// characters as the old server did.
-func titlePrompt(message string) string {
-	return "Here is the start of a conversation:\n\nuser: " + clipRunes(message, 200) +
-		"\n\nGive it a short title of 3 to 6 words. Reply with only the title."
 }
 
 // maxTitle is the longest title kept, in characters.

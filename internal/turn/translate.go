@@ -68,8 +68,7 @@ func (t *translator) Feed(dst []sse.Event, ev claude.Event) []sse.Event {
 			t.sessionID = ev.SessionID
 		}
 	case "assistant":
-		for i := range ev.Blocks {
-			b := &ev.Blocks[i]
+		for _, b := range ev.Blocks {
 			switch {
 			case b.Type == "text" && b.Text != "":
 				dst = t.text(dst, b.Text)
@@ -189,11 +188,8 @@ func (o Outcome) Terminal(conversationID, title string) sse.Event {
 // is kept twice), the first occurrence winning; absent, null or not an
 // object counts as {}.
 func dedupe(ds []ovrlrd.PermissionDenial) []ovrlrd.PermissionDenial {
-	if len(ds) == 0 {
-		return nil
-	}
+	var out []ovrlrd.PermissionDenial
 	seen := make(map[string]bool, len(ds))
-	out := make([]ovrlrd.PermissionDenial, 0, len(ds))
 	for _, d := range ds {
 		d.ToolInput = sse.NormalizeToolInput(d.ToolInput)
 		if key := d.ToolName + ":" + string(d.ToolInput); !seen[key] {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ovrlrd/cloud/internal/claude"
@@ -171,7 +172,13 @@ func (s *Service) run(ctx context.Context, j ovrlrd.Turn, sink sse.Sink) Outcome
 		s.log.ErrorContext(ctx, "sandbox unavailable", "err", err)
 		return s.finish(ctx, j, out, ending{outcome: failed("The server is busy. Please try again.")})
 	}
-	if j, err = s.resolve(ctx, j); err != nil {
+	// j's conversation is read beside the start's transaction, and has had
+	// the first byte and the sandbox's making to answer. The lease is not
+	// renewed yet, so the wait is bounded as a renewal is.
+	rctx, cancel := context.WithTimeout(ctx, renewTimeout)
+	j, err = j.Resolve(rctx)
+	cancel()
+	if err != nil {
 		s.release(ctx, box)
 		if ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
 			out.send(deletedEvent) // deleted since the start: as below
@@ -196,7 +203,13 @@ var deletedEvent = sse.Event{Type: sse.Error, Message: "This conversation was de
 // the turn is gone, its folders saved and the sandbox released.
 func (s *Service) contain(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, out *outbox) (end ending, stopped error) {
 	defer s.release(ctx, box)
-	runCtx, cancel := context.WithTimeout(ctx, s.turnTimeout(ctx))
+	// CLAUDE_TIMEOUT, cut so the turn ends saveMargin before the
+	// invocation's deadline.
+	timeout := s.cfg.Timeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(dl)-saveMargin)
+	}
+	runCtx, cancel := context.WithTimeout(ctx, max(timeout, time.Second))
 	defer cancel()
 	if end, ok := s.restore(runCtx, j); !ok {
 		// Nothing ran and nothing is saved: the stored session and folders
@@ -209,52 +222,33 @@ func (s *Service) contain(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, 
 	// model, or has ended (it answered without the model): before that, the
 	// two would compete for the cores, and an event handed to the client is
 	// not yet delivered.
-	ended := make(chan struct{})
 	firstLine := func(asked <-chan struct{}) {
 		if j.Title == "" {
-			title = s.startTitle(ctx, box, j.Message, asked, ended)
+			title = s.startTitle(ctx, box, j.Message, asked)
 		}
 	}
 	end.outcome, end.usage, stopped = s.execute(runCtx, j, box, out, firstLine)
 	if title != nil {
-		defer title.stop()
-		if stopped != nil || end.outcome.Kind != ovrlrd.OutcomeComplete {
-			title.stop() // its title would not be kept: never start its CLI
-		}
-	}
-	close(ended)
-	if errors.Is(stopped, errDeleted) {
-		return end, stopped
-	}
-	if title != nil {
-		if end.outcome.Kind == ovrlrd.OutcomeComplete {
-			end.title = title.waitAtMost(titleGrace)
-		}
-		title.stop()
+		// Only a completed turn keeps its title: execute never reports one
+		// that was stopped as complete.
+		end.title = title.finish(end.outcome.Kind == ovrlrd.OutcomeComplete)
 		end.usage = addUsage(end.usage, title.usage)
 	}
-	if errors.Is(stopped, errSessionLost) {
+	switch {
+	case errors.Is(stopped, errDeleted):
+		// Nothing of it is to be kept.
+	case errors.Is(stopped, errSessionLost):
 		// Its transcript is gone: the folders of this run hold nothing to
 		// keep, and the next turn must not try to resume it again.
 		end.outcome.Message, end.forget = msgContextLost, true
-		return end, stopped
-	}
-	box.Sweep()
-	if !errors.Is(stopped, errLeaseLost) {
-		// A turn that lost its lease could not record its folders anyway.
-		s.save(ctx, j, &end)
+	default:
+		box.Sweep()
+		if !errors.Is(stopped, errLeaseLost) {
+			// A turn that lost its lease could not record its folders anyway.
+			s.save(ctx, j, &end)
+		}
 	}
 	return end, stopped
-}
-
-// resolve completes j from its conversation's read, which began beside
-// the start's transaction and has had the first byte and the sandbox's
-// making to answer. The lease is not renewed yet, so the wait is bounded
-// as a renewal is.
-func (s *Service) resolve(ctx context.Context, j ovrlrd.Turn) (ovrlrd.Turn, error) {
-	ctx, cancel := context.WithTimeout(ctx, renewTimeout)
-	defer cancel()
-	return j.Resolve(ctx)
 }
 
 func (s *Service) release(ctx context.Context, box *sandbox.Box) {
@@ -342,7 +336,7 @@ func (s *Service) finish(ctx context.Context, j ovrlrd.Turn, out *outbox, end en
 	for _, after := range s.after {
 		after(ctx, finished)
 	}
-	if (end.workspace != "" || end.forget) && (j.Workspace != "" || j.ClaudeSessionID != "") {
+	if s.cfg.Workspace != nil && (end.workspace != "" || end.forget) && (j.Workspace != "" || j.ClaudeSessionID != "") {
 		// The version the conversation named before is nobody's now.
 		s.discard(ctx, j, j.Workspace)
 	}
@@ -357,16 +351,6 @@ func notice(o Outcome) string {
 		return "Claude asked for permission to use a tool. Open the conversation in the app to approve it."
 	}
 	return o.Terminal("", "").Message
-}
-
-// turnTimeout is CLAUDE_TIMEOUT, cut so the turn ends saveMargin before the
-// invocation's deadline.
-func (s *Service) turnTimeout(ctx context.Context) time.Duration {
-	d := s.cfg.Timeout
-	if dl, ok := ctx.Deadline(); ok {
-		d = min(d, time.Until(dl)-saveMargin)
-	}
-	return max(d, time.Second)
 }
 
 // noSession is how the CLI says that --resume found no transcript.
@@ -393,7 +377,19 @@ func (s *Service) execute(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, 
 		return failed("Could not reach Claude. Please try again."), ovrlrd.Usage{}, nil
 	}
 	defer models.Close()
-	run, err := claude.Start(ctx, s.options(j, box, models))
+	// The CLI's arguments for a turn (contract §7.1).
+	run, err := claude.Start(ctx, claude.Options{
+		Path:           s.cfg.CLIPath,
+		Dir:            f.Work,
+		ConfigDir:      f.Config,
+		AdditionalDirs: s.cfg.AdditionalDirs,
+		AllowedTools:   j.AllowedTools,
+		Resume:         j.ClaudeSessionID,
+		Prompt:         j.Message,
+		Env:            s.env(f.Config, box, models),
+		Credential:     box.Credential(),
+		IdleTimeout:    s.cfg.IdleTimeout,
+	})
 	if err != nil {
 		// The error names the server's paths: the user is told the kind.
 		s.log.ErrorContext(ctx, "claude CLI could not start", "err", err)
@@ -413,21 +409,18 @@ func (s *Service) execute(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, 
 	var (
 		result  *claude.Result
 		stopped error
-		lined   bool
 		buf     []sse.Event
 	)
+	lined := sync.OnceFunc(func() { firstLine(models.Asked()) })
 	ping := time.NewTimer(pingEvery)
 	defer ping.Stop()
 	// The lease is renewed on its own goroutine, so a DynamoDB round trip
 	// never holds up the events; it reports why the turn must stop.
 	stop := make(chan error, 1)
 	watchCtx, endWatch := context.WithCancel(ctx)
-	watched := make(chan struct{})
-	go func() {
-		defer close(watched)
-		s.watch(watchCtx, j, stop)
-	}()
-	defer func() { endWatch(); <-watched }()
+	var watched sync.WaitGroup
+	watched.Go(func() { s.watch(watchCtx, j, stop) })
+	defer func() { endWatch(); watched.Wait() }()
 	events := run.Events()
 	for events != nil {
 		select {
@@ -436,10 +429,7 @@ func (s *Service) execute(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, 
 				events = nil
 				break
 			}
-			if !lined {
-				lined = true
-				firstLine(models.Asked())
-			}
+			lined()
 			if ev.Result != nil {
 				result = ev.Result
 			}
@@ -565,23 +555,6 @@ func failureMessage(stopped error, exit claude.Exit) string {
 	return "Claude ended without a result."
 }
 
-// options are the CLI's arguments for a turn (contract §7.1).
-func (s *Service) options(j ovrlrd.Turn, box *sandbox.Box, m ovrlrd.ModelSession) claude.Options {
-	f := s.folders(j.ConversationID)
-	return claude.Options{
-		Path:           s.cfg.CLIPath,
-		Dir:            f.Work,
-		ConfigDir:      f.Config,
-		AdditionalDirs: s.cfg.AdditionalDirs,
-		AllowedTools:   j.AllowedTools,
-		Resume:         j.ClaudeSessionID,
-		Prompt:         j.Message,
-		Env:            s.env(f.Config, box, m),
-		Credential:     box.Credential(),
-		IdleTimeout:    s.cfg.IdleTimeout,
-	}
-}
-
 // env is the CLI's environment for a config directory, which is also its
 // home: nothing of the server's own environment reaches it, and no
 // credential either, only the model session's token.
@@ -648,11 +621,9 @@ func (s *Service) save(ctx context.Context, j ovrlrd.Turn, end *ending) {
 }
 
 // discard deletes a saved version nobody names ("" is the layout before
-// versions); a failure only leaves it to the bucket's lifecycle.
+// versions); a failure only leaves it to the bucket's lifecycle. Only a
+// service with a Workspace has versions.
 func (s *Service) discard(ctx context.Context, j ovrlrd.Turn, version string) {
-	if s.cfg.Workspace == nil {
-		return
-	}
 	if err := s.cfg.Workspace.Discard(ctx, j.UserID, j.ConversationID, version); err != nil {
 		s.log.WarnContext(ctx, "workspace discard failed", "err", err)
 	}

@@ -25,17 +25,13 @@ import (
 // Function is the assembled stream function.
 type Function struct {
 	*app.App
-	Turns     *turn.Service
-	Workspace *workspace.Store
-	deps      api.Deps
+	Turns *turn.Service
+	deps  api.Deps
 }
 
 // New adds to a what the stream function uses. It does no network I/O.
 func New(a *app.App) (*Function, error) {
 	cfg := a.Config
-	f := &Function{App: a, Workspace: workspace.New(a.AWS, workspace.Options{
-		Bucket: cfg.SessionsBucket, Endpoint: cfg.S3Endpoint, MaxBytes: cfg.Claude.WorkspaceMaxBytes,
-	}, a.Log)}
 	after, err := afterTurn(a)
 	if err != nil {
 		return nil, err
@@ -44,9 +40,11 @@ func New(a *app.App) (*Function, error) {
 	if err != nil {
 		return nil, err
 	}
-	tc.Workspace, tc.WorkspaceMaxBytes = f.Workspace, cfg.Claude.WorkspaceMaxBytes
-	f.Turns = turn.New(a.Store, tc, a.Log, after...)
-	f.deps = a.Deps()
+	tc.Workspace = workspace.New(a.AWS, workspace.Options{
+		Bucket: cfg.SessionsBucket, Endpoint: cfg.S3Endpoint, MaxBytes: cfg.Claude.WorkspaceMaxBytes,
+	}, a.Log)
+	tc.WorkspaceMaxBytes = cfg.Claude.WorkspaceMaxBytes
+	f := &Function{App: a, Turns: turn.New(a.Store, tc, a.Log, after...), deps: a.Deps()}
 	f.deps.Turns = f.Turns
 	return f, nil
 }

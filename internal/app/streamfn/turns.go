@@ -122,10 +122,9 @@ func (f *Function) noteUnanswered(ctx context.Context, j ovrlrd.Turn) {
 	if run, err := f.Store.Run(ctx, j.ConversationID); err == nil && run.Holder == j.Holder {
 		return
 	}
-	if _, err := f.Store.Outcome(ctx, j.ConversationID, j.Holder); !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
-		return
+	if _, err := f.Store.Outcome(ctx, j.ConversationID, j.Holder); ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
+		f.note(ctx, j, msgUnanswered)
 	}
-	f.note(ctx, j, msgUnanswered)
 }
 
 // note leaves a system message in j's conversation, if it still exists.
