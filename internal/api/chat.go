@@ -125,8 +125,7 @@ type eventBody struct {
 
 func (b *eventBody) Validate() error {
 	if b.Role == nil {
-		system := ovrlrd.RoleSystem
-		b.Role = &system
+		b.Role = new(ovrlrd.RoleSystem)
 	}
 	if !b.Role.Valid() {
 		return ovrlrd.Errorf(ovrlrd.EINVALID, `Field "role" must be "user", "assistant" or "system".`)

@@ -26,8 +26,7 @@ const maxBody = 1 << 20
 // JSON, unknown fields, wrong types and trailing data (400, naming the field),
 // then the body's own Validate.
 func Decode(r *http.Request, v Validator) error {
-	body := http.MaxBytesReader(nil, r.Body, maxBody)
-	dec := json.NewDecoder(body)
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return decodeError(err)

@@ -34,10 +34,8 @@ func CheckHTTP(next HTTPAPIHandler) HTTPAPIHandler {
 // same way (its error quotes the URL).
 func CheckStream(next FunctionURLHandler) FunctionURLHandler {
 	return func(ctx context.Context, e *events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error) {
-		if e != nil {
-			if malformed(e.RawPath, e.RequestContext.HTTP.Path, e.RawQueryString) {
-				return &events.LambdaFunctionURLStreamingResponse{StatusCode: malformedStatus, Headers: jsonHeader(), Body: strings.NewReader(malformedBody)}, nil
-			}
+		if e != nil && malformed(e.RawPath, e.RequestContext.HTTP.Path, e.RawQueryString) {
+			return &events.LambdaFunctionURLStreamingResponse{StatusCode: malformedStatus, Headers: jsonHeader(), Body: strings.NewReader(malformedBody)}, nil
 		}
 		return next(ctx, e)
 	}

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"maps"
 	"sync"
 	"time"
 
@@ -40,11 +41,7 @@ func (c *sessionCache) put(s ovrlrd.LoginSession, now time.Time) {
 	if len(c.entries) >= maxCached {
 		// Drop stale entries; if all are fresh, drop everything rather than
 		// grow without bound. Either way the cost is one read per session.
-		for k, e := range c.entries {
-			if now.Sub(e.at) >= c.ttl {
-				delete(c.entries, k)
-			}
-		}
+		maps.DeleteFunc(c.entries, func(_ string, e cached) bool { return now.Sub(e.at) >= c.ttl })
 		if len(c.entries) >= maxCached {
 			clear(c.entries)
 		}

@@ -129,16 +129,14 @@ func (i *Issuer) Verify(raw string, now time.Time, expiredFor time.Duration) (Cl
 		return Claims{}, invalid(errors.New("token has no exp"))
 	}
 	exp := time.Unix(*w.Exp, 0).UTC()
-	if !now.Before(exp.Add(max(expiredFor, 0))) {
+	switch {
+	case !now.Before(exp.Add(max(expiredFor, 0))):
 		return Claims{}, invalid(fmt.Errorf("token expired at %s (tolerance %s)", exp.Format(time.RFC3339), max(expiredFor, 0)))
-	}
-	if w.Sub == "" {
+	case w.Sub == "":
 		return Claims{}, ovrlrd.Wrap(ovrlrd.EUNAUTHORIZED, ovrlrd.MsgInvalidToken, errors.New("token has no sub"))
-	}
-	if w.Sid == "" {
+	case w.Sid == "":
 		return Claims{}, invalid(errors.New("token has no sid"))
-	}
-	if w.Gen < 1 {
+	case w.Gen < 1:
 		return Claims{}, invalid(errors.New("token has no gen of at least 1"))
 	}
 	c := Claims{UserID: w.Sub, SessionID: w.Sid, Generation: w.Gen, ExpiresAt: exp}

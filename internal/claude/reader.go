@@ -3,6 +3,7 @@ package claude
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"errors"
 	"io"
 	"os"
@@ -14,18 +15,14 @@ import (
 // than MaxLine is never held whole: once it passes MaxLine, the rest of it
 // is read in chunks and dropped.
 func (r *Run) readStdout() {
-	defer r.wg.Done()
 	defer close(r.events)
 	defer r.stdout.Close()
-	in := &pipeReader{f: r.stdout, exited: &r.exited, left: -1}
 	limit := r.opts.MaxLine
 	if r.opts.Mode == Text {
-		text, _ := io.ReadAll(io.LimitReader(in, int64(limit)))
-		r.exit.Output = string(text)
-		_, _ = io.Copy(io.Discard, in)
+		r.exit.Output = r.head(r.stdout, limit)
 		return
 	}
-	in.idle, in.onIdle = r.opts.IdleTimeout, func() { r.stop(ErrIdle) }
+	in := &pipeReader{f: r.stdout, exited: &r.exited, left: -1, idle: r.opts.IdleTimeout, onIdle: func() { r.stop(ErrIdle) }}
 	br := bufio.NewReaderSize(in, 64<<10)
 	var acc []byte // a line longer than br's buffer
 	huge := false
@@ -66,9 +63,7 @@ func (r *Run) readStdout() {
 // must grow, so that a long line costs about twice its size in allocations.
 func appendGrow(acc, b []byte, limit int) []byte {
 	if need := len(acc) + len(b); need > cap(acc) {
-		nacc := make([]byte, len(acc), min(max(2*cap(acc), need, 4<<10), max(limit, need)))
-		copy(nacc, acc)
-		acc = nacc
+		acc = append(make([]byte, 0, min(max(2*cap(acc), need, 4<<10), max(limit, need))), acc...)
 	}
 	return append(acc, b...)
 }
@@ -82,12 +77,10 @@ func (r *Run) line(b []byte) {
 		}
 		return
 	}
-	if why := r.vet.check(&ev); why != "" {
+	if why, drop := r.vet.check(&ev); why != "" {
 		r.exit.Tampered++
-		if r.exit.TamperReason == "" {
-			r.exit.TamperReason = why
-		}
-		if ev.Type == "" {
+		r.exit.TamperReason = cmp.Or(r.exit.TamperReason, why)
+		if drop {
 			return
 		}
 	}
@@ -97,14 +90,19 @@ func (r *Run) line(b []byte) {
 	}
 }
 
-// readStderr keeps the first stderrLimit bytes of stderr and drops the rest.
+// readStderr keeps the first stderrLimit bytes of stderr.
 func (r *Run) readStderr() {
-	defer r.wg.Done()
 	defer r.stderr.Close()
-	in := &pipeReader{f: r.stderr, exited: &r.exited, left: -1}
-	stderr, _ := io.ReadAll(io.LimitReader(in, stderrLimit))
-	r.exit.Stderr = string(stderr)
+	r.exit.Stderr = r.head(r.stderr, stderrLimit)
+}
+
+// head reads one of the CLI's pipes to the end of the CLI's output and
+// returns its first limit bytes; the rest is dropped.
+func (r *Run) head(f *os.File, limit int) string {
+	in := &pipeReader{f: f, exited: &r.exited, left: -1}
+	b, _ := io.ReadAll(io.LimitReader(in, int64(limit)))
 	_, _ = io.Copy(io.Discard, in)
+	return string(b)
 }
 
 // pipeReader reads one of the CLI's pipes up to where the CLI's output

@@ -218,13 +218,11 @@ func Start(ctx context.Context, o Options) (*Run, error) {
 	}
 	r.cmd = cmd
 	r.wait = sync.OnceValues(r.collect)
-	r.wg.Add(3)
-	go r.readStdout()
-	go r.readStderr()
-	go r.supervise()
+	r.wg.Go(r.readStdout)
+	r.wg.Go(r.readStderr)
+	r.wg.Go(r.supervise)
 	if r.stdin != nil {
-		r.wg.Add(1)
-		go r.writePrompt()
+		r.wg.Go(r.writePrompt)
 	}
 	return r, nil
 }
@@ -232,7 +230,6 @@ func Start(ctx context.Context, o Options) (*Run, error) {
 // writePrompt writes the prompt to stdin and closes it. Should a process
 // of the run keep stdin open unread, the CLI's Wait closes it.
 func (r *Run) writePrompt() {
-	defer r.wg.Done()
 	_, err := io.WriteString(r.stdin, r.opts.Prompt)
 	if err := cmp.Or(err, r.stdin.Close()); err != nil {
 		r.exit.StdinErr = fmt.Errorf("claude: writing the prompt: %w", err)
@@ -265,12 +262,11 @@ func resolve(name string, env []string) (string, error) {
 			continue
 		}
 		p := filepath.Join(dir, name)
-		err := checkExecutable(p, name)
-		if err == nil {
+		switch err := checkExecutable(p, name); {
+		case err == nil:
 			return p, nil
-		}
-		if firstErr == nil && errors.Is(err, ErrNotExecutable) {
-			firstErr = err
+		case errors.Is(err, ErrNotExecutable):
+			firstErr = cmp.Or(firstErr, err)
 		}
 	}
 	return "", cmp.Or(firstErr, fmt.Errorf("%w: %q is not in the run's PATH", ErrNotFound, name))

@@ -61,7 +61,6 @@ func (r *Run) why() error {
 // and only then reaps the CLI: until then its zombie keeps its pid, and so
 // its group's id, from being reused.
 func (r *Run) supervise() {
-	defer r.wg.Done()
 	defer r.stop(nil) // after cmd.Wait, which ends exec's watch of the context
 	pid := r.cmd.Process.Pid
 	waitExited(pid)

@@ -26,29 +26,26 @@ type vetter struct {
 	sawInit, sawResult bool
 }
 
-// check vets ev in place. It returns why ev is suspect ("" if it is not);
-// an event it empties (Type "") must be dropped, the others are delivered
-// with the suspect parts removed.
-func (v *vetter) check(ev *Event) string {
+// check vets ev in place. It returns why ev is suspect ("" if it is not),
+// and whether it must be dropped; the others are delivered with the suspect
+// parts removed.
+func (v *vetter) check(ev *Event) (why string, drop bool) {
 	switch {
 	case v.sawResult:
-		*ev = Event{}
-		return "a line after the result"
+		return "a line after the result", true
 	case ev.Type == "system" && ev.Subtype == "init":
 		if v.sawInit {
-			*ev = Event{}
-			return "a second init"
+			return "a second init", true
 		}
 		v.sawInit = true
 		if !sessionIDPattern.MatchString(ev.SessionID) {
-			*ev = Event{}
-			return "an init whose session id is not a UUID"
+			return "an init whose session id is not a UUID", true
 		}
 	case ev.Result != nil:
 		v.sawResult = true
-		return vetResult(ev)
+		return vetResult(ev), false
 	}
-	return ""
+	return "", false
 }
 
 func vetResult(ev *Event) string {

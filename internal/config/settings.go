@@ -75,11 +75,9 @@ func (c *Config) readSettings(r *reader) {
 	c.SessionsBucket = deployed("SESSIONS_BUCKET", " for the stream function", c.Function.RunsTurns(), DefaultLocalBucket, bucketPattern)
 	c.DynamoDBEndpoint = r.endpoint("DYNAMODB_ENDPOINT", c.Stage == Prod)
 	c.S3Endpoint = r.endpoint("S3_ENDPOINT", c.Stage == Prod)
-	if key := r.get("LOCAL_AWS_KEY"); key != "" {
-		if !local {
-			r.problemf("LOCAL_AWS_KEY: local only (dev and prod use the function's role)")
-		}
-		c.LocalAWSKey = NewSecret(key)
+	c.LocalAWSKey = NewSecret(r.get("LOCAL_AWS_KEY"))
+	if !local && !c.LocalAWSKey.IsZero() {
+		r.problemf("LOCAL_AWS_KEY: local only (dev and prod use the function's role)")
 	}
 	c.StreamFunction = deployed("STREAM_FUNCTION_NAME", " for the chat function", c.Function == Chat, "", nil)
 	c.SSMPrefix = deployed("SSM_PREFIX", "", true, "", ssmPrefixPattern)

@@ -79,13 +79,6 @@ type generated struct {
 	PartialJSON string `json:"partial_json"`
 }
 
-func (g *generated) size() int64 {
-	if g == nil {
-		return 0
-	}
-	return int64(len(g.Text) + len(g.Thinking) + len(g.Signature) + len(g.PartialJSON))
-}
-
 // payload is a streaming event, or a whole non-streaming message.
 type payload struct {
 	Type    string     `json:"type"`
@@ -119,7 +112,9 @@ func (c *counts) observe(p *payload) {
 		keepMax(&c.cacheRead, m.CacheReadInputTokenCount)
 		keepMax(&c.cacheWrite, m.CacheWriteInputTokenCount)
 	}
-	c.content += p.Delta.size()
+	if d := p.Delta; d != nil {
+		c.content += int64(len(d.Text) + len(d.Thinking) + len(d.Signature) + len(d.PartialJSON))
+	}
 	if (p.Type == "message_delta" && p.Usage != nil) || p.Metrics != nil {
 		c.final = true
 	}

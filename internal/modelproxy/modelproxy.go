@@ -21,12 +21,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net"
 	"net/http"
 	"net/url"
 	"regexp"
-	"slices"
 	"sync"
 	"time"
 
@@ -205,11 +203,12 @@ func (p *Proxy) listen() error {
 func (p *Proxy) Close() error {
 	p.mu.Lock()
 	p.closed = true
-	sessions := slices.Collect(maps.Values(p.sessions))
-	p.mu.Unlock()
-	for _, s := range sessions {
+	// Safe under the lock: a session's end runs forget in a goroutine of
+	// its own.
+	for _, s := range p.sessions {
 		s.Close()
 	}
+	p.mu.Unlock()
 	err := p.srv.Close()
 	p.running.Wait()
 	p.transport.CloseIdleConnections()
@@ -228,9 +227,8 @@ func (p *Proxy) forget(s *Session) {
 
 // lookup returns the live session holding token.
 func (p *Proxy) lookup(token string) *Session {
-	key := tokenKey(token)
 	p.mu.Lock()
-	s := p.sessions[key]
+	s := p.sessions[tokenKey(token)]
 	p.mu.Unlock()
 	if s == nil || s.ctx.Err() != nil {
 		return nil

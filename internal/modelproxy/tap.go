@@ -61,8 +61,7 @@ func (t *tap) Read(b []byte) (int, error) {
 	// Charged first, then checked: bytes that pass the check were counted
 	// before the session ended, so before its final Usage.
 	if t.s.ctx.Err() != nil {
-		t.end()
-		return 0, context.Canceled // as a cancelled upstream read says it, which ReverseProxy does not log
+		n, err = 0, context.Canceled // as a cancelled upstream read says it, which ReverseProxy does not log
 	}
 	if err != nil {
 		t.end()

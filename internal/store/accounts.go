@@ -52,8 +52,14 @@ func (s *Store) DeleteUser(ctx context.Context, userID string) (deletedConversat
 	if !isID(userID) {
 		return nil, errUserNotFound
 	}
-	prof, err := s.closeAccount(ctx, userID)
-	if err != nil {
+	// Step 0 keeps the time of an earlier attempt. A missing profile or a
+	// tombstone is ENOTFOUND.
+	var prof userItem
+	err = s.table.Update(attrPK, userPK(userID)).Range(attrSK, skProfile).
+		SetExpr("$ = if_not_exists($, ?)", attrDeletedAt, attrDeletedAt, s.nowMillis()).
+		If("attribute_exists($) AND attribute_not_exists($)", attrPK, attrTTL).
+		Value(ctx, &prof)
+	if err = written("close account", err, errUserNotFound); err != nil {
 		return nil, err
 	}
 	deleted := []string{}
@@ -71,7 +77,17 @@ func (s *Store) DeleteUser(ctx context.Context, userID string) (deletedConversat
 					continue
 				}
 				if id, ok := strings.CutPrefix(k.SK, convPrefix); ok && isID(id) {
-					if err := s.deleteAccountConversation(ctx, userID, id); err != nil {
+					// Its partition is swept first, while the conversation
+					// item still exists: should this stop half way, a retry
+					// still lists the conversation and finishes it.
+					// DeleteConversation then removes the item and sweeps
+					// again whatever an append in flight wrote meanwhile.
+					if err := s.purge(ctx, convPrefix+id, ""); err != nil {
+						return err
+					}
+					// ENOTFOUND: deleted meanwhile by the user, whose delete
+					// sweeps the partition.
+					if err := s.DeleteConversation(ctx, userID, id); err != nil && !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
 						return err
 					}
 					deleted = append(deleted, id)
@@ -120,35 +136,6 @@ func (s *Store) BeginDeleteUser(ctx context.Context, userID string) error {
 // working wherever they are not cached.
 func (s *Store) DeleteSessions(ctx context.Context, userID string) error {
 	return s.purge(ctx, userPK(userID), sessionPrefix)
-}
-
-// deleteAccountConversation deletes one conversation of an account being
-// deleted. Its partition is swept first, while the conversation item still
-// exists: should this stop half way, a retry of DeleteUser still lists the
-// conversation and finishes it. DeleteConversation then removes the item
-// and sweeps again whatever an append in flight wrote meanwhile.
-func (s *Store) deleteAccountConversation(ctx context.Context, userID, convID string) error {
-	if err := s.purge(ctx, convPrefix+convID, ""); err != nil {
-		return err
-	}
-	err := s.DeleteConversation(ctx, userID, convID)
-	if ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
-		// Deleted meanwhile by the user; that delete sweeps the partition.
-		return nil
-	}
-	return err
-}
-
-// closeAccount marks userID's profile as being deleted, keeping the time
-// of an earlier attempt, and returns it. A missing profile or a tombstone is
-// ENOTFOUND.
-func (s *Store) closeAccount(ctx context.Context, userID string) (userItem, error) {
-	var prof userItem
-	err := s.table.Update(attrPK, userPK(userID)).Range(attrSK, skProfile).
-		SetExpr("$ = if_not_exists($, ?)", attrDeletedAt, attrDeletedAt, s.nowMillis()).
-		If("attribute_exists($) AND attribute_not_exists($)", attrPK, attrTTL).
-		Value(ctx, &prof)
-	return prof, written("close account", err, errUserNotFound)
 }
 
 // buryProfile turns the marked profile into its tombstone and, in the same

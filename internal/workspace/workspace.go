@@ -112,7 +112,8 @@ func (s *Store) Save(ctx context.Context, userID, convID string, f Folders) (str
 		} else if err != nil {
 			return fmt.Errorf("workspace: pack %s: %w", name, err)
 		}
-		return nil
+		_, err = a.Seek(0, io.SeekStart) // for the upload
+		return err
 	})
 	if err != nil {
 		return "", err
@@ -130,9 +131,6 @@ func (s *Store) Save(ctx context.Context, userID, convID string, f Folders) (str
 }
 
 func (s *Store) put(ctx context.Context, k string, archive *os.File) error {
-	if _, err := archive.Seek(0, io.SeekStart); err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
@@ -235,10 +233,9 @@ func (s *Store) deleteKey(ctx context.Context, k string) error {
 // EnsureBucket creates the bucket if missing: local runs and tests only; in
 // AWS the bucket belongs to the stack.
 func (s *Store) EnsureBucket(ctx context.Context) error {
-	_, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(s.bucket)})
-	if err == nil {
+	if _, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(s.bucket)}); err == nil {
 		return nil
 	}
-	_, err = s.client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(s.bucket)})
+	_, err := s.client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(s.bucket)})
 	return err
 }
