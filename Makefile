@@ -15,6 +15,7 @@ export GOTOOLCHAIN := go1.26.10
 STATICCHECK_VERSION := v0.8.2
 ACTIONLINT_VERSION  := v1.7.12
 GOVULNCHECK_VERSION := v1.9.0
+LOCAL_KMS_VERSION   := v0.0.0-20260228092603-2a5e92d09ab6
 # The vulnerability database's source, as the Go module proxy serves it.
 VULNDB_VERSION      := v0.0.0-20261105234957-e22db6528018
 
@@ -51,7 +52,7 @@ build-AuthFunction build-ChatFunction build-StreamFunction: build-%Function:
 		-o "$(ARTIFACTS_DIR)/bootstrap" ./functions/$(shell echo $* | tr A-Z a-z)
 
 ## test: every package, against one DynamoDB Local started for the run
-test: deps
+test: deps $(TOOLS)/local-kms
 	$(GO) build -o $(TOOLS)/dynamolocal ./cmd/dynamolocal
 	$(TOOLS)/dynamolocal -- $(GO) test $(TEST_FLAGS) ./...
 
@@ -137,6 +138,9 @@ $(TOOLS)/staticcheck:
 
 $(TOOLS)/actionlint:
 	GOBIN=$(TOOLS) $(GO) install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+
+$(TOOLS)/local-kms:
+	GOBIN=$(TOOLS) $(GO) install github.com/nsmithuk/local-kms@$(LOCAL_KMS_VERSION)
 
 ## vuln: govulncheck (pinned) against the OSV entries of the pinned golang.org/x/vulndb module, from
 ## the Go module proxy (no access to the database's website needed); fails when our code calls a
