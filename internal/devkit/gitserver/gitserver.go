@@ -1,6 +1,6 @@
 // Package gitserver is a loopback git host for tests and `make dev`: the
-// real `git http-backend` behind net/http/cgi, over HTTPS with a
-// self-signed certificate, and HTTP basic auth checked against one access
+// real `git http-backend` behind net/http/cgi, over HTTPS with
+// httptest's certificate, and HTTP basic auth checked against one access
 // token, the way a host checks a fine-grained token. Real hosts are out of
 // reach here, and a real smart-HTTP server keeps the client under test
 // honest about the protocol. Test support only: never linked into a Lambda.
@@ -8,17 +8,9 @@ package gitserver
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/subtle"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
@@ -27,7 +19,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -65,20 +56,18 @@ func New(dir, user, token string) (*Server, error) {
 		s.backend = filepath.Join(strings.TrimSpace(out), "git-http-backend")
 		_, err = os.Stat(s.backend)
 	}
-	var cert tls.Certificate
-	if err == nil {
-		cert, s.certPEM, err = selfSigned()
-	}
-	if err == nil {
-		err = os.WriteFile(s.CertFile(), s.certPEM, 0o600)
-	}
 	if err != nil {
 		os.RemoveAll(s.state)
 		return nil, err
 	}
-	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
-	s.srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
-	s.srv.StartTLS()
+	// httptest's own certificate is its own root and names 127.0.0.1, which
+	// is all a client needs to trust.
+	s.srv = httptest.NewTLSServer(http.HandlerFunc(s.serve))
+	s.certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.srv.Certificate().Raw})
+	if err := os.WriteFile(s.CertFile(), s.certPEM, 0o600); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -203,36 +192,4 @@ func (s *Server) ReadFile(name, branch, path string) (string, error) {
 		return "", err
 	}
 	return f.Contents()
-}
-
-// selfSigned makes a certificate for 127.0.0.1 and localhost that is its
-// own root, so trusting it is all a client needs.
-func selfSigned() (tls.Certificate, []byte, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, nil, err
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return tls.Certificate{}, nil, err
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "gitserver"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:              []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return tls.Certificate{}, nil, err
-	}
-	cert := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-	return cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
 }
