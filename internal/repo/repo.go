@@ -45,9 +45,14 @@ func (r Remote) auth() *githttp.BasicAuth {
 	return &githttp.BasicAuth{Username: "x-access-token", Password: r.Token}
 }
 
-// begin validates the URL, installs the guarded transport, and returns the
-// context every network call runs under.
-func (r Remote) begin(ctx context.Context) (context.Context, context.CancelFunc, error) {
+// begin validates the branches and the URL, installs the guarded
+// transport, and returns the context every network call runs under.
+func (r Remote) begin(ctx context.Context, branches ...string) (context.Context, context.CancelFunc, error) {
+	for _, b := range branches {
+		if err := checkBranch(b); err != nil {
+			return nil, nil, err
+		}
+	}
 	if err := CheckURL(r.URL); err != nil {
 		return nil, nil, err
 	}
@@ -81,11 +86,10 @@ func CheckURL(raw string) error {
 // userError turns a go-git error into a message for the user; the cause
 // (URLs without credentials, never the token) is kept for logs only.
 func userError(err error, access string) error {
-	var e *ovrlrd.Error
-	switch {
+	switch _, domain := errors.AsType[*ovrlrd.Error](err); {
 	case err == nil:
 		return nil
-	case errors.As(err, &e):
+	case domain:
 		return err
 	case errors.Is(err, errRefused):
 		return ovrlrd.Wrap(ovrlrd.EINVALID, "The repository's address is not allowed.", err)
@@ -109,12 +113,11 @@ func checkBranch(name string) error {
 // Check lists the remote's references once. It returns the remote's default
 // branch when branch is "", and otherwise makes sure branch exists.
 func Check(ctx context.Context, r Remote, branch string) (string, error) {
+	var named []string // "" asks for the default branch
 	if branch != "" {
-		if err := checkBranch(branch); err != nil {
-			return "", err
-		}
+		named = append(named, branch)
 	}
-	ctx, cancel, err := r.begin(ctx)
+	ctx, cancel, err := r.begin(ctx, named...)
 	if err != nil {
 		return "", err
 	}
@@ -143,10 +146,7 @@ func Check(ctx context.Context, r Remote, branch string) (string, error) {
 // or empty; on failure dir is removed, so no partial copy is left behind.
 // The received pack may hold at most maxBytes.
 func Clone(ctx context.Context, r Remote, branch, dir string, maxBytes int64) (err error) {
-	if err := checkBranch(branch); err != nil {
-		return err
-	}
-	ctx, cancel, err := r.begin(ctx)
+	ctx, cancel, err := r.begin(ctx, branch)
 	if err != nil {
 		return err
 	}
@@ -246,25 +246,25 @@ func StartBranch(dir, name string) error {
 	if err := checkBranch(name); err != nil {
 		return err
 	}
-	repo, err := git.PlainOpen(dir)
-	if err != nil {
-		return err
-	}
-	wt, err := repo.Worktree()
+	wt, err := worktree(dir)
 	if err != nil {
 		return err
 	}
 	return wt.Checkout(&git.CheckoutOptions{Branch: plumbing.NewBranchReferenceName(name), Create: true, Keep: true})
 }
 
+func worktree(dir string) (*git.Worktree, error) {
+	repo, err := git.PlainOpen(dir)
+	if err != nil {
+		return nil, err
+	}
+	return repo.Worktree()
+}
+
 // Commit stages every change, deletions included, and commits them. It
 // reports committed=false, and no error, when there was nothing to commit.
 func Commit(dir, message, authorName, authorEmail string) (hash string, committed bool, err error) {
-	repo, err := git.PlainOpen(dir)
-	if err != nil {
-		return "", false, err
-	}
-	wt, err := repo.Worktree()
+	wt, err := worktree(dir)
 	if err != nil {
 		return "", false, err
 	}
@@ -285,10 +285,7 @@ func Commit(dir, message, authorName, authorEmail string) (hash string, committe
 // Push sends branch, and only branch, to the same name on the remote. It
 // never forces: a remote branch that moved is a conflict for the user.
 func Push(ctx context.Context, r Remote, dir, branch string) error {
-	if err := checkBranch(branch); err != nil {
-		return err
-	}
-	ctx, cancel, err := r.begin(ctx)
+	ctx, cancel, err := r.begin(ctx, branch)
 	if err != nil {
 		return err
 	}
