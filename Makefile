@@ -167,7 +167,7 @@ SAM_COMMIT       := 48ad58436cf80f698129e0655731be3bc4261b9a
 SAM_SCHEMA_URL   ?= https://raw.githubusercontent.com/aws/serverless-application-model/$(SAM_COMMIT)/schema_source/sam.schema.json
 REGISTRY_SCHEMAS := AWS::ApiGatewayV2::Api AWS::CloudFront::Distribution AWS::CloudWatch::Alarm \
 	AWS::DynamoDB::Table AWS::ECR::Repository AWS::IAM::ManagedPolicy AWS::IAM::OIDCProvider AWS::IAM::Role \
-	AWS::Lambda::EventInvokeConfig AWS::Lambda::Function AWS::Lambda::Permission AWS::Lambda::Url \
+	AWS::KMS::Alias AWS::KMS::Key AWS::Lambda::EventInvokeConfig AWS::Lambda::Function AWS::Lambda::Permission AWS::Lambda::Url \
 	AWS::Logs::LogGroup AWS::S3::Bucket AWS::SNS::Topic
 SCHEMAS_DIR      := internal/devkit/samtemplate/testdata/schemas
 .PHONY: schemas

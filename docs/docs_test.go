@@ -19,7 +19,7 @@ func TestAuditTableNamesRealTests(t *testing.T) {
 		t.Fatal(err)
 	}
 	defined := definedTests(t)
-	findings, gaps, redTeam, faults := 0, 0, 0, 0
+	findings, gaps, redTeam, faults, projects := 0, 0, 0, 0, 0
 	for _, line := range strings.Split(string(doc), "\n") {
 		cells := strings.Split(line, "|")
 		if len(cells) != 6 {
@@ -35,6 +35,8 @@ func TestAuditTableNamesRealTests(t *testing.T) {
 			redTeam++
 		case regexp.MustCompile(`^D\d+$`).MatchString(id):
 			faults++
+		case regexp.MustCompile(`^P\d+$`).MatchString(id):
+			projects++
 		default:
 			continue
 		}
@@ -51,8 +53,9 @@ func TestAuditTableNamesRealTests(t *testing.T) {
 			}
 		}
 	}
-	if findings != 50 || gaps != 22 || redTeam != 10 || faults != 10 {
-		t.Errorf("%d finding, %d gap, %d red-team and %d fault rows, want 50, 22, 10 and 10", findings, gaps, redTeam, faults)
+	if findings != 50 || gaps != 22 || redTeam != 10 || faults != 10 || projects != 7 {
+		t.Errorf("%d finding, %d gap, %d red-team, %d fault and %d project rows, want 50, 22, 10, 10 and 7",
+			findings, gaps, redTeam, faults, projects)
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ovrlrd/cloud/internal/app/chatfn"
 	"github.com/ovrlrd/cloud/internal/claude"
 	"github.com/ovrlrd/cloud/internal/config"
 	"github.com/ovrlrd/cloud/internal/devkit/devenv"
@@ -83,8 +84,16 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer, ready f
 		return fmt.Errorf("sam local's table: %w", err)
 	}
 
-	// Anything the developer exports wins.
-	env := func(name string) string { return cmp.Or(getenv(name), local[name]) }
+	// Anything the developer exports wins, but the roots the git host's
+	// certificate is trusted by: SSL_CERT_FILE often names the system's
+	// bundle already.
+	var owned map[string]string
+	env := func(name string) string {
+		if v, ok := owned[name]; ok {
+			return v
+		}
+		return cmp.Or(getenv(name), local[name])
+	}
 	s3Addr := net.JoinHostPort(cmp.Or(getenv("DEV_S3_HOST"), "127.0.0.1"), cmp.Or(getenv("DEV_S3_PORT"), strconv.Itoa(devenv.DevS3Port)))
 	d, demoEnv, err := demoSettings(env, s3Addr)
 	if err != nil {
@@ -92,6 +101,11 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer, ready f
 	}
 	defer d.close()
 	maps.Copy(local, demoEnv)
+	p, owned, err := demoProjects(env, dataDir)
+	if err != nil {
+		return err
+	}
+	defer p.close()
 	maps.Copy(local, map[string]string{
 		"STAGE":              "local",
 		"TABLE_NAME":         devenv.DevTable,
@@ -99,7 +113,7 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer, ready f
 		"CLAUDE_WORK_ROOT":   filepath.Join(dataDir, "work"),
 		"CLAUDE_CONFIG_ROOT": filepath.Join(dataDir, "claude"),
 	})
-	a, err := gateway.NewLocal(ctx, config.All, env, out)
+	a, err := gateway.NewLocal(ctx, config.All, env, out, gateway.Options{Chat: chatfn.Options{KMS: p.key}})
 	if err != nil {
 		return err
 	}
@@ -128,6 +142,7 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer, ready f
 	addr := ln.Addr().String()
 	banner(out, addr, dataDir, local["API_KEY"], created, srv.Port(), demoEnv["S3_ENDPOINT"])
 	d.banner(out, addr, local["API_KEY"], token)
+	p.banner(out, addr)
 	ready(addr)
 
 	select {

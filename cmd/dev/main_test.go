@@ -22,7 +22,7 @@ func TestDevServesHealth(t *testing.T) {
 		// Any free ports, bound by whoever listens: packages' tests run
 		// in parallel, and a port picked before it is bound can be picked
 		// twice.
-		env := map[string]string{"DEV_DATA_DIR": dir, "LISTEN_ADDR": "127.0.0.1:0", "DEV_DYNAMODB_PORT": "0", "DEV_S3_PORT": "0"}
+		env := map[string]string{"DEV_DATA_DIR": dir, "LISTEN_ADDR": "127.0.0.1:0", "DEV_DYNAMODB_PORT": "0", "DEV_S3_PORT": "0", "DEV_GIT_PORT": "0"}
 		ctx, cancel := context.WithCancel(context.Background())
 		out := &devenv.Buffer{}
 		done := make(chan error, 1)

@@ -34,7 +34,7 @@ func TestDevServesSAMLocal(t *testing.T) {
 	dynamoPort, s3Port := ports[0], ports[1]
 	env := map[string]string{
 		"DEV_DATA_DIR": dir, "LISTEN_ADDR": "127.0.0.1:0",
-		"DEV_DYNAMODB_PORT": strconv.Itoa(dynamoPort), "DEV_S3_PORT": strconv.Itoa(s3Port),
+		"DEV_DYNAMODB_PORT": strconv.Itoa(dynamoPort), "DEV_S3_PORT": strconv.Itoa(s3Port), "DEV_GIT_PORT": "0",
 	}
 	devCtx, stopDev := context.WithCancel(context.Background())
 	out := &devenv.Buffer{}

@@ -76,7 +76,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defaults := map[string]string{
 		"STAGE": "local", "TABLE_NAME": "ovrlrd-invoke", "JWT_SECRET": "invoke:" + rand.Text() + rand.Text(), "S3_ENDPOINT": s3.URL,
 	}
-	s, err := gateway.NewLocal(ctx, fn, func(name string) string { return cmp.Or(getenv(name), defaults[name]) }, stderr)
+	s, err := gateway.NewLocal(ctx, fn, func(name string) string { return cmp.Or(getenv(name), defaults[name]) }, stderr, gateway.Options{})
 	if err != nil {
 		return err
 	}

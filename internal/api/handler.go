@@ -36,6 +36,8 @@ type Deps struct {
 	Turns     Turns // the stream function's only
 	TurnRules TurnRules
 	Starter   TurnStarter // the chat function's only
+	// Projects, nil without a KMS key (a local server may have none).
+	Projects Projects
 	// OriginSecrets, when any, are the values of which every request to the
 	// stream function must carry one (CloudFront adds it): the current
 	// secret and, while it rolls, the previous one.
@@ -84,6 +86,17 @@ func NewChat(d Deps) http.Handler {
 	mux.HandleFunc("POST /chat/{id}", s.metered(classTurn, s.Limits.Turn, s.buffered))
 	mux.HandleFunc("POST /chat/{id}/cancel", s.authed(classWrite, s.Limits.Write, s.cancel))
 	mux.HandleFunc("POST /devices", s.authed(classWrite, s.Limits.Write, s.putDevice))
+	mux.HandleFunc("GET /projects", s.reading(classRead, s.Limits.Read, s.projects(s.listProjects)))
+	mux.HandleFunc("POST /projects", s.authed(classWrite, s.Limits.Write, s.projects(s.createProject)))
+	mux.HandleFunc("PATCH /projects/{id}", s.authed(classWrite, s.Limits.Write, s.projects(s.updateProject)))
+	mux.HandleFunc("DELETE /projects/{id}", s.authed(classWrite, s.Limits.Write, s.projects(s.deleteProject)))
+	// A diff and a push restore the conversation's files: written, not
+	// read, limits.
+	mux.HandleFunc("GET /chat/{id}/changes", s.authed(classWrite, s.Limits.Write, s.projects(s.changes)))
+	mux.HandleFunc("POST /chat/{id}/push", s.authed(classWrite, s.Limits.Write, s.projects(s.push)))
+	mux.HandleFunc("GET /chat/directories", s.reading(classRead, s.Limits.Read, s.projects(s.directories)))
+	mux.HandleFunc("POST /chat/directories/{path}/label", s.authed(classWrite, s.Limits.Write, s.projects(s.labelDirectory)))
+	mux.HandleFunc("DELETE /chat/directories/{path}", s.authed(classWrite, s.Limits.Write, s.projects(s.deleteDirectory)))
 	mux.HandleFunc("DELETE /devices/{token}", s.authed(classWrite, s.Limits.Write, s.deleteDevice))
 	return s.guard(mux)
 }

@@ -42,6 +42,10 @@ func (s *server) fromOrigin(r *http.Request) bool {
 type streamBody struct {
 	Message      string   `json:"message"`
 	AllowedTools []string `json:"allowedTools"`
+	// The project to work on, by id or (the directory picker's proposal)
+	// by name; the app of today sends neither.
+	ProjectID *string `json:"projectId"`
+	WorkDir   *string `json:"workDir"`
 }
 
 // Validate leaves everything to BeginTurn, which checks the message (a
@@ -56,11 +60,37 @@ func (s *server) begin(w http.ResponseWriter, r *http.Request, p auth.Principal,
 	if !allowTools && body.AllowedTools != nil {
 		return ovrlrd.Turn{}, m.answer(w, r, ovrlrd.Errorf(ovrlrd.EINVALID, `Unknown field "allowedTools".`))
 	}
+	projectID, err := s.requestedProject(r.Context(), p.UserID, body)
+	if err != nil {
+		return ovrlrd.Turn{}, m.answer(w, r, err)
+	}
 	j, err := BeginTurn(r.Context(), s.Conversations, ovrlrd.TurnRequest{
 		UserID: p.UserID, ConversationID: r.PathValue("id"), Message: body.Message, AllowedTools: body.AllowedTools,
-		Limit: m.Count(),
+		ProjectID: projectID, Limit: m.Count(),
 	}, s.TurnRules)
 	return j, m.answer(w, r, err)
+}
+
+// requestedProject is the id of the project a turn request names, once it
+// is known to be the user's: a missing or foreign one is the same 404.
+func (s *server) requestedProject(ctx context.Context, userID string, b streamBody) (string, error) {
+	var (
+		p   ovrlrd.Project
+		err error
+	)
+	switch {
+	case b.ProjectID == nil && b.WorkDir == nil:
+		return "", nil
+	case b.ProjectID != nil && b.WorkDir != nil:
+		return "", ovrlrd.Errorf(ovrlrd.EINVALID, `Send "projectId" or "workDir", not both.`)
+	case s.Projects == nil:
+		return "", errNoProjects
+	case b.ProjectID != nil:
+		p, err = s.Projects.Get(ctx, userID, *b.ProjectID)
+	default:
+		p, err = s.Projects.Named(ctx, userID, *b.WorkDir)
+	}
+	return p.ID, err
 }
 
 // TurnRules are the server's limits on the turns its clients begin.
@@ -89,7 +119,7 @@ func BeginTurn(ctx context.Context, st Conversations, req ovrlrd.TurnRequest, ru
 	}
 	return ovrlrd.Turn{
 		UserID: req.UserID, ConversationID: started.ConversationID, Holder: holder,
-		Message: req.Message, AllowedTools: req.Tools(), New: req.ConversationID == "",
+		Message: req.Message, AllowedTools: req.Tools(), New: req.ConversationID == "", ProjectID: req.ProjectID,
 		OpeningID: started.Opening.ID, Found: started.Conversation,
 	}, nil
 }

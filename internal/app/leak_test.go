@@ -76,6 +76,7 @@ func TestMain(m *testing.M) {
 	}
 	os.Setenv("SSL_CERT_FILE", ca)
 	code := storetest.Run(m)
+	stopKMS()
 	if code == 0 {
 		code = scanLogs()
 	}

@@ -85,7 +85,29 @@ type Config struct {
 	Limits   Limits
 	APNs     APNs
 	Claude   Claude
+	Projects Projects
 }
+
+// Projects configures users' git projects.
+type Projects struct {
+	// KMSKeyID seals the projects' access tokens. Empty turns projects
+	// off, which only the local stage allows.
+	KMSKeyID    string
+	KMSEndpoint string // a local KMS stand-in; empty means AWS
+	// MaxBytes bounds what one project may bring in: the pack a clone
+	// receives, and the files it checks out.
+	MaxBytes int64
+	// AllowLoopback lets a repository URL reach 127.0.0.1: the local
+	// stage's git server. Private and link-local addresses stay refused.
+	AllowLoopback bool
+	// CABundle is extra trusted roots for git hosts: in the local stage,
+	// the PEM file SSL_CERT_FILE names, read here because Go on macOS
+	// does not consult that variable.
+	CABundle []byte
+}
+
+// ProjectsEnabled reports whether users may add projects.
+func (c Config) ProjectsEnabled() bool { return c.Projects.KMSKeyID != "" }
 
 // SignIn governs Sign in with Apple and who may create an account.
 type SignIn struct {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -124,6 +125,19 @@ func (c *Config) readSettings(r *reader) {
 	}
 
 	c.Claude = r.claude(prod)
+	c.Projects = Projects{
+		KMSKeyID:      deployed("KMS_KEY_ID", " for the chat and stream functions", c.Function != Auth, "", nil),
+		KMSEndpoint:   r.endpoint("KMS_ENDPOINT", c.Stage == Prod),
+		MaxBytes:      int64(number(r, "PROJECT_MAX_MB", "an integer", 500, 1, 10240)) << 20,
+		AllowLoopback: local,
+	}
+	if f := r.get("SSL_CERT_FILE"); local && f != "" {
+		pem, err := os.ReadFile(f)
+		if err != nil {
+			r.problemf("SSL_CERT_FILE: %v", err)
+		}
+		c.Projects.CABundle = pem
+	}
 }
 
 func (r *reader) claude(prod bool) Claude {

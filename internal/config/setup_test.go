@@ -75,6 +75,7 @@ func prodEnv(kv ...string) map[string]string {
 		"TABLE_NAME":           "ovrlrd-prod",
 		"SESSIONS_BUCKET":      "ovrlrd-prod-sessions",
 		"STREAM_FUNCTION_NAME": "ovrlrd-prod-StreamFunction",
+		"KMS_KEY_ID":           "alias/ovrlrd-prod-projects",
 	}, kv...)
 }
 

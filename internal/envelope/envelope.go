@@ -68,6 +68,9 @@ func (s *Sealer) Seal(ctx context.Context, plaintext []byte, encCtx map[string]s
 	if err != nil {
 		return nil, fmt.Errorf("envelope: kms generate data key: %w", err)
 	}
+	if out == nil {
+		return nil, errors.New("envelope: kms generate data key: no answer")
+	}
 	defer clear(out.Plaintext)
 	edk := out.CiphertextBlob
 	if len(out.Plaintext) != keySize || len(edk) == 0 || len(edk) > 0xffff {
@@ -98,6 +101,9 @@ func (s *Sealer) Open(ctx context.Context, blob []byte, encCtx map[string]string
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("envelope: kms decrypt: %w", err)
+	}
+	if out == nil {
+		return nil, errors.New("envelope: kms decrypt: no answer")
 	}
 	defer clear(out.Plaintext)
 	if len(out.Plaintext) != keySize {

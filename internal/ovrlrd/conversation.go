@@ -27,6 +27,13 @@ type Conversation struct {
 	CostUSD      float64 `json:"costUsd"`
 	InputTokens  int64   `json:"inputTokens"`
 	OutputTokens int64   `json:"outputTokens"`
+	// The project the conversation works on, fixed at its first turn, the
+	// branch it works on there, and the project's name then (the directory
+	// picker's workDir). Empty without a project.
+	ProjectID string `json:"projectId,omitempty"`
+	Branch    string `json:"branch,omitempty"`
+	WorkDir   string `json:"workDir,omitempty"`
+	Base      string `json:"-"` // the project's commit the branch starts from
 	// Workspace is the version of the conversation's saved folders that
 	// goes with ClaudeSessionID; the app never sees it.
 	Workspace string `json:"-"`

@@ -1,6 +1,7 @@
 package ovrlrd
 
 import (
+	"cmp"
 	"context"
 	"time"
 )
@@ -17,6 +18,10 @@ type TurnRequest struct {
 	ConversationID string   // empty: start a new conversation
 	Message        string   // the prompt, 1 to MaxMessage characters
 	AllowedTools   []string // tools the user approved for this turn
+	// ProjectID is the project the request names, checked to be the
+	// user's; empty leaves it to the conversation (its own, or for a new
+	// one the user's default).
+	ProjectID string
 	// Limit, if set, counts the request against its user's allowance in
 	// the transaction that begins the turn.
 	Limit RateLimit
@@ -44,6 +49,9 @@ type Turn struct {
 	// OpeningID is the id of the message that opened the turn, so a turn
 	// that never starts can be undone.
 	OpeningID string `json:"openingId,omitempty"`
+	// ProjectID is the conversation's project: the one the request named,
+	// or, once resolved, the conversation's own.
+	ProjectID string `json:"projectId,omitempty"`
 	// Buffered marks a turn started for POST /chat: nobody streams it, and
 	// its invocation may be delivered more than once.
 	Buffered bool `json:"buffered,omitempty"`
@@ -63,7 +71,14 @@ func (j Turn) Resolve(ctx context.Context) (Turn, error) {
 	if err != nil {
 		return j, err
 	}
+	switch {
+	case c.ProjectID != "" && j.ProjectID != "" && j.ProjectID != c.ProjectID:
+		return j, Errorf(ECONFLICT, "This conversation works on another project.")
+	case c.ProjectID == "" && j.ProjectID != "" && (c.Workspace != "" || c.ClaudeSessionID != nil):
+		return j, Errorf(ECONFLICT, "This conversation was started without a project; start a new one to work on a project.")
+	}
 	j.Found, j.Workspace = nil, c.Workspace
+	j.ProjectID = cmp.Or(c.ProjectID, j.ProjectID)
 	if c.ClaudeSessionID != nil {
 		j.ClaudeSessionID = *c.ClaudeSessionID
 	}

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"sync"
 	"syscall"
 	"time"
 
@@ -25,9 +24,30 @@ func withPolicy(ctx context.Context, allowLoopback bool) context.Context {
 	return context.WithValue(ctx, policyKey{}, allowLoopback)
 }
 
-// sharedAddrs is the carrier-grade NAT range (RFC 6598); netip does not
-// count it as private, but inside AWS it is as internal as 10/8.
-var sharedAddrs = netip.MustParsePrefix("100.64.0.0/10")
+// refused are the special-purpose ranges netip has no predicate for.
+var refused = prefixes(
+	"0.0.0.0/8",                                         // "this network"
+	"100.64.0.0/10",                                     // carrier-grade NAT: inside AWS as internal as 10/8
+	"192.0.0.0/24",                                      // IETF protocol assignments
+	"192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", // documentation
+	"198.18.0.0/15", // benchmarking
+	"240.0.0.0/4",   // reserved, and the broadcast address
+	// IPv6 forms that carry an IPv4 address a gateway or relay would
+	// reach: the address inside is not checked, so the whole form is not
+	// allowed. (IPv4-mapped ::ffff:0:0/96 is unmapped and checked instead.)
+	"::/96",                          // IPv4-compatible
+	"64:ff9b::/96", "64:ff9b:1::/48", // NAT64
+	"2002::/16", // 6to4
+	"2001::/32", // Teredo
+)
+
+func prefixes(s ...string) []netip.Prefix {
+	ps := make([]netip.Prefix, len(s))
+	for i, p := range s {
+		ps[i] = netip.MustParsePrefix(p)
+	}
+	return ps
+}
 
 // allowed reports whether a connection to ip may be made. Loopback is the
 // only internal range the local stage opens: private and link-local stay
@@ -35,12 +55,17 @@ var sharedAddrs = netip.MustParsePrefix("100.64.0.0/10")
 // instance metadata service.
 func allowed(ip netip.Addr, allowLoopback bool) bool {
 	ip = ip.Unmap()
-	switch {
-	case !ip.IsValid(), ip.IsUnspecified(), ip.IsMulticast(), ip.IsInterfaceLocalMulticast(),
-		ip.IsLinkLocalUnicast(), ip.IsLinkLocalMulticast(), ip.IsPrivate(), sharedAddrs.Contains(ip):
-		return false
-	case ip.IsLoopback():
+	if ip.IsLoopback() { // before ::/96, which holds ::1
 		return allowLoopback
+	}
+	// Not global unicast: unspecified, multicast, link-local, broadcast.
+	if !ip.IsGlobalUnicast() || ip.IsPrivate() {
+		return false
+	}
+	for _, p := range refused {
+		if p.Contains(ip) {
+			return false
+		}
 	}
 	return true
 }
@@ -59,31 +84,36 @@ func control(ctx context.Context, _, address string, _ syscall.RawConn) error {
 	return nil
 }
 
-var installOnce sync.Once
-
-// install replaces go-git's https transport, once, with one whose every
-// connection passes the guard. go-git v5 takes no HTTP client per call
-// (Clone/List/Push options only carry CABundle, proxy and TLS flags), and
-// client.InstallProtocol is process-wide, so the per-call policy travels in
-// the request context, which net/http hands to the dialer. go-git clones
-// this transport per session when a CABundle is given, keeping DialContext.
+// guarded is go-git's https transport for the whole process. go-git v5
+// takes no HTTP client per call (its options carry only CABundle, proxy
+// and TLS flags) and client.InstallProtocol is process-wide, so the
+// per-call policy travels in the request context, which net/http hands to
+// the dialer. With a CABundle go-git clones this transport per session,
+// keeping DialContext.
 //
-// Connections are pooled per transport; a pooled one was dialled under an
-// earlier call's policy. That is sound because the policy only differs by
-// loopback, which one process (one stage) allows or refuses throughout.
-func install() {
-	installOnce.Do(func() {
-		dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, ControlContext: control}
-		tr := &http.Transport{
-			Proxy:                 nil, // a proxy would be the address dialled, hiding the real one from the guard
-			DialContext:           dialer.DialContext,
-			ForceAttemptHTTP2:     true,
-			MaxIdleConns:          10,
-			IdleConnTimeout:       60 * time.Second,
-			TLSHandshakeTimeout:   10 * time.Second,
-			ResponseHeaderTimeout: 60 * time.Second,
-			ExpectContinueTimeout: time.Second,
-		}
-		client.InstallProtocol("https", githttp.NewClient(&http.Client{Transport: tr}))
-	})
+// Keep-alives are off: the policy is checked when a connection is dialled,
+// and a pooled connection would carry one call's policy into the next. A
+// git operation makes only a few requests.
+var guarded = &http.Transport{
+	Proxy:                 nil, // a proxy would be the address dialled, hiding the real one from the guard
+	DialContext:           (&net.Dialer{Timeout: 10 * time.Second, ControlContext: control}).DialContext,
+	DisableKeepAlives:     true,
+	TLSHandshakeTimeout:   10 * time.Second,
+	ResponseHeaderTimeout: 60 * time.Second,
+	ExpectContinueTimeout: time.Second,
+}
+
+var guardedClient = githttp.NewClient(&http.Client{Transport: guarded})
+
+func init() { client.InstallProtocol("https", guardedClient) }
+
+// errReplaced: something else in the process installed its own https
+// transport, which would connect without the guard.
+var errReplaced = errors.New("repo: go-git's https transport was replaced; refusing to connect unguarded")
+
+func checkTransport() error {
+	if client.Protocols["https"] != guardedClient {
+		return errReplaced
+	}
+	return nil
 }

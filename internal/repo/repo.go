@@ -1,15 +1,25 @@
 // Package repo is the git side of a project: check a user's repository,
-// clone one branch into a conversation's working copy, commit, and push the
-// conversation's own branch. Everything goes over HTTPS with a fine-grained
-// token that lives only in memory: go-git sends it as basic auth per
-// request and never writes it to .git/config, the environment or a log.
+// fetch one branch, check out a conversation's branch, show and commit the
+// changes, and push that branch. Everything goes over HTTPS with a
+// fine-grained token that lives only in memory: go-git sends it as basic
+// auth per request and never writes it to a config file, the environment
+// or a log.
+//
+// The tools that edit a conversation's files are hostile (a user may allow
+// them to run commands, and a file can steer the model), so the server's
+// git directory (objects, refs, index, config) is never in their folder:
+// gitDir is the server's alone, and workDir holds only the checked-out
+// files. Anything named .git in workDir is invisible to the server (see
+// treeFS), so a planted config, alternates file or gitdir pointer is never
+// read.
 package repo
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
+	"io/fs"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -18,12 +28,11 @@ import (
 
 	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/cache"
-	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	"github.com/go-git/go-git/v5/storage"
 	"github.com/go-git/go-git/v5/storage/filesystem"
 
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
@@ -40,13 +49,21 @@ type Remote struct {
 // stalled server cannot hold a Lambda until it is killed.
 const defaultTimeout = 2 * time.Minute
 
-func (r Remote) auth() *githttp.BasicAuth {
+// branchPrefix starts every branch the server creates, commits to or
+// pushes, so that nothing it does can touch the user's own branches.
+const branchPrefix = "ovrlrd/"
+
+func (r Remote) auth() transport.AuthMethod {
+	if r.Token == "" {
+		return nil // a public repository: no credentials at all
+	}
 	// Hosts take any username with a token; GitHub documents this one.
 	return &githttp.BasicAuth{Username: "x-access-token", Password: r.Token}
 }
 
-// begin validates the branches and the URL, installs the guarded
-// transport, and returns the context every network call runs under.
+// begin validates the branches and the URL, makes sure the guarded
+// transport is still the one go-git uses, and returns the context every
+// network call runs under.
 func (r Remote) begin(ctx context.Context, branches ...string) (context.Context, context.CancelFunc, error) {
 	for _, b := range branches {
 		if err := checkBranch(b); err != nil {
@@ -56,7 +73,9 @@ func (r Remote) begin(ctx context.Context, branches ...string) (context.Context,
 	if err := CheckURL(r.URL); err != nil {
 		return nil, nil, err
 	}
-	install()
+	if err := checkTransport(); err != nil {
+		return nil, nil, err
+	}
 	cancel := context.CancelFunc(func() {})
 	if _, ok := ctx.Deadline(); !ok {
 		ctx, cancel = context.WithTimeout(ctx, defaultTimeout)
@@ -83,26 +102,6 @@ func CheckURL(raw string) error {
 	return nil
 }
 
-// userError turns a go-git error into a message for the user; the cause
-// (URLs without credentials, never the token) is kept for logs only.
-func userError(err error, access string) error {
-	switch _, domain := errors.AsType[*ovrlrd.Error](err); {
-	case err == nil:
-		return nil
-	case domain:
-		return err
-	case errors.Is(err, errRefused):
-		return ovrlrd.Wrap(ovrlrd.EINVALID, "The repository's address is not allowed.", err)
-	case errors.Is(err, transport.ErrAuthenticationRequired), errors.Is(err, transport.ErrAuthorizationFailed):
-		return ovrlrd.Wrap(ovrlrd.EINVALID, "The token cannot "+access+" this repository.", err)
-	case errors.Is(err, transport.ErrRepositoryNotFound):
-		return ovrlrd.Wrap(ovrlrd.EINVALID, "The repository was not found.", err)
-	case errors.Is(err, transport.ErrEmptyRemoteRepository):
-		return ovrlrd.Wrap(ovrlrd.EINVALID, "The repository is empty.", err)
-	}
-	return ovrlrd.Wrap(ovrlrd.EINVALID, "The repository cannot be reached.", err)
-}
-
 func checkBranch(name string) error {
 	if name == "" || plumbing.NewBranchReferenceName(name).Validate() != nil {
 		return ovrlrd.Errorf(ovrlrd.EINVALID, "%q is not a valid branch name.", name)
@@ -110,95 +109,78 @@ func checkBranch(name string) error {
 	return nil
 }
 
-// Check lists the remote's references once. It returns the remote's default
-// branch when branch is "", and otherwise makes sure branch exists.
-func Check(ctx context.Context, r Remote, branch string) (string, error) {
-	var named []string // "" asks for the default branch
-	if branch != "" {
-		named = append(named, branch)
+// checkOwnBranch accepts only the server's own branches.
+func checkOwnBranch(name string) error {
+	if !strings.HasPrefix(name, branchPrefix) {
+		return ovrlrd.Errorf(ovrlrd.EINVALID, "%q is not a conversation branch.", name)
 	}
-	ctx, cancel, err := r.begin(ctx, named...)
-	if err != nil {
-		return "", err
-	}
-	defer cancel()
-	remote := git.NewRemote(nil, &config.RemoteConfig{Name: "origin", URLs: []string{r.URL}})
-	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: r.auth(), CABundle: r.CABundle})
-	if err != nil {
-		return "", userError(err, "read")
-	}
-	want := plumbing.NewBranchReferenceName(branch)
-	for _, ref := range refs {
-		switch {
-		case branch == "" && ref.Name() == plumbing.HEAD && ref.Type() == plumbing.SymbolicReference:
-			return ref.Target().Short(), nil
-		case branch != "" && ref.Name() == want:
-			return branch, nil
-		}
-	}
-	if branch == "" {
-		return "", ovrlrd.Errorf(ovrlrd.EINVALID, "The repository has no default branch.")
-	}
-	return "", ovrlrd.Errorf(ovrlrd.EINVALID, "The repository has no branch %q.", branch)
+	return checkBranch(name)
 }
 
-// Clone fetches branch alone, without tags, into dir, which must be absent
-// or empty; on failure dir is removed, so no partial copy is left behind.
-// The received pack may hold at most maxBytes.
-func Clone(ctx context.Context, r Remote, branch, dir string, maxBytes int64) (err error) {
-	ctx, cancel, err := r.begin(ctx, branch)
-	if err != nil {
-		return err
+func parseHash(s string) (plumbing.Hash, error) {
+	if !plumbing.IsHash(s) {
+		return plumbing.ZeroHash, fmt.Errorf("repo: %q is not a commit hash", s)
 	}
-	defer cancel()
-	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
-		return fmt.Errorf("repo: clone into %s: directory not empty", dir)
-	}
-	defer func() {
-		if err != nil {
-			os.RemoveAll(dir)
-		}
-	}()
-	st := &limitedStorage{
-		Storage: filesystem.NewStorage(osfs.New(filepath.Join(dir, git.GitDirName)), cache.NewObjectLRUDefault()),
-		max:     maxBytes,
-	}
-	_, err = git.CloneContext(ctx, st, osfs.New(dir), &git.CloneOptions{
-		URL:           r.URL,
-		Auth:          r.auth(),
-		CABundle:      r.CABundle,
-		ReferenceName: plumbing.NewBranchReferenceName(branch),
-		SingleBranch:  true,
-		Tags:          git.NoTags,
-	})
-	if st.exceeded {
-		return ovrlrd.Wrap(ovrlrd.EINVALID, "The repository is larger than the limit of "+size(maxBytes)+".", err)
-	}
-	if err != nil {
-		return userError(err, "read")
-	}
-	return noCredentials(dir)
+	return plumbing.NewHash(s), nil
 }
 
-// noCredentials asserts what go-git promises: auth stays in memory, and the
-// remote URL it records is the bare one.
-func noCredentials(dir string) error {
-	repo, err := git.PlainOpen(dir)
-	if err != nil {
+// errTooLarge is the cause of both size limits.
+var errTooLarge = errors.New("repo: size limit exceeded")
+
+// userError turns a go-git error into a message for the user, keeping only
+// a sanitized cause for logs.
+func userError(err error, access string) error {
+	switch _, domain := errors.AsType[*ovrlrd.Error](err); {
+	case err == nil:
+		return nil
+	case domain:
 		return err
+	case errors.Is(err, errRefused):
+		return ovrlrd.Wrap(ovrlrd.EINVALID, "The repository's address is not allowed.", cause(err))
+	case errors.Is(err, transport.ErrAuthenticationRequired), errors.Is(err, transport.ErrAuthorizationFailed):
+		return ovrlrd.Wrap(ovrlrd.EINVALID, "The token cannot "+access+" this repository.", cause(err))
+	case errors.Is(err, transport.ErrRepositoryNotFound):
+		return ovrlrd.Wrap(ovrlrd.EINVALID, "The repository was not found.", cause(err))
+	case errors.Is(err, transport.ErrEmptyRemoteRepository):
+		return ovrlrd.Wrap(ovrlrd.EINVALID, "The repository is empty.", cause(err))
 	}
-	cfg, err := repo.Config()
-	if err != nil {
-		return err
-	}
-	for _, rc := range cfg.Remotes {
-		for _, raw := range rc.URLs {
-			if u, err := url.Parse(raw); err != nil || u.User != nil {
-				return errors.New("repo: a remote URL in .git/config holds credentials")
-			}
+	return ovrlrd.Wrap(ovrlrd.EINVALID, "The repository cannot be reached.", cause(err))
+}
+
+// kinds are the errors a log may name as they are.
+var kinds = []error{
+	errRefused, transport.ErrAuthenticationRequired, transport.ErrAuthorizationFailed,
+	transport.ErrRepositoryNotFound, transport.ErrEmptyRemoteRepository,
+	context.DeadlineExceeded, context.Canceled,
+}
+
+// cause is what a log may keep of a go-git error. go-git puts the server's
+// response body into the text of its errors, and a server can put anything
+// there, the token it was sent included; so a log gets the error's kind,
+// the HTTP status, or an error this process made (a dial or a file), and
+// otherwise the types along the chain, never the text.
+func cause(err error) error {
+	for _, k := range kinds {
+		if errors.Is(err, k) {
+			return k
 		}
 	}
-	return nil
+	if u, ok := errors.AsType[*plumbing.UnexpectedError](err); ok {
+		if h, ok := u.Err.(*githttp.Err); ok {
+			return fmt.Errorf("repo: HTTP status %d", h.StatusCode())
+		}
+	}
+	if e, ok := errors.AsType[*net.OpError](err); ok {
+		return e
+	}
+	if e, ok := errors.AsType[*fs.PathError](err); ok {
+		return e
+	}
+	var types []string
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		types = append(types, fmt.Sprintf("%T", e))
+	}
+	return fmt.Errorf("repo: %s", strings.Join(types, " > "))
 }
 
 func size(n int64) string {
@@ -208,106 +190,58 @@ func size(n int64) string {
 	return fmt.Sprintf("%d bytes", n)
 }
 
-// limitedStorage counts the pack go-git streams into the object store and
-// fails the write past max. go-git insists on an *http.Transport of its own
-// when a CABundle is set, so the response body cannot be wrapped there; the
-// pack writer sees the same bytes, demultiplexed, and its error aborts the
-// transfer.
-type limitedStorage struct {
-	*filesystem.Storage
-	max, n   int64
-	exceeded bool
-}
+// errNotEmpty: claim found something in the directory.
+var errNotEmpty = errors.New("repo: directory not empty")
 
-func (s *limitedStorage) PackfileWriter() (io.WriteCloser, error) {
-	w, err := s.Storage.PackfileWriter()
-	if err != nil {
-		return nil, err
-	}
-	return &limitedWriter{WriteCloser: w, s: s}, nil
-}
-
-type limitedWriter struct {
-	io.WriteCloser
-	s *limitedStorage
-}
-
-func (w *limitedWriter) Write(p []byte) (int, error) {
-	if w.s.n += int64(len(p)); w.s.n > w.s.max {
-		w.s.exceeded = true
-		return 0, errors.New("repo: pack exceeds the size limit")
-	}
-	return w.WriteCloser.Write(p)
-}
-
-// StartBranch creates branch name at HEAD and checks it out, keeping any
-// changes in the working tree.
-func StartBranch(dir, name string) error {
-	if err := checkBranch(name); err != nil {
-		return err
-	}
-	wt, err := worktree(dir)
-	if err != nil {
-		return err
-	}
-	return wt.Checkout(&git.CheckoutOptions{Branch: plumbing.NewBranchReferenceName(name), Create: true, Keep: true})
-}
-
-func worktree(dir string) (*git.Worktree, error) {
-	repo, err := git.PlainOpen(dir)
-	if err != nil {
-		return nil, err
-	}
-	return repo.Worktree()
-}
-
-// Commit stages every change, deletions included, and commits them. It
-// reports committed=false, and no error, when there was nothing to commit.
-func Commit(dir, message, authorName, authorEmail string) (hash string, committed bool, err error) {
-	wt, err := worktree(dir)
-	if err != nil {
-		return "", false, err
-	}
-	if err := wt.AddWithOptions(&git.AddOptions{All: true}); err != nil {
-		return "", false, err
-	}
-	sig := &object.Signature{Name: authorName, Email: authorEmail, When: time.Now()}
-	h, err := wt.Commit(message, &git.CommitOptions{Author: sig, Committer: sig})
-	if errors.Is(err, git.ErrEmptyCommit) {
-		return "", false, nil
-	}
-	if err != nil {
-		return "", false, err
-	}
-	return h.String(), true, nil
-}
-
-// Push sends branch, and only branch, to the same name on the remote. It
-// never forces: a remote branch that moved is a conflict for the user.
-func Push(ctx context.Context, r Remote, dir, branch string) error {
-	ctx, cancel, err := r.begin(ctx, branch)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	repo, err := git.PlainOpen(dir)
-	if err != nil {
-		return err
-	}
-	ref := plumbing.NewBranchReferenceName(branch).String()
-	err = repo.PushContext(ctx, &git.PushOptions{
-		RemoteName: git.DefaultRemoteName,
-		RemoteURL:  r.URL,
-		RefSpecs:   []config.RefSpec{config.RefSpec(ref + ":" + ref)},
-		Auth:       r.auth(),
-		CABundle:   r.CABundle,
-	})
+// claim makes sure dir is absent or empty, creating it when absent. Its
+// undo removes only what the call added: dir itself when it was absent,
+// else everything in it. Any error reading dir other than its absence is
+// returned, so an unreadable directory is never taken for an empty one.
+func claim(dir string, perm fs.FileMode) (undo func(), err error) {
+	entries, err := os.ReadDir(dir)
 	switch {
-	case err == nil, errors.Is(err, git.NoErrAlreadyUpToDate):
-		return nil
-	case errors.Is(err, git.ErrForceNeeded), strings.Contains(err.Error(), "non-fast-forward"),
-		strings.Contains(err.Error(), "fetch first"):
-		return ovrlrd.Wrap(ovrlrd.ECONFLICT, fmt.Sprintf("The branch %q changed on the server; it was not overwritten.", branch), err)
+	case errors.Is(err, fs.ErrNotExist):
+		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+			return nil, err
+		}
+		// Mkdir, not MkdirAll: a dir that appeared meanwhile is not ours.
+		if err := os.Mkdir(dir, perm); err != nil {
+			return nil, err
+		}
+		return func() { os.RemoveAll(dir) }, nil
+	case err != nil:
+		return nil, err
+	case len(entries) > 0:
+		return nil, fmt.Errorf("%w: %s", errNotEmpty, dir)
 	}
-	return userError(err, "push to")
+	return func() {
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			os.RemoveAll(filepath.Join(dir, e.Name()))
+		}
+	}, nil
+}
+
+// gitStorage is the server's git directory. Only the server writes there,
+// so go-git's own bound file system is enough.
+func gitStorage(gitDir string) *filesystem.Storage {
+	return filesystem.NewStorage(osfs.New(gitDir, osfs.WithBoundOS()), cache.NewObjectLRUDefault())
+}
+
+// inTree runs f on the repository in st with workDir as its working tree.
+func inTree(st storage.Storer, workDir string, f func(*git.Repository, *git.Worktree) error) error {
+	tree, err := newTreeFS(workDir)
+	if err != nil {
+		return err
+	}
+	defer tree.Close()
+	repo, err := git.Open(st, tree)
+	if err != nil {
+		return err
+	}
+	wt, err := repo.Worktree()
+	if err != nil {
+		return err
+	}
+	return f(repo, wt)
 }

@@ -39,6 +39,10 @@ type convItem struct {
 	ClaudeSessionID *string `dynamo:"claudeSessionId,omitempty"`
 	Title           *string `dynamo:"title,omitempty"`
 	Workspace       *string `dynamo:"workspace,omitempty"`
+	ProjectID       string  `dynamo:"projectId,omitempty"`
+	Branch          string  `dynamo:"branch,omitempty"`
+	WorkDir         string  `dynamo:"workDir,omitempty"`
+	Base            string  `dynamo:"base,omitempty"`
 	CreatedAt       int64   `dynamo:"createdAt"`
 	UpdatedAt       int64   `dynamo:"updatedAt"`
 	TurnCount       int     `dynamo:"turnCount,omitempty"`
@@ -60,6 +64,7 @@ func (it convItem) conversation() ovrlrd.Conversation {
 		ID: it.ID, UserID: it.UserID, ClaudeSessionID: it.ClaudeSessionID, Title: it.Title, Workspace: aws.ToString(it.Workspace),
 		CreatedAt: ovrlrd.Timestamp(timeOf(it.CreatedAt)), UpdatedAt: ovrlrd.Timestamp(timeOf(it.UpdatedAt)),
 		TurnCount: it.TurnCount, CostUSD: it.CostUSD, InputTokens: it.InputTokens, OutputTokens: it.OutputTokens,
+		ProjectID: it.ProjectID, Branch: it.Branch, WorkDir: it.WorkDir, Base: it.Base,
 	}
 }
 

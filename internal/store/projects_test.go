@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -84,7 +85,7 @@ func TestProjects(t *testing.T) {
 	// Only what is given changes.
 	clock.Advance(time.Second)
 	name := "alpha 2"
-	p, err := s.UpdateProject(ctx, uid, a.ID, &name, nil, nil)
+	p, err := s.UpdateProject(ctx, uid, a.ID, ovrlrd.ProjectUpdate{Name: &name})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +95,7 @@ func TestProjects(t *testing.T) {
 	}
 	newToken := []byte("sealed-2")
 	yes := true
-	p, err = s.UpdateProject(ctx, uid, a.ID, nil, newToken, &yes)
+	p, err = s.UpdateProject(ctx, uid, a.ID, ovrlrd.ProjectUpdate{Token: newToken, Default: &yes})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,19 +105,19 @@ func TestProjects(t *testing.T) {
 	if q, _ := s.Project(ctx, uid, b.ID); q.Default {
 		t.Fatalf("beta is still the default: %+v", q)
 	}
-	p, err = s.UpdateProject(ctx, uid, a.ID, nil, []byte{}, nil)
+	p, err = s.UpdateProject(ctx, uid, a.ID, ovrlrd.ProjectUpdate{Token: []byte{}})
 	if err != nil || p.Token != nil || !p.Default {
 		t.Fatalf("token removed: %+v, %v", p, err)
 	}
 	// Clearing the default of a project that is not it changes nothing.
 	no := false
-	if _, err := s.UpdateProject(ctx, uid, b.ID, nil, nil, &no); err != nil {
+	if _, err := s.UpdateProject(ctx, uid, b.ID, ovrlrd.ProjectUpdate{Default: &no}); err != nil {
 		t.Fatal(err)
 	}
 	if d, ok, _ := s.DefaultProject(ctx, uid); !ok || d.ID != a.ID {
 		t.Fatalf("default %+v, %v; want alpha", d, ok)
 	}
-	if p, err = s.UpdateProject(ctx, uid, a.ID, nil, nil, &no); err != nil || p.Default {
+	if p, err = s.UpdateProject(ctx, uid, a.ID, ovrlrd.ProjectUpdate{Default: &no}); err != nil || p.Default {
 		t.Fatalf("default cleared: %+v, %v", p, err)
 	}
 	if _, ok, _ := s.DefaultProject(ctx, uid); ok {
@@ -125,7 +126,7 @@ func TestProjects(t *testing.T) {
 
 	for _, bad := range []string{"", "   ", strings.Repeat("x", ovrlrd.MaxProjectName+1), "\xff"} {
 		expectCode(t, errOf(s.CreateProject(ctx, newProject(uid, bad))), ovrlrd.EINVALID)
-		expectCode(t, errOf(s.UpdateProject(ctx, uid, a.ID, &bad, nil, nil)), ovrlrd.EINVALID)
+		expectCode(t, errOf(s.UpdateProject(ctx, uid, a.ID, ovrlrd.ProjectUpdate{Name: &bad})), ovrlrd.EINVALID)
 	}
 	if _, err := s.CreateProject(ctx, newProject(uid, strings.Repeat("é", ovrlrd.MaxProjectName))); err != nil {
 		t.Fatalf("a name of %d characters: %v", ovrlrd.MaxProjectName, err)
@@ -166,7 +167,7 @@ func TestProjectsOfAnotherUser(t *testing.T) {
 	} {
 		for _, err := range []error{
 			errOf(s.Project(ctx, c.uid, c.id)),
-			errOf(s.UpdateProject(ctx, c.uid, c.id, &name, []byte("t"), &yes)),
+			errOf(s.UpdateProject(ctx, c.uid, c.id, ovrlrd.ProjectUpdate{Name: &name, Token: []byte("t"), Default: &yes})),
 			s.DeleteProject(ctx, c.uid, c.id),
 		} {
 			expectCode(t, err, ovrlrd.ENOTFOUND)
@@ -274,7 +275,7 @@ func TestProjectDefaultConcurrent(t *testing.T) {
 	const n = 8
 	ids := make([]string, n)
 	for i := range n {
-		p, err := s.CreateProject(ctx, ovrlrd.Project{UserID: uid, Name: "p", RepoURL: "r"})
+		p, err := s.CreateProject(ctx, ovrlrd.Project{UserID: uid, Name: fmt.Sprint("p", i), RepoURL: "r"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -284,7 +285,7 @@ func TestProjectDefaultConcurrent(t *testing.T) {
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() { _, errs[i] = s.UpdateProject(ctx, uid, ids[i], nil, nil, &yes) })
+		wg.Go(func() { _, errs[i] = s.UpdateProject(ctx, uid, ids[i], ovrlrd.ProjectUpdate{Default: &yes}) })
 	}
 	wg.Wait()
 	won := map[string]bool{}
@@ -340,7 +341,7 @@ func TestDeleteDefaultProject(t *testing.T) {
 	}
 	// Deleting another project leaves the default alone.
 	yes := true
-	if _, err := s.UpdateProject(ctx, uid, other.ID, nil, nil, &yes); err != nil {
+	if _, err := s.UpdateProject(ctx, uid, other.ID, ovrlrd.ProjectUpdate{Default: &yes}); err != nil {
 		t.Fatal(err)
 	}
 	third, err := s.CreateProject(ctx, newProject(uid, "third"))
@@ -378,6 +379,7 @@ func TestProjectJSON(t *testing.T) {
 	}
 	want := map[string]any{
 		"id": p.ID, "name": "json", "repoUrl": in.RepoURL, "branch": "main", "default": true,
+		"hasToken": true, "label": nil, "accessCount": float64(0), "lastUsed": nil,
 		"createdAt": p.CreatedAt.Time().UTC().Format(ovrlrd.TimeFormat),
 		"updatedAt": p.UpdatedAt.Time().UTC().Format(ovrlrd.TimeFormat),
 	}
@@ -434,4 +436,108 @@ func TestDeleteUserDeletesProjects(t *testing.T) {
 	}
 	// A deleted account cannot create projects again.
 	expectCode(t, errOf(s.CreateProject(ctx, newProject(u.ID, "late"))), ovrlrd.EUNAUTHORIZED)
+}
+
+// Names are unique per user: they are the directory routes' paths. A
+// rename frees the old name at once.
+func TestProjectNames(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := storetest.New(t)
+	uid, other := uuid.NewString(), uuid.NewString()
+	a, err := s.CreateProject(ctx, newProject(uid, "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectCode(t, errOf(s.CreateProject(ctx, newProject(uid, "app"))), ovrlrd.ECONFLICT)
+	if _, err := s.CreateProject(ctx, newProject(other, "app")); err != nil {
+		t.Fatalf("another user's project of the same name: %v", err)
+	}
+	if got, err := s.ProjectNamed(ctx, uid, "app"); err != nil || got.ID != a.ID {
+		t.Fatalf("named app: %+v, %v", got, err)
+	}
+	b, err := s.CreateProject(ctx, newProject(uid, "lib"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	taken := "app"
+	expectCode(t, errOf(s.UpdateProject(ctx, uid, b.ID, ovrlrd.ProjectUpdate{Name: &taken})), ovrlrd.ECONFLICT)
+	renamed, label := "app 2", "My app"
+	if p, err := s.UpdateProject(ctx, uid, a.ID, ovrlrd.ProjectUpdate{Name: &renamed, Label: &label}); err != nil ||
+		p.Name != renamed || p.Label == nil || *p.Label != label {
+		t.Fatalf("renamed %+v, %v", p, err)
+	}
+	expectCode(t, errOf(s.ProjectNamed(ctx, uid, "app")), ovrlrd.ENOTFOUND)
+	if _, err := s.UpdateProject(ctx, uid, b.ID, ovrlrd.ProjectUpdate{Name: &taken}); err != nil {
+		t.Fatalf("taking a freed name: %v", err)
+	}
+	empty := ""
+	if p, err := s.UpdateProject(ctx, uid, a.ID, ovrlrd.ProjectUpdate{Label: &empty}); err != nil || p.Label != nil {
+		t.Fatalf("label removed: %+v, %v", p, err)
+	}
+	for _, bad := range []string{"a/b", "tab\tname"} {
+		expectCode(t, errOf(s.CreateProject(ctx, newProject(uid, bad))), ovrlrd.EINVALID)
+	}
+	if err := s.DeleteProject(ctx, uid, b.ID); err != nil {
+		t.Fatal(err)
+	}
+	expectCode(t, errOf(s.ProjectNamed(ctx, uid, "app")), ovrlrd.ENOTFOUND)
+	if _, err := s.CreateProject(ctx, newProject(uid, "app")); err != nil {
+		t.Fatalf("a deleted project's name: %v", err)
+	}
+}
+
+// A project is attached to a conversation once, by the turn that holds its
+// lease; it counts a use, and a conversation never changes project.
+func TestAttachProject(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	clock := newStepClock()
+	s := clockedStore(clock)
+	uid := uuid.NewString()
+	p, err := s.CreateProject(ctx, newProject(uid, "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := s.CreateProject(ctx, newProject(uid, "lib"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := startTurn(t, s, uid, "", "h1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectCode(t, errOf(s.AttachProject(ctx, uid, c.ID, "not-the-holder", p, "c0ffee")), ovrlrd.ECONFLICT)
+	got, err := s.AttachProject(ctx, uid, c.ID, "h1", p, "c0ffee")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ovrlrd.ProjectBranch(c.ID)
+	if got.ProjectID != p.ID || got.Branch != want || got.WorkDir != "app" || !strings.HasPrefix(want, "ovrlrd/") {
+		t.Fatalf("attached %+v", got)
+	}
+	if again, err := s.AttachProject(ctx, uid, c.ID, "h1", p, "beef"); err != nil || again.Branch != want || again.Base != "beef" {
+		t.Fatalf("attaching it again: %+v, %v", again, err)
+	}
+	expectCode(t, errOf(s.AttachProject(ctx, uid, c.ID, "h1", q, "c0ffee")), ovrlrd.ECONFLICT)
+	if read, err := s.Conversation(ctx, uid, c.ID); err != nil || read.ProjectID != p.ID || read.Branch != want || read.WorkDir != "app" || read.Base != "beef" {
+		t.Fatalf("read back %+v, %v", read, err)
+	}
+	used, err := s.Project(ctx, uid, p.ID)
+	if err != nil || used.AccessCount != 1 || used.LastUsed == nil || !used.LastUsed.Time().Equal(clock.Now()) {
+		t.Fatalf("used project %+v, %v", used, err)
+	}
+	// Another user's conversation, and a deleted project, are not found.
+	expectCode(t, errOf(s.AttachProject(ctx, uuid.NewString(), c.ID, "h1", p, "c0ffee")), ovrlrd.ENOTFOUND)
+	d, err := startTurn(t, s, uid, "", "h2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteProject(ctx, uid, q.ID); err != nil {
+		t.Fatal(err)
+	}
+	expectCode(t, errOf(s.AttachProject(ctx, uid, d.ID, "h2", q, "c0ffee")), ovrlrd.ENOTFOUND)
+	if read, _ := s.Conversation(ctx, uid, d.ID); read.ProjectID != "" {
+		t.Fatalf("a deleted project was attached: %+v", read)
+	}
 }

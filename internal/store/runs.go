@@ -78,6 +78,16 @@ func (s *Store) ClaimRun(ctx context.Context, convID, holder string, lease time.
 	return written("claim run", err, errTurnClaimed)
 }
 
+// AcquireRun takes convID's lease for holder when no live turn holds it,
+// for work that must not overlap a turn (a push); ECONFLICT while one runs.
+// The caller checks that the conversation is its user's, and releases the
+// lease with ReleaseRun.
+func (s *Store) AcquireRun(ctx context.Context, convID, holder string, lease time.Duration) error {
+	run := s.newRun(convID, holder, lease)
+	err := s.table.Put(run).If("attribute_not_exists($) OR 'expiresAt' < ?", attrPK, run.StartedAt).Run(ctx)
+	return written("acquire run", err, errTurnRunning)
+}
+
 // CancelRun asks the running turn to stop; the turn sees it when it renews.
 func (s *Store) CancelRun(ctx context.Context, convID string) error {
 	err := s.table.Update(attrPK, convPrefix+convID).Range(attrSK, runSK).

@@ -104,3 +104,29 @@ func TestReleaseRun(t *testing.T) {
 		t.Fatalf("releasing twice: %v", err)
 	}
 }
+
+// AcquireRun takes a free or expired lease, and never a live one.
+func TestAcquireRun(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	clock := newStepClock()
+	s := clockedStore(clock)
+	conv := rand.Text()
+	if err := s.AcquireRun(ctx, conv, "push", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	expectCode(t, s.AcquireRun(ctx, conv, "turn", time.Minute), ovrlrd.ECONFLICT)
+	if got, err := s.Run(ctx, conv); err != nil || got.Holder != "push" {
+		t.Fatalf("run %+v, %v", got, err)
+	}
+	clock.Advance(61 * time.Second)
+	if err := s.AcquireRun(ctx, conv, "next", time.Minute); err != nil {
+		t.Fatalf("an expired lease: %v", err)
+	}
+	if err := s.ReleaseRun(ctx, conv, "next"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AcquireRun(ctx, conv, "after", time.Minute); err != nil {
+		t.Fatalf("a released lease: %v", err)
+	}
+}

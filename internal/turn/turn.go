@@ -58,6 +58,18 @@ type Config struct {
 	// at most WorkspaceMaxBytes.
 	Workspace         Workspace
 	WorkspaceMaxBytes int64
+	// Projects, if set, makes the first turn of a conversation on a
+	// project work in a checkout of it.
+	Projects Projects
+}
+
+// Projects prepares the folder of a project conversation's first turn.
+type Projects interface {
+	DefaultProject(ctx context.Context, userID string) (ovrlrd.Project, bool, error)
+	// Prepare makes workDir a checkout of j's project and attaches the
+	// project to j's conversation. Its domain errors are the user's to
+	// read.
+	Prepare(ctx context.Context, j ovrlrd.Turn, workDir string) error
 }
 
 // Timings of a turn; variables so tests can shorten them.
@@ -166,6 +178,9 @@ func (s *Service) run(ctx context.Context, j ovrlrd.Turn, sink sse.Sink) Outcome
 	runtime.Gosched()
 	out := newOutbox(ctx, sink, s.log, sse.WriteTimeout)
 	defer out.close()
+	// A new conversation's default project is read beside the sandbox's
+	// making and the conversation's read, not after them.
+	fallback := s.defaultProject(ctx, j)
 
 	box, err := s.cfg.Sandbox.Acquire()
 	if err != nil {
@@ -184,10 +199,13 @@ func (s *Service) run(ctx context.Context, j ovrlrd.Turn, sink sse.Sink) Outcome
 			out.send(deletedEvent) // deleted since the start: as below
 			return failed(deletedEvent.Message)
 		}
+		if ovrlrd.IsCode(err, ovrlrd.ECONFLICT) {
+			return s.finish(ctx, j, out, ending{outcome: failed(ovrlrd.ErrorMessage(err))})
+		}
 		s.log.ErrorContext(ctx, "reading the conversation", "err", err)
 		return s.finish(ctx, j, out, ending{outcome: failed("Could not read the conversation. Please try again.")})
 	}
-	end, stopped := s.contain(ctx, j, box, out)
+	end, stopped := s.contain(ctx, j, box, out, fallback)
 	if errors.Is(stopped, errDeleted) {
 		// The conversation is gone: write nothing, and the client, if
 		// still there, learns why.
@@ -201,7 +219,7 @@ var deletedEvent = sse.Event{Type: sse.Error, Message: "This conversation was de
 
 // contain runs the turn in its sandbox, and returns once every process of
 // the turn is gone, its folders saved and the sandbox released.
-func (s *Service) contain(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, out *outbox) (end ending, stopped error) {
+func (s *Service) contain(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, out *outbox, fallback func() string) (end ending, stopped error) {
 	defer s.release(ctx, box)
 	// CLAUDE_TIMEOUT, cut so the turn ends saveMargin before the
 	// invocation's deadline.
@@ -214,6 +232,9 @@ func (s *Service) contain(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, 
 	if end, ok := s.restore(runCtx, j); !ok {
 		// Nothing ran and nothing is saved: the stored session and folders
 		// stay as they were, unless they are gone for good.
+		return end, nil
+	}
+	if end, ok := s.prepare(runCtx, j, fallback); !ok {
 		return end, nil
 	}
 	var title *titleRun

@@ -23,9 +23,10 @@ import (
 
 // Store saves and restores conversation folders.
 type Store struct {
-	client *s3.Client
-	bucket string
-	limit  int64 // bytes per folder; larger ones are not saved
+	client   *s3.Client
+	bucket   string
+	limit    int64 // bytes per folder; larger ones are not saved
+	gitLimit int64 // bytes per git archive (folders.go)
 }
 
 // Options configure a Store.
@@ -33,6 +34,9 @@ type Options struct {
 	Bucket   string
 	Endpoint string // a local S3 stand-in; empty in AWS
 	MaxBytes int64
+	// GitMaxBytes caps one git archive (a project's object store); 0
+	// means MaxBytes.
+	GitMaxBytes int64
 }
 
 // opTimeout bounds one S3 request: a turn must not hang on its bucket.
@@ -46,7 +50,11 @@ func New(cfg aws.Config, o Options, _ *slog.Logger) *Store {
 			so.UsePathStyle = true // local stand-ins have no bucket subdomains
 		}
 	})
-	return &Store{client: client, bucket: o.Bucket, limit: o.MaxBytes}
+	gitLimit := o.GitMaxBytes
+	if gitLimit == 0 {
+		gitLimit = o.MaxBytes
+	}
+	return &Store{client: client, bucket: o.Bucket, limit: o.MaxBytes, gitLimit: gitLimit}
 }
 
 // Folders are one conversation's folders on disk.
@@ -94,25 +102,14 @@ func (s *Store) Save(ctx context.Context, userID, convID string, f Folders) (str
 	archives := map[string]*os.File{}
 	defer func() {
 		for _, a := range archives {
-			a.Close()
-			os.Remove(a.Name())
+			drop(a)
 		}
 	}()
 	err := f.each(func(name, dir string) error {
-		a, err := os.CreateTemp("", "workspace-*.tar.gz")
-		if err != nil {
-			return err
+		a, err := packTemp(name, dir, s.limit)
+		if err == nil {
+			archives[name] = a
 		}
-		archives[name] = a
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return err
-		}
-		if err := pack(a, dir, s.limit); errors.Is(err, ErrTooLarge) {
-			return fmt.Errorf("%w (%s, %d bytes)", ErrTooLarge, name, s.limit)
-		} else if err != nil {
-			return fmt.Errorf("workspace: pack %s: %w", name, err)
-		}
-		_, err = a.Seek(0, io.SeekStart) // for the upload
 		return err
 	})
 	if err != nil {
@@ -128,6 +125,38 @@ func (s *Store) Save(ctx context.Context, userID, convID string, f Folders) (str
 		return "", err
 	}
 	return version, nil
+}
+
+// packTemp packs dir (created when missing) into a temporary file, rewound
+// for the upload, which the caller drops; name only labels errors. A folder
+// above limit is ErrTooLarge.
+func packTemp(name, dir string, limit int64) (*os.File, error) {
+	a, err := os.CreateTemp("", "workspace-*.tar.gz")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		drop(a)
+		return nil, err
+	}
+	if err := pack(a, dir, limit); err != nil {
+		drop(a)
+		if errors.Is(err, ErrTooLarge) {
+			return nil, fmt.Errorf("%w (%s, %d bytes)", ErrTooLarge, name, limit)
+		}
+		return nil, fmt.Errorf("workspace: pack %s: %w", name, err)
+	}
+	if _, err := a.Seek(0, io.SeekStart); err != nil {
+		drop(a)
+		return nil, err
+	}
+	return a, nil
+}
+
+// drop closes and removes a temporary archive.
+func drop(a *os.File) {
+	a.Close()
+	os.Remove(a.Name())
 }
 
 func (s *Store) put(ctx context.Context, k string, archive *os.File) error {
@@ -150,18 +179,29 @@ func (s *Store) put(ctx context.Context, k string, archive *os.File) error {
 // not saved when empty.
 func (s *Store) Restore(ctx context.Context, userID, convID, version string, f Folders) error {
 	return f.each(func(name, dir string) error {
-		if err := os.RemoveAll(dir); err != nil {
-			return fmt.Errorf("workspace: clear %s: %w", name, err)
-		}
-		err := s.download(ctx, key(userID, convID, version, name), dir)
-		if errors.Is(err, ErrMissing) && version == "" && name == "work" {
-			return nil
-		}
-		return err
+		return s.restoreFolder(ctx, userID, convID, version, name, dir)
 	})
 }
 
-func (s *Store) download(ctx context.Context, k, dir string) error {
+// restoreFolder restores one folder of a saved version, as Restore does.
+func (s *Store) restoreFolder(ctx context.Context, userID, convID, version, name, dir string) error {
+	err := s.replace(ctx, key(userID, convID, version, name), name, dir, s.limit)
+	if errors.Is(err, ErrMissing) && version == "" && name == "work" {
+		return nil
+	}
+	return err
+}
+
+// replace clears dir, then downloads the archive at k into it; name only
+// labels errors, and the archive may hold twice limit.
+func (s *Store) replace(ctx context.Context, k, name, dir string, limit int64) error {
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("workspace: clear %s: %w", name, err)
+	}
+	return s.download(ctx, k, dir, limit)
+}
+
+func (s *Store) download(ctx context.Context, k, dir string, limit int64) error {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(k)})
@@ -179,7 +219,7 @@ func (s *Store) download(ctx context.Context, k, dir string) error {
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return err
 	}
-	if err := unpack(out.Body, tmp, 2*s.limit); err != nil {
+	if err := unpack(out.Body, tmp, 2*limit); err != nil {
 		_ = os.RemoveAll(tmp)
 		return err
 	}

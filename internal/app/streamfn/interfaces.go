@@ -2,6 +2,7 @@ package streamfn
 
 import (
 	"github.com/ovrlrd/cloud/internal/api"
+	"github.com/ovrlrd/cloud/internal/project"
 	"github.com/ovrlrd/cloud/internal/push"
 	"github.com/ovrlrd/cloud/internal/store"
 	"github.com/ovrlrd/cloud/internal/turn"
@@ -14,4 +15,5 @@ var (
 	_ turn.Store     = (*store.Store)(nil)
 	_ turn.Workspace = (*workspace.Store)(nil)
 	_ push.Devices   = (*store.Store)(nil)
+	_ turn.Projects  = (*project.Service)(nil)
 )

@@ -14,12 +14,13 @@ import (
 
 	"github.com/ovrlrd/cloud/internal/api"
 	"github.com/ovrlrd/cloud/internal/app"
+	"github.com/ovrlrd/cloud/internal/app/projectfn"
 	"github.com/ovrlrd/cloud/internal/claude"
 	"github.com/ovrlrd/cloud/internal/config"
+	"github.com/ovrlrd/cloud/internal/envelope"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/push"
 	"github.com/ovrlrd/cloud/internal/turn"
-	"github.com/ovrlrd/cloud/internal/workspace"
 )
 
 // Function is the assembled stream function.
@@ -29,8 +30,16 @@ type Function struct {
 	deps  api.Deps
 }
 
+// Options are how the function differs from the deployed one; the zero
+// value is it.
+type Options struct {
+	// KMS opens projects' tokens; nil is AWS KMS (make dev gives its own
+	// key).
+	KMS envelope.KMS
+}
+
 // New adds to a what the stream function uses. It does no network I/O.
-func New(a *app.App) (*Function, error) {
+func New(a *app.App, o Options) (*Function, error) {
 	cfg := a.Config
 	after, err := afterTurn(a)
 	if err != nil {
@@ -40,11 +49,16 @@ func New(a *app.App) (*Function, error) {
 	if err != nil {
 		return nil, err
 	}
-	tc.Workspace = workspace.New(a.AWS, workspace.Options{
-		Bucket: cfg.SessionsBucket, Endpoint: cfg.S3Endpoint, MaxBytes: cfg.Claude.WorkspaceMaxBytes,
-	}, a.Log)
-	tc.WorkspaceMaxBytes = cfg.Claude.WorkspaceMaxBytes
+	files := projectfn.Workspace(a)
+	tc.Workspace, tc.WorkspaceMaxBytes = files, cfg.Claude.WorkspaceMaxBytes
+	projects := projectfn.New(a, files, o.KMS)
+	if projects != nil {
+		tc.Projects = projects
+	}
 	f := &Function{App: a, Turns: turn.New(a.Store, tc, a.Log, after...), deps: a.Deps()}
+	if projects != nil {
+		f.deps.Projects = projects
+	}
 	f.deps.Turns = f.Turns
 	return f, nil
 }
@@ -57,7 +71,7 @@ func Init() *Function {
 	if err := claude.BecomeSubreaper(); err != nil {
 		app.Fail(a.Log, err)
 	}
-	f, err := New(a)
+	f, err := New(a, Options{})
 	if err != nil {
 		app.Fail(a.Log, err)
 	}

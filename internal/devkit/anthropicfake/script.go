@@ -104,8 +104,15 @@ var titleWord = regexp.MustCompile(`(?i)\btitle\b`)
 //     permission mode (the pinned CLI offers no Glob, Grep or LS tool).
 //   - A request whose last user message holds a tool result gets a short
 //     summary quoting the tool's output.
+//   - A prompt "RUN: <command>" is answered as Commands does: one Bash call
+//     of the command (which the user must approve), then "Done.". The
+//     README's project walkthrough edits a file so.
 func Demo() Script {
+	commands := Commands()
 	return func(r Request) Reply {
+		if !titleWord.MatchString(r.Prompt()) && askedCommand(r) {
+			return commands(r)
+		}
 		last, _ := r.LastUser()
 		if results := last.ToolResults(); len(results) > 0 {
 			out := strings.TrimSpace(results[0].ResultText())
@@ -126,6 +133,17 @@ func Demo() Script {
 			ToolUse("Bash", map[string]string{"command": "ls -a", "description": "List the files in the working directory"}),
 		}}
 	}
+}
+
+// askedCommand reports whether the turn's prompt was a command for
+// Commands: "RUN: ..." (the demo runs it too, to show an edit).
+func askedCommand(r Request) bool {
+	for _, m := range r.Messages {
+		if m.Role == "user" && strings.HasPrefix(strings.TrimSpace(m.text(true)), CommandPrefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // CommandPrefix starts a prompt that Commands answers with a Bash call.

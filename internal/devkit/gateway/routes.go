@@ -48,6 +48,15 @@ var HTTPAPIRoutes = []Route{
 	{"POST /chat/{id}/cancel", Chat},
 	{"POST /devices", Chat},
 	{"DELETE /devices/{token}", Chat},
+	{"POST /projects", Chat},
+	{"GET /projects", Chat},
+	{"PATCH /projects/{id}", Chat},
+	{"DELETE /projects/{id}", Chat},
+	{"GET /chat/{id}/changes", Chat},
+	{"POST /chat/{id}/push", Chat},
+	{"GET /chat/directories", Chat},
+	{"POST /chat/directories/{path}/label", Chat},
+	{"DELETE /chat/directories/{path}", Chat},
 	{DefaultRoute, Chat},
 }
 
@@ -56,13 +65,22 @@ var HTTPAPIRoutes = []Route{
 var StreamPaths = []string{"/chat/stream", "/chat/*/stream"}
 
 // routeFor picks the HTTP API route for a request, the way API Gateway does:
-// a route whose method and path template match, else $default.
+// a route whose method and path match exactly (GET /chat/directories before
+// GET /chat/{id}), else one whose path template matches, else $default.
 func routeFor(method, path string) Route {
-	for _, r := range HTTPAPIRoutes {
+	var templated *Route
+	for i, r := range HTTPAPIRoutes {
 		m, tmpl, _ := strings.Cut(r.Key, " ")
-		if m == method && templateMatch(tmpl, path) {
+		switch {
+		case m != method || !templateMatch(tmpl, path):
+		case tmpl == path:
 			return r
+		case templated == nil:
+			templated = &HTTPAPIRoutes[i]
 		}
+	}
+	if templated != nil {
+		return *templated
 	}
 	return Route{DefaultRoute, Chat}
 }

@@ -47,7 +47,7 @@ func NewStack(ctx context.Context, cfg config.Config, log *slog.Logger, o Option
 	if err != nil {
 		return nil, err
 	}
-	stream, err := streamfn.New(a)
+	stream, err := streamfn.New(a, streamfn.Options{KMS: o.Chat.KMS})
 	if err != nil {
 		return nil, err
 	}
@@ -65,12 +65,12 @@ func NewStack(ctx context.Context, cfg config.Config, log *slog.Logger, o Option
 // NewLocal is the Stack make dev and make invoke run: fn's settings from
 // getenv, logs to out, and the table and bucket made where they are missing
 // (the stand-ins start empty).
-func NewLocal(ctx context.Context, fn config.Function, getenv func(string) string, out io.Writer) (*Stack, error) {
+func NewLocal(ctx context.Context, fn config.Function, getenv func(string) string, out io.Writer, o Options) (*Stack, error) {
 	cfg, err := config.Load(ctx, fn, getenv)
 	if err != nil {
 		return nil, err
 	}
-	s, err := NewStack(ctx, cfg, logs.New(out, cfg.LogLevel), Options{})
+	s, err := NewStack(ctx, cfg, logs.New(out, cfg.LogLevel), o)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,8 @@ import (
 	"crypto/subtle"
 	"encoding/pem"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
@@ -36,10 +38,15 @@ type Server struct {
 	srv     *httptest.Server
 }
 
-// New starts a server for the bare repositories under dir. Any username is
-// accepted with the token, as hosts do with access tokens; user is the
-// account the token belongs to, which git sees as the pusher.
-func New(dir, user, token string) (*Server, error) {
+// New starts a server for the bare repositories under dir on a free
+// loopback port. Any username is accepted with the token, as hosts do with
+// access tokens; user is the account the token belongs to, which git sees
+// as the pusher.
+func New(dir, user, token string) (*Server, error) { return Listen(dir, user, token, "127.0.0.1:0") }
+
+// Listen is New on addr: make dev keeps one port, so the projects it keeps
+// across restarts keep their URLs.
+func Listen(dir, user, token, addr string) (*Server, error) {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -62,7 +69,15 @@ func New(dir, user, token string) (*Server, error) {
 	}
 	// httptest's own certificate is its own root and names 127.0.0.1, which
 	// is all a client needs to trust.
-	s.srv = httptest.NewTLSServer(http.HandlerFunc(s.serve))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		os.RemoveAll(s.state)
+		return nil, err
+	}
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
+	s.srv.Listener.Close()
+	s.srv.Listener = ln
+	s.srv.StartTLS()
 	s.certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.srv.Certificate().Raw})
 	if err := os.WriteFile(s.CertFile(), s.certPEM, 0o600); err != nil {
 		s.Close()
@@ -105,6 +120,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	h := &cgi.Handler{
 		Path: s.backend,
 		Dir:  s.dir,
+		// The backend's complaints (a missing repository) name this
+		// machine's paths: the client gets the status alone.
+		Stderr: io.Discard,
 		Env: append(s.env(),
 			"GIT_PROJECT_ROOT="+s.dir,
 			"GIT_HTTP_EXPORT_ALL=1",

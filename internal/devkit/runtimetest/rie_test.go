@@ -50,6 +50,9 @@ var sampleStatus = map[string]int{
 	"chat-turn.json": 401, "chat-turn-conversation.json": 401, "chat-cancel.json": 401,
 	"chat-device-register.json": 401, "chat-device-remove.json": 401,
 	"stream-new.json": 401, "stream-continue.json": 401,
+	"chat-project-create.json": 401, "chat-project-list.json": 401, "chat-project-update.json": 401,
+	"chat-project-delete.json": 401, "chat-changes.json": 401, "chat-push.json": 401,
+	"chat-directory-list.json": 401, "chat-directory-label.json": 401, "chat-directory-delete.json": 401,
 }
 
 // deployed is one function as the stack deploys it, run by the emulator.

@@ -75,6 +75,8 @@ var unusedFeatures = map[string]string{
 	"s3:PutIntelligentTieringConfiguration":          "IntelligentTieringConfigurations",
 	"s3:CreateBucketMetadataTableConfiguration":      "MetadataTableConfiguration",
 	"s3:DeleteBucketMetadataTableConfiguration":      "MetadataTableConfiguration",
+	"kms:DisableKey":                                 "Enabled",
+	"kms:EnableKey":                                  "Enabled",
 }
 
 // withheld are handler calls the role does without, each for its reason.
@@ -88,6 +90,9 @@ var withheld = map[string]string{
 	"ecr:PutImageTagMutability":         "the SAM CLI's companion template sets no tag mutability",
 	"iam:DeleteRolePermissionsBoundary": "removing a role's boundary is what the boundary exists to stop (the role denies it); " +
 		"CloudFormation calls it only when a deploy drops RolesPermissionsBoundary, which must fail",
+	"kms:ScheduleKeyDeletion": "the projects' key is Retain: CloudFormation never deletes it, and its deletion would lose " +
+		"every sealed token; an operator deletes a key no stack holds",
+	"kms:DisableKeyRotation": "the projects' key rotates (EnableKeyRotation: true); a deploy that stops it must fail",
 }
 
 // otherCall is a handler's call to a service other than its type's own:
@@ -185,7 +190,7 @@ var boundaryKeyed = map[string]bool{
 // iamPrefix is the IAM service prefix of a CloudFormation service name.
 var iamPrefix = map[string]string{
 	"ApiGatewayV2": "apigateway", "CloudFront": "cloudfront", "CloudWatch": "cloudwatch", "DynamoDB": "dynamodb",
-	"ECR": "ecr", "IAM": "iam", "Lambda": "lambda", "Logs": "logs", "S3": "s3", "SNS": "sns",
+	"ECR": "ecr", "IAM": "iam", "KMS": "kms", "Lambda": "lambda", "Logs": "logs", "S3": "s3", "SNS": "sns",
 }
 
 // handlerActions returns the IAM actions of typ's own service that its
@@ -277,6 +282,10 @@ func sampleARN(typ, stack, id string) string {
 		return "arn:aws:cloudfront::" + acct + ":distribution/E1A2B3C4D5E6F7"
 	case "AWS::Lambda::Function", "AWS::Lambda::Permission", "AWS::Lambda::Url", "AWS::Lambda::EventInvokeConfig":
 		return "arn:aws:lambda:" + region + ":" + acct + ":function:" + name
+	case "AWS::KMS::Key": // its id is AWS's, not a name
+		return "arn:aws:kms:" + region + ":" + acct + ":key/0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
+	case "AWS::KMS::Alias": // as template.yaml names ProjectsKeyAlias
+		return "arn:aws:kms:" + region + ":" + acct + ":alias/" + stack + "-projects"
 	case "AWS::ApiGatewayV2::Api":
 		return "arn:aws:apigateway:" + region + "::/apis/a1b2c3d4e5"
 	case "AWS::ApiGatewayV2::Stage":

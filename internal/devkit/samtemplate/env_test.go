@@ -27,8 +27,10 @@ var notDeployed = map[string]string{
 	"AWS_SAM_LOCAL":            "set by sam local only; read to allow STAGE=local in its containers",
 	"DYNAMODB_ENDPOINT":        "local stand-in only",
 	"S3_ENDPOINT":              "local stand-in only",
+	"KMS_ENDPOINT":             "local stand-in only",
 	"LOCAL_AWS_KEY":            "local stand-ins only",
 	"LISTEN_ADDR":              "the local server only",
+	"SSL_CERT_FILE":            "the local stage only: extra trusted roots for the local git server",
 	"JWT_SECRET":               "secret: SSM jwt-keys in dev and prod",
 	"API_KEY":                  "secret: SSM api-key in dev and prod",
 	"ANTHROPIC_API_KEY":        "secret: SSM anthropic-api-key in dev and prod",
@@ -54,17 +56,21 @@ var notDeployed = map[string]string{
 	"CLAUDE_ADDITIONAL_DIRS":   "tunable; none in AWS",
 	"CLAUDE_IDLE_TIMEOUT":      "tunable; the code's default is the deployed value",
 	"WORKSPACE_MAX_MB":         "tunable; the code's default is the deployed value",
+	"PROJECT_MAX_MB":           "tunable; the code's default is the deployed value",
 }
 
 // Set by the stream function's image (Dockerfile ENV), not the template.
 var imageSettings = []string{"CLAUDE_PATH", "CLAUDE_WORK_ROOT", "CLAUDE_CONFIG_ROOT"}
 
-// Settings of one function only: the chat function alone starts turns
-// elsewhere.
-var functionOnly = map[string]string{
-	"STREAM_FUNCTION_NAME":  "ChatFunction",
-	"ANTHROPIC_MODEL":       "StreamFunction", // only it runs the CLI
-	"ORIGIN_SECRET_VERSION": "StreamFunction", // only it checks the secret
+// Settings of some functions only, set for those and no other: the chat
+// function alone starts turns elsewhere.
+var functionOnly = map[string][]string{
+	"STREAM_FUNCTION_NAME":  {"ChatFunction"},
+	"ANTHROPIC_MODEL":       {"StreamFunction"}, // only it runs the CLI
+	"ORIGIN_SECRET_VERSION": {"StreamFunction"}, // only it checks the secret
+	// Projects' tokens: the chat function seals and opens them, the stream
+	// function opens them; the auth function never reads the key.
+	"KMS_KEY_ID": {"ChatFunction", "StreamFunction"},
 }
 
 // configReads is every environment variable the configuration reads: the
@@ -138,7 +144,7 @@ func TestEveryDeployedSettingIsSet(t *testing.T) {
 			if _, skip := notDeployed[name]; skip {
 				continue
 			}
-			if only, ok := functionOnly[name]; ok && only != fn {
+			if only, ok := functionOnly[name]; ok && !slices.Contains(only, fn) {
 				continue
 			}
 			if slices.Contains(imageSettings, name) && fn != "StreamFunction" {
@@ -153,6 +159,9 @@ func TestEveryDeployedSettingIsSet(t *testing.T) {
 		for name, v := range env {
 			if !reads[name] {
 				t.Errorf("%s: template sets %s, which the configuration never reads", fn, name)
+			}
+			if only, ok := functionOnly[name]; ok && !slices.Contains(only, fn) {
+				t.Errorf("%s: template sets %s, which only %v read", fn, name, only)
 			}
 			switch why := notDeployed[name]; {
 			case strings.Contains(why, "by Lambda") || strings.Contains(why, "by sam local"):

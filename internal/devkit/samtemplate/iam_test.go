@@ -77,8 +77,12 @@ func TestGrantsPerFunction(t *testing.T) {
 	e := tpl.SampleEnv(nil, nil)
 	arn := func(res, attr string) string { return e.Attrs[res+"."+attr] }
 	table, bucket, stream := arn("Table", "Arn"), arn("SessionsBucket", "Arn"), arn("StreamFunction", "Arn")
-	chatFn := arn("ChatFunction", "Arn")
+	chatFn, key := arn("ChatFunction", "Arn"), arn("ProjectsKey", "Arn")
 	obj := bucket + "/users/u1/conversations/c1/work.tar.gz"
+	gitDir := bucket + "/users/u1/conversations/c1/git.tar.gz"
+	cache := bucket + "/users/u1/projects/p1/cache.tar.gz"
+	// The encryption context internal/project seals a token with.
+	const purpose, tokens = "kms:EncryptionContext:purpose", "ovrlrd git token"
 	type check struct {
 		req  samtemplate.Request
 		want map[string]bool // function -> allowed
@@ -116,12 +120,34 @@ func TestGrantsPerFunction(t *testing.T) {
 		{req("dynamodb:BatchGetItem", table), nil},
 		{req("lambda:InvokeFunction", stream), only("ChatFunction")},
 		{req("lambda:InvokeFunction", chatFn), only("ChatFunction")}, // finishing an account deletion
-		{req("s3:GetObject", obj), only("StreamFunction")},
-		{req("s3:PutObject", obj), only("StreamFunction")},
+		// The chat function reads a conversation's folders for its changes
+		// and push, and saves the git directory after a push.
+		{req("s3:GetObject", obj), only("ChatFunction", "StreamFunction")},
+		{req("s3:PutObject", obj), only("ChatFunction", "StreamFunction")},
 		{req("s3:DeleteObject", obj), only("ChatFunction", "StreamFunction")},
+		{req("s3:GetObject", gitDir), only("ChatFunction", "StreamFunction")},
+		{req("s3:PutObject", gitDir), only("ChatFunction", "StreamFunction")},
+		{req("s3:GetObject", cache), only("ChatFunction", "StreamFunction")},
+		{req("s3:PutObject", cache), only("ChatFunction", "StreamFunction")},
 		{req("s3:ListBucket", bucket, "s3:prefix", "users/u1/"), only("ChatFunction", "StreamFunction")},
-		{req("s3:ListBucket", bucket, "s3:prefix", ""), only("StreamFunction")},
-		{req("s3:ListBucket", bucket), only("StreamFunction")},
+		// A missing object is NoSuchKey only with a ListBucket that
+		// carries no s3:prefix.
+		{req("s3:ListBucket", bucket, "s3:prefix", ""), only("ChatFunction", "StreamFunction")},
+		{req("s3:ListBucket", bucket), only("ChatFunction", "StreamFunction")},
+		// Projects' tokens: sealed by the chat function (envelope
+		// encryption: GenerateDataKey, never Encrypt), opened by it and by
+		// the stream function, with the tokens' purpose only, under the
+		// stack's key only.
+		{req("kms:GenerateDataKey", key, purpose, tokens), only("ChatFunction")},
+		{req("kms:Decrypt", key, purpose, tokens), only("ChatFunction", "StreamFunction")},
+		{req("kms:GenerateDataKey", key), nil},
+		{req("kms:Decrypt", key), nil},
+		{req("kms:Decrypt", key, purpose, "something else"), nil},
+		{req("kms:Decrypt", "arn:aws:kms:eu-west-1:"+samtemplate.SampleAccount+":key/other", purpose, tokens), nil},
+		{req("kms:Encrypt", key, purpose, tokens), nil},
+		{req("kms:ReEncryptFrom", key, purpose, tokens), nil},
+		{req("kms:CreateGrant", key, purpose, tokens), nil},
+		{req("kms:GenerateDataKeyWithoutPlaintext", key, purpose, tokens), nil},
 		{req("s3:GetObject", bucket+"/other/key"), nil},
 		{req("s3:DeleteBucket", bucket), nil},
 		{req("bedrock:InvokeModel", "arn:aws:bedrock:eu-west-1::foundation-model/anthropic.claude-sonnet-4-20250514-v1:0"), nil},

@@ -59,6 +59,11 @@ func (t Template) SampleEnv(params, names map[string]string) Env {
 			e.Refs[id] = prefix + "sns:" + rgnAcct + name
 		case "AWS::CloudFront::Distribution":
 			e.Attrs[id+".DomainName"] = name + ".cloudfront.net"
+		case "AWS::KMS::Key":
+			// A key's Ref is its key id, a UUID AWS picks; the name
+			// stands for it.
+			e.Attrs[id+".Arn"] = prefix + "kms:" + rgnAcct + "key/" + name
+			e.Attrs[id+".KeyId"] = name
 		}
 	}
 	return e
