@@ -60,7 +60,7 @@ func (s *server) begin(w http.ResponseWriter, r *http.Request, p auth.Principal,
 	if !allowTools && body.AllowedTools != nil {
 		return ovrlrd.Turn{}, m.answer(w, r, ovrlrd.Errorf(ovrlrd.EINVALID, `Unknown field "allowedTools".`))
 	}
-	projectID, err := s.requestedProject(r.Context(), p.UserID, body)
+	projectID, err := s.requestedProject(r.Context(), p.UserID, r.PathValue("id"), body)
 	if err != nil {
 		return ovrlrd.Turn{}, m.answer(w, r, err)
 	}
@@ -72,9 +72,13 @@ func (s *server) begin(w http.ResponseWriter, r *http.Request, p auth.Principal,
 }
 
 // requestedProject is the id of the project a turn request names, once it
-// is known to be the user's: a missing or foreign one is the same 404.
-func (s *server) requestedProject(ctx context.Context, userID string, b streamBody) (string, error) {
+// is known to be the user's (a missing or foreign one is the same 404) and,
+// for an existing conversation convID, to be the conversation's own (409
+// before the stream starts). A conversation's workDir is the project's
+// name when it started, so it names its project even after a rename.
+func (s *server) requestedProject(ctx context.Context, userID, convID string, b streamBody) (string, error) {
 	var (
+		c   ovrlrd.Conversation
 		p   ovrlrd.Project
 		err error
 	)
@@ -85,12 +89,24 @@ func (s *server) requestedProject(ctx context.Context, userID string, b streamBo
 		return "", ovrlrd.Errorf(ovrlrd.EINVALID, `Send "projectId" or "workDir", not both.`)
 	case s.Projects == nil:
 		return "", errNoProjects
-	case b.ProjectID != nil:
+	}
+	if convID != "" {
+		if c, err = s.Conversations.Conversation(ctx, userID, convID); err != nil {
+			return "", err
+		}
+		if b.WorkDir != nil && c.ProjectID != "" && *b.WorkDir == c.WorkDir {
+			return c.ProjectID, nil
+		}
+	}
+	if b.ProjectID != nil {
 		p, err = s.Projects.Get(ctx, userID, *b.ProjectID)
-	default:
+	} else {
 		p, err = s.Projects.Named(ctx, userID, *b.WorkDir)
 	}
-	return p.ID, err
+	if err != nil {
+		return "", err
+	}
+	return p.ID, c.Accepts(p.ID)
 }
 
 // TurnRules are the server's limits on the turns its clients begin.

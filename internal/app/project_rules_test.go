@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ovrlrd/cloud/internal/devkit/ssetest"
 )
 
 // What POST /projects refuses, each with a clear 400 before anything is
@@ -88,13 +90,15 @@ func TestProjectOfAnotherUser(t *testing.T) {
 	other := p.addProject(t, alice, "other-app", "")["id"].(string)
 	evs := p.turn(t, "/chat/stream", `{"message":"read README.md","projectId":`+jsonString(id)+`}`, alice)
 	conv := evs[len(evs)-1].ConversationID
-	r := p.call(t, "POST", "/chat/"+conv, `{"message":"read README.md","projectId":`+jsonString(other)+`}`, alice)
-	if r.status != 409 || r.json(t)["error"] != "This conversation works on another project." {
-		t.Fatalf("another project: %d %s", r.status, r.body)
+	for _, path := range []string{"/chat/" + conv, "/chat/" + conv + "/stream"} {
+		r := p.call(t, "POST", path, `{"message":"read README.md","projectId":`+jsonString(other)+`}`, alice)
+		if r.status != 409 || r.json(t)["error"] != "This conversation works on another project." {
+			t.Fatalf("%s with another project: %d %s", path, r.status, r.body)
+		}
 	}
 	// A conversation without one cannot take one later.
 	plain := p.turn(t, "/chat/stream", `{"message":"hello"}`, alice)
-	r = p.call(t, "POST", "/chat/"+plain[len(plain)-1].ConversationID, `{"message":"read README.md","projectId":`+jsonString(id)+`}`, alice)
+	r := p.call(t, "POST", "/chat/"+plain[len(plain)-1].ConversationID+"/stream", `{"message":"read README.md","projectId":`+jsonString(id)+`}`, alice)
 	if r.status != 409 {
 		t.Fatalf("a project for a conversation without one: %d %s", r.status, r.body)
 	}
@@ -193,7 +197,8 @@ func TestDirectories(t *testing.T) {
 	tok, _ := p.signIn(t, uniqueSub("project-dirs"), "")
 	p.addProject(t, tok, "app", "")
 	p.addProject(t, tok, "lib", "")
-	p.turn(t, "/chat/stream", `{"message":"read README.md","workDir":"lib"}`, tok)
+	evs := p.turn(t, "/chat/stream", `{"message":"read README.md","workDir":"lib"}`, tok)
+	conv := evs[len(evs)-1].ConversationID
 	dirs := p.call(t, "GET", "/chat/directories", "", tok).json(t)["directories"].([]any)
 	if len(dirs) != 2 {
 		t.Fatalf("directories %v", dirs)
@@ -208,8 +213,56 @@ func TestDirectories(t *testing.T) {
 	if r := p.call(t, "DELETE", "/chat/directories/app", "", tok); r.status != 200 {
 		t.Fatalf("delete: %d %s", r.status, r.body)
 	}
+	// A conversation's workDir names its project after a rename too.
+	libID := lib["projectId"].(string)
+	if r := p.call(t, "PATCH", "/projects/"+libID, `{"name":"library"}`, tok); r.status != 200 {
+		t.Fatalf("rename: %d %s", r.status, r.body)
+	}
+	p.turn(t, "/chat/"+conv+"/stream", `{"message":"read README.md","workDir":"lib"}`, tok)
+	c, _, _ := appDetail(t, p.call(t, "GET", "/chat/"+conv, "", tok))
+	if c["projectId"] != libID || c["workDir"] != "lib" {
+		t.Fatalf("conversation after the rename %v", c)
+	}
 	dirs = p.call(t, "GET", "/chat/directories", "", tok).json(t)["directories"].([]any)
-	if len(dirs) != 1 || dirs[0].(map[string]any)["label"] != "The library" {
+	if len(dirs) != 1 || dirs[0].(map[string]any)["label"] != "The library" || dirs[0].(map[string]any)["path"] != "library" {
 		t.Fatalf("directories %v", dirs)
 	}
+}
+
+// A clone under way renews the turn's lease and sees a cancel: the turn
+// ends as cancelled, before the CLI, and the conversation takes the next
+// turn.
+func TestCancelWhileTheProjectIsCloned(t *testing.T) {
+	p := newProjectStack(t)
+	tok, _ := p.signIn(t, uniqueSub("project-cancel"), "")
+	id := p.addProject(t, tok, "app", "")["id"].(string)
+	arrived, release := p.git.Hold()
+	defer release()
+	type result struct {
+		r   response
+		evs []ssetest.Event
+	}
+	done := make(chan result, 1)
+	go func() {
+		r, evs := p.stream(t, "/chat/stream", `{"message":"read README.md","projectId":`+jsonString(id)+`}`, tok)
+		done <- result{r, evs}
+	}()
+	<-arrived
+	list := p.call(t, "GET", "/chat", "", tok).json(t)["conversations"].([]any)
+	conv := list[0].(map[string]any)["id"].(string)
+	if r := p.call(t, "POST", "/chat/"+conv+"/cancel", "", tok); r.status != 200 {
+		t.Fatalf("cancel: %d %s", r.status, r.body)
+	}
+	got := <-done
+	release()
+	if c, _, _ := appDetail(t, p.call(t, "GET", "/chat/"+conv, "", tok)); c["projectId"] != id {
+		t.Fatalf("the cancelled first turn left no project: %v", c)
+	}
+	if last := got.evs[len(got.evs)-1]; last.Type != "error" || last.Message != "Cancelled" {
+		t.Fatalf("events %+v", got.evs)
+	}
+	if n := len(p.model.Calls()); n != 0 {
+		t.Fatalf("the CLI ran: %d model calls", n)
+	}
+	p.turn(t, "/chat/"+conv+"/stream", `{"message":"read README.md"}`, tok)
 }

@@ -39,6 +39,28 @@ type Conversation struct {
 	Workspace string `json:"-"`
 }
 
+// The project is fixed for a conversation's life: --resume is tied to the
+// working folder.
+var (
+	ErrOtherProject = Errorf(ECONFLICT, "This conversation works on another project.")
+	ErrNoProject    = Errorf(ECONFLICT, "This conversation was started without a project; start a new one to work on a project.")
+)
+
+// Accepts reports whether a turn naming projectID ("" names none) may run
+// on c: the conversation's own project, or any for one with nothing kept
+// yet.
+func (c Conversation) Accepts(projectID string) error {
+	switch {
+	case projectID == "" || projectID == c.ProjectID:
+		return nil
+	case c.ProjectID != "":
+		return ErrOtherProject
+	case c.Workspace != "" || c.ClaudeSessionID != nil:
+		return ErrNoProject
+	}
+	return nil
+}
+
 // Message is one entry of a conversation.
 type Message struct {
 	ID             string    `json:"id"`

@@ -68,11 +68,20 @@ func ValidProjectName(name string) bool {
 		name != "." && name != ".." && name != "stream"
 }
 
+// ValidLabel reports whether label is a directory's display label: valid
+// UTF-8 of at most MaxProjectName characters, without control characters
+// ("" removes it).
+func ValidLabel(label string) bool {
+	return utf8.ValidString(label) && utf8.RuneCountInString(label) <= MaxProjectName && !strings.ContainsFunc(label, unicode.IsControl)
+}
+
 // ProjectBranch is the branch a conversation works on: its own, under a
 // prefix pushes are confined to.
 func ProjectBranch(conversationID string) string {
-	short, _, _ := strings.Cut(conversationID, "-")
-	return BranchPrefix + short
+	// 12 hex digits: conversations of many users can share a repository,
+	// and a name taken on the host would refuse every push of the other.
+	short := strings.ReplaceAll(conversationID, "-", "")
+	return BranchPrefix + short[:min(len(short), 12)]
 }
 
 // BranchPrefix is the prefix of every branch the server pushes.

@@ -71,11 +71,8 @@ func (j Turn) Resolve(ctx context.Context) (Turn, error) {
 	if err != nil {
 		return j, err
 	}
-	switch {
-	case c.ProjectID != "" && j.ProjectID != "" && j.ProjectID != c.ProjectID:
-		return j, Errorf(ECONFLICT, "This conversation works on another project.")
-	case c.ProjectID == "" && j.ProjectID != "" && (c.Workspace != "" || c.ClaudeSessionID != nil):
-		return j, Errorf(ECONFLICT, "This conversation was started without a project; start a new one to work on a project.")
+	if err := c.Accepts(j.ProjectID); err != nil {
+		return j, err
 	}
 	j.Found, j.Workspace = nil, c.Workspace
 	j.ProjectID = cmp.Or(c.ProjectID, j.ProjectID)

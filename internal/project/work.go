@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,6 +39,12 @@ func (s *Service) Prepare(ctx context.Context, j ovrlrd.Turn, workDir string) er
 	if err != nil {
 		return err
 	}
+	// Attached first, so a first turn that fails or is cancelled leaves
+	// the project to the conversation's next turn; the base follows once
+	// the checkout is ready.
+	if _, err := s.o.Store.AttachProject(ctx, j.UserID, j.ConversationID, j.Holder, p, ""); err != nil {
+		return err
+	}
 	token, err := s.token(ctx, p)
 	if err != nil {
 		return err
@@ -47,32 +54,12 @@ func (s *Service) Prepare(ctx context.Context, j ovrlrd.Turn, workDir string) er
 		return err
 	}
 	defer os.RemoveAll(gitDir)
-	// The project's cache leaves only what is new to fetch.
-	cached := ""
-	switch err := s.o.Files.RestoreProjectCache(ctx, p.UserID, p.ID, gitDir); {
-	case err == nil:
-		head, _ := os.ReadFile(filepath.Join(gitDir, cacheHead))
-		cached = strings.TrimSpace(string(head))
-	case !errors.Is(err, workspace.ErrMissing):
-		s.o.Log.WarnContext(ctx, "project cache not restored", "err", err)
-		fallthrough
-	default:
-		if err := os.RemoveAll(gitDir); err != nil {
-			return err
-		}
-	}
-	commit, err := repo.Fetch(ctx, s.remote(p.RepoURL, token), gitDir, p.Branch, s.o.MaxBytes)
+	cached, commit, err := s.fetch(ctx, p, token, gitDir)
 	if err != nil {
 		return err
 	}
 	if commit != cached {
-		err := os.WriteFile(filepath.Join(gitDir, cacheHead), []byte(commit), 0o600)
-		if err == nil {
-			err = s.o.Files.SaveProjectCache(ctx, p.UserID, p.ID, gitDir)
-		}
-		if err != nil {
-			s.o.Log.WarnContext(ctx, "project cache not saved", "err", err)
-		}
+		s.saveCache(ctx, p, gitDir, commit)
 	}
 	// A first turn has nothing in its folder worth keeping.
 	if err := os.RemoveAll(workDir); err != nil {
@@ -82,10 +69,66 @@ func (s *Service) Prepare(ctx context.Context, j ovrlrd.Turn, workDir string) er
 		return err
 	}
 	if err := s.o.Files.SaveGit(ctx, j.UserID, j.ConversationID, gitDir); err != nil {
-		return ovrlrd.Wrap(ovrlrd.EUNAVAILABLE, "Could not keep the project's checkout. Please try again.", err)
+		return s.keepError(err)
 	}
 	_, err = s.o.Store.AttachProject(ctx, j.UserID, j.ConversationID, j.Holder, p, commit)
 	return err
+}
+
+// fetch brings p's branch into gitDir, from the project's cache when there
+// is one (so only what is new comes over the network), and returns the
+// commit the cache was saved at ("" without one) and the fetched one. A
+// cache the fetch cannot use is dropped, and the project fetched afresh.
+func (s *Service) fetch(ctx context.Context, p ovrlrd.Project, token, gitDir string) (cached, commit string, err error) {
+	restored := false
+	switch err := s.o.Files.RestoreProjectCache(ctx, p.UserID, p.ID, gitDir); {
+	case err == nil:
+		restored = true
+		head, _ := os.ReadFile(filepath.Join(gitDir, cacheHead))
+		cached = strings.TrimSpace(string(head))
+	case !errors.Is(err, workspace.ErrMissing):
+		s.o.Log.WarnContext(ctx, "project cache not restored", "err", err)
+	}
+	if !restored {
+		if err := os.RemoveAll(gitDir); err != nil {
+			return "", "", err
+		}
+	}
+	remote := s.remote(p.RepoURL, token)
+	commit, err = repo.Fetch(ctx, remote, gitDir, p.Branch, s.o.MaxBytes)
+	if err != nil && restored && ctx.Err() == nil {
+		s.o.Log.WarnContext(ctx, "fetching into the project cache failed; fetching afresh", "err", err)
+		if err := os.RemoveAll(gitDir); err != nil {
+			return "", "", err
+		}
+		cached = ""
+		commit, err = repo.Fetch(ctx, remote, gitDir, p.Branch, s.o.MaxBytes)
+	}
+	return cached, commit, err
+}
+
+// saveCache keeps gitDir, fetched at commit, as p's cache. One above the
+// archive's cap is deleted instead, so the next conversation fetches
+// afresh rather than from a cache that keeps growing.
+func (s *Service) saveCache(ctx context.Context, p ovrlrd.Project, gitDir, commit string) {
+	err := os.WriteFile(filepath.Join(gitDir, cacheHead), []byte(commit), 0o600)
+	if err == nil {
+		err = s.o.Files.SaveProjectCache(ctx, p.UserID, p.ID, gitDir)
+	}
+	if errors.Is(err, workspace.ErrTooLarge) {
+		err = errors.Join(err, s.o.Files.DeleteProject(ctx, p.UserID, p.ID))
+	}
+	if err != nil {
+		s.o.Log.WarnContext(ctx, "project cache not saved", "err", err)
+	}
+}
+
+// keepError is what the user reads when a git directory cannot be kept.
+func (s *Service) keepError(err error) error {
+	if errors.Is(err, workspace.ErrTooLarge) {
+		return ovrlrd.Wrap(ovrlrd.EINVALID, fmt.Sprintf("The repository is larger than the limit of %d MB.", s.o.MaxBytes>>20), err)
+	}
+	return ovrlrd.Wrap(ovrlrd.EUNAVAILABLE, "Could not keep the project's checkout. Please try again.", err)
 }
 
 // checkout is a conversation's git directory and working folder, restored
@@ -133,6 +176,13 @@ func (s *Service) Changes(ctx context.Context, userID, convID string) (ovrlrd.Ch
 		return ovrlrd.Changes{}, err
 	}
 	co, err := s.open(ctx, c)
+	if errors.Is(err, workspace.ErrMissing) {
+		// A turn that ended meanwhile replaced the version read: once more,
+		// with the current one.
+		if c, err = s.o.Store.Conversation(ctx, userID, convID); err == nil {
+			co, err = s.open(ctx, c)
+		}
+	}
 	if err != nil {
 		return ovrlrd.Changes{}, err
 	}
@@ -189,20 +239,24 @@ func (s *Service) Push(ctx context.Context, userID, convID string) (ovrlrd.Pushe
 	if c.Title != nil {
 		title = cmp.Or(strings.TrimSpace(*c.Title), title)
 	}
-	if _, _, err := repo.Commit(co.git, co.work, title, authorName, authorEmail); err != nil {
+	_, committed, err := repo.Commit(co.git, co.work, title, authorName, authorEmail)
+	if err != nil {
 		return ovrlrd.Pushed{}, err
 	}
 	head, err := repo.Head(co.git)
 	if err != nil {
 		return ovrlrd.Pushed{}, err
 	}
+	// The commit is kept with the conversation before it is pushed: a push
+	// that lands unrecorded would leave the next one committing on a stale
+	// branch, refused for good as not a fast-forward.
+	if committed {
+		if err := s.o.Files.SaveGit(ctx, userID, convID, co.git); err != nil {
+			return ovrlrd.Pushed{}, ovrlrd.Wrap(ovrlrd.EUNAVAILABLE, "Could not keep the conversation's commit. Please try again.", err)
+		}
+	}
 	if err := repo.Push(ctx, s.remote(p.RepoURL, token), co.git, c.Branch); err != nil {
 		return ovrlrd.Pushed{}, err
-	}
-	// The commit is kept with the conversation: the next push starts
-	// from it.
-	if err := s.o.Files.SaveGit(ctx, userID, convID, co.git); err != nil {
-		s.o.Log.WarnContext(ctx, "git directory not saved after a push", "err", err)
 	}
 	return ovrlrd.Pushed{Branch: c.Branch, Commit: head}, nil
 }

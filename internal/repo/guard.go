@@ -39,6 +39,7 @@ var refused = prefixes(
 	"64:ff9b::/96", "64:ff9b:1::/48", // NAT64
 	"2002::/16", // 6to4
 	"2001::/32", // Teredo
+	"fec0::/10", // site-local: deprecated, yet a network may still route it internally
 )
 
 func prefixes(s ...string) []netip.Prefix {
@@ -70,15 +71,25 @@ func allowed(ip netip.Addr, allowLoopback bool) bool {
 	return true
 }
 
+// httpsPort is the only port the deployed stages dial. The local stage,
+// whose git server listens on a random loopback port, dials any.
+const httpsPort = 443
+
 // control runs after DNS resolution and before connect, on the address
 // actually dialled, so a name that resolves to a public address for a
 // check and to a private one for the connection (DNS rebinding) is still
-// refused. A context without a policy gets the strict one: the guard fails
-// closed for any other go-git user in the process.
+// refused. The port is checked there too, so a URL or a redirect naming
+// another one is refused alike; and since every other port is refused
+// before a connection is tried, the errors cannot tell a user which ports
+// of a host are open. A context without a policy gets the strict one: the
+// guard fails closed for any other go-git user in the process.
 func control(ctx context.Context, _, address string, _ syscall.RawConn) error {
 	allowLoopback, _ := ctx.Value(policyKey{}).(bool)
 	ap, err := netip.ParseAddrPort(address)
-	if err != nil || !allowed(ap.Addr(), allowLoopback) {
+	switch {
+	case err != nil, !allowed(ap.Addr(), allowLoopback):
+		return errRefused
+	case !allowLoopback && ap.Port() != httpsPort:
 		return errRefused
 	}
 	return nil

@@ -16,6 +16,8 @@ package repo
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -24,6 +26,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/go-git/go-billy/v5/osfs"
@@ -85,6 +88,10 @@ func (r Remote) begin(ctx context.Context, branches ...string) (context.Context,
 
 // CheckURL accepts only plain https URLs with a host: no credentials (the
 // token is kept apart), and nothing a later string join could misread.
+// Where the URL may lead is the guard's to decide, on each address dialled
+// (see control): outside the local stage only public addresses on port
+// 443, so a URL naming another port passes here and is refused there as
+// an address that is not allowed.
 func CheckURL(raw string) error {
 	u, err := url.Parse(raw)
 	switch {
@@ -128,23 +135,125 @@ func parseHash(s string) (plumbing.Hash, error) {
 var errTooLarge = errors.New("repo: size limit exceeded")
 
 // userError turns a go-git error into a message for the user, keeping only
-// a sanitized cause for logs.
+// a sanitized cause for logs. What the user must fix is EINVALID; what may
+// pass if tried again (a timeout, a refused or reset connection, the
+// host's own 5xx) is EUNAVAILABLE, which is not the request's fault.
 func userError(err error, access string) error {
 	switch _, domain := errors.AsType[*ovrlrd.Error](err); {
 	case err == nil:
 		return nil
 	case domain:
 		return err
-	case errors.Is(err, errRefused):
+	case is(err, errRefused):
 		return ovrlrd.Wrap(ovrlrd.EINVALID, "The repository's address is not allowed.", cause(err))
-	case errors.Is(err, transport.ErrAuthenticationRequired), errors.Is(err, transport.ErrAuthorizationFailed):
+	case is(err, transport.ErrAuthenticationRequired), is(err, transport.ErrAuthorizationFailed):
 		return ovrlrd.Wrap(ovrlrd.EINVALID, "The token cannot "+access+" this repository.", cause(err))
-	case errors.Is(err, transport.ErrRepositoryNotFound):
+	case is(err, transport.ErrRepositoryNotFound):
 		return ovrlrd.Wrap(ovrlrd.EINVALID, "The repository was not found.", cause(err))
-	case errors.Is(err, transport.ErrEmptyRemoteRepository):
+	case is(err, transport.ErrEmptyRemoteRepository):
 		return ovrlrd.Wrap(ovrlrd.EINVALID, "The repository is empty.", cause(err))
+	case transient(err):
+		return ovrlrd.Wrap(ovrlrd.EUNAVAILABLE, "The repository's host did not answer. Please try again.", cause(err))
+	case hostNotFound(err):
+		return ovrlrd.Wrap(ovrlrd.EINVALID, "The repository's host was not found.", cause(err))
+	case untrusted(err):
+		return ovrlrd.Wrap(ovrlrd.EINVALID, "The repository's certificate is not trusted.", cause(err))
 	}
 	return ovrlrd.Wrap(ovrlrd.EINVALID, "The repository cannot be reached.", cause(err))
+}
+
+// transient reports whether err may pass if the call is made again: a
+// deadline or timeout (a DNS one included), a DNS server failing, a
+// connection to an allowed address refused, reset or unroutable, or a 5xx
+// from the host.
+func transient(err error) bool {
+	return walk(err, func(e error) bool {
+		switch e := e.(type) {
+		case *net.DNSError:
+			return e.IsTimeout || e.IsTemporary
+		case *githttp.Err:
+			return e.StatusCode() >= 500 && e.StatusCode() <= 599
+		case interface{ Timeout() bool }:
+			if e.Timeout() {
+				return true
+			}
+		}
+		for _, k := range unanswered {
+			if e == k {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// unanswered are the errors of a connection or request the host did not
+// answer, which a later try may find answered.
+var unanswered = []error{
+	context.DeadlineExceeded,
+	syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.ECONNABORTED,
+	syscall.EHOSTUNREACH, syscall.ENETUNREACH, syscall.ETIMEDOUT,
+}
+
+// hostNotFound reports a name that does not resolve. A DNS timeout or
+// server failure is transient instead, and is tested first.
+func hostNotFound(err error) bool {
+	_, ok := as[*net.DNSError](err)
+	return ok
+}
+
+// untrusted reports a certificate that fails verification: an unknown
+// authority, another host's name, an expired or otherwise invalid one.
+func untrusted(err error) bool {
+	return walk(err, func(e error) bool {
+		switch e.(type) {
+		case *tls.CertificateVerificationError, x509.UnknownAuthorityError,
+			x509.HostnameError, x509.CertificateInvalidError:
+			return true
+		}
+		return false
+	})
+}
+
+// walk calls f on err and on each error it wraps, looking through go-git's
+// wrappers that have no Unwrap method (a request that fails after the
+// first comes back as a *plumbing.UnexpectedError), until f returns true.
+func walk(err error, f func(error) bool) bool {
+	for err != nil {
+		if f(err) {
+			return true
+		}
+		switch e := err.(type) {
+		case *plumbing.UnexpectedError:
+			err = e.Err
+		case *plumbing.PermanentError:
+			err = e.Err
+		case interface{ Unwrap() []error }:
+			for _, inner := range e.Unwrap() {
+				if walk(inner, f) {
+					return true
+				}
+			}
+			return false
+		default:
+			err = errors.Unwrap(err)
+		}
+	}
+	return false
+}
+
+// is is errors.Is through go-git's wrappers.
+func is(err, target error) bool {
+	return walk(err, func(e error) bool { return errors.Is(e, target) })
+}
+
+// as is errors.AsType through go-git's wrappers.
+func as[T error](err error) (found T, ok bool) {
+	walk(err, func(e error) bool {
+		found, ok = errors.AsType[T](e)
+		return ok
+	})
+	return found, ok
 }
 
 // kinds are the errors a log may name as they are.
@@ -158,28 +267,28 @@ var kinds = []error{
 // response body into the text of its errors, and a server can put anything
 // there, the token it was sent included; so a log gets the error's kind,
 // the HTTP status, or an error this process made (a dial or a file), and
-// otherwise the types along the chain, never the text.
+// otherwise the types along the chain, never the text. (A certificate's
+// names are the server's text too, so a TLS error is logged by its types.)
 func cause(err error) error {
 	for _, k := range kinds {
-		if errors.Is(err, k) {
+		if is(err, k) {
 			return k
 		}
 	}
-	if u, ok := errors.AsType[*plumbing.UnexpectedError](err); ok {
-		if h, ok := u.Err.(*githttp.Err); ok {
-			return fmt.Errorf("repo: HTTP status %d", h.StatusCode())
-		}
+	if h, ok := as[*githttp.Err](err); ok {
+		return fmt.Errorf("repo: HTTP status %d", h.StatusCode())
 	}
-	if e, ok := errors.AsType[*net.OpError](err); ok {
+	if e, ok := as[*net.OpError](err); ok {
 		return e
 	}
-	if e, ok := errors.AsType[*fs.PathError](err); ok {
+	if e, ok := as[*fs.PathError](err); ok {
 		return e
 	}
 	var types []string
-	for e := err; e != nil; e = errors.Unwrap(e) {
+	walk(err, func(e error) bool {
 		types = append(types, fmt.Sprintf("%T", e))
-	}
+		return false
+	})
 	return fmt.Errorf("repo: %s", strings.Join(types, " > "))
 }
 

@@ -2,10 +2,12 @@ package repo
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
@@ -118,7 +120,7 @@ func TestGuardWithoutCABundle(t *testing.T) {
 	// which only system roots could vouch for.
 	r.AllowLoopback = true
 	_, err = Check(t.Context(), r, "")
-	wantErr(t, err, ovrlrd.EINVALID, "The repository cannot be reached.")
+	wantErr(t, err, ovrlrd.EINVALID, "The repository's certificate is not trusted.")
 }
 
 // A connection dialled for a call allowed loopback must not serve the next
@@ -202,9 +204,45 @@ func TestAllowed(t *testing.T) {
 		{"2001:0:4136:e378::a9fe:a9fe", true, false}, // Teredo
 		{"2001:4860:4860::8888", false, true},        // beside Teredo's /32
 		{"ff02::1", true, false},
+		{"fec0::1", true, false},            // site-local, deprecated
+		{"feff:ffff::1", true, false},       // its last /16
+		{"::ffff:203.0.114.1", false, true}, // mapped, and public
 	} {
 		if got := allowed(netip.MustParseAddr(c.ip), c.loopback); got != c.way {
 			t.Errorf("allowed(%s, loopback=%v) = %v", c.ip, c.loopback, got)
+		}
+	}
+}
+
+// Outside the local stage only port 443 is dialled, so a URL or redirect
+// naming another port is refused before any connection is tried.
+func TestGuardPorts(t *testing.T) {
+	strict, local := withPolicy(t.Context(), false), withPolicy(t.Context(), true)
+	for _, c := range []struct {
+		ctx     context.Context
+		address string
+		way     bool
+	}{
+		{strict, "93.184.216.34:443", true},
+		{strict, "[2606:4700::1]:443", true},
+		{strict, "93.184.216.34:80", false},
+		{strict, "93.184.216.34:8443", false},
+		{strict, "93.184.216.34:22", false},
+		{strict, "[2606:4700::1]:8080", false},
+		{strict, "93.184.216.34:0", false},
+		{strict, "127.0.0.1:443", false},
+		{strict, "not an address", false},
+		{t.Context(), "93.184.216.34:443", true}, // no policy: the strict one
+		{t.Context(), "93.184.216.34:8443", false},
+		{local, "127.0.0.1:41873", true},
+		{local, "[::1]:41873", true},
+		{local, "93.184.216.34:8443", true},
+		{local, "10.0.0.1:443", false},
+		{local, "[fec0::1]:443", false},
+	} {
+		err := control(c.ctx, "tcp", c.address, nil)
+		if got := err == nil; got != c.way || err != nil && err != errRefused {
+			t.Errorf("control(%s, loopback=%v) = %v", c.address, c.ctx == local, err)
 		}
 	}
 }
@@ -249,6 +287,7 @@ func TestErrorsKeepNoServerText(t *testing.T) {
 		http.StatusForbidden:           transport.ErrAuthorizationFailed,
 		http.StatusNotFound:            transport.ErrRepositoryNotFound,
 		http.StatusInternalServerError: nil,
+		http.StatusServiceUnavailable:  nil,
 	} {
 		status = code
 		_, err := Check(t.Context(), r, "")
@@ -258,7 +297,7 @@ func TestErrorsKeepNoServerText(t *testing.T) {
 		if want != nil && !errors.Is(err, want) {
 			t.Errorf("%d: %v does not keep its kind %v", code, err, want)
 		}
-		if want == nil && !strings.Contains(err.Error(), "HTTP status 500") {
+		if want == nil && !strings.Contains(err.Error(), fmt.Sprintf("HTTP status %d", code)) {
 			t.Errorf("%d: %v does not keep the status", code, err)
 		}
 		for e := err; e != nil; e = errors.Unwrap(e) {

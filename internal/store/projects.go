@@ -93,7 +93,7 @@ var (
 	errTooManyProjects = ovrlrd.Errorf(ovrlrd.ECONFLICT, "You already have %d projects. Delete one to add another.", ovrlrd.MaxProjects)
 	errProjectName     = ovrlrd.Errorf(ovrlrd.EINVALID, "A project name must be 1 to %d characters.", ovrlrd.MaxProjectName)
 	errProjectToken    = ovrlrd.Errorf(ovrlrd.EINVALID, "The project's token is too long.")
-	errProjectLabel    = ovrlrd.Errorf(ovrlrd.EINVALID, "A label must be at most %d characters.", ovrlrd.MaxProjectName)
+	errProjectLabel    = ovrlrd.Errorf(ovrlrd.EINVALID, "A label must be at most %d characters, without control characters.", ovrlrd.MaxProjectName)
 	errProjectNameUsed = ovrlrd.Errorf(ovrlrd.ECONFLICT, "You already have a project with that name.")
 )
 
@@ -273,7 +273,7 @@ func (s *Store) UpdateProject(ctx context.Context, userID, id string, u ovrlrd.P
 		return ovrlrd.Project{}, errProjectNotFound
 	case u.Name != nil && !ovrlrd.ValidProjectName(*u.Name):
 		return ovrlrd.Project{}, errProjectName
-	case u.Label != nil && *u.Label != "" && !ovrlrd.ValidProjectName(*u.Label):
+	case u.Label != nil && !ovrlrd.ValidLabel(*u.Label):
 		return ovrlrd.Project{}, errProjectLabel
 	case len(u.Token) > maxProjectToken:
 		return ovrlrd.Project{}, errProjectToken
@@ -282,20 +282,22 @@ func (s *Store) UpdateProject(ctx context.Context, userID, id string, u ovrlrd.P
 	}
 	pk, sk := projectKey(userID, id)
 	now := s.nowMillis()
-	err := s.runTx(ctx, "update project", func(error) (*dynamo.WriteTx, error) {
+	err := s.runTxOf(ctx, "update project", func(error) (*dynamo.WriteTx, []error, error) {
 		cur, err := s.Project(ctx, userID, id)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		// The name read above must still be the project's: a concurrent
 		// rename fails this and the transaction is built again.
 		up := s.table.Update(attrPK, pk).Range(attrSK, sk).Set("updatedAt", now).
 			If("attribute_exists($) AND 'name' = ?", attrPK, cur.Name)
 		tx := s.db.WriteTx().Check(s.accountOpen(userID)).Update(up)
+		failed := []error{errAccountDeleted, errLostRace}
 		if u.Name != nil && *u.Name != cur.Name {
 			up.Set("name", *u.Name)
 			opk, osk := projectNameKey(userID, cur.Name)
 			tx.Delete(s.table.Delete(attrPK, opk).Range(attrSK, osk)).Put(s.nameItem(userID, *u.Name, id))
+			failed = append(failed, nil, errProjectNameUsed)
 		}
 		switch {
 		case u.Label == nil:
@@ -321,9 +323,10 @@ func (s *Store) UpdateProject(ctx context.Context, userID, id string, u ovrlrd.P
 			// Cleared only if it is still this one; a concurrent change
 			// fails the condition and the transaction is built again.
 			tx.Update(meta.Remove(attrProjDefault).If("$ = ?", attrProjDefault, id))
+			failed = append(failed, errLostRace)
 		}
-		return tx, nil
-	}, errAccountDeleted, errLostRace, nil, errProjectNameUsed, errLostRace)
+		return tx, failed, nil
+	})
 	if err != nil {
 		return ovrlrd.Project{}, err
 	}
@@ -360,18 +363,14 @@ func (s *Store) DeleteProject(ctx context.Context, userID, id string) error {
 	}, errAccountDeleted, errLostRace, errLostRace)
 }
 
-// errOtherProject answers a turn that names a project its conversation
-// does not work on: the project is fixed for the conversation's life.
-var errOtherProject = ovrlrd.Errorf(ovrlrd.ECONFLICT, "This conversation works on another project.")
-
 // AttachProject fixes p as the project of conversation convID, on the
-// branch of its own, from commit base, and counts a use of p, in one
-// transaction that the turn holding the lease (holder) runs once the
-// conversation's checkout is ready, before its first CLI. Attaching the
-// conversation's own project again (a first turn tried again) records the
-// new base and counts nothing more.
+// branch of its own, and counts a use of p, in one transaction that the
+// turn holding the lease (holder) runs before its first CLI; base, once
+// the checkout is ready, is the commit the branch starts from ("" for none
+// yet). Attaching the conversation's own project again (with its base, or
+// on a first turn tried again) records the base and counts nothing more.
 func (s *Store) AttachProject(ctx context.Context, userID, convID, holder string, p ovrlrd.Project, base string) (ovrlrd.Conversation, error) {
-	if userID == "" || !isID(convID) || !isID(p.ID) || holder == "" || base == "" {
+	if userID == "" || !isID(convID) || !isID(p.ID) || holder == "" {
 		return ovrlrd.Conversation{}, errProjectNotFound
 	}
 	c, err := s.Conversation(ctx, userID, convID)
@@ -379,7 +378,7 @@ func (s *Store) AttachProject(ctx context.Context, userID, convID, holder string
 	case err != nil:
 		return ovrlrd.Conversation{}, err
 	case c.ProjectID != "" && c.ProjectID != p.ID:
-		return ovrlrd.Conversation{}, errOtherProject
+		return ovrlrd.Conversation{}, ovrlrd.ErrOtherProject
 	}
 	branch := ovrlrd.ProjectBranch(convID)
 	ppk, psk := projectKey(userID, p.ID)
@@ -387,17 +386,17 @@ func (s *Store) AttachProject(ctx context.Context, userID, convID, holder string
 		tx := s.db.WriteTx().
 			Check(s.table.Check(attrPK, convPrefix+convID).Range(attrSK, runSK).If("'holder' = ?", holder)).
 			Update(s.table.Update(attrPK, userPK(userID)).Range(attrSK, convPrefix+convID).
-				Set("projectId", p.ID).Set("branch", branch).Set("workDir", p.Name).Set("base", base).
+				Set("projectId", p.ID).Set("branch", branch).Set("workDir", cmp.Or(c.WorkDir, p.Name)).Set("base", base).
 				If("attribute_exists($) AND (attribute_not_exists('projectId') OR 'projectId' = ?)", attrPK, p.ID))
 		if c.ProjectID != "" {
 			return tx.Check(s.table.Check(attrPK, ppk).Range(attrSK, psk).If("attribute_exists($)", attrPK)), nil
 		}
 		return tx.Update(s.table.Update(attrPK, ppk).Range(attrSK, psk).If("attribute_exists($)", attrPK).
 			Add("accessCount", 1).Set("lastUsed", s.nowMillis())), nil
-	}, ovrlrd.ErrLeaseLost, errOtherProject, errProjectNotFound)
+	}, ovrlrd.ErrLeaseLost, ovrlrd.ErrOtherProject, errProjectNotFound)
 	if err != nil {
 		return ovrlrd.Conversation{}, err
 	}
-	c.ProjectID, c.Branch, c.WorkDir, c.Base = p.ID, branch, p.Name, base
+	c.ProjectID, c.Branch, c.WorkDir, c.Base = p.ID, branch, cmp.Or(c.WorkDir, p.Name), base
 	return c, nil
 }

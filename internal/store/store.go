@@ -177,9 +177,18 @@ var errLostRace = errors.New("lost a race")
 // error. Idempotent: the SDK's resend of a write that landed is not refused
 // by the write's own conditions.
 func (s *Store) runTx(ctx context.Context, op string, build func(prev error) (*dynamo.WriteTx, error), failed ...error) error {
+	return s.runTxOf(ctx, op, func(prev error) (*dynamo.WriteTx, []error, error) {
+		tx, err := build(prev)
+		return tx, failed, err
+	})
+}
+
+// runTxOf is runTx for a transaction whose items differ between attempts:
+// build returns, with it, what each item's failed condition answers.
+func (s *Store) runTxOf(ctx context.Context, op string, build func(prev error) (*dynamo.WriteTx, []error, error)) error {
 	var prev error
 	for attempt := 0; ; attempt++ {
-		tx, err := build(prev)
+		tx, failed, err := build(prev)
 		if err != nil {
 			return err
 		}

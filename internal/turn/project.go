@@ -2,7 +2,10 @@ package turn
 
 import (
 	"context"
+	"sync"
 	"time"
+
+	"github.com/ovrlrd/cloud/internal/claude"
 
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
@@ -45,23 +48,50 @@ func (s *Service) defaultProject(ctx context.Context, j ovrlrd.Turn) func() stri
 // prepare makes the folder of a project conversation's first turn (one with
 // nothing saved yet) a checkout of its project. When it cannot, the turn
 // ends here, before the CLI, with what went wrong: a revoked token, a
-// deleted project, a repository above the limit.
-func (s *Service) prepare(ctx context.Context, j ovrlrd.Turn, fallback func() string) (ending, bool) {
+// deleted project, a repository above the limit. A clone can take a while:
+// meanwhile the lease is renewed and the client pinged as while the CLI
+// runs, and a cancel, a deletion or a lost lease stops it.
+func (s *Service) prepare(ctx context.Context, j ovrlrd.Turn, out *outbox, fallback func() string) (end ending, stopped error, ok bool) {
 	if s.cfg.Projects == nil || j.Workspace != "" || j.ClaudeSessionID != "" {
-		return ending{}, true
+		return ending{}, nil, true
 	}
 	if j.ProjectID == "" {
 		if j.ProjectID = fallback(); j.ProjectID == "" {
-			return ending{}, true
+			return ending{}, nil, true
 		}
 	}
-	err := s.cfg.Projects.Prepare(ctx, j, s.folders(j.ConversationID).Work)
-	if err == nil {
-		return ending{}, true
+	work, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := make(chan error, 1)
+	var watched sync.WaitGroup
+	watched.Go(func() { s.watch(work, j, stop) })
+	defer watched.Wait()
+	done := make(chan error, 1)
+	go func() { done <- s.cfg.Projects.Prepare(work, j, s.folders(j.ConversationID).Work) }()
+	ping := time.NewTicker(pingEvery)
+	defer ping.Stop()
+	var err error
+	for waiting := true; waiting; {
+		select {
+		case err = <-done:
+			waiting = false
+		case <-ping.C:
+			out.send(pingEvent)
+		case reason := <-stop:
+			stopped = reason
+			cancel()
+		}
+	}
+	cancel()
+	switch {
+	case stopped != nil:
+		return ending{outcome: failed(failureMessage(stopped, claude.Exit{}))}, stopped, false
+	case err == nil:
+		return ending{}, nil, true
 	}
 	s.log.WarnContext(ctx, "project checkout failed", "err", err)
 	if ovrlrd.ErrorCode(err) != ovrlrd.EINTERNAL {
-		return ending{outcome: failed(ovrlrd.ErrorMessage(err))}, false
+		return ending{outcome: failed(ovrlrd.ErrorMessage(err))}, nil, false
 	}
-	return ending{outcome: failed("Could not prepare the project's files. Please try again.")}, false
+	return ending{outcome: failed("Could not prepare the project's files. Please try again.")}, nil, false
 }

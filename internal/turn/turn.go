@@ -36,6 +36,9 @@ type Workspace interface {
 	Save(ctx context.Context, userID, convID string, f workspace.Folders) (string, error)
 	// Discard deletes a version no conversation names any more.
 	Discard(ctx context.Context, userID, convID, version string) error
+	// TouchGit renews the age of a project conversation's git directory,
+	// which the bucket would otherwise expire while its files are kept.
+	TouchGit(ctx context.Context, userID, convID string) error
 }
 
 // Config is how turns run the CLI.
@@ -234,8 +237,8 @@ func (s *Service) contain(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, 
 		// stay as they were, unless they are gone for good.
 		return end, nil
 	}
-	if end, ok := s.prepare(runCtx, j, fallback); !ok {
-		return end, nil
+	if end, stopped, ok := s.prepare(runCtx, j, out, fallback); !ok {
+		return end, stopped
 	}
 	var title *titleRun
 	// Not at all for a run that wrote no line: it failed, and its title
@@ -627,6 +630,16 @@ func (s *Service) save(ctx context.Context, j ovrlrd.Turn, end *ending) {
 	}
 	ctx, cancel := beyond(ctx, finishMargin)
 	defer cancel()
+	if j.ProjectID != "" && j.Workspace != "" {
+		// Beside the save, which takes longer: one request, no wait.
+		var touched sync.WaitGroup
+		defer touched.Wait()
+		touched.Go(func() {
+			if err := s.cfg.Workspace.TouchGit(ctx, j.UserID, j.ConversationID); err != nil {
+				s.log.WarnContext(ctx, "git directory not renewed", "err", err)
+			}
+		})
+	}
 	version, err := s.cfg.Workspace.Save(ctx, j.UserID, j.ConversationID, s.folders(j.ConversationID))
 	switch {
 	case err == nil:

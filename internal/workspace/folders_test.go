@@ -7,10 +7,20 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/ovrlrd/cloud/internal/workspace"
 )
@@ -227,11 +237,166 @@ func TestGitDirectoryLinks(t *testing.T) {
 	tw.Close()
 	gz.Close()
 	put(t, srv.URL, "users/u1/conversations/c1/git.tar.gz", buf.Bytes())
-	if err := s.RestoreGit(ctx, "u1", "c1", fresh); err == nil || errors.Is(err, workspace.ErrMissing) {
-		t.Fatalf("an archive with a link restored: %v", err)
+	put(t, srv.URL, "users/u1/projects/p1/cache.tar.gz", buf.Bytes())
+	for name, restore := range map[string]func() error{
+		"git":   func() error { return s.RestoreGit(ctx, "u1", "c1", fresh) },
+		"cache": func() error { return s.RestoreProjectCache(ctx, "u1", "p1", fresh) },
+	} {
+		if err := restore(); err == nil || errors.Is(err, workspace.ErrMissing) {
+			t.Fatalf("%s: an archive with a link restored: %v", name, err)
+		}
+		if _, err := os.Stat(fresh); !os.IsNotExist(err) {
+			t.Fatalf("%s: a refused restore left a folder", name)
+		}
 	}
-	if _, err := os.Stat(fresh); !os.IsNotExist(err) {
-		t.Fatal("a refused restore left a folder")
+	// The same archive as a working folder, which keeps its links.
+	put(t, srv.URL, "users/u1/conversations/c1/v/work.tar.gz", buf.Bytes())
+	if err := s.RestoreWork(ctx, "u1", "c1", "v", fresh); err != nil {
+		t.Fatal(err)
+	}
+	if target, err := os.Readlink(filepath.Join(fresh, "config")); err != nil || target != secret {
+		t.Fatalf("the working folder's link: %q %v", target, err)
+	}
+}
+
+// A clock the fake bucket reads, moved by the test.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Since(t time.Time) time.Duration { return c.Now().Sub(t) }
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// request is what the fake bucket was asked.
+type request struct {
+	method, path, copySource, directive string
+	length                              int64
+}
+
+// recorder keeps the requests the fake bucket serves.
+type recorder struct {
+	mu   sync.Mutex
+	reqs []request
+}
+
+func (r *recorder) take() []request {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	reqs := r.reqs
+	r.reqs = nil
+	return reqs
+}
+
+// newTimedS3 is newS3 on the clock, recording every request.
+func newTimedS3(t *testing.T, c *clock) (*httptest.Server, *recorder) {
+	t.Helper()
+	rec := &recorder{}
+	// Its clock is not the client's: no skew check.
+	fake := gofakes3.New(s3mem.New(s3mem.WithTimeSource(c)), gofakes3.WithTimeSource(c), gofakes3.WithTimeSkewLimit(0)).Server()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec.mu.Lock()
+		rec.reqs = append(rec.reqs, request{r.Method, r.URL.Path, r.Header.Get("X-Amz-Copy-Source"), r.Header.Get("X-Amz-Metadata-Directive"), r.ContentLength})
+		rec.mu.Unlock()
+		fake.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, rec
+}
+
+func head(t *testing.T, endpoint, key string) *s3.HeadObjectOutput {
+	t.Helper()
+	c := s3.NewFromConfig(awsCfg(), func(o *s3.Options) { o.BaseEndpoint = aws.String(endpoint); o.UsePathStyle = true })
+	out, err := c.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String("sessions"), Key: aws.String(key)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TouchGit makes the git directory new again for the bucket's lifecycle:
+// one copy of the object onto itself, by the bucket, with nothing
+// downloaded or uploaded, after which it restores as it was. Ids that need
+// encoding in the copy's source name their own key still.
+func TestTouchGit(t *testing.T) {
+	c := &clock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	srv, rec := newTimedS3(t, c)
+	s, _ := newStore(t, srv.URL, 1<<20)
+	ctx := context.Background()
+	for _, u := range []string{"u1", "u 1+%é"} {
+		t.Run(u, func(t *testing.T) {
+			k := "users/" + u + "/conversations/c1/git.tar.gz"
+			dir := filepath.Join(t.TempDir(), "git")
+			write(t, filepath.Join(dir, "HEAD"), "ref: refs/heads/main\n")
+			write(t, filepath.Join(dir, "objects", "ab", "cdef"), "blob")
+			if err := s.SaveGit(ctx, u, "c1", dir); err != nil {
+				t.Fatal(err)
+			}
+			before := head(t, srv.URL, k)
+			archiveBefore := get(t, srv.URL, k)
+			objects := count(t, srv.URL, "")
+			c.Advance(30 * 24 * time.Hour)
+			rec.take()
+			if err := s.TouchGit(ctx, u, "c1"); err != nil {
+				t.Fatal(err)
+			}
+			reqs := rec.take()
+			source := "sessions/" + k
+			if len(reqs) != 1 || reqs[0].method != http.MethodPut || reqs[0].length > 0 ||
+				mustUnescape(t, reqs[0].copySource) != source || reqs[0].directive != "REPLACE" {
+				t.Fatalf("TouchGit asked %+v, want one copy of %s onto itself", reqs, source)
+			}
+			after := head(t, srv.URL, k)
+			if !aws.ToTime(after.LastModified).Equal(aws.ToTime(before.LastModified).Add(30 * 24 * time.Hour)) {
+				t.Fatalf("last modified %v, was %v", after.LastModified, before.LastModified)
+			}
+			if aws.ToString(after.ContentType) != "application/gzip" || aws.ToString(after.ETag) != aws.ToString(before.ETag) {
+				t.Fatalf("content type %q, etag %q (was %q)", aws.ToString(after.ContentType), aws.ToString(after.ETag), aws.ToString(before.ETag))
+			}
+			if !bytes.Equal(get(t, srv.URL, k), archiveBefore) || count(t, srv.URL, "") != objects {
+				t.Fatal("the touch changed the bucket's content")
+			}
+			fresh := filepath.Join(t.TempDir(), "git")
+			if err := s.RestoreGit(ctx, u, "c1", fresh); err != nil {
+				t.Fatal(err)
+			}
+			if read(t, filepath.Join(fresh, "HEAD")) != "ref: refs/heads/main\n" || read(t, filepath.Join(fresh, "objects", "ab", "cdef")) != "blob" {
+				t.Fatal("restored content differs")
+			}
+		})
+	}
+}
+
+func mustUnescape(t *testing.T, s string) string {
+	t.Helper()
+	u, err := url.PathUnescape(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// There is nothing to touch for a conversation whose git directory was
+// never saved, or has expired: ErrMissing, and the bucket stays empty.
+func TestTouchGitMissingIsErrMissing(t *testing.T) {
+	srv := newS3(t)
+	s, _ := newStore(t, srv.URL, 1<<20)
+	if err := s.TouchGit(context.Background(), "u1", "c1"); !errors.Is(err, workspace.ErrMissing) {
+		t.Fatalf("touch of nothing: %v", err)
+	}
+	if n := count(t, srv.URL, ""); n != 0 {
+		t.Fatalf("%d objects after touching nothing", n)
 	}
 }
 
@@ -299,6 +464,8 @@ func TestIDsThatCouldNameAnotherKeyAreRefused(t *testing.T) {
 			"DeleteProject user":       func() error { return s.DeleteProject(ctx, bad, "p1") },
 			"DeleteProject":            func() error { return s.DeleteProject(ctx, "u1", bad) },
 			"RestoreWork conv":         func() error { return s.RestoreWork(ctx, "u1", bad, "v", dir) },
+			"TouchGit user":            func() error { return s.TouchGit(ctx, bad, "c1") },
+			"TouchGit conv":            func() error { return s.TouchGit(ctx, "u2", bad) },
 		}
 		if bad != "" { // "" is the layout before versions
 			calls["RestoreWork version"] = func() error { return s.RestoreWork(ctx, "u1", "c1", bad, dir) }

@@ -94,7 +94,9 @@ func key(userID, convID, version, name string) string {
 
 // Save uploads both folders as a new version and returns it; the caller
 // records it with the turn, which makes it current. A folder above the cap
-// is ErrTooLarge and nothing is uploaded.
+// is ErrTooLarge and nothing is uploaded. Links in the folders are saved as
+// links, their targets as they are (see keepLinks), and Restore and
+// RestoreWork make them again.
 func (s *Store) Save(ctx context.Context, userID, convID string, f Folders) (string, error) {
 	// Packed into temporary files (bounded memory, and seekable bodies the
 	// SDK can sign), both before any upload, so a folder above the cap
@@ -106,7 +108,7 @@ func (s *Store) Save(ctx context.Context, userID, convID string, f Folders) (str
 		}
 	}()
 	err := f.each(func(name, dir string) error {
-		a, err := packTemp(name, dir, s.limit)
+		a, err := packTemp(name, dir, s.limit, keepLinks)
 		if err == nil {
 			archives[name] = a
 		}
@@ -128,9 +130,9 @@ func (s *Store) Save(ctx context.Context, userID, convID string, f Folders) (str
 }
 
 // packTemp packs dir (created when missing) into a temporary file, rewound
-// for the upload, which the caller drops; name only labels errors. A folder
-// above limit is ErrTooLarge.
-func packTemp(name, dir string, limit int64) (*os.File, error) {
+// for the upload, which the caller drops, with its links as ls says; name
+// only labels errors. A folder above limit is ErrTooLarge.
+func packTemp(name, dir string, limit int64, ls links) (*os.File, error) {
 	a, err := os.CreateTemp("", "workspace-*.tar.gz")
 	if err != nil {
 		return nil, err
@@ -139,7 +141,7 @@ func packTemp(name, dir string, limit int64) (*os.File, error) {
 		drop(a)
 		return nil, err
 	}
-	if err := pack(a, dir, limit); err != nil {
+	if err := pack(a, dir, limit, ls); err != nil {
 		drop(a)
 		if errors.Is(err, ErrTooLarge) {
 			return nil, fmt.Errorf("%w (%s, %d bytes)", ErrTooLarge, name, limit)
@@ -159,12 +161,15 @@ func drop(a *os.File) {
 	os.Remove(a.Name())
 }
 
+// contentType is every archive's.
+const contentType = "application/gzip"
+
 func (s *Store) put(ctx context.Context, k string, archive *os.File) error {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket: aws.String(s.bucket), Key: aws.String(k), Body: archive,
-		ContentType: aws.String("application/gzip"),
+		ContentType: aws.String(contentType),
 	})
 	if err != nil {
 		return fmt.Errorf("workspace: put %s: %w", path.Base(k), err)
@@ -185,23 +190,24 @@ func (s *Store) Restore(ctx context.Context, userID, convID, version string, f F
 
 // restoreFolder restores one folder of a saved version, as Restore does.
 func (s *Store) restoreFolder(ctx context.Context, userID, convID, version, name, dir string) error {
-	err := s.replace(ctx, key(userID, convID, version, name), name, dir, s.limit)
+	err := s.replace(ctx, key(userID, convID, version, name), name, dir, s.limit, keepLinks)
 	if errors.Is(err, ErrMissing) && version == "" && name == "work" {
 		return nil
 	}
 	return err
 }
 
-// replace clears dir, then downloads the archive at k into it; name only
-// labels errors, and the archive may hold twice limit.
-func (s *Store) replace(ctx context.Context, k, name, dir string, limit int64) error {
+// replace clears dir, then downloads the archive at k into it, with its
+// links as ls says; name only labels errors, and the archive may hold twice
+// limit.
+func (s *Store) replace(ctx context.Context, k, name, dir string, limit int64, ls links) error {
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("workspace: clear %s: %w", name, err)
 	}
-	return s.download(ctx, k, dir, limit)
+	return s.download(ctx, k, dir, limit, ls)
 }
 
-func (s *Store) download(ctx context.Context, k, dir string, limit int64) error {
+func (s *Store) download(ctx context.Context, k, dir string, limit int64, ls links) error {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(k)})
@@ -219,7 +225,7 @@ func (s *Store) download(ctx context.Context, k, dir string, limit int64) error 
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return err
 	}
-	if err := unpack(out.Body, tmp, 2*limit); err != nil {
+	if err := unpack(out.Body, tmp, 2*limit, ls); err != nil {
 		_ = os.RemoveAll(tmp)
 		return err
 	}

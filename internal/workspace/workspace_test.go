@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -264,4 +265,133 @@ func TestS3DownIsAnError(t *testing.T) {
 	if _, err := s.Save(context.Background(), "u1", "c1", f); err == nil {
 		t.Fatal("a save to an unreachable bucket succeeded")
 	}
+}
+
+// linksOf writes, beside a file, the links a checkout may hold: relative,
+// absolute, dangling, and to a folder; name to target.
+func linksOf(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	write(t, filepath.Join(dir, "src", "main.go"), "package main\n")
+	targets := map[string]string{
+		"rel":             "src/main.go",
+		"abs":             "/absolute/target",
+		"dangling":        "../no/such/file",
+		"src/up":          "../rel",
+		"folder":          "src",
+		"deep/er/missing": "/no/such/absolute/path",
+	}
+	for name, target := range targets {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return targets
+}
+
+// checkLinks fails unless each name in dir is a link with its exact target.
+func checkLinks(t *testing.T, dir string, targets map[string]string) {
+	t.Helper()
+	for name, want := range targets {
+		p := filepath.Join(dir, name)
+		fi, err := os.Lstat(p)
+		if err != nil || fi.Mode().Type() != os.ModeSymlink {
+			t.Fatalf("%s: not a link (%v, %v)", name, fi, err)
+		}
+		if got, err := os.Readlink(p); err != nil || got != want {
+			t.Fatalf("%s: target %q (%v), want %q", name, got, err, want)
+		}
+	}
+}
+
+// Links of both folders of a conversation (a checkout of a user's project
+// has some) come back as links, with the targets they had, on every later
+// turn: Save, Restore, then RestoreWork, then a second save of the restored
+// folders.
+func TestLinksRoundTrip(t *testing.T) {
+	s, _ := newStore(t, newS3(t).URL, 1<<20)
+	ctx := context.Background()
+	f := folders(t.TempDir())
+	work := linksOf(t, f.Work)
+	config := linksOf(t, f.Config)
+	v1, err := s.Save(ctx, "u1", "c1", f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := folders(t.TempDir())
+	if err := s.Restore(ctx, "u1", "c1", v1, fresh); err != nil {
+		t.Fatal(err)
+	}
+	checkLinks(t, fresh.Work, work)
+	checkLinks(t, fresh.Config, config)
+	if read(t, filepath.Join(fresh.Work, "src", "main.go")) != "package main\n" {
+		t.Fatal("the file beside the links differs")
+	}
+	// The second turn saves what the first restored.
+	v2, err := s.Save(ctx, "u1", "c1", fresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "work")
+	if err := s.RestoreWork(ctx, "u1", "c1", v2, dir); err != nil {
+		t.Fatal(err)
+	}
+	checkLinks(t, dir, work)
+}
+
+// A link in a conversation folder is saved as its target's name, never as
+// what it names: a file or a folder outside the conversation never reaches
+// the bucket.
+func TestSaveNeverFollowsLinks(t *testing.T) {
+	srv := newS3(t)
+	s, _ := newStore(t, srv.URL, 1<<20)
+	outside := t.TempDir()
+	write(t, filepath.Join(outside, "secret"), "AWS_SECRET_ACCESS_KEY=canary")
+	f := folders(t.TempDir())
+	write(t, filepath.Join(f.Work, "a.txt"), "mine")
+	for name, target := range map[string]string{"file": filepath.Join(outside, "secret"), "folder": outside} {
+		for _, dir := range []string{f.Work, f.Config} {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(target, filepath.Join(dir, name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	v, err := s.Save(context.Background(), "u1", "c1", f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"work", "config"} {
+		gz, err := gzip.NewReader(bytes.NewReader(get(t, srv.URL, "users/u1/conversations/c1/"+v+"/"+name+".tar.gz")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(gz)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte("canary")) {
+			t.Fatalf("%s: a link was followed into the archive", name)
+		}
+	}
+}
+
+func get(t *testing.T, endpoint, key string) []byte {
+	t.Helper()
+	c := s3.NewFromConfig(awsCfg(), func(o *s3.Options) { o.BaseEndpoint = aws.String(endpoint); o.UsePathStyle = true })
+	out, err := c.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String("sessions"), Key: aws.String(key)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Body.Close()
+	b, err := io.ReadAll(out.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

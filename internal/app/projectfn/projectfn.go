@@ -52,6 +52,8 @@ func Workspace(a *app.App) *workspace.Store {
 	cfg := a.Config
 	return workspace.New(a.AWS, workspace.Options{
 		Bucket: cfg.SessionsBucket, Endpoint: cfg.S3Endpoint,
-		MaxBytes: cfg.Claude.WorkspaceMaxBytes, GitMaxBytes: cfg.Projects.MaxBytes,
+		// A git directory holds the project's pack, and the packs fetched
+		// into a cache since: room for twice the fetch's cap.
+		MaxBytes: cfg.Claude.WorkspaceMaxBytes, GitMaxBytes: 2 * cfg.Projects.MaxBytes,
 	}, a.Log)
 }

@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/go-git/go-git/v5"
@@ -36,6 +37,30 @@ type Server struct {
 	backend string // path of git-http-backend
 	certPEM []byte
 	srv     *httptest.Server
+	served  atomic.Int64 // response body bytes, packs included
+	hold    atomic.Pointer[gate]
+}
+
+// gate holds requests until it opens.
+type gate struct {
+	arrived, open chan struct{}
+	once          sync.Once
+}
+
+// Hold makes the next requests wait until release is called; arrived is
+// closed once the first of them came in. Tests use it to act while a clone
+// is under way.
+func (s *Server) Hold() (arrived <-chan struct{}, release func()) {
+	g := &gate{arrived: make(chan struct{}), open: make(chan struct{})}
+	s.hold.Store(g)
+	return g.arrived, func() {
+		s.hold.CompareAndSwap(g, nil)
+		select {
+		case <-g.open:
+		default:
+			close(g.open)
+		}
+	}
 }
 
 // New starts a server for the bare repositories under dir on a free
@@ -107,10 +132,34 @@ func (s *Server) CertFile() string { return filepath.Join(s.state, "cert.pem") }
 // Client is an HTTP client that trusts the server.
 func (s *Server) Client() *http.Client { return s.srv.Client() }
 
+// Served is how many response bytes the server has sent: what a clone or
+// fetch received.
+func (s *Server) Served() int64 { return s.served.Load() }
+
+// counter counts what a handler writes.
+type counter struct {
+	http.ResponseWriter
+	n *atomic.Int64
+}
+
+func (c counter) Write(p []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
 // SetToken replaces the accepted token, as a revocation and a new token do.
 func (s *Server) SetToken(token string) { s.token.Store(&token) }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	if g := s.hold.Load(); g != nil {
+		g.once.Do(func() { close(g.arrived) })
+		select {
+		case <-g.open:
+		case <-r.Context().Done():
+			return
+		}
+	}
 	_, pass, ok := r.BasicAuth()
 	if !ok || subtle.ConstantTimeCompare([]byte(pass), []byte(*s.token.Load())) != 1 {
 		w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
@@ -128,7 +177,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			"GIT_HTTP_EXPORT_ALL=1",
 			"REMOTE_USER="+s.user),
 	}
-	h.ServeHTTP(w, r)
+	h.ServeHTTP(counter{ResponseWriter: w, n: &s.served}, r)
 }
 
 // env is the whole environment of the git processes: none of this process's,
