@@ -34,10 +34,12 @@ func TestFunctionsLinkNoDevelopmentCode(t *testing.T) {
 	}
 }
 
-// The CLI runner is the stream function's alone; S3, the Lambda client and
-// APNs are not the auth function's.
+// The CLI runner and projects (git, KMS) are the stream function's alone;
+// S3, the Lambda client and APNs are not the auth function's.
 func TestFunctionsLinkOnlyWhatTheyUse(t *testing.T) {
-	runner := []string{module + "/internal/claude", module + "/internal/sandbox", module + "/internal/turn"}
+	runner := []string{module + "/internal/claude", module + "/internal/sandbox", module + "/internal/turn",
+		module + "/internal/project", module + "/internal/repo", module + "/internal/envelope",
+		"github.com/go-git/go-git/v5", "github.com/aws/aws-sdk-go-v2/service/kms"}
 	banned := map[string][]string{
 		"auth": append(runner, module+"/internal/workspace", module+"/internal/push",
 			"github.com/aws/aws-sdk-go-v2/service/s3", "github.com/aws/aws-sdk-go-v2/service/lambda", "github.com/sideshow/apns2"),

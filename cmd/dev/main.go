@@ -22,7 +22,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ovrlrd/cloud/internal/app/chatfn"
+	"github.com/ovrlrd/cloud/internal/app/streamfn"
 	"github.com/ovrlrd/cloud/internal/claude"
 	"github.com/ovrlrd/cloud/internal/config"
 	"github.com/ovrlrd/cloud/internal/devkit/devenv"
@@ -113,7 +113,7 @@ func run(ctx context.Context, getenv func(string) string, out io.Writer, ready f
 		"CLAUDE_WORK_ROOT":   filepath.Join(dataDir, "work"),
 		"CLAUDE_CONFIG_ROOT": filepath.Join(dataDir, "claude"),
 	})
-	a, err := gateway.NewLocal(ctx, config.All, env, out, gateway.Options{Chat: chatfn.Options{KMS: p.key}})
+	a, err := gateway.NewLocal(ctx, config.All, env, out, gateway.Options{Stream: streamfn.Options{KMS: p.key}})
 	if err != nil {
 		return err
 	}

@@ -36,8 +36,10 @@ type Deps struct {
 	Turns     Turns // the stream function's only
 	TurnRules TurnRules
 	Starter   TurnStarter // the chat function's only
-	// Projects, nil without a KMS key (a local server may have none).
-	Projects Projects
+	// Projects, nil without a KMS key (a local server may have none), is
+	// the stream function's; ProjectLookup every function's.
+	Projects      Projects
+	ProjectLookup ProjectLookup
 	// OriginSecrets, when any, are the values of which every request to the
 	// stream function must carry one (CloudFront adds it): the current
 	// secret and, while it rolls, the previous one.
@@ -86,6 +88,16 @@ func NewChat(d Deps) http.Handler {
 	mux.HandleFunc("POST /chat/{id}", s.metered(classTurn, s.Limits.Turn, s.buffered))
 	mux.HandleFunc("POST /chat/{id}/cancel", s.authed(classWrite, s.Limits.Write, s.cancel))
 	mux.HandleFunc("POST /devices", s.authed(classWrite, s.Limits.Write, s.putDevice))
+	mux.HandleFunc("DELETE /devices/{token}", s.authed(classWrite, s.Limits.Write, s.deleteDevice))
+	return s.guard(mux)
+}
+
+// NewProjects returns the handler of the project routes, which the HTTP API
+// sends to the stream function: it holds go-git, KMS and the memory and
+// disk a clone needs, so the chat function links none of it. Like the
+// chat function's, it answers every other path with a JSON 404.
+func NewProjects(d Deps) http.Handler {
+	s, mux := newServer(d), http.NewServeMux()
 	mux.HandleFunc("GET /projects", s.reading(classRead, s.Limits.Read, s.projects(s.listProjects)))
 	mux.HandleFunc("POST /projects", s.authed(classWrite, s.Limits.Write, s.projects(s.createProject)))
 	mux.HandleFunc("PATCH /projects/{id}", s.authed(classWrite, s.Limits.Write, s.projects(s.updateProject)))
@@ -97,7 +109,6 @@ func NewChat(d Deps) http.Handler {
 	mux.HandleFunc("GET /chat/directories", s.reading(classRead, s.Limits.Read, s.projects(s.directories)))
 	mux.HandleFunc("POST /chat/directories/{path}/label", s.authed(classWrite, s.Limits.Write, s.projects(s.labelDirectory)))
 	mux.HandleFunc("DELETE /chat/directories/{path}", s.authed(classWrite, s.Limits.Write, s.projects(s.deleteDirectory)))
-	mux.HandleFunc("DELETE /devices/{token}", s.authed(classWrite, s.Limits.Write, s.deleteDevice))
 	return s.guard(mux)
 }
 

@@ -13,12 +13,18 @@ import (
 type Projects interface {
 	Create(ctx context.Context, userID string, in ovrlrd.NewProject) (ovrlrd.Project, error)
 	List(ctx context.Context, userID string) ([]ovrlrd.Project, error)
-	Get(ctx context.Context, userID, id string) (ovrlrd.Project, error)
-	Named(ctx context.Context, userID, name string) (ovrlrd.Project, error)
 	Update(ctx context.Context, userID, id string, c ovrlrd.ProjectChange) (ovrlrd.Project, error)
 	Delete(ctx context.Context, userID, id string) error
 	Changes(ctx context.Context, userID, convID string) (ovrlrd.Changes, error)
 	Push(ctx context.Context, userID, convID string) (ovrlrd.Pushed, error)
+}
+
+// ProjectLookup finds a user's projects by id and by name: what a turn
+// request and the directory routes name. Every function that begins turns
+// has it, with or without the rest of Projects.
+type ProjectLookup interface {
+	Project(ctx context.Context, userID, id string) (ovrlrd.Project, error)
+	ProjectNamed(ctx context.Context, userID, name string) (ovrlrd.Project, error)
 }
 
 // errNoProjects answers the project routes of a server without a KMS key
@@ -190,7 +196,7 @@ func (s *server) labelDirectory(w http.ResponseWriter, r *http.Request, p auth.P
 	if s.failed(w, r, Decode(r, &body)) {
 		return
 	}
-	pr, err := s.Projects.Named(r.Context(), p.UserID, r.PathValue("path"))
+	pr, err := s.ProjectLookup.ProjectNamed(r.Context(), p.UserID, r.PathValue("path"))
 	if err == nil {
 		_, err = s.Projects.Update(r.Context(), p.UserID, pr.ID, ovrlrd.ProjectChange{Label: body.Label})
 	}
@@ -201,7 +207,7 @@ func (s *server) labelDirectory(w http.ResponseWriter, r *http.Request, p auth.P
 // project, so removing it from the picker deletes the project (its
 // conversations keep their copies).
 func (s *server) deleteDirectory(w http.ResponseWriter, r *http.Request, p auth.Principal) {
-	pr, err := s.Projects.Named(r.Context(), p.UserID, r.PathValue("path"))
+	pr, err := s.ProjectLookup.ProjectNamed(r.Context(), p.UserID, r.PathValue("path"))
 	if err == nil {
 		err = s.Projects.Delete(r.Context(), p.UserID, pr.ID)
 	}

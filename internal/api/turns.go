@@ -87,8 +87,6 @@ func (s *server) requestedProject(ctx context.Context, userID, convID string, b 
 		return "", nil
 	case b.ProjectID != nil && b.WorkDir != nil:
 		return "", ovrlrd.Errorf(ovrlrd.EINVALID, `Send "projectId" or "workDir", not both.`)
-	case s.Projects == nil:
-		return "", errNoProjects
 	}
 	if convID != "" {
 		if c, err = s.Conversations.Conversation(ctx, userID, convID); err != nil {
@@ -99,9 +97,9 @@ func (s *server) requestedProject(ctx context.Context, userID, convID string, b 
 		}
 	}
 	if b.ProjectID != nil {
-		p, err = s.Projects.Get(ctx, userID, *b.ProjectID)
+		p, err = s.ProjectLookup.Project(ctx, userID, *b.ProjectID)
 	} else {
-		p, err = s.Projects.Named(ctx, userID, *b.WorkDir)
+		p, err = s.ProjectLookup.ProjectNamed(ctx, userID, *b.WorkDir)
 	}
 	if err != nil {
 		return "", err

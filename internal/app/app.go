@@ -134,7 +134,7 @@ func (a *App) Deps() api.Deps {
 	return api.Deps{
 		Log: a.Log, APIKey: a.Config.APIKey.Reveal(), Store: a.Store,
 		Auth: a.Accounts, Limiter: a.Store, Limits: a.Config.Limits,
-		Conversations: a.Store, Devices: a.Store,
+		Conversations: a.Store, Devices: a.Store, ProjectLookup: a.Store,
 		OriginSecrets: secrets,
 		TurnRules:     api.TurnRules{AllowList: a.Config.Claude.AllowedTools, DailyBudgetUSD: a.Config.Claude.DailyBudgetUSD},
 	}

@@ -48,17 +48,18 @@ func TestSampleEvents(t *testing.T) {
 		"chat-device-register.json":   401,
 		"chat-device-remove.json":     401,
 		"chat-default.json":           404,
-		"chat-project-create.json":    401,
-		"chat-project-list.json":      401,
-		"chat-project-update.json":    401,
-		"chat-project-delete.json":    401,
-		"chat-changes.json":           401,
-		"chat-push.json":              401,
-		"chat-directory-list.json":    401,
-		"chat-directory-label.json":   401,
-		"chat-directory-delete.json":  401,
 		"stream-new.json":             401,
 		"stream-continue.json":        401,
+		// HTTP API routes the stream function serves.
+		"stream-project-create.json":   401,
+		"stream-project-list.json":     401,
+		"stream-project-update.json":   401,
+		"stream-project-delete.json":   401,
+		"stream-changes.json":          401,
+		"stream-push.json":             401,
+		"stream-directory-list.json":   401,
+		"stream-directory-label.json":  401,
+		"stream-directory-delete.json": 401,
 	}
 	files, err := samtemplate.SampleEvents("../../events")
 	if err != nil {
@@ -86,8 +87,35 @@ func TestSampleEvents(t *testing.T) {
 				t.Fatalf("no expected status for %s", name)
 			}
 			fn, _, _ := strings.Cut(name, "-")
-			switch fn {
-			case "auth", "chat":
+			raw, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case fn == "stream" && isHTTPAPIEvent(raw):
+				// An HTTP API route of the stream function, through its
+				// one Lambda handler as deployed.
+				var ev events.APIGatewayV2HTTPRequest
+				strictDecode(t, f, &ev)
+				routes[checkHTTPEvent(t, ev, fn)] = true
+				out, err := a.Stream.Lambda()(context.Background(), raw)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var resp events.APIGatewayV2HTTPResponse
+				switch r := out.(type) {
+				case events.APIGatewayV2HTTPResponse:
+					resp = r
+				case *events.APIGatewayV2HTTPResponse:
+					resp = *r
+				default:
+					t.Fatalf("answered %T, want an HTTP API response", out)
+				}
+				if resp.StatusCode != status {
+					t.Fatalf("got %d %q, want %d", resp.StatusCode, resp.Body, status)
+				}
+				reachedRoute(t, resp.Body)
+			case fn == "auth" || fn == "chat":
 				var ev events.APIGatewayV2HTTPRequest
 				strictDecode(t, f, &ev)
 				route := checkHTTPEvent(t, ev, fn)
@@ -101,11 +129,10 @@ func TestSampleEvents(t *testing.T) {
 					t.Fatalf("got %d %q %v, want %d", resp.StatusCode, resp.Body, err, status)
 				}
 				reachedRoute(t, resp.Body)
-			case "stream":
+			case fn == "stream":
 				var ev events.LambdaFunctionURLRequest
 				strictDecode(t, f, &ev)
 				streams[checkURLEvent(t, ev)] = true
-				raw, _ := os.ReadFile(f)
 				out, err := a.Stream.Lambda()(context.Background(), raw)
 				if err != nil {
 					t.Fatal(err)
@@ -159,7 +186,7 @@ func checkHTTPEvent(t *testing.T, ev events.APIGatewayV2HTTPRequest, fn string) 
 	if route == nil {
 		t.Fatalf("routeKey %q is not a route of the HTTP API", ev.RouteKey)
 	}
-	if want := map[string]gateway.Function{"auth": gateway.Auth, "chat": gateway.Chat}[fn]; route.Function != want {
+	if want := map[string]gateway.Function{"auth": gateway.Auth, "chat": gateway.Chat, "stream": gateway.Stream}[fn]; route.Function != want {
 		t.Fatalf("%s is served by %s, not %s", ev.RouteKey, route.Function, want)
 	}
 	ctx := ev.RequestContext
@@ -192,6 +219,16 @@ func checkHTTPEvent(t *testing.T, ev events.APIGatewayV2HTTPRequest, fn string) 
 	}
 	checkBody(t, ev.Body, ev.IsBase64Encoded)
 	return ev.RouteKey
+}
+
+// isHTTPAPIEvent tells an HTTP API event from a Function URL event, both
+// payload 2.0, as the stream function's handler does: only the HTTP API's
+// names a route other than $default.
+func isHTTPAPIEvent(raw []byte) bool {
+	var ev struct {
+		RouteKey string `json:"routeKey"`
+	}
+	return json.Unmarshal(raw, &ev) == nil && ev.RouteKey != "" && ev.RouteKey != gateway.DefaultRoute
 }
 
 // checkURLEvent checks a Function URL event and returns the CloudFront path

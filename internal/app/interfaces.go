@@ -16,6 +16,7 @@ var (
 	_ api.Devices       = (*store.Store)(nil)
 	_ api.Limiter       = (*store.Store)(nil)
 	_ api.Pinger        = (*store.Store)(nil)
+	_ api.ProjectLookup = (*store.Store)(nil)
 	_ auth.Store        = (*store.Store)(nil)
 	_ auth.Verifier     = (*apple.Verifier)(nil)
 	_ audit.Writer      = (*store.Store)(nil)

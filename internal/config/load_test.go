@@ -303,26 +303,26 @@ func TestChatNeedsTheStreamFunction(t *testing.T) {
 
 func TestProjectSettings(t *testing.T) {
 	t.Parallel()
-	for _, fn := range []config.Function{config.Chat, config.Stream} {
-		_, err := load(t, fn, prodEnv("KMS_KEY_ID", ""), prodParams())
-		wantAll(t, problems(t, err), "KMS_KEY_ID: required in dev and prod for the chat and stream functions")
+	_, err := load(t, config.Stream, prodEnv("KMS_KEY_ID", ""), prodParams())
+	wantAll(t, problems(t, err), "KMS_KEY_ID: required in dev and prod for the stream function")
+	for _, fn := range []config.Function{config.Auth, config.Chat} {
+		c, err := load(t, fn, prodEnv("KMS_KEY_ID", ""), prodParams())
+		if err != nil || c.ProjectsEnabled() || c.Projects.MaxBytes != 500<<20 || c.Projects.AllowLoopback {
+			t.Fatalf("%s without a key: %+v, %v", fn, c.Projects, err)
+		}
 	}
-	c, err := load(t, config.Auth, prodEnv("KMS_KEY_ID", ""), prodParams())
-	if err != nil || c.ProjectsEnabled() || c.Projects.MaxBytes != 500<<20 || c.Projects.AllowLoopback {
-		t.Fatalf("auth without a key: %+v, %v", c.Projects, err)
-	}
-	_, err = load(t, config.Chat, prodEnv("KMS_ENDPOINT", "http://127.0.0.1:1"), prodParams())
+	_, err = load(t, config.Stream, prodEnv("KMS_ENDPOINT", "http://127.0.0.1:1"), prodParams())
 	wantAll(t, problems(t, err), "KMS_ENDPOINT: refused in prod")
 
 	pem := filepath.Join(t.TempDir(), "roots.pem")
 	if err := os.WriteFile(pem, []byte("roots"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, err = load(t, config.All, localEnv("PROJECT_MAX_MB", "20", "SSL_CERT_FILE", pem), nil)
+	c, err := load(t, config.All, localEnv("PROJECT_MAX_MB", "20", "SSL_CERT_FILE", pem), nil)
 	if err != nil || c.ProjectsEnabled() || c.Projects.MaxBytes != 20<<20 || !c.Projects.AllowLoopback || string(c.Projects.CABundle) != "roots" {
 		t.Fatalf("local: %+v, %v", c.Projects, err)
 	}
-	c, err = load(t, config.Chat, prodEnv("SSL_CERT_FILE", pem), prodParams())
+	c, err = load(t, config.Stream, prodEnv("SSL_CERT_FILE", pem), prodParams())
 	if err != nil || c.Projects.CABundle != nil || c.Projects.AllowLoopback || !c.ProjectsEnabled() {
 		t.Fatalf("prod: %+v, %v", c.Projects, err)
 	}

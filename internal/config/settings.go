@@ -126,7 +126,7 @@ func (c *Config) readSettings(r *reader) {
 
 	c.Claude = r.claude(prod)
 	c.Projects = Projects{
-		KMSKeyID:      deployed("KMS_KEY_ID", " for the chat and stream functions", c.Function != Auth, "", nil),
+		KMSKeyID:      deployed("KMS_KEY_ID", " for the stream function", c.Function.RunsTurns(), "", nil),
 		KMSEndpoint:   r.endpoint("KMS_ENDPOINT", c.Stage == Prod),
 		MaxBytes:      int64(number(r, "PROJECT_MAX_MB", "an integer", 500, 1, 10240)) << 20,
 		AllowLoopback: local,

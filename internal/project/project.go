@@ -21,7 +21,6 @@ type Store interface {
 	CreateProject(ctx context.Context, p ovrlrd.Project) (ovrlrd.Project, error)
 	Projects(ctx context.Context, userID string) ([]ovrlrd.Project, error)
 	Project(ctx context.Context, userID, id string) (ovrlrd.Project, error)
-	ProjectNamed(ctx context.Context, userID, name string) (ovrlrd.Project, error)
 	DefaultProject(ctx context.Context, userID string) (ovrlrd.Project, bool, error)
 	UpdateProject(ctx context.Context, userID, id string, u ovrlrd.ProjectUpdate) (ovrlrd.Project, error)
 	DeleteProject(ctx context.Context, userID, id string) error
@@ -128,19 +127,9 @@ func (s *Service) List(ctx context.Context, userID string) ([]ovrlrd.Project, er
 	return s.o.Store.Projects(ctx, userID)
 }
 
-// Get returns one of the user's projects.
-func (s *Service) Get(ctx context.Context, userID, id string) (ovrlrd.Project, error) {
-	return s.o.Store.Project(ctx, userID, id)
-}
-
 // DefaultProject returns the user's default project, if any.
 func (s *Service) DefaultProject(ctx context.Context, userID string) (ovrlrd.Project, bool, error) {
 	return s.o.Store.DefaultProject(ctx, userID)
-}
-
-// Named returns the user's project called name.
-func (s *Service) Named(ctx context.Context, userID, name string) (ovrlrd.Project, error) {
-	return s.o.Store.ProjectNamed(ctx, userID, name)
 }
 
 // Update changes a project. A new token is checked against the repository

@@ -17,10 +17,8 @@ import (
 
 	"github.com/ovrlrd/cloud/internal/api"
 	"github.com/ovrlrd/cloud/internal/app"
-	"github.com/ovrlrd/cloud/internal/app/projectfn"
 	"github.com/ovrlrd/cloud/internal/auth"
 	"github.com/ovrlrd/cloud/internal/config"
-	"github.com/ovrlrd/cloud/internal/envelope"
 	"github.com/ovrlrd/cloud/internal/workspace"
 )
 
@@ -38,9 +36,6 @@ type Options struct {
 	SelfInvoke string
 	// BufferedWait is how long a buffered turn is waited for.
 	BufferedWait time.Duration
-	// KMS seals and opens projects' tokens; nil is AWS KMS (make dev gives
-	// its own key).
-	KMS envelope.KMS
 }
 
 // Function is the assembled chat function.
@@ -53,7 +48,9 @@ type Function struct {
 // New adds to a what the chat function uses. It does no network I/O.
 func New(a *app.App, o Options) *Function {
 	cfg := a.Config
-	f := &Function{App: a, Workspace: projectfn.Workspace(a)}
+	f := &Function{App: a, Workspace: workspace.New(a.AWS, workspace.Options{
+		Bucket: cfg.SessionsBucket, Endpoint: cfg.S3Endpoint, MaxBytes: cfg.Claude.WorkspaceMaxBytes,
+	}, a.Log)}
 	client := lambda.NewFromConfig(a.AWS)
 	if o.Starter == nil {
 		o.Starter = lambdaFunction{client: client, name: cfg.StreamFunction}
@@ -65,9 +62,6 @@ func New(a *app.App, o Options) *Function {
 	f.deps = a.Deps()
 	f.deps.Starter, f.deps.BufferedWait = o.Starter, o.BufferedWait
 	f.deps.Cleaners = []api.ConversationCleaner{f.Workspace.DeleteConversation}
-	if p := projectfn.New(a, f.Workspace, o.KMS); p != nil {
-		f.deps.Projects = p
-	}
 	return f
 }
 

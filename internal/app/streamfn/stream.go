@@ -78,16 +78,20 @@ func Init() *Function {
 	return f
 }
 
+// HTTP serves the project routes, which the HTTP API sends here.
+func (f *Function) HTTP() api.HTTPAPIHandler { return app.HTTP(api.NewProjects(f.deps)) }
+
 // URL serves Function URL events, with a streamed response.
 func (f *Function) URL() api.FunctionURLHandler {
 	return api.CheckStream(lambdaurl.Wrap(api.NewStream(f.deps)))
 }
 
 // Lambda is the StreamFunction's Lambda handler. It serves the Function
-// URL (streamed), and the internal event by which the chat function starts
-// a buffered turn (answered as JSON once the turn ends).
+// URL (streamed), the HTTP API's project routes, and the internal event by
+// which the chat function starts a buffered turn (answered as JSON once the
+// turn ends).
 func (f *Function) Lambda() func(context.Context, json.RawMessage) (any, error) {
-	url := f.URL()
+	url, httpAPI := f.URL(), f.HTTP()
 	return func(ctx context.Context, raw json.RawMessage) (any, error) {
 		var ev app.TurnEvent
 		if err := json.Unmarshal(raw, &ev); err == nil && ev.Turn != nil {
@@ -98,6 +102,17 @@ func (f *Function) Lambda() func(context.Context, json.RawMessage) (any, error) 
 			// alarm.
 			return nil, f.runStarted(ctx, *ev.Turn)
 		}
+		// Both carry payload 2.0; a Function URL's route key is always
+		// $default, the HTTP API's routes here are all named.
+		var route events.APIGatewayV2HTTPRequest
+		if err := json.Unmarshal(raw, &route); err == nil && route.RequestContext.HTTP.Method != "" &&
+			route.RouteKey != "" && route.RouteKey != "$default" {
+			// The HTTP API answers 503 after 30 s; work it gave up on is
+			// stopped, not left running on this function's long timeout.
+			ctx, cancel := context.WithTimeout(ctx, httpAPITimeout)
+			defer cancel()
+			return httpAPI(ctx, route)
+		}
 		var req events.LambdaFunctionURLRequest
 		if err := json.Unmarshal(raw, &req); err != nil || req.RequestContext.HTTP.Method == "" {
 			return nil, errors.New("unrecognised event")
@@ -105,6 +120,10 @@ func (f *Function) Lambda() func(context.Context, json.RawMessage) (any, error) 
 		return url(ctx, &req)
 	}
 }
+
+// httpAPITimeout is the chat function's timeout, for the HTTP API's routes
+// served here.
+const httpAPITimeout = 29 * time.Second
 
 // pushTimeout bounds the pushes after a turn, retries included.
 const pushTimeout = 15 * time.Second

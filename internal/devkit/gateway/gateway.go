@@ -23,7 +23,10 @@ import (
 type Targets struct {
 	Auth, Chat api.HTTPAPIHandler
 	Stream     api.FunctionURLHandler
-	Log        *slog.Logger
+	// Projects is the stream function's handler of the HTTP API routes it
+	// serves.
+	Projects api.HTTPAPIHandler
+	Log      *slog.Logger
 }
 
 // Timeouts as template.yaml sets them; the HTTP API itself gives up at 30 s.
@@ -51,8 +54,11 @@ func New(t Targets) http.Handler {
 func (t Targets) serveHTTPAPI(w http.ResponseWriter, r *http.Request, body []byte) {
 	route := routeFor(r.Method, r.URL.Path)
 	h := t.Chat
-	if route.Function == Auth {
+	switch route.Function {
+	case Auth:
 		h = t.Auth
+	case Stream:
+		h = t.Projects
 	}
 	ctx, cancel := invocationContext(r.Context(), httpFunctionTimeout)
 	defer cancel()

@@ -37,6 +37,8 @@ type Options struct {
 	// function's assembly here, or, when the configuration names a stream
 	// function, invokes it as the deployed chat function does.
 	Chat chatfn.Options
+	// Stream's KMS, unless set, is AWS KMS; make dev gives its own key.
+	Stream streamfn.Options
 	// FinishBackoff is the pause before a local finish's first retry.
 	FinishBackoff time.Duration
 }
@@ -47,7 +49,7 @@ func NewStack(ctx context.Context, cfg config.Config, log *slog.Logger, o Option
 	if err != nil {
 		return nil, err
 	}
-	stream, err := streamfn.New(a, streamfn.Options{KMS: o.Chat.KMS})
+	stream, err := streamfn.New(a, o.Stream)
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +88,7 @@ func NewLocal(ctx context.Context, fn config.Function, getenv func(string) strin
 
 // Handler serves every function behind one address, routed as in AWS.
 func (s *Stack) Handler() http.Handler {
-	return New(Targets{Auth: s.Auth(), Chat: s.Chat.HTTP(), Stream: s.Stream.URL(), Log: s.Log})
+	return New(Targets{Auth: s.Auth(), Chat: s.Chat.HTTP(), Stream: s.Stream.URL(), Projects: s.Stream.HTTP(), Log: s.Log})
 }
 
 // Close waits for what the functions run in the background.

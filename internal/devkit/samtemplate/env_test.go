@@ -68,9 +68,9 @@ var functionOnly = map[string][]string{
 	"STREAM_FUNCTION_NAME":  {"ChatFunction"},
 	"ANTHROPIC_MODEL":       {"StreamFunction"}, // only it runs the CLI
 	"ORIGIN_SECRET_VERSION": {"StreamFunction"}, // only it checks the secret
-	// Projects' tokens: the chat function seals and opens them, the stream
-	// function opens them; the auth function never reads the key.
-	"KMS_KEY_ID": {"ChatFunction", "StreamFunction"},
+	// Projects' tokens: the stream function serves the projects' routes
+	// and turns, which seal and open them; the chat function links no KMS.
+	"KMS_KEY_ID": {"StreamFunction"},
 }
 
 // configReads is every environment variable the configuration reads: the

@@ -120,26 +120,30 @@ func TestGrantsPerFunction(t *testing.T) {
 		{req("dynamodb:BatchGetItem", table), nil},
 		{req("lambda:InvokeFunction", stream), only("ChatFunction")},
 		{req("lambda:InvokeFunction", chatFn), only("ChatFunction")}, // finishing an account deletion
-		// The chat function reads a conversation's folders for its changes
-		// and push, and saves the git directory after a push.
-		{req("s3:GetObject", obj), only("ChatFunction", "StreamFunction")},
-		{req("s3:PutObject", obj), only("ChatFunction", "StreamFunction")},
+		// The stream function reads and writes conversations' folders and
+		// git directories (turns, a conversation's changes and push) and
+		// projects' caches; the chat function only deletes (a
+		// conversation, an account).
+		{req("s3:GetObject", obj), only("StreamFunction")},
+		{req("s3:PutObject", obj), only("StreamFunction")},
 		{req("s3:DeleteObject", obj), only("ChatFunction", "StreamFunction")},
-		{req("s3:GetObject", gitDir), only("ChatFunction", "StreamFunction")},
-		{req("s3:PutObject", gitDir), only("ChatFunction", "StreamFunction")},
-		{req("s3:GetObject", cache), only("ChatFunction", "StreamFunction")},
-		{req("s3:PutObject", cache), only("ChatFunction", "StreamFunction")},
+		{req("s3:GetObject", gitDir), only("StreamFunction")},
+		{req("s3:PutObject", gitDir), only("StreamFunction")},
+		{req("s3:DeleteObject", gitDir), only("ChatFunction", "StreamFunction")},
+		{req("s3:GetObject", cache), only("StreamFunction")},
+		{req("s3:PutObject", cache), only("StreamFunction")},
+		{req("s3:DeleteObject", cache), only("ChatFunction", "StreamFunction")},
 		{req("s3:ListBucket", bucket, "s3:prefix", "users/u1/"), only("ChatFunction", "StreamFunction")},
 		// A missing object is NoSuchKey only with a ListBucket that
-		// carries no s3:prefix.
-		{req("s3:ListBucket", bucket, "s3:prefix", ""), only("ChatFunction", "StreamFunction")},
-		{req("s3:ListBucket", bucket), only("ChatFunction", "StreamFunction")},
-		// Projects' tokens: sealed by the chat function (envelope
-		// encryption: GenerateDataKey, never Encrypt), opened by it and by
-		// the stream function, with the tokens' purpose only, under the
-		// stack's key only.
-		{req("kms:GenerateDataKey", key, purpose, tokens), only("ChatFunction")},
-		{req("kms:Decrypt", key, purpose, tokens), only("ChatFunction", "StreamFunction")},
+		// carries no s3:prefix; the chat function reads no object.
+		{req("s3:ListBucket", bucket, "s3:prefix", ""), only("StreamFunction")},
+		{req("s3:ListBucket", bucket), only("StreamFunction")},
+		// Projects' tokens: sealed (envelope encryption: GenerateDataKey,
+		// never Encrypt) and opened by the stream function, which serves
+		// the projects' routes and turns, with the tokens' purpose only,
+		// under the stack's key only. The chat function uses no key.
+		{req("kms:GenerateDataKey", key, purpose, tokens), only("StreamFunction")},
+		{req("kms:Decrypt", key, purpose, tokens), only("StreamFunction")},
 		{req("kms:GenerateDataKey", key), nil},
 		{req("kms:Decrypt", key), nil},
 		{req("kms:Decrypt", key, purpose, "something else"), nil},

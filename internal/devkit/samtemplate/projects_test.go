@@ -67,7 +67,7 @@ func sealPurpose(t *testing.T) string {
 
 // The projects' key is a symmetric key that rotates, outlives the stack
 // and any replacement, and whose policy names the account alone; its alias
-// is the stack's name, and the chat and stream functions are told its ARN.
+// is the stack's name, and the stream function alone is told its ARN.
 func TestProjectsKey(t *testing.T) {
 	tpl := load(t)
 	r := tpl.Resources()["ProjectsKey"]
@@ -139,8 +139,8 @@ func TestProjectsKey(t *testing.T) {
 	keyARN := map[string]any{"Fn::GetAtt": []any{"ProjectsKey", "Arn"}}
 	for _, fn := range functions {
 		v, set := functionEnv(t, tpl, fn)["KMS_KEY_ID"]
-		if want := fn != "AuthFunction"; set != want || (set && !reflect.DeepEqual(v, keyARN)) {
-			t.Errorf("%s: KMS_KEY_ID %v (set %v), want the key's ARN for the chat and stream functions only", fn, v, set)
+		if want := fn == "StreamFunction"; set != want || (set && !reflect.DeepEqual(v, keyARN)) {
+			t.Errorf("%s: KMS_KEY_ID %v (set %v), want the key's ARN for the stream function only", fn, v, set)
 		}
 	}
 }
@@ -181,7 +181,9 @@ func TestProjectsKeyGrants(t *testing.T) {
 			}
 		}
 	}
-	want := map[string][]string{"ChatFunction": {"kms:Decrypt", "kms:GenerateDataKey"}, "StreamFunction": {"kms:Decrypt"}}
+	// The stream function serves the projects' routes (it seals tokens)
+	// and turns (they open them); the chat and auth functions use no key.
+	want := map[string][]string{"StreamFunction": {"kms:Decrypt", "kms:GenerateDataKey"}}
 	if !reflect.DeepEqual(kms, want) {
 		t.Errorf("KMS actions per function %v, want %v", kms, want)
 	}
