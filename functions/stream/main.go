@@ -1,6 +1,7 @@
 // Command stream is the StreamFunction. It only wires: config (failing
-// fast), dependencies, then the Lambda runtime loop, which serves both the
-// Function URL (streamed) and the chat function's buffered turns.
+// fast), dependencies, then the Lambda runtime loop, which serves the
+// Function URL (streamed), the HTTP API's project routes and the chat
+// function's buffered turns.
 package main
 
 import (

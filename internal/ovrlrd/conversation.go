@@ -48,17 +48,16 @@ var (
 
 // Accepts reports whether a turn naming projectID ("" names none) may run
 // on c: the conversation's own project, or any for one with nothing kept
-// yet.
+// yet (a first turn that failed before its checkout was ready).
 func (c Conversation) Accepts(projectID string) error {
+	kept := c.Base != "" || c.Workspace != "" || c.ClaudeSessionID != nil
 	switch {
-	case projectID == "" || projectID == c.ProjectID:
+	case projectID == "" || projectID == c.ProjectID || !kept:
 		return nil
 	case c.ProjectID != "":
 		return ErrOtherProject
-	case c.Workspace != "" || c.ClaudeSessionID != nil:
-		return ErrNoProject
 	}
-	return nil
+	return ErrNoProject
 }
 
 // Message is one entry of a conversation.

@@ -93,6 +93,7 @@ func TestSecondConversationFetchesOnlyWhatIsNew(t *testing.T) {
 	}
 	first, cold := firstTurn()
 	second, warm := firstTurn()
+	t.Logf("the git host sent %d bytes for the first conversation, %d for the second", cold, warm)
 	if cold < 1<<20 || warm > cold/10 {
 		t.Fatalf("the host sent %d bytes for the first conversation and %d for the second", cold, warm)
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/repo"
@@ -213,7 +214,9 @@ func (s *Service) Push(ctx context.Context, userID, convID string) (ovrlrd.Pushe
 		return ovrlrd.Pushed{}, err
 	}
 	defer func() {
-		if err := s.o.Store.ReleaseRun(context.WithoutCancel(ctx), convID, holder); err != nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := s.o.Store.ReleaseRun(rctx, convID, holder); err != nil {
 			s.o.Log.WarnContext(ctx, "push lease not released", "err", err)
 		}
 	}()

@@ -377,18 +377,22 @@ func (s *Store) AttachProject(ctx context.Context, userID, convID, holder string
 	switch {
 	case err != nil:
 		return ovrlrd.Conversation{}, err
-	case c.ProjectID != "" && c.ProjectID != p.ID:
+	case c.ProjectID != p.ID && c.Base != "":
 		return ovrlrd.Conversation{}, ovrlrd.ErrOtherProject
 	}
-	branch := ovrlrd.ProjectBranch(convID)
+	branch, workDir := ovrlrd.ProjectBranch(convID), p.Name
+	if c.ProjectID == p.ID && c.WorkDir != "" {
+		workDir = c.WorkDir // the name it had when the conversation began
+	}
 	ppk, psk := projectKey(userID, p.ID)
 	err = s.runTx(ctx, "attach project", func(error) (*dynamo.WriteTx, error) {
 		tx := s.db.WriteTx().
 			Check(s.table.Check(attrPK, convPrefix+convID).Range(attrSK, runSK).If("'holder' = ?", holder)).
 			Update(s.table.Update(attrPK, userPK(userID)).Range(attrSK, convPrefix+convID).
-				Set("projectId", p.ID).Set("branch", branch).Set("workDir", cmp.Or(c.WorkDir, p.Name)).Set("base", base).
-				If("attribute_exists($) AND (attribute_not_exists('projectId') OR 'projectId' = ?)", attrPK, p.ID))
-		if c.ProjectID != "" {
+				Set("projectId", p.ID).Set("branch", branch).Set("workDir", workDir).Set("base", base).
+				// Another project only while nothing was checked out.
+				If("attribute_exists($) AND (attribute_not_exists('base') OR 'projectId' = ?)", attrPK, p.ID))
+		if c.ProjectID == p.ID {
 			return tx.Check(s.table.Check(attrPK, ppk).Range(attrSK, psk).If("attribute_exists($)", attrPK)), nil
 		}
 		return tx.Update(s.table.Update(attrPK, ppk).Range(attrSK, psk).If("attribute_exists($)", attrPK).
@@ -397,6 +401,6 @@ func (s *Store) AttachProject(ctx context.Context, userID, convID, holder string
 	if err != nil {
 		return ovrlrd.Conversation{}, err
 	}
-	c.ProjectID, c.Branch, c.WorkDir, c.Base = p.ID, branch, cmp.Or(c.WorkDir, p.Name), base
+	c.ProjectID, c.Branch, c.WorkDir, c.Base = p.ID, branch, workDir, base
 	return c, nil
 }

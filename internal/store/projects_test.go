@@ -540,4 +540,21 @@ func TestAttachProject(t *testing.T) {
 	if read, _ := s.Conversation(ctx, uid, d.ID); read.ProjectID != "" {
 		t.Fatalf("a deleted project was attached: %+v", read)
 	}
+	// Attached without a checkout yet (a first turn that failed), a
+	// conversation may still take another project; once checked out, not.
+	r, err := s.CreateProject(ctx, newProject(uid, "other"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AttachProject(ctx, uid, d.ID, "h2", p, ""); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.AttachProject(ctx, uid, d.ID, "h2", r, "")
+	if err != nil || got.ProjectID != r.ID || got.WorkDir != "other" {
+		t.Fatalf("another project before the checkout: %+v, %v", got, err)
+	}
+	if _, err := s.AttachProject(ctx, uid, d.ID, "h2", r, "beef"); err != nil {
+		t.Fatal(err)
+	}
+	expectCode(t, errOf(s.AttachProject(ctx, uid, d.ID, "h2", p, "")), ovrlrd.ECONFLICT)
 }

@@ -2,6 +2,7 @@ package turn
 
 import (
 	"context"
+	"os"
 	"sync"
 	"time"
 
@@ -51,7 +52,7 @@ func (s *Service) defaultProject(ctx context.Context, j ovrlrd.Turn) func() stri
 // deleted project, a repository above the limit. A clone can take a while:
 // meanwhile the lease is renewed and the client pinged as while the CLI
 // runs, and a cancel, a deletion or a lost lease stops it.
-func (s *Service) prepare(ctx context.Context, j ovrlrd.Turn, out *outbox, fallback func() string) (end ending, stopped error, ok bool) {
+func (s *Service) prepare(ctx context.Context, j ovrlrd.Turn, out *outbox, fallback func() string, renewed *time.Time) (end ending, stopped error, ok bool) {
 	if s.cfg.Projects == nil || j.Workspace != "" || j.ClaudeSessionID != "" {
 		return ending{}, nil, true
 	}
@@ -64,7 +65,7 @@ func (s *Service) prepare(ctx context.Context, j ovrlrd.Turn, out *outbox, fallb
 	defer cancel()
 	stop := make(chan error, 1)
 	var watched sync.WaitGroup
-	watched.Go(func() { s.watch(work, j, stop) })
+	watched.Go(func() { s.watch(work, j, stop, renewed) })
 	defer watched.Wait()
 	done := make(chan error, 1)
 	go func() { done <- s.cfg.Projects.Prepare(work, j, s.folders(j.ConversationID).Work) }()
@@ -83,6 +84,11 @@ func (s *Service) prepare(ctx context.Context, j ovrlrd.Turn, out *outbox, fallb
 		}
 	}
 	cancel()
+	if stopped != nil || err != nil {
+		// What the clone left is the project's, not yet the turn's: its
+		// release would not see it.
+		_ = os.RemoveAll(s.folders(j.ConversationID).Work)
+	}
 	switch {
 	case stopped != nil:
 		return ending{outcome: failed(failureMessage(stopped, claude.Exit{}))}, stopped, false

@@ -237,7 +237,10 @@ func (s *Service) contain(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, 
 		// stay as they were, unless they are gone for good.
 		return end, nil
 	}
-	if end, stopped, ok := s.prepare(runCtx, j, out, fallback); !ok {
+	// The last renewal of the lease, kept across the checkout's watch and
+	// the CLI's: time unrenewed in one counts in the other.
+	renewed := time.Now()
+	if end, stopped, ok := s.prepare(runCtx, j, out, fallback, &renewed); !ok {
 		return end, stopped
 	}
 	var title *titleRun
@@ -251,7 +254,7 @@ func (s *Service) contain(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, 
 			title = s.startTitle(ctx, box, j.Message, asked)
 		}
 	}
-	end.outcome, end.usage, stopped = s.execute(runCtx, j, box, out, firstLine)
+	end.outcome, end.usage, stopped = s.execute(runCtx, j, box, out, firstLine, &renewed)
 	if title != nil {
 		// Only a completed turn keeps its title: execute never reports one
 		// that was stopped as complete.
@@ -388,7 +391,7 @@ var errExposed = errors.New("the Claude CLI is readable by the user it runs as")
 // the model calls cost (measured by the proxy), and why the run was
 // stopped early, if it was. firstLine runs when the CLI wrote its first
 // line, with what tells when the CLI first asked the model.
-func (s *Service) execute(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, out *outbox, firstLine func(asked <-chan struct{})) (Outcome, ovrlrd.Usage, error) {
+func (s *Service) execute(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, out *outbox, firstLine func(asked <-chan struct{}), renewed *time.Time) (Outcome, ovrlrd.Usage, error) {
 	tr := &translator{conversationID: j.ConversationID}
 	f := s.folders(j.ConversationID)
 	if err := box.Own(f.Work, f.Config); err != nil {
@@ -443,7 +446,7 @@ func (s *Service) execute(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, 
 	stop := make(chan error, 1)
 	watchCtx, endWatch := context.WithCancel(ctx)
 	var watched sync.WaitGroup
-	watched.Go(func() { s.watch(watchCtx, j, stop) })
+	watched.Go(func() { s.watch(watchCtx, j, stop, renewed) })
 	defer func() { endWatch(); watched.Wait() }()
 	events := run.Events()
 	for events != nil {
@@ -510,11 +513,11 @@ func (s *Service) execute(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, 
 
 // watch renews the lease every checkEvery until ctx ends, and sends the
 // first reason to stop (a cancel, the conversation gone, the lease lost or
-// too long unrenewed) on stop.
-func (s *Service) watch(ctx context.Context, j ovrlrd.Turn, stop chan<- error) {
+// too long unrenewed) on stop. renewed is the last renewal, which it keeps;
+// only one watch of a turn runs at a time.
+func (s *Service) watch(ctx context.Context, j ovrlrd.Turn, stop chan<- error, renewed *time.Time) {
 	t := time.NewTicker(checkEvery)
 	defer t.Stop()
-	renewed := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -522,8 +525,8 @@ func (s *Service) watch(ctx context.Context, j ovrlrd.Turn, stop chan<- error) {
 		case <-t.C:
 			ok, reason := s.check(ctx, j)
 			if ok {
-				renewed = time.Now()
-			} else if reason == nil && time.Since(renewed) > lease-leaseMargin {
+				*renewed = time.Now()
+			} else if reason == nil && time.Since(*renewed) > lease-leaseMargin {
 				reason = errLeaseStale
 			}
 			if reason != nil {
