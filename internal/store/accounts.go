@@ -98,6 +98,12 @@ func (s *Store) DeleteUser(ctx context.Context, userID string) (deletedConversat
 						return err
 					}
 				}
+				if id, ok := pendingImport(k.SK); ok {
+					// The messages an import that never finished wrote.
+					if err := s.purge(ctx, convPrefix+id, ""); err != nil {
+						return err
+					}
+				}
 				if tok, ok := strings.CutPrefix(k.SK, devicePrefix); ok {
 					// With its claim, so the phone is free for the next account.
 					if err := s.DeleteDevice(ctx, userID, tok); err != nil && !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {

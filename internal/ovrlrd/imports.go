@@ -1,0 +1,30 @@
+package ovrlrd
+
+import "time"
+
+// ImportedMessage is one message of an imported session, with the time it
+// was written at the desk.
+type ImportedMessage struct {
+	Role      Role
+	Content   string
+	CreatedAt time.Time
+}
+
+// ImportFinish is what makes an imported conversation visible: every message
+// is written by then.
+type ImportFinish struct {
+	UserID         string
+	ConversationID string
+	SessionID      string // the CLI session, resumed by the next turn
+	Title          string // "" for none
+	Workspace      string // the version of the saved folders holding the transcript
+	Messages       int
+	CreatedAt      time.Time // the first message's time
+	UpdatedAt      time.Time // the last message's
+}
+
+// ErrImported answers a second import of a session; the message names the
+// conversation the first one made.
+func ErrImported(conversationID string) error {
+	return Errorf(ECONFLICT, "This session was already imported as conversation %s.", conversationID)
+}
