@@ -28,3 +28,10 @@ type ImportFinish struct {
 func ErrImported(conversationID string) error {
 	return Errorf(ECONFLICT, "This session was already imported as conversation %s.", conversationID)
 }
+
+// Imported is what an import made.
+type Imported struct {
+	ConversationID string  `json:"conversationId"`
+	MessageCount   int     `json:"messageCount"`
+	Title          *string `json:"title"`
+}

@@ -2,6 +2,7 @@ package streamfn
 
 import (
 	"github.com/ovrlrd/cloud/internal/api"
+	"github.com/ovrlrd/cloud/internal/imports"
 	"github.com/ovrlrd/cloud/internal/project"
 	"github.com/ovrlrd/cloud/internal/push"
 	"github.com/ovrlrd/cloud/internal/store"
@@ -16,4 +17,6 @@ var (
 	_ turn.Workspace = (*workspace.Store)(nil)
 	_ push.Devices   = (*store.Store)(nil)
 	_ turn.Projects  = (*project.Service)(nil)
+	_ imports.Store  = (*store.Store)(nil)
+	_ imports.Files  = (*workspace.Store)(nil)
 )

@@ -18,16 +18,19 @@ import (
 	"github.com/ovrlrd/cloud/internal/claude"
 	"github.com/ovrlrd/cloud/internal/config"
 	"github.com/ovrlrd/cloud/internal/envelope"
+	"github.com/ovrlrd/cloud/internal/imports"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/push"
+	"github.com/ovrlrd/cloud/internal/transcript"
 	"github.com/ovrlrd/cloud/internal/turn"
 )
 
 // Function is the assembled stream function.
 type Function struct {
 	*app.App
-	Turns *turn.Service
-	deps  api.Deps
+	Turns   *turn.Service
+	Imports *imports.Service
+	deps    api.Deps
 }
 
 // Options are how the function differs from the deployed one; the zero
@@ -56,6 +59,9 @@ func New(a *app.App, o Options) (*Function, error) {
 		tc.Projects = projects
 	}
 	f := &Function{App: a, Turns: turn.New(a.Store, tc, a.Log, after...), deps: a.Deps()}
+	f.Imports = imports.New(imports.Options{
+		Store: a.Store, Files: files, WorkRoot: cfg.Claude.WorkRoot, MaxMessages: transcript.DefaultMaxMessages, Log: a.Log,
+	})
 	if projects != nil {
 		f.deps.Projects = projects
 	}

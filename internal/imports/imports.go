@@ -1,0 +1,144 @@
+// Package imports carries a session begun in the terminal into the cloud:
+// its transcript is parsed (transcript), its messages written, and the file
+// itself saved with the conversation's folders where the CLI looks for it,
+// so the next turn resumes it with its whole context. It runs in the stream
+// function, whose working folders decide where that is.
+package imports
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
+	"github.com/ovrlrd/cloud/internal/transcript"
+	"github.com/ovrlrd/cloud/internal/workspace"
+)
+
+// Store writes an import's messages and, at its end, its conversation.
+type Store interface {
+	BeginImport(ctx context.Context, userID, sessionID string) (string, error)
+	ImportMessages(ctx context.Context, userID, convID string, msgs []ovrlrd.ImportedMessage) error
+	FinishImport(ctx context.Context, f ovrlrd.ImportFinish) (ovrlrd.Conversation, error)
+	AbortImport(ctx context.Context, userID, convID string) error
+}
+
+// Files keeps a conversation's folders (workspace.Store).
+type Files interface {
+	Save(ctx context.Context, userID, convID string, f workspace.Folders) (string, error)
+	Discard(ctx context.Context, userID, convID, version string) error
+}
+
+// Options configure a Service.
+type Options struct {
+	Store Store
+	Files Files
+	// WorkRoot is where the turns' working folders live: the CLI looks
+	// for a session under the slug of the conversation's folder there.
+	WorkRoot    string
+	MaxMessages int
+	Log         *slog.Logger
+}
+
+// Service imports sessions.
+type Service struct{ o Options }
+
+// New returns a Service.
+func New(o Options) *Service { return &Service{o: o} }
+
+// batch is how many messages one ImportMessages call writes.
+const batch = 500
+
+// abortTimeout bounds the cleanup of an import that failed.
+const abortTimeout = 30 * time.Second
+
+// Import makes a conversation of userID from the transcript of sessionID,
+// all or nothing. title, if set, replaces the transcript's own.
+func (s *Service) Import(ctx context.Context, userID, sessionID string, data []byte, title string) (ovrlrd.Imported, error) {
+	sess, err := transcript.Parse(bytes.NewReader(data), sessionID, s.o.MaxMessages)
+	if err != nil {
+		return ovrlrd.Imported{}, err
+	}
+	convID, err := s.o.Store.BeginImport(ctx, userID, sessionID)
+	if err != nil {
+		return ovrlrd.Imported{}, err
+	}
+	version := ""
+	defer func() {
+		if err == nil {
+			return
+		}
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+		defer cancel()
+		aerr := s.o.Store.AbortImport(actx, userID, convID)
+		if version != "" {
+			aerr = errors.Join(aerr, s.o.Files.Discard(actx, userID, convID, version))
+		}
+		if aerr != nil {
+			s.o.Log.WarnContext(ctx, "failed import not cleaned up", "err", aerr)
+		}
+	}()
+	for i := 0; i < len(sess.Messages); i += batch {
+		if err = s.o.Store.ImportMessages(ctx, userID, convID, sess.Messages[i:min(i+batch, len(sess.Messages))]); err != nil {
+			return ovrlrd.Imported{}, err
+		}
+	}
+	if version, err = s.save(ctx, userID, convID, sessionID, data); err != nil {
+		return ovrlrd.Imported{}, err
+	}
+	title = cmp.Or(title, sess.Title)
+	msgs := sess.Messages
+	_, err = s.o.Store.FinishImport(ctx, ovrlrd.ImportFinish{
+		UserID: userID, ConversationID: convID, SessionID: sessionID, Title: title, Workspace: version,
+		Messages: len(msgs), CreatedAt: msgs[0].CreatedAt, UpdatedAt: msgs[len(msgs)-1].CreatedAt,
+	})
+	if err != nil {
+		return ovrlrd.Imported{}, err
+	}
+	out := ovrlrd.Imported{ConversationID: convID, MessageCount: len(msgs)}
+	if title != "" {
+		out.Title = &title
+	}
+	return out, nil
+}
+
+// save keeps the transcript as the conversation's first saved folders: in
+// its CLI config folder, under the slug of the working folder its turns
+// run in, with an empty working folder beside it.
+func (s *Service) save(ctx context.Context, userID, convID, sessionID string, data []byte) (string, error) {
+	root, err := os.MkdirTemp("", "ovrlrd-import-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(root)
+	// The CLI slugs the folder getcwd reports: with links resolved.
+	workRoot, err := filepath.EvalSymlinks(s.o.WorkRoot)
+	if err != nil {
+		return "", err
+	}
+	f := workspace.Folders{Config: filepath.Join(root, "config"), Work: filepath.Join(root, "work")}
+	path, err := transcript.Path(f.Config, filepath.Join(workRoot, convID), sessionID)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return "", err
+	}
+	version, err := s.o.Files.Save(ctx, userID, convID, f)
+	if errors.Is(err, workspace.ErrTooLarge) {
+		return "", ovrlrd.Wrap(ovrlrd.ETOOLARGE, "The session is larger than a conversation may keep.", err)
+	}
+	if err != nil {
+		return "", ovrlrd.Wrap(ovrlrd.EUNAVAILABLE, "Could not keep the session. Please try again.", fmt.Errorf("imports: save: %w", err))
+	}
+	return version, nil
+}
