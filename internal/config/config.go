@@ -155,6 +155,9 @@ type Claude struct {
 	DailyBudgetUSD float64
 	// WorkspaceMaxBytes caps a conversation folder saved to S3.
 	WorkspaceMaxBytes int64
+	// ImportMaxMessages caps the messages of a session imported from the
+	// terminal.
+	ImportMaxMessages int
 	// Credential is the ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN,
 	// depending on Provider. Loaded by Stream and All only. Only the model
 	// proxy holds it; the CLI never sees it.

@@ -328,6 +328,15 @@ func TestProjectSettings(t *testing.T) {
 	}
 	_, err = load(t, config.All, localEnv("SSL_CERT_FILE", pem+".missing"), nil)
 	wantAll(t, problems(t, err), "SSL_CERT_FILE")
+
+	if c := mustLoad(t, config.All, localEnv(), nil); c.Claude.ImportMaxMessages != 5000 {
+		t.Fatalf("import cap %d, want 5000", c.Claude.ImportMaxMessages)
+	}
+	if c := mustLoad(t, config.All, localEnv("IMPORT_MAX_MESSAGES", "20"), nil); c.Claude.ImportMaxMessages != 20 {
+		t.Fatalf("import cap %d, want 20", c.Claude.ImportMaxMessages)
+	}
+	_, err = load(t, config.All, localEnv("IMPORT_MAX_MESSAGES", "0"), nil)
+	wantAll(t, problems(t, err), "IMPORT_MAX_MESSAGES")
 }
 
 func TestSessionAndLimitSettings(t *testing.T) {

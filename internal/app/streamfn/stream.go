@@ -21,7 +21,6 @@ import (
 	"github.com/ovrlrd/cloud/internal/imports"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/push"
-	"github.com/ovrlrd/cloud/internal/transcript"
 	"github.com/ovrlrd/cloud/internal/turn"
 )
 
@@ -60,7 +59,7 @@ func New(a *app.App, o Options) (*Function, error) {
 	}
 	f := &Function{App: a, Turns: turn.New(a.Store, tc, a.Log, after...), deps: a.Deps()}
 	f.Imports = imports.New(imports.Options{
-		Store: a.Store, Files: files, WorkRoot: cfg.Claude.WorkRoot, MaxMessages: transcript.DefaultMaxMessages, Log: a.Log,
+		Store: a.Store, Files: files, WorkRoot: cfg.Claude.WorkRoot, MaxMessages: cfg.Claude.ImportMaxMessages, Log: a.Log,
 	})
 	if projects != nil {
 		f.deps.Projects = projects

@@ -57,6 +57,7 @@ var notDeployed = map[string]string{
 	"CLAUDE_IDLE_TIMEOUT":      "tunable; the code's default is the deployed value",
 	"WORKSPACE_MAX_MB":         "tunable; the code's default is the deployed value",
 	"PROJECT_MAX_MB":           "tunable; the code's default is the deployed value",
+	"IMPORT_MAX_MESSAGES":      "tunable; the code's default is the deployed value",
 }
 
 // Set by the stream function's image (Dockerfile ENV), not the template.
