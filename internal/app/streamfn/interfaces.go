@@ -2,6 +2,7 @@ package streamfn
 
 import (
 	"github.com/ovrlrd/cloud/internal/api"
+	"github.com/ovrlrd/cloud/internal/envelope"
 	"github.com/ovrlrd/cloud/internal/imports"
 	"github.com/ovrlrd/cloud/internal/project"
 	"github.com/ovrlrd/cloud/internal/push"
@@ -19,4 +20,8 @@ var (
 	_ turn.Projects  = (*project.Service)(nil)
 	_ imports.Store  = (*store.Store)(nil)
 	_ imports.Files  = (*workspace.Store)(nil)
+	_ project.Store  = (*store.Store)(nil)
+	_ project.Sealer = (*envelope.Sealer)(nil)
+	_ project.Files  = (*workspace.Store)(nil)
+	_ api.Projects   = (*project.Service)(nil)
 )

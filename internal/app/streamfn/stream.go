@@ -14,7 +14,6 @@ import (
 
 	"github.com/ovrlrd/cloud/internal/api"
 	"github.com/ovrlrd/cloud/internal/app"
-	"github.com/ovrlrd/cloud/internal/app/projectfn"
 	"github.com/ovrlrd/cloud/internal/claude"
 	"github.com/ovrlrd/cloud/internal/config"
 	"github.com/ovrlrd/cloud/internal/envelope"
@@ -51,9 +50,9 @@ func New(a *app.App, o Options) (*Function, error) {
 	if err != nil {
 		return nil, err
 	}
-	files := projectfn.Workspace(a)
+	files := newWorkspace(a)
 	tc.Workspace, tc.WorkspaceMaxBytes = files, cfg.Claude.WorkspaceMaxBytes
-	projects := projectfn.New(a, files, o.KMS)
+	projects := newProjects(a, files, o.KMS)
 	if projects != nil {
 		tc.Projects = projects
 	}

@@ -1,33 +1,20 @@
-// Package projectfn assembles the project service the chat and stream
-// functions share (the auth function links none of it): the KMS client the
-// tokens are sealed with, and the git and S3 work of conversations on a
-// project.
-package projectfn
+package streamfn
 
 import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
-	"github.com/ovrlrd/cloud/internal/api"
 	"github.com/ovrlrd/cloud/internal/app"
 	"github.com/ovrlrd/cloud/internal/envelope"
 	"github.com/ovrlrd/cloud/internal/project"
-	"github.com/ovrlrd/cloud/internal/store"
 	"github.com/ovrlrd/cloud/internal/workspace"
 )
 
-// As in package app: each implementation against its consumer's interface.
-var (
-	_ project.Store  = (*store.Store)(nil)
-	_ project.Sealer = (*envelope.Sealer)(nil)
-	_ project.Files  = (*workspace.Store)(nil)
-	_ api.Projects   = (*project.Service)(nil)
-)
-
-// New returns the project service, or nil when the configuration names no
-// KMS key (a local server without one: it serves no project routes). A
-// nil kmsClient is AWS KMS's, the deployed one; make dev gives its own.
-func New(a *app.App, files *workspace.Store, kmsClient envelope.KMS) *project.Service {
+// newProjects returns the project service, or nil when the configuration
+// names no KMS key (a local server without one: it serves no project
+// routes). A nil kmsClient is AWS KMS's, the deployed one; make dev gives
+// its own.
+func newProjects(a *app.App, files *workspace.Store, kmsClient envelope.KMS) *project.Service {
 	cfg := a.Config
 	if !cfg.ProjectsEnabled() {
 		return nil
@@ -46,9 +33,9 @@ func New(a *app.App, files *workspace.Store, kmsClient envelope.KMS) *project.Se
 	})
 }
 
-// Workspace is the S3 store of conversations' folders, git directories and
-// project caches.
-func Workspace(a *app.App) *workspace.Store {
+// newWorkspace is the S3 store of conversations' folders, git directories
+// and project caches.
+func newWorkspace(a *app.App) *workspace.Store {
 	cfg := a.Config
 	return workspace.New(a.AWS, workspace.Options{
 		Bucket: cfg.SessionsBucket, Endpoint: cfg.S3Endpoint,
