@@ -11,6 +11,7 @@ import (
 
 	"github.com/ovrlrd/cloud/internal/claude"
 	"github.com/ovrlrd/cloud/internal/devkit/apnsfake"
+	"github.com/ovrlrd/cloud/internal/devkit/kmslocal"
 	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 )
 
@@ -76,7 +77,7 @@ func TestMain(m *testing.M) {
 	}
 	os.Setenv("SSL_CERT_FILE", ca)
 	code := storetest.Run(m)
-	stopKMS()
+	kmslocal.CloseShared()
 	if code == 0 {
 		code = scanLogs()
 	}

@@ -1,15 +1,12 @@
 package app_test
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/json"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/ovrlrd/cloud/internal/devkit/anthropicfake"
 	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
@@ -18,37 +15,6 @@ import (
 	"github.com/ovrlrd/cloud/internal/devkit/sandboxtest"
 	"github.com/ovrlrd/cloud/internal/devkit/ssetest"
 )
-
-// The package's local-kms, started on first use and stopped by TestMain.
-var (
-	kmsOnce   sync.Once
-	kmsServer *kmslocal.Server
-	kmsErr    error
-)
-
-func localKMS(t *testing.T) *kmslocal.Server {
-	t.Helper()
-	kmsOnce.Do(func() {
-		bin, err := kmslocal.Bin()
-		if err != nil {
-			kmsErr = err
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		kmsServer, kmsErr = kmslocal.Start(ctx, bin)
-	})
-	if kmsErr != nil {
-		t.Fatal(kmsErr)
-	}
-	return kmsServer
-}
-
-func stopKMS() {
-	if kmsServer != nil {
-		kmsServer.Close()
-	}
-}
 
 // projectStack is a stack with projects on: local-kms seals the tokens, a
 // git server on loopback serves the repositories, and the real CLI works
@@ -113,7 +79,7 @@ func isCommand(r anthropicfake.Request) bool {
 
 func newProjectStack(t *testing.T, overrides ...string) *projectStack {
 	t.Helper()
-	kms := localKMS(t)
+	kms := kmslocal.Shared(t)
 	token := "ghp_" + rand.Text()
 	remember(token)
 	git, err := gitserver.New(t.TempDir(), "octo", token)

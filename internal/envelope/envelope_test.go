@@ -16,39 +16,10 @@ import (
 	"github.com/ovrlrd/cloud/internal/devkit/kmslocal"
 )
 
-// One local-kms for the package, started by the first test that needs it
-// (fuzzing never does), closed by TestMain.
-var (
-	kmsOnce   sync.Once
-	kmsServer *kmslocal.Server
-	kmsErr    error
-)
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if kmsServer != nil {
-		kmsServer.Close()
-	}
+	kmslocal.CloseShared() // fuzzing never starts it
 	os.Exit(code)
-}
-
-// localKMS is the package's local-kms, started on first use.
-func localKMS(t *testing.T) *kmslocal.Server {
-	t.Helper()
-	kmsOnce.Do(func() {
-		bin, err := kmslocal.Bin()
-		if err != nil {
-			kmsErr = err
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		kmsServer, kmsErr = kmslocal.Start(ctx, bin)
-	})
-	if kmsErr != nil {
-		t.Fatal(kmsErr)
-	}
-	return kmsServer
 }
 
 // recorder passes calls on to a KMS and keeps the plaintext data keys it
@@ -76,7 +47,7 @@ func testContext() map[string]string {
 }
 
 func TestSealOpenRoundTrip(t *testing.T) {
-	s := localKMS(t)
+	s := kmslocal.Shared(t)
 	rec := &recorder{KMS: s.Client()}
 	sealer := New(rec, s.KeyID())
 	ctx := context.Background()
@@ -129,7 +100,7 @@ func TestSealOpenRoundTrip(t *testing.T) {
 }
 
 func TestOpenWithAnotherContextFails(t *testing.T) {
-	s := localKMS(t)
+	s := kmslocal.Shared(t)
 	sealer := New(s.Client(), s.KeyID())
 	ctx := context.Background()
 	secret := []byte("ghp_contextboundsecret")
@@ -197,7 +168,7 @@ func newAEADOpen(header, sealed []byte, encCtx map[string]string) ([]byte, error
 }
 
 func TestOpenFailsForAnyFlippedByte(t *testing.T) {
-	s := localKMS(t)
+	s := kmslocal.Shared(t)
 	sealer := New(s.Client(), s.KeyID())
 	ctx := context.Background()
 	secret := []byte("ghp_flipme")
@@ -245,7 +216,7 @@ func TestOpenFailsForAnyFlippedByte(t *testing.T) {
 }
 
 func TestOpenGarbageFailsCleanly(t *testing.T) {
-	s := localKMS(t)
+	s := kmslocal.Shared(t)
 	sealer := New(s.Client(), s.KeyID())
 	ctx := context.Background()
 	noise := make([]byte, 300)

@@ -23,21 +23,17 @@ import (
 	"github.com/ovrlrd/cloud/internal/workspace"
 )
 
-func TestMain(m *testing.M) { os.Exit(storetest.Run(m)) }
+func TestMain(m *testing.M) {
+	code := storetest.Run(m)
+	kmslocal.CloseShared()
+	os.Exit(code)
+}
 
 // A second conversation on a project fetches only what is new since the
 // project's cache was saved, and starts from the project's branch.
 func TestSecondConversationFetchesOnlyWhatIsNew(t *testing.T) {
 	ctx := context.Background()
-	bin, err := kmslocal.Bin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kms, err := kmslocal.Start(ctx, bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(kms.Close)
+	kms := kmslocal.Shared(t)
 	s3 := httptest.NewServer(gofakes3.New(s3mem.New()).Server())
 	t.Cleanup(s3.Close)
 	files := workspace.New(storetest.AWSConfig(), workspace.Options{Bucket: "sessions", Endpoint: s3.URL, MaxBytes: 50 << 20}, slog.Default())
