@@ -66,18 +66,7 @@ func (d desk) run(t *testing.T, baseURL, prompt string, args ...string) cliRun {
 	args = append([]string{"-p", "--output-format", "stream-json", "--verbose"}, args...)
 	cmd := exec.CommandContext(ctx, claudetest.RealCLI(t), args...)
 	cmd.Dir = d.cwd
-	cmd.Env = []string{
-		"PATH=/usr/local/bin:/usr/bin:/bin",
-		"HOME=" + d.home,
-		"CLAUDE_CONFIG_DIR=" + d.config,
-		"ANTHROPIC_BASE_URL=" + baseURL,
-		"ANTHROPIC_API_KEY=test",
-		"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1",
-		"DISABLE_TELEMETRY=1",
-		"DISABLE_AUTOUPDATER=1",
-		"DISABLE_ERROR_REPORTING=1",
-		"CLAUDE_CODE_MAX_RETRIES=0",
-	}
+	cmd.Env = claudetest.DeskEnv(d.home, d.config, baseURL)
 	cmd.WaitDelay = 2 * time.Second
 	cmd.Stdin = strings.NewReader(prompt)
 	var stdout, stderr bytes.Buffer

@@ -44,18 +44,7 @@ func newSandbox(t *testing.T) sandbox {
 // env is the explicit environment the service gives the CLI: nothing is
 // inherited from the test process.
 func (sb sandbox) env(baseURL string, retries string) []string {
-	return []string{
-		"PATH=/usr/local/bin:/usr/bin:/bin",
-		"HOME=" + sb.home,
-		"CLAUDE_CONFIG_DIR=" + sb.config,
-		"ANTHROPIC_BASE_URL=" + baseURL,
-		"ANTHROPIC_API_KEY=test",
-		"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1",
-		"DISABLE_TELEMETRY=1",
-		"DISABLE_AUTOUPDATER=1",
-		"DISABLE_ERROR_REPORTING=1",
-		"CLAUDE_CODE_MAX_RETRIES=" + retries,
-	}
+	return append(claudetest.DeskEnv(sb.home, sb.config, baseURL), "CLAUDE_CODE_MAX_RETRIES="+retries)
 }
 
 // run is one finished CLI run.

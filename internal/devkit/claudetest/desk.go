@@ -10,6 +10,25 @@ import (
 	"time"
 )
 
+// DeskEnv is the whole environment of a real CLI run in a test: a home and
+// CLAUDE_CONFIG_DIR of its own, the model stand-in at baseURL, no retries,
+// no traffic but the model's, and nothing inherited from the test process.
+// A variable appended after it wins (os/exec keeps the last value).
+func DeskEnv(home, configDir, baseURL string) []string {
+	return []string{
+		"PATH=/usr/local/bin:/usr/bin:/bin",
+		"HOME=" + home,
+		"CLAUDE_CONFIG_DIR=" + configDir,
+		"ANTHROPIC_BASE_URL=" + baseURL,
+		"ANTHROPIC_API_KEY=test",
+		"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1",
+		"DISABLE_TELEMETRY=1",
+		"DISABLE_AUTOUPDATER=1",
+		"DISABLE_ERROR_REPORTING=1",
+		"CLAUDE_CODE_MAX_RETRIES=0",
+	}
+}
+
 // DeskSession runs the real CLI once as a user's terminal would (a home of
 // its own, an explicit environment, nothing inherited) against the model
 // stand-in at baseURL, and returns the session id and the transcript the
@@ -25,9 +44,7 @@ func DeskSession(t testing.TB, baseURL, prompt string) (string, []byte) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, RealCLI(t), "-p", "--output-format", "stream-json", "--verbose")
 	cmd.Dir, cmd.Stdin = cwd, strings.NewReader(prompt)
-	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + home, "CLAUDE_CONFIG_DIR=" + filepath.Join(home, ".claude"),
-		"ANTHROPIC_BASE_URL=" + baseURL, "ANTHROPIC_API_KEY=desk", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1",
-		"DISABLE_TELEMETRY=1", "DISABLE_AUTOUPDATER=1", "CLAUDE_CODE_MAX_RETRIES=0"}
+	cmd.Env = DeskEnv(home, filepath.Join(home, ".claude"), baseURL)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("the desk's CLI: %v\n%s", err, out)
 	}
