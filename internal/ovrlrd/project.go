@@ -88,7 +88,8 @@ func ProjectBranch(conversationID string) string {
 const BranchPrefix = "ovrlrd/"
 
 // Changes are the files a conversation changed on its branch against the
-// project it started from, with a unified diff cut at a bound.
+// project it started from (Files never nil), with a unified diff cut at a
+// bound.
 type Changes struct {
 	Branch    string       `json:"branch"`
 	Base      string       `json:"base"`

@@ -134,10 +134,7 @@ func (s *Service) keepError(err error) error {
 
 // checkout is a conversation's git directory and working folder, restored
 // from S3 into folders of the server's own.
-type checkout struct {
-	conv      ovrlrd.Conversation
-	git, work string
-}
+type checkout struct{ git, work string }
 
 // open restores what a conversation's project work needs. The caller
 // removes it with close.
@@ -152,7 +149,7 @@ func (s *Service) open(ctx context.Context, c ovrlrd.Conversation) (*checkout, e
 	if err != nil {
 		return nil, err
 	}
-	co := &checkout{conv: c, git: filepath.Join(root, "git"), work: filepath.Join(root, "work")}
+	co := &checkout{git: filepath.Join(root, "git"), work: filepath.Join(root, "work")}
 	err = errors.Join(
 		s.o.Files.RestoreGit(ctx, c.UserID, c.ID, co.git),
 		s.o.Files.RestoreWork(ctx, c.UserID, c.ID, c.Workspace, co.work),
@@ -188,15 +185,9 @@ func (s *Service) Changes(ctx context.Context, userID, convID string) (ovrlrd.Ch
 		return ovrlrd.Changes{}, err
 	}
 	defer co.close()
-	d, err := repo.Changes(co.git, co.work, c.Base, MaxDiff)
-	if err != nil {
-		return ovrlrd.Changes{}, err
-	}
-	out := ovrlrd.Changes{Branch: c.Branch, Base: c.Base, Files: []ovrlrd.FileChange{}, Diff: d.Patch, Truncated: d.Truncated}
-	for _, f := range d.Files {
-		out.Files = append(out.Files, ovrlrd.FileChange{Path: f.Path, Status: f.Status})
-	}
-	return out, nil
+	out, err := repo.Changes(co.git, co.work, c.Base, MaxDiff)
+	out.Branch = c.Branch
+	return out, err
 }
 
 // pushLease holds the conversation while a push runs: no turn changes its

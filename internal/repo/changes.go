@@ -10,20 +10,9 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/storage/filesystem"
 	"github.com/go-git/go-git/v5/utils/merkletrie"
+
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
-
-// Change is one file that differs from the base.
-type Change struct {
-	Path   string `json:"path"`
-	Status string `json:"status"` // "added", "modified" or "deleted"
-}
-
-// Diff is a working tree's changes against a base commit.
-type Diff struct {
-	Files     []Change `json:"files"` // never nil
-	Patch     string   `json:"diff"`  // unified
-	Truncated bool     `json:"truncated"`
-}
 
 var statuses = map[merkletrie.Action]string{
 	merkletrie.Insert: "added", merkletrie.Modify: "modified", merkletrie.Delete: "deleted",
@@ -31,13 +20,14 @@ var statuses = map[merkletrie.Action]string{
 
 // Changes compares the working tree, as Commit would commit it now, with
 // the commit base, without moving any branch, HEAD or the index. The patch
-// is cut at a line end within maxDiff bytes.
-func Changes(gitDir, workDir, base string, maxDiff int) (Diff, error) {
+// is cut at a line end within maxDiff bytes. The answer names its base; its
+// branch is the caller's to fill in.
+func Changes(gitDir, workDir, base string, maxDiff int) (ovrlrd.Changes, error) {
 	from, err := parseHash(base)
 	if err != nil {
-		return Diff{}, err
+		return ovrlrd.Changes{}, err
 	}
-	var d Diff
+	var d ovrlrd.Changes
 	err = inTree(&scratch{Storage: gitStorage(gitDir)}, workDir, func(repo *git.Repository, wt *git.Worktree) error {
 		baseCommit, err := repo.CommitObject(from)
 		if err != nil {
@@ -67,28 +57,29 @@ func Changes(gitDir, workDir, base string, maxDiff int) (Diff, error) {
 		d, err = diff(changes, maxDiff)
 		return err
 	})
+	d.Base = base
 	return d, err
 }
 
-func diff(changes object.Changes, limit int) (Diff, error) {
-	d := Diff{Files: make([]Change, 0, len(changes))}
+func diff(changes object.Changes, limit int) (ovrlrd.Changes, error) {
+	d := ovrlrd.Changes{Files: make([]ovrlrd.FileChange, 0, len(changes))}
 	var patch strings.Builder
 	for _, ch := range changes {
 		action, err := ch.Action()
 		if err != nil {
-			return Diff{}, err
+			return ovrlrd.Changes{}, err
 		}
 		name := ch.To.Name
 		if action == merkletrie.Delete {
 			name = ch.From.Name
 		}
-		d.Files = append(d.Files, Change{Path: name, Status: statuses[action]})
+		d.Files = append(d.Files, ovrlrd.FileChange{Path: name, Status: statuses[action]})
 		if d.Truncated {
 			continue // no point diffing what will not be shown
 		}
 		p, err := ch.Patch()
 		if err != nil {
-			return Diff{}, err
+			return ovrlrd.Changes{}, err
 		}
 		text := p.String()
 		if room := max(limit-patch.Len(), 0); len(text) > room {
@@ -97,7 +88,7 @@ func diff(changes object.Changes, limit int) (Diff, error) {
 		}
 		patch.WriteString(text)
 	}
-	d.Patch = patch.String()
+	d.Diff = patch.String()
 	return d, nil
 }
 

@@ -103,7 +103,7 @@ func TestChanges(t *testing.T) {
 	_, r := start(t)
 	c := checkout(t, r, "main", "ovrlrd/a")
 	d, err := Changes(c.gitDir, c.workDir, c.base, 1<<20)
-	if err != nil || d.Files == nil || len(d.Files) > 0 || d.Patch != "" || d.Truncated {
+	if err != nil || d.Files == nil || len(d.Files) > 0 || d.Diff != "" || d.Truncated {
 		t.Fatalf("Changes of a clean tree = %+v, %v", d, err)
 	}
 
@@ -118,14 +118,14 @@ func TestChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Change{{".gitignore", "added"}, {"README.md", "modified"}, {"new.txt", "added"}, {"src/main.go", "deleted"}}
+	want := changed(".gitignore", "added", "README.md", "modified", "new.txt", "added", "src/main.go", "deleted")
 	d, err = Changes(c.gitDir, c.workDir, c.base, 1<<20)
 	if err != nil || !slices.Equal(d.Files, want) || d.Truncated {
 		t.Fatalf("Changes = %+v, %v; want %v", d, err, want)
 	}
 	for _, s := range []string{"-# demo\n+# changed\n", "diff --git a/new.txt b/new.txt", "+new\n", "-package main\n"} {
-		if !strings.Contains(d.Patch, s) {
-			t.Errorf("patch lacks %q:\n%s", s, d.Patch)
+		if !strings.Contains(d.Diff, s) {
+			t.Errorf("patch lacks %q:\n%s", s, d.Diff)
 		}
 	}
 
@@ -138,7 +138,7 @@ func TestChanges(t *testing.T) {
 	}
 
 	cut, err := Changes(c.gitDir, c.workDir, c.base, 80)
-	if err != nil || !cut.Truncated || len(cut.Patch) > 80 || !strings.HasPrefix(d.Patch, cut.Patch) || !slices.Equal(cut.Files, want) {
+	if err != nil || !cut.Truncated || len(cut.Diff) > 80 || !strings.HasPrefix(d.Diff, cut.Diff) || !slices.Equal(cut.Files, want) {
 		t.Errorf("Changes cut at 80 = %+v, %v", cut, err)
 	}
 
@@ -170,7 +170,7 @@ func TestWorkDirDotGitIsInvisible(t *testing.T) {
 	write(t, filepath.Join(w, "sub/keep.txt"), "keep\n")
 	write(t, filepath.Join(w, "hidden.txt"), "hidden\n")
 
-	want := []Change{{"hidden.txt", "added"}, {"sub/keep.txt", "added"}}
+	want := changed("hidden.txt", "added", "sub/keep.txt", "added")
 	d, err := Changes(c.gitDir, w, c.base, 1<<20)
 	if err != nil || !slices.Equal(d.Files, want) {
 		t.Fatalf("Changes = %+v, %v; want %v", d.Files, err, want)
@@ -215,13 +215,13 @@ func TestSymlinksStayInside(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	want := []Change{{"README.md", "modified"}, {"abs.txt", "added"}, {"dir", "added"}, {"rel.txt", "added"}}
+	want := changed("README.md", "modified", "abs.txt", "added", "dir", "added", "rel.txt", "added")
 	d, err := Changes(c.gitDir, c.workDir, c.base, 1<<20)
 	if err != nil || !slices.Equal(d.Files, want) {
 		t.Fatalf("Changes = %+v, %v; want %v", d.Files, err, want)
 	}
-	if strings.Contains(d.Patch, "OUTSIDE-SECRET") {
-		t.Errorf("the patch shows a file outside the working tree:\n%s", d.Patch)
+	if strings.Contains(d.Diff, "OUTSIDE-SECRET") {
+		t.Errorf("the patch shows a file outside the working tree:\n%s", d.Diff)
 	}
 	if _, committed, err := Commit(c.gitDir, c.workDir, "Links", "Ovrlrd", "bot@ovrlrd.test"); err != nil || !committed {
 		t.Fatalf("Commit = %v, %v", committed, err)
@@ -255,4 +255,13 @@ func TestFIFOIsSkipped(t *testing.T) {
 	if _, committed, err := Commit(c.gitDir, c.workDir, "Pipe", "Ovrlrd", "bot@ovrlrd.test"); err != nil || committed {
 		t.Fatalf("Commit = %v, %v; want nothing committed", committed, err)
 	}
+}
+
+// changed is a list of changes: path, status, path, status, ...
+func changed(pathStatus ...string) []ovrlrd.FileChange {
+	var out []ovrlrd.FileChange
+	for i := 0; i+1 < len(pathStatus); i += 2 {
+		out = append(out, ovrlrd.FileChange{Path: pathStatus[i], Status: pathStatus[i+1]})
+	}
+	return out
 }
