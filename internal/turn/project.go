@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/ovrlrd/cloud/internal/claude"
-
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
 
@@ -15,9 +14,9 @@ import (
 const defaultTimeout = 5 * time.Second
 
 // defaultProject starts the read of the default project of a new
-// conversation that names none, and returns what waits for it: the
-// project's id, or "" for none (a failed read is logged and counts as
-// none, so the turn still runs, in an empty folder).
+// conversation that names none, and returns what waits for it, to be
+// called once: the project's id, or "" for none (a failed read is logged
+// and counts as none, so the turn still runs, in an empty folder).
 func (s *Service) defaultProject(ctx context.Context, j ovrlrd.Turn) func() string {
 	if s.cfg.Projects == nil || !j.New || j.ProjectID != "" {
 		return func() string { return "" }
@@ -38,7 +37,6 @@ func (s *Service) defaultProject(ctx context.Context, j ovrlrd.Turn) func() stri
 	return func() string {
 		select {
 		case v := <-id:
-			id <- v // for a second call
 			return v
 		case <-ctx.Done():
 			return ""
