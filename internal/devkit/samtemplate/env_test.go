@@ -94,7 +94,27 @@ func configReads(t *testing.T) map[string]bool {
 		}
 	}
 	envName := regexp.MustCompile(`^[A-Z][A-Z0-9]*(_[A-Z0-9]+)+$|^STAGE$`)
-	files, _ := filepath.Glob("../config/*.go")
+	inspectSources(t, "../config/*.go", func(n ast.Node) bool {
+		call, ok := n.(*ast.CallExpr)
+		if !ok {
+			return true
+		}
+		for _, a := range call.Args {
+			if lit, ok := a.(*ast.BasicLit); ok && lit.Kind == token.STRING {
+				if s, err := strconv.Unquote(lit.Value); err == nil && envName.MatchString(s) {
+					names[s] = true
+				}
+			}
+		}
+		return true
+	})
+	return names
+}
+
+// inspectSources walks the syntax of every non-test Go file glob matches.
+func inspectSources(t *testing.T, glob string, visit func(ast.Node) bool) {
+	t.Helper()
+	files, _ := filepath.Glob(glob)
 	fset := token.NewFileSet()
 	for _, f := range files {
 		if strings.HasSuffix(f, "_test.go") {
@@ -104,22 +124,8 @@ func configReads(t *testing.T) map[string]bool {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ast.Inspect(file, func(n ast.Node) bool {
-			call, ok := n.(*ast.CallExpr)
-			if !ok {
-				return true
-			}
-			for _, a := range call.Args {
-				if lit, ok := a.(*ast.BasicLit); ok && lit.Kind == token.STRING {
-					if s, err := strconv.Unquote(lit.Value); err == nil && envName.MatchString(s) {
-						names[s] = true
-					}
-				}
-			}
-			return true
-		})
+		ast.Inspect(file, visit)
 	}
-	return names
 }
 
 // dockerEnv reads the ENV instructions of the Dockerfile's final stage.

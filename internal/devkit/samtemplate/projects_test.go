@@ -3,9 +3,7 @@ package samtemplate_test
 import (
 	"fmt"
 	"go/ast"
-	"go/parser"
 	"go/token"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -19,46 +17,35 @@ import (
 // to: the value of every "purpose" key of a map literal in its code.
 func sealPurpose(t *testing.T) string {
 	t.Helper()
-	files, _ := filepath.Glob("../../project/*.go")
 	seen := map[string]bool{}
-	fset := token.NewFileSet()
-	for _, f := range files {
-		if strings.HasSuffix(f, "_test.go") {
-			continue
+	inspectSources(t, "../../project/*.go", func(n ast.Node) bool {
+		kv, ok := n.(*ast.KeyValueExpr)
+		if !ok {
+			return true
 		}
-		file, err := parser.ParseFile(fset, f, nil, 0)
-		if err != nil {
-			t.Fatal(err)
+		k, kok := kv.Key.(*ast.BasicLit)
+		if !kok || k.Kind != token.STRING || k.Value != `"purpose"` {
+			return true
 		}
-		ast.Inspect(file, func(n ast.Node) bool {
-			kv, ok := n.(*ast.KeyValueExpr)
-			if !ok {
-				return true
-			}
-			k, kok := kv.Key.(*ast.BasicLit)
-			if !kok || k.Kind != token.STRING || k.Value != `"purpose"` {
-				return true
-			}
-			v := kv.Value
-			// A constant of the file stands for its value.
-			if id, ok := v.(*ast.Ident); ok && id.Obj != nil {
-				if spec, ok := id.Obj.Decl.(*ast.ValueSpec); ok {
-					for i, name := range spec.Names {
-						if name.Name == id.Name && i < len(spec.Values) {
-							v = spec.Values[i]
-						}
+		v := kv.Value
+		// A constant of the file stands for its value.
+		if id, ok := v.(*ast.Ident); ok && id.Obj != nil {
+			if spec, ok := id.Obj.Decl.(*ast.ValueSpec); ok {
+				for i, name := range spec.Names {
+					if name.Name == id.Name && i < len(spec.Values) {
+						v = spec.Values[i]
 					}
 				}
 			}
-			if lit, ok := v.(*ast.BasicLit); ok && lit.Kind == token.STRING {
-				s, _ := strconv.Unquote(lit.Value)
-				seen[s] = true
-			} else {
-				seen["(not a string literal: "+fmt.Sprintf("%T", v)+")"] = true
-			}
-			return true
-		})
-	}
+		}
+		if lit, ok := v.(*ast.BasicLit); ok && lit.Kind == token.STRING {
+			s, _ := strconv.Unquote(lit.Value)
+			seen[s] = true
+		} else {
+			seen["(not a string literal: "+fmt.Sprintf("%T", v)+")"] = true
+		}
+		return true
+	})
 	if len(seen) != 1 {
 		t.Fatalf("internal/project names %d purposes of its encryption context as literals (%v), want one", len(seen), sortedKeys(seen))
 	}
