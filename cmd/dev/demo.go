@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
@@ -116,7 +117,7 @@ func (d *demo) banner(out io.Writer, addr, apiKey, token string) {
 // this server), everywhere; to sam local's key (public, committed in
 // events/env.json), in sam local's bucket only, so a tool on this machine
 // that knows it reaches what sam local invocations wrote and nothing of
-// make dev's.
+// make dev's; and to a presigned upload's PUT whose signature holds.
 func s3Access(own string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// SigV4 names the key in the Authorization header.
@@ -127,6 +128,7 @@ func s3Access(own string, next http.Handler) http.Handler {
 		switch {
 		case own != "" && key == own:
 		case key == devenv.SAMLocalKey && bucket == devenv.SAMLocalBucket:
+		case own != "" && credential == "" && presignedUpload(r, own, time.Now()):
 		default:
 			http.Error(w, "AccessDenied", http.StatusForbidden)
 			return

@@ -25,8 +25,12 @@ const maxBody = 1 << 20
 // Decode is the one strict JSON decoder: a size cap (413), then malformed
 // JSON, unknown fields, wrong types and trailing data (400, naming the field),
 // then the body's own Validate.
-func Decode(r *http.Request, v Validator) error {
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody))
+func Decode(r *http.Request, v Validator) error { return decodeUpTo(r, v, maxBody) }
+
+// decodeUpTo is Decode with another size cap, for the one route whose body
+// may be larger (an imported session).
+func decodeUpTo(r *http.Request, v Validator, limit int64) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return decodeError(err)

@@ -40,6 +40,7 @@ type Deps struct {
 	// the stream function's; ProjectLookup every function's.
 	Projects      Projects
 	ProjectLookup ProjectLookup
+	Imports       Imports // the stream function's only
 	// OriginSecrets, when any, are the values of which every request to the
 	// stream function must carry one (CloudFront adds it): the current
 	// secret and, while it rolls, the previous one.
@@ -109,6 +110,10 @@ func NewProjects(d Deps) http.Handler {
 	mux.HandleFunc("GET /chat/directories", s.reading(classRead, s.Limits.Read, s.projects(s.directories)))
 	mux.HandleFunc("POST /chat/directories/{path}/label", s.authed(classWrite, s.Limits.Write, s.projects(s.labelDirectory)))
 	mux.HandleFunc("DELETE /chat/directories/{path}", s.authed(classWrite, s.Limits.Write, s.projects(s.deleteDirectory)))
+	// Sessions from the terminal: parsed, written and kept in S3 here, where
+	// the CLI's folders are known.
+	mux.HandleFunc("POST /chat/import", s.authed(classWrite, s.Limits.Write, s.importSession))
+	mux.HandleFunc("POST /chat/import/uploads", s.authed(classWrite, s.Limits.Write, s.importUpload))
 	return s.guard(mux)
 }
 

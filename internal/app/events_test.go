@@ -60,6 +60,8 @@ func TestSampleEvents(t *testing.T) {
 		"stream-directory-list.json":   401,
 		"stream-directory-label.json":  401,
 		"stream-directory-delete.json": 401,
+		"stream-import.json":           401,
+		"stream-import-upload.json":    401,
 	}
 	files, err := samtemplate.SampleEvents("../../events")
 	if err != nil {

@@ -1,19 +1,48 @@
 package app_test
 
 import (
-	"context"
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ovrlrd/cloud/internal/devkit/anthropicfake"
 	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
 	"github.com/ovrlrd/cloud/internal/devkit/sandboxtest"
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
 
+// importBody is a POST /chat/import body with the transcript inline.
+func importBody(id string, data []byte, extra string) string {
+	return `{"sessionId":` + jsonString(id) + `,"transcript":` + jsonString(string(data)) + extra + `}`
+}
+
+// deskTimes are the times of the transcript's user and assistant entries,
+// in the file's order.
+func deskTimes(t *testing.T, data []byte) []time.Time {
+	t.Helper()
+	var out []time.Time
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(nil, 8<<20)
+	for sc.Scan() {
+		var e struct {
+			Type      string    `json:"type"`
+			Timestamp time.Time `json:"timestamp"`
+		}
+		if json.Unmarshal(sc.Bytes(), &e) == nil && (e.Type == "user" || e.Type == "assistant") {
+			out = append(out, e.Timestamp)
+		}
+	}
+	return out
+}
+
 // A session from the desk becomes a conversation: its messages show in the
-// app, and the next turn resumes it, the model receiving what was said at
-// the desk.
+// app in their order with the desk's times, and the next turn resumes it,
+// the model receiving what was said at the desk.
 func TestImportedSessionResumes(t *testing.T) {
 	model := anthropicfake.New(anthropicfake.Commands())
 	t.Cleanup(model.Close)
@@ -21,28 +50,48 @@ func TestImportedSessionResumes(t *testing.T) {
 	s := newStack(t, "CLAUDE_PATH", claudetest.RealCLI(t), "ANTHROPIC_BASE_URL", model.URL, "ANTHROPIC_API_KEY", "sk-ant-import",
 		"CLAUDE_WORK_ROOT", work, "CLAUDE_CONFIG_ROOT", filepath.Join(sandboxtest.Dir(t), "claude"))
 	id, data := claudetest.DeskSession(t, model.URL, anthropicfake.CommandPrefix+"echo desk-marker")
-	tok, uid := s.signIn(t, uniqueSub("import"), "")
+	tok, _ := s.signIn(t, uniqueSub("import"), "")
 
-	got, err := s.app.Stream.Imports.Import(context.Background(), uid, id, data, "From the desk")
-	if err != nil {
-		t.Fatal(err)
+	r := s.call(t, "POST", "/chat/import", importBody(id, data, `,"title":"From the desk"`), tok)
+	var got ovrlrd.Imported
+	if err := json.Unmarshal([]byte(r.body), &got); r.status != 200 || err != nil {
+		t.Fatalf("POST /chat/import: %d %s", r.status, r.body)
 	}
-	if got.MessageCount < 3 || got.Title == nil || *got.Title != "From the desk" {
-		t.Fatalf("imported %+v", got)
+	if got.MessageCount < 4 || got.Title == nil || *got.Title != "From the desk" {
+		t.Fatalf("imported %s", r.body)
 	}
 	c, msgs, _ := appDetail(t, s.call(t, "GET", "/chat/"+got.ConversationID, "", tok))
-	if c["claudeSessionId"] != id || len(msgs) != got.MessageCount {
+	if c["claudeSessionId"] != id || c["title"] != "From the desk" || len(msgs) != got.MessageCount {
 		t.Fatalf("conversation %v, %d messages", c, len(msgs))
 	}
-	if first := msgs[0]["content"].(string); !strings.Contains(first, "desk-marker") {
-		t.Fatalf("first message %q", first)
-	}
-	var toolUse bool
+	// The prompt, the tool call, its result, the answer: in that order.
+	var shape []string
 	for _, m := range msgs {
-		toolUse = toolUse || strings.HasPrefix(m["content"].(string), "[Tool Use: Bash]")
+		content := m["content"].(string)
+		switch {
+		case strings.HasPrefix(content, "[Tool Use: Bash]"):
+			shape = append(shape, "use")
+		case strings.HasPrefix(content, "[Tool Result]"):
+			shape = append(shape, "result")
+		default:
+			shape = append(shape, m["role"].(string))
+		}
 	}
-	if !toolUse {
-		t.Fatalf("no tool use among %v", msgs)
+	if s := strings.Join(shape, " "); !strings.HasPrefix(s, "user use result assistant") ||
+		!strings.Contains(msgs[0]["content"].(string), "desk-marker") {
+		t.Fatalf("messages: %s", s)
+	}
+	// The desk's times, to the millisecond, in order.
+	times := deskTimes(t, data)
+	first, _ := time.Parse(time.RFC3339, msgs[0]["createdAt"].(string))
+	last, _ := time.Parse(time.RFC3339, msgs[len(msgs)-1]["createdAt"].(string))
+	if !first.Equal(times[0].Truncate(time.Millisecond)) || !last.Equal(times[len(times)-1].Truncate(time.Millisecond)) {
+		t.Fatalf("times %v .. %v, desk %v .. %v", first, last, times[0], times[len(times)-1])
+	}
+	for i := 1; i < len(msgs); i++ {
+		if msgs[i]["createdAt"].(string) < msgs[i-1]["createdAt"].(string) {
+			t.Fatalf("message %d is older than the one before it", i)
+		}
 	}
 
 	before := len(model.Requests())
@@ -58,12 +107,50 @@ func TestImportedSessionResumes(t *testing.T) {
 		}
 	}
 	if !strings.Contains(resumed, "desk-marker") {
-		t.Fatal("the model did not receive the desk's messages on the resumed turn")
+		t.Fatal("the model did not receive the desk's messages in the resumed turn's first request")
 	}
 
 	// A second import of the session names the first conversation.
-	_, err = s.app.Stream.Imports.Import(context.Background(), uid, id, data, "")
-	if err == nil || !strings.Contains(err.Error(), got.ConversationID) {
-		t.Fatalf("second import: %v", err)
+	r = s.call(t, "POST", "/chat/import", importBody(id, data, ""), tok)
+	if r.status != http.StatusConflict || !strings.Contains(r.body, got.ConversationID) {
+		t.Fatalf("second import: %d %s", r.status, r.body)
+	}
+}
+
+// An import on a project: the conversation is the project's from the
+// start, and its first turn from the phone checks the project out, then
+// resumes the desk's session in it.
+func TestImportOnAProject(t *testing.T) {
+	p := newProjectStack(t)
+	tok, _ := p.signIn(t, uniqueSub("import-project"), "")
+	proj := p.addProject(t, tok, "desk-app", "")
+	id, data := claudetest.DeskSession(t, p.model.URL, anthropicfake.CommandPrefix+"echo desk-marker")
+
+	r := p.call(t, "POST", "/chat/import", importBody(id, data, `,"projectId":`+jsonString(proj["id"].(string))), tok)
+	if r.status != 200 {
+		t.Fatalf("import: %d %s", r.status, r.body)
+	}
+	conv := r.json(t)["conversationId"].(string)
+	c, _, _ := appDetail(t, p.call(t, "GET", "/chat/"+conv, "", tok))
+	if c["projectId"] != proj["id"] || c["workDir"] != "desk-app" || !strings.HasPrefix(c["branch"].(string), "ovrlrd/") {
+		t.Fatalf("conversation %v", c)
+	}
+
+	before := len(p.model.Requests())
+	p.turn(t, "/chat/"+conv+"/stream", `{"message":"`+anthropicfake.CommandPrefix+`cat README.md","allowedTools":["Bash"]}`, tok)
+	if got := p.readResults(); len(got) != 1 {
+		t.Fatalf("the turn did not run in the project's checkout: %q", got)
+	}
+	var resumed bool
+	for _, req := range p.model.Requests()[before:] {
+		resumed = resumed || strings.Contains(string(req.Raw), "desk-marker")
+	}
+	if !resumed {
+		t.Fatal("the turn in the checkout did not resume the desk's session")
+	}
+	r = p.call(t, "GET", "/chat/"+conv+"/changes", "", tok)
+	var changes struct{ Branch, Base string }
+	if err := json.Unmarshal([]byte(r.body), &changes); r.status != 200 || err != nil || len(changes.Base) != 40 || changes.Branch != c["branch"] {
+		t.Fatalf("changes: %d %s", r.status, r.body)
 	}
 }

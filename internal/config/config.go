@@ -166,3 +166,10 @@ type Claude struct {
 	// CLI as, one per turn (SANDBOX_UIDS, "first-last").
 	SandboxUIDs [2]uint32
 }
+
+// LocalUploadKeyID is the access key id a local server presigns uploads
+// with, its secret being LocalAWSKey: a presigned URL shows its key id to
+// whoever holds it, and LocalAWSKey's own id is the secret itself. The S3
+// stand-in of make dev lets this id only PUT an upload whose signature it
+// checks.
+const LocalUploadKeyID = "ovrlrd-local-upload"

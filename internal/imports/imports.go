@@ -29,16 +29,26 @@ type Store interface {
 	AbortImport(ctx context.Context, userID, convID string) error
 }
 
-// Files keeps a conversation's folders (workspace.Store).
+// Files keeps a conversation's folders, and the sessions uploaded for an
+// import (workspace.Store).
 type Files interface {
 	Save(ctx context.Context, userID, convID string, f workspace.Folders) (string, error)
 	Discard(ctx context.Context, userID, convID, version string) error
+	PresignUpload(ctx context.Context, userID string, size int64) (ovrlrd.Upload, error)
+	Upload(ctx context.Context, userID, uploadID string, max int64) ([]byte, error)
+	DeleteUpload(ctx context.Context, userID, uploadID string) error
+}
+
+// Projects finds the project an import names.
+type Projects interface {
+	Project(ctx context.Context, userID, id string) (ovrlrd.Project, error)
 }
 
 // Options configure a Service.
 type Options struct {
-	Store Store
-	Files Files
+	Store    Store
+	Files    Files
+	Projects Projects
 	// WorkRoot is where the turns' working folders live: the CLI looks
 	// for a session under the slug of the conversation's folder there.
 	WorkRoot    string
@@ -58,9 +68,49 @@ const batch = 500
 // abortTimeout bounds the cleanup of an import that failed.
 const abortTimeout = 30 * time.Second
 
-// Import makes a conversation of userID from the transcript of sessionID,
-// all or nothing. title, if set, replaces the transcript's own.
-func (s *Service) Import(ctx context.Context, userID, sessionID string, data []byte, title string) (ovrlrd.Imported, error) {
+// Upload returns where userID may upload a session of size bytes.
+func (s *Service) Upload(ctx context.Context, userID string, size int64) (ovrlrd.Upload, error) {
+	switch {
+	case size <= 0:
+		return ovrlrd.Upload{}, ovrlrd.Errorf(ovrlrd.EINVALID, `Field "size" must be a positive number of bytes.`)
+	case size > ovrlrd.MaxUploadTranscript:
+		return ovrlrd.Upload{}, ovrlrd.Errorf(ovrlrd.ETOOLARGE, "A session may be at most %d bytes.", ovrlrd.MaxUploadTranscript)
+	}
+	u, err := s.o.Files.PresignUpload(ctx, userID, size)
+	if err != nil {
+		return ovrlrd.Upload{}, ovrlrd.Wrap(ovrlrd.EUNAVAILABLE, "Could not prepare the upload. Please try again.", err)
+	}
+	return u, nil
+}
+
+// Import makes a conversation of the session r names, all or nothing.
+func (s *Service) Import(ctx context.Context, r ovrlrd.ImportRequest) (ovrlrd.Imported, error) {
+	var project *ovrlrd.Project
+	if r.ProjectID != "" {
+		p, err := s.o.Projects.Project(ctx, r.UserID, r.ProjectID)
+		if err != nil {
+			return ovrlrd.Imported{}, err
+		}
+		project = &p
+	}
+	data := r.Transcript
+	if r.UploadID != "" {
+		var err error
+		if data, err = s.o.Files.Upload(ctx, r.UserID, r.UploadID, ovrlrd.MaxUploadTranscript); err != nil {
+			return ovrlrd.Imported{}, err
+		}
+	}
+	out, err := s.imp(ctx, r, data, project)
+	if err == nil && r.UploadID != "" {
+		if derr := s.o.Files.DeleteUpload(ctx, r.UserID, r.UploadID); derr != nil {
+			s.o.Log.WarnContext(ctx, "imported upload not deleted (the bucket expires it)", "err", derr)
+		}
+	}
+	return out, err
+}
+
+func (s *Service) imp(ctx context.Context, r ovrlrd.ImportRequest, data []byte, project *ovrlrd.Project) (out ovrlrd.Imported, err error) {
+	userID, sessionID := r.UserID, r.SessionID
 	sess, err := transcript.Parse(bytes.NewReader(data), sessionID, s.o.MaxMessages)
 	if err != nil {
 		return ovrlrd.Imported{}, err
@@ -92,16 +142,16 @@ func (s *Service) Import(ctx context.Context, userID, sessionID string, data []b
 	if version, err = s.save(ctx, userID, convID, sessionID, data); err != nil {
 		return ovrlrd.Imported{}, err
 	}
-	title = cmp.Or(title, sess.Title)
+	title := cmp.Or(r.Title, sess.Title)
 	msgs := sess.Messages
 	_, err = s.o.Store.FinishImport(ctx, ovrlrd.ImportFinish{
-		UserID: userID, ConversationID: convID, SessionID: sessionID, Title: title, Workspace: version,
+		UserID: userID, ConversationID: convID, SessionID: sessionID, Title: title, Workspace: version, Project: project,
 		Messages: len(msgs), CreatedAt: msgs[0].CreatedAt, UpdatedAt: msgs[len(msgs)-1].CreatedAt,
 	})
 	if err != nil {
 		return ovrlrd.Imported{}, err
 	}
-	out := ovrlrd.Imported{ConversationID: convID, MessageCount: len(msgs)}
+	out = ovrlrd.Imported{ConversationID: convID, MessageCount: len(msgs)}
 	if title != "" {
 		out.Title = &title
 	}

@@ -56,7 +56,7 @@ func TestAnImportThatFailsHalfWayLeavesNothing(t *testing.T) {
 	}
 	svc := imports.New(imports.Options{Store: st, Files: files, WorkRoot: t.TempDir(), Log: slog.Default()})
 
-	_, err = svc.Import(ctx, u.ID, id, data, "")
+	_, err = svc.Import(ctx, ovrlrd.ImportRequest{UserID: u.ID, SessionID: id, Transcript: data})
 	if !ovrlrd.IsCode(err, ovrlrd.EUNAVAILABLE) {
 		t.Fatalf("import with the bucket down: %v", err)
 	}
@@ -75,13 +75,13 @@ func TestAnImportThatFailsHalfWayLeavesNothing(t *testing.T) {
 
 	// Once the bucket is back, the same session imports.
 	down.Store(false)
-	got, err := svc.Import(ctx, u.ID, id, data, "")
+	got, err := svc.Import(ctx, ovrlrd.ImportRequest{UserID: u.ID, SessionID: id, Transcript: data})
 	if err != nil || got.MessageCount == 0 {
 		t.Fatalf("import again: %+v, %v", got, err)
 	}
 	// A malformed transcript is refused before anything is written, naming
 	// its line.
-	_, err = svc.Import(ctx, u.ID, id, []byte(strings.Replace(string(data), "{", "[", 1)), "")
+	_, err = svc.Import(ctx, ovrlrd.ImportRequest{UserID: u.ID, SessionID: id, Transcript: []byte(strings.Replace(string(data), "{", "[", 1))})
 	if !ovrlrd.IsCode(err, ovrlrd.EINVALID) || !strings.Contains(ovrlrd.ErrorMessage(err), "Line 1") {
 		t.Fatalf("a malformed transcript: %v", err)
 	}

@@ -18,9 +18,12 @@ type ImportFinish struct {
 	SessionID      string // the CLI session, resumed by the next turn
 	Title          string // "" for none
 	Workspace      string // the version of the saved folders holding the transcript
-	Messages       int
-	CreatedAt      time.Time // the first message's time
-	UpdatedAt      time.Time // the last message's
+	// Project, if set, is attached to the conversation with no checkout
+	// yet: its first turn makes one.
+	Project   *Project
+	Messages  int
+	CreatedAt time.Time // the first message's time
+	UpdatedAt time.Time // the last message's
 }
 
 // ErrImported answers a second import of a session; the message names the
@@ -34,4 +37,15 @@ type Imported struct {
 	ConversationID string  `json:"conversationId"`
 	MessageCount   int     `json:"messageCount"`
 	Title          *string `json:"title"`
+}
+
+// ImportRequest asks for a session to be imported: its transcript sent
+// inline, or uploaded first (UploadID).
+type ImportRequest struct {
+	UserID     string
+	SessionID  string // the CLI's id of the session, a UUID
+	Transcript []byte // the JSONL file, when sent inline
+	UploadID   string // else the upload holding it
+	ProjectID  string // "" for none: the conversation's project
+	Title      string // "" keeps the transcript's own
 }

@@ -103,13 +103,27 @@ func (s *Store) FinishImport(ctx context.Context, f ovrlrd.ImportFinish) (ovrlrd
 	if f.Workspace != "" {
 		conv.Workspace = &f.Workspace
 	}
+	if p := f.Project; p != nil {
+		// Attached with no base: the first turn checks it out.
+		conv.ProjectID, conv.Branch, conv.WorkDir = p.ID, ovrlrd.ProjectBranch(f.ConversationID), p.Name
+	}
 	claim := importedItem{itemKey: itemKey{userPK(f.UserID), importedPrefix + f.SessionID}, ConversationID: f.ConversationID}
 	err := s.runTx(ctx, "finish import", func(error) (*dynamo.WriteTx, error) {
-		return s.db.WriteTx().Check(s.accountOpen(f.UserID)).
+		tx := s.db.WriteTx().Check(s.accountOpen(f.UserID)).
 			Delete(s.table.Delete(attrPK, userPK(f.UserID)).Range(attrSK, importingPrefix+f.ConversationID).If("attribute_exists($)", attrPK)).
 			Put(s.table.Put(claim).If("attribute_not_exists($)", attrPK)).
-			Put(s.table.Put(conv).If("attribute_not_exists($)", attrPK)), nil
-	}, errAccountDeleted, errImportGone, errSessionClaimed)
+			Put(s.table.Put(conv).If("attribute_not_exists($)", attrPK))
+		if f.Project != nil {
+			// A use of the project, as a turn's attaching counts one; and
+			// the project still there.
+			ppk, psk := projectKey(f.UserID, f.Project.ID)
+			tx.Update(s.table.Update(attrPK, ppk).Range(attrSK, psk).If("attribute_exists($)", attrPK).
+				Add("accessCount", 1).Set("lastUsed", s.nowMillis()))
+		}
+		return tx, nil
+		// In the items' order; the conversation's item found means the
+		// import ended already, as its pending item gone does.
+	}, errAccountDeleted, errImportGone, errSessionClaimed, errImportGone, errProjectNotFound)
 	if err == errSessionClaimed {
 		// The session was claimed meanwhile: name the conversation that won.
 		if other, rerr := s.Imported(ctx, f.UserID, f.SessionID); rerr == nil {

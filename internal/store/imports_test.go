@@ -192,3 +192,50 @@ func TestAbandonedImportsAreSwept(t *testing.T) {
 	// A deleted account begins no import.
 	expectCode(t, errOf(s.BeginImport(ctx, u.ID, uuid.NewString())), ovrlrd.EUNAUTHORIZED)
 }
+
+// An import on a project attaches it with no checkout yet and counts a use;
+// a project deleted meanwhile fails the import's end, which leaves nothing.
+func TestImportOnAProject(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := storetest.New(t)
+	u, err := s.CreateUser(ctx, "", "001234."+rand.Text())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.CreateProject(ctx, ovrlrd.Project{UserID: u.ID, Name: "app", RepoURL: "https://git.example.com/app.git", Branch: "main"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
+	finish := func(session string) (string, error) {
+		conv, err := s.BeginImport(ctx, u.ID, session)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ImportMessages(ctx, u.ID, conv, importedMessages(2, t0)); err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.FinishImport(ctx, ovrlrd.ImportFinish{UserID: u.ID, ConversationID: conv, SessionID: session, Workspace: "v1",
+			Project: &p, Messages: 2, CreatedAt: t0, UpdatedAt: t0.Add(time.Second)})
+		return conv, err
+	}
+	conv, err := finish(uuid.NewString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.Conversation(ctx, u.ID, conv)
+	if err != nil || c.ProjectID != p.ID || c.Branch != ovrlrd.ProjectBranch(conv) || c.WorkDir != "app" || c.Base != "" {
+		t.Fatalf("conversation %+v, %v", c, err)
+	}
+	if got, err := s.Project(ctx, u.ID, p.ID); err != nil || got.AccessCount != 1 || got.LastUsed == nil {
+		t.Fatalf("project %+v, %v", got, err)
+	}
+
+	if err := s.DeleteProject(ctx, u.ID, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	conv, err = finish(uuid.NewString())
+	expectCode(t, err, ovrlrd.ENOTFOUND)
+	expectCode(t, errOf(s.Conversation(ctx, u.ID, conv)), ovrlrd.ENOTFOUND)
+}

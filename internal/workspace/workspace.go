@@ -24,6 +24,7 @@ import (
 // Store saves and restores conversation folders.
 type Store struct {
 	client   *s3.Client
+	presign  *s3.PresignClient
 	bucket   string
 	limit    int64 // bytes per folder; larger ones are not saved
 	gitLimit int64 // bytes per git archive (folders.go)
@@ -37,6 +38,9 @@ type Options struct {
 	// GitMaxBytes caps one git archive (a project's object store); 0
 	// means MaxBytes.
 	GitMaxBytes int64
+	// UploadCredentials, if set, sign presigned uploads instead of the
+	// client's own: a local server's are its S3 stand-in's secret.
+	UploadCredentials aws.CredentialsProvider
 }
 
 // opTimeout bounds one S3 request: a turn must not hang on its bucket.
@@ -54,7 +58,12 @@ func New(cfg aws.Config, o Options, _ *slog.Logger) *Store {
 	if gitLimit == 0 {
 		gitLimit = o.MaxBytes
 	}
-	return &Store{client: client, bucket: o.Bucket, limit: o.MaxBytes, gitLimit: gitLimit}
+	presign := s3.NewPresignClient(client, func(po *s3.PresignOptions) {
+		if o.UploadCredentials != nil {
+			po.ClientOptions = append(po.ClientOptions, func(so *s3.Options) { so.Credentials = o.UploadCredentials })
+		}
+	})
+	return &Store{client: client, presign: presign, bucket: o.Bucket, limit: o.MaxBytes, gitLimit: gitLimit}
 }
 
 // Folders are one conversation's folders on disk.
@@ -243,9 +252,9 @@ func (s *Store) DeleteConversation(ctx context.Context, userID, convID string) e
 	return s.deletePrefix(ctx, convPrefix(userID, convID))
 }
 
-// DeleteUser removes everything saved for a user.
+// DeleteUser removes everything saved for a user, and their uploads.
 func (s *Store) DeleteUser(ctx context.Context, userID string, _ []string) error {
-	return s.deletePrefix(ctx, prefix(userID))
+	return errors.Join(s.deletePrefix(ctx, prefix(userID)), s.deletePrefix(ctx, uploadsPrefix(userID)))
 }
 
 func (s *Store) deletePrefix(ctx context.Context, p string) error {

@@ -1,10 +1,14 @@
 package streamfn
 
 import (
+	"cmp"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/ovrlrd/cloud/internal/app"
+	"github.com/ovrlrd/cloud/internal/config"
 	"github.com/ovrlrd/cloud/internal/envelope"
 	"github.com/ovrlrd/cloud/internal/project"
 	"github.com/ovrlrd/cloud/internal/workspace"
@@ -33,14 +37,18 @@ func newProjects(a *app.App, files *workspace.Store, kmsClient envelope.KMS) *pr
 	})
 }
 
-// newWorkspace is the S3 store of conversations' folders, git directories
-// and project caches.
+// newWorkspace is the S3 store of conversations' folders, git directories,
+// project caches and imports' uploads.
 func newWorkspace(a *app.App) *workspace.Store {
 	cfg := a.Config
-	return workspace.New(a.AWS, workspace.Options{
+	o := workspace.Options{
 		Bucket: cfg.SessionsBucket, Endpoint: cfg.S3Endpoint,
 		// A git directory holds the project's pack, and the packs fetched
 		// into a cache since: room for twice the fetch's cap.
 		MaxBytes: cfg.Claude.WorkspaceMaxBytes, GitMaxBytes: 2 * cfg.Projects.MaxBytes,
-	}, a.Log)
+	}
+	if cfg.Stage == config.Local {
+		o.UploadCredentials = credentials.NewStaticCredentialsProvider(config.LocalUploadKeyID, cmp.Or(cfg.LocalAWSKey.Reveal(), "local"), "")
+	}
+	return workspace.New(a.AWS, o, a.Log)
 }

@@ -58,8 +58,10 @@ func New(a *app.App, o Options) (*Function, error) {
 	}
 	f := &Function{App: a, Turns: turn.New(a.Store, tc, a.Log, after...), deps: a.Deps()}
 	f.Imports = imports.New(imports.Options{
-		Store: a.Store, Files: files, WorkRoot: cfg.Claude.WorkRoot, MaxMessages: cfg.Claude.ImportMaxMessages, Log: a.Log,
+		Store: a.Store, Files: files, Projects: a.Store,
+		WorkRoot: cfg.Claude.WorkRoot, MaxMessages: cfg.Claude.ImportMaxMessages, Log: a.Log,
 	})
+	f.deps.Imports = f.Imports
 	if projects != nil {
 		f.deps.Projects = projects
 	}
@@ -82,7 +84,8 @@ func Init() *Function {
 	return f
 }
 
-// HTTP serves the project routes, which the HTTP API sends here.
+// HTTP serves the project and import routes, which the HTTP API sends
+// here.
 func (f *Function) HTTP() api.HTTPAPIHandler { return app.HTTP(api.NewProjects(f.deps)) }
 
 // URL serves Function URL events, with a streamed response.
@@ -91,7 +94,7 @@ func (f *Function) URL() api.FunctionURLHandler {
 }
 
 // Lambda is the StreamFunction's Lambda handler. It serves the Function
-// URL (streamed), the HTTP API's project routes, and the internal event by
+// URL (streamed), the HTTP API's project and import routes, and the internal event by
 // which the chat function starts a buffered turn (answered as JSON once the
 // turn ends).
 func (f *Function) Lambda() func(context.Context, json.RawMessage) (any, error) {

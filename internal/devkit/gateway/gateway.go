@@ -35,12 +35,22 @@ const (
 	streamFunctionTimeout = 900 * time.Second
 )
 
+// maxPayload is Lambda's cap on a synchronous invocation's payload (6 MiB);
+// here it bounds the body alone, which in AWS the event's other fields
+// share.
+const maxPayload = 6 << 20
+
 // New returns an http.Handler that routes like CloudFront and the HTTP API.
 func New(t Targets) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(io.LimitReader(r.Body, 6<<20)) // Lambda's payload cap
+		body, err := io.ReadAll(io.LimitReader(r.Body, maxPayload+1))
 		if err != nil {
 			http.Error(w, `{"message":"Bad Request"}`, http.StatusBadRequest)
+			return
+		}
+		if len(body) > maxPayload {
+			// Lambda refuses the invocation; the function never sees it.
+			http.Error(w, `{"message":"Request Entity Too Large"}`, http.StatusRequestEntityTooLarge)
 			return
 		}
 		if isStreamPath(r.URL.Path) {

@@ -57,6 +57,8 @@ var HTTPAPIRoutes = []Route{
 	{"GET /chat/directories", Stream},
 	{"POST /chat/directories/{path}/label", Stream},
 	{"DELETE /chat/directories/{path}", Stream},
+	{"POST /chat/import", Stream},
+	{"POST /chat/import/uploads", Stream},
 	{DefaultRoute, Chat},
 }
 

@@ -54,6 +54,7 @@ var sampleStatus = map[string]int{
 	"stream-project-create.json": 401, "stream-project-list.json": 401, "stream-project-update.json": 401,
 	"stream-project-delete.json": 401, "stream-changes.json": 401, "stream-push.json": 401,
 	"stream-directory-list.json": 401, "stream-directory-label.json": 401, "stream-directory-delete.json": 401,
+	"stream-import.json": 401, "stream-import-upload.json": 401,
 }
 
 // httpAPIEvent tells a sample HTTP API event from a Function URL event,

@@ -1,0 +1,87 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"unicode/utf8"
+
+	"github.com/ovrlrd/cloud/internal/auth"
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
+)
+
+// Imports carries sessions begun in the terminal into the cloud.
+type Imports interface {
+	Upload(ctx context.Context, userID string, size int64) (ovrlrd.Upload, error)
+	Import(ctx context.Context, r ovrlrd.ImportRequest) (ovrlrd.Imported, error)
+}
+
+// maxImportBody is the most a Lambda invocation carries (6 MiB): no larger
+// request reaches the function, so none is read.
+const maxImportBody = 6 << 20
+
+// maxImportTitle is the longest title an import may give, in characters.
+const maxImportTitle = 200
+
+type uploadBody struct {
+	Size *int64 `json:"size"`
+}
+
+func (b *uploadBody) Validate() error {
+	if b.Size == nil {
+		return ovrlrd.Errorf(ovrlrd.EINVALID, `Field "size" is required.`)
+	}
+	return nil
+}
+
+// importUpload is POST /chat/import/uploads: a presigned PUT for a session
+// too large to send inline.
+func (s *server) importUpload(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	var body uploadBody
+	if s.failed(w, r, Decode(r, &body)) {
+		return
+	}
+	u, err := s.Imports.Upload(r.Context(), p.UserID, *body.Size)
+	s.reply(w, r, err, u)
+}
+
+type importBody struct {
+	SessionID  *string `json:"sessionId"`
+	Transcript *string `json:"transcript"`
+	UploadID   *string `json:"uploadId"`
+	ProjectID  *string `json:"projectId"`
+	Title      *string `json:"title"`
+}
+
+func (b *importBody) Validate() error {
+	switch {
+	case b.SessionID == nil:
+		return ovrlrd.Errorf(ovrlrd.EINVALID, `Field "sessionId" is required.`)
+	case (b.Transcript == nil) == (b.UploadID == nil):
+		return ovrlrd.Errorf(ovrlrd.EINVALID, `Exactly one of "transcript" and "uploadId" is required.`)
+	case b.Transcript != nil && len(*b.Transcript) > ovrlrd.MaxInlineTranscript:
+		return ovrlrd.Errorf(ovrlrd.ETOOLARGE, "A transcript sent inline may be at most %d bytes; upload a larger one first (POST /chat/import/uploads).", ovrlrd.MaxInlineTranscript)
+	case b.ProjectID != nil && *b.ProjectID == "":
+		return ovrlrd.Errorf(ovrlrd.EINVALID, `Field "projectId" must not be empty.`)
+	case b.Title != nil && utf8.RuneCountInString(*b.Title) > maxImportTitle:
+		return ovrlrd.Errorf(ovrlrd.EINVALID, `Field "title" may be at most %d characters.`, maxImportTitle)
+	}
+	return nil
+}
+
+// importSession is POST /chat/import: 200 with the new conversation once
+// every message of the session is written and its transcript kept.
+func (s *server) importSession(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	var body importBody
+	if s.failed(w, r, decodeUpTo(r, &body, maxImportBody)) {
+		return
+	}
+	req := ovrlrd.ImportRequest{
+		UserID: p.UserID, SessionID: *body.SessionID, UploadID: deref(body.UploadID),
+		ProjectID: deref(body.ProjectID), Title: deref(body.Title),
+	}
+	if body.Transcript != nil {
+		req.Transcript = []byte(*body.Transcript)
+	}
+	imported, err := s.Imports.Import(r.Context(), req)
+	s.reply(w, r, err, imported)
+}
