@@ -93,11 +93,12 @@ func NewChat(d Deps) http.Handler {
 	return s.guard(mux)
 }
 
-// NewProjects returns the handler of the project routes, which the HTTP API
-// sends to the stream function: it holds go-git, KMS and the memory and
-// disk a clone needs, so the chat function links none of it. Like the
-// chat function's, it answers every other path with a JSON 404.
-func NewProjects(d Deps) http.Handler {
+// NewStreamHTTP returns the handler of the HTTP API routes the stream
+// function serves: projects (it holds go-git, KMS and the memory and disk a
+// clone needs, so the chat function links none of it) and imports (it
+// knows where the CLI looks for a transcript). Like the chat function's, it
+// answers every other path with a JSON 404.
+func NewStreamHTTP(d Deps) http.Handler {
 	s, mux := newServer(d), http.NewServeMux()
 	mux.HandleFunc("GET /projects", s.reading(classRead, s.Limits.Read, s.projects(s.listProjects)))
 	mux.HandleFunc("POST /projects", s.authed(classWrite, s.Limits.Write, s.projects(s.createProject)))

@@ -86,7 +86,7 @@ func Init() *Function {
 
 // HTTP serves the project and import routes, which the HTTP API sends
 // here.
-func (f *Function) HTTP() api.HTTPAPIHandler { return app.HTTP(api.NewProjects(f.deps)) }
+func (f *Function) HTTP() api.HTTPAPIHandler { return app.HTTP(api.NewStreamHTTP(f.deps)) }
 
 // URL serves Function URL events, with a streamed response.
 func (f *Function) URL() api.FunctionURLHandler {
