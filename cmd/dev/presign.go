@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,6 +28,14 @@ func presignedUpload(r *http.Request, secret string, now time.Time) bool {
 	if r.Method != http.MethodPut || !strings.HasPrefix(key, "uploads/") || strings.Contains(key, "..") ||
 		len(scope) != 5 || scope[0] != config.LocalUploadKeyID || scope[3] != "s3" {
 		return false
+	}
+	// As S3 does, no x-amz- header rides along unsigned: one such as
+	// x-amz-copy-source would turn the PUT into a copy of another key.
+	signedHeaders := strings.Split(q.Get("X-Amz-SignedHeaders"), ";")
+	for name := range r.Header {
+		if n := strings.ToLower(name); strings.HasPrefix(n, "x-amz-") && !slices.Contains(signedHeaders, n) {
+			return false
+		}
 	}
 	signedAt, err := time.Parse("20060102T150405Z", q.Get("X-Amz-Date"))
 	if err != nil {

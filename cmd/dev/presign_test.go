@@ -36,9 +36,12 @@ func TestPresignedUploadOpensOnlyItsPUT(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	send := func(method, url string, body []byte) int {
+	send := func(method, url string, body []byte, header ...string) int {
 		t.Helper()
 		req, _ := http.NewRequest(method, url, bytes.NewReader(body))
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -49,13 +52,16 @@ func TestPresignedUploadOpensOnlyItsPUT(t *testing.T) {
 	for _, c := range []struct {
 		name, method, url string
 		body              string
+		header            []string
 	}{
-		{"a longer body", "PUT", u.URL, "hello!"},
-		{"a GET", "GET", u.URL, ""},
-		{"another key", "PUT", strings.Replace(u.URL, "/user-1/", "/user-2/", 1), "hello"},
-		{"a forged signature", "PUT", u.URL[:len(u.URL)-4] + "0000", "hello"},
+		{"a longer body", "PUT", u.URL, "hello!", nil},
+		{"a GET", "GET", u.URL, "", nil},
+		{"another key", "PUT", strings.Replace(u.URL, "/user-1/", "/user-2/", 1), "hello", nil},
+		{"a forged signature", "PUT", u.URL[:len(u.URL)-4] + "0000", "hello", nil},
+		{"a multipart part", "PUT", u.URL + "&partNumber=1&uploadId=x", "hello", nil},
+		{"a copy", "PUT", u.URL, "hello", []string{"X-Amz-Copy-Source", "ovrlrd-sessions/users/user-2/secret"}},
 	} {
-		if got := send(c.method, c.url, []byte(c.body)); got != http.StatusForbidden {
+		if got := send(c.method, c.url, []byte(c.body), c.header...); got != http.StatusForbidden {
 			t.Errorf("%s: %d", c.name, got)
 		}
 	}
