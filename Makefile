@@ -38,11 +38,20 @@ node_modules/.package-lock.json: package.json package-lock.json
 	chmod 0711 node_modules/@anthropic-ai/claude-code/bin/claude.exe
 	@touch $@
 
-## build: three linux/arm64 bootstraps under build/<function>/
+## build: three linux/arm64 bootstraps under build/<function>/, and the desk's command (cmd/ovrlrd) for
+## macOS, Linux and Windows as build/ovrlrd/ovrlrd-<os>-<arch>[.exe]
 build: $(FUNCTIONS:%=build/%/bootstrap)
 
 build/%/bootstrap: FORCE
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(LAMBDA_FLAGS) -o $@ ./functions/$*
+
+OVRLRD_PLATFORMS := darwin-arm64 darwin-amd64 linux-amd64 linux-arm64 windows-amd64
+build: $(foreach p,$(OVRLRD_PLATFORMS),build/ovrlrd/ovrlrd-$(p)$(if $(filter windows-%,$(p)),.exe))
+
+# $* is <os>-<arch>, with .exe for Windows.
+build/ovrlrd/ovrlrd-%: FORCE
+	CGO_ENABLED=0 GOOS=$(word 1,$(subst -, ,$(basename $*))) GOARCH=$(word 2,$(subst -, ,$(basename $*))) \
+		$(GO) build -trimpath -ldflags "-s -w" -o $@ ./cmd/ovrlrd
 
 FORCE:
 

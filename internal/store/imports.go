@@ -74,6 +74,11 @@ func (s *Store) BeginImport(ctx context.Context, userID, sessionID string) (stri
 func (s *Store) ImportMessages(ctx context.Context, userID, convID string, msgs []ovrlrd.ImportedMessage) error {
 	items := make([]any, 0, len(msgs))
 	for _, m := range msgs {
+		if len(m.Content) > maxContentBytes {
+			// A long paste or tool output at the desk: the app shows its
+			// start, and the transcript the CLI resumes keeps all of it.
+			m.Content = cutUTF8(m.Content, maxContentBytes-len(cutImported)) + cutImported
+		}
 		if err := checkMessage(m.Role, m.Content); err != nil {
 			return err
 		}
@@ -85,6 +90,9 @@ func (s *Store) ImportMessages(ctx context.Context, userID, convID string, msgs 
 	_, err := s.table.Batch(attrPK, attrSK).Write().Put(items...).Run(ctx)
 	return written("import messages", err, nil)
 }
+
+// cutImported ends an imported message too long to keep whole.
+const cutImported = "\n\n[The rest of this message was too long to show; Claude still has all of it.]"
 
 // FinishImport makes an imported conversation visible, in one transaction
 // with the session's claim (ErrImported if another import claimed it

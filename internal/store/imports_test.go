@@ -7,11 +7,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
 	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
+	"github.com/ovrlrd/cloud/internal/store"
 )
 
 // importedMessages are n alternating messages, a second apart from t0.
@@ -238,4 +240,34 @@ func TestImportOnAProject(t *testing.T) {
 	conv, err = finish(uuid.NewString())
 	expectCode(t, err, ovrlrd.ENOTFOUND)
 	expectCode(t, errOf(s.Conversation(ctx, u.ID, conv)), ovrlrd.ENOTFOUND)
+}
+
+// A message too long for an item (a long paste at the desk) is kept cut,
+// with a marker, on a rune boundary; the import goes on.
+func TestImportCutsALongMessage(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := storetest.New(t)
+	u, err := s.CreateUser(ctx, "", "001234."+rand.Text())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv, err := s.BeginImport(ctx, u.ID, uuid.NewString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := importedMessages(2, time.Now())
+	msgs[1].Content = strings.Repeat("é", store.MaxContentBytes)
+	if err := s.ImportMessages(ctx, u.ID, conv, msgs); err != nil {
+		t.Fatal(err)
+	}
+	ms, _, err := s.Messages(ctx, conv, ovrlrd.Page{Limit: 10})
+	if err != nil || len(ms) != 2 {
+		t.Fatalf("%d messages, %v", len(ms), err)
+	}
+	long := ms[1].Content
+	if len(long) > store.MaxContentBytes || !utf8.ValidString(long) || !strings.HasSuffix(long, "Claude still has all of it.]") ||
+		!strings.HasPrefix(long, "éé") {
+		t.Fatalf("the long message: %d bytes, ends %q", len(long), long[max(len(long)-40, 0):])
+	}
 }
