@@ -68,10 +68,15 @@ func syntheticSession(id string, n int) string {
 		}
 		uid := uuid.NewString()
 		line, _ := json.Marshal(map[string]any{
-			"parentUuid": parent, "isSidechain": false, "type": role, "uuid": uid,
-			"timestamp": t0.Add(time.Duration(i) * time.Second).Format("2006-01-02T15:04:05.000Z"),
-			"cwd":       "/srv/project", "sessionId": id, "version": "2.1.197",
-			"message": map[string]any{"role": role, "content": content},
+			"parentUuid":  parent,
+			"isSidechain": false,
+			"type":        role,
+			"uuid":        uid,
+			"timestamp":   t0.Add(time.Duration(i) * time.Second).Format("2006-01-02T15:04:05.000Z"),
+			"cwd":         "/srv/project",
+			"sessionId":   id,
+			"version":     "2.1.197",
+			"message":     map[string]any{"role": role, "content": content},
 		})
 		sb.Write(line)
 		sb.WriteByte('\n')
