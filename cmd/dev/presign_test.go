@@ -60,6 +60,8 @@ func TestPresignedUploadOpensOnlyItsPUT(t *testing.T) {
 		{"a forged signature", "PUT", u.URL[:len(u.URL)-4] + "0000", "hello", nil},
 		{"a multipart part", "PUT", u.URL + "&partNumber=1&uploadId=x", "hello", nil},
 		{"a copy", "PUT", u.URL, "hello", []string{"X-Amz-Copy-Source", "ovrlrd-sessions/users/user-2/secret"}},
+		{"a copy the URL claims to sign", "PUT", strings.Replace(u.URL, "content-length%3Bhost", "content-length%3Bhost%3Bx-amz-copy-source", 1), "hello",
+			[]string{"X-Amz-Copy-Source", "ovrlrd-sessions/users/user-2/secret"}},
 	} {
 		if got := send(c.method, c.url, []byte(c.body), c.header...); got != http.StatusForbidden {
 			t.Errorf("%s: %d", c.name, got)

@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -73,11 +72,6 @@ func TestImportRefusals(t *testing.T) {
 	id, data := claudetest.DeskSession(t, model.URL, "hello from the desk")
 	s := newStack(t)
 	tok, _ := s.signIn(t, uniqueSub("refusals"), "")
-	_, otherID := s.signIn(t, uniqueSub("refusals-other"), "")
-	foreign, err := s.app.Store.CreateProject(context.Background(), ovrlrd.Project{UserID: otherID, Name: "theirs", RepoURL: "https://git.example.com/theirs.git", Branch: "main"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	lines := strings.SplitAfter(string(data), "\n")
 	badLine := strings.Join(append(append([]string{}, lines[0]), append([]string{"{not json\n"}, lines[1:]...)...), "")
 	huge := strings.Repeat("x", ovrlrd.MaxInlineTranscript+1)
@@ -95,8 +89,8 @@ func TestImportRefusals(t *testing.T) {
 		{"both transcript and upload", importBody(id, data, `,"uploadId":"x"`), 400, "Exactly one"},
 		{"an unknown field", importBody(id, data, `,"sessionPath":"/Users/me/.claude"`), 400, "sessionPath"},
 		{"a missing upload", `{"sessionId":` + jsonString(id) + `,"uploadId":"2b0c4f1e-5d6a-4b7c-8d9e-0f1a2b3c4d5e"}`, 404, "Upload not found"},
-		{"a missing project", importBody(id, data, `,"projectId":"2b0c4f1e-5d6a-4b7c-8d9e-0f1a2b3c4d5e"`), 404, "Project not found"},
-		{"another user's project", importBody(id, data, `,"projectId":`+jsonString(foreign.ID)), 404, "Project not found"},
+		// A server without projects (no KMS key) keeps no checkout to make.
+		{"a project on a server without projects", importBody(id, data, `,"projectId":"2b0c4f1e-5d6a-4b7c-8d9e-0f1a2b3c4d5e"`), 404, "Projects are not enabled"},
 		{"a title too long", importBody(id, data, `,"title":`+jsonString(strings.Repeat("t", 201))), 400, "title"},
 		{"a transcript above 5 MB", importBody(id, []byte(huge), ""), 413, "upload"},
 		// Refused before the function, as Lambda refuses such an invocation.

@@ -153,4 +153,25 @@ func TestImportOnAProject(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.body), &changes); r.status != 200 || err != nil || len(changes.Base) != 40 || changes.Branch != c["branch"] {
 		t.Fatalf("changes: %d %s", r.status, r.body)
 	}
+
+	// Another user's project, and a missing one, are the same 404.
+	other, _ := p.signIn(t, uniqueSub("import-project-other"), "")
+	theirs := p.addProject(t, other, "their-app", "")
+	id2, data2 := claudetest.DeskSession(t, p.model.URL, anthropicfake.CommandPrefix+"echo second-desk")
+	for _, project := range []string{theirs["id"].(string), "2b0c4f1e-5d6a-4b7c-8d9e-0f1a2b3c4d5e"} {
+		if r := p.call(t, "POST", "/chat/import", importBody(id2, data2, `,"projectId":`+jsonString(project)), tok); r.status != 404 || r.body != `{"error":"Project not found."}` {
+			t.Fatalf("import on project %s: %d %s", project, r.status, r.body)
+		}
+	}
+	// A project deleted before the conversation's first turn leaves the
+	// conversation to go on without it.
+	gone := p.addProject(t, tok, "gone-app", "")
+	r = p.call(t, "POST", "/chat/import", importBody(id2, data2, `,"projectId":`+jsonString(gone["id"].(string))), tok)
+	if r.status != 200 {
+		t.Fatalf("import: %d %s", r.status, r.body)
+	}
+	if d := p.call(t, "DELETE", "/projects/"+gone["id"].(string), "", tok); d.status != 200 {
+		t.Fatalf("delete project: %d %s", d.status, d.body)
+	}
+	p.turn(t, "/chat/"+r.json(t)["conversationId"].(string)+"/stream", `{"message":"and without the project"}`, tok)
 }

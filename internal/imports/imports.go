@@ -46,8 +46,10 @@ type Projects interface {
 
 // Options configure a Service.
 type Options struct {
-	Store    Store
-	Files    Files
+	Store Store
+	Files Files
+	// Projects is nil on a server that keeps none (no KMS key): an import
+	// naming one is refused, since no turn would check it out.
 	Projects Projects
 	// WorkRoot is where the turns' working folders live: the CLI looks
 	// for a session under the slug of the conversation's folder there.
@@ -87,6 +89,9 @@ func (s *Service) Upload(ctx context.Context, userID string, size int64) (ovrlrd
 func (s *Service) Import(ctx context.Context, r ovrlrd.ImportRequest) (ovrlrd.Imported, error) {
 	var project *ovrlrd.Project
 	if r.ProjectID != "" {
+		if s.o.Projects == nil {
+			return ovrlrd.Imported{}, ovrlrd.Errorf(ovrlrd.ENOTFOUND, "Projects are not enabled on this server.")
+		}
 		p, err := s.o.Projects.Project(ctx, r.UserID, r.ProjectID)
 		if err != nil {
 			return ovrlrd.Imported{}, err

@@ -37,6 +37,10 @@ type Conversation struct {
 	// Workspace is the version of the conversation's saved folders that
 	// goes with ClaudeSessionID; the app never sees it.
 	Workspace string `json:"-"`
+	// Checkout marks an imported conversation on a project whose folders
+	// are still the import's (a session, an empty working folder): its
+	// next turn checks the project out first.
+	Checkout bool `json:"-"`
 }
 
 // The project is fixed for a conversation's life: --resume is tied to the

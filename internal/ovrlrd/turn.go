@@ -52,8 +52,8 @@ type Turn struct {
 	// ProjectID is the conversation's project: the one the request named,
 	// or, once resolved, the conversation's own.
 	ProjectID string `json:"projectId,omitempty"`
-	// Checkout marks a conversation whose project has no checkout yet
-	// although it has a session (an imported one): the turn makes it.
+	// Checkout is the conversation's (Conversation.Checkout): the turn
+	// checks the project out although the conversation has a session.
 	Checkout bool `json:"checkout,omitempty"`
 	// Buffered marks a turn started for POST /chat: nobody streams it, and
 	// its invocation may be delivered more than once.
@@ -79,7 +79,7 @@ func (j Turn) Resolve(ctx context.Context) (Turn, error) {
 	}
 	j.Found, j.Workspace = nil, c.Workspace
 	j.ProjectID = cmp.Or(c.ProjectID, j.ProjectID)
-	j.Checkout = c.ProjectID != "" && c.Base == ""
+	j.Checkout = c.Checkout
 	if c.ClaudeSessionID != nil {
 		j.ClaudeSessionID = *c.ClaudeSessionID
 	}

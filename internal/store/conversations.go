@@ -43,6 +43,10 @@ type convItem struct {
 	Branch          string  `dynamo:"branch,omitempty"`
 	WorkDir         string  `dynamo:"workDir,omitempty"`
 	Base            string  `dynamo:"base,omitempty"`
+	// ImportWorkspace is the version an import on a project saved: while
+	// the conversation's folders are still that one, no turn has worked
+	// in a checkout of the project.
+	ImportWorkspace string  `dynamo:"importWorkspace,omitempty"`
 	CreatedAt       int64   `dynamo:"createdAt"`
 	UpdatedAt       int64   `dynamo:"updatedAt"`
 	TurnCount       int     `dynamo:"turnCount,omitempty"`
@@ -65,6 +69,7 @@ func (it convItem) conversation() ovrlrd.Conversation {
 		CreatedAt: ovrlrd.Timestamp(timeOf(it.CreatedAt)), UpdatedAt: ovrlrd.Timestamp(timeOf(it.UpdatedAt)),
 		TurnCount: it.TurnCount, CostUSD: it.CostUSD, InputTokens: it.InputTokens, OutputTokens: it.OutputTokens,
 		ProjectID: it.ProjectID, Branch: it.Branch, WorkDir: it.WorkDir, Base: it.Base,
+		Checkout: it.ProjectID != "" && it.ImportWorkspace != "" && aws.ToString(it.Workspace) == it.ImportWorkspace,
 	}
 }
 

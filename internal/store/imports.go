@@ -114,8 +114,12 @@ func (s *Store) FinishImport(ctx context.Context, f ovrlrd.ImportFinish) (ovrlrd
 	if p := f.Project; p != nil {
 		// Attached with no base: the first turn checks it out.
 		conv.ProjectID, conv.Branch, conv.WorkDir = p.ID, ovrlrd.ProjectBranch(f.ConversationID), p.Name
+		conv.ImportWorkspace = f.Workspace
 	}
 	claim := importedItem{itemKey: itemKey{userPK(f.UserID), importedPrefix + f.SessionID}, ConversationID: f.ConversationID}
+	// The failed conditions below are in the items' order; the
+	// conversation's item found means the import ended already, as its
+	// pending item gone does.
 	err := s.runTx(ctx, "finish import", func(error) (*dynamo.WriteTx, error) {
 		tx := s.db.WriteTx().Check(s.accountOpen(f.UserID)).
 			Delete(s.table.Delete(attrPK, userPK(f.UserID)).Range(attrSK, importingPrefix+f.ConversationID).If("attribute_exists($)", attrPK)).
@@ -129,8 +133,6 @@ func (s *Store) FinishImport(ctx context.Context, f ovrlrd.ImportFinish) (ovrlrd
 				Add("accessCount", 1).Set("lastUsed", s.nowMillis()))
 		}
 		return tx, nil
-		// In the items' order; the conversation's item found means the
-		// import ended already, as its pending item gone does.
 	}, errAccountDeleted, errImportGone, errSessionClaimed, errImportGone, errProjectNotFound)
 	if err == errSessionClaimed {
 		// The session was claimed meanwhile: name the conversation that won.

@@ -64,7 +64,7 @@ func TestImport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.ClaudeSessionID == nil || *c.ClaudeSessionID != session || c.Title == nil || *c.Title != "From the desk" || c.Workspace != "v1" {
+	if c.ClaudeSessionID == nil || *c.ClaudeSessionID != session || c.Title == nil || *c.Title != "From the desk" || c.Workspace != "v1" || c.Checkout {
 		t.Fatalf("conversation %+v", c)
 	}
 	got, err := s.Conversation(ctx, u.ID, conv)
@@ -227,7 +227,7 @@ func TestImportOnAProject(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, err := s.Conversation(ctx, u.ID, conv)
-	if err != nil || c.ProjectID != p.ID || c.Branch != ovrlrd.ProjectBranch(conv) || c.WorkDir != "app" || c.Base != "" {
+	if err != nil || c.ProjectID != p.ID || c.Branch != ovrlrd.ProjectBranch(conv) || c.WorkDir != "app" || c.Base != "" || !c.Checkout {
 		t.Fatalf("conversation %+v, %v", c, err)
 	}
 	if got, err := s.Project(ctx, u.ID, p.ID); err != nil || got.AccessCount != 1 || got.LastUsed == nil {

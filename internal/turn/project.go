@@ -83,10 +83,21 @@ func (s *Service) prepare(ctx context.Context, j ovrlrd.Turn, out *outbox, fallb
 		}
 	}
 	cancel()
+	folder := s.folders(j.ConversationID).Work
+	if stopped == nil && j.Checkout && ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
+		// An imported conversation whose project was deleted goes on
+		// without it, in its folder as restored, rather than failing each
+		// turn: its session is all it had, and a claim on it blocks
+		// another import.
+		if _, serr := os.Stat(folder); serr == nil {
+			s.log.WarnContext(ctx, "an imported conversation's project is gone: the turn runs without a checkout")
+			return ending{}, nil, true
+		}
+	}
 	if stopped != nil || err != nil {
 		// What the clone left is the project's, not yet the turn's: its
 		// release would not see it.
-		_ = os.RemoveAll(s.folders(j.ConversationID).Work)
+		_ = os.RemoveAll(folder)
 	}
 	switch {
 	case stopped != nil:

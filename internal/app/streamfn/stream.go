@@ -57,8 +57,12 @@ func New(a *app.App, o Options) (*Function, error) {
 		tc.Projects = projects
 	}
 	f := &Function{App: a, Turns: turn.New(a.Store, tc, a.Log, after...), deps: a.Deps()}
+	var lookup imports.Projects // none: this server keeps no projects
+	if projects != nil {
+		lookup = a.Store
+	}
 	f.Imports = imports.New(imports.Options{
-		Store: a.Store, Files: files, Projects: a.Store,
+		Store: a.Store, Files: files, Projects: lookup,
 		WorkRoot: cfg.Claude.WorkRoot, MaxMessages: cfg.Claude.ImportMaxMessages, Log: a.Log,
 	})
 	f.deps.Imports = f.Imports
