@@ -46,8 +46,9 @@ func (b *bench) imports(ctx context.Context) error {
 		}
 		lat.add(time.Since(start))
 	}
-	b.atMost(mImport, lat.at(0.5), 29*time.Second, " (the HTTP API's wait)",
-		fmt.Sprintf("%s p50 of %d (%d messages, %.1f MB inline)", fmtMS(lat.at(0.5)), runs, n, float64(size)/1e6))
+	// Every import must end within the wait, not half of them.
+	b.atMost(mImport, lat.at(1), 29*time.Second, " at most (the HTTP API's wait)",
+		fmt.Sprintf("%s p50, %s at most, of %d (%d messages, %.1f MB inline)", fmtMS(lat.at(0.5)), fmtMS(lat.at(1)), runs, n, float64(size)/1e6))
 	return nil
 }
 

@@ -113,8 +113,10 @@ func NewStreamHTTP(d Deps) http.Handler {
 	mux.HandleFunc("DELETE /chat/directories/{path}", s.authed(classWrite, s.Limits.Write, s.projects(s.deleteDirectory)))
 	// Sessions from the terminal: parsed, written and kept in S3 here, where
 	// the CLI's folders are known.
-	mux.HandleFunc("POST /chat/import", s.authed(classWrite, s.Limits.Write, s.importSession))
-	mux.HandleFunc("POST /chat/import/uploads", s.authed(classWrite, s.Limits.Write, s.importUpload))
+	// An import writes up to thousands of messages and an upload up to
+	// 100 MB: each counts as a turn does, not as a small write.
+	mux.HandleFunc("POST /chat/import", s.authed(classTurn, s.Limits.Turn, s.importSession))
+	mux.HandleFunc("POST /chat/import/uploads", s.authed(classTurn, s.Limits.Turn, s.importUpload))
 	return s.guard(mux)
 }
 

@@ -3,6 +3,8 @@ package api
 import (
 	"context"
 	"net/http"
+	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/ovrlrd/cloud/internal/auth"
@@ -15,8 +17,10 @@ type Imports interface {
 	Import(ctx context.Context, r ovrlrd.ImportRequest) (ovrlrd.Imported, error)
 }
 
-// maxImportBody is the most a Lambda invocation carries (6 MiB): no larger
-// request reaches the function, so none is read.
+// maxImportBody bounds what is read: Lambda's 6 MiB per invocation, which
+// in AWS the event's other fields share with the body, itself escaped once
+// more into the event, so a body this large never reaches the function
+// there.
 const maxImportBody = 6 << 20
 
 // maxImportTitle is the longest title an import may give, in characters.
@@ -54,16 +58,22 @@ type importBody struct {
 
 func (b *importBody) Validate() error {
 	switch {
-	case b.SessionID == nil:
+	case b.SessionID == nil || *b.SessionID == "":
 		return ovrlrd.Errorf(ovrlrd.EINVALID, `Field "sessionId" is required.`)
+	case b.UploadID != nil && *b.UploadID == "":
+		return ovrlrd.Errorf(ovrlrd.EINVALID, `Field "uploadId" must not be empty.`)
 	case (b.Transcript == nil) == (b.UploadID == nil):
 		return ovrlrd.Errorf(ovrlrd.EINVALID, `Exactly one of "transcript" and "uploadId" is required.`)
 	case b.Transcript != nil && len(*b.Transcript) > ovrlrd.MaxInlineTranscript:
 		return ovrlrd.Errorf(ovrlrd.ETOOLARGE, "A transcript sent inline may be at most %d bytes; upload a larger one first (POST /chat/import/uploads).", ovrlrd.MaxInlineTranscript)
 	case b.ProjectID != nil && *b.ProjectID == "":
 		return ovrlrd.Errorf(ovrlrd.EINVALID, `Field "projectId" must not be empty.`)
-	case b.Title != nil && utf8.RuneCountInString(*b.Title) > maxImportTitle:
-		return ovrlrd.Errorf(ovrlrd.EINVALID, `Field "title" may be at most %d characters.`, maxImportTitle)
+	case b.Title != nil:
+		// One line, as the service's own titles are.
+		*b.Title = strings.Join(strings.Fields(*b.Title), " ")
+		if utf8.RuneCountInString(*b.Title) > maxImportTitle || strings.ContainsFunc(*b.Title, unicode.IsControl) {
+			return ovrlrd.Errorf(ovrlrd.EINVALID, `Field "title" must be at most %d characters, without control characters.`, maxImportTitle)
+		}
 	}
 	return nil
 }

@@ -20,7 +20,7 @@ func TestImportThroughAnUpload(t *testing.T) {
 	model := anthropicfake.New(anthropicfake.Commands())
 	t.Cleanup(model.Close)
 	id, data := claudetest.DeskSession(t, model.URL, "hello from a large session")
-	s := newStack(t)
+	s := newStack(t, "RATE_LIMIT_TURN", "3/1m")
 	tok, _ := s.signIn(t, uniqueSub("upload"), "")
 	other, _ := s.signIn(t, uniqueSub("upload-other"), "")
 
@@ -47,21 +47,27 @@ func TestImportThroughAnUpload(t *testing.T) {
 		t.Fatalf("PUT: %d", resp.StatusCode)
 	}
 
-	byUpload := `{"sessionId":` + jsonString(id) + `,"uploadId":` + jsonString(u.UploadID) + `}`
+	byUpload := `{"sessionId":` + jsonString(id) + `,"uploadId":` + jsonString(u.UploadID) + `,"title":" Two\n lines "}`
 	if r := s.call(t, "POST", "/chat/import", byUpload, other); r.status != http.StatusNotFound {
 		t.Fatalf("another user's upload: %d %s", r.status, r.body)
 	}
 	r = s.call(t, "POST", "/chat/import", byUpload, tok)
 	got := r.json(t)
-	if r.status != 200 || got["messageCount"].(float64) < 2 {
+	if r.status != 200 || got["messageCount"].(float64) < 2 || got["title"] != "Two lines" {
 		t.Fatalf("import from the upload: %d %s", r.status, r.body)
 	}
 	_, msgs, _ := appDetail(t, s.call(t, "GET", "/chat/"+got["conversationId"].(string), "", tok))
 	if len(msgs) != int(got["messageCount"].(float64)) || !strings.Contains(msgs[0]["content"].(string), "hello from a large session") {
 		t.Fatalf("messages %v", msgs)
 	}
-	if r := s.call(t, "POST", "/chat/import", byUpload, tok); r.status != http.StatusNotFound {
+	// Once imported, the session is claimed: a retry learns its
+	// conversation without reading the upload, which is gone.
+	if r := s.call(t, "POST", "/chat/import", byUpload, tok); r.status != http.StatusConflict || !strings.Contains(r.body, got["conversationId"].(string)) {
 		t.Fatalf("the upload again, once imported: %d %s", r.status, r.body)
+	}
+	// Uploads and imports count as turns do: this is the user's fourth.
+	if r := s.call(t, "POST", "/chat/import/uploads", `{"size":10}`, tok); r.status != http.StatusTooManyRequests {
+		t.Fatalf("past the turn limit: %d %s", r.status, r.body)
 	}
 }
 
@@ -70,7 +76,8 @@ func TestImportRefusals(t *testing.T) {
 	model := anthropicfake.New(anthropicfake.Commands())
 	t.Cleanup(model.Close)
 	id, data := claudetest.DeskSession(t, model.URL, "hello from the desk")
-	s := newStack(t)
+	// A conversation's folder of 2 MiB keeps a transcript of 1 MiB.
+	s := newStack(t, "RATE_LIMIT_TURN", "100/1m", "WORKSPACE_MAX_MB", "2")
 	tok, _ := s.signIn(t, uniqueSub("refusals"), "")
 	lines := strings.SplitAfter(string(data), "\n")
 	badLine := strings.Join(append(append([]string{}, lines[0]), append([]string{"{not json\n"}, lines[1:]...)...), "")
@@ -92,7 +99,11 @@ func TestImportRefusals(t *testing.T) {
 		// A server without projects (no KMS key) keeps no checkout to make.
 		{"a project on a server without projects", importBody(id, data, `,"projectId":"2b0c4f1e-5d6a-4b7c-8d9e-0f1a2b3c4d5e"`), 404, "Projects are not enabled"},
 		{"a title too long", importBody(id, data, `,"title":`+jsonString(strings.Repeat("t", 201))), 400, "title"},
+		{"a title with a control character", importBody(id, data, `,"title":"a\u0007bell"`), 400, "title"},
+		{"an empty upload id", `{"sessionId":` + jsonString(id) + `,"uploadId":""}`, 400, "uploadId"},
+		{"an empty session id", importBody("", data, ""), 400, "sessionId"},
 		{"a transcript above 5 MB", importBody(id, []byte(huge), ""), 413, "upload"},
+		{"a transcript above what a folder keeps", importBody(id, []byte(strings.Repeat("x", 1<<20+1)), ""), 413, "at most 1048576 bytes"},
 		// Refused before the function, as Lambda refuses such an invocation.
 		{"a body above 6 MiB", importBody(id, []byte(strings.Repeat(`"`, 3<<20+1)), ""), 413, "Too Large"},
 	} {
@@ -109,6 +120,7 @@ func TestImportRefusals(t *testing.T) {
 		{`{"size":0}`, 400},
 		{`{"size":"big"}`, 400},
 		{`{"size":100000001}`, 413},
+		{`{"size":1048577}`, 413},
 	} {
 		if r := s.call(t, "POST", "/chat/import/uploads", c.body, tok); r.status != c.status {
 			t.Errorf("upload %s: %d %s", c.body, r.status, r.body)

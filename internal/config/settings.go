@@ -148,7 +148,7 @@ func (r *reader) claude(prod bool) Claude {
 		AllowedTools:      r.list("CLAUDE_ALLOWED_TOOLS", ",", DefaultAllowedTools, nil),
 		MaxRetries:        number(r, "CLAUDE_MAX_RETRIES", "an integer", 3, 0, 10),
 		DailyBudgetUSD:    number[float64](r, "DAILY_BUDGET_USD", "a number", 0, 0, 100000),
-		WorkspaceMaxBytes: int64(number(r, "WORKSPACE_MAX_MB", "an integer", 50, 1, 1024)) << 20,
+		WorkspaceMaxBytes: int64(number(r, "WORKSPACE_MAX_MB", "an integer", 110, 1, 1024)) << 20,
 		ImportMaxMessages: number(r, "IMPORT_MAX_MESSAGES", "an integer", 5000, 1, 100_000),
 		Provider:          ovrlrd.Provider(strings.ToLower(r.str("CLAUDE_PROVIDER", string(ovrlrd.Anthropic), providerPattern))),
 		BaseURL:           r.url("ANTHROPIC_BASE_URL", "", prod),

@@ -23,6 +23,7 @@ import (
 
 // Store writes an import's messages and, at its end, its conversation.
 type Store interface {
+	Imported(ctx context.Context, userID, sessionID string) (string, error)
 	BeginImport(ctx context.Context, userID, sessionID string) (string, error)
 	ImportMessages(ctx context.Context, userID, convID string, msgs []ovrlrd.ImportedMessage) error
 	FinishImport(ctx context.Context, f ovrlrd.ImportFinish) (ovrlrd.Conversation, error)
@@ -55,14 +56,21 @@ type Options struct {
 	// for a session under the slug of the conversation's folder there.
 	WorkRoot    string
 	MaxMessages int
-	Log         *slog.Logger
+	// MaxBytes bounds a transcript; a conversation's folder must keep it.
+	MaxBytes int64
+	Log      *slog.Logger
 }
 
 // Service imports sessions.
 type Service struct{ o Options }
 
 // New returns a Service.
-func New(o Options) *Service { return &Service{o: o} }
+func New(o Options) *Service {
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = ovrlrd.MaxUploadTranscript
+	}
+	return &Service{o: o}
+}
 
 // batch is how many messages one ImportMessages call writes.
 const batch = 500
@@ -75,8 +83,8 @@ func (s *Service) Upload(ctx context.Context, userID string, size int64) (ovrlrd
 	switch {
 	case size <= 0:
 		return ovrlrd.Upload{}, ovrlrd.Errorf(ovrlrd.EINVALID, `Field "size" must be a positive number of bytes.`)
-	case size > ovrlrd.MaxUploadTranscript:
-		return ovrlrd.Upload{}, ovrlrd.Errorf(ovrlrd.ETOOLARGE, "A session may be at most %d bytes.", ovrlrd.MaxUploadTranscript)
+	case size > s.o.MaxBytes:
+		return ovrlrd.Upload{}, s.tooLarge()
 	}
 	u, err := s.o.Files.PresignUpload(ctx, userID, size)
 	if err != nil {
@@ -85,8 +93,23 @@ func (s *Service) Upload(ctx context.Context, userID string, size int64) (ovrlrd
 	return u, nil
 }
 
+func (s *Service) tooLarge() error {
+	return ovrlrd.Errorf(ovrlrd.ETOOLARGE, "A session may be at most %d bytes.", s.o.MaxBytes)
+}
+
 // Import makes a conversation of the session r names, all or nothing.
 func (s *Service) Import(ctx context.Context, r ovrlrd.ImportRequest) (ovrlrd.Imported, error) {
+	// Asked first: a retry of an import that ended after its client gave
+	// up learns its conversation, and a second import reads nothing.
+	switch conv, err := s.o.Store.Imported(ctx, r.UserID, r.SessionID); {
+	case err == nil:
+		return ovrlrd.Imported{}, ovrlrd.ErrImported(conv)
+	case !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND):
+		return ovrlrd.Imported{}, err
+	}
+	if len(r.Transcript) > 0 && int64(len(r.Transcript)) > s.o.MaxBytes {
+		return ovrlrd.Imported{}, s.tooLarge()
+	}
 	var project *ovrlrd.Project
 	if r.ProjectID != "" {
 		if s.o.Projects == nil {
@@ -101,7 +124,7 @@ func (s *Service) Import(ctx context.Context, r ovrlrd.ImportRequest) (ovrlrd.Im
 	data := r.Transcript
 	if r.UploadID != "" {
 		var err error
-		if data, err = s.o.Files.Upload(ctx, r.UserID, r.UploadID, ovrlrd.MaxUploadTranscript); err != nil {
+		if data, err = s.o.Files.Upload(ctx, r.UserID, r.UploadID, s.o.MaxBytes); err != nil {
 			return ovrlrd.Imported{}, err
 		}
 	}

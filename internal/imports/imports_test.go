@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/google/uuid"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
@@ -79,9 +80,15 @@ func TestAnImportThatFailsHalfWayLeavesNothing(t *testing.T) {
 	if err != nil || got.MessageCount == 0 {
 		t.Fatalf("import again: %+v, %v", got, err)
 	}
+	// The session is claimed now: a second import is refused before its
+	// transcript is even read.
+	_, err = svc.Import(ctx, ovrlrd.ImportRequest{UserID: u.ID, SessionID: id, Transcript: []byte("not read")})
+	if !ovrlrd.IsCode(err, ovrlrd.ECONFLICT) || !strings.Contains(ovrlrd.ErrorMessage(err), got.ConversationID) {
+		t.Fatalf("a second import: %v", err)
+	}
 	// A malformed transcript is refused before anything is written, naming
 	// its line.
-	_, err = svc.Import(ctx, ovrlrd.ImportRequest{UserID: u.ID, SessionID: id, Transcript: []byte(strings.Replace(string(data), "{", "[", 1))})
+	_, err = svc.Import(ctx, ovrlrd.ImportRequest{UserID: u.ID, SessionID: uuid.NewString(), Transcript: []byte(strings.Replace(string(data), "{", "[", 1))})
 	if !ovrlrd.IsCode(err, ovrlrd.EINVALID) || !strings.Contains(ovrlrd.ErrorMessage(err), "Line 1") {
 		t.Fatalf("a malformed transcript: %v", err)
 	}

@@ -37,12 +37,34 @@ type importedItem struct {
 	ConversationID string `dynamo:"conversationId"`
 }
 
+var errNotImported = ovrlrd.Errorf(ovrlrd.ENOTFOUND, "Not imported.")
+
 // Imported returns the conversation userID's import of sessionID made;
-// ENOTFOUND when the session was not imported.
+// ENOTFOUND when the session was not imported, or its conversation has
+// been deleted since (the session may then be imported again).
 func (s *Store) Imported(ctx context.Context, userID, sessionID string) (string, error) {
+	conv, live, err := s.importClaim(ctx, userID, sessionID)
+	if err == nil && !live {
+		err = errNotImported
+	}
+	return conv, err
+}
+
+// importClaim reads the claim on sessionID and whether its conversation
+// still exists.
+func (s *Store) importClaim(ctx context.Context, userID, sessionID string) (conv string, live bool, err error) {
 	var it importedItem
-	err := s.get(ctx, "get import", userPK(userID), importedPrefix+sessionID, &it, ovrlrd.Errorf(ovrlrd.ENOTFOUND, "Not imported."))
-	return it.ConversationID, err
+	if err := s.get(ctx, "get import", userPK(userID), importedPrefix+sessionID, &it, errNotImported); err != nil {
+		return "", false, err
+	}
+	switch _, err := s.Conversation(ctx, userID, it.ConversationID); {
+	case err == nil:
+		return it.ConversationID, true, nil
+	case ovrlrd.IsCode(err, ovrlrd.ENOTFOUND):
+		return it.ConversationID, false, nil
+	default:
+		return "", false, err
+	}
 }
 
 // BeginImport reserves a conversation id for userID's import of sessionID
@@ -52,9 +74,16 @@ func (s *Store) BeginImport(ctx context.Context, userID, sessionID string) (stri
 	if !isID(userID) || !isID(sessionID) {
 		return "", ovrlrd.Errorf(ovrlrd.EINVALID, "The session id must be a UUID.")
 	}
-	switch conv, err := s.Imported(ctx, userID, sessionID); {
-	case err == nil:
+	switch conv, live, err := s.importClaim(ctx, userID, sessionID); {
+	case err == nil && live:
 		return "", ovrlrd.ErrImported(conv)
+	case err == nil:
+		// The conversation it made was deleted: the claim goes, unless
+		// another import took the session meanwhile.
+		stale := s.table.Delete(attrPK, userPK(userID)).Range(attrSK, importedPrefix+sessionID).If("'conversationId' = ?", conv)
+		if err := written("release import", stale.Run(ctx), nil); err != nil {
+			return "", err
+		}
 	case !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND):
 		return "", err
 	}

@@ -271,3 +271,50 @@ func TestImportCutsALongMessage(t *testing.T) {
 		t.Fatalf("the long message: %d bytes, ends %q", len(long), long[max(len(long)-40, 0):])
 	}
 }
+
+// Deleting an imported conversation releases its session: it may be
+// imported again.
+func TestDeletedImportReleasesTheSession(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := storetest.New(t)
+	u, err := s.CreateUser(ctx, "", "001234."+rand.Text())
+	if err != nil {
+		t.Fatal(err)
+	}
+	session := uuid.NewString()
+	t0 := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
+	imp := func() (string, error) {
+		conv, err := s.BeginImport(ctx, u.ID, session)
+		if err != nil {
+			return "", err
+		}
+		if err := s.ImportMessages(ctx, u.ID, conv, importedMessages(2, t0)); err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.FinishImport(ctx, ovrlrd.ImportFinish{UserID: u.ID, ConversationID: conv, SessionID: session, Workspace: "v1",
+			Messages: 2, CreatedAt: t0, UpdatedAt: t0.Add(time.Second)})
+		return conv, err
+	}
+	first, err := imp()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Imported(ctx, u.ID, session); err != nil || got != first {
+		t.Fatalf("imported: %q, %v", got, err)
+	}
+	if _, err := imp(); !ovrlrd.IsCode(err, ovrlrd.ECONFLICT) {
+		t.Fatalf("a second import: %v", err)
+	}
+	if err := s.DeleteConversation(ctx, u.ID, first); err != nil {
+		t.Fatal(err)
+	}
+	expectCode(t, errOf(s.Imported(ctx, u.ID, session)), ovrlrd.ENOTFOUND)
+	second, err := imp()
+	if err != nil || second == first {
+		t.Fatalf("import after the deletion: %q, %v", second, err)
+	}
+	if got, err := s.Imported(ctx, u.ID, session); err != nil || got != second {
+		t.Fatalf("imported again: %q, %v", got, err)
+	}
+}

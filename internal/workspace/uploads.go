@@ -60,7 +60,7 @@ func (s *Store) Upload(ctx context.Context, userID, uploadID string, max int64) 
 		return nil, errNoUpload
 	}
 	if err != nil {
-		return nil, fmt.Errorf("workspace: read upload: %w", err)
+		return nil, errUploadUnread(err)
 	}
 	defer out.Body.Close()
 	if aws.ToInt64(out.ContentLength) > max {
@@ -69,12 +69,18 @@ func (s *Store) Upload(ctx context.Context, userID, uploadID string, max int64) 
 	var buf bytes.Buffer
 	buf.Grow(int(min(aws.ToInt64(out.ContentLength), max)))
 	if _, err := buf.ReadFrom(io.LimitReader(out.Body, max+1)); err != nil {
-		return nil, fmt.Errorf("workspace: read upload: %w", err)
+		return nil, errUploadUnread(err)
 	}
 	if int64(buf.Len()) > max {
 		return nil, tooLargeUpload(max)
 	}
 	return buf.Bytes(), nil
+}
+
+// errUploadUnread is a bucket that did not answer: the client may try
+// again.
+func errUploadUnread(err error) error {
+	return ovrlrd.Wrap(ovrlrd.EUNAVAILABLE, "Could not read the upload. Please try again.", fmt.Errorf("workspace: read upload: %w", err))
 }
 
 func tooLargeUpload(max int64) error {

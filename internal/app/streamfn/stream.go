@@ -64,6 +64,9 @@ func New(a *app.App, o Options) (*Function, error) {
 	f.Imports = imports.New(imports.Options{
 		Store: a.Store, Files: files, Projects: lookup,
 		WorkRoot: cfg.Claude.WorkRoot, MaxMessages: cfg.Claude.ImportMaxMessages, Log: a.Log,
+		// The transcript is kept in the conversation's folder, with room
+		// for what a first turn adds.
+		MaxBytes: min(ovrlrd.MaxUploadTranscript, cfg.Claude.WorkspaceMaxBytes-min(importHeadroom, cfg.Claude.WorkspaceMaxBytes/2)),
 	})
 	f.deps.Imports = f.Imports
 	if projects != nil {
@@ -131,6 +134,9 @@ func (f *Function) Lambda() func(context.Context, json.RawMessage) (any, error) 
 		return url(ctx, &req)
 	}
 }
+
+// importHeadroom is what an imported transcript leaves of its folder's cap.
+const importHeadroom = 4 << 20
 
 // httpAPITimeout is the chat function's timeout, for the HTTP API's routes
 // served here.

@@ -23,10 +23,10 @@ import (
 type Targets struct {
 	Auth, Chat api.HTTPAPIHandler
 	Stream     api.FunctionURLHandler
-	// Projects is the stream function's handler of the HTTP API routes it
+	// StreamHTTP is the stream function's handler of the HTTP API routes it
 	// serves.
-	Projects api.HTTPAPIHandler
-	Log      *slog.Logger
+	StreamHTTP api.HTTPAPIHandler
+	Log        *slog.Logger
 }
 
 // Timeouts as template.yaml sets them; the HTTP API itself gives up at 30 s.
@@ -35,10 +35,28 @@ const (
 	streamFunctionTimeout = 900 * time.Second
 )
 
-// maxPayload is Lambda's cap on a synchronous invocation's payload (6 MiB);
-// here it bounds the body alone, which in AWS the event's other fields
-// share.
+// maxPayload is Lambda's cap on a synchronous invocation's payload (6 MiB):
+// the whole event, in which the body is a JSON string, escaped.
 const maxPayload = 6 << 20
+
+// tooLarge reports whether ev, carrying body, is above maxPayload as
+// Lambda receives it. A body of an eighth of it cannot be: escaping
+// multiplies a byte by 6 at most.
+func tooLarge(body []byte, ev any) bool {
+	if len(body) <= maxPayload/8 {
+		return false
+	}
+	b, err := json.Marshal(ev)
+	return err != nil || len(b) > maxPayload
+}
+
+// refuseTooLarge answers as AWS does when Lambda refuses the invocation:
+// the function never sees it.
+func refuseTooLarge(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusRequestEntityTooLarge)
+	_, _ = io.WriteString(w, `{"message":"Request Entity Too Large"}`)
+}
 
 // New returns an http.Handler that routes like CloudFront and the HTTP API.
 func New(t Targets) http.Handler {
@@ -49,8 +67,7 @@ func New(t Targets) http.Handler {
 			return
 		}
 		if len(body) > maxPayload {
-			// Lambda refuses the invocation; the function never sees it.
-			http.Error(w, `{"message":"Request Entity Too Large"}`, http.StatusRequestEntityTooLarge)
+			refuseTooLarge(w)
 			return
 		}
 		if isStreamPath(r.URL.Path) {
@@ -68,11 +85,16 @@ func (t Targets) serveHTTPAPI(w http.ResponseWriter, r *http.Request, body []byt
 	case Auth:
 		h = t.Auth
 	case Stream:
-		h = t.Projects
+		h = t.StreamHTTP
 	}
 	ctx, cancel := invocationContext(r.Context(), httpFunctionTimeout)
 	defer cancel()
-	resp, err := h(ctx, httpAPIEvent(r, route.Key, body))
+	ev := httpAPIEvent(r, route.Key, body)
+	if tooLarge(body, ev) {
+		refuseTooLarge(w)
+		return
+	}
+	resp, err := h(ctx, ev)
 	out := []byte(resp.Body)
 	if err == nil && resp.IsBase64Encoded {
 		out, err = base64.StdEncoding.DecodeString(resp.Body)
@@ -99,6 +121,10 @@ func (t Targets) serveStream(w http.ResponseWriter, r *http.Request, body []byte
 	ev, err := functionURLEvent(r, body)
 	if err != nil {
 		http.Error(w, `{"message":"Bad Request"}`, http.StatusBadRequest)
+		return
+	}
+	if tooLarge(body, ev) {
+		refuseTooLarge(w)
 		return
 	}
 	resp, err := t.Stream(ctx, ev)

@@ -208,3 +208,31 @@ func TestEventHeadersCookiesAndQuery(t *testing.T) {
 		t.Errorf("query %v %q", e.QueryStringParameters, e.RawQueryString)
 	}
 }
+
+// Lambda takes at most 6 MiB per invocation, the body escaped into the
+// event: a body under that whose event is over it never reaches a function.
+func TestEventsAboveLambdasPayloadAreRefused(t *testing.T) {
+	var reached []int
+	reply := func(_ context.Context, ev events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+		reached = append(reached, len(ev.Body))
+		return events.APIGatewayV2HTTPResponse{StatusCode: 200}, nil
+	}
+	srv := httptest.NewServer(gateway.New(gateway.Targets{Chat: reply, StreamHTTP: reply, Log: slog.New(slog.DiscardHandler)}))
+	defer srv.Close()
+	for _, c := range []struct {
+		name, body string
+		want       int
+	}{
+		{"5 MB of text", strings.Repeat("x", 5_000_000), 200},
+		{"4 MiB of quotes", strings.Repeat(`"`, 4<<20), 413},
+		{"2 MiB of control bytes", strings.Repeat("\x01", 2<<20), 413},
+		{"a body above 6 MiB", strings.Repeat("x", 6<<20+1), 413},
+	} {
+		if status, _ := call(t, srv, "POST", "/chat/import", c.body, nil); status != c.want {
+			t.Errorf("%s: %d, want %d", c.name, status, c.want)
+		}
+	}
+	if len(reached) != 1 {
+		t.Fatalf("%d invocations, want the one that fits", len(reached))
+	}
+}

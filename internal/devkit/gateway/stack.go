@@ -88,7 +88,7 @@ func NewLocal(ctx context.Context, fn config.Function, getenv func(string) strin
 
 // Handler serves every function behind one address, routed as in AWS.
 func (s *Stack) Handler() http.Handler {
-	return New(Targets{Auth: s.Auth(), Chat: s.Chat.HTTP(), Stream: s.Stream.URL(), Projects: s.Stream.HTTP(), Log: s.Log})
+	return New(Targets{Auth: s.Auth(), Chat: s.Chat.HTTP(), Stream: s.Stream.URL(), StreamHTTP: s.Stream.HTTP(), Log: s.Log})
 }
 
 // Close waits for what the functions run in the background.
