@@ -34,7 +34,7 @@ import (
 	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
 	"github.com/ovrlrd/cloud/internal/devkit/devenv"
 	"github.com/ovrlrd/cloud/internal/devkit/gateway"
-	"github.com/ovrlrd/cloud/internal/devkit/sandboxtest"
+	"github.com/ovrlrd/cloud/internal/devkit/stacktest"
 	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 	"github.com/ovrlrd/cloud/internal/transcript"
 )
@@ -72,23 +72,7 @@ func newAPI(t *testing.T, overrides ...string) *api {
 		fake.ServeHTTP(w, r)
 	}))
 	t.Cleanup(s3.Close)
-	env := map[string]string{
-		"S3_ENDPOINT":        s3.URL,
-		"STAGE":              "local",
-		"TABLE_NAME":         storetest.TableName(),
-		"DYNAMODB_ENDPOINT":  storetest.Endpoint(),
-		"JWT_SECRET":         "t1:" + rand.Text() + rand.Text(),
-		"API_KEY":            testAPIKey,
-		"APPLE_JWKS_URL":     a.apple.URL,
-		"ALLOW_OPEN_SIGNUP":  "true",
-		"LOG_LEVEL":          "debug",
-		"CLAUDE_PATH":        claudetest.FakeCLI(t),
-		"CLAUDE_WORK_ROOT":   sandboxtest.Dir(t),
-		"CLAUDE_CONFIG_ROOT": sandboxtest.Dir(t),
-	}
-	for i := 0; i+1 < len(overrides); i += 2 {
-		env[overrides[i]] = overrides[i+1]
-	}
+	env := stacktest.Env(t, s3.URL, a.apple.URL, testAPIKey, overrides...)
 	var logs devenv.Buffer
 	t.Cleanup(func() {
 		if t.Failed() {

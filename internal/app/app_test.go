@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -16,10 +15,9 @@ import (
 
 	"github.com/ovrlrd/cloud/internal/config"
 	"github.com/ovrlrd/cloud/internal/devkit/applefake"
-	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
 	"github.com/ovrlrd/cloud/internal/devkit/devenv"
 	"github.com/ovrlrd/cloud/internal/devkit/gateway"
-	"github.com/ovrlrd/cloud/internal/devkit/sandboxtest"
+	"github.com/ovrlrd/cloud/internal/devkit/stacktest"
 	"github.com/ovrlrd/cloud/internal/devkit/storetest"
 	"github.com/ovrlrd/cloud/internal/logs"
 )
@@ -54,23 +52,7 @@ func newStackWith(t *testing.T, opts gateway.Options, overrides ...string) *stac
 	t.Cleanup(fake.Close)
 	s3 := httptest.NewServer(gofakes3.New(s3mem.New()).Server())
 	t.Cleanup(s3.Close)
-	env := map[string]string{
-		"S3_ENDPOINT":        s3.URL,
-		"STAGE":              "local",
-		"TABLE_NAME":         storetest.TableName(),
-		"DYNAMODB_ENDPOINT":  storetest.Endpoint(),
-		"JWT_SECRET":         "t1:" + rand.Text() + rand.Text(),
-		"API_KEY":            apiKey,
-		"APPLE_JWKS_URL":     fake.URL,
-		"ALLOW_OPEN_SIGNUP":  "true",
-		"LOG_LEVEL":          "debug",
-		"CLAUDE_PATH":        claudetest.FakeCLI(t),
-		"CLAUDE_WORK_ROOT":   sandboxtest.Dir(t),
-		"CLAUDE_CONFIG_ROOT": sandboxtest.Dir(t),
-	}
-	for i := 0; i+1 < len(overrides); i += 2 {
-		env[overrides[i]] = overrides[i+1]
-	}
+	env := stacktest.Env(t, s3.URL, fake.URL, apiKey, overrides...)
 	ctx := context.Background()
 	cfg, err := config.Load(ctx, config.All, func(k string) string { return env[k] })
 	if err != nil {
