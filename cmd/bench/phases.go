@@ -63,7 +63,7 @@ func (b *bench) phases() []phase {
 		{b.flood, []string{mFloodRate, mAllocsE2E}},
 		{b.concurrent, []string{mRSSLoad}},
 		{b.cancels, []string{mCancel}},
-		{b.imports, []string{mImport}},
+		{b.imports, []string{mImport, mImportUpload}},
 		{b.emulated, append(inits, rssRows...)},
 		{b.sizes, sizes},
 	}
