@@ -89,6 +89,7 @@ func TestImportRefusals(t *testing.T) {
 		says       string
 	}{
 		{"a session id that is not a UUID", importBody("../../etc", data, ""), 400, "UUID"},
+		{"a session id longer than a key", importBody(strings.Repeat("a", 2000), data, ""), 400, "UUID"},
 		{"another session's transcript", importBody("0b5e3f8a-8c1d-4f3e-9a2b-1c2d3e4f5a6b", data, ""), 400, "Line"},
 		{"a malformed line", importBody(id, []byte(badLine), ""), 400, "Line 2"},
 		{"no messages", importBody(id, []byte("\n\n"), ""), 400, "no messages"},

@@ -53,6 +53,9 @@ func (s *Store) Imported(ctx context.Context, userID, sessionID string) (string,
 // importClaim reads the claim on sessionID and whether its conversation
 // still exists.
 func (s *Store) importClaim(ctx context.Context, userID, sessionID string) (conv string, live bool, err error) {
+	if !isID(sessionID) {
+		return "", false, errNotImported // names no item, and may be too long a key
+	}
 	var it importedItem
 	if err := s.get(ctx, "get import", userPK(userID), importedPrefix+sessionID, &it, errNotImported); err != nil {
 		return "", false, err

@@ -46,11 +46,11 @@ func (s *Service) defaultProject(ctx context.Context, j ovrlrd.Turn) func() stri
 
 // prepare makes the folder of a project conversation's first turn (one with
 // nothing saved yet, or an imported one whose project has no checkout) a
-// checkout of its project. When it cannot, the turn
-// ends here, before the CLI, with what went wrong: a revoked token, a
-// deleted project, a repository above the limit. A clone can take a while:
-// meanwhile the lease is renewed and the client pinged as while the CLI
-// runs, and a cancel, a deletion or a lost lease stops it.
+// checkout of its project. When it cannot, the turn ends here, before the
+// CLI, with what went wrong: a revoked token, a deleted project, a
+// repository above the limit. A clone can take a while: meanwhile the lease
+// is renewed and the client pinged as while the CLI runs, and a cancel, a
+// deletion or a lost lease stops it.
 func (s *Service) prepare(ctx context.Context, j ovrlrd.Turn, out *outbox, fallback func() string, renewed *time.Time) (end ending, stopped error, ok bool) {
 	if s.cfg.Projects == nil || (j.Workspace != "" || j.ClaudeSessionID != "") && !j.Checkout {
 		return ending{}, nil, true

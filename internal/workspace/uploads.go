@@ -21,8 +21,8 @@ import (
 const UploadTTL = 15 * time.Minute
 
 // uploadsPrefix holds sessions uploaded for an import, under the user's id.
-// It is apart from users/ because the bucket's lifecycle expires it after a
-// day, and a rule cannot name a folder below a per-user one.
+// It is apart from users/ because the bucket's lifecycle expires it within
+// two days, and a rule cannot name a folder below a per-user one.
 func uploadsPrefix(userID string) string { return "uploads/" + userID + "/" }
 
 // errNoUpload is a missing, expired, or another user's upload alike.
@@ -88,7 +88,7 @@ func tooLargeUpload(max int64) error {
 }
 
 // DeleteUpload removes an upload once imported; the lifecycle removes the
-// rest after a day.
+// rest.
 func (s *Store) DeleteUpload(ctx context.Context, userID, uploadID string) error {
 	return s.deleteKey(ctx, uploadsPrefix(userID)+uploadID)
 }
