@@ -7,6 +7,7 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -43,6 +44,7 @@ func configPath(sys system) (string, error) {
 const maxConfigBytes = 64 << 10
 
 // loadConfig reads the file at path; a missing one is an empty config.
+// One that does not decode is a *corruptConfig.
 func loadConfig(path string) (configFile, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -57,14 +59,26 @@ func loadConfig(path string) (configFile, error) {
 		return configFile{}, fmt.Errorf("reading the config file: %w", err)
 	}
 	if len(b) > maxConfigBytes {
-		return configFile{}, fmt.Errorf("the config file %s is larger than %d KiB", path, maxConfigBytes>>10)
+		return configFile{}, &corruptConfig{path, fmt.Errorf("it is larger than %d KiB", maxConfigBytes>>10)}
 	}
 	var c configFile
 	if err := json.Unmarshal(b, &c); err != nil {
-		return configFile{}, fmt.Errorf("the config file %s: %w", path, err)
+		return configFile{}, &corruptConfig{path, err}
 	}
 	return c, nil
 }
+
+// corruptConfig is a config file that is there but does not read as one
+// (cut by a full disk, edited by hand): login writes it anew.
+type corruptConfig struct {
+	path string
+	err  error
+}
+
+func (e *corruptConfig) Error() string {
+	return fmt.Sprintf("the config file %s is damaged (%v): run ovrlrd login to write it anew", e.path, e.err)
+}
+func (e *corruptConfig) Unwrap() error { return e.err }
 
 // saveConfig writes c to path atomically: into a temporary file of the
 // same folder, then renamed over the old one, so a reader (or a crash)
@@ -96,7 +110,7 @@ func saveConfig(path string, c configFile) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp.Name(), path)
+		err = replaceFile(tmp.Name(), path)
 	}
 	if err != nil {
 		os.Remove(tmp.Name())
@@ -110,15 +124,20 @@ func saveConfig(path string, c configFile) error {
 type settings struct {
 	url, apiKey, token string
 	expiry             time.Time // the token's; zero when unknown
-	// file is where a refreshed token is kept: the config file, when the
-	// token came from it; "" when it came from --token, which names
-	// another session than the file's.
-	file string
-	cfg  configFile
+	// file is the config file the token came from, where a refreshed one
+	// is kept; "" when it was given for this run (--token, $OVRLRD_TOKEN),
+	// and then never refreshed (token.go).
+	file   string
+	stderr io.Writer // for warnings
+	// waitLock waits for another run's lock on the file to go: pollLock,
+	// or a test's signal.
+	waitLock func(context.Context) error
 }
 
-// resolve reads the settings of c and the config file.
-func resolve(c common, sys system) (settings, error) {
+// resolve reads the settings of c and the config file. The file's token
+// goes only to the file's address: with another --url, the token must be
+// given too.
+func resolve(c common, sys system, stderr io.Writer) (settings, error) {
 	path, err := configPath(sys)
 	if err != nil {
 		return settings{}, err
@@ -127,32 +146,34 @@ func resolve(c common, sys system) (settings, error) {
 	if err != nil {
 		return settings{}, err
 	}
-	s := settings{url: cmp.Or(c.url, cfg.URL), apiKey: cmp.Or(c.apiKey, cfg.APIKey)}
-	if c.token != "" {
-		s.token, s.expiry = c.token, tokenExpiry(c.token)
-	} else {
-		s.token, s.expiry, s.file, s.cfg = cfg.Token, cfg.ExpiresAt, path, cfg
-		if s.expiry.IsZero() { // a file written by hand
-			s.expiry = tokenExpiry(s.token)
-		}
+	given, err := givenToken(c.token, sys)
+	if err != nil {
+		return settings{}, err
 	}
-	if s.url == "" || s.token == "" {
-		return settings{}, errors.New("not signed in: run ovrlrd login --url URL --api-key KEY --token TOKEN first, or give --url and --token")
+	s := settings{url: cmp.Or(c.url, cfg.URL), apiKey: c.apiKey, stderr: stderr, waitLock: pollLock}
+	if s.url == "" || (given == "" && cfg.Token == "") {
+		return settings{}, errors.New("not signed in: run ovrlrd login --url URL --api-key KEY --token - first, or give --url and --token")
 	}
 	if s.url, err = checkURL(s.url); err != nil {
 		return settings{}, err
 	}
-	return s, nil
-}
-
-// keep saves a refreshed token where it came from: the config file, or
-// nowhere for --token (whose holder gave it for this run only).
-func (s *settings) keep(token string, expiry time.Time) error {
-	if s.file == "" {
-		return nil
+	fileURL, _ := checkURL(cfg.URL)
+	if s.url == fileURL {
+		// The file's key, as its token, goes to its own address only.
+		s.apiKey = cmp.Or(s.apiKey, cfg.APIKey)
 	}
-	s.cfg.Token, s.cfg.ExpiresAt = token, expiry
-	return saveConfig(s.file, s.cfg)
+	switch {
+	case given != "":
+		s.token, s.expiry = given, tokenExpiry(given)
+	case s.url != fileURL:
+		return settings{}, fmt.Errorf("--url %s is not the address signed in to (%s), whose token is not sent elsewhere: give that API's token too (--token - or $OVRLRD_TOKEN), or run ovrlrd login --url %s", s.url, cfg.URL, s.url)
+	default:
+		s.token, s.expiry, s.file = cfg.Token, cfg.ExpiresAt, path
+		if s.expiry.IsZero() { // a file written by hand
+			s.expiry = tokenExpiry(s.token)
+		}
+	}
+	return s, nil
 }
 
 // checkURL returns the API's address without a trailing slash, refusing
@@ -207,8 +228,12 @@ func loginCommand(args []string, sys system, stdout, stderr io.Writer) error {
 	if err := positionals(fs, pos, 0, "no arguments"); err != nil {
 		return err
 	}
-	if c.token == "" {
-		fmt.Fprintln(stderr, "ovrlrd login: --token is required")
+	token, err := givenToken(c.token, sys)
+	if err != nil {
+		return err
+	}
+	if token == "" {
+		fmt.Fprintln(stderr, "ovrlrd login: --token is required (--token - reads it from the standard input)")
 		return errUsage
 	}
 	path, err := configPath(sys)
@@ -216,6 +241,11 @@ func loginCommand(args []string, sys system, stdout, stderr io.Writer) error {
 		return err
 	}
 	cfg, err := loadConfig(path)
+	if bad, ok := errors.AsType[*corruptConfig](err); ok {
+		// Nothing of it can be kept; login is the way out.
+		fmt.Fprintf(stderr, "ovrlrd: warning: the config file %s is damaged (%s); it is written anew\n", printable(path), printable(bad.err.Error()))
+		cfg, err = configFile{}, nil
+	}
 	if err != nil {
 		return err
 	}
@@ -227,7 +257,7 @@ func loginCommand(args []string, sys system, stdout, stderr io.Writer) error {
 	if cfg.URL, err = checkURL(cfg.URL); err != nil {
 		return err
 	}
-	cfg.Token, cfg.ExpiresAt = c.token, tokenExpiry(c.token)
+	cfg.Token, cfg.ExpiresAt = token, tokenExpiry(token)
 	if err := saveConfig(path, cfg); err != nil {
 		return err
 	}
@@ -235,6 +265,6 @@ func loginCommand(args []string, sys system, stdout, stderr io.Writer) error {
 	if !cfg.ExpiresAt.IsZero() {
 		expires = cfg.ExpiresAt.Local().Format(time.DateTime)
 	}
-	fmt.Fprintf(stdout, "Signed in to %s; the token (expiring at %s, then refreshed) is kept in %s.\n", cfg.URL, expires, path)
+	fmt.Fprintf(stdout, "Signed in to %s; the token (expiring at %s, then refreshed) is kept in %s.\n", printable(cfg.URL), expires, printable(path))
 	return nil
 }

@@ -18,6 +18,8 @@ type desk struct {
 	home, claude, config string
 	// alwaysUpload is passed to run.
 	alwaysUpload bool
+	stdin        string            // the standard input of each run
+	env          map[string]string // its environment
 }
 
 func newDesk(t *testing.T) *desk {
@@ -32,7 +34,8 @@ func newDesk(t *testing.T) *desk {
 
 func (d *desk) system() system {
 	return system{
-		getenv:       func(string) string { return "" },
+		getenv:       func(k string) string { return d.env[k] },
+		stdin:        strings.NewReader(d.stdin),
 		homeDir:      func() (string, error) { return d.home, nil },
 		configDir:    func() (string, error) { return d.config, nil },
 		alwaysUpload: d.alwaysUpload,

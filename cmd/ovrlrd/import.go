@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/transcript"
@@ -21,21 +23,18 @@ import (
 // is at most 6 MiB, and the HTTP API puts the request's body into the
 // Lambda event as a JSON string: escaped a second time, so each quote or
 // backslash of a transcript, already escaped once in the body, grows
-// again. The server takes at most 5 MB inline; the event's other fields
-// (headers, request context) get 64 KiB.
+// again. The server takes at most ovrlrd.MaxInlineTranscript inline; the
+// event's other fields (headers, request context) get 64 KiB.
 const (
-	maxInline     = 5_000_000
 	lambdaPayload = 6 << 20
 	eventOverhead = 64 << 10
 )
 
 // sendInline reports whether the import request body, carrying a
-// transcript of size bytes, fits in one Lambda invocation; otherwise the
-// transcript goes through a presigned upload.
-func sendInline(size int, body []byte) bool {
-	if size > maxInline {
-		return false
-	}
+// transcript of at most ovrlrd.MaxInlineTranscript bytes, fits in one
+// Lambda invocation; otherwise the transcript goes through a presigned
+// upload.
+func sendInline(body []byte) bool {
 	event, err := json.Marshal(string(body))
 	return err == nil && len(event)+eventOverhead <= lambdaPayload
 }
@@ -73,22 +72,32 @@ type upload struct {
 }
 
 // importSession imports the transcript data of session req.SessionID: in
-// the request itself when it fits, else uploaded first.
+// the request itself when it fits, else uploaded first. One larger than
+// the server takes inline is never encoded inline at all; one refused
+// inline as too large (API Gateway's own limit) is uploaded instead.
 func importSession(ctx context.Context, c *client, req importRequest, data []byte, alwaysUpload bool) (ovrlrd.Imported, error) {
 	var out ovrlrd.Imported
-	req.Transcript = string(data)
+	if !alwaysUpload && len(data) <= ovrlrd.MaxInlineTranscript {
+		req.Transcript = string(data)
+		body, err := req.encode()
+		if err != nil {
+			return out, err
+		}
+		req.Transcript = ""
+		if sendInline(body) {
+			err = c.call(ctx, http.MethodPost, "/chat/import", importTimeout, body, &out)
+			if e, ok := errors.AsType[*apiError](err); !ok || e.Status != http.StatusRequestEntityTooLarge {
+				return out, err
+			}
+		}
+	}
+	var err error
+	if req.UploadID, err = uploadTranscript(ctx, c, data); err != nil {
+		return out, err
+	}
 	body, err := req.encode()
 	if err != nil {
 		return out, err
-	}
-	if alwaysUpload || !sendInline(len(data), body) {
-		req.Transcript = ""
-		if req.UploadID, err = uploadTranscript(ctx, c, data); err != nil {
-			return out, err
-		}
-		if body, err = req.encode(); err != nil {
-			return out, err
-		}
 	}
 	err = c.call(ctx, http.MethodPost, "/chat/import", importTimeout, body, &out)
 	return out, err
@@ -115,8 +124,11 @@ func put(ctx context.Context, hc *http.Client, u upload, data []byte) error {
 	if u.Method != "" && u.Method != http.MethodPut {
 		return fmt.Errorf("the server asks for a %s upload; ovrlrd only PUTs", u.Method)
 	}
-	if target, err := url.Parse(u.URL); err != nil || (target.Scheme != "https" && target.Scheme != "http") || target.Host == "" {
-		return errors.New("the server's upload address is not an http(s) URL")
+	// The transcript crosses the network in clear over anything but
+	// https; plain http is for this machine's stand-in (make dev).
+	if target, err := url.Parse(u.URL); err != nil || target.Host == "" ||
+		(target.Scheme != "https" && (target.Scheme != "http" || !isLoopback(target.Hostname()))) {
+		return errors.New("the server's upload address is not an https URL")
 	}
 	ctx, cancel := context.WithTimeout(ctx, uploadTimeout)
 	defer cancel()
@@ -183,6 +195,28 @@ func transcriptProblem(err error) string {
 	return err.Error()
 }
 
+// maxTitle is the longest --title, in characters, as the server takes.
+const maxTitle = 200
+
+// checkTitle is --title as the server keeps it, its runs of white space
+// made one space, or why the server would refuse it: checked before the
+// transcript is read or sent.
+func checkTitle(title string) (string, error) {
+	if title == "" {
+		return "", nil
+	}
+	t := strings.Join(strings.Fields(title), " ")
+	switch {
+	case t == "":
+		return "", errors.New("--title is blank")
+	case utf8.RuneCountInString(t) > maxTitle:
+		return "", fmt.Errorf("--title is %d characters; a title may have at most %d", utf8.RuneCountInString(t), maxTitle)
+	case strings.ContainsFunc(t, unicode.IsControl):
+		return "", errors.New("--title holds a control character")
+	}
+	return t, nil
+}
+
 // importCommand uploads one session, which becomes a conversation.
 func importCommand(ctx context.Context, args []string, sys system, stdout, stderr io.Writer) error {
 	var c common
@@ -201,7 +235,10 @@ func importCommand(ctx context.Context, args []string, sys system, stdout, stder
 	if !uuidPattern.MatchString(id) {
 		return fmt.Errorf("%q is not a session id: Claude Code names sessions with a UUID (see ovrlrd sessions)", id)
 	}
-	s, err := resolve(c, sys)
+	if *title, err = checkTitle(*title); err != nil {
+		return err
+	}
+	s, err := resolve(c, sys, stderr)
 	if err != nil {
 		return err
 	}
@@ -214,7 +251,7 @@ func importCommand(ctx context.Context, args []string, sys system, stdout, stder
 		return err
 	}
 	defer p.Close()
-	data, path, err := p.find(id)
+	data, path, err := p.find(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -234,7 +271,7 @@ func importCommand(ctx context.Context, args []string, sys system, stdout, stder
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "Imported session %s as conversation %s: %d messages", id, got.ConversationID, got.MessageCount)
+	fmt.Fprintf(stdout, "Imported session %s as conversation %s: %d messages", id, printable(got.ConversationID), got.MessageCount)
 	if got.Title != nil {
 		fmt.Fprintf(stdout, ", titled %q", *got.Title)
 	}

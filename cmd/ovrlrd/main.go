@@ -2,7 +2,7 @@
 // the phone: it lists the sessions the CLI keeps on this machine, and
 // uploads one, which becomes a conversation the app continues.
 //
-//	ovrlrd login --url https://api.example.com --api-key KEY --token TOKEN
+//	ovrlrd login --url https://api.example.com --api-key KEY --token -
 //	ovrlrd sessions
 //	ovrlrd import <sessionId> [--project NAME] [--title T]
 //
@@ -20,13 +20,25 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	sys := system{getenv: os.Getenv, homeDir: os.UserHomeDir, configDir: os.UserConfigDir}
+	releaseOnDone(ctx, stop)
+	sys := system{getenv: os.Getenv, homeDir: os.UserHomeDir, configDir: os.UserConfigDir, stdin: os.Stdin}
 	os.Exit(run(ctx, os.Args[1:], sys, os.Stdout, os.Stderr))
+}
+
+// releaseOnDone gives the interrupt back to its default handling once ctx
+// is done: the first Ctrl-C cancels what honours ctx, and a second one,
+// or the first when nothing does, ends the process.
+func releaseOnDone(ctx context.Context, stop func()) {
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 }
 
 // system is what run takes from the machine: main passes the process's
@@ -35,6 +47,7 @@ type system struct {
 	getenv    func(string) string
 	homeDir   func() (string, error)
 	configDir func() (string, error)
+	stdin     io.Reader // where --token - is read from
 	// alwaysUpload sends every transcript through a presigned upload: the
 	// tests' way onto that path without a 5 MB file.
 	alwaysUpload bool
@@ -43,14 +56,15 @@ type system struct {
 const usage = `ovrlrd continues a Claude Code session from this machine on the phone.
 
 Usage:
-  ovrlrd login --token TOKEN [--url URL] [--api-key KEY]
-  ovrlrd sessions
+  ovrlrd login --token - [--url URL] [--api-key KEY]
+  ovrlrd sessions [--all]
   ovrlrd import <sessionId> [--project NAME] [--title TITLE]
 
 Every command also takes --url, --api-key and --token, which win over the
 config file that login writes, and --claude-dir (default: $CLAUDE_CONFIG_DIR,
 else ~/.claude): sessions are read from its projects folder only, and never
-through a symbolic link.
+through a symbolic link. --token - reads the token from the standard input,
+and $OVRLRD_TOKEN gives one too: either keeps it out of the process list.
 `
 
 // errUsage is a command line that could not be read; the flag package has
@@ -67,7 +81,7 @@ func run(ctx context.Context, args []string, sys system, stdout, stderr io.Write
 	var err error
 	switch args[0] {
 	case "sessions":
-		err = sessionsCommand(args[1:], sys, stdout, stderr)
+		err = sessionsCommand(ctx, args[1:], sys, stdout, stderr)
 	case "import":
 		err = importCommand(ctx, args[1:], sys, stdout, stderr)
 	case "login":
@@ -85,7 +99,7 @@ func run(ctx context.Context, args []string, sys system, stdout, stderr io.Write
 	case errors.Is(err, errUsage):
 		return 2
 	}
-	fmt.Fprintln(stderr, "ovrlrd:", err)
+	fmt.Fprintln(stderr, "ovrlrd:", printable(err.Error()))
 	return 1
 }
 
@@ -101,7 +115,7 @@ func flags(name string, c *common, stderr io.Writer) *flag.FlagSet {
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.url, "url", "", "the API's address, e.g. https://api.example.com")
 	fs.StringVar(&c.apiKey, "api-key", "", "the API key (X-API-Key)")
-	fs.StringVar(&c.token, "token", "", "a session token")
+	fs.StringVar(&c.token, "token", "", "a session token, or - to read it from the standard input (default $OVRLRD_TOKEN)")
 	fs.StringVar(&c.claudeDir, "claude-dir", "", "Claude Code's folder (default $CLAUDE_CONFIG_DIR, else ~/.claude)")
 	return fs
 }
@@ -119,7 +133,7 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 			return nil, errUsage
 		}
 		rest := fs.Args()
-		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+		if terminated(fs, args[:len(args)-len(rest)]) {
 			return append(positional, rest...), nil
 		}
 		if len(rest) == 0 {
@@ -127,6 +141,27 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 		}
 		positional, args = append(positional, rest[0]), rest[1:]
 	}
+}
+
+// terminated reports whether the flags parsed from args ended at a "--"
+// of their own, rather than at one taken as a flag's value (--title --).
+func terminated(fs *flag.FlagSet, args []string) bool {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return true
+		}
+		name := strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		if f := fs.Lookup(name); f != nil {
+			if b, ok := f.Value.(interface{ IsBoolFlag() bool }); !ok || !b.IsBoolFlag() {
+				i++ // its value, whatever it reads
+			}
+		}
+	}
+	return false
 }
 
 // positionals checks the count of positional arguments.

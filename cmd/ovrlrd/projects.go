@@ -8,7 +8,9 @@ package main
 // is opened and compared with what was opened after.
 
 import (
+	"bytes"
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -19,11 +21,13 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
 
 // maxTranscript is the largest transcript read: the server takes none
 // larger.
-const maxTranscript = 100_000_000
+const maxTranscript = ovrlrd.MaxUploadTranscript
 
 // uuidPattern is how the CLI names sessions (crypto.randomUUID). A session
 // id is checked against it before it becomes part of a file name, so that
@@ -68,10 +72,23 @@ type projects struct {
 
 func openProjects(claude string) (*projects, error) {
 	path := filepath.Join(claude, "projects")
-	root, err := os.OpenRoot(path)
+	// Looked at before it is opened: opening a FIFO would wait for a
+	// writer forever. The folder itself may be a link (dotfiles kept
+	// elsewhere), as Claude Code follows it; nothing inside may.
+	fi, err := os.Lstat(path)
+	if err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		fi, err = os.Stat(path)
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("no Claude Code sessions on this machine: %s does not exist (--claude-dir names another folder)", path)
 	}
+	if err != nil {
+		return nil, err
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("%s is not a folder", path)
+	}
+	root, err := os.OpenRoot(path)
 	if err != nil {
 		return nil, err
 	}
@@ -85,23 +102,29 @@ func (p *projects) name(parts ...string) string {
 	return filepath.Join(append([]string{p.path}, parts...)...)
 }
 
-// slugs lists the folders directly inside, and the links among its
-// entries, which are not followed.
-func (p *projects) slugs() (dirs, links []string, err error) {
+// slugs lists the plain folders directly inside, and the other entries
+// that are not plain files: links, and on Windows junctions (which
+// read as irregular), none of which is followed.
+func (p *projects) slugs() (dirs []string, others []notFollowed, err error) {
 	entries, err := readDir(p.root)
 	if err != nil {
 		return nil, nil, fmt.Errorf("listing %s: %w", p.path, err)
 	}
 	for _, e := range entries {
-		switch {
-		case e.Type()&fs.ModeSymlink != 0:
-			links = append(links, e.Name())
-		case e.IsDir():
+		switch t := e.Type(); {
+		case t == fs.ModeDir:
 			dirs = append(dirs, e.Name())
+		case t&fs.ModeSymlink != 0:
+			others = append(others, notFollowed{e.Name(), "it is a symbolic link, not followed"})
+		case t != 0:
+			others = append(others, notFollowed{e.Name(), "it is not a plain folder, not followed"})
 		}
 	}
-	return dirs, links, nil
+	return dirs, others, nil
 }
+
+// notFollowed is an entry of the projects folder that is not looked into.
+type notFollowed struct{ name, why string }
 
 func readDir(r *os.Root) ([]fs.DirEntry, error) {
 	f, err := r.Open(".")
@@ -154,7 +177,7 @@ func (p *projects) openTranscript(dir *os.Root, slug, name string) (*os.File, fs
 	case fi.Size() > maxTranscript:
 		return nil, nil, tooLarge(p.name(slug, name), fi.Size())
 	}
-	f, err := dir.Open(name)
+	f, err := dir.OpenFile(name, os.O_RDONLY|openFlags, 0)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -170,7 +193,8 @@ func tooLarge(name string, size int64) error {
 }
 
 // readAll reads an opened transcript, which may have grown since its size
-// was checked.
+// was checked, up to its last whole line: the CLI ends each with a
+// newline, and one without is still being written.
 func readAll(f *os.File, name string) ([]byte, error) {
 	data, err := io.ReadAll(io.LimitReader(f, maxTranscript+1))
 	if err != nil {
@@ -179,18 +203,18 @@ func readAll(f *os.File, name string) ([]byte, error) {
 	if len(data) > maxTranscript {
 		return nil, tooLarge(name, int64(len(data)))
 	}
-	return data, nil
+	return data[:bytes.LastIndexByte(data, '\n')+1], nil
 }
 
 // find reads the transcript of session id, from whichever slug folder
 // holds it (the most recently written, should two). A link where it would
-// be is refused; linked slug folders are not looked into, and the error
-// says so when the session is not found.
-func (p *projects) find(id string) (data []byte, path string, err error) {
+// be is refused. Slug folders that are links, or cannot be opened, are
+// passed over; the error names them when the session is not found.
+func (p *projects) find(ctx context.Context, id string) (data []byte, path string, err error) {
 	if !uuidPattern.MatchString(id) {
 		return nil, "", fmt.Errorf("%q is not a session id: Claude Code names sessions with a UUID (see ovrlrd sessions)", id)
 	}
-	dirs, links, err := p.slugs()
+	dirs, others, err := p.slugs()
 	if err != nil {
 		return nil, "", err
 	}
@@ -202,8 +226,18 @@ func (p *projects) find(id string) (data []byte, path string, err error) {
 			found.Close()
 		}
 	}()
+	var skipped []string
 	for _, slug := range dirs {
-		f, fi, err := p.openIn(slug, name)
+		if err := ctx.Err(); err != nil {
+			return nil, "", err
+		}
+		dir, err := p.openSlug(slug)
+		if err != nil {
+			skipped = append(skipped, fmt.Sprintf("%s (%v)", slug, err))
+			continue
+		}
+		f, fi, err := p.openTranscript(dir, slug, name)
+		dir.Close()
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -221,21 +255,18 @@ func (p *projects) find(id string) (data []byte, path string, err error) {
 	}
 	if found == nil {
 		msg := fmt.Sprintf("session %s not found in %s", id, p.path)
+		var links []string
+		for _, o := range others {
+			links = append(links, o.name)
+		}
 		if len(links) > 0 {
 			msg += fmt.Sprintf(" (links are not followed: %s)", strings.Join(links, ", "))
+		}
+		if len(skipped) > 0 {
+			msg += fmt.Sprintf(" (not searched: %s)", strings.Join(skipped, "; "))
 		}
 		return nil, "", errors.New(msg)
 	}
 	data, err = readAll(found, path)
 	return data, path, err
-}
-
-// openIn opens file name of slug folder slug.
-func (p *projects) openIn(slug, name string) (*os.File, fs.FileInfo, error) {
-	dir, err := p.openSlug(slug)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer dir.Close()
-	return p.openTranscript(dir, slug, name)
 }

@@ -3,11 +3,11 @@ package main
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -26,25 +26,50 @@ type localSession struct {
 	problem  string             // why it could not be read
 }
 
-// list reads every session, newest first. One that cannot be read is
-// listed with the reason; a link is listed as refused.
-func (p *projects) list() ([]localSession, error) {
-	dirs, links, err := p.slugs()
+// listed is how many sessions the list parses, newest first, unless
+// --all: each parse reads a whole transcript, up to 100 MB.
+const listed = 50
+
+// list lists the sessions, newest first: all of them looked at (Lstat),
+// the newest limit (all for limit < 0) read, and how many were left
+// out. One that cannot be read is listed with the reason; a link is
+// listed as refused.
+func (p *projects) list(ctx context.Context, limit int) (out []localSession, left int, err error) {
+	dirs, others, err := p.slugs()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	var out []localSession
-	for _, slug := range links {
-		out = append(out, localSession{slug: slug, problem: "it is a symbolic link, not followed"})
+	for _, o := range others {
+		out = append(out, localSession{slug: o.name, problem: o.why})
 	}
+	var found []localSession
 	for _, slug := range dirs {
-		out = append(out, p.listSlug(slug)...)
+		if err := ctx.Err(); err != nil {
+			return nil, 0, err
+		}
+		found = append(found, p.listSlug(slug)...)
 	}
+	slices.SortStableFunc(found, func(a, b localSession) int { return b.modified.Compare(a.modified) })
+	if limit >= 0 && len(found) > limit {
+		found, left = found[:limit], len(found)-limit
+	}
+	for i := range found {
+		if err := ctx.Err(); err != nil {
+			return nil, 0, err
+		}
+		if s := &found[i]; s.problem == "" {
+			var err error
+			if s.sess, err = p.readSession(s.slug, s.id); err != nil {
+				s.problem = problem(err)
+			}
+		}
+	}
+	out = append(out, found...)
 	slices.SortStableFunc(out, func(a, b localSession) int { return b.modified.Compare(a.modified) })
-	return out, nil
+	return out, left, nil
 }
 
-// listSlug reads the sessions of one slug folder.
+// listSlug looks at the sessions of one slug folder, unread.
 func (p *projects) listSlug(slug string) []localSession {
 	dir, err := p.openSlug(slug)
 	if err != nil {
@@ -62,12 +87,10 @@ func (p *projects) listSlug(slug string) []localSession {
 			continue
 		}
 		s := localSession{id: id, slug: slug}
-		if fi, err := dir.Lstat(e.Name()); err == nil {
-			s.modified = fi.ModTime()
-		}
-		s.sess, err = p.readSession(dir, slug, e.Name(), id)
-		if err != nil {
+		if fi, err := dir.Lstat(e.Name()); err != nil {
 			s.problem = problem(err)
+		} else {
+			s.modified = fi.ModTime()
 		}
 		out = append(out, s)
 	}
@@ -76,7 +99,13 @@ func (p *projects) listSlug(slug string) []localSession {
 
 // readSession parses one transcript, counting every message: the server
 // decides how many it takes.
-func (p *projects) readSession(dir *os.Root, slug, name, id string) (transcript.Session, error) {
+func (p *projects) readSession(slug, id string) (transcript.Session, error) {
+	dir, err := p.openSlug(slug)
+	if err != nil {
+		return transcript.Session{}, err
+	}
+	defer dir.Close()
+	name := id + ".jsonl"
 	f, _, err := p.openTranscript(dir, slug, name)
 	if err != nil {
 		return transcript.Session{}, err
@@ -100,9 +129,10 @@ func problem(err error) string {
 }
 
 // sessionsCommand lists the sessions of this machine, newest first.
-func sessionsCommand(args []string, sys system, stdout, stderr io.Writer) error {
+func sessionsCommand(ctx context.Context, args []string, sys system, stdout, stderr io.Writer) error {
 	var c common
 	fs := flags("sessions", &c, stderr)
+	all := fs.Bool("all", false, fmt.Sprintf("read every session, not only the newest %d", listed))
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -119,12 +149,16 @@ func sessionsCommand(args []string, sys system, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer p.Close()
-	list, err := p.list()
+	limit := listed
+	if *all {
+		limit = -1
+	}
+	list, left, err := p.list(ctx, limit)
 	if err != nil {
 		return err
 	}
 	if len(list) == 0 {
-		fmt.Fprintf(stdout, "No sessions in %s.\n", p.path)
+		fmt.Fprintf(stdout, "No sessions in %s.\n", printable(p.path))
 		return nil
 	}
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
@@ -132,7 +166,13 @@ func sessionsCommand(args []string, sys system, stdout, stderr io.Writer) error 
 	for _, s := range list {
 		fmt.Fprintln(w, row(s))
 	}
-	return w.Flush()
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if left > 0 {
+		fmt.Fprintf(stderr, "%d older sessions not shown (--all lists them).\n", left)
+	}
+	return nil
 }
 
 // row is one session's line: the project is the folder the session ran
@@ -144,7 +184,7 @@ func row(s localSession) string {
 	}
 	id := cmp.Or(s.id, "-")
 	if s.problem != "" {
-		return strings.Join([]string{id, date, "-", s.slug, "(not read: " + oneLine(s.problem, 100) + ")"}, "\t")
+		return strings.Join([]string{id, date, "-", oneLine(s.slug, 200), "(not read: " + oneLine(s.problem, 100) + ")"}, "\t")
 	}
 	var first string
 	for _, m := range s.sess.Messages {
@@ -158,9 +198,10 @@ func row(s localSession) string {
 }
 
 // oneLine is s on one line (its runs of white space made one space, tabs
-// included, which would break the table), cut to max characters.
+// included, which would break the table), printable, cut to max
+// characters.
 func oneLine(s string, max int) string {
-	s = strings.Join(strings.Fields(s), " ")
+	s = printable(strings.Join(strings.Fields(s), " "))
 	if utf8.RuneCountInString(s) > max {
 		s = string([]rune(s)[:max-1]) + "…"
 	}

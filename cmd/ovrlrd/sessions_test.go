@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +28,7 @@ func TestImportRefusesSessionIDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	if _, _, err := p.find("../" + sessionA); err == nil || !strings.Contains(err.Error(), "is not a session id") {
+	if _, _, err := p.find(t.Context(), "../"+sessionA); err == nil || !strings.Contains(err.Error(), "is not a session id") {
 		t.Errorf("find: %v", err)
 	}
 }
@@ -71,12 +74,12 @@ func TestLinksAreRefused(t *testing.T) {
 		sessionA: filepath.Join(projects, "-a", sessionA+".jsonl") + " is a symbolic link",
 		sessionB: filepath.Join(projects, "-b", sessionB+".jsonl") + " is a symbolic link",
 	} {
-		if _, _, err := p.find(id); err == nil || !errors.Is(err, errLink) || !strings.Contains(err.Error(), want) {
+		if _, _, err := p.find(t.Context(), id); err == nil || !errors.Is(err, errLink) || !strings.Contains(err.Error(), want) {
 			t.Errorf("find %s: %v", id, err)
 		}
 	}
 	// The real file is found where it is.
-	if data, path, err := p.find(sessionC); err != nil || path != inside || !strings.Contains(string(data), "inside") {
+	if data, path, err := p.find(t.Context(), sessionC); err != nil || path != inside || !strings.Contains(string(data), "inside") {
 		t.Errorf("find %s: %q, %v", sessionC, path, err)
 	}
 
@@ -84,7 +87,7 @@ func TestLinksAreRefused(t *testing.T) {
 	if err := os.Remove(filepath.Join(projects, "-a", sessionA+".jsonl")); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = p.find(sessionA)
+	_, _, err = p.find(t.Context(), sessionA)
 	if err == nil || !strings.Contains(err.Error(), "not found") || !strings.Contains(err.Error(), "links are not followed: -linked") {
 		t.Errorf("find through a linked folder: %v", err)
 	}
@@ -175,5 +178,115 @@ func TestClaudeDir(t *testing.T) {
 	}
 	if got, _ := claudeDir("flag", sys); got != "flag" {
 		t.Errorf("--claude-dir: %q", got)
+	}
+}
+
+// Escape sequences in a prompt, a project's path or a folder's name reach
+// the terminal as text.
+func TestSessionsEscapes(t *testing.T) {
+	d := newDesk(t)
+	d.place(t, "-srv-x", sessionA, synthetic(sessionA, "/srv/\x1b]0;cwd\a", "\x1b[2Jwiped", "Done."))
+	d.place(t, "-bad\x1b[31m", sessionB, []byte("{not json\n"))
+	r := d.run(t, "sessions")
+	if r.code != 0 || strings.ContainsAny(r.stdout, "\x1b\a") || !strings.Contains(r.stdout, `\x1b[2Jwiped`) ||
+		!strings.Contains(r.stdout, `/srv/\x1b]0;cwd\a`) || !strings.Contains(r.stdout, `-bad\x1b[31m`) {
+		t.Errorf("%+v", r)
+	}
+	r = d.run(t, "import", "--url", "https://api.example.com", "--token", "t", sessionB)
+	if r.code != 1 || strings.Contains(r.stderr, "\x1b") || !strings.Contains(r.stderr, `-bad\x1b[31m`) {
+		t.Errorf("import: %+v", r)
+	}
+}
+
+// A transcript still being written ends in part of a line: what is
+// listed and sent stops at the last whole one.
+func TestPartialLastLine(t *testing.T) {
+	d := newDesk(t)
+	data := synthetic(sessionA, "/srv/p", "Hello", "Done.")
+	path := d.place(t, "-srv-p", sessionA, append(slices.Clip(data), `{"type":"user","mess`...))
+	r := d.run(t, "sessions")
+	if r.code != 0 || !strings.Contains(r.stdout, " 2 ") || strings.Contains(r.stdout, "not read") {
+		t.Errorf("sessions: %+v", r)
+	}
+	p, err := openProjects(d.claude)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if got, gotPath, err := p.find(t.Context(), sessionA); err != nil || gotPath != path || string(got) != string(data) {
+		t.Errorf("find: %q, %v", got, err)
+	}
+}
+
+// Only the newest sessions are read unless --all; the rest are counted.
+func TestSessionsNewestOnly(t *testing.T) {
+	d := newDesk(t)
+	now := time.Now()
+	for i := range listed + 2 {
+		id := fmt.Sprintf("00000000-0000-4000-8000-%012d", i)
+		path := d.place(t, "-srv-p", id, synthetic(id, "/srv/p", "Hello", "Done."))
+		at := now.Add(-time.Duration(i) * time.Minute)
+		if err := os.Chtimes(path, at, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := d.run(t, "sessions")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if r.code != 0 || len(lines) != listed+1 || !strings.HasPrefix(lines[1], "00000000-0000-4000-8000-000000000000") ||
+		!strings.HasPrefix(lines[listed], fmt.Sprintf("00000000-0000-4000-8000-%012d", listed-1)) || !strings.Contains(r.stderr, "2 older sessions not shown") {
+		t.Errorf("%d lines, %+v", len(lines), r)
+	}
+	if r := d.run(t, "sessions", "--all"); r.code != 0 || strings.Count(r.stdout, "\n") != listed+3 || r.stderr != "" {
+		t.Errorf("--all: %+v", r)
+	}
+}
+
+// Listing and finding stop once the run is cancelled (Ctrl-C).
+func TestCancelled(t *testing.T) {
+	d := newDesk(t)
+	d.place(t, "-srv-p", sessionA, synthetic(sessionA, "/srv/p", "Hello", "Done."))
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	var stdout, stderr strings.Builder
+	if code := run(ctx, []string{"sessions"}, d.system(), &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "context canceled") {
+		t.Errorf("sessions: %d %q %q", code, stdout.String(), stderr.String())
+	}
+	p, err := openProjects(d.claude)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if _, _, err := p.find(ctx, sessionA); !errors.Is(err, context.Canceled) {
+		t.Errorf("find: %v", err)
+	}
+}
+
+// A slug folder that cannot be opened is passed over while the session is
+// found elsewhere, and named when it is not.
+func TestFindSkipsUnreadableFolders(t *testing.T) {
+	d := newDesk(t)
+	d.place(t, "-b-here", sessionA, synthetic(sessionA, "/srv/p", "Hello", "Done."))
+	locked := filepath.Join(d.claude, "projects", "-a-locked")
+	if err := os.MkdirAll(locked, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(locked, 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(locked, 0o700) })
+	if f, err := os.Open(locked); err == nil {
+		f.Close()
+		t.Skip("the folder opens all the same (root, or no modes)")
+	}
+	p, err := openProjects(d.claude)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if _, _, err := p.find(t.Context(), sessionA); err != nil {
+		t.Errorf("found: %v", err)
+	}
+	if _, _, err := p.find(t.Context(), sessionB); err == nil || !strings.Contains(err.Error(), "not found") || !strings.Contains(err.Error(), "not searched: -a-locked") {
+		t.Errorf("not found: %v", err)
 	}
 }
