@@ -242,11 +242,7 @@ func importCommand(ctx context.Context, args []string, sys system, stdout, stder
 	if err != nil {
 		return err
 	}
-	dir, err := claudeDir(c.claudeDir, sys)
-	if err != nil {
-		return err
-	}
-	p, err := openProjects(dir)
+	p, err := openSessions(c.claudeDir, sys)
 	if err != nil {
 		return err
 	}

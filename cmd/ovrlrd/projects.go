@@ -70,6 +70,16 @@ type projects struct {
 	path string
 }
 
+// openSessions opens the projects folder of the Claude folder the flag
+// names, or the default one (claudeDir).
+func openSessions(flag string, sys system) (*projects, error) {
+	dir, err := claudeDir(flag, sys)
+	if err != nil {
+		return nil, err
+	}
+	return openProjects(dir)
+}
+
 func openProjects(claude string) (*projects, error) {
 	path := filepath.Join(claude, "projects")
 	// Looked at before it is opened: opening a FIFO would wait for a

@@ -140,11 +140,7 @@ func sessionsCommand(ctx context.Context, args []string, sys system, stdout, std
 	if err := positionals(fs, pos, 0, "no arguments"); err != nil {
 		return err
 	}
-	dir, err := claudeDir(c.claudeDir, sys)
-	if err != nil {
-		return err
-	}
-	p, err := openProjects(dir)
+	p, err := openSessions(c.claudeDir, sys)
 	if err != nil {
 		return err
 	}

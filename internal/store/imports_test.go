@@ -16,6 +16,17 @@ import (
 	"github.com/ovrlrd/cloud/internal/store"
 )
 
+// importer is a store and a user of it, who imports.
+func importer(t *testing.T) (*store.Store, ovrlrd.User) {
+	t.Helper()
+	s := storetest.New(t)
+	u, err := s.CreateUser(context.Background(), "", "001234."+rand.Text())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, u
+}
+
 // importedMessages are n alternating messages, a second apart from t0.
 func importedMessages(n int, t0 time.Time) []ovrlrd.ImportedMessage {
 	msgs := make([]ovrlrd.ImportedMessage, n)
@@ -35,11 +46,7 @@ func importedMessages(n int, t0 time.Time) []ovrlrd.ImportedMessage {
 func TestImport(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := storetest.New(t)
-	u, err := s.CreateUser(ctx, "", "001234."+rand.Text())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, u := importer(t)
 	session := uuid.NewString()
 	conv, err := s.BeginImport(ctx, u.ID, session)
 	if err != nil {
@@ -113,11 +120,7 @@ func TestImport(t *testing.T) {
 func TestImportRace(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := storetest.New(t)
-	u, err := s.CreateUser(ctx, "", "001234."+rand.Text())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, u := importer(t)
 	session := uuid.NewString()
 	a, err := s.BeginImport(ctx, u.ID, session)
 	if err != nil {
@@ -150,11 +153,7 @@ func TestImportRace(t *testing.T) {
 func TestAbandonedImportsAreSwept(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := storetest.New(t)
-	u, err := s.CreateUser(ctx, "", "001234."+rand.Text())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, u := importer(t)
 	partition := func(conv string) int {
 		var keys []struct {
 			SK string `dynamo:"SK"`
@@ -200,11 +199,7 @@ func TestAbandonedImportsAreSwept(t *testing.T) {
 func TestImportOnAProject(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := storetest.New(t)
-	u, err := s.CreateUser(ctx, "", "001234."+rand.Text())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, u := importer(t)
 	p, err := s.CreateProject(ctx, ovrlrd.Project{UserID: u.ID, Name: "app", RepoURL: "https://git.example.com/app.git", Branch: "main"})
 	if err != nil {
 		t.Fatal(err)
@@ -247,11 +242,7 @@ func TestImportOnAProject(t *testing.T) {
 func TestImportCutsALongMessage(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := storetest.New(t)
-	u, err := s.CreateUser(ctx, "", "001234."+rand.Text())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, u := importer(t)
 	conv, err := s.BeginImport(ctx, u.ID, uuid.NewString())
 	if err != nil {
 		t.Fatal(err)
@@ -277,11 +268,7 @@ func TestImportCutsALongMessage(t *testing.T) {
 func TestDeletedImportReleasesTheSession(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := storetest.New(t)
-	u, err := s.CreateUser(ctx, "", "001234."+rand.Text())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, u := importer(t)
 	session := uuid.NewString()
 	t0 := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
 	imp := func() (string, error) {
