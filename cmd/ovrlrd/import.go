@@ -195,9 +195,6 @@ func transcriptProblem(err error) string {
 	return err.Error()
 }
 
-// maxTitle is the longest --title, in characters, as the server takes.
-const maxTitle = 200
-
 // checkTitle is --title as the server keeps it, its runs of white space
 // made one space, or why the server would refuse it: checked before the
 // transcript is read or sent.
@@ -205,16 +202,16 @@ func checkTitle(title string) (string, error) {
 	if title == "" {
 		return "", nil
 	}
-	t := strings.Join(strings.Fields(title), " ")
+	t, ok := ovrlrd.ImportTitle(title)
 	switch {
 	case t == "":
 		return "", errors.New("--title is blank")
-	case utf8.RuneCountInString(t) > maxTitle:
-		return "", fmt.Errorf("--title is %d characters; a title may have at most %d", utf8.RuneCountInString(t), maxTitle)
+	case ok:
+		return t, nil
 	case strings.ContainsFunc(t, unicode.IsControl):
 		return "", errors.New("--title holds a control character")
 	}
-	return t, nil
+	return "", fmt.Errorf("--title is %d characters; a title may have at most %d", utf8.RuneCountInString(t), ovrlrd.MaxImportTitle)
 }
 
 // importCommand uploads one session, which becomes a conversation.
@@ -232,7 +229,7 @@ func importCommand(ctx context.Context, args []string, sys system, stdout, stder
 	}
 	id := pos[0]
 	// Before anything touches the disk.
-	if !uuidPattern.MatchString(id) {
+	if !transcript.IsSessionID(id) {
 		return fmt.Errorf("%q is not a session id: Claude Code names sessions with a UUID (see ovrlrd sessions)", id)
 	}
 	if *title, err = checkTitle(*title); err != nil {

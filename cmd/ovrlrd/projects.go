@@ -17,22 +17,17 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
+	"github.com/ovrlrd/cloud/internal/transcript"
 )
 
 // maxTranscript is the largest transcript read: the server takes none
 // larger.
 const maxTranscript = ovrlrd.MaxUploadTranscript
-
-// uuidPattern is how the CLI names sessions (crypto.randomUUID). A session
-// id is checked against it before it becomes part of a file name, so that
-// "../x" never reaches the disk.
-var uuidPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 
 // errLink is a link refused; links are not followed, wherever they point.
 var errLink = errors.New("links are not followed")
@@ -221,13 +216,20 @@ func readAll(f *os.File, name string) ([]byte, error) {
 // be is refused. Slug folders that are links, or cannot be opened, are
 // passed over; the error names them when the session is not found.
 func (p *projects) find(ctx context.Context, id string) (data []byte, path string, err error) {
-	if !uuidPattern.MatchString(id) {
+	if !transcript.IsSessionID(id) {
 		return nil, "", fmt.Errorf("%q is not a session id: Claude Code names sessions with a UUID (see ovrlrd sessions)", id)
 	}
 	dirs, others, err := p.slugs()
 	if err != nil {
 		return nil, "", err
 	}
+	return p.search(ctx, id, dirs, others)
+}
+
+// search looks for session id in the slug folders dirs, newest copy
+// first; one that cannot be opened is passed over, and named only when
+// the session is not found.
+func (p *projects) search(ctx context.Context, id string, dirs []string, others []notFollowed) (data []byte, path string, err error) {
 	name := id + ".jsonl"
 	var found *os.File
 	var foundTime time.Time

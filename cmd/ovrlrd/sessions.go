@@ -83,7 +83,7 @@ func (p *projects) listSlug(slug string) []localSession {
 	var out []localSession
 	for _, e := range entries {
 		id, ok := strings.CutSuffix(e.Name(), ".jsonl")
-		if !ok || !uuidPattern.MatchString(id) {
+		if !ok || !transcript.IsSessionID(id) {
 			continue
 		}
 		s := localSession{id: id, slug: slug}

@@ -3,9 +3,6 @@ package api
 import (
 	"context"
 	"net/http"
-	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/ovrlrd/cloud/internal/auth"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
@@ -22,9 +19,6 @@ type Imports interface {
 // more into the event, so a body this large never reaches the function
 // there.
 const maxImportBody = 6 << 20
-
-// maxImportTitle is the longest title an import may give, in characters.
-const maxImportTitle = 200
 
 type uploadBody struct {
 	Size *int64 `json:"size"`
@@ -69,10 +63,9 @@ func (b *importBody) Validate() error {
 	case b.ProjectID != nil && *b.ProjectID == "":
 		return ovrlrd.Errorf(ovrlrd.EINVALID, `Field "projectId" must not be empty.`)
 	case b.Title != nil:
-		// One line, as the service's own titles are.
-		*b.Title = strings.Join(strings.Fields(*b.Title), " ")
-		if utf8.RuneCountInString(*b.Title) > maxImportTitle || strings.ContainsFunc(*b.Title, unicode.IsControl) {
-			return ovrlrd.Errorf(ovrlrd.EINVALID, `Field "title" must be at most %d characters, without control characters.`, maxImportTitle)
+		var ok bool
+		if *b.Title, ok = ovrlrd.ImportTitle(*b.Title); !ok {
+			return ovrlrd.Errorf(ovrlrd.EINVALID, `Field "title" must be at most %d characters, without control characters.`, ovrlrd.MaxImportTitle)
 		}
 	}
 	return nil

@@ -1,6 +1,11 @@
 package ovrlrd
 
-import "time"
+import (
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
 
 // ImportedMessage is one message of an imported session, with the time it
 // was written at the desk.
@@ -30,6 +35,18 @@ type ImportFinish struct {
 // conversation the first one made.
 func ErrImported(conversationID string) error {
 	return Errorf(ECONFLICT, "This session was already imported as conversation %s.", conversationID)
+}
+
+// MaxImportTitle is the longest title an import may give, in characters.
+const MaxImportTitle = 200
+
+// ImportTitle is the title an import gives, as kept: on one line, its runs
+// of white space one space. ok is false for one longer than MaxImportTitle
+// or holding a control character. The server and the desk command share
+// the rule, so the command refuses before it uploads anything.
+func ImportTitle(t string) (kept string, ok bool) {
+	kept = strings.Join(strings.Fields(t), " ")
+	return kept, utf8.RuneCountInString(kept) <= MaxImportTitle && !strings.ContainsFunc(kept, unicode.IsControl)
 }
 
 // Imported is what an import made.

@@ -68,6 +68,10 @@ var uuidPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a
 
 func isUUID(s string) bool { return uuidPattern.MatchString(s) }
 
+// IsSessionID reports whether s names a session as the CLI does (a
+// lowercase UUID): only such an id becomes a file name.
+func IsSessionID(s string) bool { return isUUID(s) }
+
 // Entry types. The chain types are the CLI's messages: it keys them by
 // uuid and rebuilds the conversation by walking parentUuid back from the
 // last one. progress entries may sit in that chain too (older CLIs), and
