@@ -19,7 +19,7 @@ func TestAuditTableNamesRealTests(t *testing.T) {
 		t.Fatal(err)
 	}
 	defined := definedTests(t)
-	findings, gaps, redTeam, faults, projects := 0, 0, 0, 0, 0
+	findings, gaps, redTeam, faults, projects, imports, streams := 0, 0, 0, 0, 0, 0, 0
 	for _, line := range strings.Split(string(doc), "\n") {
 		cells := strings.Split(line, "|")
 		if len(cells) != 6 {
@@ -37,6 +37,10 @@ func TestAuditTableNamesRealTests(t *testing.T) {
 			faults++
 		case regexp.MustCompile(`^P\d+$`).MatchString(id):
 			projects++
+		case regexp.MustCompile(`^I\d+$`).MatchString(id):
+			imports++
+		case regexp.MustCompile(`^S\d+$`).MatchString(id):
+			streams++
 		default:
 			continue
 		}
@@ -53,9 +57,9 @@ func TestAuditTableNamesRealTests(t *testing.T) {
 			}
 		}
 	}
-	if findings != 50 || gaps != 22 || redTeam != 10 || faults != 10 || projects != 7 {
-		t.Errorf("%d finding, %d gap, %d red-team, %d fault and %d project rows, want 50, 22, 10, 10 and 7",
-			findings, gaps, redTeam, faults, projects)
+	if findings != 50 || gaps != 22 || redTeam != 10 || faults != 10 || projects != 7 || imports != 8 || streams != 7 {
+		t.Errorf("%d finding, %d gap, %d red-team, %d fault, %d project, %d import and %d stream rows, want 50, 22, 10, 10, 7, 8 and 7",
+			findings, gaps, redTeam, faults, projects, imports, streams)
 	}
 }
 

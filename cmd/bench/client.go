@@ -30,6 +30,15 @@ func (s *stack) Call(ctx context.Context, method, path, body, token string) (int
 }
 
 func (s *stack) request(ctx context.Context, method, path, body, token string) (*http.Response, error) {
+	req, err := s.newRequest(ctx, method, path, body, token)
+	if err != nil {
+		return nil, err
+	}
+	return s.client.Do(req)
+}
+
+// newRequest is a request as the app sends one.
+func (s *stack) newRequest(ctx context.Context, method, path, body, token string) (*http.Request, error) {
 	req, err := http.NewRequestWithContext(ctx, method, s.server.URL+path, strings.NewReader(body))
 	if err != nil {
 		return nil, err
@@ -40,7 +49,7 @@ func (s *stack) request(ctx context.Context, method, path, body, token string) (
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	return s.client.Do(req)
+	return req, nil
 }
 
 // Turn is one streamed turn as the client saw it.
@@ -53,6 +62,7 @@ type Turn struct {
 	Terminal                               ovrlrd.OutcomeKind
 	Message                                string // of an error terminal
 	ConvID                                 string // from the terminal event
+	FirstID                                string // the first event's id line
 }
 
 var chunkData = []byte(`{"type":"chunk","content":"`)
@@ -70,10 +80,8 @@ func (s *stack) Stream(ctx context.Context, path, prompt, token string, lat *sam
 		return t, err
 	}
 	defer resp.Body.Close()
-	t.Status = resp.StatusCode
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-		return t, fmt.Errorf("POST %s: %d %.200s", path, resp.StatusCode, body)
+	if err := t.opened(resp, "POST "+path); err != nil {
+		return t, err
 	}
 	br := bufio.NewReaderSize(resp.Body, 16<<10)
 	if _, err := br.Peek(1); err != nil {
@@ -86,6 +94,43 @@ func (s *stack) Stream(ctx context.Context, path, prompt, token string, lat *sam
 	return t, t.read(br, lat)
 }
 
+// Watch reattaches to conversation conv's turn as a client that lost its
+// stream does (GET /chat/{id}/stream, Last-Event-ID lastID) and reads the
+// SSE body to its end, as Stream does.
+func (s *stack) Watch(ctx context.Context, conv, lastID, token string, lat *samples) (Turn, error) {
+	t := Turn{Sent: time.Now()}
+	path := "/chat/" + conv + "/stream"
+	req, err := s.newRequest(ctx, http.MethodGet, path, "", token)
+	if err != nil {
+		return t, err
+	}
+	req.Header.Set("Last-Event-ID", lastID)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return t, err
+	}
+	defer resp.Body.Close()
+	if err := t.opened(resp, "GET "+path); err != nil {
+		return t, err
+	}
+	br := bufio.NewReaderSize(resp.Body, 16<<10)
+	if _, err := br.Peek(1); err != nil {
+		return t, fmt.Errorf("stream ended before its first byte: %w", err)
+	}
+	t.FirstByte = time.Now()
+	return t, t.read(br, lat)
+}
+
+// opened checks that resp is a stream's 200.
+func (t *Turn) opened(resp *http.Response, what string) error {
+	t.Status = resp.StatusCode
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+		return fmt.Errorf("%s: %d %.200s", what, resp.StatusCode, body)
+	}
+	return nil
+}
+
 // read reads an SSE body to its end.
 func (t *Turn) read(body io.Reader, lat *samples) error {
 	for r := ssetest.NewReader(body); ; {
@@ -95,6 +140,9 @@ func (t *Turn) read(body io.Reader, lat *samples) error {
 		}
 		if err != nil {
 			return err
+		}
+		if t.FirstID == "" {
+			t.FirstID = r.ID() // "" (no allocation) until an event has one
 		}
 		t.event(data, lat)
 	}

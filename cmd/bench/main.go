@@ -2,7 +2,7 @@
 // wires it (the fake Claude CLI as CLAUDE_PATH) and prints one table: each
 // row's value, target and mark.
 //
-//	make bench                  # relay, first byte, RSS, cold starts, sizes
+//	make bench                  # relay, first byte, event log, RSS, cold starts, sizes
 //	make load                   # -load: concurrent turns and a REST mix
 //	make bench BENCH_FLAGS=-quick / make load LOAD_FLAGS=-quick
 //
@@ -39,6 +39,7 @@ type options struct {
 	// The bench's counts.
 	relayN, floodN, ttfbTurns, warmup, streams, streamN, coldStarts int
 	readFor                                                         time.Duration // each REST read's run
+	logN, logRate                                                   int           // the event log's turn
 	// The load's.
 	users, turns, rounds, events, rate, workers int
 	duration, refreshEvery                      time.Duration
@@ -71,11 +72,14 @@ func parseFlags(args []string, errOut io.Writer) (o options, err error) {
 	}
 	o.relayN, o.floodN, o.ttfbTurns, o.warmup, o.streams, o.streamN, o.coldStarts = 5000, 200000, 50, 5, 20, 3000, 10
 	o.readFor = 3 * time.Second
+	// 10 s: long enough for the log's batching to set its pace.
+	o.logN, o.logRate = 2000, 200
 	o.users, o.turns, o.rounds, o.events, o.rate, o.workers = 5, 50, 2, 600, 200, 32
 	o.duration, o.refreshEvery = time.Minute, 5*time.Second
 	if o.quick {
 		o.relayN, o.floodN, o.ttfbTurns, o.warmup, o.streamN, o.coldStarts = 1000, 20000, 10, 2, 500, 3
 		o.readFor = time.Second
+		o.logN = 400
 		o.turns, o.events, o.rate = 10, 300, 300
 		o.duration, o.refreshEvery = 5*time.Second, time.Second
 	}
@@ -107,7 +111,7 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 	// re-parented here, counted and reaped.
 	err = claude.BecomeSubreaper()
 	if err == nil {
-		b.s, err = newStack(ctx, &o, name, errOut, env, b.db.option())
+		b.s, err = newStack(ctx, &o, name, errOut, env, b.db.option(), b.evlog.option())
 	}
 	if err != nil {
 		fmt.Fprintln(errOut, "bench: start:", err)
@@ -149,6 +153,7 @@ type bench struct {
 	s             *stack
 	userID, token string // the bench's user
 	db            dbTimer
+	evlog         logCounter
 	rows          []row
 	notes         []string
 }

@@ -43,7 +43,10 @@ func TestQuickBenchPrintsEveryRow(t *testing.T) {
 		"GET /chat p50", "GET /chat DynamoDB round trips", "GET /chat/{id} p50", "GET /chat/{id} DynamoDB round trips",
 		"GET /chat requests/s, 1 at a time", "GET /chat requests/s, 16 at once",
 		"RSS idle, auth bootstrap", "RSS idle, chat bootstrap", "RSS idle, stream bootstrap",
-		"RSS, 2000-event turn, stream bootstrap", "RSS, 2000-event turn, stream + CLI"} {
+		"RSS, 2000-event turn, stream bootstrap", "RSS, 2000-event turn, stream + CLI",
+		// Issue 19's: the event log's writes, and a reattached watcher's delay.
+		"event log writes per turn", "event log writes per second of turn",
+		"event to reattached watcher p50", "event to reattached watcher p99"} {
 		if !slices.Contains(rows, m) {
 			t.Errorf("no row %q", m)
 		}

@@ -63,6 +63,7 @@ func (b *bench) phases() []phase {
 		{b.flood, []string{mFloodRate, mAllocsE2E}},
 		{b.concurrent, []string{mRSSLoad}},
 		{b.cancels, []string{mCancel}},
+		{b.eventLog, []string{mLogWrites, mLogRate, mWatcher50, mWatcher99}},
 		{b.imports, []string{mImport, mImportUpload}},
 		{b.emulated, append(inits, rssRows...)},
 		{b.sizes, sizes},
@@ -85,8 +86,8 @@ func (b *bench) run(ctx context.Context) string {
 	}
 	b.notes = append(b.notes, notes...)
 	o := b.o
-	return fmt.Sprintf("relay %d ev @ %d/s, flood %d ev, %d TTFB turns, REST reads %s each, %d streams × %d ev @ %d/s",
-		o.relayN, relayRate, o.floodN, o.ttfbTurns, o.readFor, o.streams, o.streamN, relayRate)
+	return fmt.Sprintf("relay %d ev @ %d/s, flood %d ev, %d TTFB turns, REST reads %s each, %d streams × %d ev @ %d/s, event log %d ev @ %d/s",
+		o.relayN, relayRate, o.floodN, o.ttfbTurns, o.readFor, o.streams, o.streamN, relayRate, o.logN, o.logRate)
 }
 
 func fmtMS(d time.Duration) string { return fmt.Sprintf("%.3f ms", float64(d)/1e6) }
@@ -127,7 +128,12 @@ func (b *bench) turn(ctx context.Context, prompt string, n int, lat *samples) (T
 	if err != nil {
 		return Turn{}, err
 	}
-	r, err := b.s.Stream(ctx, "/chat/"+conv+"/stream", prompt, b.token, lat, nil)
+	return b.turnOn(ctx, conv, prompt, n, lat, nil)
+}
+
+// turnOn is turn on conversation conv; atFirstByte is Stream's.
+func (b *bench) turnOn(ctx context.Context, conv, prompt string, n int, lat *samples, atFirstByte func()) (Turn, error) {
+	r, err := b.s.Stream(ctx, "/chat/"+conv+"/stream", prompt, b.token, lat, atFirstByte)
 	switch {
 	case err != nil:
 		return r, err

@@ -24,6 +24,8 @@ type Conversations interface {
 	CancelRun(ctx context.Context, convID string) error
 	Outcome(ctx context.Context, convID, holder string) (ovrlrd.TurnOutcome, error)
 	UndoStartTurn(ctx context.Context, t ovrlrd.Turn) error
+	// ActiveTurn is the conversation's running turn, nil when none.
+	ActiveTurn(ctx context.Context, convID string) (*ovrlrd.ActiveTurn, error)
 }
 
 // ConversationCleaner removes what is kept for a deleted conversation
@@ -39,6 +41,9 @@ type detailResponse struct {
 	Conversation ovrlrd.Conversation `json:"conversation"`
 	Messages     []ovrlrd.Message    `json:"messages"`
 	more
+	// ActiveTurn (null when none) tells a client it can reattach; the app
+	// ignores it.
+	ActiveTurn *ovrlrd.ActiveTurn `json:"activeTurn"`
 }
 
 // more ends every page: whether there is another, and how to ask for it.
@@ -90,16 +95,18 @@ func (s *server) getConversation(w http.ResponseWriter, r *http.Request, p auth.
 	// The messages are read alongside the conversation, whose read proves
 	// the user owns it: they are never sent when it does not.
 	var (
-		msgs    []ovrlrd.Message
-		cursor  string
-		msgsErr error
-		read    sync.WaitGroup
+		msgs             []ovrlrd.Message
+		cursor           string
+		active           *ovrlrd.ActiveTurn
+		msgsErr, turnErr error
+		read             sync.WaitGroup
 	)
 	id := r.PathValue("id")
 	read.Go(func() { msgs, cursor, msgsErr = s.Conversations.Messages(r.Context(), id, pg) })
+	read.Go(func() { active, turnErr = s.Conversations.ActiveTurn(r.Context(), id) })
 	conv, err := s.Conversations.Conversation(r.Context(), p.UserID, id)
 	read.Wait()
-	s.reply(w, r, cmp.Or(err, msgsErr), detailResponse{Conversation: conv, Messages: msgs, more: next(cursor)})
+	s.reply(w, r, cmp.Or(err, msgsErr, turnErr), detailResponse{Conversation: conv, Messages: msgs, more: next(cursor), ActiveTurn: active})
 }
 
 // deleteConversation removes the conversation first, so a running turn

@@ -179,6 +179,7 @@ const (
 	classRead    = "read"
 	classWrite   = "write"
 	classTurn    = "turn"
+	classWatch   = "watch"
 	classRefresh = "refresh"
 	classLogout  = "logout"
 	classAccount = "account"

@@ -33,7 +33,8 @@ type Deps struct {
 	// Cleaners run after a conversation is deleted from the table.
 	Cleaners []ConversationCleaner
 
-	Turns     Turns // the stream function's only
+	Turns     Turns   // the stream function's only
+	Watches   Watches // the stream function's only
 	TurnRules TurnRules
 	Starter   TurnStarter // the chat function's only
 	// Projects, nil without a KMS key (a local server may have none), is
@@ -126,6 +127,9 @@ func NewStream(d Deps) http.Handler {
 	s, mux := newServer(d), http.NewServeMux()
 	mux.HandleFunc("POST /chat/stream", s.metered(classTurn, s.Limits.Turn, s.stream))
 	mux.HandleFunc("POST /chat/{id}/stream", s.metered(classTurn, s.Limits.Turn, s.stream))
+	// Reattaching is limited as starting a turn is, in a bucket of its
+	// own: a client that reconnects never uses up its user's turns.
+	mux.HandleFunc("GET /chat/{id}/stream", s.authed(classWatch, s.Limits.Turn, s.reattach))
 	guarded := s.guard(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.fromOrigin(r) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
+	"errors"
 	"net/http"
 	"time"
 
@@ -145,12 +146,49 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, p auth.Principal
 	if !ok {
 		return
 	}
+	s.Turns.Run(r.Context(), j, eventStream(w))
+}
+
+// Reconnect is how long an EventSource waits before it reattaches to a
+// dropped stream (its retry line).
+const Reconnect = 2 * time.Second
+
+// eventStream answers 200 with the headers of an event stream, and returns
+// its writer.
+func eventStream(w http.ResponseWriter) *sse.Writer {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	s.Turns.Run(r.Context(), j, sse.NewWriter(w))
+	sw := sse.NewWriter(w)
+	sw.Retry(Reconnect)
+	return sw
+}
+
+// Watches reattaches clients to a turn's stream.
+type Watches interface {
+	// Follow streams, to the writer open returns, the events of convID's
+	// turn after lastEventID ("" replays its latest turn); its error
+	// comes before open is called.
+	Follow(ctx context.Context, userID, convID, lastEventID string, open func() *sse.Writer) error
+}
+
+// reattach is GET /chat/{id}/stream: the rest of a turn's events, after
+// the id in Last-Event-ID (or ?after=, for clients that cannot set the
+// header), then the turn's live events until its terminal one. 204 tells
+// an EventSource that nothing more will come.
+func (s *server) reattach(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	last := r.Header.Get("Last-Event-ID")
+	if last == "" {
+		last = r.URL.Query().Get("after")
+	}
+	err := s.Watches.Follow(r.Context(), p.UserID, r.PathValue("id"), last, func() *sse.Writer { return eventStream(w) })
+	if errors.Is(err, ovrlrd.ErrNothingToFollow) {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	s.failed(w, r, err)
 }
 
 // BufferedWait is how long POST /chat waits for the turn by default, inside

@@ -59,7 +59,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, dynamoDB ...f
 		return nil, fmt.Errorf("aws config: %w", err)
 	}
 	st := store.New(store.NewDB(awsCfg, cfg.DynamoDBEndpoint, dynamoDB...),
-		store.Options{Table: cfg.TableName, CursorKey: derivedKey(cfg.JWTKeys, "cursor")})
+		store.Options{Table: cfg.TableName, CursorKey: derivedKey(cfg.JWTKeys, "cursor"), EventTTL: cfg.EventLogTTL})
 	rec := audit.New(st, cfg.Sessions.AuditRetention, derivedKey(cfg.JWTKeys, "audit address"), log)
 
 	// The verifier's background key refresh lives as long as the process.

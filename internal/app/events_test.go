@@ -50,6 +50,7 @@ func TestSampleEvents(t *testing.T) {
 		"chat-default.json":           404,
 		"stream-new.json":             401,
 		"stream-continue.json":        401,
+		"stream-reattach.json":        401,
 		// HTTP API routes the stream function serves.
 		"stream-project-create.json":   401,
 		"stream-project-list.json":     401,
@@ -237,7 +238,8 @@ func isHTTPAPIEvent(raw []byte) bool {
 // pattern that sends its path to the stream function.
 func checkURLEvent(t *testing.T, ev events.LambdaFunctionURLRequest) string {
 	t.Helper()
-	if ev.Version != "2.0" || ev.RequestContext.HTTP.Path != ev.RawPath || ev.RequestContext.HTTP.Method != "POST" {
+	// POST starts a turn, GET reattaches to one.
+	if method := ev.RequestContext.HTTP.Method; ev.Version != "2.0" || ev.RequestContext.HTTP.Path != ev.RawPath || method != "POST" && method != "GET" {
 		t.Fatalf("inconsistent event: version %q, path %q/%q, method %q", ev.Version, ev.RawPath,
 			ev.RequestContext.HTTP.Path, ev.RequestContext.HTTP.Method)
 	}

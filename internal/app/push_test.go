@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/ovrlrd/cloud/internal/devkit/apnsfake"
 	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
+	"github.com/ovrlrd/cloud/internal/devkit/ssetest"
 )
 
 // pushStack is a stack whose pushes go to a loopback APNs.
@@ -89,10 +89,10 @@ func TestClientThatLeavesGetsThePush(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	line, _ := bufio.NewReader(resp.Body).ReadString('\n') // the first ping
-	resp.Body.Close()                                      // the user leaves the chat screen
-	if !strings.Contains(line, "ping") {
-		t.Fatalf("first line %q", line)
+	first, err := ssetest.NewReader(resp.Body).Next() // the first ping
+	resp.Body.Close()                                 // the user leaves the chat screen
+	if err != nil || !strings.Contains(string(first), "ping") {
+		t.Fatalf("first event %q: %v", first, err)
 	}
 	got := waitPushes(t, apns, 1)
 	conv, _ := got[0].Payload["conversationId"].(string)

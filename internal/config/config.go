@@ -52,6 +52,9 @@ type Config struct {
 	CORSOrigins []string // exact origins, scheme://host[:port]
 
 	TableName string
+	// EventLogTTL is how long a turn's streamed events are kept for
+	// clients that reattach.
+	EventLogTTL time.Duration
 	// DynamoDBEndpoint and S3Endpoint point at local stand-ins; empty means
 	// AWS. Never set in prod.
 	DynamoDBEndpoint string

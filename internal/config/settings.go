@@ -73,6 +73,7 @@ func (c *Config) readSettings(r *reader) {
 	c.CORSOrigins = r.origins(prod)
 
 	c.TableName = deployed("TABLE_NAME", "", true, DefaultLocalTable, tablePattern)
+	c.EventLogTTL = r.duration("EVENT_LOG_TTL", 24*time.Hour, 30*24*time.Hour)
 	c.SessionsBucket = deployed("SESSIONS_BUCKET", " for the stream function", c.Function.RunsTurns(), DefaultLocalBucket, bucketPattern)
 	c.DynamoDBEndpoint = r.endpoint("DYNAMODB_ENDPOINT", c.Stage == Prod)
 	c.S3Endpoint = r.endpoint("S3_ENDPOINT", c.Stage == Prod)

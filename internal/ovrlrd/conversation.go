@@ -41,6 +41,9 @@ type Conversation struct {
 	// are still the import's (a session, an empty working folder): its
 	// next turn checks the project out first.
 	Checkout bool `json:"-"`
+	// LastTurn is the id of the conversation's latest turn: a client that
+	// reattaches without an event id replays it.
+	LastTurn string `json:"-"`
 }
 
 // The project is fixed for a conversation's life: --resume is tied to the

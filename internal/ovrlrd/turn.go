@@ -149,6 +149,10 @@ type TurnFinish struct {
 	// still exists: what its user saw (messages, outcome, cost), never the
 	// session, the folders or the title, which belong to the lease holder.
 	Unleased bool
+	// Log is the end of the turn's event log, its terminal event last,
+	// written with the rest: a client that reattaches finds the terminal
+	// event once the turn is saved, never before.
+	Log EventBatch
 }
 
 // ErrLeaseLost is what saving a turn's end answers when its lease is no

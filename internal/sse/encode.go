@@ -3,6 +3,7 @@ package sse
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"sync"
 
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
@@ -55,6 +56,15 @@ func (e *encoder) encode(b []byte, v any) ([]byte, error) {
 		b = b[:len(b)-1] // the Encoder's newline
 	}
 	return b, err
+}
+
+// Encode returns e's data as Send writes it, for the turn's event log;
+// Replay sends it again.
+func Encode(e Event) ([]byte, error) {
+	if !KnownType(e.Type) {
+		return nil, fmt.Errorf("%w %q", ErrUnknownType, e.Type)
+	}
+	return e.appendJSON(nil)
 }
 
 // appendJSON appends e's compact JSON encoding to b.

@@ -2,8 +2,8 @@
 // streams.
 //
 // The app's parser is strict (see the client contract, §3.1): every event
-// is exactly the bytes `data: <compact JSON>\n\n`, LF only, with no
-// `event:`, `id:` or `retry:` lines; the JSON object has `type` first and
+// is `data: <compact JSON>\n\n`, LF only. It ignores `id:` and `retry:`
+// lines, which clients that reattach to a turn use; the JSON object has `type` first and
 // `type` must be one of the nine types below, otherwise the app shows the
 // raw JSON as assistant text. The app also drops any network chunk that
 // splits a UTF-8 sequence, so each event is handed to the underlying writer
@@ -35,6 +35,8 @@ const (
 // permission_required. A Denial's tool_input must be as NormalizeToolInput
 // returns it: Send refuses an event it cannot encode.
 type Event struct {
+	// ID, if set, is sent as the event's id line (not in its JSON).
+	ID             string
 	Type           string
 	Content        string
 	ConversationID string

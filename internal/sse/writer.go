@@ -1,10 +1,13 @@
 package sse
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 )
@@ -48,7 +51,8 @@ type Writer struct {
 	deadline func(time.Time) error // nil when w takes no write deadline
 	timeout  time.Duration
 	buf      []byte
-	err      error // the first write's error, or ErrAfterTerminal
+	retry    []byte // the retry line, until the first write
+	err      error  // the first write's error, or ErrAfterTerminal
 }
 
 // NewWriter returns a Writer that writes to w.
@@ -81,30 +85,94 @@ func NewWriter(w io.Writer) *Writer {
 // until something else unblocks it.
 func (w *Writer) Deadlined() bool { return w.deadline != nil }
 
-// Send writes e as `data: <compact JSON>\n\n`. It returns ErrUnknownType
-// for a type outside the app's enum, ErrAfterTerminal after a terminal
-// event, and an event that does not encode; in these cases nothing is
-// written.
+// Retry makes the stream's first write begin with a retry line: how long
+// an EventSource waits before it reconnects with the last id it received.
+// The app ignores the line.
+func (w *Writer) Retry(d time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.retry = fmt.Appendf(nil, "retry: %d\n", d.Milliseconds())
+}
+
+// Send writes e as `data: <compact JSON>\n\n`, after an `id: <ID>` line
+// when e has an ID. It returns ErrUnknownType for a type outside the app's
+// enum, ErrAfterTerminal after a terminal event, and an event that does not
+// encode; in these cases nothing is written.
 func (w *Writer) Send(e Event) error {
 	if !KnownType(e.Type) {
 		return fmt.Errorf("%w %q", ErrUnknownType, e.Type)
+	}
+	if !validID(e.ID) {
+		return fmt.Errorf("sse: %s event: invalid id", e.Type)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.err != nil {
 		return w.err
 	}
-	b, err := e.appendJSON(append(w.buf[:0], "data: "...))
+	b, err := e.appendJSON(w.start(e.ID))
 	if err != nil {
 		return fmt.Errorf("sse: %s event: %w", e.Type, err)
 	}
+	return w.end(b, e.Terminal())
+}
+
+// Replay writes an event as Encode made it (a logged event), under id.
+// Like Send, it refuses an unknown type and anything after a terminal
+// event.
+func (w *Writer) Replay(id string, data []byte) error {
+	typ := dataType(data)
+	if !KnownType(typ) || bytes.ContainsAny(data, "\r\n") {
+		return fmt.Errorf("%w in a logged event", ErrUnknownType)
+	}
+	if !validID(id) {
+		return errors.New("sse: logged event: invalid id")
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return w.err
+	}
+	return w.end(append(w.start(id), data...), Event{Type: typ}.Terminal())
+}
+
+// IsTerminal reports whether data, as Encode made it, is a terminal
+// event's.
+func IsTerminal(data []byte) bool { return Event{Type: dataType(data)}.Terminal() }
+
+// dataType is the type of an event's data, "" if it has none.
+func dataType(data []byte) string {
+	var head struct {
+		Type string `json:"type"`
+	}
+	_ = json.Unmarshal(data, &head)
+	return head.Type
+}
+
+// validID reports whether id fits on its line: no line break, no NUL
+// (which makes an EventSource ignore the id).
+func validID(id string) bool { return !strings.ContainsAny(id, "\r\n\x00") }
+
+// start begins a frame in w's buffer: the retry line of the stream's first
+// write, the id line if any, and the data field's name.
+func (w *Writer) start(id string) []byte {
+	b := append(w.buf[:0], w.retry...)
+	if id != "" {
+		b = append(append(append(b, "id: "...), id...), '\n')
+	}
+	return append(b, "data: "...)
+}
+
+// end finishes the frame b and writes it; terminal says it ends the stream.
+func (w *Writer) end(b []byte, terminal bool) error {
 	b = append(b, '\n', '\n')
-	err = w.write(b)
+	w.retry = nil // in this write
+	err := w.write(b)
 	if cap(b) <= maxKeep {
 		w.buf = b[:0] // a larger one leaves w.buf as it was
 	}
 	w.err = err
-	if err == nil && e.Terminal() {
+	if err == nil && terminal {
 		w.err = ErrAfterTerminal // the app has gone: nothing more reaches it
 	}
 	return err

@@ -47,6 +47,7 @@ type convItem struct {
 	// the conversation's folders are still that one, no turn has worked
 	// in a checkout of the project.
 	ImportWorkspace string  `dynamo:"importWorkspace,omitempty"`
+	LastTurn        string  `dynamo:"lastTurn,omitempty"`
 	CreatedAt       int64   `dynamo:"createdAt"`
 	UpdatedAt       int64   `dynamo:"updatedAt"`
 	TurnCount       int     `dynamo:"turnCount,omitempty"`
@@ -70,6 +71,7 @@ func (it convItem) conversation() ovrlrd.Conversation {
 		TurnCount: it.TurnCount, CostUSD: it.CostUSD, InputTokens: it.InputTokens, OutputTokens: it.OutputTokens,
 		ProjectID: it.ProjectID, Branch: it.Branch, WorkDir: it.WorkDir, Base: it.Base,
 		Checkout: it.ProjectID != "" && it.ImportWorkspace != "" && aws.ToString(it.Workspace) == it.ImportWorkspace,
+		LastTurn: it.LastTurn,
 	}
 }
 

@@ -11,80 +11,159 @@ import (
 )
 
 // A turn's streamed events are logged, so a client that lost its stream
-// can reattach and receive the rest (issue 19). Events are written in
-// batches, one item each, in the conversation's partition (PK
-// CONV#<conversation id>), so deleting the conversation sweeps them and a
-// turn of another conversation is simply not found there. The sort key
-// ends with the batch's last sequence number, zero-padded: the batches
-// holding events after n are one range read, SK > EV#<turn>#<n>.
+// can reattach and receive the rest. Events are written in batches, one
+// item each, in the conversation's partition (PK CONV#<conversation id>),
+// so deleting the conversation sweeps them and a turn of another
+// conversation is simply not found there. The sort key ends with the
+// batch's last sequence number, zero-padded: the batches holding events
+// after n are one range read, SK > EV#<turn>#<n>.
+//
+// An event too large for an item (a long segment, a big tool input in a
+// denial) is cut into parts, each an item keyed EV#<turn>#<seq>#<part>,
+// which sorts between its neighbours' keys.
 const evPrefix = "EV#"
 
-type eventBatch struct {
+// DefaultEventTTL is how long a turn's log is kept unless configured.
+const DefaultEventTTL = 24 * time.Hour
+
+// maxItemEvents bounds the events' bytes in one item, well inside
+// DynamoDB's 400 KB with its keys and names.
+const maxItemEvents = 320 << 10
+
+type eventItem struct {
 	itemKey
 	First  int      `dynamo:"first"`
 	Events [][]byte `dynamo:"events"`
-	TTL    int64    `dynamo:"ttl"`
+	// Part and Parts are set on the parts of one large event (First).
+	Part  int   `dynamo:"part,omitempty"`
+	Parts int   `dynamo:"parts,omitempty"`
+	TTL   int64 `dynamo:"ttl"`
 }
 
 func eventKey(turnID string, last int) string {
 	return fmt.Sprintf("%s%s#%09d", evPrefix, turnID, last)
 }
 
-// AppendEvents logs events, the turn's from sequence number first on, in
-// one write that keep bounds the life of. Writing the same batch again is
-// harmless: its key and content are the same.
-func (s *Store) AppendEvents(ctx context.Context, convID, turnID string, first int, events [][]byte, keep time.Duration) error {
-	switch {
-	case !isID(convID) || !isTurnID(turnID) || first < 1 || first+len(events)-1 > maxSeq:
+// eventItems are b's items, at most maxItemEvents of events each.
+func (s *Store) eventItems(convID string, b ovrlrd.EventBatch) []eventItem {
+	ttl := s.now().Add(s.eventTTL).Unix()
+	var (
+		out  []eventItem
+		cur  *eventItem
+		size int
+	)
+	for i, data := range b.Events {
+		seq := b.First + i
+		if len(data) > maxItemEvents {
+			cur = nil
+			parts := (len(data) + maxItemEvents - 1) / maxItemEvents
+			for p := range parts {
+				chunk := data[p*maxItemEvents : min(len(data), (p+1)*maxItemEvents)]
+				out = append(out, eventItem{
+					itemKey: itemKey{convPrefix + convID, fmt.Sprintf("%s#%03d", eventKey(b.TurnID, seq), p+1)},
+					First:   seq, Events: [][]byte{chunk}, Part: p + 1, Parts: parts, TTL: ttl,
+				})
+			}
+			continue
+		}
+		if cur == nil || size+len(data) > maxItemEvents {
+			out = append(out, eventItem{itemKey: itemKey{convPrefix + convID, ""}, First: seq, TTL: ttl})
+			cur, size = &out[len(out)-1], 0
+		}
+		cur.Events = append(cur.Events, data)
+		cur.SK = eventKey(b.TurnID, seq)
+		size += len(data)
+	}
+	return out
+}
+
+func checkBatch(convID string, b ovrlrd.EventBatch) error {
+	if !isID(convID) || !ovrlrd.IsTurnID(b.TurnID) || b.First < 1 || b.Last() > maxSeq {
 		return ovrlrd.Errorf(ovrlrd.EINVALID, "An event batch needs a conversation, a turn and a first sequence number.")
-	case len(events) == 0:
-		return nil
 	}
-	it := eventBatch{
-		itemKey: itemKey{convPrefix + convID, eventKey(turnID, first+len(events)-1)},
-		First:   first, Events: events, TTL: s.now().Add(keep).Unix(),
+	return nil
+}
+
+// AppendEvents logs b, in order, one write per item (most batches are one
+// item). Writing the same batch again is harmless: its keys and content
+// are the same, and a reader skips an event it already has.
+func (s *Store) AppendEvents(ctx context.Context, convID string, b ovrlrd.EventBatch) error {
+	if err := checkBatch(convID, b); err != nil || len(b.Events) == 0 {
+		return err
 	}
-	return written("append events", s.table.Put(it).Run(ctx), nil)
+	for _, it := range s.eventItems(convID, b) {
+		if err := written("append events", s.table.Put(it).Run(ctx), nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Events returns the logged events of turnID after sequence number after,
-// in order. A turn that logged nothing, or none after it, is an empty
-// list.
+// in order, and only as far as they run without a gap (a batch whose write
+// failed is retried later, and a large event is whole or absent). A turn
+// that logged nothing, or none after it, is an empty list.
 func (s *Store) Events(ctx context.Context, convID, turnID string, after int) ([]ovrlrd.LoggedEvent, error) {
-	if !isID(convID) || !isTurnID(turnID) {
+	if !isID(convID) || !ovrlrd.IsTurnID(turnID) || after >= maxSeq {
 		return nil, nil
 	}
-	var batches []eventBatch
+	var items []eventItem
 	err := s.table.Get(attrPK, convPrefix+convID).
 		Range(attrSK, dynamo.Between, eventKey(turnID, max(after, 0)+1), eventKey(turnID, maxSeq)).
-		Consistent(true).All(ctx, &batches)
+		Consistent(true).All(ctx, &items)
 	if err != nil {
 		return nil, dbError("read events", err)
 	}
-	var out []ovrlrd.LoggedEvent
-	for _, b := range batches {
-		for i, data := range b.Events {
-			if seq := b.First + i; seq > after {
+	var (
+		out   []ovrlrd.LoggedEvent
+		next  = max(after, 0) + 1
+		large []byte // the parts of event next so far
+		part  int
+	)
+	for _, it := range items {
+		if it.Parts > 0 && it.First >= next {
+			if it.First > next || it.Part != part+1 || len(it.Events) != 1 {
+				return out, nil // a part, or the events before, still missing
+			}
+			large, part = append(large, it.Events[0]...), part+1
+			if part == it.Parts {
+				out = append(out, ovrlrd.LoggedEvent{Seq: next, Data: large})
+				next, large, part = next+1, nil, 0
+			}
+			continue
+		}
+		for i, data := range it.Events {
+			switch seq := it.First + i; {
+			case seq < next, it.Parts > 0:
+			case seq > next:
+				return out, nil // a gap: what follows waits for it
+			default:
 				out = append(out, ovrlrd.LoggedEvent{Seq: seq, Data: data})
+				next++
 			}
 		}
 	}
 	return out, nil
 }
 
-// isTurnID reports whether id may be a turn's id (its lease holder,
-// rand.Text): letters and digits, so it cannot reach past its own keys.
-func isTurnID(id string) bool {
-	if id == "" || len(id) > 64 {
-		return false
+// LastEvent is the sequence number of turnID's last logged event, 0 if
+// none.
+func (s *Store) LastEvent(ctx context.Context, convID, turnID string) (int, error) {
+	if !isID(convID) || !ovrlrd.IsTurnID(turnID) {
+		return 0, nil
 	}
-	for _, r := range id {
-		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9') {
-			return false
-		}
+	var items []eventItem
+	err := s.table.Get(attrPK, convPrefix+convID).Range(attrSK, dynamo.BeginsWith, evPrefix+turnID+"#").
+		Order(dynamo.Descending).Limit(1).Consistent(true).All(ctx, &items)
+	switch {
+	case err != nil:
+		return 0, dbError("read last event", err)
+	case len(items) == 0:
+		return 0, nil
+	case items[0].Parts > 0 && items[0].Part < items[0].Parts:
+		return items[0].First - 1, nil // a large event not yet whole
 	}
-	return true
+	return items[0].First + len(items[0].Events) - 1, nil
 }
 
-// maxSeq bounds a turn's sequence numbers: nine digits of them.
-const maxSeq = 999_999_999
+const maxSeq = ovrlrd.MaxEventSeq

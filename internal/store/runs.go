@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -124,4 +125,28 @@ func (s *Store) ReleaseRun(ctx context.Context, convID, holder string) error {
 	err := s.table.Delete(attrPK, convPrefix+convID).Range(attrSK, runSK).
 		If("attribute_not_exists('PK') OR 'holder' = ?", holder).Run(ctx)
 	return written("release run", err, ovrlrd.Wrap(ovrlrd.ECONFLICT, "The turn's lease is held by another run.", err))
+}
+
+// ActiveTurn returns the conversation's running turn, nil when none runs.
+// The caller checks that the conversation is its user's.
+func (s *Store) ActiveTurn(ctx context.Context, convID string) (*ovrlrd.ActiveTurn, error) {
+	if !isID(convID) {
+		return nil, nil
+	}
+	run, err := s.Run(ctx, convID)
+	switch {
+	case errors.Is(err, errNoRun):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	last, err := s.LastEvent(ctx, convID, run.Holder)
+	if err != nil {
+		return nil, err
+	}
+	a := &ovrlrd.ActiveTurn{ID: run.Holder, StartedAt: ovrlrd.Timestamp(run.StartedAt)}
+	if last > 0 {
+		a.LastEventID = new(ovrlrd.EventID(run.Holder, last))
+	}
+	return a, nil
 }

@@ -31,6 +31,8 @@ type Store struct {
 	// cursors signs list cursors so a forged, corrupted or replayed one is
 	// refused.
 	cursors cursor.Codec
+	// eventTTL is how long a turn's event log is kept.
+	eventTTL time.Duration
 }
 
 // Options configure a Store.
@@ -38,6 +40,9 @@ type Options struct {
 	Table     string
 	CursorKey []byte
 	Now       func() time.Time // nil means time.Now; tests pin it
+	// EventTTL is how long a turn's event log is kept; 0 is
+	// DefaultEventTTL.
+	EventTTL time.Duration
 }
 
 // Attribute and index names every item shares. The table itself comes from
@@ -80,7 +85,11 @@ func New(db *dynamo.DB, opts Options) *Store {
 		now = time.Now
 	}
 	db = dynamo.NewFromIface(oldValuesOnFailure{db.Client()})
-	return &Store{db: db, table: db.Table(opts.Table), now: now, cursors: cursor.New(opts.CursorKey)}
+	ttl := opts.EventTTL
+	if ttl <= 0 {
+		ttl = DefaultEventTTL
+	}
+	return &Store{db: db, table: db.Table(opts.Table), now: now, cursors: cursor.New(opts.CursorKey), eventTTL: ttl}
 }
 
 // oldValuesOnFailure asks every transaction for the old values of an update

@@ -75,6 +75,8 @@ func (s *Store) StartTurn(ctx context.Context, t ovrlrd.TurnStart) (ovrlrd.TurnS
 	var seen *convItem // the conversation as a refused start found it
 	m := newMsgItem(t.UserID, t.ConversationID, t.Message.Role, t.Message.Content, 0)
 	err = s.touch(ctx, t.UserID, t.ConversationID, []*msgItem{m}, func(u *dynamo.Update) {
+		// The turn before is kept, for UndoStartTurn to put back.
+		u.SetExpr("'prevTurn' = if_not_exists('lastTurn', ?)", "").Set("lastTurn", t.Holder)
 		switch {
 		case seen == nil:
 			u.If("attribute_not_exists('savedAt') OR 'savedAt' < ?", readAt-savedMargin.Milliseconds())
@@ -130,6 +132,7 @@ func (s *Store) startNewTurn(ctx context.Context, t ovrlrd.TurnStart, add func(*
 	}
 	at := s.nowMillis()
 	conv := newConvItem(t.UserID, uuid.NewString(), at)
+	conv.LastTurn = t.Holder
 	m := newMsgItem(t.UserID, conv.ID, t.Message.Role, t.Message.Content, at)
 	run := s.newRun(conv.ID, t.Holder, t.Lease)
 	err := s.runTx(ctx, "start turn", func(error) (*dynamo.WriteTx, error) {
@@ -173,6 +176,11 @@ func (s *Store) UndoStartTurn(ctx context.Context, t ovrlrd.Turn) error {
 		}
 		if t.New {
 			tx.Delete(s.table.Delete(attrPK, userPK(t.UserID)).Range(attrSK, convPrefix+t.ConversationID))
+		} else {
+			// A client that reattaches without an id follows the turn
+			// before again.
+			tx.Update(s.table.Update(attrPK, userPK(t.UserID)).Range(attrSK, convPrefix+t.ConversationID).
+				SetExpr("'lastTurn' = if_not_exists('prevTurn', ?)", "").If("'lastTurn' = ?", t.Holder))
 		}
 		return tx, nil
 	}, errTurnClaimed)
@@ -210,7 +218,11 @@ func outcomeSK(holder string) string { return "TURN#" + holder }
 // lease to still be the turn's: once the conversation is deleted (the lease
 // goes with it), nothing of the turn is written.
 func (s *Store) FinishTurn(ctx context.Context, f ovrlrd.TurnFinish) error {
-	limit := maxTurnMessages
+	logged, err := s.finishLog(ctx, f.ConversationID, f.Log)
+	if err != nil {
+		return err
+	}
+	limit := maxTurnMessages - len(logged)
 	if f.Notice != "" {
 		limit-- // the notice takes a message's place in the transaction
 	}
@@ -255,7 +267,35 @@ func (s *Store) FinishTurn(ctx context.Context, f ovrlrd.TurnFinish) error {
 		if !f.Unleased {
 			tx.Delete(s.table.Delete(attrPK, convPrefix+f.ConversationID).Range(attrSK, runSK).If("'holder' = ?", f.Holder))
 		}
+		// After the lease: the failures answer by position.
+		for _, it := range logged {
+			tx.Put(s.table.Put(it))
+		}
 	}, nil, nil, ovrlrd.ErrLeaseLost)
+}
+
+// maxFinishLog bounds the event log's items in a turn's transaction, which
+// its messages (at most maxTurnText) share with the rest under 4 MB.
+const maxFinishLog = 2
+
+// finishLog returns the items of a turn's last events for its transaction.
+// Whatever does not fit there (a log that fell far behind, a huge terminal
+// event) is written first, so the terminal event still lands with the save.
+func (s *Store) finishLog(ctx context.Context, convID string, b ovrlrd.EventBatch) ([]eventItem, error) {
+	if len(b.Events) == 0 {
+		return nil, nil
+	}
+	if err := checkBatch(convID, b); err != nil {
+		return nil, err
+	}
+	items := s.eventItems(convID, b)
+	for len(items) > maxFinishLog {
+		if err := written("append events", s.table.Put(items[0]).Run(ctx), nil); err != nil {
+			return nil, err
+		}
+		items = items[1:]
+	}
+	return items, nil
 }
 
 // Outcome returns a finished turn's outcome; ENOTFOUND while it runs.

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/sse"
 )
 
@@ -34,6 +35,11 @@ type outbox struct {
 	leave     func()        // closes gone, once
 	done      chan struct{} // closed when the writer goroutine ends
 	closeOnce sync.Once
+	// journal, if set, logs every event but pings, each numbered: seq is
+	// the last number given, turnID the turn's id in the events' ids.
+	journal *journal
+	turnID  string
+	seq     int
 }
 
 // outboxSize bounds the events waiting for a slow client; past it the
@@ -96,9 +102,49 @@ func (o *outbox) left() bool {
 	}
 }
 
-// send queues e, waiting for room only while the client is there and the
-// turn's context lasts; otherwise e is dropped.
+// send numbers and logs e (a ping is neither), then delivers it.
 func (o *outbox) send(e sse.Event) {
+	if o.journal != nil && e.Type != sse.Ping {
+		o.seq++
+		e.ID = ovrlrd.EventID(o.turnID, o.seq)
+		data, err := sse.Encode(e)
+		if err != nil { // the sink refuses it too; no gap is left in the log
+			o.seq--
+			o.log.ErrorContext(o.ctx, "event not logged", "err", err)
+			return
+		}
+		o.journal.add(data)
+	}
+	o.deliver(e)
+}
+
+// seal stops the journal and returns what it has not written followed by
+// final, the turn's last events, numbered: the batch for the transaction
+// that saves the turn. It may be called again with other final events
+// (the save's second try); deliver then sends the ones that were saved.
+func (o *outbox) seal(final ...sse.Event) (ovrlrd.EventBatch, []sse.Event) {
+	if o.journal == nil {
+		return ovrlrd.EventBatch{}, final
+	}
+	b := o.journal.close()
+	b.Events = b.Events[:len(b.Events):len(b.Events)] // appends never share
+	numbered := make([]sse.Event, 0, len(final))
+	for _, e := range final {
+		e.ID = ovrlrd.EventID(o.turnID, o.seq+1+len(numbered))
+		data, err := sse.Encode(e)
+		if err != nil {
+			o.log.ErrorContext(o.ctx, "event not logged", "err", err)
+			continue
+		}
+		b.Events = append(b.Events, data)
+		numbered = append(numbered, e)
+	}
+	return b, numbered
+}
+
+// deliver queues e for the client, waiting for room only while the client
+// is there and the turn's context lasts; otherwise e is dropped.
+func (o *outbox) deliver(e sse.Event) {
 	if o.left() {
 		return
 	}
@@ -128,6 +174,9 @@ func (o *outbox) send(e sse.Event) {
 //     ends the whole environment. Then the writer drops the rest and ends.
 //     The turn is saved and its lease released long before.
 func (o *outbox) close() {
+	if o.journal != nil {
+		o.journal.close()
+	}
 	o.closeOnce.Do(func() { close(o.q) })
 	select {
 	case <-o.done:

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +26,7 @@ type Store interface {
 	RenewRun(ctx context.Context, convID, holder string, lease time.Duration) (ovrlrd.Run, error)
 	FinishTurn(ctx context.Context, f ovrlrd.TurnFinish) error
 	ReleaseRun(ctx context.Context, convID, holder string) error
+	EventLog
 }
 
 // Workspace keeps a conversation's folders beyond this execution
@@ -180,6 +182,7 @@ func (s *Service) run(ctx context.Context, j ovrlrd.Turn, sink sse.Sink) Outcome
 	// gets to run before the turn's start takes the cores.
 	runtime.Gosched()
 	out := newOutbox(ctx, sink, s.log, sse.WriteTimeout)
+	out.journal, out.turnID = newJournal(ctx, s.store, s.log, j.ConversationID, j.Holder), j.Holder
 	defer out.close()
 	// A new conversation's default project is read beside the sandbox's
 	// making and the conversation's read, not after them.
@@ -199,7 +202,7 @@ func (s *Service) run(ctx context.Context, j ovrlrd.Turn, sink sse.Sink) Outcome
 	if err != nil {
 		s.release(ctx, box)
 		if ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
-			out.send(deletedEvent) // deleted since the start: as below
+			out.deliver(deletedEvent) // deleted since the start: as below
 			return failed(deletedEvent.Message)
 		}
 		if ovrlrd.IsCode(err, ovrlrd.ECONFLICT) {
@@ -212,7 +215,7 @@ func (s *Service) run(ctx context.Context, j ovrlrd.Turn, sink sse.Sink) Outcome
 	if errors.Is(stopped, errDeleted) {
 		// The conversation is gone: write nothing, and the client, if
 		// still there, learns why.
-		out.send(deletedEvent)
+		out.deliver(deletedEvent)
 		return end.outcome
 	}
 	return s.finish(ctx, j, out, end)
@@ -327,6 +330,10 @@ func (s *Service) finish(ctx context.Context, j ovrlrd.Turn, out *outbox, end en
 	if j.Buffered {
 		f.Notice = notice(outcome)
 	}
+	// The terminal event is logged with the save: a client that
+	// reattaches finds it once the turn is saved, never before.
+	var framed []sse.Event
+	f.Log, framed = out.seal(lastEvents(outcome, j.ConversationID, end.title)...)
 	err := s.store.FinishTurn(ctx, f)
 	if errors.Is(err, ovrlrd.ErrLeaseLost) {
 		if end.workspace != "" {
@@ -334,30 +341,38 @@ func (s *Service) finish(ctx context.Context, j ovrlrd.Turn, out *outbox, end en
 		}
 		f.Unleased, end.workspace = true, ""
 		lost := failed(msgLeaseLost)
+		lost.Pending = outcome.Pending
 		f.Outcome.Kind, f.Outcome.Error = lost.Kind, lost.Message
 		if j.Buffered {
 			f.Notice = notice(lost)
 		}
+		f.Log, framed = out.seal(lastEvents(lost, j.ConversationID, "")...)
 		if err = s.store.FinishTurn(ctx, f); err == nil {
 			outcome, end.title = lost, ""
 		} else if ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
-			out.send(deletedEvent)
+			out.deliver(deletedEvent)
 			return outcome
 		}
-	}
-	for _, e := range outcome.Pending {
-		out.send(e)
 	}
 	if err != nil {
 		s.log.ErrorContext(ctx, "turn save failed", "err", err)
 		// Whether the write landed is not known: the version it may name
 		// stays, for the bucket's lifecycle to expire if nobody does.
 		_ = s.store.ReleaseRun(ctx, j.ConversationID, j.Holder)
-		outcome = failed("Failed to save the response. Please try again.")
-		out.send(outcome.Terminal(j.ConversationID, ""))
+		outcome = Outcome{Kind: ovrlrd.OutcomeError, Message: "Failed to save the response. Please try again.", Pending: outcome.Pending}
+		var rest ovrlrd.EventBatch
+		rest, framed = out.seal(lastEvents(outcome, j.ConversationID, "")...)
+		if err := s.store.AppendEvents(ctx, j.ConversationID, rest); err != nil {
+			s.log.WarnContext(ctx, "event log append failed", "err", err)
+		}
+		for _, e := range framed {
+			out.deliver(e)
+		}
 		return outcome
 	}
-	out.send(outcome.Terminal(j.ConversationID, end.title))
+	for _, e := range framed {
+		out.deliver(e)
+	}
 	out.close()
 	finished := Finished{UserID: j.UserID, ConversationID: j.ConversationID, TurnID: j.Holder, Outcome: outcome, Title: end.title}
 	for _, after := range s.after {
@@ -368,6 +383,12 @@ func (s *Service) finish(ctx context.Context, j ovrlrd.Turn, out *outbox, end en
 		s.discard(ctx, j, j.Workspace)
 	}
 	return outcome
+}
+
+// lastEvents is what a turn that ended with o sends last: the tool_end it
+// owes, then its terminal event.
+func lastEvents(o Outcome, convID, title string) []sse.Event {
+	return append(slices.Clip(o.Pending), o.Terminal(convID, title))
 }
 
 // notice is what GET /chat/{id} shows of an outcome that has no message of

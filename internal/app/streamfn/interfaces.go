@@ -8,6 +8,7 @@ import (
 	"github.com/ovrlrd/cloud/internal/push"
 	"github.com/ovrlrd/cloud/internal/store"
 	"github.com/ovrlrd/cloud/internal/turn"
+	"github.com/ovrlrd/cloud/internal/watch"
 	"github.com/ovrlrd/cloud/internal/workspace"
 )
 
@@ -26,4 +27,6 @@ var (
 	_ project.Sealer   = (*envelope.Sealer)(nil)
 	_ project.Files    = (*workspace.Store)(nil)
 	_ api.Projects     = (*project.Service)(nil)
+	_ api.Watches      = (*watch.Service)(nil)
+	_ watch.Store      = (*store.Store)(nil)
 )

@@ -21,6 +21,7 @@ import (
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/push"
 	"github.com/ovrlrd/cloud/internal/turn"
+	"github.com/ovrlrd/cloud/internal/watch"
 )
 
 // Function is the assembled stream function.
@@ -73,6 +74,7 @@ func New(a *app.App, o Options) (*Function, error) {
 		f.deps.Projects = projects
 	}
 	f.deps.Turns = f.Turns
+	f.deps.Watches = watch.New(a.Store, a.Log)
 	return f, nil
 }
 

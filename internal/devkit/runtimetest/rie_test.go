@@ -49,7 +49,7 @@ var sampleStatus = map[string]int{
 	"chat-list.json": 401, "chat-get.json": 401, "chat-delete.json": 401, "chat-event.json": 401,
 	"chat-turn.json": 401, "chat-turn-conversation.json": 401, "chat-cancel.json": 401,
 	"chat-device-register.json": 401, "chat-device-remove.json": 401,
-	"stream-new.json": 401, "stream-continue.json": 401,
+	"stream-new.json": 401, "stream-continue.json": 401, "stream-reattach.json": 401,
 	// HTTP API routes the stream function serves.
 	"stream-project-create.json": 401, "stream-project-list.json": 401, "stream-project-update.json": 401,
 	"stream-project-delete.json": 401, "stream-changes.json": 401, "stream-push.json": 401,

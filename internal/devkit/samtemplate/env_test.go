@@ -46,6 +46,7 @@ var notDeployed = map[string]string{
 	"REFRESH_GRACE":            "tunable; the code's default is the deployed value",
 	"SESSION_CHECK_INTERVAL":   "tunable; the code's default is the deployed value",
 	"AUDIT_RETENTION":          "tunable; the code's default is the deployed value",
+	"EVENT_LOG_TTL":            "tunable; the code's default is the deployed value",
 	"RATE_LIMIT_AUTH":          "tunable; the code's default is the deployed value",
 	"RATE_LIMIT_READ":          "tunable; the code's default is the deployed value",
 	"RATE_LIMIT_WRITE":         "tunable; the code's default is the deployed value",

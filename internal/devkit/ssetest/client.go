@@ -33,6 +33,8 @@ type Event struct {
 	Present map[string]bool
 	// Data is the JSON text of the event (its data lines, concatenated).
 	Data string
+	// ID is the event's id line, which the app ignores; "" without one.
+	ID string
 }
 
 // Denial is a permission denial as the app decodes it.
@@ -77,6 +79,7 @@ func Decode(stream []byte) ([]Event, error) {
 		if err != nil {
 			return out, err
 		}
+		e.ID = r.ID()
 		out = append(out, e)
 	}
 }
