@@ -106,7 +106,15 @@ func (s *server) getConversation(w http.ResponseWriter, r *http.Request, p auth.
 	read.Go(func() { active, turnErr = s.Conversations.ActiveTurn(r.Context(), id) })
 	conv, err := s.Conversations.Conversation(r.Context(), p.UserID, id)
 	read.Wait()
-	s.reply(w, r, cmp.Or(err, msgsErr, turnErr), detailResponse{Conversation: conv, Messages: msgs, more: next(cursor), ActiveTurn: active})
+	switch {
+	case turnErr != nil:
+		// A hint the app ignores never costs it the conversation.
+		s.Log.WarnContext(r.Context(), "reading the running turn", "err", turnErr)
+		active = nil
+	case active != nil && active.ID != conv.LastTurn:
+		active = nil // the lease is held by other work (a push), not a turn
+	}
+	s.reply(w, r, cmp.Or(err, msgsErr), detailResponse{Conversation: conv, Messages: msgs, more: next(cursor), ActiveTurn: active})
 }
 
 // deleteConversation removes the conversation first, so a running turn

@@ -33,6 +33,7 @@ import (
 	"github.com/ovrlrd/cloud/internal/devkit/gateway"
 	"github.com/ovrlrd/cloud/internal/devkit/ssetest"
 	"github.com/ovrlrd/cloud/internal/devkit/storetest"
+	"github.com/ovrlrd/cloud/internal/store"
 )
 
 // The tests in this file check resumable streams: every event a turn
@@ -905,6 +906,18 @@ func TestActiveTurnInConversationDetail(t *testing.T) {
 	}
 	if a, body := activeTurn(); a != nil {
 		t.Fatalf("before any turn: %s", body)
+	}
+	// A lease held by other work (a push) is no turn to reattach to.
+	push := "PUSH" + strconv.Itoa(mrand.Int())
+	if err := storetest.HoldRun(t.Context(), c.ID, push, time.Now(), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if a, body := activeTurn(); a != nil {
+		t.Fatalf("while a push holds the conversation: %s", body)
+	}
+	st := store.New(storetest.DB(), store.Options{Table: storetest.TableName()})
+	if err := st.ReleaseRun(t.Context(), c.ID, push); err != nil {
+		t.Fatal(err)
 	}
 
 	start := time.Now().Truncate(time.Millisecond)

@@ -357,6 +357,22 @@ func TestSessionAndLimitSettings(t *testing.T) {
 	}
 }
 
+// A turn's event log is kept a day unless configured, never longer than a
+// month, and never shorter than a turn.
+func TestEventLogTTL(t *testing.T) {
+	t.Parallel()
+	if c := mustLoad(t, config.All, localEnv(), nil); c.EventLogTTL != 24*time.Hour {
+		t.Fatalf("default %v", c.EventLogTTL)
+	}
+	if c := mustLoad(t, config.All, localEnv("EVENT_LOG_TTL", "2h"), nil); c.EventLogTTL != 2*time.Hour {
+		t.Fatalf("set to 2h: %v", c.EventLogTTL)
+	}
+	for _, v := range []string{"721h", "0s", "12", "30m"} {
+		_, err := load(t, config.All, localEnv("EVENT_LOG_TTL", v), nil)
+		wantAll(t, problems(t, err), "EVENT_LOG_TTL")
+	}
+}
+
 func TestFunctionIsChecked(t *testing.T) {
 	t.Parallel()
 	_, err := load(t, config.Function("worker"), localEnv(), nil)

@@ -74,6 +74,10 @@ func (c *Config) readSettings(r *reader) {
 
 	c.TableName = deployed("TABLE_NAME", "", true, DefaultLocalTable, tablePattern)
 	c.EventLogTTL = r.duration("EVENT_LOG_TTL", 24*time.Hour, 30*24*time.Hour)
+	if c.EventLogTTL < time.Hour {
+		// Shorter, the sweeper could delete a running turn's first events.
+		r.problemf("EVENT_LOG_TTL: %s is shorter than a turn may last; use at least 1h", c.EventLogTTL)
+	}
 	c.SessionsBucket = deployed("SESSIONS_BUCKET", " for the stream function", c.Function.RunsTurns(), DefaultLocalBucket, bucketPattern)
 	c.DynamoDBEndpoint = r.endpoint("DYNAMODB_ENDPOINT", c.Stage == Prod)
 	c.S3Endpoint = r.endpoint("S3_ENDPOINT", c.Stage == Prod)

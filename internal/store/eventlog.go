@@ -99,6 +99,15 @@ func (s *Store) AppendEvents(ctx context.Context, convID string, b ovrlrd.EventB
 	return nil
 }
 
+// DeleteEvents deletes turnID's log: a turn whose conversation was deleted
+// while it ran may have written some after the conversation's own sweep.
+func (s *Store) DeleteEvents(ctx context.Context, convID, turnID string) error {
+	if !isID(convID) || !ovrlrd.IsTurnID(turnID) {
+		return nil
+	}
+	return s.purge(ctx, convPrefix+convID, evPrefix+turnID+"#")
+}
+
 // Events returns the logged events of turnID after sequence number after,
 // in order, and only as far as they run without a gap (a batch whose write
 // failed is retried later, and a large event is whole or absent). A turn

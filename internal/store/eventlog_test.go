@@ -492,3 +492,31 @@ func TestStartTurnSetsLastTurn(t *testing.T) {
 		running = k.holder
 	}
 }
+
+// The log never costs a turn its save: when the writes made before the
+// save's transaction fail (a table throttling), the turn is saved without
+// its last events, and a reader stops where the log does.
+func TestFinishTurnSavesWhenItsLogCannotBeWritten(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	fault := &storetest.Fault{Op: "PutItem"}
+	s := store.New(store.NewDB(storetest.AWSConfig(), storetest.Endpoint(), fault.Option()), store.Options{Table: storetest.TableName()})
+	uid, holder := uuid.NewString(), rand.Text()
+	c, err := startTurn(t, s, uid, "", holder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fault.Armed.Store(true)
+	log := ovrlrd.EventBatch{TurnID: holder, First: 1, Events: [][]byte{bigEvent(1, 300<<10), bigEvent(2, 300<<10), bigEvent(3, 300<<10), []byte(terminal)}}
+	err = s.FinishTurn(ctx, ovrlrd.TurnFinish{UserID: uid, ConversationID: c.ID, Holder: holder,
+		Segments: []string{"answer"}, Outcome: ovrlrd.TurnOutcome{Kind: ovrlrd.OutcomeComplete}, Log: log})
+	if err != nil || fault.Fired.Load() == 0 {
+		t.Fatalf("the save with its log failing: %v (faults %d)", err, fault.Fired.Load())
+	}
+	if msgs, _, err := s.Messages(ctx, c.ID, ovrlrd.Page{Limit: 10}); err != nil || len(msgs) != 2 || msgs[1].Content != "answer" {
+		t.Fatalf("messages %+v, %v", msgs, err)
+	}
+	if got := readLog(t, s, c.ID, holder, 0); len(got) != 0 {
+		t.Fatalf("%d events readable past the log's failed writes", len(got))
+	}
+}

@@ -139,7 +139,15 @@ func TestCancelStopsTheTurnAndKeepsItsOutput(t *testing.T) {
 func TestDeleteMidTurnWritesNothing(t *testing.T) {
 	r := fakeRig(t)
 	j := r.begin("", stalling("said before the delete"))
-	rec, _ := r.runStopped(j, func() error { return r.store.DeleteConversation(context.Background(), r.user, j.ConversationID) })
+	rec, _ := r.runStopped(j, func() error {
+		if err := r.store.DeleteConversation(context.Background(), r.user, j.ConversationID); err != nil {
+			return err
+		}
+		// A batch of the turn's log that lands after the conversation's
+		// sweep, as one in flight would.
+		late := ovrlrd.EventBatch{TurnID: j.Holder, First: 1, Events: [][]byte{[]byte(`{"type":"chunk","content":"late"}`)}}
+		return r.store.AppendEvents(context.Background(), j.ConversationID, late)
+	})
 	if rec.last().Type != sse.Error || !strings.Contains(rec.last().Message, "deleted") {
 		t.Fatalf("terminal %+v", rec.last())
 	}
@@ -148,6 +156,10 @@ func TestDeleteMidTurnWritesNothing(t *testing.T) {
 	}
 	if msgs, _, _ := r.store.Messages(context.Background(), j.ConversationID, ovrlrd.Page{Limit: 10}); len(msgs) != 0 {
 		t.Fatalf("%d messages written after the delete", len(msgs))
+	}
+	// What the log wrote after the conversation's sweep, the turn deletes.
+	if evs, err := r.store.Events(context.Background(), j.ConversationID, j.Holder, 0); err != nil || len(evs) != 0 {
+		t.Fatalf("%d events left in the log, %v", len(evs), err)
 	}
 	r.noFolders()
 }

@@ -130,6 +130,11 @@ func later(a, b time.Time) time.Time {
 // their own batch.
 func (j *journal) write(n int) bool {
 	for n > 0 {
+		select {
+		case <-j.stop:
+			return false // what is left goes with the turn's save
+		default:
+		}
 		j.mu.Lock()
 		b := ovrlrd.EventBatch{TurnID: j.turnID, First: j.first}
 		size := 0

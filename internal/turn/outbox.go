@@ -105,17 +105,26 @@ func (o *outbox) left() bool {
 // send numbers and logs e (a ping is neither), then delivers it.
 func (o *outbox) send(e sse.Event) {
 	if o.journal != nil && e.Type != sse.Ping {
-		o.seq++
-		e.ID = ovrlrd.EventID(o.turnID, o.seq)
-		data, err := sse.Encode(e)
-		if err != nil { // the sink refuses it too; no gap is left in the log
-			o.seq--
-			o.log.ErrorContext(o.ctx, "event not logged", "err", err)
-			return
+		var data []byte
+		if e, data = o.number(e, o.seq+1); data == nil {
+			return // the sink refuses it too; no gap is left in the log
 		}
+		o.seq++
 		o.journal.add(data)
 	}
 	o.deliver(e)
+}
+
+// number gives e the id of sequence number seq, and returns it with its
+// logged form; nil data for an event that does not encode.
+func (o *outbox) number(e sse.Event, seq int) (sse.Event, []byte) {
+	e.ID = ovrlrd.EventID(o.turnID, seq)
+	data, err := sse.Encode(e)
+	if err != nil {
+		o.log.ErrorContext(o.ctx, "event not logged", "err", err)
+		return e, nil
+	}
+	return e, data
 }
 
 // seal stops the journal and returns what it has not written followed by
@@ -130,14 +139,10 @@ func (o *outbox) seal(final ...sse.Event) (ovrlrd.EventBatch, []sse.Event) {
 	b.Events = b.Events[:len(b.Events):len(b.Events)] // appends never share
 	numbered := make([]sse.Event, 0, len(final))
 	for _, e := range final {
-		e.ID = ovrlrd.EventID(o.turnID, o.seq+1+len(numbered))
-		data, err := sse.Encode(e)
-		if err != nil {
-			o.log.ErrorContext(o.ctx, "event not logged", "err", err)
-			continue
+		if e, data := o.number(e, o.seq+1+len(numbered)); data != nil {
+			b.Events = append(b.Events, data)
+			numbered = append(numbered, e)
 		}
-		b.Events = append(b.Events, data)
-		numbered = append(numbered, e)
 	}
 	return b, numbered
 }

@@ -27,6 +27,8 @@ type Store interface {
 	FinishTurn(ctx context.Context, f ovrlrd.TurnFinish) error
 	ReleaseRun(ctx context.Context, convID, holder string) error
 	EventLog
+	// DeleteEvents deletes a turn's log, once its conversation is gone.
+	DeleteEvents(ctx context.Context, convID, turnID string) error
 }
 
 // Workspace keeps a conversation's folders beyond this execution
@@ -202,7 +204,7 @@ func (s *Service) run(ctx context.Context, j ovrlrd.Turn, sink sse.Sink) Outcome
 	if err != nil {
 		s.release(ctx, box)
 		if ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
-			out.deliver(deletedEvent) // deleted since the start: as below
+			s.gone(ctx, j, out) // deleted since the start: as below
 			return failed(deletedEvent.Message)
 		}
 		if ovrlrd.IsCode(err, ovrlrd.ECONFLICT) {
@@ -213,15 +215,26 @@ func (s *Service) run(ctx context.Context, j ovrlrd.Turn, sink sse.Sink) Outcome
 	}
 	end, stopped := s.contain(ctx, j, box, out, fallback)
 	if errors.Is(stopped, errDeleted) {
-		// The conversation is gone: write nothing, and the client, if
-		// still there, learns why.
-		out.deliver(deletedEvent)
+		s.gone(ctx, j, out)
 		return end.outcome
 	}
 	return s.finish(ctx, j, out, end)
 }
 
 var deletedEvent = sse.Event{Type: sse.Error, Message: "This conversation was deleted."}
+
+// gone ends a turn whose conversation was deleted: nothing more is written,
+// what its log wrote after the conversation's sweep is deleted, and the
+// client, if still there, learns why.
+func (s *Service) gone(ctx context.Context, j ovrlrd.Turn, out *outbox) {
+	out.seal() // the log's writer stops
+	ctx, cancel := beyond(ctx, 0)
+	defer cancel()
+	if err := s.store.DeleteEvents(ctx, j.ConversationID, j.Holder); err != nil {
+		s.log.WarnContext(ctx, "a deleted conversation's event log is left to expire", "err", err)
+	}
+	out.deliver(deletedEvent)
+}
 
 // contain runs the turn in its sandbox, and returns once every process of
 // the turn is gone, its folders saved and the sandbox released.
@@ -350,21 +363,23 @@ func (s *Service) finish(ctx context.Context, j ovrlrd.Turn, out *outbox, end en
 		if err = s.store.FinishTurn(ctx, f); err == nil {
 			outcome, end.title = lost, ""
 		} else if ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
-			out.deliver(deletedEvent)
+			s.gone(ctx, j, out)
 			return outcome
 		}
 	}
 	if err != nil {
 		s.log.ErrorContext(ctx, "turn save failed", "err", err)
-		// Whether the write landed is not known: the version it may name
-		// stays, for the bucket's lifecycle to expire if nobody does.
-		_ = s.store.ReleaseRun(ctx, j.ConversationID, j.Holder)
 		outcome = Outcome{Kind: ovrlrd.OutcomeError, Message: "Failed to save the response. Please try again.", Pending: outcome.Pending}
 		var rest ovrlrd.EventBatch
 		rest, framed = out.seal(lastEvents(outcome, j.ConversationID, "")...)
+		// Logged before the lease goes: a watcher that sees it gone
+		// reads the log once more and finds this end.
 		if err := s.store.AppendEvents(ctx, j.ConversationID, rest); err != nil {
 			s.log.WarnContext(ctx, "event log append failed", "err", err)
 		}
+		// Whether the write landed is not known: the version it may name
+		// stays, for the bucket's lifecycle to expire if nobody does.
+		_ = s.store.ReleaseRun(ctx, j.ConversationID, j.Holder)
 		for _, e := range framed {
 			out.deliver(e)
 		}

@@ -32,8 +32,11 @@ type Stream interface {
 
 // Timings of a watch; variables so tests can change them.
 var (
-	// pollEvery is how often a watcher reads the log while it follows.
-	pollEvery = 200 * time.Millisecond
+	// pollEvery is how often a watcher reads the log while events come;
+	// after a second without any (a tool runs), every quietPollEvery, so
+	// an idle watcher costs a read a second.
+	pollEvery      = 200 * time.Millisecond
+	quietPollEvery = time.Second
 	// checkEvery is how often a watcher with nothing new asks whether the
 	// turn still runs.
 	checkEvery = 2 * time.Second
@@ -148,11 +151,11 @@ func (w *watch) follow(ctx context.Context, st Stream) {
 		ctx, cancel = context.WithDeadline(ctx, dl.Add(-endMargin))
 		defer cancel()
 	}
-	poll := time.NewTicker(pollEvery)
+	poll := time.NewTimer(pollEvery)
 	defer poll.Stop()
 	ping := time.NewTimer(pingEvery)
 	defer ping.Stop()
-	checked := time.Now()
+	checked, seen := time.Now(), time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -164,6 +167,11 @@ func (w *watch) follow(ctx context.Context, st Stream) {
 			ping.Reset(pingEvery)
 			continue
 		case <-poll.C:
+		}
+		if time.Since(seen) < time.Second {
+			poll.Reset(pollEvery)
+		} else {
+			poll.Reset(max(quietPollEvery, pollEvery))
 		}
 		over := false
 		if time.Since(checked) >= checkEvery {
@@ -184,7 +192,8 @@ func (w *watch) follow(ctx context.Context, st Stream) {
 		}
 		if len(events) > 0 {
 			ping.Reset(pingEvery)
-			checked = time.Now()
+			checked, seen = time.Now(), time.Now()
+			poll.Reset(pollEvery)
 		}
 		if w.send(ctx, st, events) || over {
 			return
