@@ -64,7 +64,8 @@ func Encode(e Event) ([]byte, error) {
 	if !KnownType(e.Type) {
 		return nil, fmt.Errorf("%w %q", ErrUnknownType, e.Type)
 	}
-	return e.appendJSON(nil)
+	// Sized for the common event, so it encodes in one allocation.
+	return e.appendJSON(make([]byte, 0, 64+len(e.Content)+len(e.Message)+len(e.ConversationID)+len(e.ToolName)))
 }
 
 // appendJSON appends e's compact JSON encoding to b.

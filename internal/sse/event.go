@@ -36,7 +36,10 @@ const (
 // returns it: Send refuses an event it cannot encode.
 type Event struct {
 	// ID, if set, is sent as the event's id line (not in its JSON).
-	ID             string
+	ID string
+	// Data, if set, is the event's JSON as Encode made it (for the turn's
+	// log): Send writes it as it is rather than encoding the event again.
+	Data           []byte
 	Type           string
 	Content        string
 	ConversationID string

@@ -110,6 +110,12 @@ func (w *Writer) Send(e Event) error {
 	if w.err != nil {
 		return w.err
 	}
+	if e.Data != nil {
+		if bytes.ContainsAny(e.Data, "\r\n") {
+			return fmt.Errorf("sse: %s event: a line break in its data", e.Type)
+		}
+		return w.end(append(w.start(e.ID), e.Data...), e.Terminal())
+	}
 	b, err := e.appendJSON(w.start(e.ID))
 	if err != nil {
 		return fmt.Errorf("sse: %s event: %w", e.Type, err)

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"time"
@@ -30,14 +31,25 @@ const DefaultEventTTL = 24 * time.Hour
 // DynamoDB's 400 KB with its keys and names.
 const maxItemEvents = 320 << 10
 
+// eventItem holds events First, First+1, ... as one attribute, each
+// event's JSON on a line of its own: one value to encode per write, not
+// one per event. An event never holds a line break (checkBatch).
 type eventItem struct {
 	itemKey
-	First  int      `dynamo:"first"`
-	Events [][]byte `dynamo:"events"`
+	First int    `dynamo:"first"`
+	Data  []byte `dynamo:"data"`
 	// Part and Parts are set on the parts of one large event (First).
 	Part  int   `dynamo:"part,omitempty"`
 	Parts int   `dynamo:"parts,omitempty"`
 	TTL   int64 `dynamo:"ttl"`
+}
+
+// events are the item's events; a part is one piece of one.
+func (it eventItem) events() [][]byte {
+	if it.Parts > 0 {
+		return [][]byte{it.Data}
+	}
+	return bytes.Split(it.Data, []byte{'\n'})
 }
 
 func eventKey(turnID string, last int) string {
@@ -48,9 +60,8 @@ func eventKey(turnID string, last int) string {
 func (s *Store) eventItems(convID string, b ovrlrd.EventBatch) []eventItem {
 	ttl := s.now().Add(s.eventTTL).Unix()
 	var (
-		out  []eventItem
-		cur  *eventItem
-		size int
+		out []eventItem
+		cur *eventItem
 	)
 	for i, data := range b.Events {
 		seq := b.First + i
@@ -61,18 +72,19 @@ func (s *Store) eventItems(convID string, b ovrlrd.EventBatch) []eventItem {
 				chunk := data[p*maxItemEvents : min(len(data), (p+1)*maxItemEvents)]
 				out = append(out, eventItem{
 					itemKey: itemKey{convPrefix + convID, fmt.Sprintf("%s#%03d", eventKey(b.TurnID, seq), p+1)},
-					First:   seq, Events: [][]byte{chunk}, Part: p + 1, Parts: parts, TTL: ttl,
+					First:   seq, Data: chunk, Part: p + 1, Parts: parts, TTL: ttl,
 				})
 			}
 			continue
 		}
-		if cur == nil || size+len(data) > maxItemEvents {
+		if cur == nil || len(cur.Data)+1+len(data) > maxItemEvents {
 			out = append(out, eventItem{itemKey: itemKey{convPrefix + convID, ""}, First: seq, TTL: ttl})
-			cur, size = &out[len(out)-1], 0
+			cur = &out[len(out)-1]
+		} else {
+			cur.Data = append(cur.Data, '\n')
 		}
-		cur.Events = append(cur.Events, data)
+		cur.Data = append(cur.Data, data...)
 		cur.SK = eventKey(b.TurnID, seq)
-		size += len(data)
 	}
 	return out
 }
@@ -80,6 +92,11 @@ func (s *Store) eventItems(convID string, b ovrlrd.EventBatch) []eventItem {
 func checkBatch(convID string, b ovrlrd.EventBatch) error {
 	if !isID(convID) || !ovrlrd.IsTurnID(b.TurnID) || b.First < 1 || b.Last() > maxSeq {
 		return ovrlrd.Errorf(ovrlrd.EINVALID, "An event batch needs a conversation, a turn and a first sequence number.")
+	}
+	for _, data := range b.Events {
+		if len(data) == 0 || bytes.IndexByte(data, '\n') >= 0 {
+			return ovrlrd.Errorf(ovrlrd.EINVALID, "A logged event is one line of JSON.")
+		}
 	}
 	return nil
 }
@@ -131,17 +148,17 @@ func (s *Store) Events(ctx context.Context, convID, turnID string, after int) ([
 	)
 	for _, it := range items {
 		if it.Parts > 0 && it.First >= next {
-			if it.First > next || it.Part != part+1 || len(it.Events) != 1 {
+			if it.First > next || it.Part != part+1 {
 				return out, nil // a part, or the events before, still missing
 			}
-			large, part = append(large, it.Events[0]...), part+1
+			large, part = append(large, it.Data...), part+1
 			if part == it.Parts {
 				out = append(out, ovrlrd.LoggedEvent{Seq: next, Data: large})
 				next, large, part = next+1, nil, 0
 			}
 			continue
 		}
-		for i, data := range it.Events {
+		for i, data := range it.events() {
 			switch seq := it.First + i; {
 			case seq < next, it.Parts > 0:
 			case seq > next:
@@ -172,7 +189,7 @@ func (s *Store) LastEvent(ctx context.Context, convID, turnID string) (int, erro
 	case items[0].Parts > 0 && items[0].Part < items[0].Parts:
 		return items[0].First - 1, nil // a large event not yet whole
 	}
-	return items[0].First + len(items[0].Events) - 1, nil
+	return items[0].First + len(items[0].events()) - 1, nil
 }
 
 const maxSeq = ovrlrd.MaxEventSeq

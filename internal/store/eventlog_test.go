@@ -140,6 +140,9 @@ func TestEventLog(t *testing.T) {
 	for _, b := range []ovrlrd.EventBatch{
 		{TurnID: "not#a-turn", First: 1, Events: logEvents(1, 1)},
 		{TurnID: turn, First: 0, Events: logEvents(0, 0)}, // sequence numbers start at 1
+		// Each event is a line of the item: one that is not would split.
+		{TurnID: turn, First: 10, Events: [][]byte{[]byte("{\"type\":\n\"chunk\"}")}},
+		{TurnID: turn, First: 10, Events: [][]byte{{}}},
 	} {
 		if err := s.AppendEvents(ctx, conv.ID, b); !ovrlrd.IsCode(err, ovrlrd.EINVALID) {
 			t.Fatalf("batch %q from %d: %v", b.TurnID, b.First, err)

@@ -124,6 +124,7 @@ func (o *outbox) number(e sse.Event, seq int) (sse.Event, []byte) {
 		o.log.ErrorContext(o.ctx, "event not logged", "err", err)
 		return e, nil
 	}
+	e.Data = data // encoded once, for the log and the client
 	return e, data
 }
 
