@@ -30,7 +30,10 @@ const MaxEventSeq = 999_999_999
 
 // EventID is the SSE id of a turn's event: the turn and the event's
 // sequence number, so a client reattaching names both.
-func EventID(turnID string, seq int) string { return turnID + "." + strconv.Itoa(seq) }
+func EventID(turnID string, seq int) string {
+	var b [80]byte // one allocation per event: the string
+	return string(strconv.AppendInt(append(append(b[:0], turnID...), '.'), int64(seq), 10))
+}
 
 // ParseEventID splits an EventID. ok is false for anything EventID cannot
 // have made.
