@@ -57,7 +57,7 @@ func TestDecode(t *testing.T) {
 func TestStatusOf(t *testing.T) {
 	want := map[string]int{
 		ovrlrd.EINVALID: 400, ovrlrd.EUNAUTHORIZED: 401, ovrlrd.EFORBIDDEN: 403, ovrlrd.ENOTFOUND: 404,
-		ovrlrd.ECONFLICT: 409, ovrlrd.ETOOLARGE: 413, ovrlrd.ERATELIMIT: 429, ovrlrd.EUNAVAILABLE: 503, ovrlrd.EINTERNAL: 500,
+		ovrlrd.ECONFLICT: 409, ovrlrd.EGONE: 410, ovrlrd.ETOOLARGE: 413, ovrlrd.ERATELIMIT: 429, ovrlrd.EUNAVAILABLE: 503, ovrlrd.EINTERNAL: 500,
 	}
 	for code, status := range want {
 		if got := api.StatusOf(ovrlrd.Errorf(code, "x")); got != status {

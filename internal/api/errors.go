@@ -19,6 +19,7 @@ var statusOf = map[string]int{
 	ovrlrd.EFORBIDDEN:    http.StatusForbidden,
 	ovrlrd.ENOTFOUND:     http.StatusNotFound,
 	ovrlrd.ECONFLICT:     http.StatusConflict,
+	ovrlrd.EGONE:         http.StatusGone,
 	ovrlrd.ETOOLARGE:     http.StatusRequestEntityTooLarge,
 	ovrlrd.ERATELIMIT:    http.StatusTooManyRequests,
 	ovrlrd.EUNAVAILABLE:  http.StatusServiceUnavailable,

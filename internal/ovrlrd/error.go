@@ -16,6 +16,7 @@ const (
 	EFORBIDDEN    = "forbidden"    // 403: authenticated but not allowed
 	ENOTFOUND     = "not_found"    // 404: absent, or not visible to this caller
 	ECONFLICT     = "conflict"     // 409: the state forbids it right now (a turn is running)
+	EGONE         = "gone"         // 410: it existed, and its time is over
 	ETOOLARGE     = "too_large"    // 413: the body exceeds its cap
 	ERATELIMIT    = "rate_limited" // 429: a limit or a budget is spent
 	EUNAVAILABLE  = "unavailable"  // 503: a dependency is down; not the caller's fault
