@@ -41,9 +41,9 @@ func TestIDAndRetryFraming(t *testing.T) {
 			"id: TURN1.2\ndata: {\"type\":\"tool_start\",\"toolName\":\"Read\"}\n\n"},
 		{func() error { return w.Send(sse.Event{Type: sse.ToolEnd, ToolName: "Read"}) },
 			"data: {\"type\":\"tool_end\",\"toolName\":\"Read\"}\n\n"},
-		{func() error { return w.Replay("TURN1.3", []byte(`{"type":"chunk","content":"x"}`)) },
+		{func() error { return w.Send(sse.Logged("TURN1.3", []byte(`{"type":"chunk","content":"x"}`))) },
 			"id: TURN1.3\ndata: {\"type\":\"chunk\",\"content\":\"x\"}\n\n"},
-		{func() error { return w.Replay("", []byte(`{"type":"chunk","content":"y"}`)) },
+		{func() error { return w.Send(sse.Logged("", []byte(`{"type":"chunk","content":"y"}`))) },
 			"data: {\"type\":\"chunk\",\"content\":\"y\"}\n\n"},
 		{func() error { return w.Send(sse.Event{ID: "TURN1.4", Type: sse.Complete, ConversationID: "c1"}) },
 			"id: TURN1.4\ndata: {\"type\":\"complete\",\"conversationId\":\"c1\"}\n\n"},
@@ -84,7 +84,7 @@ func TestIDAndRetryFraming(t *testing.T) {
 	rec = &recorder{}
 	w = sse.NewWriter(rec)
 	w.Retry(1500 * time.Millisecond)
-	if err := w.Replay("B.7", []byte(`{"type":"error","message":"m"}`)); err != nil {
+	if err := w.Send(sse.Logged("B.7", []byte(`{"type":"error","message":"m"}`))); err != nil {
 		t.Fatal(err)
 	}
 	if got := string(rec.stream()); got != "retry: 1500\nid: B.7\ndata: {\"type\":\"error\",\"message\":\"m\"}\n\n" {
@@ -98,8 +98,8 @@ func TestRetryOutlivesARefusedEvent(t *testing.T) {
 	refusals := map[string]func(*sse.Writer) error{
 		"unknown type":        func(w *sse.Writer) error { return w.Send(sse.Event{Type: "title_update"}) },
 		"id with a newline":   func(w *sse.Writer) error { return w.Send(sse.Event{ID: "T.1\n", Type: sse.Chunk}) },
-		"replay of bad data":  func(w *sse.Writer) error { return w.Replay("T.1", []byte("{\"type\":\"chunk\",\n\"content\":\"\"}")) },
-		"replay of a bad id":  func(w *sse.Writer) error { return w.Replay("T.1\r", []byte(`{"type":"chunk"}`)) },
+		"replay of bad data":  func(w *sse.Writer) error { return w.Send(sse.Logged("T.1", []byte("{\"type\":\"chunk\",\n\"content\":\"\"}"))) },
+		"replay of a bad id":  func(w *sse.Writer) error { return w.Send(sse.Logged("T.1\r", []byte(`{"type":"chunk"}`))) },
 		"an event that fails": func(w *sse.Writer) error { return w.Send(unencodable) },
 	}
 	for name, refuse := range refusals {
@@ -158,8 +158,8 @@ func TestReplayWritesWhatSendWrites(t *testing.T) {
 				if err := sw.Send(e); err != nil {
 					t.Fatalf("Send(%+v): %v", e, err)
 				}
-				if err := rw.Replay(e.ID, data); err != nil {
-					t.Fatalf("Replay(%q, %s): %v", e.ID, data, err)
+				if err := rw.Send(sse.Logged(e.ID, data)); err != nil {
+					t.Fatalf("Send(Logged(%q, %s)): %v", e.ID, data, err)
 				}
 				if len(replayed.writes) != 1 {
 					t.Fatalf("%s: %d writes", e.Type, len(replayed.writes))
@@ -201,14 +201,14 @@ func TestReplayRefuses(t *testing.T) {
 	} {
 		rec := &recorder{}
 		w := sse.NewWriter(rec)
-		err := w.Replay(c.id, []byte(c.data))
+		err := w.Send(sse.Logged(c.id, []byte(c.data)))
 		if err == nil || errors.Is(err, sse.ErrUnknownType) != c.unknown || errors.Is(err, sse.ErrAfterTerminal) {
-			t.Errorf("%s: Replay = %v", c.name, err)
+			t.Errorf("%s: Send(Logged) = %v", c.name, err)
 		}
 		if len(rec.writes) != 0 {
 			t.Errorf("%s: wrote %q", c.name, rec.writes)
 		}
-		if err := w.Replay("T.2", []byte(`{"type":"chunk","content":"ok"}`)); err != nil || len(rec.writes) != 1 {
+		if err := w.Send(sse.Logged("T.2", []byte(`{"type":"chunk","content":"ok"}`))); err != nil || len(rec.writes) != 1 {
 			t.Errorf("%s: the stream is unusable after the refusal: %v", c.name, err)
 		}
 	}
@@ -236,8 +236,8 @@ func TestTerminalIsStickyThroughReplay(t *testing.T) {
 	later := map[string]func(*sse.Writer) error{
 		"Send":            func(w *sse.Writer) error { return w.Send(sse.Event{ID: "T.9", Type: sse.Chunk, Content: "late"}) },
 		"Ping":            (*sse.Writer).Ping,
-		"Replay":          func(w *sse.Writer) error { return w.Replay("T.9", []byte(`{"type":"chunk","content":"late"}`)) },
-		"Replay terminal": func(w *sse.Writer) error { return w.Replay("T.9", []byte(`{"type":"error","message":"again"}`)) },
+		"Replay":          func(w *sse.Writer) error { return w.Send(sse.Logged("T.9", []byte(`{"type":"chunk","content":"late"}`))) },
+		"Replay terminal": func(w *sse.Writer) error { return w.Send(sse.Logged("T.9", []byte(`{"type":"error","message":"again"}`))) },
 	}
 	for _, term := range terminals {
 		data, err := sse.Encode(term)
@@ -245,7 +245,7 @@ func TestTerminalIsStickyThroughReplay(t *testing.T) {
 			t.Fatal(err)
 		}
 		for how, end := range map[string]func(*sse.Writer) error{
-			"replayed": func(w *sse.Writer) error { return w.Replay("T.8", data) },
+			"replayed": func(w *sse.Writer) error { return w.Send(sse.Logged("T.8", data)) },
 			"sent": func(w *sse.Writer) error {
 				e := term
 				e.ID = "T.8"
@@ -255,7 +255,7 @@ func TestTerminalIsStickyThroughReplay(t *testing.T) {
 			for name, f := range later {
 				rec := &recorder{}
 				w := sse.NewWriter(rec)
-				if err := w.Replay("T.7", []byte(`{"type":"chunk","content":"a"}`)); err != nil {
+				if err := w.Send(sse.Logged("T.7", []byte(`{"type":"chunk","content":"a"}`))); err != nil {
 					t.Fatal(err)
 				}
 				if err := w.Ping(); err != nil {
@@ -275,7 +275,7 @@ func TestTerminalIsStickyThroughReplay(t *testing.T) {
 	}
 }
 
-// IsTerminal tells a logged terminal event from the rest, and from data
+// A logged event's Terminal tells a logged terminal event from the rest, and from data
 // that is not an event.
 func TestIsTerminal(t *testing.T) {
 	for _, s := range resumeContents {
@@ -284,8 +284,8 @@ func TestIsTerminal(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := sse.IsTerminal(data); got != e.Terminal() {
-				t.Errorf("IsTerminal(%s) = %v, want %v", data, got, e.Terminal())
+			if got := sse.Logged("", data).Terminal(); got != e.Terminal() {
+				t.Errorf("Logged(%s).Terminal() = %v, want %v", data, got, e.Terminal())
 			}
 		}
 	}
@@ -294,8 +294,8 @@ func TestIsTerminal(t *testing.T) {
 		`{"content":"{\"type\":\"complete\"}","type":"chunk"}`, `{"type":"chunk","content":"\"type\":\"error\""}`,
 		`{"type":["complete"]}`, `data: {"type":"complete"}`,
 	} {
-		if sse.IsTerminal([]byte(data)) {
-			t.Errorf("IsTerminal(%s) = true", data)
+		if sse.Logged("", []byte(data)).Terminal() {
+			t.Errorf("Logged(%s).Terminal() = true", data)
 		}
 	}
 }
@@ -331,7 +331,7 @@ func TestIDsLeaveTheAppsViewUnchanged(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := w.Replay(id, data); err != nil {
+			if err := w.Send(sse.Logged(id, data)); err != nil {
 				t.Fatal(err)
 			}
 		}

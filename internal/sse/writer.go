@@ -123,36 +123,17 @@ func (w *Writer) Send(e Event) error {
 	return w.end(b, e.Terminal())
 }
 
-// Replay writes an event as Encode made it (a logged event), under id.
-// Like Send, it refuses an unknown type and anything after a terminal
-// event.
-func (w *Writer) Replay(id string, data []byte) error {
-	typ := dataType(data)
-	if !KnownType(typ) || bytes.ContainsAny(data, "\r\n") {
-		return fmt.Errorf("%w in a logged event", ErrUnknownType)
-	}
-	if !validID(id) {
-		return errors.New("sse: logged event: invalid id")
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.err != nil {
-		return w.err
-	}
-	return w.end(append(w.start(id), data...), Event{Type: typ}.Terminal())
-}
-
-// IsTerminal reports whether data, as Encode made it, is a terminal
-// event's.
-func IsTerminal(data []byte) bool { return Event{Type: dataType(data)}.Terminal() }
-
-// dataType is the type of an event's data, "" if it has none.
-func dataType(data []byte) string {
+// Logged is an event of a turn's log, as Encode made its data, to send
+// again under id. Its type is read from the data; data that is not one
+// line of JSON with a type gets none, which Send refuses.
+func Logged(id string, data []byte) Event {
 	var head struct {
 		Type string `json:"type"`
 	}
-	_ = json.Unmarshal(data, &head)
-	return head.Type
+	if bytes.ContainsAny(data, "\r\n") || json.Unmarshal(data, &head) != nil {
+		head.Type = ""
+	}
+	return Event{ID: id, Type: head.Type, Data: data}
 }
 
 // validID reports whether id fits on its line: no line break, no NUL

@@ -497,7 +497,7 @@ func TestOutboxNumbersAndLogsEvents(t *testing.T) {
 	if last, _ := sse.Encode(final1[1]); !bytes.Equal(b1.Events[len(b1.Events)-1], last) {
 		t.Fatalf("the second seal changed the first one's batch: it ends with %s", b1.Events[len(b1.Events)-1])
 	}
-	if !sse.IsTerminal(b2.Events[len(b2.Events)-1]) || sse.IsTerminal(b2.Events[len(b2.Events)-2]) {
+	if !sse.Logged("", b2.Events[len(b2.Events)-1]).Terminal() || sse.Logged("", b2.Events[len(b2.Events)-2]).Terminal() {
 		t.Fatal("the sealed batch does not end with its terminal event")
 	}
 

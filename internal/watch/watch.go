@@ -26,7 +26,6 @@ type Store interface {
 
 // Stream is where a watcher sends events (an sse.Writer).
 type Stream interface {
-	Replay(id string, data []byte) error
 	Send(e sse.Event) error
 }
 
@@ -127,6 +126,8 @@ func (s *Service) start(ctx context.Context, userID, convID, lastEventID string)
 
 // runs reports whether the watched turn still holds its conversation.
 func (w *watch) runs(ctx context.Context) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
 	run, err := w.s.store.Run(ctx, w.convID)
 	if ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
 		return false, nil
@@ -178,9 +179,7 @@ func (w *watch) follow(ctx context.Context, st Stream) {
 			// Asked before the read: the turn's save writes its last
 			// events with the release of its lease, so a read after a
 			// release sees them.
-			rctx, cancel := context.WithTimeout(ctx, readTimeout)
-			running, err := w.runs(rctx)
-			cancel()
+			running, err := w.runs(ctx)
 			checked, over = time.Now(), err == nil && !running
 		}
 		events, err := w.read(ctx)
@@ -210,15 +209,16 @@ func (w *watch) read(ctx context.Context) ([]ovrlrd.LoggedEvent, error) {
 // send sends events in order and reports whether the watch is over: the
 // terminal event went out, or the client left.
 func (w *watch) send(ctx context.Context, st Stream, events []ovrlrd.LoggedEvent) bool {
-	for _, e := range events {
-		if err := st.Replay(ovrlrd.EventID(w.turnID, e.Seq), e.Data); err != nil {
+	for _, logged := range events {
+		e := sse.Logged(ovrlrd.EventID(w.turnID, logged.Seq), logged.Data)
+		if err := st.Send(e); err != nil {
 			if !errors.Is(err, sse.ErrAfterTerminal) {
 				w.s.log.InfoContext(ctx, "a watcher left", "err", err)
 			}
 			return true
 		}
-		w.after = e.Seq
-		if sse.IsTerminal(e.Data) {
+		w.after = logged.Seq
+		if e.Terminal() {
 			return true
 		}
 	}
