@@ -118,6 +118,23 @@ func (c *sseConn) restAsync() <-chan restResult {
 	return ch
 }
 
+// restAll reads the rest of every stream at once, as several devices
+// would, and fails the test if any read fails.
+func restAll(t *testing.T, conns ...*sseConn) []restResult {
+	t.Helper()
+	chs := make([]<-chan restResult, len(conns))
+	for i, c := range conns {
+		chs[i] = c.restAsync()
+	}
+	out := make([]restResult, len(conns))
+	for i, ch := range chs {
+		if out[i] = <-ch; out[i].err != nil {
+			t.Fatal(out[i].err)
+		}
+	}
+	return out
+}
+
 // until reads events until n events other than pings were read in all,
 // counting from have, and returns them (pings included).
 func (c *sseConn) until(t *testing.T, have []ssetest.Event, n int) []ssetest.Event {
@@ -551,13 +568,7 @@ func TestReattachTwoWatchersAndTheStream(t *testing.T) {
 	tenth := nonPing(head)[9]
 	w1 := s.watchConn(t, c.ID, tok, "", false)
 	w2 := s.watchConn(t, c.ID, tok, tenth.ID, false)
-	r0, r1, r2 := live.restAsync(), w1.restAsync(), w2.restAsync()
-	all := []restResult{<-r0, <-r1, <-r2}
-	for _, r := range all {
-		if r.err != nil {
-			t.Fatal(r.err)
-		}
-	}
+	all := restAll(t, live, w1, w2)
 	stream := appRules(t, live.what, live.raw.String())
 	sameEvents(t, "the live stream as read and as received", append(head, all[0].evs...), stream)
 	consecutive(t, "the live stream", stream, 1)
@@ -591,13 +602,8 @@ func TestReattachOnAnotherInstance(t *testing.T) {
 	if r := b.call(t, "POST", "/chat/"+c.ID+"/cancel", "", tok); r.status != 200 {
 		t.Fatalf("cancel on instance B: %d %s", r.status, r.body)
 	}
-	r0, r1 := live.restAsync(), w.restAsync()
-	res0, res1 := <-r0, <-r1
-	for _, r := range []restResult{res0, res1} {
-		if r.err != nil {
-			t.Fatal(r.err)
-		}
-	}
+	both := restAll(t, live, w)
+	res0, res1 := both[0], both[1]
 	stream := appRules(t, live.what, live.raw.String())
 	sameEvents(t, "the live stream as read", append(head, res0.evs...), stream)
 	consecutive(t, "the live stream", stream, 1)
@@ -997,13 +1003,8 @@ func TestCancelWhileWatched(t *testing.T) {
 	if r := s.call(t, "POST", "/chat/"+c.ID+"/cancel", "", tablet); r.status != 200 || r.body != `{"success":true}` {
 		t.Fatalf("cancel from the other device: %d %s", r.status, r.body)
 	}
-	r0, r1 := live.restAsync(), w.restAsync()
-	res0, res1 := <-r0, <-r1
-	for _, r := range []restResult{res0, res1} {
-		if r.err != nil {
-			t.Fatal(r.err)
-		}
-	}
+	both := restAll(t, live, w)
+	res0, res1 := both[0], both[1]
 	stream := appRules(t, live.what, live.raw.String())
 	seen := appRules(t, w.what, w.raw.String())
 	sameEvents(t, "the live stream as read", append(head, res0.evs...), stream)
@@ -1324,13 +1325,7 @@ func TestReattachWhenTheSaveFails(t *testing.T) {
 	if r := b.call(t, "POST", "/chat/"+c.ID+"/cancel", "", tok); r.status != 200 {
 		t.Fatalf("cancel: %d %s", r.status, r.body)
 	}
-	r0, r1 := live.restAsync(), w.restAsync()
-	res0, res1 := <-r0, <-r1
-	for _, r := range []restResult{res0, res1} {
-		if r.err != nil {
-			t.Fatal(r.err)
-		}
-	}
+	res0 := restAll(t, live, w)[0]
 	fault.Times.Store(0)
 	if fault.Fired.Load() == 0 {
 		t.Fatal("the save's transaction was never tried")
