@@ -96,9 +96,11 @@ func TestIDAndRetryFraming(t *testing.T) {
 // carries the retry line, whichever check refused it.
 func TestRetryOutlivesARefusedEvent(t *testing.T) {
 	refusals := map[string]func(*sse.Writer) error{
-		"unknown type":        func(w *sse.Writer) error { return w.Send(sse.Event{Type: "title_update"}) },
-		"id with a newline":   func(w *sse.Writer) error { return w.Send(sse.Event{ID: "T.1\n", Type: sse.Chunk}) },
-		"replay of bad data":  func(w *sse.Writer) error { return w.Send(sse.Logged("T.1", []byte("{\"type\":\"chunk\",\n\"content\":\"\"}"))) },
+		"unknown type":      func(w *sse.Writer) error { return w.Send(sse.Event{Type: "title_update"}) },
+		"id with a newline": func(w *sse.Writer) error { return w.Send(sse.Event{ID: "T.1\n", Type: sse.Chunk}) },
+		"replay of bad data": func(w *sse.Writer) error {
+			return w.Send(sse.Logged("T.1", []byte("{\"type\":\"chunk\",\n\"content\":\"\"}")))
+		},
 		"replay of a bad id":  func(w *sse.Writer) error { return w.Send(sse.Logged("T.1\r", []byte(`{"type":"chunk"}`))) },
 		"an event that fails": func(w *sse.Writer) error { return w.Send(unencodable) },
 	}
@@ -234,10 +236,14 @@ func TestTerminalIsStickyThroughReplay(t *testing.T) {
 		{Type: sse.Error, Message: "boom"},
 	}
 	later := map[string]func(*sse.Writer) error{
-		"Send":            func(w *sse.Writer) error { return w.Send(sse.Event{ID: "T.9", Type: sse.Chunk, Content: "late"}) },
-		"Ping":            (*sse.Writer).Ping,
-		"Replay":          func(w *sse.Writer) error { return w.Send(sse.Logged("T.9", []byte(`{"type":"chunk","content":"late"}`))) },
-		"Replay terminal": func(w *sse.Writer) error { return w.Send(sse.Logged("T.9", []byte(`{"type":"error","message":"again"}`))) },
+		"Send": func(w *sse.Writer) error { return w.Send(sse.Event{ID: "T.9", Type: sse.Chunk, Content: "late"}) },
+		"Ping": (*sse.Writer).Ping,
+		"Replay": func(w *sse.Writer) error {
+			return w.Send(sse.Logged("T.9", []byte(`{"type":"chunk","content":"late"}`)))
+		},
+		"Replay terminal": func(w *sse.Writer) error {
+			return w.Send(sse.Logged("T.9", []byte(`{"type":"error","message":"again"}`)))
+		},
 	}
 	for _, term := range terminals {
 		data, err := sse.Encode(term)
