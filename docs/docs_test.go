@@ -19,7 +19,7 @@ func TestAuditTableNamesRealTests(t *testing.T) {
 		t.Fatal(err)
 	}
 	defined := definedTests(t)
-	findings, gaps, redTeam, faults, projects, imports, streams := 0, 0, 0, 0, 0, 0, 0
+	findings, gaps, redTeam, faults, projects, imports, streams, approvals := 0, 0, 0, 0, 0, 0, 0, 0
 	for _, line := range strings.Split(string(doc), "\n") {
 		cells := strings.Split(line, "|")
 		if len(cells) != 6 {
@@ -41,6 +41,8 @@ func TestAuditTableNamesRealTests(t *testing.T) {
 			imports++
 		case regexp.MustCompile(`^S\d+$`).MatchString(id):
 			streams++
+		case regexp.MustCompile(`^A\d+$`).MatchString(id):
+			approvals++
 		default:
 			continue
 		}
@@ -57,9 +59,9 @@ func TestAuditTableNamesRealTests(t *testing.T) {
 			}
 		}
 	}
-	if findings != 50 || gaps != 22 || redTeam != 10 || faults != 10 || projects != 7 || imports != 8 || streams != 7 {
-		t.Errorf("%d finding, %d gap, %d red-team, %d fault, %d project, %d import and %d stream rows, want 50, 22, 10, 10, 7, 8 and 7",
-			findings, gaps, redTeam, faults, projects, imports, streams)
+	if findings != 50 || gaps != 22 || redTeam != 10 || faults != 10 || projects != 7 || imports != 8 || streams != 7 || approvals != 8 {
+		t.Errorf("%d finding, %d gap, %d red-team, %d fault, %d project, %d import, %d stream and %d approval rows, want 50, 22, 10, 10, 7, 8, 7 and 8",
+			findings, gaps, redTeam, faults, projects, imports, streams, approvals)
 	}
 }
 

@@ -60,9 +60,10 @@ type Turn struct {
 	FirstStamp                             int64     // the CLI's UnixNano in the first stamped chunk
 	Chunks                                 int
 	Terminal                               ovrlrd.OutcomeKind
-	Message                                string // of an error terminal
-	ConvID                                 string // from the terminal event
-	FirstID                                string // the first event's id line
+	Message                                string            // of an error terminal
+	ConvID                                 string            // from the terminal event
+	FirstID                                string            // the first event's id line
+	onEvent                                func(data []byte) // StreamLive's, else nil
 }
 
 var chunkData = []byte(`{"type":"chunk","content":"`)
@@ -73,8 +74,19 @@ var chunkData = []byte(`{"type":"chunk","content":"`)
 // the delay (arrival minus the stamp) to lat, if not nil. atFirstByte, if
 // not nil, runs once the first byte is in, before the rest is read.
 func (s *stack) Stream(ctx context.Context, path, prompt, token string, lat *samples, atFirstByte func()) (Turn, error) {
-	t := Turn{Sent: time.Now()}
-	b, _ := json.Marshal(map[string]string{"message": prompt})
+	return s.stream(ctx, path, map[string]string{"message": prompt}, token, lat, atFirstByte, nil)
+}
+
+// StreamLive is Stream of a turn with live tool approvals ("approvals":
+// "live"): onEvent sees each event's data (valid during the call only) as
+// it arrives, before it is counted; the rest of the stream waits for it.
+func (s *stack) StreamLive(ctx context.Context, path, prompt, token string, onEvent func(data []byte)) (Turn, error) {
+	return s.stream(ctx, path, map[string]string{"message": prompt, "approvals": "live"}, token, nil, nil, onEvent)
+}
+
+func (s *stack) stream(ctx context.Context, path string, body map[string]string, token string, lat *samples, atFirstByte func(), onEvent func([]byte)) (Turn, error) {
+	t := Turn{Sent: time.Now(), onEvent: onEvent}
+	b, _ := json.Marshal(body)
 	resp, err := s.request(ctx, http.MethodPost, path, string(b), token)
 	if err != nil {
 		return t, err
@@ -143,6 +155,9 @@ func (t *Turn) read(body io.Reader, lat *samples) error {
 		}
 		if t.FirstID == "" {
 			t.FirstID = r.ID() // "" (no allocation) until an event has one
+		}
+		if t.onEvent != nil {
+			t.onEvent(data)
 		}
 		t.event(data, lat)
 	}

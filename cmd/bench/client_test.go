@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -51,5 +52,28 @@ func TestStreamReadsATurn(t *testing.T) {
 	refused, err := c.Stream(context.Background(), "/chat/c2/stream", "hello", "tok", nil, nil)
 	if err == nil || refused.Status != http.StatusForbidden || !strings.Contains(err.Error(), "refused") {
 		t.Errorf("refused turn: %+v, %v", refused, err)
+	}
+}
+
+// A live turn asks for live approvals, and its reader sees every event as
+// it arrives, the counters still kept.
+func TestStreamLiveShowsEachEvent(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "data: {\"type\":\"permission_request\",\"requestId\":%q}\n\n", body)
+		fmt.Fprintf(w, "data: {\"type\":\"chunk\",\"content\":\"x\"}\n\n")
+		fmt.Fprintf(w, "data: {\"type\":\"complete\",\"conversationId\":\"c1\"}\n\n")
+	}))
+	defer srv.Close()
+	c := &stack{server: srv, apiKey: "key", client: srv.Client()}
+	var seen []string
+	turn, err := c.StreamLive(context.Background(), "/chat/c1/stream", "hi", "tok", func(data []byte) { seen = append(seen, string(data)) })
+	if err != nil || turn.Chunks != 1 || turn.Terminal != ovrlrd.OutcomeComplete {
+		t.Fatalf("turn %+v, %v", turn, err)
+	}
+	want := []string{`{"type":"permission_request","requestId":"{\"approvals\":\"live\",\"message\":\"hi\"}"}`,
+		`{"type":"chunk","content":"x"}`, `{"type":"complete","conversationId":"c1"}`}
+	if !slices.Equal(seen, want) {
+		t.Errorf("seen %q, want %q", seen, want)
 	}
 }

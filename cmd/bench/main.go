@@ -2,7 +2,7 @@
 // wires it (the fake Claude CLI as CLAUDE_PATH) and prints one table: each
 // row's value, target and mark.
 //
-//	make bench                  # relay, first byte, event log, RSS, cold starts, sizes
+//	make bench                  # relay, first byte, event log, live approvals, RSS, cold starts, sizes
 //	make load                   # -load: concurrent turns and a REST mix
 //	make bench BENCH_FLAGS=-quick / make load LOAD_FLAGS=-quick
 //
@@ -40,6 +40,7 @@ type options struct {
 	relayN, floodN, ttfbTurns, warmup, streams, streamN, coldStarts int
 	readFor                                                         time.Duration // each REST read's run
 	logN, logRate                                                   int           // the event log's turn
+	approvalN                                                       int           // the live approval turn's requests
 	// The load's.
 	users, turns, rounds, events, rate, workers int
 	duration, refreshEvery                      time.Duration
@@ -74,12 +75,13 @@ func parseFlags(args []string, errOut io.Writer) (o options, err error) {
 	o.readFor = 3 * time.Second
 	// 10 s: long enough for the log's batching to set its pace.
 	o.logN, o.logRate = 2000, 200
+	o.approvalN = 40
 	o.users, o.turns, o.rounds, o.events, o.rate, o.workers = 5, 50, 2, 600, 200, 32
 	o.duration, o.refreshEvery = time.Minute, 5*time.Second
 	if o.quick {
 		o.relayN, o.floodN, o.ttfbTurns, o.warmup, o.streamN, o.coldStarts = 1000, 20000, 10, 2, 500, 3
 		o.readFor = time.Second
-		o.logN = 400
+		o.logN, o.approvalN = 400, 10
 		o.turns, o.events, o.rate = 10, 300, 300
 		o.duration, o.refreshEvery = 5*time.Second, time.Second
 	}

@@ -46,7 +46,9 @@ func TestQuickBenchPrintsEveryRow(t *testing.T) {
 		"RSS, 2000-event turn, stream bootstrap", "RSS, 2000-event turn, stream + CLI",
 		// Issue 19's: the event log's writes, and a reattached watcher's delay.
 		"event log writes per turn", "event log writes per second of turn",
-		"event to reattached watcher p50", "event to reattached watcher p99"} {
+		"event to reattached watcher p50", "event to reattached watcher p99",
+		// Live tool approval's: an answer's way to the waiting CLI.
+		"approval answer to CLI p50", "approval answer to CLI p99"} {
 		if !slices.Contains(rows, m) {
 			t.Errorf("no row %q", m)
 		}

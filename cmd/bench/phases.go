@@ -64,6 +64,7 @@ func (b *bench) phases() []phase {
 		{b.concurrent, []string{mRSSLoad}},
 		{b.cancels, []string{mCancel}},
 		{b.eventLog, []string{mLogWrites, mLogRate, mWatcher50, mWatcher99}},
+		{b.approvals, []string{mApproval50, mApproval99}},
 		{b.imports, []string{mImport, mImportUpload}},
 		{b.emulated, append(inits, rssRows...)},
 		{b.sizes, sizes},
@@ -86,8 +87,8 @@ func (b *bench) run(ctx context.Context) string {
 	}
 	b.notes = append(b.notes, notes...)
 	o := b.o
-	return fmt.Sprintf("relay %d ev @ %d/s, flood %d ev, %d TTFB turns, REST reads %s each, %d streams × %d ev @ %d/s, event log %d ev @ %d/s",
-		o.relayN, relayRate, o.floodN, o.ttfbTurns, o.readFor, o.streams, o.streamN, relayRate, o.logN, o.logRate)
+	return fmt.Sprintf("relay %d ev @ %d/s, flood %d ev, %d TTFB turns, REST reads %s each, %d streams × %d ev @ %d/s, event log %d ev @ %d/s, %d live approvals",
+		o.relayN, relayRate, o.floodN, o.ttfbTurns, o.readFor, o.streams, o.streamN, relayRate, o.logN, o.logRate, o.approvalN)
 }
 
 func fmtMS(d time.Duration) string { return fmt.Sprintf("%.3f ms", float64(d)/1e6) }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ovrlrd/cloud/internal/auth"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
+	"github.com/ovrlrd/cloud/internal/sse"
 )
 
 // Conversations is the conversation state the routes use, turns' included.
@@ -26,6 +27,12 @@ type Conversations interface {
 	UndoStartTurn(ctx context.Context, t ovrlrd.Turn) error
 	// ActiveTurn is the conversation's running turn, nil when none.
 	ActiveTurn(ctx context.Context, convID string) (*ovrlrd.ActiveTurn, error)
+	// PendingApprovals are the conversation's requests for a live
+	// approval that still wait for an answer, of any of its turns.
+	PendingApprovals(ctx context.Context, convID string) ([]ovrlrd.Approval, error)
+	// DecideApproval records userID's answer to a request, once; recorded
+	// is false for the same answer given again.
+	DecideApproval(ctx context.Context, userID, convID, id string, d ovrlrd.Decision, message string) (a ovrlrd.Approval, recorded bool, err error)
 }
 
 // ConversationCleaner removes what is kept for a deleted conversation
@@ -44,6 +51,10 @@ type detailResponse struct {
 	// ActiveTurn (null when none) tells a client it can reattach; the app
 	// ignores it.
 	ActiveTurn *ovrlrd.ActiveTurn `json:"activeTurn"`
+	// PendingApprovals are the tools the running turn waits on the user
+	// to allow: a client that lost its stream can still answer them. [],
+	// never null, when there are none or no turn runs.
+	PendingApprovals []ovrlrd.Approval `json:"pendingApprovals"`
 }
 
 // more ends every page: whether there is another, and how to ask for it.
@@ -92,18 +103,21 @@ func (s *server) getConversation(w http.ResponseWriter, r *http.Request, p auth.
 	if s.failed(w, r, err) {
 		return
 	}
-	// The messages are read alongside the conversation, whose read proves
-	// the user owns it: they are never sent when it does not.
+	// The messages, the running turn and the requests it waits on are read
+	// alongside the conversation, whose read proves the user owns it: none
+	// of them is sent when it does not.
 	var (
-		msgs             []ovrlrd.Message
-		cursor           string
-		active           *ovrlrd.ActiveTurn
-		msgsErr, turnErr error
-		read             sync.WaitGroup
+		msgs                      []ovrlrd.Message
+		cursor                    string
+		active                    *ovrlrd.ActiveTurn
+		pending                   []ovrlrd.Approval
+		msgsErr, turnErr, pendErr error
+		read                      sync.WaitGroup
 	)
 	id := r.PathValue("id")
 	read.Go(func() { msgs, cursor, msgsErr = s.Conversations.Messages(r.Context(), id, pg) })
 	read.Go(func() { active, turnErr = s.Conversations.ActiveTurn(r.Context(), id) })
+	read.Go(func() { pending, pendErr = s.Conversations.PendingApprovals(r.Context(), id) })
 	conv, err := s.Conversations.Conversation(r.Context(), p.UserID, id)
 	read.Wait()
 	switch {
@@ -114,7 +128,33 @@ func (s *server) getConversation(w http.ResponseWriter, r *http.Request, p auth.
 	case active != nil && active.ID != conv.LastTurn:
 		active = nil // the lease is held by other work (a push), not a turn
 	}
-	s.reply(w, r, cmp.Or(err, msgsErr), detailResponse{Conversation: conv, Messages: msgs, more: next(cursor), ActiveTurn: active})
+	if pendErr != nil {
+		// Nor do the requests it waits on: they are [], and the turn's
+		// stream has them.
+		s.Log.WarnContext(r.Context(), "reading the pending approvals", "err", pendErr)
+	}
+	s.reply(w, r, cmp.Or(err, msgsErr), detailResponse{
+		Conversation: conv, Messages: msgs, more: next(cursor), ActiveTurn: active,
+		PendingApprovals: waitingOn(active, pending, pendErr),
+	})
+}
+
+// waitingOn are the requests of pending that the running turn active waits
+// on: none when no turn runs, or when they could not be read. A request of
+// an earlier turn that was never closed is not answered by anyone. Each
+// tool input is as the turn's permission_request event sent it.
+func waitingOn(active *ovrlrd.ActiveTurn, pending []ovrlrd.Approval, err error) []ovrlrd.Approval {
+	out := []ovrlrd.Approval{}
+	if active == nil || err != nil {
+		return out
+	}
+	for _, a := range pending {
+		if a.TurnID == active.ID {
+			a.ToolInput = sse.NormalizeToolInput(a.ToolInput)
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // deleteConversation removes the conversation first, so a running turn

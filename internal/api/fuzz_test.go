@@ -11,12 +11,13 @@ import (
 
 // bodies are a fresh value of every route's request body.
 var bodies = map[string]func() Validator{
-	"POST /auth":             func() Validator { return &signInBody{} },
-	"POST /chat/{id}/events": func() Validator { return &eventBody{} },
-	"POST /devices":          func() Validator { return &deviceBody{} },
-	"POST /chat/stream":      func() Validator { return &streamBody{} },
-	"POST /chat (buffered)":  func() Validator { return &streamBody{} },
-	"POST /chat/{id}/stream": func() Validator { return &streamBody{} },
+	"POST /auth":                            func() Validator { return &signInBody{} },
+	"POST /chat/{id}/events":                func() Validator { return &eventBody{} },
+	"POST /devices":                         func() Validator { return &deviceBody{} },
+	"POST /chat/stream":                     func() Validator { return &streamBody{} },
+	"POST /chat (buffered)":                 func() Validator { return &streamBody{} },
+	"POST /chat/{id}/stream":                func() Validator { return &streamBody{} },
+	"POST /chat/{id}/approvals/{requestId}": func() Validator { return &approvalBody{} },
 }
 
 // The strict decoder of every route: whatever arrives, it never panics and
@@ -26,7 +27,8 @@ func FuzzDecodeBodies(f *testing.F) {
 		``, `{}`, `null`, `[]`, `{"identityToken":"a.b.c"}`, `{"identityToken":"x","deviceToken":"` + string(bytes.Repeat([]byte("ab"), 32)) + `"}`,
 		`{"role":"system","content":"✗ Denied: Bash"}`, `{"content":""}`, `{"deviceToken":"ab","environment":"staging"}`,
 		`{"message":"hi","allowedTools":["Bash","Bash"]}`, `{"message":"hi"} {}`, `{"message":1}`, `{"MESSAGE":"case"}`,
-		"{\"message\":\"\\ud800\"}", `{"a":` + string(bytes.Repeat([]byte("["), 10000)),
+		"{\"message\":\"\\ud800\"}", `{"message":"hi","approvals":"live"}`, `{"approvals":true}`, `{"decision":"deny","message":"no"}`, `{"decision":null}`,
+		`{"a":` + string(bytes.Repeat([]byte("["), 10000)),
 	} {
 		f.Add([]byte(seed))
 	}

@@ -176,11 +176,12 @@ func (m *meter) answer(w http.ResponseWriter, r *http.Request, err error) bool {
 // Limit classes: each is its own bucket per key. Refresh counts per session,
 // the others per user.
 const (
-	classRead    = "read"
-	classWrite   = "write"
-	classTurn    = "turn"
-	classWatch   = "watch"
-	classRefresh = "refresh"
-	classLogout  = "logout"
-	classAccount = "account"
+	classRead     = "read"
+	classWrite    = "write"
+	classTurn     = "turn"
+	classWatch    = "watch"
+	classApproval = "approval"
+	classRefresh  = "refresh"
+	classLogout   = "logout"
+	classAccount  = "account"
 )

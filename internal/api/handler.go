@@ -89,6 +89,10 @@ func NewChat(d Deps) http.Handler {
 	mux.HandleFunc("POST /chat", s.metered(classTurn, s.Limits.Turn, s.buffered))
 	mux.HandleFunc("POST /chat/{id}", s.metered(classTurn, s.Limits.Turn, s.buffered))
 	mux.HandleFunc("POST /chat/{id}/cancel", s.authed(classWrite, s.Limits.Write, s.cancel))
+	// Answering a tool a turn waits on is limited as other writes are, in
+	// a bucket of its own: a turn never stalls because its user's writes
+	// are used up, nor do answers use them up.
+	mux.HandleFunc("POST /chat/{id}/approvals/{requestId}", s.authed(classApproval, s.Limits.Write, s.answerApproval))
 	mux.HandleFunc("POST /devices", s.authed(classWrite, s.Limits.Write, s.putDevice))
 	mux.HandleFunc("DELETE /devices/{token}", s.authed(classWrite, s.Limits.Write, s.deleteDevice))
 	return s.guard(mux)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"time"
@@ -47,11 +48,28 @@ type streamBody struct {
 	// by name; the app of today sends neither.
 	ProjectID *string `json:"projectId"`
 	WorkDir   *string `json:"workDir"`
+	// Approvals "live" asks for live tool approvals: a tool outside
+	// allowedTools waits for the user's answer (a permission_request
+	// event, answered with POST /chat/{id}/approvals/{requestId}) instead
+	// of ending the turn. Absent or null, the turn is as it always was.
+	Approvals json.RawMessage `json:"approvals"`
+	live      bool
 }
 
-// Validate leaves everything to BeginTurn, which checks the message (a
-// missing one is empty), the limits and the tools.
-func (b *streamBody) Validate() error { return nil }
+// Validate checks "approvals" and leaves everything else to BeginTurn,
+// which checks the message (a missing one is empty), the limits and the
+// tools.
+func (b *streamBody) Validate() error {
+	if len(b.Approvals) == 0 || string(b.Approvals) == "null" {
+		return nil
+	}
+	var mode string
+	if json.Unmarshal(b.Approvals, &mode) != nil || mode != "live" {
+		return ovrlrd.Errorf(ovrlrd.EINVALID, `Field "approvals" must be "live".`)
+	}
+	b.live = true
+	return nil
+}
 
 func (s *server) begin(w http.ResponseWriter, r *http.Request, p auth.Principal, m *meter, allowTools bool) (ovrlrd.Turn, bool) {
 	var body streamBody
@@ -67,7 +85,7 @@ func (s *server) begin(w http.ResponseWriter, r *http.Request, p auth.Principal,
 	}
 	j, err := BeginTurn(r.Context(), s.Conversations, ovrlrd.TurnRequest{
 		UserID: p.UserID, ConversationID: r.PathValue("id"), Message: body.Message, AllowedTools: body.AllowedTools,
-		ProjectID: projectID, Limit: m.Count(),
+		ProjectID: projectID, Limit: m.Count(), LiveApprovals: body.live,
 	}, s.TurnRules)
 	return j, m.answer(w, r, err)
 }
@@ -135,7 +153,7 @@ func BeginTurn(ctx context.Context, st Conversations, req ovrlrd.TurnRequest, ru
 	return ovrlrd.Turn{
 		UserID: req.UserID, ConversationID: started.ConversationID, Holder: holder,
 		Message: req.Message, AllowedTools: req.Tools(), New: req.ConversationID == "", ProjectID: req.ProjectID,
-		OpeningID: started.Opening.ID, Found: started.Conversation,
+		OpeningID: started.Opening.ID, Found: started.Conversation, LiveApprovals: req.LiveApprovals,
 	}, nil
 }
 

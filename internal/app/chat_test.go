@@ -462,9 +462,11 @@ func TestDynamoDBCallsPerRoute(t *testing.T) {
 		want                     map[string]int
 	}{
 		{"list", "GET", "/chat", "", map[string]int{"Query": 1, "UpdateItem": 1}},
-		{"detail", "GET", "/chat/" + c.ID, "", map[string]int{"GetItem": 2, "Query": 1, "UpdateItem": 1}},
+		// The messages, the running turn and the requests it waits on are
+		// read beside the conversation.
+		{"detail", "GET", "/chat/" + c.ID, "", map[string]int{"GetItem": 2, "Query": 2, "UpdateItem": 1}},
 		{"event", "POST", "/chat/" + c.ID + "/events", `{"content":"x"}`, map[string]int{"GetItem": 1, "TransactWriteItems": 1}},
-		{"missing detail", "GET", "/chat/6f1c0000-0000-4000-8000-000000000000", "", map[string]int{"GetItem": 2, "Query": 1, "UpdateItem": 1}},
+		{"missing detail", "GET", "/chat/6f1c0000-0000-4000-8000-000000000000", "", map[string]int{"GetItem": 2, "Query": 2, "UpdateItem": 1}},
 		// Before the first byte: the start's transaction, the window's read
 		// and, for an existing conversation, its read.
 		{"new turn", "POST", "/chat/stream", `{"message":"hi"}`, map[string]int{"GetItem": 1, "TransactWriteItems": 1}},

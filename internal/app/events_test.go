@@ -45,6 +45,7 @@ func TestSampleEvents(t *testing.T) {
 		"chat-turn.json":              401,
 		"chat-turn-conversation.json": 401,
 		"chat-cancel.json":            401,
+		"chat-approval-answer.json":   401,
 		"chat-device-register.json":   401,
 		"chat-device-remove.json":     401,
 		"chat-default.json":           404,

@@ -20,8 +20,8 @@ import (
 	"github.com/ovrlrd/cloud/internal/devkit/ssetest"
 )
 
-// pushStack is a stack whose pushes go to a loopback APNs.
-func pushStack(t *testing.T) (*stack, *apnsfake.Server) {
+// pushStack is a stack whose pushes go to a loopback APNs, with overrides.
+func pushStack(t *testing.T, overrides ...string) (*stack, *apnsfake.Server) {
 	t.Helper()
 	apns, err := apnsfake.New()
 	if err != nil {
@@ -30,8 +30,8 @@ func pushStack(t *testing.T) (*stack, *apnsfake.Server) {
 	t.Cleanup(apns.Close)
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	der, _ := x509.MarshalPKCS8PrivateKey(key)
-	s := newStack(t, "APNS_KEY_ID", "KEYID12345", "APPLE_TEAM_ID", "TEAM123456",
-		"APNS_KEY", string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})), "APNS_HOST", apns.URL)
+	s := newStack(t, append([]string{"APNS_KEY_ID", "KEYID12345", "APPLE_TEAM_ID", "TEAM123456",
+		"APNS_KEY", string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})), "APNS_HOST", apns.URL}, overrides...)...)
 	return s, apns
 }
 

@@ -1,5 +1,5 @@
 // Package audit records security events (sign-ins, refreshes, reuse, logout,
-// deletion, rate limiting) in the table, with a retention TTL. A failed write
+// deletion, rate limiting, answers to a tool's live approval) in the table, with a retention TTL. A failed write
 // is logged at error level and never silently dropped, but it never fails the
 // request it describes either: losing a sign-in because the trail hiccuped
 // would punish the user for our fault.
@@ -10,7 +10,9 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
@@ -27,6 +29,9 @@ const (
 	Logout         = "auth.logout"
 	AccountDeleted = "auth.account_deleted"
 	RateLimited    = "rate_limited"
+	// ApprovalAnswered is a user's answer to a tool a running turn asked
+	// to use (ApprovalReason).
+	ApprovalAnswered = "chat.approval_answered"
 )
 
 // Writer stores events.
@@ -79,4 +84,18 @@ func (r *Recorder) HashIP(ip string) string {
 	m := hmac.New(sha256.New, r.ipKey)
 	m.Write([]byte(ip))
 	return hex.EncodeToString(m.Sum(nil)[:16])
+}
+
+// maxReasonTool bounds the tool's name in an ApprovalReason; the CLI's
+// names are far shorter.
+const maxReasonTool = 128
+
+// ApprovalReason is the reason an ApprovalAnswered event is recorded with:
+// the decision, the conversation, the request and the tool, so the trail
+// shows who let which tool run where. Never the user's message or the
+// tool's input, which may hold anything.
+func ApprovalReason(a ovrlrd.Approval) string {
+	tool := []rune(strings.ToValidUTF8(a.ToolName, "\uFFFD"))
+	tool = tool[:min(len(tool), maxReasonTool)]
+	return fmt.Sprintf("%s conversation=%s request=%s tool=%q", a.Decision, a.ConversationID, a.ID, string(tool))
 }

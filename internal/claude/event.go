@@ -29,6 +29,14 @@ type Event struct {
 
 	// Result is set on the final result line.
 	Result *Result
+
+	// Ask is a control_request's (Subtype is the request's): for
+	// can_use_tool, a tool call the CLI asks the caller to allow. Only a
+	// run with Options.Asks delivers it.
+	Ask *Ask
+	// Withdrawn is a control_cancel_request's: the id of an Ask the CLI
+	// no longer waits on. Delivered only for an Ask still unanswered.
+	Withdrawn string
 }
 
 // Block is one content block of an assistant message.

@@ -19,7 +19,8 @@ var (
 // The line's type decides what is filled in: system (Subtype, SessionID),
 // assistant (Blocks, ParentToolUseID, SessionID), user (UserText when the
 // content is a string, ParentToolUseID), result (Subtype, SessionID,
-// Result). Any other type, stream_event included, gives Event{Type: type}
+// Result), control_request (Subtype, Ask), control_cancel_request
+// (Withdrawn). Any other type, stream_event included, gives Event{Type: type}
 // and nothing else. Unknown fields are ignored, and so is a known field of
 // an unexpected JSON type (it stays zero), so that a CLI upgrade cannot lose
 // a result line. Keys match exactly (JSON is case-sensitive); of a repeated
@@ -67,6 +68,13 @@ func decodeLine(line []byte) (Event, error) {
 	case "user":
 		ev.ParentToolUseID = get[string](l, "parent_tool_use_id")
 		ev.UserText = get[string](get[object](l, "message"), "content")
+	case "control_request":
+		req := get[object](l, "request")
+		ev.Subtype = get[string](req, "subtype")
+		ev.Ask = &Ask{RequestID: get[string](l, "request_id"), ToolName: get[string](req, "tool_name"),
+			ToolUseID: get[string](req, "tool_use_id"), Input: req["input"]}
+	case "control_cancel_request":
+		ev.Withdrawn = get[string](l, "request_id")
 	case "result":
 		ev.Subtype, ev.SessionID = get[string](l, "subtype"), get[string](l, "session_id")
 		u := get[object](l, "usage")

@@ -22,7 +22,7 @@ func (r *Run) readStdout() {
 		r.exit.Output = r.head(r.stdout, limit)
 		return
 	}
-	in := &pipeReader{f: r.stdout, exited: &r.exited, left: -1, idle: r.opts.IdleTimeout, onIdle: func() { r.stop(ErrIdle) }}
+	in := &pipeReader{f: r.stdout, exited: &r.exited, left: -1, idle: r.opts.IdleTimeout, onIdle: r.idle}
 	br := bufio.NewReaderSize(in, 64<<10)
 	var acc []byte // a line longer than br's buffer
 	huge := false
@@ -68,6 +68,16 @@ func appendGrow(acc, b []byte, limit int) []byte {
 	return append(acc, b...)
 }
 
+// idle stops a run whose CLI was silent for IdleTimeout, unless a person
+// is being asked: it reports whether it stopped the run.
+func (r *Run) idle() bool {
+	if r.asks.waiting(r.opts.IdleTimeout) {
+		return false
+	}
+	r.stop(ErrIdle)
+	return true
+}
+
 // line parses one complete line and delivers it.
 func (r *Run) line(b []byte) {
 	ev, err := ParseLine(b)
@@ -83,6 +93,12 @@ func (r *Run) line(b []byte) {
 		if drop {
 			return
 		}
+	}
+	switch {
+	case ev.Ask != nil && !r.asked(ev), ev.Withdrawn != "" && !r.withdrawn(ev.Withdrawn):
+		return
+	case ev.Result != nil && r.opts.asking():
+		r.endInput()
 	}
 	select {
 	case r.events <- ev:
@@ -110,14 +126,15 @@ func (r *Run) head(f *os.File, limit int) string {
 // wrote, and whatever comes after them is written by something else that
 // holds the pipe (a tool), so it is never read, nor waited for.
 //
-// With idle set, a read that waits that long calls onIdle, once. Only a
-// read waits: a reader held up by a slow consumer is not idle.
+// With idle set, a read that waits that long calls onIdle, until it
+// reports that it stopped the run. Only a read waits: a reader held up by
+// a slow consumer is not idle.
 type pipeReader struct {
 	f      *os.File
 	exited *atomic.Bool  // set by supervise, which then wakes a waiting read
 	left   int64         // what is left of the CLI's output once it has exited; -1 before
 	idle   time.Duration // 0: none
-	onIdle func()
+	onIdle func() bool   // true: the run is stopped, stop watching
 }
 
 func (p *pipeReader) Read(b []byte) (int, error) {
@@ -147,9 +164,8 @@ func (p *pipeReader) Read(b []byte) (int, error) {
 			return n, err
 		}
 		_ = p.f.SetReadDeadline(time.Time{})
-		if !p.exited.Load() { // idleness, not supervise's wake-up
+		if !p.exited.Load() && p.onIdle() { // idleness, not supervise's wake-up
 			p.idle = 0
-			p.onIdle()
 		}
 		if n > 0 {
 			return n, nil

@@ -14,7 +14,7 @@ func TestIdleReportedOnce(t *testing.T) {
 	var exited atomic.Bool
 	var calls atomic.Int32
 	idled := make(chan struct{}, 1)
-	p := &pipeReader{f: rd, exited: &exited, left: -1, idle: time.Millisecond, onIdle: func() {
+	p := &pipeReader{f: rd, exited: &exited, left: -1, idle: time.Millisecond, onIdle: func() bool {
 		if calls.Add(1) > 1 {
 			exited.Store(true) // ends a read that reports idleness over and over
 		}
@@ -22,6 +22,7 @@ func TestIdleReportedOnce(t *testing.T) {
 		case idled <- struct{}{}:
 		default:
 		}
+		return true
 	}}
 	read := make(chan int)
 	go func() {

@@ -61,8 +61,12 @@ type Options struct {
 	AdditionalDirs []string // --add-dir each
 	AllowedTools   []string // joined by one space into ONE --allowedTools argument, if non-empty
 	Resume         string   // --resume <id>, if non-empty
-	Prompt         string   // written to stdin, which is then closed; empty: stdin is /dev/null
+	Prompt         string   // written to stdin, which is then closed (unless Asks); empty: stdin is /dev/null
 	Mode           Mode
+	// Asks makes a tool call outside AllowedTools wait for Answer (see
+	// Event.Ask) instead of being denied, and the CLI's silence while an
+	// answer is awaited no idleness. Stream mode only.
+	Asks bool
 
 	// Env is the CLI's whole environment (see Environment): nothing of this
 	// process's is inherited. Start appends RunMarkerVar.
@@ -81,6 +85,8 @@ func (o Options) Args() []string {
 	args := []string{"-p", "--output-format", "stream-json", "--verbose"}
 	if o.Mode == Text {
 		args = []string{"-p", "--output-format", "text"}
+	} else if o.asking() {
+		args = append(args, "--input-format", "stream-json", "--permission-prompt-tool", "stdio")
 	}
 	if len(o.AllowedTools) > 0 {
 		args = append(args, "--allowedTools", strings.Join(o.AllowedTools, " "))
@@ -134,8 +140,10 @@ type Run struct {
 	stdout *os.File
 	stderr *os.File
 	stdin  io.WriteCloser // nil without a prompt
-	exited atomic.Bool    // the CLI has exited: the pipes end with what they hold now
-	waitCh chan struct{}  // Wait called: stop delivering events
+	inMu   sync.Mutex     // one writer of stdin at a time
+	asks   asks
+	exited atomic.Bool   // the CLI has exited: the pipes end with what they hold now
+	waitCh chan struct{} // Wait called: stop delivering events
 	wg     sync.WaitGroup
 	wait   func() (Exit, error)
 
@@ -185,7 +193,7 @@ func Start(ctx context.Context, o Options) (*Run, error) {
 		}
 	}
 	r := &Run{opts: o, ctx: ctx, events: make(chan Event, 64), waitCh: make(chan struct{}),
-		marker: []byte(RunMarkerVar + "=" + rand.Text())}
+		marker: []byte(RunMarkerVar + "=" + rand.Text()), vet: vetter{asks: o.asking()}}
 	r.runCtx, r.stop = context.WithCancelCause(ctx)
 	cmd := exec.CommandContext(r.runCtx, path, o.Args()...)
 	cmd.Args[0] = o.Path
@@ -197,7 +205,7 @@ func Start(ctx context.Context, o Options) (*Run, error) {
 	cmd.WaitDelay = o.KillGrace
 	var outW, errW *os.File
 	if r.stdout, outW, err = os.Pipe(); err == nil {
-		if r.stderr, errW, err = os.Pipe(); err == nil && o.Prompt != "" {
+		if r.stderr, errW, err = os.Pipe(); err == nil && (o.Prompt != "" || o.asking()) {
 			r.stdin, err = cmd.StdinPipe()
 		}
 	}
@@ -227,14 +235,25 @@ func Start(ctx context.Context, o Options) (*Run, error) {
 	return r, nil
 }
 
-// writePrompt writes the prompt to stdin and closes it. Should a process
-// of the run keep stdin open unread, the CLI's Wait closes it.
+// writePrompt writes the prompt to stdin and closes it, unless the run
+// asks (its answers follow; see endInput). Should a process of the run keep
+// stdin open unread, the CLI's Wait closes it.
 func (r *Run) writePrompt() {
+	if r.opts.asking() {
+		r.inMu.Lock()
+		defer r.inMu.Unlock()
+		if _, err := r.stdin.Write(promptLine(r.opts.Prompt)); err != nil {
+			r.exit.StdinErr = fmt.Errorf("claude: writing the prompt: %w", err)
+		}
+		return
+	}
 	_, err := io.WriteString(r.stdin, r.opts.Prompt)
 	if err := cmp.Or(err, r.stdin.Close()); err != nil {
 		r.exit.StdinErr = fmt.Errorf("claude: writing the prompt: %w", err)
 	}
 }
+
+func (o Options) asking() bool { return o.Asks && o.Mode == Stream }
 
 // resolve finds the executable, looking a bare name up in env's PATH (not
 // this process's).

@@ -147,9 +147,12 @@ type Claude struct {
 	AllowedTools   []string
 	Timeout        time.Duration // a whole turn
 	IdleTimeout    time.Duration // silence on stdout
-	MaxRetries     int
-	Provider       ovrlrd.Provider
-	BaseURL        string // ANTHROPIC_BASE_URL; empty means Anthropic's
+	// ApprovalTimeout is how long a live approval request waits for the
+	// user's answer.
+	ApprovalTimeout time.Duration
+	MaxRetries      int
+	Provider        ovrlrd.Provider
+	BaseURL         string // ANTHROPIC_BASE_URL; empty means Anthropic's
 	// Model pins every model request of a turn (ANTHROPIC_MODEL); empty
 	// leaves the choice to the CLI.
 	Model string

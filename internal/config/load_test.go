@@ -408,3 +408,19 @@ func TestModelIsAFullID(t *testing.T) {
 		wantAll(t, problems(t, err), "ANTHROPIC_MODEL")
 	}
 }
+
+// A live approval waits five minutes unless configured, never less than a
+// person needs to answer.
+func TestApprovalTimeout(t *testing.T) {
+	t.Parallel()
+	if c := mustLoad(t, config.All, localEnv(), nil); c.Claude.ApprovalTimeout != 5*time.Minute {
+		t.Fatalf("default %v", c.Claude.ApprovalTimeout)
+	}
+	if c := mustLoad(t, config.All, localEnv("APPROVAL_TIMEOUT", "90s"), nil); c.Claude.ApprovalTimeout != 90*time.Second {
+		t.Fatalf("set to 90s: %v", c.Claude.ApprovalTimeout)
+	}
+	for _, v := range []string{"9s", "0s", "60", "100h"} {
+		_, err := load(t, config.All, localEnv("APPROVAL_TIMEOUT", v), nil)
+		wantAll(t, problems(t, err), "APPROVAL_TIMEOUT")
+	}
+}

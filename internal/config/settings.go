@@ -184,6 +184,12 @@ func (r *reader) claude(prod bool) Claude {
 	if len(r.problems) == before && c.IdleTimeout > c.Timeout {
 		r.problemf("CLAUDE_IDLE_TIMEOUT: %v exceeds CLAUDE_TIMEOUT %v", c.IdleTimeout, c.Timeout)
 	}
+	// A request also always expires early enough for its turn to end well
+	// (the turn caps it), so only a wait too short to answer is refused.
+	c.ApprovalTimeout = r.duration("APPROVAL_TIMEOUT", 5*time.Minute, maxTimeout)
+	if c.ApprovalTimeout < 10*time.Second {
+		r.problemf("APPROVAL_TIMEOUT: %v is too short for a person to answer; use at least 10s", c.ApprovalTimeout)
+	}
 	return c
 }
 

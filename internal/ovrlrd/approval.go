@@ -36,8 +36,9 @@ const (
 // Valid reports whether d is one of the answers.
 func (d Decision) Valid() bool { return d == DecisionAllow || d == DecisionDeny }
 
-// Answering errors: a second, different answer, and one after expiry.
+// Answering errors: a second, different answer, and one after the turn
+// stopped waiting (the request expired, was withdrawn, or its turn ended).
 var (
 	ErrApprovalAnswered = Errorf(ECONFLICT, "This request was already answered otherwise.")
-	ErrApprovalExpired  = Errorf(EGONE, "This request has expired: Claude went on without the tool.")
+	ErrApprovalExpired  = Errorf(EGONE, "This request no longer waits for an answer: it expired, or its turn ended.")
 )

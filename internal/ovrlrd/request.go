@@ -36,17 +36,18 @@ func (r TurnRequest) Check(allowList []string) error {
 	if len(r.AllowedTools) > MaxAllowedTools {
 		return Errorf(EINVALID, `Field "allowedTools" may hold at most %d tools.`, MaxAllowedTools)
 	}
-	if i := slices.IndexFunc(r.AllowedTools, func(t string) bool { return !toolAllowed(t, allowList) }); i >= 0 {
+	if i := slices.IndexFunc(r.AllowedTools, func(t string) bool { return !ToolAllowed(t, allowList) }); i >= 0 {
 		return Errorf(EINVALID, "Tool %q is not allowed on this server.", clip(r.AllowedTools[i], maxToolName))
 	}
 	return nil
 }
 
-// toolAllowed reports whether a client may approve tool: a name the
+// ToolAllowed reports whether a user may approve tool, live or in a
+// request's allowedTools: a name the
 // allow-list holds, or a pattern such as Bash(git log:*) of such a name, or
 // a pattern the list holds verbatim. Names never contain whitespace: the CLI
 // splits --allowedTools on it.
-func toolAllowed(tool string, allowList []string) bool {
+func ToolAllowed(tool string, allowList []string) bool {
 	if tool == "" || len(tool) > maxToolName || strings.ContainsAny(tool, " \t\r\n,") {
 		return false
 	}

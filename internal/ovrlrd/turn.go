@@ -25,6 +25,9 @@ type TurnRequest struct {
 	// Limit, if set, counts the request against its user's allowance in
 	// the transaction that begins the turn.
 	Limit RateLimit
+	// LiveApprovals: a tool outside AllowedTools waits for the user's
+	// answer (permission_request) instead of ending the turn.
+	LiveApprovals bool
 }
 
 // Turn is a begun turn, everything needed to run it: in this process, or
@@ -58,6 +61,8 @@ type Turn struct {
 	// Buffered marks a turn started for POST /chat: nobody streams it, and
 	// its invocation may be delivered more than once.
 	Buffered bool `json:"buffered,omitempty"`
+	// LiveApprovals is the request's: see TurnRequest.
+	LiveApprovals bool `json:"liveApprovals,omitempty"`
 	// Found, when set, is the conversation's read that the turn's begin
 	// did not wait for (TurnStarted.Conversation). Resolve fills
 	// ClaudeSessionID, Title and Workspace from it.

@@ -8,6 +8,9 @@ import (
 	"github.com/sideshow/apns2"
 )
 
+// Summary is the body of an approval's push.
+var Summary = summary
+
 // Shorten sets the retry backoff for a test and returns a restore func.
 func Shorten(b time.Duration) func() {
 	old := backoff

@@ -1,5 +1,6 @@
-// Package push tells a user's phones that an answer is ready, through APNs
-// with token authentication (sideshow/apns2). A push never fails a turn:
+// Package push tells a user's phones that an answer is ready or that a
+// tool call waits for their approval, through APNs with token
+// authentication (sideshow/apns2). A push never fails a turn:
 // it is retried within its deadline when APNs surely does not have it, a
 // dead device token is removed, and whatever still fails is logged.
 package push
@@ -94,31 +95,46 @@ type Message struct {
 
 // Notify pushes m to every device of userID, in parallel, within ctx.
 func (n *Notifier) Notify(ctx context.Context, userID string, m Message) {
+	n.fanOut(ctx, userID, notice{payload: Payload(m), collapse: collapseID(m.TurnID)})
+}
+
+// notice is one push as every device of its user gets it.
+type notice struct {
+	payload  []byte
+	collapse string
+	// expires, when set, is when APNs stops trying to deliver it; unset,
+	// APNs keeps it for an offline phone as long as its own policy allows.
+	expires time.Time
+}
+
+// fanOut sends p to every device of userID, in parallel, within ctx.
+func (n *Notifier) fanOut(ctx context.Context, userID string, p notice) {
 	devs, err := n.devices.Devices(ctx, userID)
 	if err != nil {
 		n.log.ErrorContext(ctx, "push: list devices", "err", err)
 		return
 	}
-	payload, collapse := Payload(m), collapseID(m.TurnID)
 	var wg sync.WaitGroup
 	for _, d := range devs {
-		wg.Go(func() { n.send(ctx, d, payload, collapse) })
+		wg.Go(func() { n.send(ctx, d, p) })
 	}
 	wg.Wait()
 }
 
-// collapseID is a hash of the turn id rather than the id itself: the turn
-// id is the run lease's holder token, which has no business leaving the
-// service. 32 hex characters stay well within APNs's 64-byte limit.
-func collapseID(turnID string) string {
-	if turnID == "" {
+// collapseID is a hash of the id of what a push announces (a turn, an
+// approval request) rather than the id itself: the turn id is the run
+// lease's holder token, which has no business leaving the service, and no
+// id is put in a header that does not need it. 32 hex characters stay well
+// within APNs's 64-byte limit, whatever the id's length.
+func collapseID(id string) string {
+	if id == "" {
 		return ""
 	}
-	sum := sha256.Sum256([]byte(turnID))
+	sum := sha256.Sum256([]byte(id))
 	return hex.EncodeToString(sum[:16])
 }
 
-func (n *Notifier) send(ctx context.Context, d ovrlrd.Device, payload []byte, collapse string) {
+func (n *Notifier) send(ctx context.Context, d ovrlrd.Device, p notice) {
 	// An unknown environment is taken for production.
 	client := cmp.Or(n.clients[d.Environment], n.clients[ovrlrd.EnvProduction])
 	note := &apns2.Notification{
@@ -126,8 +142,9 @@ func (n *Notifier) send(ctx context.Context, d ovrlrd.Device, payload []byte, co
 		Topic:       n.topic,
 		PushType:    apns2.PushTypeAlert,
 		Priority:    apns2.PriorityHigh,
-		Payload:     payload,
-		CollapseID:  collapse,
+		Payload:     p.payload,
+		CollapseID:  p.collapse,
+		Expiration:  p.expires,
 	}
 	var last error
 retries:
@@ -203,9 +220,15 @@ func Payload(m Message) []byte {
 
 // preview is the answer's text, cut to 150 characters.
 func preview(segments []string) string {
-	s := strings.TrimSpace(ovrlrd.JoinSegments(segments))
-	if utf8.RuneCountInString(s) <= 150 {
+	return clip(strings.TrimSpace(ovrlrd.JoinSegments(segments)), 150, false)
+}
+
+// clip cuts s to at most n characters, on a character boundary, the last
+// of them "…" when anything was cut or more says something followed.
+func clip(s string, n int, more bool) string {
+	if !more && utf8.RuneCountInString(s) <= n {
 		return s
 	}
-	return string([]rune(s)[:149]) + "…"
+	r := []rune(s)
+	return string(r[:min(len(r), n-1)]) + "…"
 }

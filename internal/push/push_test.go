@@ -78,8 +78,13 @@ func newRig(t *testing.T) *rig {
 
 func (r *rig) device(t *testing.T, env ovrlrd.Environment) string {
 	t.Helper()
+	return r.deviceOf(t, r.user, env)
+}
+
+func (r *rig) deviceOf(t *testing.T, user string, env ovrlrd.Environment) string {
+	t.Helper()
 	tok := strings.ReplaceAll(uuid.NewString()+uuid.NewString(), "-", "")
-	if err := r.store.PutDevice(context.Background(), ovrlrd.Device{UserID: r.user, Token: tok, Environment: env}); err != nil {
+	if err := r.store.PutDevice(context.Background(), ovrlrd.Device{UserID: user, Token: tok, Environment: env}); err != nil {
 		t.Fatal(err)
 	}
 	return tok

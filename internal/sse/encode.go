@@ -16,10 +16,13 @@ type wireEvent struct {
 	Type           string                    `json:"type"`
 	Content        *string                   `json:"content,omitempty"`
 	ConversationID string                    `json:"conversationId,omitempty"`
+	RequestID      string                    `json:"requestId,omitempty"` // permission_request only, so in its order
 	Message        string                    `json:"message,omitempty"`
 	ToolName       string                    `json:"toolName,omitempty"`
 	Title          string                    `json:"title,omitempty"`
 	Denials        []ovrlrd.PermissionDenial `json:"denials,omitzero"`
+	ToolInput      json.RawMessage           `json:"toolInput,omitempty"`
+	ExpiresAt      *ovrlrd.Timestamp         `json:"expiresAt,omitempty"`
 }
 
 // encoder is an encoding/json Encoder that appends to a caller's buffer,
@@ -79,6 +82,10 @@ func (e Event) appendJSON(b []byte) ([]byte, error) {
 	}
 	if len(e.Denials) > 0 || e.Type == PermissionRequired {
 		enc.wire.Denials = append([]ovrlrd.PermissionDenial{}, e.Denials...)
+	}
+	if a := e.Approval; a != nil {
+		enc.wire.ConversationID, enc.wire.ToolName = a.ConversationID, a.ToolName
+		enc.wire.RequestID, enc.wire.ToolInput, enc.wire.ExpiresAt = a.ID, NormalizeToolInput(a.ToolInput), &a.ExpiresAt
 	}
 	b, err := enc.encode(b, &enc.wire)
 	enc.wire, enc.content = wireEvent{}, "" // the pool must not keep the event alive

@@ -5,7 +5,9 @@
 // is `data: <compact JSON>\n\n`, LF only. It ignores `id:` and `retry:`
 // lines, which clients that reattach to a turn use; the JSON object has `type` first and
 // `type` must be one of the nine types below, otherwise the app shows the
-// raw JSON as assistant text. The app also drops any network chunk that
+// raw JSON as assistant text. The tenth, permission_request, is sent only
+// by a turn whose client asked for live approvals (and replayed to those
+// that reattach to it): the app of today never starts such a turn. The app also drops any network chunk that
 // splits a UTF-8 sequence, so each event is handed to the underlying writer
 // in a single Write call and flushed.
 package sse
@@ -27,6 +29,9 @@ const (
 	PermissionRequired = string(ovrlrd.OutcomePermissionRequired)
 	Error              = string(ovrlrd.OutcomeError)
 	Ping               = "ping"
+	// PermissionRequest asks the user to allow a tool while the turn
+	// waits: only for a turn whose client asked for live approvals.
+	PermissionRequest = "permission_request"
 )
 
 // Event is one event for the app, written as wireEvent: in this order,
@@ -47,6 +52,9 @@ type Event struct {
 	ToolName       string
 	Title          string
 	Denials        []ovrlrd.PermissionDenial
+	// Approval is a permission_request's: its requestId, toolName,
+	// toolInput and expiresAt.
+	Approval *ovrlrd.Approval
 }
 
 // Terminal reports whether the app disconnects on receiving e: complete,
@@ -55,7 +63,8 @@ func (e Event) Terminal() bool {
 	return slices.Contains([]string{Complete, NoResponse, PermissionRequired, Error}, e.Type)
 }
 
-// KnownType reports whether t is one of the nine types the app decodes.
+// KnownType reports whether t is one of the nine types the app decodes, or
+// permission_request.
 func KnownType(t string) bool {
-	return slices.Contains([]string{Chunk, SegmentEnd, ToolStart, ToolEnd, Complete, NoResponse, PermissionRequired, Error, Ping}, t)
+	return slices.Contains([]string{Chunk, SegmentEnd, ToolStart, ToolEnd, Complete, NoResponse, PermissionRequired, Error, Ping, PermissionRequest}, t)
 }

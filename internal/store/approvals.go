@@ -29,7 +29,10 @@ type approvalItem struct {
 	Decision  ovrlrd.Decision `dynamo:"decision,omitempty"`
 	Message   string          `dynamo:"message,omitempty"`
 	DecidedAt int64           `dynamo:"decidedAt,omitempty"`
-	TTL       int64           `dynamo:"ttl"`
+	// ClosedAt is when the turn stopped waiting without an answer
+	// (CloseApproval): no answer is taken after it.
+	ClosedAt int64 `dynamo:"closedAt,omitempty"`
+	TTL      int64 `dynamo:"ttl"`
 }
 
 func (it approvalItem) approval() ovrlrd.Approval {
@@ -70,41 +73,72 @@ func (s *Store) Approval(ctx context.Context, convID, id string) (ovrlrd.Approva
 
 // AnswerApproval records userID's decision on request id of convID, once:
 // the same decision again is accepted as it was (a retried request), another
-// is ErrApprovalAnswered, an answer after the request expired
-// ErrApprovalExpired. A request that is missing or not userID's is the
-// same ENOTFOUND.
+// is ErrApprovalAnswered, an answer after the request expired or its turn
+// stopped waiting (CloseApproval) ErrApprovalExpired. A request that is
+// missing or not userID's is the same ENOTFOUND.
 func (s *Store) AnswerApproval(ctx context.Context, userID, convID, id string, d ovrlrd.Decision, message string) (ovrlrd.Approval, error) {
+	a, _, err := s.DecideApproval(ctx, userID, convID, id, d, message)
+	return a, err
+}
+
+// DecideApproval is AnswerApproval that also reports whether this call is
+// the one that recorded the answer: false for the same answer given again,
+// which the audit trail must not count twice.
+func (s *Store) DecideApproval(ctx context.Context, userID, convID, id string, d ovrlrd.Decision, message string) (a ovrlrd.Approval, recorded bool, err error) {
 	if !d.Valid() {
-		return ovrlrd.Approval{}, ovrlrd.Errorf(ovrlrd.EINVALID, `Field "decision" must be "allow" or "deny".`)
+		return ovrlrd.Approval{}, false, ovrlrd.Errorf(ovrlrd.EINVALID, `Field "decision" must be "allow" or "deny".`)
 	}
 	if !isID(convID) || !isID(id) {
-		return ovrlrd.Approval{}, errApprovalNotFound
+		return ovrlrd.Approval{}, false, errApprovalNotFound
 	}
 	now := s.nowMillis()
 	var it approvalItem
-	err := s.table.Update(attrPK, convPrefix+convID).Range(attrSK, approvalPrefix+id).
+	err = s.table.Update(attrPK, convPrefix+convID).Range(attrSK, approvalPrefix+id).
 		Set("decision", d).Set("message", message).Set("decidedAt", now).
-		If("attribute_exists($) AND 'userId' = ? AND attribute_not_exists('decision') AND 'expiresAt' > ?", attrPK, userID, now).
+		If("attribute_exists($) AND 'userId' = ? AND attribute_not_exists('decision') AND attribute_not_exists('closedAt') AND 'expiresAt' > ?", attrPK, userID, now).
 		Value(ctx, &it)
 	if err == nil {
-		return it.approval(), nil
+		return it.approval(), true, nil
 	}
 	if !dynamo.IsCondCheckFailed(err) {
-		return ovrlrd.Approval{}, dbError("answer approval", err)
+		return ovrlrd.Approval{}, false, dbError("answer approval", err)
 	}
 	// Refused: the request as it is tells why.
-	a, err := s.Approval(ctx, convID, id)
+	a, err = s.Approval(ctx, convID, id)
 	switch {
 	case err != nil:
-		return ovrlrd.Approval{}, err
+		return ovrlrd.Approval{}, false, err
 	case a.UserID != userID:
-		return ovrlrd.Approval{}, errApprovalNotFound
+		return ovrlrd.Approval{}, false, errApprovalNotFound
 	case a.Decision == d:
-		return a, nil
+		return a, false, nil
 	case a.Decision != "":
-		return ovrlrd.Approval{}, ovrlrd.ErrApprovalAnswered
+		return ovrlrd.Approval{}, false, ovrlrd.ErrApprovalAnswered
 	}
-	return ovrlrd.Approval{}, ovrlrd.ErrApprovalExpired
+	return ovrlrd.Approval{}, false, ovrlrd.ErrApprovalExpired
+}
+
+// CloseApproval ends the wait for an answer to request id of convID, for
+// the turn that asked: once it expired, or once the turn ends. It returns
+// the request as it stands: with the answer that came first, if one did;
+// otherwise no answer is taken from now on (ErrApprovalExpired). The turn's
+// clock and the answering one's never have to agree.
+func (s *Store) CloseApproval(ctx context.Context, convID, id string) (ovrlrd.Approval, error) {
+	if !isID(convID) || !isID(id) {
+		return ovrlrd.Approval{}, errApprovalNotFound
+	}
+	var it approvalItem
+	err := s.table.Update(attrPK, convPrefix+convID).Range(attrSK, approvalPrefix+id).
+		Set("closedAt", s.nowMillis()).
+		If("attribute_exists($) AND attribute_not_exists('decision')", attrPK).
+		Value(ctx, &it)
+	switch {
+	case err == nil:
+		return it.approval(), nil
+	case dynamo.IsCondCheckFailed(err):
+		return s.Approval(ctx, convID, id) // answered first, or gone with its conversation
+	}
+	return ovrlrd.Approval{}, dbError("close approval", err)
 }
 
 // PendingApprovals are convID's requests still waiting for an answer, for
@@ -115,7 +149,7 @@ func (s *Store) PendingApprovals(ctx context.Context, convID string) ([]ovrlrd.A
 	}
 	var items []approvalItem
 	err := s.table.Get(attrPK, convPrefix+convID).Range(attrSK, dynamo.BeginsWith, approvalPrefix).
-		Filter("attribute_not_exists('decision') AND 'expiresAt' > ?", s.nowMillis()).
+		Filter("attribute_not_exists('decision') AND attribute_not_exists('closedAt') AND 'expiresAt' > ?", s.nowMillis()).
 		Consistent(true).All(ctx, &items)
 	if err != nil {
 		return nil, dbError("list approvals", err)

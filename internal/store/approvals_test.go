@@ -116,3 +116,91 @@ func TestCreateApprovalChecks(t *testing.T) {
 		}
 	}
 }
+
+// A turn that stops waiting closes its request: an answer that came first
+// is what the close returns, and once closed unanswered a request takes no
+// answer and is no longer pending.
+func TestCloseApproval(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := storetest.New(t)
+	owner, conv := uuid.NewString(), uuid.NewString()
+	request := func() ovrlrd.Approval {
+		t.Helper()
+		a := ovrlrd.Approval{
+			ID: uuid.NewString(), ConversationID: conv, UserID: owner, TurnID: rand.Text(),
+			ToolName: "Write", ToolInput: json.RawMessage(`{"file_path":"a.txt"}`), ExpiresAt: ovrlrd.Timestamp(time.Now().Add(time.Hour)),
+		}
+		if err := s.CreateApproval(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	unanswered, answered, open := request(), request(), request()
+
+	// Closed before any answer: the turn sees none, and the user's late
+	// answer is 410, whatever it is.
+	got, err := s.CloseApproval(ctx, conv, unanswered.ID)
+	if err != nil || got.Decision != "" || got.ID != unanswered.ID || got.TurnID != unanswered.TurnID {
+		t.Fatalf("close unanswered: %+v, %v", got, err)
+	}
+	for _, d := range []ovrlrd.Decision{ovrlrd.DecisionAllow, ovrlrd.DecisionDeny} {
+		if _, err := s.AnswerApproval(ctx, owner, conv, unanswered.ID, d, ""); !errors.Is(err, ovrlrd.ErrApprovalExpired) {
+			t.Fatalf("%s after the close: %v", d, err)
+		}
+	}
+	if seen, _ := s.Approval(ctx, conv, unanswered.ID); seen.Decision != "" {
+		t.Fatalf("an answer after the close was kept: %+v", seen)
+	}
+
+	// Answered first: the close returns the answer, and leaves it.
+	if _, err := s.AnswerApproval(ctx, owner, conv, answered.ID, ovrlrd.DecisionDeny, "not that file"); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.CloseApproval(ctx, conv, answered.ID)
+	if err != nil || got.Decision != ovrlrd.DecisionDeny || got.Message != "not that file" {
+		t.Fatalf("close after the answer: %+v, %v", got, err)
+	}
+	if again, err := s.AnswerApproval(ctx, owner, conv, answered.ID, ovrlrd.DecisionDeny, ""); err != nil || again.Decision != ovrlrd.DecisionDeny {
+		t.Fatalf("the same answer after the close: %+v, %v", again, err)
+	}
+
+	// Only the request nobody closed or answered is pending.
+	pending, err := s.PendingApprovals(ctx, conv)
+	if err != nil || len(pending) != 1 || pending[0].ID != open.ID {
+		t.Fatalf("pending: %+v, %v", pending, err)
+	}
+
+	// A missing request and malformed ids are not found.
+	for _, c := range []struct{ conv, id string }{{conv, uuid.NewString()}, {uuid.NewString(), open.ID}, {conv, "../" + open.ID}, {"x", open.ID}} {
+		if _, err := s.CloseApproval(ctx, c.conv, c.id); !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) {
+			t.Fatalf("close %+v: %v", c, err)
+		}
+	}
+}
+
+// DecideApproval tells the answer that was recorded from its repeats, so
+// the audit trail counts each answer once.
+func TestDecideApprovalReportsTheRecordingCall(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := storetest.New(t)
+	a := ovrlrd.Approval{
+		ID: uuid.NewString(), ConversationID: uuid.NewString(), UserID: uuid.NewString(), TurnID: rand.Text(),
+		ToolName: "Bash", ToolInput: json.RawMessage(`{}`), ExpiresAt: ovrlrd.Timestamp(time.Now().Add(time.Hour)),
+	}
+	if err := s.CreateApproval(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	got, recorded, err := s.DecideApproval(ctx, a.UserID, a.ConversationID, a.ID, ovrlrd.DecisionAllow, "")
+	if err != nil || !recorded || got.Decision != ovrlrd.DecisionAllow {
+		t.Fatalf("the first answer: %+v, %v, %v", got, recorded, err)
+	}
+	got, recorded, err = s.DecideApproval(ctx, a.UserID, a.ConversationID, a.ID, ovrlrd.DecisionAllow, "")
+	if err != nil || recorded || got.Decision != ovrlrd.DecisionAllow {
+		t.Fatalf("the same answer again: %+v, %v, %v", got, recorded, err)
+	}
+	if _, recorded, err = s.DecideApproval(ctx, a.UserID, a.ConversationID, a.ID, ovrlrd.DecisionDeny, ""); recorded || !errors.Is(err, ovrlrd.ErrApprovalAnswered) {
+		t.Fatalf("another answer: %v, %v", recorded, err)
+	}
+}

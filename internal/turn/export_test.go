@@ -36,3 +36,11 @@ func SetTitleTimes(timeout, grace time.Duration) func() {
 func (s *Service) RunOutcome(ctx context.Context, j ovrlrd.Turn, sink sse.Sink) Outcome {
 	return s.run(ctx, j, sink)
 }
+
+// SetApprovalTimes sets how often a waiting turn reads its request, what
+// it keeps back from its deadline, and the shortest wait worth asking for.
+func SetApprovalTimes(poll, reserve, minWait time.Duration) func() {
+	op, or, om := approvalPoll, approvalReserve, approvalMinWait
+	approvalPoll, approvalReserve, approvalMinWait = poll, reserve, minWait
+	return func() { approvalPoll, approvalReserve, approvalMinWait = op, or, om }
+}

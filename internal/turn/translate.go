@@ -52,11 +52,15 @@ const (
 // translator follows one CLI run. It is not safe for concurrent use.
 type translator struct {
 	conversationID string
-	sessionID      string
-	cur            []byte // the current segment, as streamed
-	curNonBlank    bool
-	segments       []string // the closed segments, as sent in segment_end
-	pendingTool    string   // the tool still owed a tool_end
+	// asked are the tool calls (by tool use id) the user was asked about
+	// live, in the turn: their denials were the user's answers, and ask
+	// for nothing more (no permission_required).
+	asked       map[string]bool
+	sessionID   string
+	cur         []byte // the current segment, as streamed
+	curNonBlank bool
+	segments    []string // the closed segments, as sent in segment_end
+	pendingTool string   // the tool still owed a tool_end
 }
 
 // Feed appends to dst the events one CLI event sends to the app now, never
@@ -156,7 +160,8 @@ func (t *translator) Finish(result *claude.Result) Outcome {
 			o.Message = unknownError
 		}
 	default:
-		if o.Denials = dedupe(result.PermissionDenials); len(o.Denials) > 0 {
+		denied := slices.DeleteFunc(slices.Clone(result.PermissionDenials), func(d ovrlrd.PermissionDenial) bool { return t.asked[d.ToolUseID] })
+		if o.Denials = dedupe(denied); len(o.Denials) > 0 {
 			o.Kind = ovrlrd.OutcomePermissionRequired
 		} else if len(o.Segments) > 0 {
 			o.Kind = ovrlrd.OutcomeComplete

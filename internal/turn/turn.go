@@ -27,6 +27,7 @@ type Store interface {
 	FinishTurn(ctx context.Context, f ovrlrd.TurnFinish) error
 	ReleaseRun(ctx context.Context, convID, holder string) error
 	EventLog
+	Approvals
 	// DeleteEvents deletes a turn's log, once its conversation is gone.
 	DeleteEvents(ctx context.Context, convID, turnID string) error
 }
@@ -68,6 +69,13 @@ type Config struct {
 	// Projects, if set, makes the first turn of a conversation on a
 	// project work in a checkout of it.
 	Projects Projects
+	// AllowList is CLAUDE_ALLOWED_TOOLS: the tools a user may approve, in
+	// a request or live.
+	AllowList []string
+	// ApprovalTimeout is how long a live approval waits for its answer.
+	ApprovalTimeout time.Duration
+	// Announce, if set, tells the user of each live approval request.
+	Announce Announce
 }
 
 // Projects prepares the folder of a project conversation's first turn.
@@ -452,6 +460,7 @@ func (s *Service) execute(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, 
 		Env:            s.env(f.Config, box, models),
 		Credential:     box.Credential(),
 		IdleTimeout:    s.cfg.IdleTimeout,
+		Asks:           j.LiveApprovals,
 	})
 	if err != nil {
 		// The error names the server's paths: the user is told the kind.
@@ -484,6 +493,11 @@ func (s *Service) execute(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, 
 	var watched sync.WaitGroup
 	watched.Go(func() { s.watch(watchCtx, j, stop, renewed) })
 	defer func() { endWatch(); watched.Wait() }()
+	var asks *asking
+	if j.LiveApprovals {
+		asks = s.newAsking(ctx, j, run)
+		tr.asked = asks.put
+	}
 	events := run.Events()
 	for events != nil {
 		select {
@@ -493,6 +507,15 @@ func (s *Service) execute(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, 
 				break
 			}
 			lined()
+			switch {
+			case asks == nil:
+			case ev.Ask != nil:
+				asks.ask(*ev.Ask, out)
+				continue
+			case ev.Withdrawn != "":
+				asks.withdraw(ev.Withdrawn)
+				continue
+			}
 			if ev.Result != nil {
 				result = ev.Result
 			}
@@ -510,8 +533,14 @@ func (s *Service) execute(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, 
 			if stopped == nil {
 				stopped = reason
 				run.Stop(reason)
+				if asks != nil {
+					asks.stop() // no answer may reach a CLI that is stopping
+				}
 			}
 		}
+	}
+	if asks != nil {
+		asks.end()
 	}
 	exit, _ := run.Wait()
 	models.Close()

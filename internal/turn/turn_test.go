@@ -197,8 +197,11 @@ func testConfig(t *testing.T, cli, upstream, root string) turn.Config {
 		Timeout:     60 * time.Second,
 		IdleTimeout: 30 * time.Second,
 		Env:         claude.Env{Provider: ovrlrd.Anthropic},
-		Models:      proxy,
-		Sandbox:     pool,
+		AllowList:   config.DefaultAllowedTools,
+		// Live approvals wait as deployed unless a test shortens it.
+		ApprovalTimeout: 5 * time.Minute,
+		Models:          proxy,
+		Sandbox:         pool,
 	}
 }
 

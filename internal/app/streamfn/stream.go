@@ -43,13 +43,17 @@ type Options struct {
 // New adds to a what the stream function uses. It does no network I/O.
 func New(a *app.App, o Options) (*Function, error) {
 	cfg := a.Config
-	after, err := afterTurn(a)
+	pushes, err := notifier(a)
 	if err != nil {
 		return nil, err
 	}
 	tc, err := turnConfig(cfg, a.AWS, a.Log)
 	if err != nil {
 		return nil, err
+	}
+	var after []turn.AfterTurn
+	if pushes != nil {
+		after, tc.Announce = []turn.AfterTurn{pushAnswer(pushes)}, pushes.ApprovalNeeded
 	}
 	files := newWorkspace(a)
 	tc.Workspace, tc.WorkspaceMaxBytes = files, cfg.Claude.WorkspaceMaxBytes
@@ -147,26 +151,28 @@ const httpAPITimeout = 29 * time.Second
 // pushTimeout bounds the pushes after a turn, retries included.
 const pushTimeout = 15 * time.Second
 
-// afterTurn is what follows a saved turn: the push, when configured.
-func afterTurn(a *app.App) ([]turn.AfterTurn, error) {
+// notifier sends the pushes: after a turn, and for its live approvals.
+// It is nil when push is not configured.
+func notifier(a *app.App) (*push.Notifier, error) {
 	cfg := a.Config
 	if !cfg.PushEnabled() {
 		a.Log.Warn("push notifications are off: APNS_KEY_ID, APPLE_TEAM_ID and the APNs key are not all set")
 		return nil, nil
 	}
-	n, err := push.New(a.Store, push.Config{
+	return push.New(a.Store, push.Config{
 		KeyPEM: []byte(cfg.APNs.Key.Reveal()), KeyID: cfg.APNs.KeyID, TeamID: cfg.APNs.TeamID,
 		Topic: cfg.SignIn.BundleIDs[0], Host: cfg.APNs.Host,
 	}, a.Log)
-	if err != nil {
-		return nil, err
-	}
-	return []turn.AfterTurn{func(ctx context.Context, f turn.Finished) {
+}
+
+// pushAnswer follows a saved turn: the push of a complete answer.
+func pushAnswer(n *push.Notifier) turn.AfterTurn {
+	return func(ctx context.Context, f turn.Finished) {
 		if f.Outcome.Kind != ovrlrd.OutcomeComplete {
 			return
 		}
 		ctx, cancel := context.WithTimeout(ctx, pushTimeout)
 		defer cancel()
 		n.Notify(ctx, f.UserID, push.Message{ConversationID: f.ConversationID, Title: f.Title, Segments: f.Outcome.Segments, TurnID: f.TurnID})
-	}}, nil
+	}
 }

@@ -18,12 +18,14 @@ import (
 // turnConfig is how turns run the CLI, from the configuration.
 func turnConfig(cfg config.Config, awsCfg aws.Config, log *slog.Logger) (turn.Config, error) {
 	tc := turn.Config{
-		CLIPath:        cfg.Claude.Path,
-		WorkRoot:       cfg.Claude.WorkRoot,
-		ConfigRoot:     cfg.Claude.ConfigRoot,
-		AdditionalDirs: cfg.Claude.AdditionalDirs,
-		Timeout:        cfg.Claude.Timeout,
-		IdleTimeout:    cfg.Claude.IdleTimeout,
+		CLIPath:         cfg.Claude.Path,
+		WorkRoot:        cfg.Claude.WorkRoot,
+		ConfigRoot:      cfg.Claude.ConfigRoot,
+		AdditionalDirs:  cfg.Claude.AdditionalDirs,
+		Timeout:         cfg.Claude.Timeout,
+		IdleTimeout:     cfg.Claude.IdleTimeout,
+		AllowList:       cfg.Claude.AllowedTools,
+		ApprovalTimeout: cfg.Claude.ApprovalTimeout,
 		Env: claude.Env{
 			Provider:   cfg.Claude.Provider,
 			AWSRegion:  cfg.Region,

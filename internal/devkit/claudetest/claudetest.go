@@ -62,6 +62,14 @@ func buildFake() (string, error) {
 	}
 	sum := sha256.Sum256(append(code, runtime.Version()...))
 	bin := filepath.Join(os.TempDir(), "ovrlrd-fakeclaude-"+hex.EncodeToString(sum[:8]), "claude")
+	// Open to every user whatever the umask of whoever made it first: a
+	// turn's user must reach the binary.
+	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
+		return "", err
+	}
+	if err := os.Chmod(filepath.Dir(bin), 0o755); err != nil {
+		return "", err
+	}
 	if _, err := os.Stat(bin); err == nil {
 		return bin, nil
 	}

@@ -46,6 +46,7 @@ var HTTPAPIRoutes = []Route{
 	{"POST /chat", Chat},
 	{"POST /chat/{id}", Chat},
 	{"POST /chat/{id}/cancel", Chat},
+	{"POST /chat/{id}/approvals/{requestId}", Chat},
 	{"POST /devices", Chat},
 	{"DELETE /devices/{token}", Chat},
 	{"POST /projects", Stream},

@@ -47,7 +47,7 @@ var sampleStatus = map[string]int{
 	"auth-signin.json": 401, "auth-refresh.json": 401, "auth-logout.json": 401, "chat-account-delete.json": 401,
 	"chat-health.json": 200, "chat-default.json": 404,
 	"chat-list.json": 401, "chat-get.json": 401, "chat-delete.json": 401, "chat-event.json": 401,
-	"chat-turn.json": 401, "chat-turn-conversation.json": 401, "chat-cancel.json": 401,
+	"chat-turn.json": 401, "chat-turn-conversation.json": 401, "chat-cancel.json": 401, "chat-approval-answer.json": 401,
 	"chat-device-register.json": 401, "chat-device-remove.json": 401,
 	"stream-new.json": 401, "stream-continue.json": 401, "stream-reattach.json": 401,
 	// HTTP API routes the stream function serves.

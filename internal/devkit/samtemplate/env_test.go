@@ -56,6 +56,7 @@ var notDeployed = map[string]string{
 	"CLAUDE_MAX_RETRIES":       "tunable; the code's default is the deployed value",
 	"CLAUDE_ADDITIONAL_DIRS":   "tunable; none in AWS",
 	"CLAUDE_IDLE_TIMEOUT":      "tunable; the code's default is the deployed value",
+	"APPROVAL_TIMEOUT":         "tunable; the code's default is the deployed value",
 	"WORKSPACE_MAX_MB":         "tunable; the code's default is the deployed value",
 	"PROJECT_MAX_MB":           "tunable; the code's default is the deployed value",
 	"IMPORT_MAX_MESSAGES":      "tunable; the code's default is the deployed value",

@@ -2,7 +2,8 @@
 // fault injection.
 //
 // It reads its whole stdin first (so a test can tell that stdin was closed;
-// not with FAKECLAUDE_NO_STDIN set), then picks a script: the environment variable FAKECLAUDE_SCRIPT if set,
+// not with FAKECLAUDE_NO_STDIN set; with --input-format stream-json only
+// its first line, the prompt's message), then picks a script: the environment variable FAKECLAUDE_SCRIPT if set,
 // else the prompt itself if it is a JSON object with a "mode", else
 // {"mode":"normal"} (the reply echoes the prompt). With --output-format text
 // it prints the script's text (default "Fake title") and exits.
@@ -29,6 +30,13 @@
 //	             was written
 //	rate         n assistant texts at rate lines/s, with the same timestamps
 //	slow-total   a line every 100 ms forever
+//	ask          (with --input-format stream-json) n Bash calls (1 when the
+//	             script has no n), each with its control request, each
+//	             followed, once its answer is read from stdin, by a text
+//	             "<ns> <request id> <behavior>" stamped when the answer came;
+//	             then result
+//	ask-withdrawn as ask, but the first request is withdrawn
+//	             (control_cancel_request) and followed by a text "withdrawn"
 //	stderr       stderr_bytes bytes of "e" on stderr, then normal
 //
 // With await set, any mode first reads that file to its end: a fifo holds
@@ -41,6 +49,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
@@ -71,6 +80,7 @@ type script struct {
 
 var (
 	out       = os.Stdout
+	stdin     *bufio.Reader // a stream-json stdin, after its prompt
 	sessionID string
 	cfgFile   string // the session transcript, or ""
 )
@@ -86,7 +96,7 @@ func main() {
 	}
 
 	args := os.Args[1:]
-	var resume, format, argPrompt string
+	var resume, format, inFormat, argPrompt string
 	for i := 0; i < len(args); i++ {
 		switch args[i] {
 		case "-p", "--print":
@@ -100,12 +110,31 @@ func main() {
 		case "--resume":
 			i++
 			resume = arg(args, i)
+		case "--input-format":
+			i++
+			inFormat = arg(args, i)
+		case "--permission-prompt-tool":
+			i++
 		case "--allowedTools", "--add-dir":
 			i++
 		}
 	}
 	var in []byte
-	if os.Getenv("FAKECLAUDE_NO_STDIN") == "" {
+	switch {
+	case os.Getenv("FAKECLAUDE_NO_STDIN") != "":
+	case inFormat == "stream-json":
+		// The prompt is the first line, a user message; the answers to
+		// control requests follow (mode ask), then the end of stdin.
+		stdin = bufio.NewReader(os.Stdin)
+		line, _ := stdin.ReadBytes('\n')
+		var m struct {
+			Message struct {
+				Content string `json:"content"`
+			} `json:"message"`
+		}
+		_ = json.Unmarshal(line, &m)
+		in = []byte(m.Message.Content)
+	default:
 		in, _ = io.ReadAll(os.Stdin)
 	}
 	prompt := string(in)
@@ -275,6 +304,42 @@ func main() {
 			out.Write(line)
 		}
 		result("done", prompt)
+	case "ask", "ask-withdrawn":
+		// Each of n requests, about a Bash call made just before as the CLI
+		// does, waits for its answer on stdin, then says when it came
+		// (wall-clock nanoseconds) and what it was. ask-withdrawn withdraws
+		// its first request instead, as the CLI does when a call is aborted.
+		initLine()
+		for i := range s.n(1) {
+			id := "ask-" + strconv.Itoa(i)
+			input := map[string]string{"command": "echo " + strconv.Itoa(i)}
+			emit(map[string]any{"type": "assistant", "session_id": sessionID, "parent_tool_use_id": nil,
+				"message": map[string]any{"role": "assistant", "content": []any{
+					map[string]any{"type": "tool_use", "id": "toolu_" + id, "name": "Bash", "input": input}}}})
+			emit(map[string]any{"type": "control_request", "request_id": id, "request": map[string]any{
+				"subtype": "can_use_tool", "tool_name": "Bash", "tool_use_id": "toolu_" + id, "input": input}})
+			if s.Mode == "ask-withdrawn" && i == 0 {
+				emit(map[string]any{"type": "control_cancel_request", "request_id": id})
+				assistantText("withdrawn")
+				continue
+			}
+			line, err := stdin.ReadBytes('\n')
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "fakeclaude: no answer:", err)
+				os.Exit(3)
+			}
+			var answer struct {
+				Response struct {
+					RequestID string `json:"request_id"`
+					Response  struct {
+						Behavior string `json:"behavior"`
+					} `json:"response"`
+				} `json:"response"`
+			}
+			_ = json.Unmarshal(line, &answer)
+			assistantText(fmt.Sprintf("%d %s %s", time.Now().UnixNano(), answer.Response.RequestID, answer.Response.Response.Behavior))
+		}
+		result("asked", prompt)
 	case "slow-total":
 		initLine()
 		for {
