@@ -93,13 +93,19 @@ func TestLiveApprovalThroughAnotherInstance(t *testing.T) {
 	push := waitPushes(t, apns, 1)[0]
 	aps, _ := push.Payload["aps"].(map[string]any)
 	if push.Payload["type"] != "approval_needed" || push.Payload["conversationId"] != c.ID || aps["category"] != "TOOL_APPROVAL" ||
-		alertBody(push) != "Claude wants to run Bash: echo live-approved …" {
+		alertBody(push) != "Claude wants to run Bash: echo …" {
 		t.Fatalf("push %s", push.Raw)
 	}
 	// The other instance shows it pending and takes the answer.
 	pending, _ := b.call(t, "GET", "/chat/"+c.ID, "", tok).json(t)["pendingApprovals"].([]any)
 	if len(pending) != 1 || pending[0].(map[string]any)["requestId"] != req.RequestID {
 		t.Fatalf("pendingApprovals on the other instance: %v", pending)
+	}
+	// A turn that waits is running: a second one is refused.
+	second := b.request(t, "POST", "/chat/"+c.ID+"/stream", message("and another thing"), tok)
+	second.Body.Close()
+	if second.StatusCode != 409 {
+		t.Fatalf("a second turn while one waits: %d", second.StatusCode)
 	}
 	path := "/chat/" + c.ID + "/approvals/" + req.RequestID
 	if r := b.call(t, "POST", path, `{"decision":"allow"}`, tok); r.status != 200 {

@@ -14,6 +14,11 @@ import (
 // stdout and waits for the control response on stdin. stdin is stream-json
 // then: the prompt as a user message, then the answers; it stays open until
 // the result line, after which the CLI has nothing more to ask.
+//
+// One goroutine of the run writes stdin (feed); everything else only
+// queues a line and never waits on the pipe: a CLI that stops reading its
+// stdin while it writes a full stdout must not stop the reader that would
+// drain it. Nothing is written once the run is stopped.
 
 // Ask is a tool call the CLI asks the caller to allow (Event.Ask).
 type Ask struct {
@@ -24,16 +29,20 @@ type Ask struct {
 }
 
 // ErrNotAsked is Answer's error for a request the run has not asked, or
-// has had answered.
+// has had answered, or once the run no longer takes answers.
 var ErrNotAsked = errors.New("claude: no such request waits for an answer")
 
 // Bounds of what one run may ask: a CLI gone wrong (or output forged past
-// the vetter) must not flood the user's phone and the table. Past them, a
+// the sandbox) must not flood the user's phone and the table. Past them, a
 // request is denied at once.
 const (
 	maxOpenAsks = 8
 	maxAsks     = 100
 	msgTooMany  = "Too many tool calls wait for the user's approval in this turn, so this one was not run."
+	msgNoTool   = "The request names no tool, so it was not run."
+	// inputQueue holds the lines a run queues while its CLI reads them:
+	// an answer per request, and the end of input.
+	inputQueue = maxAsks + maxOpenAsks + 2
 )
 
 // asks is what a run keeps of its open requests. The reader goroutine adds
@@ -41,9 +50,10 @@ const (
 type asks struct {
 	mu       sync.Mutex
 	open     map[string]json.RawMessage // request id → the input an allow hands back
-	total    int                        // requests delivered, for maxAsks
+	total    int                        // requests delivered or refused, for maxAsks
 	answered time.Time                  // the last answer: the CLI's silence before it was a person's
-	closed   bool                       // stdin is closed: no more answers
+	closed   bool                       // the input has ended: no more lines are queued
+	lines    chan []byte                // to feed; nil ends the input
 }
 
 // waiting reports whether the CLI's silence is a person's: a request is
@@ -56,19 +66,17 @@ func (a *asks) waiting(idle time.Duration) bool {
 
 // Answer answers an Ask of the run: allow runs the tool with its input as
 // asked, a denial gives the model message instead of the tool's result.
-// It fails with ErrNotAsked for a request not open, and when the CLI no
-// longer reads its stdin.
+// It fails with ErrNotAsked for a request not open, and once the input has
+// ended (the result line, or the run stopped).
 func (r *Run) Answer(requestID string, allow bool, message string) error {
 	r.asks.mu.Lock()
+	defer r.asks.mu.Unlock()
 	input, ok := r.asks.open[requestID]
-	if !ok || r.asks.closed {
-		r.asks.mu.Unlock()
+	if !ok || r.asks.closed || r.runCtx.Err() != nil {
 		return ErrNotAsked
 	}
 	delete(r.asks.open, requestID)
 	r.asks.answered = time.Now()
-	r.asks.mu.Unlock()
-
 	answer := map[string]any{"behavior": "deny", "message": message}
 	if allow {
 		if !json.Valid(input) {
@@ -76,26 +84,41 @@ func (r *Run) Answer(requestID string, allow bool, message string) error {
 		}
 		answer = map[string]any{"behavior": "allow", "updatedInput": input}
 	}
-	return r.writeInput(map[string]any{"type": "control_response", "response": map[string]any{
-		"subtype": "success", "request_id": requestID, "response": answer}})
+	return r.asks.queue(response(requestID, "success", "response", answer))
 }
 
 // asked takes a control request of a run that asks: a tool's is kept for
-// Answer and delivered (it reports true); any other is refused, and one
-// past the bounds denied.
+// Answer and delivered (it reports true). Every other is answered at once,
+// never left unanswered, which would hold the turn until its deadline: a
+// kind the service never asks the CLI to make (hooks, SDK servers) with an
+// error, a tool's past the bounds with a denial.
 func (r *Run) asked(ev Event) bool {
-	if ev.Subtype != "can_use_tool" {
-		r.refuse(ev.Ask.RequestID, ev.Subtype)
+	k := ev.Ask
+	r.asks.mu.Lock()
+	defer r.asks.mu.Unlock()
+	_, repeat := r.asks.open[k.RequestID]
+	switch {
+	case r.asks.closed || repeat:
+		return false
+	case r.asks.total >= maxAsks || len(r.asks.open) >= maxOpenAsks && ev.Subtype == "can_use_tool":
+		r.asks.total++
+		_ = r.asks.queue(deny(k.RequestID, msgTooMany))
+		return false
+	case ev.Subtype != "can_use_tool":
+		r.asks.total++
+		_ = r.asks.queue(response(k.RequestID, "error", "error", fmt.Sprintf("%q is not supported", ev.Subtype)))
+		return false
+	case k.ToolName == "":
+		r.asks.total++
+		_ = r.asks.queue(deny(k.RequestID, msgNoTool))
 		return false
 	}
-	switch r.asks.add(*ev.Ask) {
-	case askTaken:
-		return true
-	case askTooMany:
-		_ = r.writeInput(map[string]any{"type": "control_response", "response": map[string]any{
-			"subtype": "success", "request_id": ev.Ask.RequestID, "response": map[string]any{"behavior": "deny", "message": msgTooMany}}})
+	if r.asks.open == nil {
+		r.asks.open = map[string]json.RawMessage{}
 	}
-	return false
+	r.asks.open[k.RequestID] = k.Input
+	r.asks.total++
+	return true
 }
 
 // withdrawn takes the CLI's withdrawal of a request (it aborted the tool
@@ -109,48 +132,64 @@ func (r *Run) withdrawn(id string) bool {
 	return open
 }
 
-// refuse answers a control request the service never asks the CLI to make
-// (hooks, SDK servers): with an error rather than silence, which would hold
-// the turn until its deadline.
-func (r *Run) refuse(requestID, subtype string) {
-	_ = r.writeInput(map[string]any{"type": "control_response", "response": map[string]any{
-		"subtype": "error", "request_id": requestID, "error": fmt.Sprintf("%q is not supported", subtype)}})
+func response(requestID, subtype, key string, v any) map[string]any {
+	return map[string]any{"type": "control_response", "response": map[string]any{
+		"subtype": subtype, "request_id": requestID, key: v}}
 }
 
-// writeInput writes one stream-json line to stdin; lines never interleave.
-func (r *Run) writeInput(v any) error {
+func deny(requestID, message string) map[string]any {
+	return response(requestID, "success", "response", map[string]any{"behavior": "deny", "message": message})
+}
+
+// queue queues one stream-json line for feed; a.mu is held.
+func (a *asks) queue(v any) error {
 	line, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("claude: encoding stdin: %w", err)
 	}
-	r.inMu.Lock()
-	defer r.inMu.Unlock()
-	if r.asks.isClosed() {
+	select {
+	case a.lines <- append(line, '\n'):
+		return nil
+	default: // cannot happen within the bounds; never wait for room
 		return ErrNotAsked
 	}
-	if _, err := r.stdin.Write(append(line, '\n')); err != nil {
-		return fmt.Errorf("claude: writing stdin: %w", err)
-	}
-	return nil
 }
 
-func (a *asks) isClosed() bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.closed
-}
-
-// endInput closes stdin once the result line is read: the CLI of a
-// stream-json input waits for more otherwise.
+// endInput ends the input once the result line is read, or the run is
+// stopped: the CLI of a stream-json input waits for more otherwise.
 func (r *Run) endInput() {
-	r.inMu.Lock()
-	defer r.inMu.Unlock()
 	r.asks.mu.Lock()
-	was := r.asks.closed
-	r.asks.closed, r.asks.open = true, nil
-	r.asks.mu.Unlock()
-	if !was {
-		_ = r.stdin.Close()
+	defer r.asks.mu.Unlock()
+	if !r.asks.closed {
+		r.asks.closed, r.asks.open = true, nil
+		select {
+		case r.asks.lines <- nil:
+		default: // a CLI that floods requests and reads nothing: its run's end closes stdin
+		}
+	}
+}
+
+// feed writes the prompt, as a stream-json user message, then each queued
+// line, until the input ends or the run is stopped; then it closes stdin.
+// A failed write (the CLI is gone) drops the rest.
+func (r *Run) feed() {
+	defer r.stdin.Close()
+	if _, err := r.stdin.Write(promptLine(r.opts.Prompt)); err != nil {
+		r.exit.StdinErr = fmt.Errorf("claude: writing the prompt: %w", err)
+		return
+	}
+	for {
+		select {
+		case line := <-r.asks.lines:
+			if line == nil || r.runCtx.Err() != nil {
+				return
+			}
+			if _, err := r.stdin.Write(line); err != nil {
+				return
+			}
+		case <-r.runCtx.Done(): // stopped, or the CLI has exited
+			return
+		}
 	}
 }
 
@@ -159,30 +198,4 @@ func promptLine(prompt string) []byte {
 	b, _ := json.Marshal(map[string]any{"type": "user", "session_id": "", "parent_tool_use_id": nil,
 		"message": map[string]any{"role": "user", "content": prompt}})
 	return append(b, '\n')
-}
-
-// What add did with a request.
-const (
-	askTaken   = iota
-	askDropped // a repeat, or stdin is closed
-	askTooMany
-)
-
-// add records a delivered Ask, unless it is a repeat of an open one, or
-// one too many.
-func (a *asks) add(k Ask) int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if _, dup := a.open[k.RequestID]; dup || a.closed {
-		return askDropped
-	}
-	if len(a.open) >= maxOpenAsks || a.total >= maxAsks {
-		return askTooMany
-	}
-	if a.open == nil {
-		a.open = map[string]json.RawMessage{}
-	}
-	a.open[k.RequestID] = k.Input
-	a.total++
-	return askTaken
 }

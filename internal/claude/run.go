@@ -140,7 +140,6 @@ type Run struct {
 	stdout *os.File
 	stderr *os.File
 	stdin  io.WriteCloser // nil without a prompt
-	inMu   sync.Mutex     // one writer of stdin at a time
 	asks   asks
 	exited atomic.Bool   // the CLI has exited: the pipes end with what they hold now
 	waitCh chan struct{} // Wait called: stop delivering events
@@ -194,6 +193,9 @@ func Start(ctx context.Context, o Options) (*Run, error) {
 	}
 	r := &Run{opts: o, ctx: ctx, events: make(chan Event, 64), waitCh: make(chan struct{}),
 		marker: []byte(RunMarkerVar + "=" + rand.Text()), vet: vetter{asks: o.asking()}}
+	if o.asking() {
+		r.asks.lines = make(chan []byte, inputQueue)
+	}
 	r.runCtx, r.stop = context.WithCancelCause(ctx)
 	cmd := exec.CommandContext(r.runCtx, path, o.Args()...)
 	cmd.Args[0] = o.Path
@@ -229,24 +231,19 @@ func Start(ctx context.Context, o Options) (*Run, error) {
 	r.wg.Go(r.readStdout)
 	r.wg.Go(r.readStderr)
 	r.wg.Go(r.supervise)
-	if r.stdin != nil {
+	switch {
+	case o.asking():
+		r.wg.Go(r.feed)
+	case r.stdin != nil:
 		r.wg.Go(r.writePrompt)
 	}
 	return r, nil
 }
 
-// writePrompt writes the prompt to stdin and closes it, unless the run
-// asks (its answers follow; see endInput). Should a process of the run keep
-// stdin open unread, the CLI's Wait closes it.
+// writePrompt writes the prompt to stdin and closes it (a run that asks
+// has feed instead). Should a process of the run keep stdin open unread,
+// the CLI's Wait closes it.
 func (r *Run) writePrompt() {
-	if r.opts.asking() {
-		r.inMu.Lock()
-		defer r.inMu.Unlock()
-		if _, err := r.stdin.Write(promptLine(r.opts.Prompt)); err != nil {
-			r.exit.StdinErr = fmt.Errorf("claude: writing the prompt: %w", err)
-		}
-		return
-	}
 	_, err := io.WriteString(r.stdin, r.opts.Prompt)
 	if err := cmp.Or(err, r.stdin.Close()); err != nil {
 		r.exit.StdinErr = fmt.Errorf("claude: writing the prompt: %w", err)

@@ -25,9 +25,6 @@ const (
 type vetter struct {
 	sawInit, sawResult bool
 	asks               bool // the run asks (Options.Asks): the CLI may make control requests
-	// toolUses are the tool calls the model made, by id: the CLI asks
-	// about each of them at most once, never about another.
-	toolUses map[string]string
 }
 
 // check vets ev in place. It returns why ev is suspect ("" if it is not),
@@ -47,20 +44,8 @@ func (v *vetter) check(ev *Event) (why string, drop bool) {
 		}
 	case (ev.Ask != nil || ev.Withdrawn != "") && !v.asks:
 		return "a control request the run did not invite", true
-	case ev.Ask != nil && ev.Subtype == "can_use_tool":
-		if k := ev.Ask; k.RequestID == "" || k.ToolName == "" || v.toolUses[k.ToolUseID] != k.ToolName {
-			return "a request about a tool call the model did not make", true
-		}
-		delete(v.toolUses, ev.Ask.ToolUseID)
-	case ev.Type == "assistant" && v.asks:
-		for _, b := range ev.Blocks {
-			if b.Type == "tool_use" && b.ToolUseID != "" {
-				if v.toolUses == nil {
-					v.toolUses = map[string]string{}
-				}
-				v.toolUses[b.ToolUseID] = b.ToolName
-			}
-		}
+	case ev.Ask != nil && ev.Ask.RequestID == "":
+		return "a control request without an id", true
 	case ev.Result != nil:
 		v.sawResult = true
 		return vetResult(ev), false

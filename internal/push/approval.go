@@ -115,8 +115,8 @@ func toolDetail(tool string, input json.RawMessage) string {
 }
 
 // commandDetail is the program a command runs (a path's base name) and,
-// when one follows, a word that looks like a subcommand ("npm test", "git
-// push"), then " …" when anything else follows, on its first line or
+// for a program that takes one, a word that looks like a subcommand ("npm
+// test", "git push"), then " …" when anything else follows, on its first line or
 // after it: a command that goes on must not look complete on the screen
 // where it is allowed. Its arguments, options and redirections are never
 // shown, and a command that starts with anything but a plain program name
@@ -136,7 +136,7 @@ func commandDetail(cmd string) string {
 		return ""
 	}
 	shown := 1
-	if len(words) > 1 && isSubcommand(words[1]) {
+	if len(words) > 1 && takesSubcommand[prog] && isSubcommand(words[1]) {
 		prog, shown = prog+" "+words[1], 2
 	}
 	if more || len(words) > shown {
@@ -187,6 +187,15 @@ func isFileChar(c byte) bool { return isAlnum(c) || strings.IndexByte("._ -", c)
 
 // isHostChar: a host name, [A-Za-z0-9.-].
 func isHostChar(c byte) bool { return isAlnum(c) || c == '.' || c == '-' }
+
+// takesSubcommand are programs whose first argument names what they do:
+// of any other (echo, sudo, printf), a plain word may be a password.
+var takesSubcommand = map[string]bool{
+	"git": true, "npm": true, "pnpm": true, "yarn": true, "go": true, "cargo": true, "docker": true,
+	"kubectl": true, "make": true, "terraform": true, "gh": true, "brew": true, "swift": true,
+	"xcodebuild": true, "pod": true, "bundle": true, "rails": true, "mix": true, "dotnet": true,
+	"gradle": true, "mvn": true, "pip": true, "uv": true, "poetry": true, "deno": true, "bun": true,
+}
 
 // isSubcommand says whether w looks like a subcommand: ^[a-z][a-z-]{0,15}$
 // (test, push, run-script). An option, a path, a digit or a capital letter

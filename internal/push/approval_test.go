@@ -63,7 +63,11 @@ func TestApprovalSummary(t *testing.T) {
 		{"Bash", command("git push origin main"), "Claude wants to run Bash: git push …"},
 		{"Bash", command("make"), "Claude wants to run Bash: make"},
 		{"Bash", command("g++ -o a a.cc"), "Claude wants to run Bash: g++ …"},
-		{"Bash", command("echo live-approved > out.txt; cat out.txt"), "Claude wants to run Bash: echo live-approved …"},
+		{"Bash", command("echo live-approved > out.txt; cat out.txt"), "Claude wants to run Bash: echo …"},
+		// Only a program that takes a subcommand shows one: of any other
+		// a plain word may be a password.
+		{"Bash", command("echo letmein | sudo -S apt-get install x"), "Claude wants to run Bash: echo …"},
+		{"Bash", command("sudo reboot"), "Claude wants to run Bash: sudo …"},
 		{"Bash", command("echo 'a' > out.txt"), "Claude wants to run Bash: echo …"},
 		// A path by its base name; an assignment first is no program.
 		{"Bash", command("/usr/bin/env FOO=1 make"), "Claude wants to run Bash: env …"},
@@ -74,7 +78,7 @@ func TestApprovalSummary(t *testing.T) {
 		// A program name of 24 characters is shown, of 25 not; a
 		// subcommand of 16 characters is, of 17 not, nor one with a
 		// digit, a capital, or a leading hyphen.
-		{"Bash", command(long("p", 24) + " x"), "Claude wants to run Bash: " + long("p", 24) + " x"},
+		{"Bash", command(long("p", 24) + " x"), "Claude wants to run Bash: " + long("p", 24) + " …"},
 		{"Bash", command(long("p", 25) + " x"), "Claude wants to use Bash"},
 		{"Bash", command("npm " + long("s", 16)), "Claude wants to run Bash: npm " + long("s", 16)},
 		{"Bash", command("npm " + long("s", 17)), "Claude wants to run Bash: npm …"},
@@ -83,7 +87,7 @@ func TestApprovalSummary(t *testing.T) {
 		{"Bash", command("npm tEst"), "Claude wants to run Bash: npm …"},
 		{"Bash", command("npm -test"), "Claude wants to run Bash: npm …"},
 		// A command that goes on says so.
-		{"Bash", command("cd app\nrm -rf node_modules"), "Claude wants to run Bash: cd app …"},
+		{"Bash", command("git status\nrm -rf node_modules"), "Claude wants to run Bash: git status …"},
 		{"Bash", command("make\r\nmake install"), "Claude wants to run Bash: make …"},
 		{"Bash", command("\n\n  npm   test  \n"), "Claude wants to run Bash: npm test"},
 		// Tabs and other spaces part words; a word with an escape or a
@@ -177,7 +181,7 @@ func TestApprovalSecretsAreMasked(t *testing.T) {
 		{"mysql -u root --password hunter2 app", "mysql …", "hunter2"},
 		{"export GH=ghp_R2d2C3poBb8Yoda4Luke5Leia6Han7Solo8 && gh pr list", "export …", "ghp_R2d2C3poBb8Yoda4Luke5Leia6Han7Solo8"},
 		{"git show 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b", "git show …", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b"},
-		{"echo and some words before it: R2d2C3poBb8Yoda4Luke5Leia6Han7Solo8Chewie9", "echo and …", "R2d2C3poBb8Yoda4Luke5Leia6Han7Solo8Chewie9"},
+		{"echo and some words before it: R2d2C3poBb8Yoda4Luke5Leia6Han7Solo8Chewie9", "echo …", "R2d2C3poBb8Yoda4Luke5Leia6Han7Solo8Chewie9"},
 		// A control character dropped does not join a secret into a word
 		// that is shown.
 		{"echo Zq8mW3nR5tY7uI9oP1aS\x7f3dF5gH7jK9lZ2xC4vB6n", "echo …", "Zq8mW3nR5tY7uI9oP1aS3dF5gH7jK9lZ2xC4vB6n"},

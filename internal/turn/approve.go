@@ -71,13 +71,15 @@ type asking struct {
 	wg       sync.WaitGroup
 	// waits ends the wait of each open request, by the CLI's id for it.
 	waits map[string]context.CancelFunc
-	// put are the tool calls put to the user, by tool use id: their
-	// denials are the user's answers, not a permission_required.
-	put map[string]bool
+	// answered are the tool calls the user answered, by tool use id (the
+	// waiters write it): a denial of theirs is their answer, not a
+	// permission_required.
+	mu       sync.Mutex
+	answered map[string]bool
 }
 
 func (s *Service) newAsking(ctx context.Context, j ovrlrd.Turn, run *claude.Run) *asking {
-	a := &asking{s: s, j: j, run: run, waits: map[string]context.CancelFunc{}, put: map[string]bool{}}
+	a := &asking{s: s, j: j, run: run, waits: map[string]context.CancelFunc{}, answered: map[string]bool{}}
 	a.deadline, _ = ctx.Deadline()
 	a.ctx, a.cancel = context.WithCancel(ctx)
 	return a
@@ -94,6 +96,13 @@ func (a *asking) end() {
 	a.wg.Wait()
 }
 
+// userAnswered reports whether the user answered the tool call toolUseID.
+func (a *asking) userAnswered(toolUseID string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.answered[toolUseID]
+}
+
 // withdraw ends the wait for a request the CLI no longer asks.
 func (a *asking) withdraw(cliID string) {
 	if stop, ok := a.waits[cliID]; ok {
@@ -107,6 +116,9 @@ func (a *asking) withdraw(cliID string) {
 // goroutine of its own; any other is denied at once.
 func (a *asking) ask(k claude.Ask, out *outbox) {
 	log := a.s.log
+	if a.ctx.Err() != nil {
+		return // the turn is stopping: its CLI takes no more answers
+	}
 	if !ovrlrd.ToolAllowed(k.ToolName, a.s.cfg.AllowList) {
 		a.answer(k.RequestID, false, fmt.Sprintf(msgNotAllowed, k.ToolName))
 		return
@@ -131,32 +143,41 @@ func (a *asking) ask(k claude.Ask, out *outbox) {
 		ID: uuid.NewString(), ConversationID: a.j.ConversationID, UserID: a.j.UserID, TurnID: a.j.Holder,
 		ToolName: k.ToolName, ToolInput: input, ExpiresAt: ovrlrd.Timestamp(expires.UTC().Truncate(time.Millisecond)),
 	}
-	ctx, cancel := context.WithTimeout(a.ctx, renewTimeout)
-	err := a.s.store.CreateApproval(ctx, req)
-	cancel()
-	if err != nil {
+	if err := a.create(req); err != nil {
 		log.ErrorContext(a.ctx, "recording an approval request", "err", err)
 		a.answer(k.RequestID, false, msgNotAsked)
 		return
 	}
-	a.put[k.ToolUseID] = true
 	out.send(sse.Event{Type: sse.PermissionRequest, Approval: &req})
+	// The push ends with the wait: one for a request already answered,
+	// withdrawn or ended asks nothing.
+	ctx, cancel := context.WithCancel(a.ctx)
+	a.waits[k.RequestID] = cancel
 	if a.s.cfg.Announce != nil {
 		a.wg.Go(func() {
-			// Ends with the turn: a push for a turn that ended asks nothing.
-			ctx, cancel := context.WithTimeout(a.ctx, announceTimeout)
+			ctx, cancel := context.WithTimeout(ctx, announceTimeout)
 			defer cancel()
 			a.s.cfg.Announce(ctx, req)
 		})
 	}
-	ctx, a.waits[k.RequestID] = context.WithCancel(a.ctx)
-	a.wg.Go(func() { a.wait(ctx, k.RequestID, req) })
+	a.wg.Go(func() {
+		defer cancel()
+		a.wait(ctx, k, req)
+	})
+}
+
+// create records req, bounded as a lease renewal is.
+func (a *asking) create(req ovrlrd.Approval) error {
+	ctx, cancel := context.WithTimeout(a.ctx, renewTimeout)
+	defer cancel()
+	return a.s.store.CreateApproval(ctx, req)
 }
 
 // wait reads req until it is answered or expires, and answers the CLI; a
 // turn that ends first, or a CLI that withdraws the request (ctx ends),
 // closes it.
-func (a *asking) wait(ctx context.Context, cliID string, req ovrlrd.Approval) {
+func (a *asking) wait(ctx context.Context, k claude.Ask, req ovrlrd.Approval) {
+	cliID := k.RequestID
 	t := time.NewTicker(approvalPoll)
 	defer t.Stop()
 	expiry := time.NewTimer(time.Until(time.Time(req.ExpiresAt)))
@@ -169,7 +190,7 @@ func (a *asking) wait(ctx context.Context, cliID string, req ovrlrd.Approval) {
 		case <-expiry.C:
 			got := a.close(req)
 			if got.Decision != "" {
-				a.decided(cliID, got)
+				a.decided(k, got)
 				return
 			}
 			a.s.log.InfoContext(a.ctx, "approval request expired", "tool", req.ToolName)
@@ -180,7 +201,7 @@ func (a *asking) wait(ctx context.Context, cliID string, req ovrlrd.Approval) {
 			got, err := a.s.store.Approval(rctx, req.ConversationID, req.ID)
 			cancel()
 			if err == nil && got.Decision != "" {
-				a.decided(cliID, got)
+				a.decided(k, got)
 				return
 			}
 			if err != nil && ctx.Err() == nil {
@@ -202,7 +223,11 @@ func (a *asking) close(req ovrlrd.Approval) ovrlrd.Approval {
 	return got
 }
 
-func (a *asking) decided(cliID string, got ovrlrd.Approval) {
+func (a *asking) decided(k claude.Ask, got ovrlrd.Approval) {
+	a.mu.Lock()
+	a.answered[k.ToolUseID] = true
+	a.mu.Unlock()
+	cliID := k.RequestID
 	if got.Decision == ovrlrd.DecisionAllow {
 		a.answer(cliID, true, "")
 		return

@@ -159,9 +159,10 @@ func TestLiveApprovalDeny(t *testing.T) {
 	}
 }
 
-// Unanswered, a request expires: the model is told, the turn completes,
-// a late answer is refused as expired. The CLI's silence while it waited
-// was longer than its idle timeout, which did not stop it.
+// Unanswered, a request expires: the model is told, the turn goes on and
+// ends with permission_required (the user never answered, and can still
+// approve it the old way); a late answer is refused. The CLI's silence
+// while it waited was longer than its idle timeout, which did not stop it.
 func TestLiveApprovalExpires(t *testing.T) {
 	t.Cleanup(turn.SetApprovalTimes(50*time.Millisecond, 0, 0))
 	// The idle timeout is long enough for the CLI's start on a busy machine.
@@ -169,7 +170,7 @@ func TestLiveApprovalExpires(t *testing.T) {
 	l := r.startLive("touch late.txt")
 	o, req := l.o, l.req
 	<-l.ended
-	if o.Kind != ovrlrd.OutcomeComplete {
+	if o.Kind != ovrlrd.OutcomePermissionRequired || len(o.Denials) != 1 || o.Denials[0].ToolName != "Bash" {
 		t.Fatalf("outcome %+v", *o)
 	}
 	if left := time.Until(time.Time(req.ExpiresAt)); left > 0 {

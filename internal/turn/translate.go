@@ -52,10 +52,10 @@ const (
 // translator follows one CLI run. It is not safe for concurrent use.
 type translator struct {
 	conversationID string
-	// asked are the tool calls (by tool use id) the user was asked about
-	// live, in the turn: their denials were the user's answers, and ask
-	// for nothing more (no permission_required).
-	asked       map[string]bool
+	// answered reports whether the user answered a tool call (by tool use
+	// id) live, in the turn: a denial of theirs asks for nothing more (no
+	// permission_required). nil: none was asked.
+	answered    func(toolUseID string) bool
 	sessionID   string
 	cur         []byte // the current segment, as streamed
 	curNonBlank bool
@@ -160,7 +160,9 @@ func (t *translator) Finish(result *claude.Result) Outcome {
 			o.Message = unknownError
 		}
 	default:
-		denied := slices.DeleteFunc(slices.Clone(result.PermissionDenials), func(d ovrlrd.PermissionDenial) bool { return t.asked[d.ToolUseID] })
+		denied := slices.DeleteFunc(slices.Clone(result.PermissionDenials), func(d ovrlrd.PermissionDenial) bool {
+			return t.answered != nil && t.answered(d.ToolUseID)
+		})
 		if o.Denials = dedupe(denied); len(o.Denials) > 0 {
 			o.Kind = ovrlrd.OutcomePermissionRequired
 		} else if len(o.Segments) > 0 {

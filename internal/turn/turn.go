@@ -496,7 +496,7 @@ func (s *Service) execute(ctx context.Context, j ovrlrd.Turn, box *sandbox.Box, 
 	var asks *asking
 	if j.LiveApprovals {
 		asks = s.newAsking(ctx, j, run)
-		tr.asked = asks.put
+		tr.answered = asks.userAnswered
 	}
 	events := run.Events()
 	for events != nil {
