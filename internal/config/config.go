@@ -9,6 +9,7 @@ package config
 import (
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"log/slog"
+	"slices"
 	"time"
 )
 
@@ -114,11 +115,22 @@ func (c Config) ProjectsEnabled() bool { return c.Projects.KMSKeyID != "" }
 
 // SignIn governs Sign in with Apple and who may create an account.
 type SignIn struct {
-	BundleIDs        []string // accepted token audiences
+	// BundleIDs are the app's: accepted audiences of identity tokens, the
+	// first also the APNs topic.
+	BundleIDs []string
+	// ServicesIDs are the web client's (Sign in with Apple on the web):
+	// accepted audiences too, never an APNs topic.
+	ServicesIDs      []string
 	JWKSURL          string
 	ApprovedEmails   []string // lowercased
 	ApprovedAppleIDs []string // Apple "sub" values, exact
 	AllowOpenSignup  bool
+}
+
+// Audiences are the identity tokens' accepted audiences: the bundle ids,
+// then the Services IDs.
+func (s SignIn) Audiences() []string {
+	return append(slices.Clone(s.BundleIDs), s.ServicesIDs...)
 }
 
 // APNs configures push notifications (token auth with a .p8 key).

@@ -91,6 +91,7 @@ func (c *Config) readSettings(r *reader) {
 
 	c.SignIn = SignIn{
 		BundleIDs:        r.list("APPLE_BUNDLE_ID", ",", []string{"com.ovrlrd.app"}, nil),
+		ServicesIDs:      r.list("APPLE_SERVICES_ID", ",", nil, nil),
 		JWKSURL:          r.url("APPLE_JWKS_URL", "https://appleid.apple.com/auth/keys", prod),
 		ApprovedEmails:   r.list("APPROVED_EMAILS", ",", nil, r.email),
 		ApprovedAppleIDs: r.list("APPROVED_APPLE_IDS", ",", nil, nil),
@@ -102,6 +103,11 @@ func (c *Config) readSettings(r *reader) {
 	for _, id := range c.SignIn.BundleIDs {
 		if !bundlePattern.MatchString(id) {
 			r.problemf("APPLE_BUNDLE_ID: %q does not match %s", id, bundlePattern)
+		}
+	}
+	for _, id := range c.SignIn.ServicesIDs {
+		if !bundlePattern.MatchString(id) {
+			r.problemf("APPLE_SERVICES_ID: %q does not match %s", id, bundlePattern)
 		}
 	}
 

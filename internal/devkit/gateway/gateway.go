@@ -26,7 +26,10 @@ type Targets struct {
 	// StreamHTTP is the stream function's handler of the HTTP API routes it
 	// serves.
 	StreamHTTP api.HTTPAPIHandler
-	Log        *slog.Logger
+	// Web, if set, serves WebPaths, as CloudFront's origin for the web
+	// client's files does; unset, those paths go to the HTTP API.
+	Web http.Handler
+	Log *slog.Logger
 }
 
 // Timeouts as template.yaml sets them; the HTTP API itself gives up at 30 s.
@@ -61,6 +64,10 @@ func refuseTooLarge(w http.ResponseWriter) {
 // New returns an http.Handler that routes like CloudFront and the HTTP API.
 func New(t Targets) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if t.Web != nil && isWebPath(r.URL.Path) {
+			t.Web.ServeHTTP(w, r)
+			return
+		}
 		body, err := io.ReadAll(io.LimitReader(r.Body, maxPayload+1))
 		if err != nil {
 			http.Error(w, `{"message":"Bad Request"}`, http.StatusBadRequest)

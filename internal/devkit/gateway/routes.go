@@ -67,6 +67,10 @@ var HTTPAPIRoutes = []Route{
 // in CloudFront, '*' matches any run of characters, '/' included.
 var StreamPaths = []string{"/chat/stream", "/chat/*/stream"}
 
+// WebPaths are CloudFront's path patterns for the web client's origin (its
+// files in S3). "/web" itself is not one of them: it stays with the API.
+var WebPaths = []string{"/web/*"}
+
 // routeFor picks the HTTP API route for a request, the way API Gateway does:
 // a route whose method and path match exactly (GET /chat/directories before
 // GET /chat/{id}), else one whose path template matches, else $default.
@@ -99,6 +103,12 @@ func templateMatch(tmpl, path string) bool {
 // isStreamPath reports whether CloudFront would send path to the Function URL.
 func isStreamPath(path string) bool {
 	return slices.ContainsFunc(StreamPaths, func(p string) bool { return Glob(p, path) })
+}
+
+// isWebPath reports whether CloudFront would send path to the web client's
+// origin.
+func isWebPath(path string) bool {
+	return slices.ContainsFunc(WebPaths, func(p string) bool { return Glob(p, path) })
 }
 
 // Glob matches wildcards, as CloudFront's path patterns and IAM's

@@ -25,6 +25,8 @@ type Stack struct {
 	*app.App
 	Chat   *chatfn.Function
 	Stream *streamfn.Function
+	// web serves the web client's files (Options.Web).
+	web http.Handler
 	// background holds the turns and deletions run here for Lambda's
 	// asynchronous invokes (local.go).
 	background sync.WaitGroup
@@ -41,6 +43,8 @@ type Options struct {
 	Stream streamfn.Options
 	// FinishBackoff is the pause before a local finish's first retry.
 	FinishBackoff time.Duration
+	// Web, if set, serves the web client's paths (WebPaths) as Targets.Web.
+	Web http.Handler
 }
 
 // NewStack builds the three functions on one shared App.
@@ -53,7 +57,7 @@ func NewStack(ctx context.Context, cfg config.Config, log *slog.Logger, o Option
 	if err != nil {
 		return nil, err
 	}
-	s := &Stack{App: a, Stream: stream}
+	s := &Stack{App: a, Stream: stream, web: o.Web}
 	if o.Chat.Starter == nil && cfg.StreamFunction == "" {
 		o.Chat.Starter = localStarter{stream: stream.Lambda(), timeout: cfg.Claude.Timeout + time.Minute, wg: &s.background}
 	}
@@ -88,7 +92,7 @@ func NewLocal(ctx context.Context, fn config.Function, getenv func(string) strin
 
 // Handler serves every function behind one address, routed as in AWS.
 func (s *Stack) Handler() http.Handler {
-	return New(Targets{Auth: s.Auth(), Chat: s.Chat.HTTP(), Stream: s.Stream.URL(), StreamHTTP: s.Stream.HTTP(), Log: s.Log})
+	return New(Targets{Auth: s.Auth(), Chat: s.Chat.HTTP(), Stream: s.Stream.URL(), StreamHTTP: s.Stream.HTTP(), Web: s.web, Log: s.Log})
 }
 
 // Close waits for what the functions run in the background.

@@ -1,4 +1,4 @@
-package main
+package devserver
 
 import (
 	"context"
@@ -26,13 +26,16 @@ func TestDevServesHealth(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		out := &devenv.Buffer{}
 		done := make(chan error, 1)
-		ready := make(chan string, 1)
-		go func() { done <- run(ctx, func(k string) string { return env[k] }, out, func(a string) { ready <- a }) }()
+		ready := make(chan Info, 1)
+		go func() {
+			done <- Run(ctx, Options{Getenv: func(k string) string { return env[k] }, Out: out, Ready: func(i Info) { ready <- i }})
+		}()
 
 		var status int
+		var info Info
 		select {
-		case addr := <-ready:
-			status = healthStatus(t, "http://"+addr+"/health")
+		case info = <-ready:
+			status = healthStatus(t, "http://"+info.Addr+"/health")
 		case err := <-done:
 			t.Fatalf("run %d: dev stopped before serving: %v", i, err)
 		}
@@ -55,6 +58,9 @@ func TestDevServesHealth(t *testing.T) {
 		}
 		if secrets["API_KEY"] == "" || secrets["API_KEY"] != firstKey || !strings.Contains(out.String(), firstKey) {
 			t.Fatalf("run %d: API key not kept or not printed", i)
+		}
+		if info.APIKey != firstKey {
+			t.Fatalf("run %d: Ready reports API key %q, want the generated one", i, info.APIKey)
 		}
 	}
 	info, err := os.Stat(filepath.Join(dir, "secrets.env"))

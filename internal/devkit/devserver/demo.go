@@ -1,4 +1,4 @@
-package main
+package devserver
 
 import (
 	"context"
@@ -66,6 +66,11 @@ func demoSettings(getenv func(string) string, s3Addr string) (*demo, map[string]
 		d.closers = append(d.closers, d.apple.Close)
 		env["APPLE_JWKS_URL"] = d.apple.URL
 		env["ALLOW_OPEN_SIGNUP"] = "true"
+		// The web client's local sign-in (web.go) mints its tokens for
+		// this audience, unless the developer names another.
+		if getenv("APPLE_SERVICES_ID") == "" {
+			env["APPLE_SERVICES_ID"] = LocalServicesID
+		}
 	}
 	// The CLI that `make deps` installs, unless one is configured.
 	if cli, err := filepath.Abs("node_modules/.bin/claude"); err == nil && getenv("CLAUDE_PATH") == "" {

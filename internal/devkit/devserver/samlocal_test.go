@@ -1,4 +1,4 @@
-package main
+package devserver
 
 import (
 	"context"
@@ -41,7 +41,7 @@ func TestDevServesSAMLocal(t *testing.T) {
 	done := make(chan error, 1)
 	ready := make(chan string, 1)
 	go func() {
-		done <- run(devCtx, func(k string) string { return env[k] }, out, func(a string) { ready <- a })
+		done <- Run(devCtx, Options{Getenv: func(k string) string { return env[k] }, Out: out, Ready: func(i Info) { ready <- i.Addr }})
 	}()
 	t.Cleanup(func() {
 		stopDev()

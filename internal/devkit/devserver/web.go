@@ -1,0 +1,196 @@
+package devserver
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/ovrlrd/cloud/internal/api"
+	"github.com/ovrlrd/cloud/internal/devkit/applefake"
+	"github.com/ovrlrd/cloud/internal/ovrlrd"
+	"github.com/ovrlrd/cloud/internal/web"
+)
+
+// LocalServicesID is the web client's audience under make dev's Apple
+// stand-in, unless APPLE_SERVICES_ID names another.
+const LocalServicesID = "com.ovrlrd.web.local"
+
+// LocalSignInLabel is what the web client's local sign-in button says: it is
+// not Apple.
+const LocalSignInLabel = "Local sign-in (make dev's Apple stand-in, not Apple)"
+
+// maxNameLength bounds the name the local sign-in derives a user from, in
+// characters.
+const maxNameLength = 100
+
+// Paths of make dev's own web routes. Deployed, /web/* is the web client's
+// files and nothing else: these exist on this machine only.
+const (
+	webConfigPath    = "/web/config.json"
+	webIdentityToken = "/web/dev/identity-token"
+)
+
+// webRoutes serve what the gateway routes to the web client's origin: its
+// files (web.Handler), and make dev's two routes that let the web client
+// sign in through the Apple stand-in. With real Apple configured there is
+// no stand-in, the configuration says so and no token is minted.
+type webRoutes struct {
+	files http.Handler
+	apple *applefake.Server // nil: Apple itself
+	// audience is the first Services ID; "" leaves the local sign-in off.
+	// Set once, before the server serves.
+	audience string
+}
+
+func newWebRoutes(dir string, apple *applefake.Server) *webRoutes {
+	return &webRoutes{files: web.Handler(dir), apple: apple}
+}
+
+// setAudiences takes the configuration's Services IDs; the tokens are
+// minted for the first.
+func (h *webRoutes) setAudiences(servicesIDs []string) {
+	h.audience = ""
+	if len(servicesIDs) > 0 {
+		h.audience = servicesIDs[0]
+	}
+}
+
+// local reports whether the web client signs in through the stand-in.
+func (h *webRoutes) local() bool { return h.apple != nil && h.audience != "" }
+
+func (h *webRoutes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case webConfigPath:
+		h.config(w, r)
+	case webIdentityToken:
+		h.identityToken(w, r)
+	default:
+		h.files.ServeHTTP(w, r)
+	}
+}
+
+// webConfig is /web/config.json: how the web client signs in here.
+type webConfig struct {
+	SignIn string `json:"signIn"`          // "local" or "apple"
+	Label  string `json:"label,omitempty"` // the local sign-in's button
+}
+
+func (h *webRoutes) config(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeWebError(w, ovrlrd.Errorf(ovrlrd.EINVALID, "Method not allowed"), http.StatusMethodNotAllowed)
+		return
+	}
+	c := webConfig{SignIn: "apple"}
+	if h.local() {
+		c = webConfig{SignIn: "local", Label: LocalSignInLabel}
+	}
+	writeWebJSON(w, http.StatusOK, c)
+}
+
+// identityTokenRequest names the local user to sign in.
+type identityTokenRequest struct {
+	Name string `json:"name"`
+}
+
+func (q *identityTokenRequest) Validate() error {
+	q.Name = strings.TrimSpace(q.Name)
+	switch {
+	case q.Name == "":
+		return ovrlrd.Errorf(ovrlrd.EINVALID, "Field \"name\" is required.")
+	case utf8.RuneCountInString(q.Name) > maxNameLength:
+		return ovrlrd.Errorf(ovrlrd.EINVALID, "Field \"name\" is longer than %d characters.", maxNameLength)
+	}
+	return nil
+}
+
+// identityToken mints an identity token with the Apple stand-in, for the
+// Services ID, whose subject the name decides: the same name signs the
+// same user in again. POST /auth verifies it as it would Apple's.
+//
+// Only a request a page could not send across origins without asking
+// first is answered: JSON (a form or text/plain body would be a simple
+// request, sent by any page the developer visits), and to a host named by
+// address or as localhost (a page on a domain rebound to 127.0.0.1 would
+// be same-origin otherwise).
+func (h *webRoutes) identityToken(w http.ResponseWriter, r *http.Request) {
+	if !h.local() {
+		writeWebError(w, ovrlrd.Errorf(ovrlrd.ENOTFOUND, "Not found"), 0)
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		writeWebError(w, ovrlrd.Errorf(ovrlrd.EINVALID, "Method not allowed"), http.StatusMethodNotAllowed)
+		return
+	}
+	if !localHost(r.Host) {
+		writeWebError(w, ovrlrd.Errorf(ovrlrd.EFORBIDDEN, "The local sign-in answers at an address or localhost only."), 0)
+		return
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		writeWebError(w, ovrlrd.Errorf(ovrlrd.EINVALID, "Content-Type must be application/json."), http.StatusUnsupportedMediaType)
+		return
+	}
+	var q identityTokenRequest
+	if err := api.Decode(r, &q); err != nil {
+		writeWebError(w, err, 0)
+		return
+	}
+	token := h.apple.Mint(applefake.Claims{Subject: localSubject(q.Name), Audience: h.audience})
+	writeWebJSON(w, http.StatusOK, map[string]string{"identityToken": token})
+}
+
+// localSubject is the Apple user id the local sign-in gives name, marked
+// local as the demo user's is (000000.demo.user).
+func localSubject(name string) string {
+	sum := sha256.Sum256([]byte("ovrlrd make dev web sign-in\x00" + name))
+	return "000000.local." + hex.EncodeToString(sum[:16])
+}
+
+// localHost reports whether host (a Host header) is an IP address or
+// localhost.
+func localHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	return net.ParseIP(host) != nil || strings.EqualFold(host, "localhost")
+}
+
+func (h *webRoutes) banner(out io.Writer, addr string) {
+	fmt.Fprintf(out, "Web client: http://%s/web/", addr)
+	if h.local() {
+		fmt.Fprint(out, " (local sign-in through the Apple stand-in)")
+	}
+	fmt.Fprint(out, "\n\n")
+}
+
+// writeWebError answers err as the API does, {"error": "..."}, with its
+// status unless status is set.
+func writeWebError(w http.ResponseWriter, err error, status int) {
+	if status == 0 {
+		status = api.StatusOf(err)
+	}
+	writeWebJSON(w, status, map[string]string{"error": ovrlrd.ErrorMessage(err)})
+}
+
+func writeWebJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":"Internal server error"}`)
+	}
+	for k, v := range web.SecurityHeaders() {
+		w.Header().Set(k, v)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}

@@ -1,0 +1,470 @@
+package webtest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	"github.com/ovrlrd/cloud/internal/devkit/devenv"
+	"github.com/ovrlrd/cloud/internal/devkit/devserver"
+	"github.com/ovrlrd/cloud/internal/devkit/sandboxtest"
+	"github.com/ovrlrd/cloud/internal/web"
+)
+
+// stepTimeout bounds each step; the stack's start (a JVM among others)
+// gets startTimeout.
+const (
+	stepTimeout  = 30 * time.Second
+	startTimeout = 60 * time.Second
+)
+
+// The web client, end to end, as a person uses it: one stack (make dev's,
+// in process) and one browser for the whole run, steps in order, each
+// waiting on what the page shows, never on the clock.
+func TestWebClient(t *testing.T) {
+	browser := chromium(t)
+	root, err := devenv.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	webDir := filepath.Join(root, "build", "web")
+	if _, err := os.Stat(filepath.Join(webDir, "index.html")); err != nil {
+		t.Fatalf("the web client is not built (%v): run `make web`", err)
+	}
+	began := time.Now()
+	stack := startStack(t, root, webDir)
+	t.Logf("stack serving after %v", time.Since(began).Round(time.Millisecond))
+	b := startBrowser(t, browser)
+	t.Logf("browser started after %v", time.Since(began).Round(time.Millisecond))
+	base := "http://" + stack.Addr
+
+	// Each step builds on the one before: the first that fails ends them.
+	func() {
+		if !t.Run("open", func(t *testing.T) {
+			ctx := b.step(t)
+			resp, err := chromedp.Run(ctx, chromedp.NavigateResponse(base+"/web/"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.Status != 200 {
+				t.Fatalf("GET /web/ = %d", resp.Status)
+			}
+			// The CSP above all, which the rest of the run holds the page to.
+			for name, want := range web.SecurityHeaders() {
+				if got := header(resp.Headers, name); got != want {
+					t.Errorf("%s = %q, want %q", name, got, want)
+				}
+			}
+			if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("api-key")), chromedp.WaitVisible(chromedp.ID("signin-local"))); err != nil {
+				t.Fatalf("%v; the page says: %s", err, b.says("body"))
+			}
+			label, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("signin-local")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(label, "Local sign-in") {
+				t.Errorf("#signin-local says %q, want it to name the local sign-in", label)
+			}
+			b.console.seen(ctx, t)
+		}) {
+			return // the steps that follow build on this one
+		}
+
+		if !t.Run("sign in", func(t *testing.T) {
+			ctx := b.step(t)
+			err := chromedp.Do(ctx,
+				chromedp.SendKeys(chromedp.ID("api-key"), stack.APIKey),
+				chromedp.Click(chromedp.ID("signin-local")),
+				chromedp.WaitVisible(chromedp.ID("conversations")),
+				chromedp.WaitVisible(chromedp.ID("message")),
+			)
+			if err != nil {
+				t.Fatalf("%v; the page says: %s", err, b.says("#signin-status"))
+			}
+			session, err := chromedp.Run(ctx, chromedp.Evaluate[string](`localStorage.getItem("ovrlrd.session") || ""`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(session, "sessionToken") {
+				t.Errorf(`localStorage "ovrlrd.session" holds no session: %.80q`, session)
+			}
+			b.console.seen(ctx, t)
+		}) {
+			return // the steps that follow build on this one
+		}
+
+		if !t.Run("send", func(t *testing.T) {
+			ctx := b.step(t)
+			err := chromedp.Do(ctx,
+				chromedp.SendKeys(chromedp.ID("message"), "What is in this folder?"),
+				chromedp.Click(chromedp.ID("send")),
+				chromedp.WaitVisible(chromedp.CSS("#transcript .message.user")),
+				// An answer that has ended: text in it, and no message of the
+				// turn still streaming.
+				chromedp.WaitReady(chromedp.JSPath(`(() => {
+					const t = document.getElementById("transcript");
+					if (!t || t.querySelector('.message.assistant[aria-busy="true"]')) return null;
+					const done = [...t.querySelectorAll(".message.assistant")].filter(m => m.textContent.trim() !== "");
+					return done.length ? done[done.length - 1] : null;
+				})()`)),
+				chromedp.WaitReady(chromedp.CSS("#conversations a[data-id]")),
+			)
+			if err != nil {
+				t.Fatalf("%v; the page says: %s", err, b.says("#turn-status", "#transcript"))
+			}
+			answer, err := chromedp.Run(ctx, chromedp.TextContent(chromedp.CSS("#transcript")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(answer, "offline demo model") {
+				t.Errorf("the transcript holds no answer of the demo model:\n%s", answer)
+			}
+			tools, err := chromedp.Run(ctx, chromedp.AttributesAll(chromedp.CSSAll("#transcript .tool")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(tools) == 0 || tools[len(tools)-1]["data-state"] != "end" {
+				t.Errorf("tool lines %v, want one that ended (data-state=end)", tools)
+			}
+			b.console.seen(ctx, t)
+		}) {
+			return // the steps that follow build on this one
+		}
+
+		if !t.Run("screenshots", func(t *testing.T) {
+			ctx := b.step(t)
+			dir := filepath.Join(root, "build", "screenshots")
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range []struct {
+				name          string
+				width, height int64
+				opts          []chromedp.EmulateViewportOption
+			}{
+				{"web-phone.png", 390, 844, []chromedp.EmulateViewportOption{chromedp.EmulatePortrait, chromedp.EmulateMobile, chromedp.EmulateTouch}},
+				{"web-desktop.png", 1280, 800, nil},
+			} {
+				err := chromedp.Do(ctx, chromedp.EmulateViewport(s.width, s.height, s.opts...), chromedp.WaitVisible(chromedp.ID("message")))
+				if err != nil {
+					t.Fatalf("%dx%d: %v", s.width, s.height, err)
+				}
+				wide, err := chromedp.Run(ctx, chromedp.Evaluate[int64](`document.documentElement.scrollWidth`))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if wide > s.width {
+					t.Errorf("%dx%d: the page is %d pixels wide: it scrolls sideways", s.width, s.height, wide)
+				}
+				png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(dir, s.name), png, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			b.console.seen(ctx, t)
+		}) {
+			return // the steps that follow build on this one
+		}
+	}()
+
+	// Whatever the page or the browser reported, over the whole run.
+	t.Run("console", func(t *testing.T) {
+		b.console.seen(b.step(t), t)
+		for _, p := range b.console.all() {
+			t.Errorf("console: %s", p)
+		}
+	})
+}
+
+// chromium finds the browser: OVRLRD_CHROMIUM, Debian's chromium, one on
+// PATH, or Chrome where macOS installs it.
+func chromium(t *testing.T) string {
+	t.Helper()
+	if os.Getenv("OVRLRD_WEB_TESTS") == "skip" {
+		t.Skip("OVRLRD_WEB_TESTS=skip")
+	}
+	if p := os.Getenv("OVRLRD_CHROMIUM"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("OVRLRD_CHROMIUM names no browser: %v", err)
+		}
+		return p
+	}
+	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
+		return "/usr/bin/chromium"
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if runtime.GOOS == "darwin" {
+		for _, p := range []string{
+			"/Applications/Google Chrome.app/Contents/MacOS/Google Chrome",
+			"/Applications/Chromium.app/Contents/MacOS/Chromium",
+		} {
+			if _, err := os.Stat(p); err == nil {
+				return p
+			}
+		}
+	}
+	t.Fatal("no Chromium or Chrome found: run `make deps` (Debian/Ubuntu), install Chrome, or set OVRLRD_CHROMIUM; OVRLRD_WEB_TESTS=skip skips these tests")
+	return ""
+}
+
+// startStack runs make dev's stack in process on free ports, over a data
+// folder of its own, serving webDir. Only what is set here reaches it:
+// with no Claude credential the real CLI answers through the offline demo
+// model, whatever the developer's environment holds.
+func startStack(t *testing.T, root, webDir string) devserver.Info {
+	t.Helper()
+	cli := filepath.Join(root, "node_modules", ".bin", "claude")
+	if _, err := os.Stat(cli); err != nil {
+		t.Fatalf("the Claude Code CLI (%v): run `make deps`", err)
+	}
+	env := map[string]string{
+		"LISTEN_ADDR":       "127.0.0.1:0",
+		"DEV_DATA_DIR":      sandboxtest.Dir(t),
+		"DEV_DYNAMODB_PORT": "0",
+		"DEV_S3_PORT":       "0",
+		"DEV_GIT_PORT":      "0",
+		"WEB_DIR":           webDir,
+		"CLAUDE_PATH":       cli,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &devenv.Buffer{}
+	ready := make(chan devserver.Info, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- devserver.Run(ctx, devserver.Options{
+			Getenv: func(k string) string { return env[k] },
+			Out:    out,
+			Ready:  func(i devserver.Info) { ready <- i },
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("dev server: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("dev server's output:\n%s", out.String())
+		}
+	})
+	select {
+	case info := <-ready:
+		return info
+	case err := <-done:
+		done <- err
+		t.Fatalf("dev server stopped before serving: %v\n%s", err, out.String())
+	case <-time.After(startTimeout):
+		t.Fatalf("dev server not serving after %v:\n%s", startTimeout, out.String())
+	}
+	return devserver.Info{}
+}
+
+// browserRun is the one browser of the run: its first tab, and what its
+// console said.
+type browserRun struct {
+	ctx     context.Context // the tab; no deadline: it ends with the browser
+	console *console
+}
+
+// startBrowser starts a headless browser with a fresh profile, a script in
+// every page that reports CSP violations to the console, and a reader of
+// the console.
+func startBrowser(t *testing.T, path string) *browserRun {
+	t.Helper()
+	output := &devenv.Buffer{}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path),
+		chromedp.Headless,
+		chromedp.NoSandbox, // go test may run as root
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("no-proxy-server", true), // the page talks to loopback only
+		chromedp.WindowSize(1280, 800),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.CombinedOutput(output),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelTab := chromedp.NewContext(allocCtx)
+	// Before the profile folder goes: the browser has stopped writing it.
+	t.Cleanup(func() {
+		cancelTab()
+		cancelAlloc()
+		if t.Failed() {
+			t.Logf("browser's output (its end):\n%s", tail(output.String(), 30))
+		}
+	})
+	// The first Run starts the browser and ties it to ctx, which must not
+	// have a deadline; the wait for it has one.
+	started := make(chan error, 1)
+	go func() {
+		started <- chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tgt *chromedp.Target) error {
+			_, err := cdp.Call(ctx, tgt, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: reportViolations})
+			return err
+		}))
+	}()
+	select {
+	case err := <-started:
+		if err != nil {
+			t.Fatalf("starting %s: %v\n%s", path, err, output.String())
+		}
+	case <-time.After(stepTimeout):
+		t.Fatalf("%s did not start in %v:\n%s", path, stepTimeout, output.String())
+	}
+	return &browserRun{ctx: ctx, console: readConsole(ctx)}
+}
+
+// step is a context for one step's actions, in the browser's tab.
+func (b *browserRun) step(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// says is the text of the elements the selectors find, for a failure's
+// message: the step's own context may have ended.
+func (b *browserRun) says(selectors ...string) string {
+	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+	defer cancel()
+	var parts []string
+	for _, sel := range selectors {
+		text, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf("document.querySelector(%q)?.innerText ?? %q", sel, "(none)")))
+		if err != nil {
+			text = err.Error()
+		}
+		parts = append(parts, fmt.Sprintf("%s %q", sel, strings.TrimSpace(text)))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// reportViolations runs in every page before its own scripts (DevTools
+// puts it there; the page's CSP does not apply to it): each CSP violation
+// becomes a console error, besides what the browser itself logs.
+const reportViolations = `document.addEventListener("securitypolicyviolation", e =>
+	console.error("CSP violation: " + e.violatedDirective + " blocked " + (e.blockedURI || "inline") + " at " + e.sourceFile + ":" + e.lineNumber));`
+
+// syncMark starts the console messages seen writes to know the reader
+// has seen everything logged before them.
+const syncMark = "webtest: sync "
+
+// console collects what a tab's console says: console.error and
+// console.assert calls, exceptions nothing caught, and the browser's own
+// warnings and errors (failed loads, CSP violations).
+type console struct {
+	mu       sync.Mutex
+	problems []string
+	seenUpTo int // how many of them seen has logged
+	synced   chan string
+	n        int // sync marks written
+}
+
+func readConsole(ctx context.Context) *console {
+	c := &console{synced: make(chan string, 1)}
+	messages := chromedp.Console(ctx)
+	go func() {
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			if m.Type == chromedp.ConsoleDebug && strings.HasPrefix(m.Text, syncMark) {
+				select {
+				case c.synced <- m.Text:
+				case <-ctx.Done():
+					return
+				}
+				continue
+			}
+			if !problem(m) {
+				continue
+			}
+			text := m.String()
+			if m.URL != "" {
+				text += fmt.Sprintf(" (%s:%d)", m.URL, m.Line+1)
+			}
+			c.mu.Lock()
+			c.problems = append(c.problems, text)
+			c.mu.Unlock()
+		}
+	}()
+	return c
+}
+
+func problem(m chromedp.ConsoleMessage) bool {
+	switch {
+	case m.IsException(), m.Type == chromedp.ConsoleError, m.Type == "assert":
+		return true
+	case m.Source != "": // the browser's log
+		return m.Type == chromedp.ConsoleWarning
+	}
+	return false
+}
+
+// seen waits until the reader has read everything the page logged before
+// now, and logs the problems among it, with the step that saw them.
+func (c *console) seen(ctx context.Context, t *testing.T) {
+	t.Helper()
+	c.n++
+	mark := fmt.Sprintf("%s%d", syncMark, c.n)
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](fmt.Sprintf("console.debug(%q)", mark))); err != nil {
+		t.Fatal(err)
+	}
+	for got := ""; got != mark; {
+		select {
+		case got = <-c.synced:
+		case <-ctx.Done():
+			t.Fatalf("the console reader did not see %q: %v", mark, ctx.Err())
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range c.problems[c.seenUpTo:] {
+		c.problems[c.seenUpTo+i] = t.Name() + ": " + c.problems[c.seenUpTo+i]
+		t.Logf("console: %s", c.problems[c.seenUpTo+i])
+	}
+	c.seenUpTo = len(c.problems)
+}
+
+// all is every problem so far.
+func (c *console) all() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.problems)
+}
+
+// header is a response header, whatever case the browser reports its name in.
+func header(h map[string]any, name string) string {
+	for k, v := range h {
+		if strings.EqualFold(k, name) {
+			s, _ := v.(string)
+			return s
+		}
+	}
+	return ""
+}
+
+// tail is the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
