@@ -6,8 +6,8 @@ package web
 const ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 // SecurityHeaders are the headers every answer for the web client carries,
-// whoever serves it: Handler here, CloudFront's response headers policy in
-// AWS. The map is the caller's own.
+// whoever serves it: Handler here, and CloudFront's response headers
+// policy in AWS once the template has one. The map is the caller's own.
 func SecurityHeaders() map[string]string {
 	return map[string]string{
 		"Content-Security-Policy":    ContentSecurityPolicy,

@@ -48,7 +48,11 @@ async function showSignIn(message = '') {
   ui.chat.hidden = true;
   ui.signout.hidden = true;
   ui.signin.hidden = false;
+  // Nothing of the account stays behind it: list, transcript, title, URL.
   ui.conversations.replaceChildren();
+  ui.transcript.replaceChildren();
+  document.title = 'Ovrlrd';
+  if (location.hash) history.replaceState(null, '', location.pathname);
   ui.apiKey.value = api.apiKey();
   setStatus(ui.signinStatus, message, message ? 'error' : '');
   const config = await api.webConfig();
@@ -183,10 +187,14 @@ function markCurrent() {
 
 // Routing: #/c/<id> is a conversation, anything else a new one.
 
+// A conversation id as the server makes them (a UUID); anything else in the
+// URL opens a new conversation rather than reaching a path of the API.
+const conversationID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
 function route() {
   if (!api.signedIn()) return;
-  const m = /^#\/c\/(.+)$/.exec(location.hash);
-  const id = m ? decodeURIComponent(m[1]) : null;
+  const m = /^#\/c\/([0-9a-f-]+)$/.exec(location.hash);
+  const id = m && conversationID.test(m[1]) ? m[1] : null;
   if (view && view.id === id) return;
   if (id) openConversation(id);
   else openNew();

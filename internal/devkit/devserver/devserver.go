@@ -142,7 +142,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer a.Close()
-	routes.setAudiences(a.Config.SignIn.ServicesIDs)
+	routes.configure(a.Config.SignIn.ServicesIDs, a.Config.APIKey.Reveal())
 	// On Linux a turn's orphans are re-parented here and reaped, and this
 	// process hides its environment; macOS offers neither (both return nil
 	// there), and runs find their processes by group and marker alone.

@@ -2,6 +2,7 @@ package devserver
 
 import (
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -45,21 +46,32 @@ type webRoutes struct {
 	files http.Handler
 	apple *applefake.Server // nil: Apple itself
 	// audience is the first Services ID; "" leaves the local sign-in off.
-	// Set once, before the server serves.
+	// keySum is the API key's hash: a token is minted only for a caller
+	// that has the key, as POST /auth asks. Both set once, before the
+	// server serves.
 	audience string
+	keySum   [sha256.Size]byte
 }
 
 func newWebRoutes(dir string, apple *applefake.Server) *webRoutes {
 	return &webRoutes{files: web.Handler(dir), apple: apple}
 }
 
-// setAudiences takes the configuration's Services IDs; the tokens are
-// minted for the first.
-func (h *webRoutes) setAudiences(servicesIDs []string) {
-	h.audience = ""
+// configure takes the configuration's Services IDs (the tokens are minted
+// for the first) and the API key.
+func (h *webRoutes) configure(servicesIDs []string, apiKey string) {
+	h.audience, h.keySum = "", sha256.Sum256([]byte(apiKey))
 	if len(servicesIDs) > 0 {
 		h.audience = servicesIDs[0]
 	}
+}
+
+// hasKey reports whether r carries the API key: what reaches this
+// machine's port (another user of it, a turn's tool) mints nothing without
+// it.
+func (h *webRoutes) hasKey(r *http.Request) bool {
+	sum := sha256.Sum256([]byte(r.Header.Get("X-API-Key")))
+	return subtle.ConstantTimeCompare(sum[:], h.keySum[:]) == 1
 }
 
 // local reports whether the web client signs in through the stand-in.
@@ -132,6 +144,10 @@ func (h *webRoutes) identityToken(w http.ResponseWriter, r *http.Request) {
 	}
 	if !localHost(r.Host) {
 		writeWebError(w, ovrlrd.Errorf(ovrlrd.EFORBIDDEN, "The local sign-in answers at an address or localhost only."), 0)
+		return
+	}
+	if !h.hasKey(r) {
+		writeWebError(w, ovrlrd.Errorf(ovrlrd.EUNAUTHORIZED, "Invalid or missing API key"), 0)
 		return
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {

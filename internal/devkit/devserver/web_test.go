@@ -21,9 +21,13 @@ import (
 )
 
 // webRequest sends one request to h and returns the status and body.
+// testKey is the API key of the unit tests' routes.
+const testKey = "test-api-key"
+
 func webRequest(t *testing.T, h http.Handler, method, path, contentType, body string) (int, string, http.Header) {
 	t.Helper()
 	r := httptest.NewRequest(method, "http://127.0.0.1:3000"+path, strings.NewReader(body))
+	r.Header.Set("X-API-Key", testKey)
 	if contentType != "" {
 		r.Header.Set("Content-Type", contentType)
 	}
@@ -49,7 +53,7 @@ func TestWebConfig(t *testing.T) {
 		{"stand-in without a Services ID", fake, nil, `{"signIn":"apple"}`},
 	} {
 		h := newWebRoutes(t.TempDir(), c.apple)
-		h.setAudiences(c.services)
+		h.configure(c.services, testKey)
 		status, body, header := webRequest(t, h, "GET", "/web/config.json", "", "")
 		if status != 200 || body != c.want || header.Get("Content-Type") != "application/json" {
 			t.Errorf("%s: %d %s (%s), want %s", c.name, status, body, header.Get("Content-Type"), c.want)
@@ -70,7 +74,7 @@ func TestWebIdentityToken(t *testing.T) {
 	fake := applefake.New()
 	defer fake.Close()
 	h := newWebRoutes(t.TempDir(), fake)
-	h.setAudiences([]string{"com.example.web", "com.example.other"})
+	h.configure([]string{"com.example.web", "com.example.other"}, testKey)
 	ctx := context.Background()
 	verifier, err := apple.NewVerifier(ctx, apple.Options{JWKSURL: fake.URL, Audiences: []string{"com.example.web"}})
 	if err != nil {
@@ -128,6 +132,7 @@ func TestWebIdentityToken(t *testing.T) {
 	for host, want := range map[string]int{"evil.example:3000": 403, "localhost:3000": 200, "[::1]:3000": 200, "192.168.1.20:3000": 200} {
 		r := httptest.NewRequest("POST", "http://"+host+webIdentityToken, strings.NewReader(`{"name":"Ada"}`))
 		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("X-API-Key", testKey)
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
 		if w.Code != want {
@@ -135,9 +140,23 @@ func TestWebIdentityToken(t *testing.T) {
 		}
 	}
 
+	// Without the API key, or with another, nothing is minted.
+	for _, key := range []string{"", "wrong"} {
+		r := httptest.NewRequest("POST", "http://127.0.0.1:3000"+webIdentityToken, strings.NewReader(`{"name":"Ada"}`))
+		r.Header.Set("Content-Type", "application/json")
+		if key != "" {
+			r.Header.Set("X-API-Key", key)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != 401 || strings.Contains(w.Body.String(), "identityToken") {
+			t.Errorf("key %q: %d %s", key, w.Code, w.Body)
+		}
+	}
+
 	// With Apple itself, no token: the route is not there.
 	real := newWebRoutes(t.TempDir(), nil)
-	real.setAudiences([]string{"com.example.web"})
+	real.configure([]string{"com.example.web"}, testKey)
 	if status, body, _ := webRequest(t, real, "POST", webIdentityToken, "application/json", `{"name":"Ada"}`); status != 404 || strings.Contains(body, "identityToken") {
 		t.Errorf("with Apple: %d %s", status, body)
 	}
@@ -287,14 +306,14 @@ func TestDevWebSignIn(t *testing.T) {
 		t.Errorf("config.json: %d %v", status, cfg)
 	}
 	var e struct{ Error string }
-	if status := send(t, "POST", base+"/web/dev/identity-token", "text/plain", `{"name":"Ada"}`, &e); status != 415 || e.Error == "" {
+	if status := send(t, "POST", base+"/web/dev/identity-token", "text/plain", `{"name":"Ada"}`, &e, "X-API-Key", info.APIKey); status != 415 || e.Error == "" {
 		t.Errorf("text/plain: %d %v", status, e)
 	}
-	if status := send(t, "POST", base+"/web/dev/identity-token", "application/json", `{"name":"Ada","admin":true}`, &e); status != 400 || e.Error == "" {
+	if status := send(t, "POST", base+"/web/dev/identity-token", "application/json", `{"name":"Ada","admin":true}`, &e, "X-API-Key", info.APIKey); status != 400 || e.Error == "" {
 		t.Errorf("an unknown field: %d %v", status, e)
 	}
 	var tok struct{ IdentityToken string }
-	if status := send(t, "POST", base+"/web/dev/identity-token", "application/json", `{"name":"Ada"}`, &tok); status != 200 || tok.IdentityToken == "" {
+	if status := send(t, "POST", base+"/web/dev/identity-token", "application/json", `{"name":"Ada"}`, &tok, "X-API-Key", info.APIKey); status != 200 || tok.IdentityToken == "" {
 		t.Fatalf("identity token: %d %v", status, tok)
 	}
 	if aud := audience(t, tok.IdentityToken); aud != LocalServicesID {
@@ -325,7 +344,7 @@ func TestDevWebSignInWithApple(t *testing.T) {
 		t.Errorf("config.json: %d %v", status, cfg)
 	}
 	var e struct{ Error string }
-	if status := send(t, "POST", base+"/web/dev/identity-token", "application/json", `{"name":"Ada"}`, &e); status != 404 {
+	if status := send(t, "POST", base+"/web/dev/identity-token", "application/json", `{"name":"Ada"}`, &e, "X-API-Key", info.APIKey); status != 404 {
 		t.Errorf("identity token with Apple: %d %v", status, e)
 	}
 	// Apple's tokens for the Services ID are accepted, as for the app's
