@@ -3,6 +3,7 @@ package webtest
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -175,6 +176,235 @@ func TestWebClient(t *testing.T) {
 				if err := os.WriteFile(filepath.Join(dir, s.name), png, 0o644); err != nil {
 					t.Fatal(err)
 				}
+			}
+			b.console.seen(ctx, t)
+		}) {
+			return // the steps that follow build on this one
+		}
+
+		if !t.Run("live approval", func(t *testing.T) {
+			ctx := b.step(t)
+			err := chromedp.Do(ctx,
+				chromedp.Click(chromedp.ID("new-conversation")),
+				chromedp.WaitNotPresent(chromedp.CSS("#transcript .message")),
+				chromedp.SendKeys(chromedp.ID("message"), "RUN: echo approved-in-browser > out.txt; cat out.txt"),
+				chromedp.Click(chromedp.ID("send")),
+				chromedp.WaitVisible(chromedp.CSS(`#transcript section.approval[data-state="pending"] button.allow`)),
+				chromedp.Click(chromedp.CSS(`#transcript section.approval[data-state="pending"] button.allow`)),
+				chromedp.WaitReady(chromedp.JSPath(turnEnded)),
+			)
+			if err != nil {
+				t.Fatalf("%v; the page says: %s", err, b.says("#turn-status", "#transcript"))
+			}
+			text, err := chromedp.Run(ctx, chromedp.TextContent(chromedp.CSS("#transcript")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(text, "Done.") {
+				t.Errorf("the transcript holds no %q:\n%s", "Done.", text)
+			}
+			state, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("#transcript section.approval")?.dataset.state ?? "(none)"`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if state != "allow" {
+				t.Errorf("the approval card's data-state = %q, want allow", state)
+			}
+			png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := filepath.Join(root, "build", "screenshots")
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "web-approval.png"), png, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			b.console.seen(ctx, t)
+		}) {
+			return // the steps that follow build on this one
+		}
+
+		if !t.Run("cancel", func(t *testing.T) {
+			// The step's timeout, well under the command's 30 s, is the
+			// check that the cancel ended the turn.
+			ctx, cancel := context.WithTimeout(b.step(t), 20*time.Second)
+			defer cancel()
+			// The command may need approval (the CLI lets some run without):
+			// allow it if asked. The newest turn's tool line is the one past
+			// those of the turns before.
+			before, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#transcript .tool").length`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			running := fmt.Sprintf(`(() => {
+				const tools = document.querySelectorAll("#transcript .tool");
+				const tool = tools.length > %d ? tools[tools.length - 1] : null;
+				return tool && tool.dataset.state === "start" && !document.querySelector('#transcript section.approval[data-state="pending"]') ? tool : null;
+			})()`, before)
+			err = chromedp.Do(ctx,
+				chromedp.SendKeys(chromedp.ID("message"), "RUN: sleep 30 > /dev/null"),
+				chromedp.Click(chromedp.ID("send")),
+				chromedp.WaitReady(chromedp.JSPath(`document.querySelector('#transcript section.approval[data-state="pending"] button.allow') || `+running)),
+			)
+			if err != nil {
+				t.Fatalf("%v; the page says: %s", err, b.says("#turn-status", "#transcript"))
+			}
+			asked, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!document.querySelector('#transcript section.approval[data-state="pending"] button.allow')`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if asked {
+				err = chromedp.Do(ctx,
+					chromedp.Click(chromedp.CSS(`#transcript section.approval[data-state="pending"] button.allow`)),
+					chromedp.WaitReady(chromedp.JSPath(`[...document.querySelectorAll("#transcript section.approval")].filter(c => c.dataset.state === "allow").pop() ?? null`)),
+				)
+				if err != nil {
+					t.Fatalf("%v; the page says: %s", err, b.says("#turn-status", "#transcript"))
+				}
+			}
+			t.Logf("the command asked for approval: %v", asked)
+			err = chromedp.Do(ctx,
+				chromedp.WaitReady(chromedp.JSPath(running)),
+				chromedp.WaitVisible(chromedp.ID("cancel")),
+				chromedp.Click(chromedp.ID("cancel")),
+				chromedp.WaitReady(chromedp.JSPath(`(() => {
+					const n = [...document.querySelectorAll("#transcript p.notice")].pop();
+					return n && n.textContent.includes("Cancelled") && !document.querySelector('#transcript [aria-busy="true"]') ? n : null;
+				})()`)),
+			)
+			if err != nil {
+				t.Fatalf("%v; the page says: %s", err, b.says("#turn-status", "#transcript"))
+			}
+			b.console.seen(ctx, t)
+		}) {
+			return // the steps that follow build on this one
+		}
+
+		if !t.Run("delete", func(t *testing.T) {
+			ctx := b.step(t)
+			id, err := chromedp.Run(ctx, chromedp.Evaluate[string](`decodeURIComponent((location.hash.match(/^#\/c\/(.+)$/) || [])[1] || "")`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if id == "" {
+				t.Fatalf("no open conversation to delete; the page is at %s", b.says("#conversations"))
+			}
+			// window.confirm asks first: accept it.
+			dctx, stop := context.WithCancel(ctx)
+			defer stop()
+			dialogs := chromedp.Events(dctx, page.JavascriptDialogOpening)
+			go func() {
+				for _, err := range dialogs {
+					if err != nil {
+						return
+					}
+					if _, err := chromedp.Call(dctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true}); err != nil && dctx.Err() == nil {
+						t.Errorf("accepting the dialog: %v", err)
+					}
+				}
+			}()
+			link := fmt.Sprintf(`#conversations a[data-id=%q]`, id)
+			err = chromedp.Do(ctx,
+				chromedp.WaitReady(chromedp.CSS(link)),
+				chromedp.Click(chromedp.ID("delete-conversation")),
+				chromedp.WaitNotPresent(chromedp.CSS(link)),
+			)
+			if err != nil {
+				t.Fatalf("%v; the page says: %s", err, b.says("#turn-status", "#conversations"))
+			}
+			b.console.seen(ctx, t)
+		}) {
+			return // the steps that follow build on this one
+		}
+
+		if !t.Run("axe", func(t *testing.T) {
+			ctx := b.step(t)
+			src, err := os.ReadFile(filepath.Join(root, "web", "node_modules", "axe-core", "axe.min.js"))
+			if err != nil {
+				t.Fatalf("axe-core (%v): run `make web`", err)
+			}
+			// A conversation with messages in it: the first step's.
+			err = chromedp.Do(ctx,
+				chromedp.Click(chromedp.CSS("#conversations a[data-id]")),
+				chromedp.WaitVisible(chromedp.CSS("#transcript .message.assistant")),
+			)
+			if err != nil {
+				t.Fatalf("%v; the page says: %s", err, b.says("#turn-status", "#transcript"))
+			}
+			// DevTools' evaluation is not held to the page's CSP.
+			if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](string(src)+"\n;undefined")); err != nil {
+				t.Fatalf("injecting axe-core: %v", err)
+			}
+			for _, s := range []struct {
+				name          string
+				width, height int64
+				opts          []chromedp.EmulateViewportOption
+			}{
+				{"phone", 390, 844, []chromedp.EmulateViewportOption{chromedp.EmulatePortrait, chromedp.EmulateMobile, chromedp.EmulateTouch}},
+				{"desktop", 1280, 800, nil},
+			} {
+				if err := chromedp.Do(ctx, chromedp.EmulateViewport(s.width, s.height, s.opts...), chromedp.WaitVisible(chromedp.ID("message"))); err != nil {
+					t.Fatalf("%s: %v", s.name, err)
+				}
+				found, err := chromedp.Run(ctx, chromedp.Evaluate[axeResult](`axe.run(document).then(r => ({
+					passes: r.passes.length,
+					serious: r.violations
+						.filter(v => v.impact === "serious" || v.impact === "critical")
+						.map(v => v.id + " (" + v.impact + "): " + v.nodes.map(n => n.target.join(" ")).slice(0, 5).join(", ")),
+				}))`, chromedp.EvalAwaitPromise))
+				if err != nil {
+					t.Fatalf("%s: axe.run: %v", s.name, err)
+				}
+				if found.Passes == 0 {
+					t.Errorf("%s: axe passed no rule: it checked nothing", s.name)
+				}
+				for _, v := range found.Serious {
+					t.Errorf("%s: axe: %s", s.name, v)
+				}
+			}
+			b.console.seen(ctx, t)
+		}) {
+			return // the steps that follow build on this one
+		}
+
+		if !t.Run("logout", func(t *testing.T) {
+			ctx := b.step(t)
+			token, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.parse(localStorage.getItem("ovrlrd.session") || "{}").sessionToken || ""`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if token == "" {
+				t.Fatal("no session token in localStorage before signing out")
+			}
+			err = chromedp.Do(ctx,
+				chromedp.Click(chromedp.ID("signout")),
+				chromedp.WaitVisible(chromedp.ID("signin-local")),
+			)
+			if err != nil {
+				t.Fatalf("%v; the page says: %s", err, b.says("body"))
+			}
+			left, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Object.keys(localStorage).filter(k => k === "ovrlrd.session" || /token/i.test(k) || /sessionToken/.test(localStorage.getItem(k) || ""))`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(left) > 0 {
+				t.Errorf("localStorage still holds %v after signing out", left)
+			}
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/chat", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("X-API-Key", stack.APIKey)
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Errorf("GET /chat with the signed-out session = %d, want 401", resp.StatusCode)
 			}
 			b.console.seen(ctx, t)
 		}) {
@@ -467,4 +697,20 @@ func header(h map[string]any, name string) string {
 func tail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// turnEnded finds the newest assistant message once no message of the
+// turn is still streaming.
+const turnEnded = `(() => {
+	const t = document.getElementById("transcript");
+	if (!t || t.querySelector('[aria-busy="true"]')) return null;
+	const done = [...t.querySelectorAll(".message.assistant")].filter(m => m.textContent.trim() !== "");
+	return done.length ? done[done.length - 1] : null;
+})()`
+
+// axeResult is what the axe step keeps of axe.run's answer: how many rules
+// passed, and the serious or critical violations.
+type axeResult struct {
+	Passes  int      `json:"passes"`
+	Serious []string `json:"serious"`
 }
