@@ -71,7 +71,7 @@ const (
 // list of patterns knows every program. The push is a heads-up; the app
 // shows the request whole.
 func summary(a ovrlrd.Approval) string {
-	name := cmp.Or(clip(strings.TrimSpace(clean(a.ToolName)), toolNameMax, false), "a tool")
+	name := cmp.Or(clip(strings.TrimSpace(clean(a.ToolName)), toolNameMax), "a tool")
 	what := toolDetail(a.ToolName, a.ToolInput)
 	switch {
 	case what == "":
@@ -103,7 +103,7 @@ func toolDetail(tool string, input json.RawMessage) string {
 		return commandDetail(in.Command)
 	case tool == "WebFetch":
 		if host := hostOf(in.URL); only(host, isHostChar) {
-			return clip(host, detailMax, false)
+			return clip(host, detailMax)
 		}
 	case file != "":
 		// The directories may name a customer, a user, a secret project.

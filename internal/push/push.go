@@ -220,13 +220,13 @@ func Payload(m Message) []byte {
 
 // preview is the answer's text, cut to 150 characters.
 func preview(segments []string) string {
-	return clip(strings.TrimSpace(ovrlrd.JoinSegments(segments)), 150, false)
+	return clip(strings.TrimSpace(ovrlrd.JoinSegments(segments)), 150)
 }
 
 // clip cuts s to at most n characters, on a character boundary, the last
-// of them "…" when anything was cut or more says something followed.
-func clip(s string, n int, more bool) string {
-	if !more && utf8.RuneCountInString(s) <= n {
+// of them "…" when anything was cut.
+func clip(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
 		return s
 	}
 	r := []rune(s)

@@ -115,7 +115,6 @@ func (a *asking) withdraw(cliID string) {
 // the server allows is recorded and announced, and waited for on a
 // goroutine of its own; any other is denied at once.
 func (a *asking) ask(k claude.Ask, out *outbox) {
-	log := a.s.log
 	if a.ctx.Err() != nil {
 		return // the turn is stopping: its CLI takes no more answers
 	}
@@ -144,7 +143,7 @@ func (a *asking) ask(k claude.Ask, out *outbox) {
 		ToolName: k.ToolName, ToolInput: input, ExpiresAt: ovrlrd.Timestamp(expires.UTC().Truncate(time.Millisecond)),
 	}
 	if err := a.create(req); err != nil {
-		log.ErrorContext(a.ctx, "recording an approval request", "err", err)
+		a.s.log.ErrorContext(a.ctx, "recording an approval request", "err", err)
 		a.answer(k.RequestID, false, msgNotAsked)
 		return
 	}

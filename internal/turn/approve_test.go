@@ -13,6 +13,7 @@ import (
 	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/sse"
+	"github.com/ovrlrd/cloud/internal/store"
 	"github.com/ovrlrd/cloud/internal/turn"
 )
 
@@ -84,6 +85,14 @@ func (r *rig) startLive(command string) *liveTurn {
 	return l
 }
 
+// noPending checks that nothing of convID waits for an answer.
+func (r *rig) noPending(convID string) {
+	r.t.Helper()
+	if pending, err := r.store.PendingApprovals(context.Background(), convID); err != nil || len(pending) != 0 {
+		r.t.Fatalf("still pending: %+v %v", pending, err)
+	}
+}
+
 func (r *rig) answer(req ovrlrd.Approval, d ovrlrd.Decision, msg string) (ovrlrd.Approval, error) {
 	return r.store.AnswerApproval(context.Background(), r.user, req.ConversationID, req.ID, d, msg)
 }
@@ -130,9 +139,7 @@ func TestLiveApprovalAllow(t *testing.T) {
 		t.Fatalf("messages %+v", msgs)
 	}
 	// Answered, it waits no more, and a second, other answer is refused.
-	if pending, _ := r.store.PendingApprovals(context.Background(), j.ConversationID); len(pending) != 0 {
-		t.Fatalf("still pending: %+v", pending)
-	}
+	r.noPending(j.ConversationID)
 	if _, err := r.answer(req, ovrlrd.DecisionDeny, ""); err != ovrlrd.ErrApprovalAnswered {
 		t.Fatalf("other answer: %v", err)
 	}
@@ -199,9 +206,7 @@ func TestLiveApprovalCancel(t *testing.T) {
 	if _, err := r.answer(req, ovrlrd.DecisionAllow, ""); err != ovrlrd.ErrApprovalExpired {
 		t.Fatalf("answer after the cancel: %v", err)
 	}
-	if pending, _ := r.store.PendingApprovals(context.Background(), j.ConversationID); len(pending) != 0 {
-		t.Fatalf("still pending: %+v", pending)
-	}
+	r.noPending(j.ConversationID)
 	r.noFolders()
 }
 
@@ -243,24 +248,26 @@ func TestLiveApprovalInputTooLarge(t *testing.T) {
 // it is no longer pending, and nobody can answer it.
 func TestLiveApprovalWithdrawn(t *testing.T) {
 	r := fakeRig(t)
+	closed := make(chan string, 8)
+	r.withStore(claudetest.FakeCLI(t), closing{r.store, closed})
 	j := r.begin("", claudetest.Script("ask-withdrawn", "n", 2))
 	j.LiveApprovals = true
 	sink := newAsked()
 	ended, o := r.runInBackground(j, sink)
 	first, second := sink.request(t, ended), sink.request(t, ended)
-	// The turn waits on the second: the first is closed by then, or soon.
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		pending, err := r.store.PendingApprovals(context.Background(), j.ConversationID)
-		if err != nil {
-			t.Fatal(err)
+	// The turn waits on the second; the first is closed meanwhile.
+	select {
+	case id := <-closed:
+		if id != first.ID {
+			t.Fatalf("closed %s, want the withdrawn %s", id, first.ID)
 		}
-		if len(pending) == 1 && pending[0].ID == second.ID {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pending while the turn waits on its second request: %+v", pending)
-		}
-		time.Sleep(20 * time.Millisecond)
+	case <-ended:
+		t.Fatal("the turn ended before closing the withdrawn request")
+	case <-time.After(20 * time.Second):
+		t.Fatal("the withdrawn request was not closed while the turn waited")
+	}
+	if pending, err := r.store.PendingApprovals(context.Background(), j.ConversationID); err != nil || len(pending) != 1 || pending[0].ID != second.ID {
+		t.Fatalf("pending while the turn waits on its second request: %+v %v", pending, err)
 	}
 	if _, err := r.answer(first, ovrlrd.DecisionAllow, ""); err != ovrlrd.ErrApprovalExpired {
 		t.Fatalf("answer to a withdrawn request: %v", err)
@@ -272,4 +279,16 @@ func TestLiveApprovalWithdrawn(t *testing.T) {
 	if o.Kind != ovrlrd.OutcomeComplete {
 		t.Fatalf("outcome %+v", *o)
 	}
+}
+
+// closing is the store, telling the test each request a turn closed.
+type closing struct {
+	*store.Store
+	closed chan<- string
+}
+
+func (c closing) CloseApproval(ctx context.Context, convID, id string) (ovrlrd.Approval, error) {
+	a, err := c.Store.CloseApproval(ctx, convID, id)
+	c.closed <- id
+	return a, err
 }
