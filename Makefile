@@ -62,19 +62,21 @@ chromium:
 		echo "set OVRLRD_CHROMIUM to the browser's binary, or OVRLRD_WEB_TESTS=skip to leave those tests out."; \
 	fi
 
-## web: the web client (web/), bundled by esbuild into build/web/: index.html, app.js, app.css
+## web: the web client (web/), bundled by esbuild into build/web/: index.html, app.js, app.css.
+## Always rebuilt, as the functions are (it takes a moment): file times miss a source restored
+## with an older time.
 ESBUILD       := web/node_modules/.bin/esbuild
 ESBUILD_FLAGS := --bundle --minify --format=esm --target=es2022 --log-level=warning
 web: build/web/index.html build/web/app.js build/web/app.css
 
-build/web/index.html: web/index.html
+build/web/index.html: web/index.html FORCE
 	@mkdir -p $(@D)
 	cp $< $@
 
-build/web/app.js: web/node_modules/.package-lock.json $(wildcard web/src/*.js)
+build/web/app.js: web/node_modules/.package-lock.json FORCE
 	$(ESBUILD) web/src/main.js $(ESBUILD_FLAGS) --outfile=$@
 
-build/web/app.css: web/node_modules/.package-lock.json $(wildcard web/src/*.css)
+build/web/app.css: web/node_modules/.package-lock.json FORCE
 	$(ESBUILD) web/src/app.css $(ESBUILD_FLAGS) --outfile=$@
 
 ## build: three linux/arm64 bootstraps under build/<function>/, the desk's command (cmd/ovrlrd) for
@@ -214,7 +216,8 @@ $(TOOLS)/govulncheck:
 RAIN_VERSION     := v1.24.4
 SAM_COMMIT       := 48ad58436cf80f698129e0655731be3bc4261b9a
 SAM_SCHEMA_URL   ?= https://raw.githubusercontent.com/aws/serverless-application-model/$(SAM_COMMIT)/schema_source/sam.schema.json
-REGISTRY_SCHEMAS := AWS::ApiGatewayV2::Api AWS::CloudFront::Distribution AWS::CloudWatch::Alarm \
+REGISTRY_SCHEMAS := AWS::ApiGatewayV2::Api AWS::CloudFront::Distribution AWS::CloudFront::Function \
+	AWS::CloudFront::OriginAccessControl AWS::CloudFront::ResponseHeadersPolicy AWS::CloudWatch::Alarm \
 	AWS::DynamoDB::Table AWS::ECR::Repository AWS::IAM::ManagedPolicy AWS::IAM::OIDCProvider AWS::IAM::Role \
 	AWS::KMS::Alias AWS::KMS::Key AWS::Lambda::EventInvokeConfig AWS::Lambda::Function AWS::Lambda::Permission AWS::Lambda::Url \
 	AWS::Logs::LogGroup AWS::S3::Bucket AWS::SNS::Topic

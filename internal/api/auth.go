@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"regexp"
 
+	"github.com/ovrlrd/cloud/internal/apple"
 	"github.com/ovrlrd/cloud/internal/audit"
 	"github.com/ovrlrd/cloud/internal/auth"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
@@ -27,6 +28,8 @@ func (b *signInBody) Validate() error {
 		return ovrlrd.Errorf(ovrlrd.EINVALID, `Field "deviceToken" must be the device token in lowercase hex.`)
 	case b.DeviceID != nil && (*b.DeviceID == "" || len(*b.DeviceID) > 200):
 		return ovrlrd.Errorf(ovrlrd.EINVALID, `Field "deviceId" must be 1 to 200 characters.`)
+	case b.Nonce != nil && (*b.Nonce == "" || len(*b.Nonce) > apple.MaxNonceBytes):
+		return ovrlrd.Errorf(ovrlrd.EINVALID, `Field "nonce" must be 1 to %d characters.`, apple.MaxNonceBytes)
 	}
 	return nil
 }

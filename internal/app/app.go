@@ -64,7 +64,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, dynamoDB ...f
 
 	// The verifier's background key refresh lives as long as the process.
 	verifier, err := apple.NewVerifier(context.WithoutCancel(ctx), apple.Options{
-		JWKSURL: cfg.SignIn.JWKSURL, Audiences: cfg.SignIn.Audiences(),
+		JWKSURL: cfg.SignIn.JWKSURL, Audiences: cfg.SignIn.BundleIDs, ServicesIDs: cfg.SignIn.ServicesIDs,
 	})
 	if err != nil {
 		return nil, err

@@ -5,6 +5,9 @@ package apple
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"net/url"
@@ -31,6 +34,8 @@ const (
 	rateLimitWaitMax = time.Second
 	// Apple's tokens are about a kilobyte; larger input is not worth parsing.
 	maxTokenBytes = 8 << 10
+	// MaxNonceBytes bounds the raw nonce a client sends with its token.
+	MaxNonceBytes = 128
 )
 
 // Identity is what a verified identity token says about the user.
@@ -45,6 +50,11 @@ type Options struct {
 	JWKSURL    string
 	Audiences  []string     // configured bundle ids; a token's aud must be one of them
 	HTTPClient *http.Client // optional; the default times out after 3 s
+	// ServicesIDs are the web's audiences (Sign in with Apple on the web),
+	// accepted too. A token for one of them must carry the nonce: the page
+	// sent Apple the SHA-256 of a random value only it knows, so a token
+	// copied out of another page's sign-in is worthless without that value.
+	ServicesIDs []string
 
 	// Shortened by tests only.
 	refreshEvery    time.Duration
@@ -53,8 +63,9 @@ type Options struct {
 
 // Verifier checks identity tokens. It is safe for concurrent use.
 type Verifier struct {
-	audiences []string
-	keys      *keySource
+	audiences   []string
+	servicesIDs []string
+	keys        *keySource
 }
 
 // NewVerifier returns a Verifier. It does no I/O: the keys are fetched on the
@@ -66,19 +77,26 @@ func NewVerifier(ctx context.Context, opts Options) (*Verifier, error) {
 		return nil, errors.New("apple: JWKSURL must be an absolute http(s) URL")
 	}
 	// Without an audience the parser would accept any app's token.
-	if len(opts.Audiences) == 0 || slices.Contains(opts.Audiences, "") {
+	if len(opts.Audiences)+len(opts.ServicesIDs) == 0 || slices.Contains(opts.Audiences, "") || slices.Contains(opts.ServicesIDs, "") {
 		return nil, errors.New("apple: no audiences, or an empty one, configured")
 	}
 	opts.HTTPClient = cmp.Or(opts.HTTPClient, &http.Client{Timeout: defaultTimeout})
 	opts.refreshEvery = cmp.Or(opts.refreshEvery, defaultRefreshEvery)
 	opts.unknownKIDEvery = cmp.Or(opts.unknownKIDEvery, defaultUnknownKIDEvery)
-	return &Verifier{audiences: slices.Clone(opts.Audiences), keys: &keySource{ctx: ctx, Options: opts}}, nil
+	return &Verifier{
+		audiences:   slices.Concat(opts.Audiences, opts.ServicesIDs),
+		servicesIDs: slices.Clone(opts.ServicesIDs),
+		keys:        &keySource{ctx: ctx, Options: opts},
+	}, nil
 }
 
-// Verify checks an identity token's signature and claims. A bad token is
-// EUNAUTHORIZED; Apple's keys being unreachable when one is needed is
-// EUNAVAILABLE. Neither error's message says anything about the token.
-func (v *Verifier) Verify(ctx context.Context, identityToken string) (Identity, error) {
+// Verify checks an identity token's signature and claims. nonce is the raw
+// value whose SHA-256 (hex) the client asked Apple to put in the token: it
+// is required for a Services ID's token, checked whenever it is given, and
+// "" for the app, which sends none. A bad token is EUNAUTHORIZED; Apple's
+// keys being unreachable when one is needed is EUNAVAILABLE. Neither
+// error's message says anything about the token.
+func (v *Verifier) Verify(ctx context.Context, identityToken, nonce string) (Identity, error) {
 	if identityToken == "" || len(identityToken) > maxTokenBytes {
 		return Identity{}, unauthorized(errors.New("apple: identity token empty or too long"))
 	}
@@ -104,9 +122,29 @@ func (v *Verifier) Verify(ctx context.Context, identityToken string) (Identity, 
 	if c.Subject == "" {
 		return Identity{}, unauthorized(errors.New("apple: token has no sub"))
 	}
+	if (nonce != "" || v.forWeb(c.Audience)) && !nonceMatches(c.Nonce, nonce) {
+		return Identity{}, unauthorized(errors.New("apple: nonce missing or not the one sent"))
+	}
 	return Identity{Subject: c.Subject, Email: c.Email, EmailVerified: bool(c.EmailVerified)}, nil
 }
 
 func unauthorized(cause error) error {
 	return ovrlrd.Wrap(ovrlrd.EUNAUTHORIZED, "Authentication failed", cause)
+}
+
+// forWeb reports whether any of a token's audiences is a Services ID.
+func (v *Verifier) forWeb(aud jwt.ClaimStrings) bool {
+	return slices.ContainsFunc(aud, func(a string) bool { return slices.Contains(v.servicesIDs, a) })
+}
+
+// nonceMatches reports whether claim is the SHA-256, in hex, of a raw
+// nonce given. The hash is compared in constant time: how much of it
+// matched must not show in the time the answer takes.
+func nonceMatches(claim, raw string) bool {
+	if raw == "" || len(raw) > MaxNonceBytes {
+		return false
+	}
+	sum := sha256.Sum256([]byte(raw))
+	want := hex.EncodeToString(sum[:])
+	return subtle.ConstantTimeCompare([]byte(claim), []byte(want)) == 1
 }

@@ -6,6 +6,9 @@ type claims struct {
 	jwt.RegisteredClaims
 	Email         string   `json:"email"`
 	EmailVerified flexBool `json:"email_verified"`
+	// Nonce is what the client's authorization request named: on the web,
+	// the SHA-256 of a value the page keeps.
+	Nonce string `json:"nonce"`
 }
 
 // flexBool reads a JSON true or "true" as true, since Apple has sent both.

@@ -47,7 +47,7 @@ func claims() applefake.Claims {
 
 func mustVerify(t *testing.T, v *apple.Verifier, token string) apple.Identity {
 	t.Helper()
-	id, err := v.Verify(context.Background(), token)
+	id, err := v.Verify(context.Background(), token, "")
 	if err != nil {
 		t.Fatalf("Verify: %v", err)
 	}
@@ -66,7 +66,7 @@ func wantCode(t *testing.T, err error, code string) {
 func verifyCode(t *testing.T, v *apple.Verifier, token, code string) time.Duration {
 	t.Helper()
 	start := time.Now()
-	_, err := v.Verify(context.Background(), token)
+	_, err := v.Verify(context.Background(), token, "")
 	took := time.Since(start)
 	wantCode(t, err, code)
 	return took

@@ -67,7 +67,7 @@ func TestVerifyJWKSOutageIsUnavailable(t *testing.T) {
 			}
 			v := verifier(t, apple.Options{JWKSURL: url})
 			start := time.Now()
-			_, err := v.Verify(context.Background(), s.Mint(claims()))
+			_, err := v.Verify(context.Background(), s.Mint(claims()), "")
 			took := time.Since(start)
 			t.Logf("EUNAVAILABLE after %v", took)
 			wantCode(t, err, ovrlrd.EUNAVAILABLE)
@@ -89,7 +89,7 @@ func TestVerifyJWKSOutageHonoursContext(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	var err error
-	returns(t, "Verify past its caller's deadline", func() { _, err = v.Verify(ctx, s.Mint(claims())) })
+	returns(t, "Verify past its caller's deadline", func() { _, err = v.Verify(ctx, s.Mint(claims()), "") })
 	wantCode(t, err, ovrlrd.EUNAVAILABLE)
 }
 
@@ -140,7 +140,7 @@ func TestVerifyRotatedKeyAfterOneRefresh(t *testing.T) {
 		t.Fatalf("refreshes = %d, want 1", n)
 	}
 	// The refresh replaced the cache, so the retired key is gone too.
-	_, err := v.Verify(context.Background(), s.MintWith(claims(), applefake.Sign{Kid: old}))
+	_, err := v.Verify(context.Background(), s.MintWith(claims(), applefake.Sign{Kid: old}), "")
 	wantCode(t, err, ovrlrd.EUNAUTHORIZED)
 }
 
@@ -220,7 +220,7 @@ func flood(t *testing.T, s *applefake.Server, v *apple.Verifier, n int, code str
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i, tok := range toks {
-		wg.Go(func() { _, errs[i] = v.Verify(context.Background(), tok) })
+		wg.Go(func() { _, errs[i] = v.Verify(context.Background(), tok, "") })
 	}
 	wg.Wait()
 	for _, err := range errs {

@@ -35,7 +35,7 @@ func TestVerifyRejectsForgedSignature(t *testing.T) {
 	t.Parallel()
 	s := fake(t)
 	v := warm(t, s, apple.Options{})
-	_, err := v.Verify(context.Background(), s.MintWith(claims(), applefake.Sign{Key: applefake.NewKey()}))
+	_, err := v.Verify(context.Background(), s.MintWith(claims(), applefake.Sign{Key: applefake.NewKey()}), "")
 	wantCode(t, err, ovrlrd.EUNAUTHORIZED)
 	if !errors.Is(err, jwt.ErrTokenSignatureInvalid) {
 		t.Fatalf("err = %v, want a signature failure", err)
@@ -49,7 +49,7 @@ func TestVerifyRejectsTamperedPayload(t *testing.T) {
 	v := warm(t, s, apple.Options{})
 	parts := strings.Split(s.Mint(claims()), ".")
 	other := strings.Split(s.Mint(applefake.Claims{Subject: "someone-else"}), ".")
-	_, err := v.Verify(context.Background(), parts[0]+"."+other[1]+"."+parts[2])
+	_, err := v.Verify(context.Background(), parts[0]+"."+other[1]+"."+parts[2], "")
 	wantCode(t, err, ovrlrd.EUNAUTHORIZED)
 }
 
@@ -61,7 +61,7 @@ func TestVerifyRejectsAlgNone(t *testing.T) {
 		"signed":         s.MintWith(claims(), applefake.Sign{None: true}),
 		"rs256 sig kept": noneWithSignature(s),
 	} {
-		_, err := v.Verify(context.Background(), tok)
+		_, err := v.Verify(context.Background(), tok, "")
 		wantCode(t, err, ovrlrd.EUNAUTHORIZED)
 		if !strings.Contains(err.Error(), "signing method none is invalid") {
 			t.Fatalf("%s: err = %v, want the method refused", name, err)
@@ -88,7 +88,7 @@ func TestVerifyRejectsHS256WithApplePublicKey(t *testing.T) {
 		"pkcs1 pem": s.PublicKeyPKCS1PEM(),
 		"pkix der":  s.PublicKeyDER(),
 	} {
-		_, err := v.Verify(context.Background(), s.MintWith(claims(), applefake.Sign{HMACSecret: secret}))
+		_, err := v.Verify(context.Background(), s.MintWith(claims(), applefake.Sign{HMACSecret: secret}), "")
 		wantCode(t, err, ovrlrd.EUNAUTHORIZED)
 		if !strings.Contains(err.Error(), "signing method HS256 is invalid") {
 			t.Fatalf("%s: err = %v, want the method refused", name, err)
@@ -126,7 +126,7 @@ func TestVerifyRejectsBadClaims(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := claims()
 			tc.edit(&c)
-			_, err := v.Verify(context.Background(), s.Mint(c))
+			_, err := v.Verify(context.Background(), s.Mint(c), "")
 			wantCode(t, err, ovrlrd.EUNAUTHORIZED)
 			if tc.reason != nil && !errors.Is(err, tc.reason) {
 				t.Fatalf("err = %v, want %v", err, tc.reason)
@@ -145,7 +145,7 @@ func TestVerifyExpiryLeeway(t *testing.T) {
 	longExpired.IssuedAt, longExpired.ExpiresAt = now.Add(-10*time.Minute), now.Add(-90*time.Second)
 
 	mustVerify(t, v, s.Mint(justExpired)) // within the 60 s leeway
-	_, err := v.Verify(context.Background(), s.Mint(longExpired))
+	_, err := v.Verify(context.Background(), s.Mint(longExpired), "")
 	wantCode(t, err, ovrlrd.EUNAUTHORIZED)
 	if !errors.Is(err, jwt.ErrTokenExpired) {
 		t.Fatalf("err = %v, want expired", err)
@@ -190,7 +190,7 @@ func TestVerifyMultipleAudiences(t *testing.T) {
 	}
 	c := claims()
 	c.Audience = "com.ovrlrd.app.other"
-	_, err := v.Verify(context.Background(), s.Mint(c))
+	_, err := v.Verify(context.Background(), s.Mint(c), "")
 	wantCode(t, err, ovrlrd.EUNAUTHORIZED)
 }
 
@@ -198,7 +198,7 @@ func TestVerifyRejectsMissingKID(t *testing.T) {
 	t.Parallel()
 	s := fake(t)
 	v := warm(t, s, apple.Options{})
-	_, err := v.Verify(context.Background(), s.MintWith(claims(), applefake.Sign{NoKid: true}))
+	_, err := v.Verify(context.Background(), s.MintWith(claims(), applefake.Sign{NoKid: true}), "")
 	wantCode(t, err, ovrlrd.EUNAUTHORIZED)
 }
 
@@ -219,7 +219,7 @@ func TestVerifyRejectsMalformedTokens(t *testing.T) {
 		// Validly signed, so only the length cap refuses it.
 		"oversize": s.Mint(applefake.Claims{Subject: "x", Extra: map[string]any{"pad": strings.Repeat("A", 9000)}}),
 	} {
-		_, err := v.Verify(context.Background(), tok)
+		_, err := v.Verify(context.Background(), tok, "")
 		if ovrlrd.ErrorCode(err) != ovrlrd.EUNAUTHORIZED {
 			t.Errorf("%s: err = %v, want %s", name, err, ovrlrd.EUNAUTHORIZED)
 		}
@@ -236,7 +236,7 @@ func TestVerifyErrorsDoNotLeak(t *testing.T) {
 	c := claims()
 	c.Audience = "com.example.other"
 	tok := s.Mint(c)
-	_, err := v.Verify(context.Background(), tok)
+	_, err := v.Verify(context.Background(), tok, "")
 	wantCode(t, err, ovrlrd.EUNAUTHORIZED)
 	if msg := ovrlrd.ErrorMessage(err); msg != "Authentication failed" {
 		t.Fatalf("user message = %q", msg)

@@ -33,7 +33,7 @@ type Store interface {
 
 // Verifier checks Apple identity tokens.
 type Verifier interface {
-	Verify(ctx context.Context, identityToken string) (apple.Identity, error)
+	Verify(ctx context.Context, identityToken, nonce string) (apple.Identity, error)
 }
 
 // AccountCleaner removes what other parts of the service keep for a deleted
@@ -105,11 +105,18 @@ type SignInRequest struct {
 	IdentityToken string  `json:"identityToken"`
 	DeviceToken   *string `json:"deviceToken"`
 	DeviceID      *string `json:"deviceId"`
+	// Nonce is the web client's: the raw value whose SHA-256 it asked
+	// Apple to put in the token. The app sends none.
+	Nonce *string `json:"nonce"`
 }
 
 // SignIn verifies an Apple identity token and starts a login session.
 func (s *Service) SignIn(ctx context.Context, req SignInRequest, c audit.Client) (Grant, error) {
-	id, err := s.Apple.Verify(ctx, req.IdentityToken)
+	nonce := ""
+	if req.Nonce != nil {
+		nonce = *req.Nonce
+	}
+	id, err := s.Apple.Verify(ctx, req.IdentityToken, nonce)
 	if err != nil {
 		reason := "invalid_token"
 		if ovrlrd.IsCode(err, ovrlrd.EUNAVAILABLE) {

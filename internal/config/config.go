@@ -9,7 +9,6 @@ package config
 import (
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"log/slog"
-	"slices"
 	"time"
 )
 
@@ -125,12 +124,6 @@ type SignIn struct {
 	ApprovedEmails   []string // lowercased
 	ApprovedAppleIDs []string // Apple "sub" values, exact
 	AllowOpenSignup  bool
-}
-
-// Audiences are the identity tokens' accepted audiences: the bundle ids,
-// then the Services IDs.
-func (s SignIn) Audiences() []string {
-	return append(slices.Clone(s.BundleIDs), s.ServicesIDs...)
 }
 
 // APNs configures push notifications (token auth with a .p8 key).

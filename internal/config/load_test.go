@@ -41,7 +41,6 @@ func TestLocalWithJWTSecretOnly(t *testing.T) {
 		{"LogLevel", c.LogLevel, slog.LevelInfo},
 		{"BundleIDs", strings.Join(c.SignIn.BundleIDs, ","), "com.ovrlrd.app"},
 		{"ServicesIDs", len(c.SignIn.ServicesIDs), 0},
-		{"Audiences", strings.Join(c.SignIn.Audiences(), ","), "com.ovrlrd.app"},
 		{"JWKSURL", c.SignIn.JWKSURL, "https://appleid.apple.com/auth/keys"},
 		{"AllowOpenSignup", c.SignIn.AllowOpenSignup, false},
 		{"Path", c.Claude.Path, "claude"},
@@ -289,8 +288,6 @@ func TestListsAndValues(t *testing.T) {
 	}
 	eq("BundleIDs", c.SignIn.BundleIDs, []string{"com.ovrlrd.app", "com.ovrlrd.app.dev"})
 	eq("ServicesIDs", c.SignIn.ServicesIDs, []string{"com.ovrlrd.web", "com.ovrlrd.web.staging"})
-	// The bundle ids first: the first audience stays the app's, the APNs topic.
-	eq("Audiences", c.SignIn.Audiences(), []string{"com.ovrlrd.app", "com.ovrlrd.app.dev", "com.ovrlrd.web", "com.ovrlrd.web.staging"})
 	eq("ApprovedEmails", c.SignIn.ApprovedEmails, []string{"alice@example.com", "bob@example.com"})
 	eq("ApprovedAppleIDs", c.SignIn.ApprovedAppleIDs, []string{"001234.AbC.0123", "005678.dEf.0456"})
 	eq("AdditionalDirs", c.Claude.AdditionalDirs, []string{"/srv/repos", "/opt/shared"})
@@ -299,22 +296,6 @@ func TestListsAndValues(t *testing.T) {
 	if !c.SignIn.AllowOpenSignup || c.Claude.Timeout != 10*time.Minute || c.Claude.IdleTimeout != 90*time.Second ||
 		c.Claude.MaxRetries != 0 || c.ListenAddr != ":8080" || c.LogLevel != slog.LevelDebug || c.Region != "eu-central-1" {
 		t.Errorf("values: %+v", c)
-	}
-}
-
-// Audiences is a list of its own: changing it changes no setting.
-func TestAudiencesAreACopy(t *testing.T) {
-	t.Parallel()
-	for _, services := range [][]string{nil, {"com.ovrlrd.web"}} {
-		s := config.SignIn{BundleIDs: append(make([]string, 0, 4), "com.ovrlrd.app"), ServicesIDs: services}
-		a := s.Audiences()
-		a[0] = "changed"
-		if s.BundleIDs[0] != "com.ovrlrd.app" || len(s.Audiences()) != 1+len(services) {
-			t.Errorf("with Services IDs %q: BundleIDs %q after changing Audiences", services, s.BundleIDs)
-		}
-		if b := append(s.BundleIDs, "appended"); len(services) > 0 && a[len(a)-1] != services[0] {
-			t.Errorf("appending to BundleIDs changed Audiences: %q (%q)", a, b)
-		}
 	}
 }
 

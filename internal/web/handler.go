@@ -1,9 +1,10 @@
 // Package web serves the web client's built files (make web writes them to
 // build/web) under /web/, as make dev's gateway offers them next to the API.
-// Deployed, CloudFront is to serve the same files from S3 under the same
-// prefix, with a response headers policy of SecurityHeaders' values, so
-// that the page runs under the same rules in both places; the template
-// does not have that yet (issue 21).
+// Deployed, CloudFront serves the same files from S3 under the same prefix
+// (template.yaml's WebBucket, which deploy.yml fills), with a response
+// headers policy of SecurityHeaders' values and a function that answers
+// /web/ with index.html, so that the page runs under the same rules in both
+// places; internal/devkit/samtemplate's tests keep the two in step.
 //
 // It stays small and free of other dependencies than the standard library:
 // a static file server confined to one folder, nothing more.

@@ -80,6 +80,7 @@ func TestSecurityHeaders(t *testing.T) {
 		"Referrer-Policy":            "no-referrer",
 		"Permissions-Policy":         "camera=(), microphone=(), geolocation=()",
 		"Cross-Origin-Opener-Policy": "same-origin",
+		"Strict-Transport-Security":  "max-age=63072000",
 	}
 	got := web.SecurityHeaders()
 	if len(got) != len(want) {

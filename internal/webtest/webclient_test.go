@@ -49,7 +49,10 @@ func TestWebClient(t *testing.T) {
 	t.Logf("stack serving after %v", time.Since(began).Round(time.Millisecond))
 	b := startBrowser(t, browser)
 	t.Logf("browser started after %v", time.Since(began).Round(time.Millisecond))
-	base := "http://" + stack.Addr
+	// The browser reaches the stack through a proxy that the network drop
+	// step cuts.
+	proxy := newCutProxy(t, stack.Addr)
+	base := "http://" + proxy.addr
 
 	// Each step builds on the one before: the first that fails ends them.
 	func() {
@@ -226,6 +229,10 @@ func TestWebClient(t *testing.T) {
 			return // the steps that follow build on this one
 		}
 
+		if !importStep(t, b) || !hostileStep(t, b) || !networkDropStep(t, b, proxy, stack) || !usageStep(t, b, stack) {
+			return // the steps that follow build on these
+		}
+
 		if !t.Run("cancel", func(t *testing.T) {
 			// The step's timeout, well under the command's 30 s, is the
 			// check that the cancel ended the turn.
@@ -279,6 +286,10 @@ func TestWebClient(t *testing.T) {
 			}
 			b.console.seen(ctx, t)
 		}) {
+			return // the steps that follow build on this one
+		}
+
+		if !projectSteps(t, b, root, stack) {
 			return // the steps that follow build on this one
 		}
 
@@ -409,6 +420,15 @@ func TestWebClient(t *testing.T) {
 			b.console.seen(ctx, t)
 		}) {
 			return // the steps that follow build on this one
+		}
+
+		if !appleSteps(t, b, base, stack) {
+			return // the steps that follow build on this one
+		}
+
+		// The last: it deletes the account the steps before used.
+		if signOutRaceStep(t, b, base, stack) {
+			deleteAccountStep(t, b, base, stack)
 		}
 	}()
 

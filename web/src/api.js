@@ -51,8 +51,12 @@ function saveSession(grant) {
   return s;
 }
 
+/** cleared counts the times this tab forgot the session (see refresh). */
+let cleared = 0;
+
 /** clear forgets the API key and the session. */
 export function clear() {
+  cleared++;
   localStorage.removeItem(SESSION);
   localStorage.removeItem(API_KEY);
 }
@@ -84,13 +88,14 @@ export function onSignedOut(fn) {
 
 /**
  * signIn takes an Apple identity token to a session, and keeps the key
- * and the session.
+ * and the session. nonce is the raw value whose hash the token carries:
+ * the server requires it for the web's tokens (apple.js).
  */
-export async function signIn(key, identityToken) {
+export async function signIn(key, identityToken, nonce) {
   const res = await fetch('/auth', {
     method: 'POST',
     headers: { 'Content-Type': 'application/json', 'X-API-Key': key },
-    body: JSON.stringify({ identityToken }),
+    body: JSON.stringify(nonce ? { identityToken, nonce } : { identityToken }),
   });
   const grant = await json(res);
   localStorage.setItem(API_KEY, key);
@@ -99,12 +104,15 @@ export async function signIn(key, identityToken) {
   return s;
 }
 
-/** localIdentityToken asks make dev's Apple stand-in for an identity token. */
-export async function localIdentityToken(key, name) {
+/**
+ * localIdentityToken asks make dev's Apple stand-in for an identity token
+ * carrying the hash of nonce, the raw value signIn then sends.
+ */
+export async function localIdentityToken(key, name, nonce) {
   const res = await fetch('/web/dev/identity-token', {
     method: 'POST',
     headers: { 'Content-Type': 'application/json', 'X-API-Key': key },
-    body: JSON.stringify({ name }),
+    body: JSON.stringify({ name, nonce }),
   });
   const body = await json(res);
   if (!body || typeof body.identityToken !== 'string') throw new ApiError(res.status, 'No identity token in the answer.');
@@ -132,6 +140,7 @@ function refresh(stale) {
   if (!refreshing) {
     const run = async () => {
       const cur = session();
+      const started = cleared;
       if (!cur) throw new ApiError(401, 'Signed out.');
       if (cur.sessionToken !== stale.sessionToken && cur.expiresAt - Date.now() > REFRESH_MARGIN) return cur;
       const res = await fetch('/auth/refresh', {
@@ -142,7 +151,14 @@ function refresh(stale) {
           Authorization: `Bearer ${cur.sessionToken}`,
         },
       });
-      return saveSession(await json(res));
+      const grant = await json(res);
+      // Signed out while the refresh was under way, in this tab or another:
+      // the grant is nobody's, and storing it would sign the browser back
+      // in. Signed in again since, in this tab: that session is the one.
+      const now = session();
+      if (!now || !apiKey()) throw new ApiError(401, 'Signed out.');
+      if (cleared !== started) return now;
+      return saveSession(grant);
     };
     const locked = navigator.locks ? navigator.locks.request('ovrlrd.session', run) : run();
     refreshing = locked.finally(() => {
@@ -179,6 +195,8 @@ export function scheduleRefresh() {
 
 function signedOut() {
   clearTimeout(timer);
+  // Already gone: this tab signed out itself, or saw another tab do it.
+  if (!session()) return;
   localStorage.removeItem(SESSION);
   signedOutHandler();
 }
@@ -223,19 +241,25 @@ export async function call(method, path, opts) {
   return json(await request(method, path, opts));
 }
 
-/** signOut ends the session on the server, then forgets it and the key. */
+/**
+ * signOut forgets the session and the key, then ends the session on the
+ * server. Forgotten first, so that a refresh still under way stores
+ * nothing; the server ends the whole session whichever of the two tokens
+ * the logout carries.
+ */
 export async function signOut() {
   const s = session();
+  const key = apiKey();
+  clearTimeout(timer);
+  clear();
+  if (!s || !key) return;
   try {
-    if (s && apiKey()) {
-      await fetch('/auth/logout', {
-        method: 'POST',
-        headers: { 'X-API-Key': apiKey(), Authorization: `Bearer ${s.sessionToken}` },
-      });
-    }
-  } finally {
-    clearTimeout(timer);
-    clear();
+    await fetch('/auth/logout', {
+      method: 'POST',
+      headers: { 'X-API-Key': key, Authorization: `Bearer ${s.sessionToken}` },
+    });
+  } catch {
+    // Offline: the token is forgotten here, and lapses on the server.
   }
 }
 

@@ -1,10 +1,17 @@
-// The web client's first slice: sign-in (make dev's local stand-in),
-// the conversation list, a conversation's transcript, and streamed turns
-// with live approvals, picked up again when a stream drops.
+// The web client: sign-in (Sign in with Apple, apple.js, or make dev's
+// local stand-in), the conversation list, a conversation's transcript, and
+// streamed turns with live approvals, picked up again when a stream drops.
+// Projects, imports, usage and the account live in modules of their own;
+// this one routes and ties them together.
 
 import * as api from './api.js';
+import * as apple from './apple.js';
 import { readEvents, turnOf, TERMINAL } from './sse.js';
 import { messageEl, noticeEl, Turn } from './transcript.js';
+import * as projects from './projects.js';
+import * as imports from './imports.js';
+import * as account from './account.js';
+import * as usage from './usage.js';
 
 const $ = (id) => document.getElementById(id);
 const enc = encodeURIComponent;
@@ -43,10 +50,13 @@ function errorText(err) {
 
 async function showSignIn(message = '') {
   if (view) closeView();
+  projects.reset();
   ui.sidebar.hidden = true;
   ui.toggle.hidden = true;
   ui.chat.hidden = true;
   ui.signout.hidden = true;
+  account.setShown(false);
+  imports.reset();
   ui.signin.hidden = false;
   // Nothing of the account stays behind it: list, transcript, title, URL.
   ui.conversations.replaceChildren();
@@ -65,12 +75,44 @@ async function showSignIn(message = '') {
       ui.signinMethods.append(button);
     }
     button.textContent = typeof config.label === 'string' && config.label ? config.label : 'Local sign-in';
-  } else if (!ui.signinMethods.childElementCount) {
+  }
+  apple.offer(ui.signinMethods, config, {
+    key: () => ui.apiKey.value.trim(),
+    focusKey: () => ui.apiKey.focus(),
+    status: (text, kind) => setStatus(ui.signinStatus, text, kind),
+  });
+  if (!ui.signinMethods.childElementCount) {
     const p = document.createElement('p');
     p.className = 'muted';
-    p.textContent = 'Sign in with Apple is not in this first slice of the web client: it signs in only through make dev.';
+    p.textContent = 'No way to sign in is configured for the web client on this server (the README says how to set up Sign in with Apple).';
     ui.signinMethods.append(p);
   }
+}
+
+/** signInReturned finishes a Sign in with Apple that came back to the page. */
+async function signInReturned(back) {
+  setStatus(ui.signinStatus, 'Signing in with Apple…');
+  try {
+    await apple.finish(back);
+    setStatus(ui.signinStatus, '');
+    showApp();
+  } catch (err) {
+    const message = err instanceof apple.AppleSignInError ? err.message : errorText(err);
+    if (!api.signedIn()) {
+      showSignIn(message);
+      return;
+    }
+    // Still signed in (a stray answer, say a link to /web/#state=…): the app, and why.
+    if (!ui.signin.hidden) showApp();
+    setStatus(ui.turnStatus, message, 'error');
+  }
+}
+
+/** navigated takes Apple's answer out of the URL, if that is what came, before the router reads it. */
+function navigated() {
+  const back = apple.takeReturn();
+  if (back) signInReturned(back);
+  else route();
 }
 
 async function signInLocal(event) {
@@ -86,8 +128,9 @@ async function signInLocal(event) {
   button.disabled = true;
   setStatus(ui.signinStatus, 'Signing in…');
   try {
-    const token = await api.localIdentityToken(key, 'Web user');
-    await api.signIn(key, token);
+    const nonce = apple.randomNonce();
+    const token = await api.localIdentityToken(key, 'Web user', nonce);
+    await api.signIn(key, token, nonce);
     setStatus(ui.signinStatus, '');
     showApp();
   } catch (err) {
@@ -116,6 +159,7 @@ function showApp() {
   ui.toggle.hidden = false;
   ui.chat.hidden = false;
   ui.signout.hidden = false;
+  account.setShown(true);
   api.scheduleRefresh();
   loadConversations(false);
   route();
@@ -216,7 +260,9 @@ function newView(id) {
   ui.older.hidden = true;
   setStatus(ui.turnStatus, '');
   setRunning(false);
+  usage.show(null);
   ui.deleteButton.hidden = !id;
+  projects.show(id);
   markCurrent();
   return view;
 }
@@ -257,6 +303,8 @@ async function openConversation(id) {
     if (view !== v) return;
     setTitle(d.conversation?.title || 'Untitled');
     addConversation(d.conversation, false);
+    projects.showConversation(d.conversation);
+    usage.show(d.conversation);
     markCurrent();
     let messages = d.messages || [];
     const active = d.activeTurn;
@@ -353,6 +401,8 @@ function startTurn(v) {
         setRunning(false);
         setStatus(ui.turnStatus, '');
         if (v.id && ui.title.textContent === 'New conversation') setTitle('Untitled');
+        projects.turnEnded(v.id);
+        usage.turnEnded(v.id);
       }
     },
   });
@@ -375,7 +425,7 @@ async function send(event) {
   let res;
   try {
     res = await api.request('POST', path, {
-      body: { message: text, approvals: 'live' },
+      body: { message: text, approvals: 'live', ...(v.id ? {} : projects.chosen()) },
       headers: { Accept: 'text/event-stream' },
       signal: v.abort.signal,
     });
@@ -527,6 +577,9 @@ async function answer(v, card, requestId, decision) {
 // Start.
 
 function init() {
+  // Before anything reads the URL: Apple's answer is no route, and the
+  // identity token in it must not stay in the address bar or the history.
+  const back = apple.takeReturn();
   Object.assign(ui, {
     signin: $('signin'),
     signinForm: $('signin-form'),
@@ -552,6 +605,21 @@ function init() {
     send: $('send'),
     cancel: $('cancel'),
   });
+  projects.init();
+  usage.init();
+  imports.init({
+    imported: (got) => {
+      addConversation({ id: got.conversationId, title: got.title, updatedAt: new Date().toISOString() }, true);
+      location.hash = `#/c/${enc(got.conversationId)}`;
+    },
+  });
+  account.init({
+    deleted: () => {
+      history.replaceState(null, '', location.pathname);
+      showSignIn('Your account was deleted, with everything in it.');
+      ui.signinStatus.dataset.kind = '';
+    },
+  });
   ui.signinForm.addEventListener('submit', signInLocal);
   ui.signout.addEventListener('click', signOut);
   ui.toggle.addEventListener('click', () => setListShown(document.body.classList.contains('list-folded')));
@@ -567,17 +635,23 @@ function init() {
     if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) ui.composer.requestSubmit();
   });
   ui.cancel.addEventListener('click', cancelTurn);
-  window.addEventListener('hashchange', route);
-  window.addEventListener('popstate', route);
+  window.addEventListener('hashchange', navigated);
+  window.addEventListener('popstate', navigated);
   // Another tab signed out, or in with another key.
   window.addEventListener('storage', (e) => {
     if ((e.key === api.SESSION || e.key === api.API_KEY || e.key === null) && !api.signedIn() && ui.signin.hidden) {
       showSignIn('Signed out in another tab.');
+    } else if ((e.key === api.SESSION || e.key === api.API_KEY) && api.signedIn() && !ui.signin.hidden) {
+      // Signed in in another tab: this one follows.
+      setStatus(ui.signinStatus, '');
+      showApp();
     }
   });
   setListShown(true);
   api.onSignedOut(() => showSignIn('Your session ended: sign in again.'));
-  if (api.signedIn()) showApp();
+  if (!back) apple.forget();
+  if (back) signInReturned(back);
+  else if (api.signedIn()) showApp();
   else showSignIn();
 }
 

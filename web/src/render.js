@@ -1,8 +1,8 @@
 // Markdown for the transcript: marked makes the HTML, highlight.js colours
 // code blocks inside marked's renderer, DOMPurify cleans the result, and
 // setMarkdown is the one place any HTML reaches the page (innerHTML).
-// Raw HTML in a message is shown as text, never parsed: the model's output
-// is not trusted.
+// Raw HTML in a message is shown as text, never parsed, and images are not
+// loaded: the model's output is not trusted.
 
 import { Marked } from 'marked';
 import DOMPurify from 'dompurify';
@@ -49,6 +49,14 @@ const marked = new Marked({
     html({ text }) {
       return escapeHTML(text);
     },
+    // An image is never loaded: the CSP refuses other origins (an error in
+    // the console each time), and one of this origin could be any GET the
+    // model names. A web image becomes a link to it, anything else its text.
+    image({ href, title, text }) {
+      const label = escapeHTML(text || title || href || 'image');
+      if (!/^https?:\/\//i.test(href || '')) return label;
+      return `<a href="${escapeHTML(href)}" class="image-link">${label}</a>`;
+    },
   },
 });
 
@@ -62,7 +70,7 @@ DOMPurify.addHook('afterSanitizeAttributes', (node) => {
 
 const purifyConfig = {
   USE_PROFILES: { html: true },
-  FORBID_TAGS: ['style', 'form', 'input', 'button', 'textarea', 'select'],
+  FORBID_TAGS: ['style', 'form', 'input', 'button', 'textarea', 'select', 'img'],
   FORBID_ATTR: ['style'],
 };
 

@@ -1,6 +1,7 @@
 // Package applefake stands in for Apple's JWK Set endpoint on loopback and
 // mints identity tokens signed with its keys, for tests of code that verifies
-// Sign in with Apple.
+// Sign in with Apple. It also answers Sign in with Apple on the web's
+// authorization requests (authorize.go), for make dev's web client.
 package applefake
 
 import (
@@ -26,17 +27,20 @@ const (
 	Hang                    // never answers; the client must give up
 )
 
-// Server serves {"keys":[...]} at URL.
+// Server serves {"keys":[...]} at URL, and authorization requests at
+// AuthorizeURL.
 type Server struct {
-	URL string
+	URL          string
+	AuthorizeURL string
 
 	srv *httptest.Server
 
 	requests atomic.Int32 // received, answered or not
 
-	mu   sync.Mutex
-	keys []key // published; the last one signs by default
-	mode Mode
+	mu      sync.Mutex
+	keys    []key // published; the last one signs by default
+	mode    Mode
+	clients []string // Services IDs authorization requests may name
 }
 
 type key struct {
@@ -47,8 +51,12 @@ type key struct {
 // New starts a server publishing one key.
 func New() *Server {
 	s := &Server{keys: []key{newKey()}}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	mux := http.NewServeMux()
+	mux.HandleFunc(AuthorizePath, s.authorize)
+	mux.HandleFunc("/", s.serve)
+	s.srv = httptest.NewServer(mux)
 	s.URL = s.srv.URL + "/auth/keys"
+	s.AuthorizeURL = s.srv.URL + AuthorizePath
 	return s
 }
 
@@ -66,7 +74,7 @@ func (s *Server) SetMode(m Mode) {
 	s.mu.Unlock()
 }
 
-// Requests counts the requests received, answered or not.
+// Requests counts the requests for the keys received, answered or not.
 func (s *Server) Requests() int { return int(s.requests.Load()) }
 
 // Rotate publishes a new key and makes it the one Mint signs with; the

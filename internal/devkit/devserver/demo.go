@@ -93,7 +93,7 @@ func (d *demo) signIn(ctx context.Context, accounts *auth.Service) (string, erro
 	if d.apple == nil {
 		return "", nil
 	}
-	idt := d.apple.Mint(applefake.Claims{Subject: "000000.demo.user", Email: "demo@example.com", EmailVerified: true})
+	idt := d.apple.Mint(applefake.DemoUser)
 	g, err := accounts.SignIn(ctx, auth.SignInRequest{IdentityToken: idt}, audit.Client{IP: "127.0.0.1", UserAgent: "make dev"})
 	if err != nil {
 		return "", err

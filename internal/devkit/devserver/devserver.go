@@ -29,6 +29,7 @@ import (
 	"github.com/ovrlrd/cloud/internal/devkit/devenv"
 	"github.com/ovrlrd/cloud/internal/devkit/dynamolocal"
 	"github.com/ovrlrd/cloud/internal/devkit/gateway"
+	"github.com/ovrlrd/cloud/internal/devkit/gitserver"
 	"github.com/ovrlrd/cloud/internal/procfs"
 )
 
@@ -46,6 +47,11 @@ type Options struct {
 type Info struct {
 	Addr   string // host:port the gateway listens on
 	APIKey string // the X-API-Key it accepts
+	// Git is the loopback git host of the demo project, and GitToken the
+	// token it takes (nil and "" when KMS_KEY_ID names the developer's own
+	// KMS): the browser tests add the project and check what a push sent.
+	Git      *gitserver.Server
+	GitToken string
 }
 
 // Run serves until ctx ends. Local data lives in DEV_DATA_DIR (default
@@ -169,7 +175,7 @@ func Run(ctx context.Context, o Options) error {
 	d.banner(out, addr, local["API_KEY"], token)
 	p.banner(out, addr)
 	routes.banner(out, addr)
-	ready(Info{Addr: addr, APIKey: a.Config.APIKey.Reveal()})
+	ready(Info{Addr: addr, APIKey: a.Config.APIKey.Reveal(), Git: p.git, GitToken: p.token})
 
 	select {
 	case err := <-errc:

@@ -28,6 +28,7 @@ type projects struct {
 	git     *gitserver.Server
 	key     envelope.KMS
 	secrets string // the secrets file
+	token   string // the one the git host takes
 }
 
 // demoProjects starts them, unless KMS_KEY_ID names a KMS of the
@@ -66,7 +67,7 @@ func demoProjects(getenv func(string) string, dataDir string) (*projects, map[st
 		}
 	}
 	env := map[string]string{"KMS_KEY_ID": "local", "SSL_CERT_FILE": git.CertFile()}
-	return &projects{git: git, key: key, secrets: filepath.Join(dataDir, "secrets.env")}, env, nil
+	return &projects{git: git, key: key, secrets: filepath.Join(dataDir, "secrets.env"), token: token}, env, nil
 }
 
 func (p *projects) close() {

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ovrlrd/cloud/internal/api"
+	"github.com/ovrlrd/cloud/internal/apple"
 	"github.com/ovrlrd/cloud/internal/devkit/applefake"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 	"github.com/ovrlrd/cloud/internal/web"
@@ -26,6 +27,10 @@ const LocalServicesID = "com.ovrlrd.web.local"
 // LocalSignInLabel is what the web client's local sign-in button says: it is
 // not Apple.
 const LocalSignInLabel = "Local sign-in (make dev's Apple stand-in, not Apple)"
+
+// LocalAppleLabel is what the web client's Sign in with Apple button says
+// when it goes to the stand-in's authorization endpoint: not Apple either.
+const LocalAppleLabel = "Sign in with Apple: make dev's stand-in, not Apple"
 
 // maxNameLength bounds the name the local sign-in derives a user from, in
 // characters.
@@ -64,6 +69,9 @@ func (h *webRoutes) configure(servicesIDs []string, apiKey string) {
 	if len(servicesIDs) > 0 {
 		h.audience = servicesIDs[0]
 	}
+	if h.local() {
+		h.apple.AllowClient(h.audience)
+	}
 }
 
 // hasKey reports whether r carries the API key: what reaches this
@@ -88,10 +96,21 @@ func (h *webRoutes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// webConfig is /web/config.json: how the web client signs in here.
+// webConfig is /web/config.json: how the web client signs in here. Deployed,
+// the same file (deploy.yml's) holds Apple alone, or nothing.
 type webConfig struct {
-	SignIn string `json:"signIn"`          // "local" or "apple"
-	Label  string `json:"label,omitempty"` // the local sign-in's button
+	SignIn string       `json:"signIn,omitempty"` // "local": the local sign-in
+	Label  string       `json:"label,omitempty"`  // the local sign-in's button
+	Apple  *appleConfig `json:"apple,omitempty"`  // Sign in with Apple on the web
+}
+
+// appleConfig is how the web client signs in with Apple: the Services ID,
+// and, under make dev, the stand-in's authorization endpoint and a label
+// that says it is not Apple. redirectURI is left to the page's default.
+type appleConfig struct {
+	ClientID     string `json:"clientId"`
+	AuthorizeURL string `json:"authorizeURL,omitempty"`
+	Label        string `json:"label,omitempty"`
 }
 
 func (h *webRoutes) config(w http.ResponseWriter, r *http.Request) {
@@ -100,16 +119,23 @@ func (h *webRoutes) config(w http.ResponseWriter, r *http.Request) {
 		writeWebError(w, ovrlrd.Errorf(ovrlrd.EINVALID, "Method not allowed"), http.StatusMethodNotAllowed)
 		return
 	}
-	c := webConfig{SignIn: "apple"}
-	if h.local() {
-		c = webConfig{SignIn: "local", Label: LocalSignInLabel}
+	var c webConfig
+	switch {
+	case h.local():
+		c = webConfig{SignIn: "local", Label: LocalSignInLabel, Apple: &appleConfig{
+			ClientID: h.audience, AuthorizeURL: h.apple.AuthorizeURL, Label: LocalAppleLabel,
+		}}
+	case h.audience != "":
+		c.Apple = &appleConfig{ClientID: h.audience}
 	}
 	writeWebJSON(w, http.StatusOK, c)
 }
 
-// identityTokenRequest names the local user to sign in.
+// identityTokenRequest names the local user to sign in, and the raw nonce
+// the page will send POST /auth: a Services ID's token must carry its hash.
 type identityTokenRequest struct {
-	Name string `json:"name"`
+	Name  string `json:"name"`
+	Nonce string `json:"nonce"`
 }
 
 func (q *identityTokenRequest) Validate() error {
@@ -119,13 +145,17 @@ func (q *identityTokenRequest) Validate() error {
 		return ovrlrd.Errorf(ovrlrd.EINVALID, "Field \"name\" is required.")
 	case utf8.RuneCountInString(q.Name) > maxNameLength:
 		return ovrlrd.Errorf(ovrlrd.EINVALID, "Field \"name\" is longer than %d characters.", maxNameLength)
+	case q.Nonce == "" || len(q.Nonce) > apple.MaxNonceBytes:
+		return ovrlrd.Errorf(ovrlrd.EINVALID, "Field \"nonce\" must be 1 to %d characters.", apple.MaxNonceBytes)
 	}
 	return nil
 }
 
 // identityToken mints an identity token with the Apple stand-in, for the
 // Services ID, whose subject the name decides: the same name signs the
-// same user in again. POST /auth verifies it as it would Apple's.
+// same user in again. POST /auth verifies it as it would Apple's. The
+// page's raw nonce is hashed here rather than by the page: a page opened
+// at a LAN address is no secure context, so it has no crypto.subtle.
 //
 // Only a request a page could not send across origins without asking
 // first is answered: JSON (a form or text/plain body would be a simple
@@ -159,7 +189,8 @@ func (h *webRoutes) identityToken(w http.ResponseWriter, r *http.Request) {
 		writeWebError(w, err, 0)
 		return
 	}
-	token := h.apple.Mint(applefake.Claims{Subject: localSubject(q.Name), Audience: h.audience})
+	sum := sha256.Sum256([]byte(q.Nonce))
+	token := h.apple.Mint(applefake.Claims{Subject: localSubject(q.Name), Audience: h.audience, Extra: map[string]any{"nonce": hex.EncodeToString(sum[:])}})
 	writeWebJSON(w, http.StatusOK, map[string]string{"identityToken": token})
 }
 
@@ -183,7 +214,7 @@ func localHost(host string) bool {
 func (h *webRoutes) banner(out io.Writer, addr string) {
 	fmt.Fprintf(out, "Web client: http://%s/web/", addr)
 	if h.local() {
-		fmt.Fprint(out, " (local sign-in through the Apple stand-in)")
+		fmt.Fprint(out, " (local sign-in, and Sign in with Apple, through the Apple stand-in)")
 	}
 	fmt.Fprint(out, "\n\n")
 }

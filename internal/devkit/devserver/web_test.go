@@ -2,10 +2,13 @@ package devserver
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,8 +24,12 @@ import (
 )
 
 // webRequest sends one request to h and returns the status and body.
-// testKey is the API key of the unit tests' routes.
-const testKey = "test-api-key"
+// testKey is the API key of the unit tests' routes, testNonce a page's raw
+// nonce.
+const (
+	testKey   = "test-api-key"
+	testNonce = "raw-nonce-of-the-page"
+)
 
 func webRequest(t *testing.T, h http.Handler, method, path, contentType, body string) (int, string, http.Header) {
 	t.Helper()
@@ -37,8 +44,10 @@ func webRequest(t *testing.T, h http.Handler, method, path, contentType, body st
 }
 
 // The web client learns from config.json how it signs in: through the
-// Apple stand-in, with a label that says it is not Apple, only while the
-// stand-in runs and a Services ID names the tokens' audience.
+// Apple stand-in, locally or with Sign in with Apple's redirects to it,
+// with labels that say it is not Apple, only while the stand-in runs and a
+// Services ID names the tokens' audience; with Apple, through Apple, for
+// the first Services ID; with none, not at all.
 func TestWebConfig(t *testing.T) {
 	fake := applefake.New()
 	defer fake.Close()
@@ -48,9 +57,11 @@ func TestWebConfig(t *testing.T) {
 		services []string
 		want     string
 	}{
-		{"stand-in", fake, []string{"com.example.web", "com.example.other"}, `{"signIn":"local","label":"Local sign-in (make dev's Apple stand-in, not Apple)"}`},
-		{"Apple", nil, []string{"com.example.web"}, `{"signIn":"apple"}`},
-		{"stand-in without a Services ID", fake, nil, `{"signIn":"apple"}`},
+		{"stand-in", fake, []string{"com.example.web", "com.example.other"}, `{"signIn":"local","label":"Local sign-in (make dev's Apple stand-in, not Apple)",` +
+			`"apple":{"clientId":"com.example.web","authorizeURL":"` + fake.AuthorizeURL + `","label":"Sign in with Apple: make dev's stand-in, not Apple"}}`},
+		{"Apple", nil, []string{"com.example.web", "com.example.other"}, `{"apple":{"clientId":"com.example.web"}}`},
+		{"stand-in without a Services ID", fake, nil, `{}`},
+		{"Apple without a Services ID", nil, nil, `{}`},
 	} {
 		h := newWebRoutes(t.TempDir(), c.apple)
 		h.configure(c.services, testKey)
@@ -76,7 +87,7 @@ func TestWebIdentityToken(t *testing.T) {
 	h := newWebRoutes(t.TempDir(), fake)
 	h.configure([]string{"com.example.web", "com.example.other"}, testKey)
 	ctx := context.Background()
-	verifier, err := apple.NewVerifier(ctx, apple.Options{JWKSURL: fake.URL, Audiences: []string{"com.example.web"}})
+	verifier, err := apple.NewVerifier(ctx, apple.Options{JWKSURL: fake.URL, ServicesIDs: []string{"com.example.web"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,17 +102,20 @@ func TestWebIdentityToken(t *testing.T) {
 	}
 	subject := func(token string) string {
 		t.Helper()
-		id, err := verifier.Verify(ctx, token)
+		id, err := verifier.Verify(ctx, token, testNonce)
 		if err != nil {
 			t.Fatalf("the verifier refuses the token: %v", err)
 		}
 		return id.Subject
 	}
-	ada, again, bob := subject(mint(`{"name":"Ada"}`)), subject(mint(`{"name":" Ada "}`)), subject(mint(`{"name":"Bob"}`))
+	ada, again, bob := subject(mint(`{"name":"Ada","nonce":"`+testNonce+`"}`)), subject(mint(`{"name":" Ada ","nonce":"`+testNonce+`"}`)), subject(mint(`{"name":"Bob","nonce":"`+testNonce+`"}`))
 	if ada != again || ada == bob || !strings.HasPrefix(ada, "000000.local.") {
 		t.Errorf("subjects %q, %q (the same name), %q", ada, again, bob)
 	}
-	if aud := audience(t, mint(`{"name":"`+strings.Repeat("é", maxNameLength)+`"}`)); aud != "com.example.web" {
+	if _, err := verifier.Verify(ctx, mint(`{"name":"Ada","nonce":"`+testNonce+`"}`), "another"); err == nil {
+		t.Error("the minted token verifies with another nonce")
+	}
+	if aud := audience(t, mint(`{"name":"`+strings.Repeat("é", maxNameLength)+`","nonce":"`+strings.Repeat("n", apple.MaxNonceBytes)+`"}`)); aud != "com.example.web" {
 		t.Errorf("audience %q, want the first Services ID", aud)
 	}
 
@@ -109,11 +123,13 @@ func TestWebIdentityToken(t *testing.T) {
 		name, method, contentType, body string
 		want                            int
 	}{
-		{"no content type", "POST", "", `{"name":"Ada"}`, http.StatusUnsupportedMediaType},
+		{"no content type", "POST", "", `{"name":"Ada","nonce":"n"}`, http.StatusUnsupportedMediaType},
+		{"no nonce", "POST", "application/json", `{"name":"Ada"}`, http.StatusBadRequest},
+		{"a long nonce", "POST", "application/json", `{"name":"Ada","nonce":"` + strings.Repeat("n", apple.MaxNonceBytes+1) + `"}`, http.StatusBadRequest},
 		{"a form", "POST", "application/x-www-form-urlencoded", `name=Ada`, http.StatusUnsupportedMediaType},
 		{"text", "POST", "text/plain", `{"name":"Ada"}`, http.StatusUnsupportedMediaType},
 		{"not JSON", "POST", "application/json", `name=Ada`, http.StatusBadRequest},
-		{"an unknown field", "POST", "application/json", `{"name":"Ada","sub":"001234.x.0123"}`, http.StatusBadRequest},
+		{"an unknown field", "POST", "application/json", `{"name":"Ada","nonce":"n","sub":"001234.x.0123"}`, http.StatusBadRequest},
 		{"no name", "POST", "application/json", `{}`, http.StatusBadRequest},
 		{"a blank name", "POST", "application/json", `{"name":"  "}`, http.StatusBadRequest},
 		{"a long name", "POST", "application/json", `{"name":"` + strings.Repeat("a", maxNameLength+1) + `"}`, http.StatusBadRequest},
@@ -130,7 +146,7 @@ func TestWebIdentityToken(t *testing.T) {
 
 	// A page on a domain rebound to 127.0.0.1 would be same-origin.
 	for host, want := range map[string]int{"evil.example:3000": 403, "localhost:3000": 200, "[::1]:3000": 200, "192.168.1.20:3000": 200} {
-		r := httptest.NewRequest("POST", "http://"+host+webIdentityToken, strings.NewReader(`{"name":"Ada"}`))
+		r := httptest.NewRequest("POST", "http://"+host+webIdentityToken, strings.NewReader(`{"name":"Ada","nonce":"n"}`))
 		r.Header.Set("Content-Type", "application/json")
 		r.Header.Set("X-API-Key", testKey)
 		w := httptest.NewRecorder()
@@ -142,7 +158,7 @@ func TestWebIdentityToken(t *testing.T) {
 
 	// Without the API key, or with another, nothing is minted.
 	for _, key := range []string{"", "wrong"} {
-		r := httptest.NewRequest("POST", "http://127.0.0.1:3000"+webIdentityToken, strings.NewReader(`{"name":"Ada"}`))
+		r := httptest.NewRequest("POST", "http://127.0.0.1:3000"+webIdentityToken, strings.NewReader(`{"name":"Ada","nonce":"n"}`))
 		r.Header.Set("Content-Type", "application/json")
 		if key != "" {
 			r.Header.Set("X-API-Key", key)
@@ -157,7 +173,7 @@ func TestWebIdentityToken(t *testing.T) {
 	// With Apple itself, no token: the route is not there.
 	real := newWebRoutes(t.TempDir(), nil)
 	real.configure([]string{"com.example.web"}, testKey)
-	if status, body, _ := webRequest(t, real, "POST", webIdentityToken, "application/json", `{"name":"Ada"}`); status != 404 || strings.Contains(body, "identityToken") {
+	if status, body, _ := webRequest(t, real, "POST", webIdentityToken, "application/json", `{"name":"Ada","nonce":"n"}`); status != 404 || strings.Contains(body, "identityToken") {
 		t.Errorf("with Apple: %d %s", status, body)
 	}
 }
@@ -301,35 +317,87 @@ func TestDevWebSignIn(t *testing.T) {
 		t.Errorf("/web/: %d %s", resp.StatusCode, page)
 	}
 
-	var cfg map[string]string
-	if status := send(t, "GET", base+"/web/config.json", "", "", &cfg); status != 200 || cfg["signIn"] != "local" || cfg["label"] != LocalSignInLabel {
-		t.Errorf("config.json: %d %v", status, cfg)
+	var cfg webConfigJSON
+	if status := send(t, "GET", base+"/web/config.json", "", "", &cfg); status != 200 || cfg.SignIn != "local" || cfg.Label != LocalSignInLabel ||
+		cfg.Apple == nil || cfg.Apple.ClientID != LocalServicesID || cfg.Apple.Label != LocalAppleLabel || cfg.Apple.AuthorizeURL == "" {
+		t.Fatalf("config.json: %d %+v", status, cfg)
 	}
 	var e struct{ Error string }
-	if status := send(t, "POST", base+"/web/dev/identity-token", "text/plain", `{"name":"Ada"}`, &e, "X-API-Key", info.APIKey); status != 415 || e.Error == "" {
+	if status := send(t, "POST", base+"/web/dev/identity-token", "text/plain", `{"name":"Ada","nonce":"n"}`, &e, "X-API-Key", info.APIKey); status != 415 || e.Error == "" {
 		t.Errorf("text/plain: %d %v", status, e)
 	}
-	if status := send(t, "POST", base+"/web/dev/identity-token", "application/json", `{"name":"Ada","admin":true}`, &e, "X-API-Key", info.APIKey); status != 400 || e.Error == "" {
+	if status := send(t, "POST", base+"/web/dev/identity-token", "application/json", `{"name":"Ada","nonce":"n","admin":true}`, &e, "X-API-Key", info.APIKey); status != 400 || e.Error == "" {
 		t.Errorf("an unknown field: %d %v", status, e)
 	}
 	var tok struct{ IdentityToken string }
-	if status := send(t, "POST", base+"/web/dev/identity-token", "application/json", `{"name":"Ada"}`, &tok, "X-API-Key", info.APIKey); status != 200 || tok.IdentityToken == "" {
+	if status := send(t, "POST", base+"/web/dev/identity-token", "application/json", `{"name":"Ada","nonce":"`+testNonce+`"}`, &tok, "X-API-Key", info.APIKey); status != 200 || tok.IdentityToken == "" {
 		t.Fatalf("identity token: %d %v", status, tok)
 	}
 	if aud := audience(t, tok.IdentityToken); aud != LocalServicesID {
 		t.Errorf("audience %q, want %q", aud, LocalServicesID)
 	}
-	body, _ := json.Marshal(map[string]string{"identityToken": tok.IdentityToken})
-	var grant struct{ SessionToken, UserID string }
-	if status := send(t, "POST", base+"/auth", "application/json", string(body), &grant, "X-API-Key", info.APIKey); status != 200 || grant.SessionToken == "" {
-		t.Fatalf("POST /auth with the minted token: %d %+v", status, grant)
-	}
-	if status := send(t, "POST", base+"/auth", "application/json", string(body), nil, "X-API-Key", "wrong"); status != 401 {
-		t.Errorf("POST /auth without the API key: %d", status)
-	}
-	if status := send(t, "GET", base+"/chat", "", "", nil, "X-API-Key", info.APIKey, "Authorization", "Bearer "+grant.SessionToken); status != 200 {
+	grant := signInWeb(t, info, tok.IdentityToken)
+	if status := send(t, "GET", base+"/chat", "", "", nil, "X-API-Key", info.APIKey, "Authorization", "Bearer "+grant); status != 200 {
 		t.Errorf("GET /chat with the session: %d", status)
 	}
+
+	// Sign in with Apple's redirects, to the stand-in config.json names,
+	// for make dev's Services ID and back to the web client.
+	q := url.Values{
+		"client_id": {cfg.Apple.ClientID}, "redirect_uri": {base + "/web/"},
+		"response_type": {"code id_token"}, "response_mode": {"fragment"},
+		"state": {"s1"}, "nonce": {hexSHA256(testNonce)},
+	}
+	noRedirects := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err = noRedirects.Get(cfg.Apple.AuthorizeURL + "?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	back, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil || resp.StatusCode != http.StatusFound || !strings.HasPrefix(back.String(), base+"/web/#") {
+		t.Fatalf("authorize: %d %s %v", resp.StatusCode, back, err)
+	}
+	f, _ := url.ParseQuery(back.Fragment)
+	if f.Get("state") != "s1" {
+		t.Errorf("state %q", f.Get("state"))
+	}
+	signInWeb(t, info, f.Get("id_token"))
+}
+
+// webConfigJSON is /web/config.json as the web client reads it.
+type webConfigJSON struct {
+	SignIn, Label string
+	Apple         *struct{ ClientID, AuthorizeURL, RedirectURI, Label string }
+}
+
+func hexSHA256(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// signInWeb signs in with a Services ID's token through POST /auth, as the
+// web client does, and returns the session token; without the nonce, or
+// without the API key, the token is refused.
+func signInWeb(t *testing.T, info Info, token string) string {
+	t.Helper()
+	base := "http://" + info.Addr
+	body := func(fields map[string]string) string {
+		b, _ := json.Marshal(fields)
+		return string(b)
+	}
+	if status := send(t, "POST", base+"/auth", "application/json", body(map[string]string{"identityToken": token}), nil, "X-API-Key", info.APIKey); status != 401 {
+		t.Errorf("POST /auth without the nonce: %d", status)
+	}
+	signIn := body(map[string]string{"identityToken": token, "nonce": testNonce})
+	if status := send(t, "POST", base+"/auth", "application/json", signIn, nil, "X-API-Key", "wrong"); status != 401 {
+		t.Errorf("POST /auth without the API key: %d", status)
+	}
+	var grant struct{ SessionToken, UserID string }
+	if status := send(t, "POST", base+"/auth", "application/json", signIn, &grant, "X-API-Key", info.APIKey); status != 200 || grant.SessionToken == "" {
+		t.Fatalf("POST /auth with the token and its nonce: %d %+v", status, grant)
+	}
+	return grant.SessionToken
 }
 
 // With Apple itself configured, the web client is told to sign in with
@@ -339,17 +407,18 @@ func TestDevWebSignInWithApple(t *testing.T) {
 	defer fake.Close()
 	info := startDev(t, map[string]string{"APPLE_JWKS_URL": fake.URL, "APPLE_SERVICES_ID": "com.example.web", "ALLOW_OPEN_SIGNUP": "true"})
 	base := "http://" + info.Addr
-	var cfg map[string]string
-	if status := send(t, "GET", base+"/web/config.json", "", "", &cfg); status != 200 || cfg["signIn"] != "apple" || len(cfg) != 1 {
-		t.Errorf("config.json: %d %v", status, cfg)
+	var cfg webConfigJSON
+	if status := send(t, "GET", base+"/web/config.json", "", "", &cfg); status != 200 || cfg.SignIn != "" || cfg.Apple == nil || *cfg.Apple != (struct{ ClientID, AuthorizeURL, RedirectURI, Label string }{ClientID: "com.example.web"}) {
+		t.Errorf("config.json: %d %+v", status, cfg)
 	}
 	var e struct{ Error string }
-	if status := send(t, "POST", base+"/web/dev/identity-token", "application/json", `{"name":"Ada"}`, &e, "X-API-Key", info.APIKey); status != 404 {
+	if status := send(t, "POST", base+"/web/dev/identity-token", "application/json", `{"name":"Ada","nonce":"n"}`, &e, "X-API-Key", info.APIKey); status != 404 {
 		t.Errorf("identity token with Apple: %d %v", status, e)
 	}
-	// Apple's tokens for the Services ID are accepted, as for the app's
-	// bundle id; another audience is not.
-	for aud, want := range map[string]int{"com.example.web": 200, applefake.Audience: 200, "com.example.other": 401} {
+	// Apple's tokens for the Services ID are accepted with their nonce, as
+	// the app's for its bundle id are without; another audience is not.
+	signInWeb(t, info, fake.Mint(applefake.Claims{Subject: "001234.web.0001", Audience: "com.example.web", Extra: map[string]any{"nonce": hexSHA256(testNonce)}}))
+	for aud, want := range map[string]int{applefake.Audience: 200, "com.example.other": 401} {
 		body, _ := json.Marshal(map[string]string{"identityToken": fake.Mint(applefake.Claims{Subject: "001234.web.0001", Audience: aud})})
 		if status := send(t, "POST", base+"/auth", "application/json", string(body), nil, "X-API-Key", info.APIKey); status != want {
 			t.Errorf("POST /auth with a token for %s: %d, want %d", aud, status, want)

@@ -81,8 +81,9 @@ var unusedFeatures = map[string]string{
 
 // withheld are handler calls the role does without, each for its reason.
 var withheld = map[string]string{
-	"s3:DeleteObject": "it would reach the users' workspaces in the sessions bucket, " +
-		"and none of the bucket's properties in template.yaml concerns objects",
+	"s3:DeleteObject": "on a stage's buckets it would reach the users' workspaces in the sessions bucket, " +
+		"and none of the buckets' properties in template.yaml concerns objects; the role deletes the web client's " +
+		"files alone (deploy.yml, checked below)",
 	"ecr:PutLifecyclePolicy":            "the SAM CLI's companion template sets no lifecycle policy",
 	"ecr:DeleteLifecyclePolicy":         "as PutLifecyclePolicy",
 	"ecr:DeleteRepositoryPolicy":        "the SAM CLI always sets the repository's policy",
@@ -280,6 +281,12 @@ func sampleARN(typ, stack, id string) string {
 		return "arn:aws:sns:" + region + ":" + acct + ":" + name
 	case "AWS::CloudFront::Distribution":
 		return "arn:aws:cloudfront::" + acct + ":distribution/E1A2B3C4D5E6F7"
+	case "AWS::CloudFront::OriginAccessControl": // ids AWS picks
+		return "arn:aws:cloudfront::" + acct + ":origin-access-control/E2B3C4D5E6F7A1"
+	case "AWS::CloudFront::ResponseHeadersPolicy":
+		return "arn:aws:cloudfront::" + acct + ":response-headers-policy/0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
+	case "AWS::CloudFront::Function": // as template.yaml names WebIndexFunction
+		return "arn:aws:cloudfront::" + acct + ":function/" + stack + "-web-index"
 	case "AWS::Lambda::Function", "AWS::Lambda::Permission", "AWS::Lambda::Url", "AWS::Lambda::EventInvokeConfig":
 		return "arn:aws:lambda:" + region + ":" + acct + ":function:" + name
 	case "AWS::KMS::Key": // its id is AWS's, not a name
@@ -357,6 +364,12 @@ func TestDeployRoleCanDeploy(t *testing.T) {
 				if arn == "" {
 					t.Fatalf("%s (%s): no sample ARN; add the type to sampleARN and its grants to %s", id, typ, deployTemplate)
 				}
+				if typ == "AWS::CloudFront::Function" { // named by the template, not by CloudFormation
+					env := tpl.SampleEnv(map[string]string{"SsmPrefix": stage.ssmPrefix, "AWS::StackName": stage.stack}, nil)
+					if name, err := tpl.EvalString(props(t, tpl, id)["Name"], env); err != nil || !strings.HasSuffix(arn, ":function/"+name) {
+						t.Errorf("%s: named %q (%v) in %s; sampleARN has %s", id, name, err, stage.stack, arn)
+					}
+				}
 				own, other := handlerActions(t, typ)
 				for _, a := range own {
 					if prop, ok := unusedFeatures[a]; ok {
@@ -431,6 +444,14 @@ func TestDeployRoleCanDeploy(t *testing.T) {
 		for _, p := range resolvedParameters(t, stage.ssmPrefix) {
 			check(samtemplate.Request{Action: "ssm:GetParameters", Resource: "arn:aws:ssm:" + region + ":" + acct + ":parameter" + p})
 		}
+		// deploy.yml after the deploy: aws s3 sync of the web client into
+		// its bucket's web/, and the invalidation of CloudFront's copies.
+		web := strings.ToLower(sampleARN("AWS::S3::Bucket", stage.stack, "WebBucket"))
+		check(samtemplate.Request{Action: "s3:ListBucket", Resource: web})
+		for _, a := range []string{"s3:PutObject", "s3:DeleteObject"} {
+			check(samtemplate.Request{Action: a, Resource: web + "/web/app.js"})
+		}
+		check(samtemplate.Request{Action: "cloudfront:CreateInvalidation", Resource: sampleARN("AWS::CloudFront::Distribution", stage.stack, "Distribution")})
 		for _, id := range cloudFrontPolicies(t, tpl) {
 			check(samtemplate.Request{Action: "cloudfront:GetCachePolicy", Resource: "arn:aws:cloudfront::" + acct + ":cache-policy/" + id})
 			check(samtemplate.Request{Action: "cloudfront:GetOriginRequestPolicy", Resource: "arn:aws:cloudfront::" + acct + ":origin-request-policy/" + id})

@@ -40,6 +40,12 @@ var deployStarOnly = map[string]string{
 	"logs:DescribeResourcePolicies": "as PutResourcePolicy",
 	"kms:CreateKey":                 "a key has no ARN before it exists (the projects' key, template.yaml ProjectsKey)",
 	"kms:ListAliases":               "listing a region's aliases has no resource type",
+	// Creating these is authorized on no resource: the Service
+	// Authorization Reference lists no resource type for them.
+	"cloudfront:CreateDistribution":          "a distribution has no ARN before it exists (its id is AWS's)",
+	"cloudfront:CreateOriginAccessControl":   "as CreateDistribution (the web client's origin access control)",
+	"cloudfront:CreateResponseHeadersPolicy": "as CreateDistribution (the web client's security headers)",
+	"cloudfront:CreateFunction":              "as CreateDistribution (the web client's index function)",
 }
 
 func loadDeploy(t *testing.T) samtemplate.Template {
@@ -137,8 +143,8 @@ func TestDeployTemplateMatchesRegistrySchemas(t *testing.T) {
 			checked[id+" "+typ] = true
 		}
 	}
-	if len(checked) != 3 {
-		t.Errorf("validated %v, want the boundary, the provider and the role", sortedKeys(checked))
+	if len(checked) != 4 {
+		t.Errorf("validated %v, want the boundary, the provider, the role and its edge policy", sortedKeys(checked))
 	}
 
 	params := tpl.Parameters()
@@ -285,6 +291,26 @@ func TestDeployRolePolicy(t *testing.T) {
 		t.Errorf("inline policies of %d characters, IAM's limit for a role is 10240", size)
 	}
 	t.Logf("inline policies: %d of 10240 characters", size)
+	// A managed policy has a limit of its own: 6144 characters.
+	managed, _ := props(t, tpl, "DeployRole")["ManagedPolicyArns"].([]any)
+	for _, m := range managed {
+		id := fmt.Sprint(path(m, "Ref"))
+		if id == "AppRolesBoundary" {
+			t.Error("the deploy role holds the functions' boundary policy")
+		}
+		doc, err := tpl.Eval(path(props(t, tpl, id), "PolicyDocument"), env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := json.Marshal(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) > 6144 {
+			t.Errorf("%s: %d characters, IAM's limit for a managed policy is 6144", id, len(b))
+		}
+		t.Logf("%s: %d of 6144 characters", id, len(b))
+	}
 
 	own := env.Attrs["DeployRole.Arn"]
 	acct, region := samtemplate.SampleAccount, samtemplate.SampleRegion
@@ -293,6 +319,7 @@ func TestDeployRolePolicy(t *testing.T) {
 		return "arn:aws:cloudformation:" + region + ":" + acct + ":stack/" + name + "/0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
 	}
 	bucket := "arn:aws:s3:::ovrlrd-dev-sessionsbucket-1a2b3c4d5e6f"
+	webBucket := "arn:aws:s3:::ovrlrd-dev-webbucket-1a2b3c4d5e6f"
 	table := "arn:aws:dynamodb:" + region + ":" + acct + ":table/ovrlrd-dev-Table-1A2B3C4D5E6F"
 	param := "arn:aws:ssm:" + region + ":" + acct + ":parameter/ovrlrd/dev/"
 	denied := []samtemplate.Request{
@@ -315,6 +342,13 @@ func TestDeployRolePolicy(t *testing.T) {
 		{Action: "s3:GetObject", Resource: bucket + "/users/u1/conversations/c1/work.tar.gz"},
 		{Action: "s3:PutObject", Resource: bucket + "/users/u1/conversations/c1/work.tar.gz"},
 		{Action: "s3:DeleteObject", Resource: bucket + "/users/u1/conversations/c1/work.tar.gz"},
+		// The web client's grant reaches its own bucket's web/ only.
+		{Action: "s3:PutObject", Resource: bucket + "/web/index.html"},
+		{Action: "s3:DeleteObject", Resource: bucket + "/web/index.html"},
+		{Action: "s3:PutObject", Resource: webBucket + "/other/index.html"},
+		{Action: "s3:PutObject", Resource: "arn:aws:s3:::other-webbucket-1a2b3c4d5e6f/web/index.html"},
+		{Action: "s3:GetObject", Resource: webBucket + "/web/index.html"},
+		{Action: "cloudfront:UpdateFunction", Resource: "arn:aws:cloudfront::" + acct + ":function/other-web-index"},
 		{Action: "dynamodb:Scan", Resource: table},
 		{Action: "dynamodb:GetItem", Resource: table},
 		{Action: "ssm:GetParameters", Resource: param + "jwt-keys"},

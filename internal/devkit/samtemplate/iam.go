@@ -34,17 +34,26 @@ func (t Template) RoleOf(function string) (string, error) {
 	return fmt.Sprint(ga[0]), nil
 }
 
-// RoleStatements returns the statements of a role's inline policies, its
-// own and those of AWS::IAM::RolePolicy resources naming it, as
+// RoleStatements returns the statements of a role's policies, its inline
+// ones, those of AWS::IAM::RolePolicy resources naming it and the
+// AWS::IAM::ManagedPolicy resources of the template it attaches (!Ref), as
 // CloudFormation would create them in e (conditional policies included or
-// dropped by their condition). Managed policies are refused: what a role
-// may do must be readable here.
+// dropped by their condition). Any other managed policy is refused: what a
+// role may do must be readable here.
 func (t Template) RoleStatements(role string, e Env) ([]Statement, error) {
 	props := t.Resources()[role]["Properties"]
-	if at(props, "ManagedPolicyArns") != nil {
-		return nil, fmt.Errorf("%s: managed policies are not allowed", role)
-	}
 	policies := []any{at(props, "Policies")}
+	managed, isList := at(props, "ManagedPolicyArns").([]any)
+	if !isList && at(props, "ManagedPolicyArns") != nil {
+		return nil, fmt.Errorf("%s: ManagedPolicyArns must be a list", role)
+	}
+	for _, m := range managed {
+		id, _ := at(m, "Ref").(string)
+		if at(t.Resources()[id], "Type") != "AWS::IAM::ManagedPolicy" {
+			return nil, fmt.Errorf("%s: managed policy %v is not an AWS::IAM::ManagedPolicy of the template", role, m)
+		}
+		policies = append(policies, []any{at(t.Resources()[id], "Properties")})
+	}
 	for _, id := range t.ResourceIDs() {
 		r := t.Resources()[id]
 		if r["Type"] != "AWS::IAM::RolePolicy" || at(r, "Properties", "RoleName", "Ref") != role {

@@ -300,3 +300,36 @@ func TestPolicyActionsExist(t *testing.T) {
 		t.Logf("%s: %d actions in %d resources", file, len(actions), len(holders))
 	}
 }
+
+// A role's statements include those of the template's own managed
+// policies it attaches; a managed policy the template does not hold (an
+// AWS managed one, an ARN) cannot be read here, so it is refused.
+func TestRoleStatementsReadManagedPolicies(t *testing.T) {
+	doc := func(sid string) map[string]any {
+		return map[string]any{"Statement": []any{map[string]any{"Sid": sid, "Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}}}
+	}
+	role := func(managed any) samtemplate.Template {
+		return samtemplate.Template{"Resources": map[string]any{
+			"Own":   map[string]any{"Type": "AWS::IAM::ManagedPolicy", "Properties": map[string]any{"PolicyDocument": doc("Managed")}},
+			"Other": map[string]any{"Type": "AWS::SNS::Topic"},
+			"Role": map[string]any{"Type": "AWS::IAM::Role", "Properties": map[string]any{
+				"Policies":          []any{map[string]any{"PolicyName": "inline", "PolicyDocument": doc("Inline")}},
+				"ManagedPolicyArns": managed,
+			}},
+		}}
+	}
+	st, err := role([]any{map[string]any{"Ref": "Own"}}).RoleStatements("Role", samtemplate.Env{})
+	if err != nil || len(st) != 2 || st[0].Sid != "Inline" || st[1].Sid != "Managed" {
+		t.Errorf("statements %+v, %v; want the inline one and the managed one", st, err)
+	}
+	for _, managed := range []any{
+		[]any{"arn:aws:iam::aws:policy/AdministratorAccess"},
+		[]any{map[string]any{"Ref": "Other"}},
+		[]any{map[string]any{"Ref": "Missing"}},
+		"arn:aws:iam::aws:policy/AdministratorAccess",
+	} {
+		if st, err := role(managed).RoleStatements("Role", samtemplate.Env{}); err == nil {
+			t.Errorf("ManagedPolicyArns %v: read as %+v, want an error", managed, st)
+		}
+	}
+}

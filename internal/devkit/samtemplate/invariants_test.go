@@ -202,8 +202,10 @@ func TestBucketDeniesInsecureTransport(t *testing.T) {
 }
 
 // One base URL: CloudFront sends the stream paths (as the local gateway
-// does) to the Function URL and everything else to the HTTP API, uncached,
-// HTTPS only, forwarding every viewer header but Host.
+// does) to the Function URL, the web client's paths to its bucket, and
+// everything else to the HTTP API. The API's behaviours are uncached,
+// HTTPS only, forwarding every viewer header but Host; the web client's
+// are read only (GET and HEAD), cached, under its security headers.
 func TestDistribution(t *testing.T) {
 	tpl := load(t)
 	const cachingDisabled = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
@@ -216,7 +218,7 @@ func TestDistribution(t *testing.T) {
 	for _, o := range dc["Origins"].([]any) {
 		m := o.(map[string]any)
 		origins[m["Id"].(string)] = m
-		if path(m, "CustomOriginConfig", "OriginProtocolPolicy") != "https-only" {
+		if m["S3OriginConfig"] == nil && path(m, "CustomOriginConfig", "OriginProtocolPolicy") != "https-only" {
 			t.Errorf("origin %v: not https-only", m["Id"])
 		}
 	}
@@ -238,17 +240,23 @@ func TestDistribution(t *testing.T) {
 	if !strings.Contains(fmt.Sprint(api["DomainName"]), "HttpApi") {
 		t.Errorf("default behaviour goes to %v, want the HTTP API", api["DomainName"])
 	}
-	var patterns []string
+	var streamPatterns, webPatterns []string
 	for _, b := range dc["CacheBehaviors"].([]any) {
 		m := b.(map[string]any)
-		checkBehavior(fmt.Sprint(m["PathPattern"]), m)
-		patterns = append(patterns, m["PathPattern"].(string))
 		o := origins[m["TargetOriginId"].(string)]
+		if o["S3OriginConfig"] != nil {
+			webPatterns = append(webPatterns, m["PathPattern"].(string))
+			checkWebBehavior(t, m, o)
+			continue
+		}
+		checkBehavior(fmt.Sprint(m["PathPattern"]), m)
+		streamPatterns = append(streamPatterns, m["PathPattern"].(string))
 		if !strings.Contains(fmt.Sprint(o["DomainName"]), "StreamFunctionUrl") {
 			t.Errorf("%v goes to %v, want the Function URL", m["PathPattern"], o["DomainName"])
 		}
 		var secret bool
-		for _, h := range o["OriginCustomHeaders"].([]any) {
+		headers, _ := o["OriginCustomHeaders"].([]any)
+		for _, h := range headers {
 			hm := h.(map[string]any)
 			v := fmt.Sprint(hm["HeaderValue"])
 			secret = secret || (hm["HeaderName"] == "X-Origin-Secret" &&
@@ -258,12 +266,49 @@ func TestDistribution(t *testing.T) {
 			t.Errorf("origin %v: no X-Origin-Secret from SSM", o["Id"])
 		}
 	}
-	if !slices.Equal(patterns, gateway.StreamPaths) {
-		t.Errorf("stream behaviours %v, gateway %v", patterns, gateway.StreamPaths)
+	if !slices.Equal(streamPatterns, gateway.StreamPaths) {
+		t.Errorf("stream behaviours %v, gateway %v", streamPatterns, gateway.StreamPaths)
+	}
+	if !slices.Equal(webPatterns, gateway.WebPaths) {
+		t.Errorf("web client behaviours %v, gateway %v", webPatterns, gateway.WebPaths)
 	}
 	out := path(map[string]any(tpl), "Outputs", "ApiBaseUrl", "Value")
 	if out == nil {
 		t.Error("no ApiBaseUrl output")
+	}
+}
+
+// checkWebBehavior checks a behaviour that goes to the web client's
+// bucket, o: GET and HEAD only, through the origin access control, cached
+// (CloudFront's managed CachingOptimized), with no viewer header sent on
+// (one would break the access control's signature), plain HTTP redirected,
+// WebHeadersPolicy on every answer, and WebIndexFunction naming folders'
+// index.html.
+func checkWebBehavior(t *testing.T, b, o map[string]any) {
+	t.Helper()
+	const cachingOptimized = "658327ea-f89d-4fab-a63d-7e88639e58f6"
+	name := fmt.Sprint(b["PathPattern"])
+	if !reflect.DeepEqual(o["DomainName"], map[string]any{"Fn::GetAtt": []any{"WebBucket", "RegionalDomainName"}}) ||
+		path(o, "S3OriginConfig", "OriginAccessIdentity") != "" ||
+		!reflect.DeepEqual(o["OriginAccessControlId"], map[string]any{"Fn::GetAtt": []any{"WebOriginAccessControl", "Id"}}) ||
+		o["CustomOriginConfig"] != nil || o["OriginCustomHeaders"] != nil {
+		t.Errorf("%s goes to %v, want WebBucket through WebOriginAccessControl alone", name, o)
+	}
+	for k, want := range map[string]any{
+		"AllowedMethods":          []any{"GET", "HEAD"},
+		"CachedMethods":           []any{"GET", "HEAD"},
+		"ViewerProtocolPolicy":    "redirect-to-https",
+		"CachePolicyId":           cachingOptimized,
+		"OriginRequestPolicyId":   nil,
+		"ResponseHeadersPolicyId": map[string]any{"Ref": "WebHeadersPolicy"},
+		"FunctionAssociations": []any{map[string]any{"EventType": "viewer-request",
+			"FunctionARN": map[string]any{"Fn::GetAtt": []any{"WebIndexFunction", "FunctionARN"}}}},
+		"LambdaFunctionAssociations": nil,
+		"TrustedKeyGroups":           nil,
+	} {
+		if !reflect.DeepEqual(b[k], want) {
+			t.Errorf("%s: %s %v, want %v", name, k, b[k], want)
+		}
 	}
 }
 

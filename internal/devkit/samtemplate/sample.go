@@ -48,6 +48,7 @@ func (t Template) SampleEnv(params, names map[string]string) Env {
 			e.Attrs[id+".Arn"] = prefix + "dynamodb:" + rgnAcct + "table/" + name
 		case "AWS::S3::Bucket":
 			e.Attrs[id+".Arn"] = prefix + "s3:::" + name
+			e.Attrs[id+".RegionalDomainName"] = name + ".s3." + SampleRegion + ".amazonaws.com"
 		case "AWS::Logs::LogGroup":
 			e.Attrs[id+".Arn"] = prefix + "logs:" + rgnAcct + "log-group:" + name + ":*"
 		case "AWS::Serverless::Function":
@@ -59,6 +60,10 @@ func (t Template) SampleEnv(params, names map[string]string) Env {
 			e.Refs[id] = prefix + "sns:" + rgnAcct + name
 		case "AWS::CloudFront::Distribution":
 			e.Attrs[id+".DomainName"] = name + ".cloudfront.net"
+		case "AWS::CloudFront::OriginAccessControl":
+			e.Attrs[id+".Id"] = name // an id AWS picks; the name stands for it
+		case "AWS::CloudFront::Function":
+			e.Attrs[id+".FunctionARN"] = prefix + "cloudfront::" + SampleAccount + ":function/" + name
 		case "AWS::KMS::Key":
 			// A key's Ref is its key id, a UUID AWS picks; the name
 			// stands for it.

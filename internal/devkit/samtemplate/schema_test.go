@@ -174,7 +174,7 @@ func TestTemplateMatchesSAMSchema(t *testing.T) {
 // Resource types without a registry schema in schemasDir, each with where
 // else it is checked.
 var noSchema = map[string]string{
-	"AWS::S3::BucketPolicy": "TestBucketDeniesInsecureTransport",
+	"AWS::S3::BucketPolicy": "TestBucketDeniesInsecureTransport, TestWebBucketIsPrivate",
 	"AWS::IAM::RolePolicy":  "TestGrantsPerFunction",
 }
 

@@ -1,0 +1,439 @@
+package webtest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+
+	"github.com/ovrlrd/cloud/internal/devkit/devserver"
+)
+
+// edited is the line the project conversation's turn appends to the demo
+// repository's README: markup in it must show as text in the diff.
+const edited = "Edited in the browser <b>not bold</b>"
+
+// projectSteps are a conversation on make dev's demo project, as a person
+// goes through it in the page: the project added in the Projects dialog (a
+// wrong token first, refused with the server's message), another added,
+// renamed and deleted; a new conversation on the project whose turn edits
+// a file (the command approved from its card); its changes as a diff; and
+// its branch pushed, which the git host must then hold. They return false
+// when the steps after them cannot go on.
+func projectSteps(t *testing.T, b *browserRun, root string, stack devserver.Info) bool {
+	if stack.Git == nil {
+		t.Error("make dev's stack has no git host (KMS_KEY_ID set?): no project to work on")
+		return false
+	}
+	repoURL := stack.Git.URL("demo")
+	var projectID, branch string
+
+	if !t.Run("projects", func(t *testing.T) {
+		ctx := b.step(t)
+		err := chromedp.Do(ctx,
+			chromedp.Click(chromedp.ID("manage-projects")),
+			chromedp.WaitVisible(chromedp.CSS("#projects-dialog[open] #project-name")),
+			chromedp.WaitReady(chromedp.CSS(`#projects-status[data-kind=""]`)),
+			// A token the host refuses: the server's message, and no project.
+			chromedp.SendKeys(chromedp.ID("project-name"), "demo"),
+			chromedp.SendKeys(chromedp.ID("project-url"), repoURL),
+			chromedp.SendKeys(chromedp.ID("project-token"), "not-the-token"),
+			chromedp.Click(chromedp.ID("project-add")),
+			chromedp.WaitReady(chromedp.CSS(`#projects-status[data-kind="error"]`)),
+		)
+		if err != nil {
+			t.Fatalf("%v; the page says: %s", err, b.says("#projects-dialog"))
+		}
+		refused, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[document.getElementById("projects-status").textContent, String(document.querySelectorAll("#project-list li").length)]`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if refused[0] == "" || refused[1] != "0" {
+			t.Errorf("a wrong token: status %q and %s projects listed, want the server's error and none", refused[0], refused[1])
+		}
+		t.Logf("a wrong token: %q", refused[0])
+		b.console.failedOnPurpose(ctx, t, 400, "/projects")
+
+		err = chromedp.Do(ctx,
+			clearInput("project-token"),
+			chromedp.SendKeys(chromedp.ID("project-token"), stack.GitToken),
+			chromedp.Click(chromedp.ID("project-add")),
+			chromedp.WaitReady(chromedp.JSPath(projectItem("demo"))),
+		)
+		if err != nil {
+			t.Fatalf("%v; the page says: %s", err, b.says("#projects-dialog"))
+		}
+		projectID, err = chromedp.Run(ctx, chromedp.Evaluate[string](projectItem("demo")+`.dataset.id`))
+		if err != nil || projectID == "" {
+			t.Fatalf("the demo project's id: %q, %v", projectID, err)
+		}
+
+		// Another, renamed with a label, then deleted (confirm accepted).
+		stop := acceptDialogs(ctx, t)
+		defer stop()
+		err = chromedp.Do(ctx,
+			chromedp.SendKeys(chromedp.ID("project-name"), "demo-copy"),
+			chromedp.SendKeys(chromedp.ID("project-url"), repoURL),
+			chromedp.SendKeys(chromedp.ID("project-token"), stack.GitToken),
+			chromedp.Click(chromedp.ID("project-add")),
+			chromedp.WaitReady(chromedp.JSPath(projectItem("demo-copy"))),
+			chromedp.Click(chromedp.JSPath(projectItem("demo-copy")+`.querySelector("button.edit")`)),
+			chromedp.WaitVisible(chromedp.ID("project-edit-name")),
+			clearInput("project-edit-name"),
+			chromedp.SendKeys(chromedp.ID("project-edit-name"), "demo-renamed"),
+			chromedp.SendKeys(chromedp.ID("project-edit-label"), "A copy"),
+			chromedp.Click(chromedp.ID("project-save")),
+			chromedp.WaitReady(chromedp.JSPath(`(() => {
+				const li = `+projectItem("demo-renamed")+`;
+				return li && li.querySelector(".project-label")?.textContent === "A copy" ? li : null;
+			})()`)),
+			chromedp.WaitNotPresent(chromedp.JSPath(projectItem("demo-copy"))),
+			chromedp.Click(chromedp.JSPath(projectItem("demo-renamed")+`.querySelector("button.delete")`)),
+			chromedp.WaitNotPresent(chromedp.JSPath(projectItem("demo-renamed"))),
+			chromedp.WaitReady(chromedp.CSS(`#projects-status[data-kind="ok"]`)),
+		)
+		if err != nil {
+			t.Fatalf("%v; the page says: %s", err, b.says("#projects-dialog"))
+		}
+		stop()
+
+		screenshots(ctx, t, root, "web-projects", "#projects-dialog[open]")
+		axeScreens(ctx, t, root, "the Projects dialog", "#projects-dialog[open]")
+
+		// Escape closes it, and focus goes back to the button that opened it.
+		err = chromedp.Do(ctx,
+			chromedp.Focus(chromedp.ID("project-name")),
+			chromedp.KeyEvent(kb.Escape),
+			chromedp.WaitNotPresent(chromedp.CSS("#projects-dialog[open]")),
+		)
+		if err != nil {
+			t.Fatal(err)
+		}
+		focused, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.activeElement?.id ?? ""`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if focused != "manage-projects" {
+			t.Errorf("after Escape the focus is on %q, want #manage-projects", focused)
+		}
+		b.console.seen(ctx, t)
+	}) {
+		return false
+	}
+
+	if !t.Run("project conversation", func(t *testing.T) {
+		ctx := b.step(t)
+		option := fmt.Sprintf(`document.querySelector('#project-select option[value=%q]')`, projectID)
+		err := chromedp.Do(ctx,
+			chromedp.Click(chromedp.ID("new-conversation")),
+			chromedp.WaitNotPresent(chromedp.CSS("#transcript .message")),
+			chromedp.WaitVisible(chromedp.ID("project-select")),
+			chromedp.WaitReady(chromedp.JSPath(option)),
+			chromedp.SetValue(chromedp.ID("project-select"), projectID),
+			chromedp.SendKeys(chromedp.ID("message"), "RUN: echo '"+edited+"' >> README.md"),
+			chromedp.Click(chromedp.ID("send")),
+			chromedp.WaitReady(chromedp.JSPath(`document.querySelector('#transcript section.approval[data-state="pending"] button.allow') || `+turnEnded)),
+		)
+		if err != nil {
+			t.Fatalf("%v; the page says: %s", err, b.says("#turn-status", "#project-bar", "#transcript"))
+		}
+		asked, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!document.querySelector('#transcript section.approval[data-state="pending"] button.allow')`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("the command asked for approval: %v", asked)
+		if asked {
+			err = chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#transcript section.approval[data-state="pending"] button.allow`)))
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The conversation then shows its project and its own branch.
+		err = chromedp.Do(ctx,
+			chromedp.WaitReady(chromedp.JSPath(turnEnded)),
+			chromedp.WaitVisible(chromedp.CSS("#project-info-text code")),
+			chromedp.WaitReady(chromedp.JSPath(`(() => {
+				const c = document.querySelector("#project-info-text code");
+				return c && c.textContent.startsWith("ovrlrd/") ? c : null;
+			})()`)),
+		)
+		if err != nil {
+			t.Fatalf("%v; the page says: %s", err, b.says("#turn-status", "#project-bar", "#transcript"))
+		}
+		info, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[document.getElementById("project-info-text").textContent, document.querySelector("#project-info-text code").textContent]`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(info[0], "demo") {
+			t.Errorf("the project bar says %q, want the project's name", info[0])
+		}
+		branch = info[1]
+		text, err := chromedp.Run(ctx, chromedp.TextContent(chromedp.CSS("#transcript")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(text, "Done.") {
+			t.Errorf("the transcript holds no %q:\n%s", "Done.", text)
+		}
+		b.console.seen(ctx, t)
+	}) {
+		return false
+	}
+
+	if !t.Run("changes", func(t *testing.T) {
+		ctx := b.step(t)
+		err := chromedp.Do(ctx,
+			chromedp.Click(chromedp.ID("show-changes")),
+			chromedp.WaitVisible(chromedp.CSS("#changes-dialog[open] #changes-diff .line")),
+		)
+		if err != nil {
+			t.Fatalf("%v; the page says: %s", err, b.says("#project-status", "#changes-dialog"))
+		}
+		type diffShown struct {
+			Added  []string `json:"added"`
+			Files  string   `json:"files"`
+			Markup int      `json:"markup"`
+		}
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[diffShown](`({
+			added: [...document.querySelectorAll("#changes-diff .line.add")].map(l => l.textContent),
+			files: document.getElementById("changes-files").textContent,
+			markup: document.querySelectorAll("#changes-diff *:not(span.line)").length,
+		})`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(got.Files, "README.md") {
+			t.Errorf("the changed files are %q, want README.md among them", got.Files)
+		}
+		want := "+" + edited + "\n"
+		found := false
+		for _, line := range got.Added {
+			found = found || line == want
+		}
+		if !found {
+			t.Errorf("the diff's added lines are %q, want %q among them", got.Added, want)
+		}
+		if got.Markup != 0 {
+			t.Errorf("the diff holds %d elements besides its lines: markup from the repository became HTML", got.Markup)
+		}
+		screenshots(ctx, t, root, "web-changes", "#changes-dialog[open]")
+		axeScreens(ctx, t, root, "the Changes dialog", "#changes-dialog[open]")
+		err = chromedp.Do(ctx,
+			chromedp.Click(chromedp.CSS("#changes-dialog button.close-dialog")),
+			chromedp.WaitNotPresent(chromedp.CSS("#changes-dialog[open]")),
+		)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.console.seen(ctx, t)
+	}) {
+		return false
+	}
+
+	return t.Run("push", func(t *testing.T) {
+		ctx := b.step(t)
+		err := chromedp.Do(ctx,
+			chromedp.Click(chromedp.ID("push-branch")),
+			chromedp.WaitReady(chromedp.CSS(`#project-status[data-kind="ok"], #project-status[data-kind="error"]`)),
+		)
+		if err != nil {
+			t.Fatalf("%v; the page says: %s", err, b.says("#project-bar"))
+		}
+		said, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[document.getElementById("project-status").dataset.kind, document.getElementById("project-status").textContent]`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if said[0] != "ok" || !strings.Contains(said[1], "Pushed branch "+branch) {
+			t.Errorf("after Push the page says %q (%s), want %q", said[1], said[0], "Pushed branch "+branch)
+		}
+		// What the host holds: the branch with the edit, main without it.
+		readme, err := stack.Git.ReadFile("demo", branch, "README.md")
+		if err != nil {
+			t.Fatalf("the git host has no README.md on %s: %v", branch, err)
+		}
+		if !strings.Contains(readme, edited) {
+			t.Errorf("README.md on the pushed %s is %q, want the edit", branch, readme)
+		}
+		if main, err := stack.Git.ReadFile("demo", "main", "README.md"); err != nil || strings.Contains(main, edited) {
+			t.Errorf("README.md on main: %q, %v; want it unchanged", main, err)
+		}
+		b.console.seen(ctx, t)
+	})
+}
+
+// projectItem finds the Projects dialog's entry of the project named name.
+func projectItem(name string) string {
+	return fmt.Sprintf(`([...document.querySelectorAll("#project-list li")].find(li => li.querySelector(".project-name")?.textContent === %q) ?? null)`, name)
+}
+
+// clearInput empties the input whose id is id.
+func clearInput(id string) chromedp.Action[chromedp.Void] {
+	return chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.getElementById(%q).value = ""; undefined`, id))
+}
+
+// failedOnPurpose takes off the console the browser's report of a request
+// the step made fail (status, on path): the console step would count it as
+// the page's error. It fails the step if there is no such report.
+func (c *console) failedOnPurpose(ctx context.Context, t *testing.T, status int, path string) {
+	t.Helper()
+	c.n++
+	mark := fmt.Sprintf("%s%d", syncMark, c.n)
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](fmt.Sprintf("console.debug(%q)", mark))); err != nil {
+		t.Fatal(err)
+	}
+	for got := ""; got != mark; {
+		select {
+		case got = <-c.synced:
+		case <-ctx.Done():
+			t.Fatalf("the console reader did not see %q: %v", mark, ctx.Err())
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	kept, dropped := c.problems[:c.seenUpTo], 0
+	for _, p := range c.problems[c.seenUpTo:] {
+		if strings.Contains(p, fmt.Sprintf("status of %d ", status)) && strings.Contains(p, path+":") {
+			dropped++
+			continue
+		}
+		kept = append(kept, p)
+	}
+	c.problems = kept
+	if dropped == 0 {
+		t.Errorf("the console reported no failed load of %s with status %d", path, status)
+	}
+}
+
+// acceptDialogs accepts every window.confirm until stop is called.
+func acceptDialogs(ctx context.Context, t *testing.T) (stop func()) {
+	dctx, cancel := context.WithCancel(ctx)
+	dialogs := chromedp.Events(dctx, page.JavascriptDialogOpening)
+	go func() {
+		for _, err := range dialogs {
+			if err != nil {
+				return
+			}
+			if _, err := chromedp.Call(dctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true}); err != nil && dctx.Err() == nil {
+				t.Errorf("accepting the dialog: %v", err)
+			}
+		}
+	}()
+	return cancel
+}
+
+// screens are the sizes and colour schemes the dialogs are checked in.
+var screens = []struct {
+	name          string
+	width, height int64
+	opts          []chromedp.EmulateViewportOption
+	dark          bool
+}{
+	{"phone", 390, 844, []chromedp.EmulateViewportOption{chromedp.EmulatePortrait, chromedp.EmulateMobile, chromedp.EmulateTouch}, false},
+	{"desktop", 1280, 800, nil, false},
+	{"dark", 1280, 800, nil, true},
+}
+
+// emulate sizes the page as s, in s's colour scheme, and waits until
+// visible is.
+func emulate(ctx context.Context, s int, visible string) error {
+	scheme := "light"
+	if screens[s].dark {
+		scheme = "dark"
+	}
+	media := emulation.SetEmulatedMediaParams{Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}}
+	if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, media); err != nil {
+		return err
+	}
+	return chromedp.Do(ctx, chromedp.EmulateViewport(screens[s].width, screens[s].height, screens[s].opts...), chromedp.WaitVisible(chromedp.CSS(visible)))
+}
+
+// screenshots saves build/screenshots/<prefix>-<screen>.png of each
+// screen with the element visible, checking the page does not scroll
+// sideways; the light desktop stays.
+func screenshots(ctx context.Context, t *testing.T, root, prefix, visible string) {
+	t.Helper()
+	dir := filepath.Join(root, "build", "screenshots")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	defer restore(ctx, t)
+	for i, s := range screens {
+		if err := emulate(ctx, i, visible); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		wide, err := chromedp.Run(ctx, chromedp.Evaluate[int64](`document.documentElement.scrollWidth`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wide > s.width {
+			t.Errorf("%s: the page is %d pixels wide: it scrolls sideways", s.name, wide)
+		}
+		png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, prefix+"-"+s.name+".png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// axeScreens runs axe-core on the page on each screen: no serious or
+// critical violation; the light desktop stays.
+func axeScreens(ctx context.Context, t *testing.T, root, what, visible string) {
+	t.Helper()
+	loaded, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`typeof axe === "object"`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !loaded {
+		src, err := os.ReadFile(filepath.Join(root, "web", "node_modules", "axe-core", "axe.min.js"))
+		if err != nil {
+			t.Fatalf("axe-core (%v): run `make web`", err)
+		}
+		// DevTools' evaluation is not held to the page's CSP.
+		if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](string(src)+"\n;undefined")); err != nil {
+			t.Fatalf("injecting axe-core: %v", err)
+		}
+	}
+	defer restore(ctx, t)
+	for i, s := range screens {
+		if err := emulate(ctx, i, visible); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		found, err := chromedp.Run(ctx, chromedp.Evaluate[axeResult](`axe.run(document).then(r => ({
+			passes: r.passes.length,
+			serious: r.violations
+				.filter(v => v.impact === "serious" || v.impact === "critical")
+				.map(v => v.id + " (" + v.impact + "): " + v.nodes.map(n => n.target.join(" ")).slice(0, 5).join(", ")),
+		}))`, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatalf("%s, %s: axe.run: %v", what, s.name, err)
+		}
+		if found.Passes == 0 {
+			t.Errorf("%s, %s: axe passed no rule: it checked nothing", what, s.name)
+		}
+		for _, v := range found.Serious {
+			t.Errorf("%s, %s: axe: %s", what, s.name, v)
+		}
+	}
+}
+
+// restore puts the page back as the other steps expect it: the desktop
+// size, the system's colour scheme.
+func restore(ctx context.Context, t *testing.T) {
+	t.Helper()
+	if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{}); err != nil {
+		t.Error(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 800)); err != nil {
+		t.Error(err)
+	}
+}
