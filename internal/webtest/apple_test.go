@@ -10,6 +10,7 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/ovrlrd/cloud/internal/devkit/devserver"
 )
@@ -17,11 +18,36 @@ import (
 // appleSteps sign in through the Sign in with Apple button, the way a
 // deployed page signs in with Apple, against make dev's stand-in: the page
 // leaves for the stand-in's authorization endpoint and comes back to /web/
-// with the identity token in the URL's fragment. Before that, two answers
-// the page must refuse: one it never asked for, and one whose state was
-// changed on the way back. They run signed out, after the logout step, and
-// end signed out: the steps after them use the local sign-in's account.
+// with the identity token in the URL's fragment. Before that, a sign-in
+// that never came back, dropped by the next load, and two answers the page
+// must refuse: one it never asked for, and one whose state was changed on
+// the way back. Signed in, a stray answer leaves the app as it is, and the
+// sign-out takes a project token typed but not sent. They run signed out,
+// after the logout step, and end signed out: the steps after them use the
+// local sign-in's account.
 func appleSteps(t *testing.T, b *browserRun, base string, stack devserver.Info) bool {
+	if !t.Run("apple: a sign-in that did not come back", func(t *testing.T) {
+		ctx := b.step(t)
+		// A sign-in left for Apple and never came back (Back, a reload):
+		// the next load, with no answer in its URL, drops what it kept.
+		err := chromedp.Do(ctx,
+			chromedp.WaitVisible(chromedp.ID("signin-apple")),
+			chromedp.Evaluate[chromedp.Void](`sessionStorage.setItem("ovrlrd.appleSignIn", JSON.stringify({state: "s", nonce: "n", key: "k"})); window.webtestOld = true; undefined`),
+			chromedp.Navigate(base+"/web/"),
+			chromedp.WaitVisible(chromedp.ID("signin-apple")),
+		)
+		if err != nil {
+			t.Fatalf("%v; the page says: %s", err, b.says("#signin-status"))
+		}
+		if old, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.webtestOld === true`)); err != nil || old {
+			t.Fatalf("the page was not loaded again (%v)", err)
+		}
+		noAnswerLeft(ctx, t)
+		b.console.seen(ctx, t)
+	}) {
+		return false
+	}
+
 	if !t.Run("apple: an answer nobody asked for", func(t *testing.T) {
 		ctx := b.step(t)
 		err := chromedp.Do(ctx,
@@ -143,12 +169,67 @@ func appleSteps(t *testing.T, b *browserRun, base string, stack devserver.Info) 
 			t.Error(`localStorage "ovrlrd.apiKey" does not hold the key typed`)
 		}
 		noAnswerLeft(ctx, t)
+
+		// A stray answer while signed in (a link to /web/#state=…), into
+		// the open page and into one that loads: refused, in the app.
+		for _, load := range []bool{false, true} {
+			if load {
+				if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			err = chromedp.Do(ctx,
+				chromedp.Navigate(base+"/web/#state=stray&id_token=stray.identity.token"),
+				chromedp.WaitReady(chromedp.JSPath(`(() => {
+					const s = document.getElementById("turn-status");
+					return s && s.dataset.kind === "error" && s.textContent.includes("No Sign in with Apple was started") ? s : null;
+				})()`)),
+			)
+			if err != nil {
+				t.Fatalf("a stray answer (page loaded: %v): %v; the page says: %s", load, err, b.says("#turn-status", "#signin-status"))
+			}
+			shown, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]bool](`({
+				signin: !document.getElementById("signin").hidden,
+				chat: !document.getElementById("chat").hidden,
+				session: (localStorage.getItem("ovrlrd.session") || "").includes("sessionToken"),
+			})`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if shown["signin"] || !shown["chat"] {
+				t.Errorf("after a stray answer (page loaded: %v) the sign-in shows: %v, the app: %v; want the app", load, shown["signin"], shown["chat"])
+			}
+			if !shown["session"] {
+				t.Errorf("after a stray answer (page loaded: %v) localStorage holds no session", load)
+			}
+			noAnswerLeft(ctx, t)
+		}
+
+		// A token typed for a project but not sent goes with the session.
+		err = chromedp.Do(ctx,
+			chromedp.WaitVisible(chromedp.ID("message")),
+			chromedp.Click(chromedp.ID("manage-projects")),
+			chromedp.WaitVisible(chromedp.CSS("#projects-dialog[open] #project-token")),
+			chromedp.SendKeys(chromedp.ID("project-token"), "typed-not-sent"),
+			chromedp.KeyEvent(kb.Escape),
+			chromedp.WaitNotPresent(chromedp.CSS("#projects-dialog[open]")),
+		)
+		if err != nil {
+			t.Fatalf("%v; the page says: %s", err, b.says("#projects-status"))
+		}
+		typed, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("project-token").value`))
+		if err != nil || typed != "typed-not-sent" {
+			t.Fatalf("#project-token holds %q (%v) before signing out, want the token typed", typed, err)
+		}
 		err = chromedp.Do(ctx,
 			chromedp.Click(chromedp.ID("signout")),
 			chromedp.WaitVisible(chromedp.ID("signin-apple")),
 		)
 		if err != nil {
 			t.Fatalf("signing out: %v; the page says: %s", err, b.says("body"))
+		}
+		if left, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("project-token").value`)); err != nil || left != "" {
+			t.Errorf("#project-token holds %q (%v) after signing out, want it empty", left, err)
 		}
 		b.console.seen(ctx, t)
 	})

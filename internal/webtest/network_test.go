@@ -437,21 +437,10 @@ func pageToken(ctx context.Context, t *testing.T) string {
 }
 
 // forgive drops the problems logged so far, not yet seen, that match:
-// those the test itself caused.
-func (c *console) forgive(ctx context.Context, t *testing.T, match func(string) bool) {
+// those the test itself caused. It returns how many it dropped.
+func (c *console) forgive(ctx context.Context, t *testing.T, match func(string) bool) int {
 	t.Helper()
-	c.n++
-	mark := fmt.Sprintf("%s%d", syncMark, c.n)
-	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](fmt.Sprintf("console.debug(%q)", mark))); err != nil {
-		t.Fatal(err)
-	}
-	for got := ""; got != mark; {
-		select {
-		case got = <-c.synced:
-		case <-ctx.Done():
-			t.Fatalf("the console reader did not see %q: %v", mark, ctx.Err())
-		}
-	}
+	c.sync(ctx, t)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	kept := c.problems[:c.seenUpTo]
@@ -460,5 +449,7 @@ func (c *console) forgive(ctx context.Context, t *testing.T, match func(string) 
 			kept = append(kept, p)
 		}
 	}
+	dropped := len(c.problems) - len(kept)
 	c.problems = kept
+	return dropped
 }

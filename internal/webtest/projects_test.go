@@ -3,12 +3,15 @@ package webtest
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
@@ -22,11 +25,12 @@ const edited = "Edited in the browser <b>not bold</b>"
 
 // projectSteps are a conversation on make dev's demo project, as a person
 // goes through it in the page: the project added in the Projects dialog (a
-// wrong token first, refused with the server's message), another added,
-// renamed and deleted; a new conversation on the project whose turn edits
-// a file (the command approved from its card); its changes as a diff; and
-// its branch pushed, which the git host must then hold. They return false
-// when the steps after them cannot go on.
+// wrong token first, refused with the server's message, then the API key,
+// refused in the page and never sent), another added, renamed (the API key
+// refused there too) and deleted; a new conversation on the project whose
+// turn edits a file (the command approved from its card); its changes as a
+// diff; and its branch pushed, which the git host must then hold. They
+// return false when the steps after them cannot go on.
 func projectSteps(t *testing.T, b *browserRun, root string, stack devserver.Info) bool {
 	if stack.Git == nil {
 		t.Error("make dev's stack has no git host (KMS_KEY_ID set?): no project to work on")
@@ -37,6 +41,7 @@ func projectSteps(t *testing.T, b *browserRun, root string, stack devserver.Info
 
 	if !t.Run("projects", func(t *testing.T) {
 		ctx := b.step(t)
+		sent := watchProjectRequests(ctx)
 		err := chromedp.Do(ctx,
 			chromedp.Click(chromedp.ID("manage-projects")),
 			chromedp.WaitVisible(chromedp.CSS("#projects-dialog[open] #project-name")),
@@ -60,6 +65,20 @@ func projectSteps(t *testing.T, b *browserRun, root string, stack devserver.Info
 		}
 		t.Logf("a wrong token: %q", refused[0])
 		b.console.failedOnPurpose(ctx, t, 400, "/projects")
+
+		// The API key in the token field, as a password manager may offer
+		// it: refused in the page, the field emptied; that nothing was sent
+		// is checked on the requests at the end of the step.
+		err = chromedp.Do(ctx,
+			clearInput("project-token"),
+			chromedp.SendKeys(chromedp.ID("project-token"), stack.APIKey),
+			chromedp.Click(chromedp.ID("project-add")),
+			chromedp.WaitReady(chromedp.JSPath(manageSays(apiKeyRefused))),
+		)
+		if err != nil {
+			t.Fatalf("the API key as a token: %v; the page says: %s", err, b.says("#projects-status"))
+		}
+		keyLeft(ctx, t, "project-token", 0)
 
 		err = chromedp.Do(ctx,
 			clearInput("project-token"),
@@ -86,6 +105,17 @@ func projectSteps(t *testing.T, b *browserRun, root string, stack devserver.Info
 			chromedp.WaitReady(chromedp.JSPath(projectItem("demo-copy"))),
 			chromedp.Click(chromedp.JSPath(projectItem("demo-copy")+`.querySelector("button.edit")`)),
 			chromedp.WaitVisible(chromedp.ID("project-edit-name")),
+			// The API key as the new token: refused as in the add form.
+			chromedp.SendKeys(chromedp.ID("project-edit-token"), stack.APIKey),
+			chromedp.Click(chromedp.ID("project-save")),
+			chromedp.WaitReady(chromedp.JSPath(manageSays(apiKeyRefused))),
+		)
+		if err != nil {
+			t.Fatalf("%v; the page says: %s", err, b.says("#projects-dialog"))
+		}
+		keyLeft(ctx, t, "project-edit-token", 2)
+		err = chromedp.Do(ctx,
+			chromedp.WaitVisible(chromedp.ID("project-edit-name")),
 			clearInput("project-edit-name"),
 			chromedp.SendKeys(chromedp.ID("project-edit-name"), "demo-renamed"),
 			chromedp.SendKeys(chromedp.ID("project-edit-label"), "A copy"),
@@ -103,6 +133,7 @@ func projectSteps(t *testing.T, b *browserRun, root string, stack devserver.Info
 			t.Fatalf("%v; the page says: %s", err, b.says("#projects-dialog"))
 		}
 		stop()
+		noKeySent(t, sent, stack)
 
 		screenshots(ctx, t, root, "web-projects", "#projects-dialog[open]")
 		axeScreens(ctx, t, root, "the Projects dialog", "#projects-dialog[open]")
@@ -268,6 +299,100 @@ func projectSteps(t *testing.T, b *browserRun, root string, stack devserver.Info
 	})
 }
 
+// apiKeyRefused is what the Projects dialog says of the API key typed as
+// a repository's token.
+const apiKeyRefused = "API key, not a token of the repository host"
+
+// manageSays finds #projects-status once it reports an error saying text.
+func manageSays(text string) string {
+	return `(() => {
+		const s = document.getElementById("projects-status");
+		return s && s.dataset.kind === "error" && s.textContent.includes(` + jsString(text) + `) ? s : null;
+	})()`
+}
+
+// keyLeft checks that the token field id was emptied and the list of
+// projects still lists as many as before.
+func keyLeft(ctx context.Context, t *testing.T, id string, listed int) {
+	t.Helper()
+	left, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](fmt.Sprintf(`[document.getElementById(%q).value, String(document.querySelectorAll("#project-list li").length)]`, id)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left[0] != "" {
+		t.Errorf("#%s still holds %d characters after the API key was refused, want it empty", id, len(left[0]))
+	}
+	if left[1] != fmt.Sprint(listed) {
+		t.Errorf("after the API key was refused in #%s, %s projects are listed, want %d", id, left[1], listed)
+	}
+}
+
+// sentRequest is one of the page's requests: its method, path and body.
+type sentRequest struct{ method, path, body string }
+
+// watchProjectRequests passes on the page's requests to /projects and
+// /projects/{id}, with their bodies, in the order the page sends them,
+// until ctx ends.
+func watchProjectRequests(ctx context.Context) <-chan sentRequest {
+	out := make(chan sentRequest, 64)
+	requests := chromedp.Events(ctx, network.RequestWillBeSent)
+	go func() {
+		defer close(out)
+		for e, err := range requests {
+			if err != nil {
+				return
+			}
+			r := e.Request
+			if r == nil {
+				continue
+			}
+			u, err := url.Parse(r.URL)
+			if err != nil || !(strings.HasSuffix(u.Path, "/projects") || strings.Contains(u.Path, "/projects/")) {
+				continue
+			}
+			s := sentRequest{method: r.Method, path: u.Path}
+			for _, p := range r.PostDataEntries {
+				s.body += string(p.Bytes)
+			}
+			if r.HasPostData && s.body == "" {
+				if got, err := chromedp.Call(ctx, network.GetRequestPostData, network.GetRequestPostDataParams{RequestID: e.RequestID}); err == nil {
+					s.body = string(got.PostData)
+				}
+			}
+			select {
+			case out <- s:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
+}
+
+// noKeySent reads the projects step's requests up to its DELETE, the last
+// it sends: none may carry the API key. The git token in one of them shows
+// the bodies were read.
+func noKeySent(t *testing.T, sent <-chan sentRequest, stack devserver.Info) {
+	t.Helper()
+	tokenSeen, deleted := false, false
+	for r := range sent {
+		if strings.Contains(r.body, stack.APIKey) {
+			t.Errorf("%s %s carried the API key in its body", r.method, r.path)
+		}
+		tokenSeen = tokenSeen || (r.method == http.MethodPost && strings.Contains(r.body, stack.GitToken))
+		if r.method == http.MethodDelete {
+			deleted = true
+			break
+		}
+	}
+	if !deleted {
+		t.Fatal("the page's DELETE of the project was not seen among its requests")
+	}
+	if !tokenSeen {
+		t.Error("no POST /projects body seen held the git token: the requests' bodies were not read")
+	}
+}
+
 // projectItem finds the Projects dialog's entry of the project named name.
 func projectItem(name string) string {
 	return fmt.Sprintf(`([...document.querySelectorAll("#project-list li")].find(li => li.querySelector(".project-name")?.textContent === %q) ?? null)`, name)
@@ -283,30 +408,8 @@ func clearInput(id string) chromedp.Action[chromedp.Void] {
 // the page's error. It fails the step if there is no such report.
 func (c *console) failedOnPurpose(ctx context.Context, t *testing.T, status int, path string) {
 	t.Helper()
-	c.n++
-	mark := fmt.Sprintf("%s%d", syncMark, c.n)
-	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](fmt.Sprintf("console.debug(%q)", mark))); err != nil {
-		t.Fatal(err)
-	}
-	for got := ""; got != mark; {
-		select {
-		case got = <-c.synced:
-		case <-ctx.Done():
-			t.Fatalf("the console reader did not see %q: %v", mark, ctx.Err())
-		}
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	kept, dropped := c.problems[:c.seenUpTo], 0
-	for _, p := range c.problems[c.seenUpTo:] {
-		if strings.Contains(p, fmt.Sprintf("status of %d ", status)) && strings.Contains(p, path+":") {
-			dropped++
-			continue
-		}
-		kept = append(kept, p)
-	}
-	c.problems = kept
-	if dropped == 0 {
+	failed := fmt.Sprintf("status of %d ", status)
+	if c.forgive(ctx, t, func(p string) bool { return strings.Contains(p, failed) && strings.Contains(p, path+":") }) == 0 {
 		t.Errorf("the console reported no failed load of %s with status %d", path, status)
 	}
 }

@@ -670,9 +670,9 @@ func problem(m chromedp.ConsoleMessage) bool {
 	return false
 }
 
-// seen waits until the reader has read everything the page logged before
-// now, and logs the problems among it, with the step that saw them.
-func (c *console) seen(ctx context.Context, t *testing.T) {
+// sync waits until the reader has read everything the page logged before
+// now.
+func (c *console) sync(ctx context.Context, t *testing.T) {
 	t.Helper()
 	c.n++
 	mark := fmt.Sprintf("%s%d", syncMark, c.n)
@@ -686,6 +686,13 @@ func (c *console) seen(ctx context.Context, t *testing.T) {
 			t.Fatalf("the console reader did not see %q: %v", mark, ctx.Err())
 		}
 	}
+}
+
+// seen waits until the reader has read everything the page logged before
+// now, and logs the problems among it, with the step that saw them.
+func (c *console) seen(ctx context.Context, t *testing.T) {
+	t.Helper()
+	c.sync(ctx, t)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i := range c.problems[c.seenUpTo:] {
