@@ -511,12 +511,7 @@ func axeScreens(ctx context.Context, t *testing.T, root, what, visible string) {
 		if err := emulate(ctx, i, visible); err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}
-		found, err := chromedp.Run(ctx, chromedp.Evaluate[axeResult](`axe.run(document).then(r => ({
-			passes: r.passes.length,
-			serious: r.violations
-				.filter(v => v.impact === "serious" || v.impact === "critical")
-				.map(v => v.id + " (" + v.impact + "): " + v.nodes.map(n => n.target.join(" ")).slice(0, 5).join(", ")),
-		}))`, chromedp.EvalAwaitPromise))
+		found, err := chromedp.Run(ctx, chromedp.Evaluate[axeResult](axeRun, chromedp.EvalAwaitPromise))
 		if err != nil {
 			t.Fatalf("%s, %s: axe.run: %v", what, s.name, err)
 		}

@@ -359,12 +359,7 @@ func TestWebClient(t *testing.T) {
 				if err := chromedp.Do(ctx, chromedp.EmulateViewport(s.width, s.height, s.opts...), chromedp.WaitVisible(chromedp.ID("message"))); err != nil {
 					t.Fatalf("%s: %v", s.name, err)
 				}
-				found, err := chromedp.Run(ctx, chromedp.Evaluate[axeResult](`axe.run(document).then(r => ({
-					passes: r.passes.length,
-					serious: r.violations
-						.filter(v => v.impact === "serious" || v.impact === "critical")
-						.map(v => v.id + " (" + v.impact + "): " + v.nodes.map(n => n.target.join(" ")).slice(0, 5).join(", ")),
-				}))`, chromedp.EvalAwaitPromise))
+				found, err := chromedp.Run(ctx, chromedp.Evaluate[axeResult](axeRun, chromedp.EvalAwaitPromise))
 				if err != nil {
 					t.Fatalf("%s: axe.run: %v", s.name, err)
 				}
@@ -734,6 +729,14 @@ const turnEnded = `(() => {
 	const done = [...t.querySelectorAll(".message.assistant")].filter(m => m.textContent.trim() !== "");
 	return done.length ? done[done.length - 1] : null;
 })()`
+
+// axeRun runs axe-core on the page and keeps what axeResult holds.
+const axeRun = `axe.run(document).then(r => ({
+	passes: r.passes.length,
+	serious: r.violations
+		.filter(v => v.impact === "serious" || v.impact === "critical")
+		.map(v => v.id + " (" + v.impact + "): " + v.nodes.map(n => n.target.join(" ")).slice(0, 5).join(", ")),
+}))`
 
 // axeResult is what the axe step keeps of axe.run's answer: how many rules
 // passed, and the serious or critical violations.
