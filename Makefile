@@ -62,22 +62,12 @@ chromium:
 		echo "set OVRLRD_CHROMIUM to the browser's binary, or OVRLRD_WEB_TESTS=skip to leave those tests out."; \
 	fi
 
-## web: the web client (web/), bundled by esbuild into build/web/: index.html, app.js, app.css.
-## Always rebuilt, as the functions are (it takes a moment): file times miss a source restored
-## with an older time.
-ESBUILD       := web/node_modules/.bin/esbuild
-ESBUILD_FLAGS := --bundle --minify --format=esm --target=es2022 --log-level=warning
-web: build/web/index.html build/web/app.js build/web/app.css
-
-build/web/index.html: web/index.html FORCE
-	@mkdir -p $(@D)
-	cp $< $@
-
-build/web/app.js: web/node_modules/.package-lock.json FORCE
-	$(ESBUILD) web/src/main.js $(ESBUILD_FLAGS) --outfile=$@
-
-build/web/app.css: web/node_modules/.package-lock.json FORCE
-	$(ESBUILD) web/src/app.css $(ESBUILD_FLAGS) --outfile=$@
+## web: the web client (web/), bundled by esbuild (web/build.mjs) into build/web/: app-<hash>.js and
+## app-<hash>.css, named by their content, and the index.html that names them; the previous build's
+## bundle is removed. Always rebuilt, as the functions are (it takes a moment): file times miss a
+## source restored with an older time.
+web: web/node_modules/.package-lock.json
+	node web/build.mjs
 
 ## build: three linux/arm64 bootstraps under build/<function>/, the desk's command (cmd/ovrlrd) for
 ## macOS, Linux and Windows as build/ovrlrd/ovrlrd-<os>-<arch>[.exe], and the web client (make web)

@@ -58,7 +58,7 @@ func contentType(name string) string {
 }
 
 // Handler serves the files of dir under /web/: /web/app.js is dir/app.js
-// and /web/ is dir/index.html. It answers GET and HEAD only, lists no
+// and /web/ is dir/index.html, while /web is redirected to /web/. It answers GET and HEAD only, lists no
 // folder, and opens files through an os.Root, so no path (.., encoded
 // slashes, a symbolic link pointing out) reaches anything outside dir.
 // Every answer, errors included, carries SecurityHeaders and
@@ -75,6 +75,13 @@ func Handler(dir string) http.Handler {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			h.Set("Allow", "GET, HEAD")
 			writeError(w, http.StatusMethodNotAllowed, methodNotAllowed)
+			return
+		}
+		if r.URL.Path == strings.TrimSuffix(prefix, "/") {
+			// A typed address without its slash: the page's relative
+			// links need it, as CloudFront's function says too.
+			h.Set("Location", prefix)
+			w.WriteHeader(http.StatusMovedPermanently)
 			return
 		}
 		name, ok := fileName(r.URL)

@@ -114,6 +114,7 @@ func TestHeadersOnEveryAnswer(t *testing.T) {
 		{"GET", "/web/sub/", 404},
 		{"GET", "/web/%2e%2e/secret.txt", 404},
 		{"GET", "/elsewhere", 404},
+		{"GET", "/web", 301},
 		{"POST", "/web/app.js", 405},
 		{"DELETE", "/web/", 405},
 	} {
@@ -143,6 +144,24 @@ func TestIndexAndFiles(t *testing.T) {
 		if w.Code != 200 || w.Body.String() != c.body {
 			t.Errorf("%s: %d %q, want %q", c.target, w.Code, w.Body, c.body)
 		}
+	}
+}
+
+// A typed address without its slash goes to the page, whose relative links
+// need the slash; a name below it does not.
+func TestWebWithoutSlash(t *testing.T) {
+	h := web.Handler(site(t))
+	for _, m := range []string{"GET", "HEAD"} {
+		w := serve(h, m, "/web")
+		if w.Code != http.StatusMovedPermanently || w.Header().Get("Location") != "/web/" {
+			t.Errorf("%s /web: %d to %q, want 301 to /web/", m, w.Code, w.Header().Get("Location"))
+		}
+	}
+	if w := serve(h, "POST", "/web"); w.Code != http.StatusMethodNotAllowed {
+		t.Errorf("POST /web: %d, want 405", w.Code)
+	}
+	if w := serve(h, "GET", "/webapp"); w.Code != http.StatusNotFound {
+		t.Errorf("GET /webapp: %d, want 404", w.Code)
 	}
 }
 
@@ -214,7 +233,6 @@ func TestConfined(t *testing.T) {
 		"/web/sub",
 		"/web/sub/",
 		"/web/app.js/",
-		"/web",
 		"/secret.txt",
 	} {
 		w := serve(h, "GET", target)

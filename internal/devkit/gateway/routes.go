@@ -68,8 +68,8 @@ var HTTPAPIRoutes = []Route{
 var StreamPaths = []string{"/chat/stream", "/chat/*/stream"}
 
 // WebPaths are CloudFront's path patterns for the web client's origin (its
-// files in S3). "/web" itself is not one of them: it stays with the API.
-var WebPaths = []string{"/web/*"}
+// files in S3). "/web" itself is one, which is redirected to "/web/".
+var WebPaths = []string{"/web", "/web/*"}
 
 // routeFor picks the HTTP API route for a request, the way API Gateway does:
 // a route whose method and path match exactly (GET /chat/directories before

@@ -38,8 +38,8 @@ var webEcho = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "web %s %s %q", r.Method, r.URL.RequestURI(), b)
 })
 
-// The web client's paths go to Targets.Web, body untouched; "/web" itself
-// and everything else to the API and the Function URL as before.
+// The web client's paths, "/web" itself too, go to Targets.Web, body
+// untouched; everything else to the API and the Function URL as before.
 func TestWebPaths(t *testing.T) {
 	srv := startWeb(t, webEcho)
 	cases := []struct {
@@ -52,7 +52,7 @@ func TestWebPaths(t *testing.T) {
 		{"HEAD", "/web/app.js", "", 200, ``},
 		{"GET", "/web/a/b.js?v=1", "", 200, `web GET /web/a/b.js?v=1 ""`},
 		{"POST", "/web/dev/identity-token", `{"name":"A"}`, 200, `web POST /web/dev/identity-token "{\"name\":\"A\"}"`},
-		{"GET", "/web", "", 404, "chat $default GET /web"},
+		{"GET", "/web", "", 200, `web GET /web ""`},
 		{"GET", "/webx/y", "", 404, "chat $default GET /webx/y"},
 		{"GET", "/x/web/y", "", 404, "chat $default GET /x/web/y"},
 		{"GET", "/health", "", 404, "chat GET /health GET /health"},
@@ -65,7 +65,7 @@ func TestWebPaths(t *testing.T) {
 			t.Errorf("%s %s: %d %q, want %d %q", c.method, c.path, status, body, c.status, c.want)
 		}
 	}
-	if !slices.Equal(gateway.WebPaths, []string{"/web/*"}) {
+	if !slices.Equal(gateway.WebPaths, []string{"/web", "/web/*"}) {
 		t.Errorf("WebPaths %v", gateway.WebPaths)
 	}
 }

@@ -206,13 +206,15 @@ func TestWebIndexFunction(t *testing.T) {
 		"/web/config.json": "/web/config.json",
 		"/web/sub/":        "/web/sub/index.html",
 		"/web/sub":         "/web/sub",
+		"/web":             "301 /web/",
 	}
 	uris, _ := json.Marshal(sortedKeys(cases))
 	script := filepath.Join(t.TempDir(), "index.js")
 	code := fmt.Sprint(p["FunctionCode"]) + `
 const out = {};
 for (const uri of ` + string(uris) + `) {
-  out[uri] = handler({ request: { method: "GET", uri, querystring: {}, headers: {}, cookies: {} } }).uri;
+  const r = handler({ request: { method: "GET", uri, querystring: {}, headers: {}, cookies: {} } });
+  out[uri] = r.statusCode ? r.statusCode + " " + r.headers.location.value : r.uri;
 }
 console.log(JSON.stringify(out));
 `
