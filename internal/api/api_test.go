@@ -72,6 +72,9 @@ func TestHealth(t *testing.T) {
 			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
 				t.Fatalf("content type %q", ct)
 			}
+			if cc := resp.Header.Get("Cache-Control"); cc != "no-store" {
+				t.Fatalf("Cache-Control %q, want no-store", cc)
+			}
 		})
 	}
 }
@@ -97,6 +100,9 @@ func TestAPIKeyGuardsEveryOtherPath(t *testing.T) {
 			resp, body := do(h, c.method, c.path, c.header)
 			if resp.StatusCode != c.status || body != c.body {
 				t.Fatalf("got %d %s, want %d %s", resp.StatusCode, body, c.status, c.body)
+			}
+			if cc := resp.Header.Get("Cache-Control"); cc != "no-store" {
+				t.Fatalf("Cache-Control %q, want no-store", cc)
 			}
 		})
 	}

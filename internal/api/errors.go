@@ -84,12 +84,16 @@ func errorJSON(err error) (int, string) {
 
 // writeJSON writes v as the whole response. Encoding our own types cannot
 // fail, so the error is only worth noting in a log, which the caller lacks;
-// a broken connection is the client's loss either way.
+// a broken connection is the client's loss either way. No answer is kept
+// in a cache: they are one user's (transcripts among them), and a
+// browser's or the app's HTTP cache would keep them on disk after the user
+// signed out or deleted the account.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		status, b = http.StatusInternalServerError, []byte(`{"error":"Internal server error"}`)
 	}
+	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(b)

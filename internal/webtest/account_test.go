@@ -242,39 +242,8 @@ func hostileStep(t *testing.T, b *browserRun) bool {
 func signOutRaceStep(t *testing.T, b *browserRun, base string, stack devserver.Info) bool {
 	return t.Run("sign out during a refresh", func(t *testing.T) {
 		ctx := b.step(t)
-		if signedOut, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!document.getElementById("signin").hidden`)); err != nil {
-			t.Fatal(err)
-		} else if signedOut {
-			signInLocal(ctx, t, b, stack.APIKey)
-		}
-		pctx, stop := context.WithCancel(ctx)
-		defer stop()
-		paused := chromedp.Events(pctx, fetch.RequestPaused)
-		if _, err := chromedp.Call(ctx, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{{URLPattern: "*/auth/refresh", RequestStage: fetch.RequestStageResponse}}}); err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _, _ = chromedp.Call(b.ctx, fetch.Disable, cdp.Empty{}) }()
-		// The page's next request finds its session about to expire.
-		err := chromedp.Do(ctx,
-			chromedp.Evaluate[chromedp.Void](`(() => {
-				const s = JSON.parse(localStorage.getItem("ovrlrd.session"));
-				s.expiresAt = Date.now();
-				localStorage.setItem("ovrlrd.session", JSON.stringify(s));
-			})()`),
-			chromedp.WaitReady(chromedp.CSS("#conversations a[data-id]")),
-			chromedp.Click(chromedp.CSS("#conversations a[data-id]")),
-		)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var held *fetch.EventRequestPaused
-		for e, err := range paused {
-			if err != nil {
-				t.Fatalf("no refresh came: %v", err)
-			}
-			held = &e
-			break
-		}
+		ensureSignedIn(ctx, t, b, stack.APIKey)
+		held := holdRefresh(ctx, t, b)
 		if held.ResponseStatusCode != http.StatusOK {
 			t.Fatalf("POST /auth/refresh = %d", held.ResponseStatusCode)
 		}
@@ -592,4 +561,199 @@ func (c *requestCount) count() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.n
+}
+
+// signInAgainRaceStep holds a refresh of the first tab's session while a
+// second tab signs out and in again: the refresh's answer, when it comes,
+// must not replace the second tab's session, the one both tabs now keep.
+func signInAgainRaceStep(t *testing.T, b *browserRun, base string, stack devserver.Info) bool {
+	return t.Run("sign in again in another tab during a refresh", func(t *testing.T) {
+		ctx := b.step(t)
+		ensureSignedIn(ctx, t, b, stack.APIKey)
+		tctx, closeTab := secondTab(ctx, t, b, base)
+		defer closeTab()
+		held := holdRefresh(ctx, t, b)
+		err := chromedp.Do(tctx,
+			chromedp.Click(chromedp.ID("signout")),
+			chromedp.WaitVisible(chromedp.ID("signin-local")),
+		)
+		if err != nil {
+			t.Fatalf("signing out in the second tab: %v", err)
+		}
+		signInLocal(tctx, t, b, stack.APIKey)
+		token := pageToken(tctx, t)
+		if _, err := chromedp.Call(ctx, fetch.ContinueResponse, fetch.ContinueResponseParams{RequestID: held.RequestID}); err != nil {
+			t.Fatal(err)
+		}
+		// The refresh holds the session's lock to its end.
+		kept, err := chromedp.Run(ctx, chromedp.Evaluate[string](`navigator.locks.request("ovrlrd.session", () => JSON.parse(localStorage.getItem("ovrlrd.session") || "{}").sessionToken || "")`, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kept != token {
+			t.Error("the refresh's answer replaced the session the second tab signed in with")
+		}
+		if status := apiJSON(ctx, t, base, stack.APIKey, kept, http.MethodGet, "/chat", nil, nil); status != http.StatusOK {
+			t.Errorf("GET /chat with the session kept = %d, want 200", status)
+		}
+		b.console.seen(ctx, t)
+	})
+}
+
+// otherUserStep signs in as someone else in a second tab, while the first
+// shows a conversation of the user signed in before: the first tab must
+// show the new account, with nothing of the first user's left on it.
+// Both tabs then sign in as the first user again, for the steps after.
+func otherUserStep(t *testing.T, b *browserRun, base string, stack devserver.Info) bool {
+	return t.Run("another user signs in in another tab", func(t *testing.T) {
+		ctx := b.step(t)
+		ensureSignedIn(ctx, t, b, stack.APIKey)
+		first := pageUser(ctx, t)
+		err := chromedp.Do(ctx,
+			chromedp.WaitReady(chromedp.CSS("#conversations a[data-id]")),
+			chromedp.Click(chromedp.CSS("#conversations a[data-id]")),
+			chromedp.WaitReady(chromedp.CSS("#transcript > *")),
+		)
+		if err != nil {
+			t.Fatalf("%v; the page says: %s", err, b.says("#conversations-status", "#transcript"))
+		}
+		ids, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#conversations a[data-id]")].map(a => a.dataset.id)`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tctx, closeTab := secondTab(ctx, t, b, base)
+		defer closeTab()
+		// Another name is another user; the session is stored as the
+		// page's own sign-in stores it.
+		other, err := chromedp.Run(tctx, chromedp.Evaluate[string](fmt.Sprintf(`(async () => {
+			const key = localStorage.getItem("ovrlrd.apiKey");
+			const nonce = crypto.randomUUID();
+			const post = async (path, body) => {
+				const res = await fetch(path, {method: "POST", headers: {"Content-Type": "application/json", "X-API-Key": key}, body: JSON.stringify(body)});
+				if (!res.ok) throw new Error(path + ": " + res.status);
+				return res.json();
+			};
+			const {identityToken} = await post("/web/dev/identity-token", {name: %q, nonce});
+			const grant = await post("/auth", {identityToken, nonce});
+			localStorage.setItem("ovrlrd.session", JSON.stringify({...grant, expiresAt: Date.now() + grant.expiresIn * 1000}));
+			return grant.userId;
+		})()`, "Another web user"), chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if other == "" || other == first {
+			t.Fatalf("the second sign-in is user %q, want another than %q", other, first)
+		}
+		err = chromedp.Do(ctx, chromedp.WaitReady(chromedp.JSPath(`(() => {
+			const s = document.getElementById("conversations-status");
+			return s.textContent.includes("No conversations") ? s : null;
+		})()`)))
+		if err != nil {
+			t.Fatalf("the first tab did not show the other account: %v; it says: %s", err, b.says("#conversations-status"))
+		}
+		type screen struct {
+			Listed     []string `json:"listed"`
+			Transcript int      `json:"transcript"`
+			Hash       string   `json:"hash"`
+		}
+		left, err := chromedp.Run(ctx, chromedp.Evaluate[screen](`({
+			listed: [...document.querySelectorAll("#conversations a[data-id]")].map(a => a.dataset.id),
+			transcript: document.getElementById("transcript").childElementCount,
+			hash: location.hash,
+		})`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(left.Listed) > 0 {
+			t.Errorf("the other account's page lists %v (the first user's: %v)", left.Listed, ids)
+		}
+		if left.Transcript != 0 {
+			t.Errorf("the other account's page shows %d messages of the first user's", left.Transcript)
+		}
+		for _, id := range ids {
+			if strings.Contains(left.Hash, id) {
+				t.Errorf("the other account's page is at %q, a conversation of the first user's", left.Hash)
+			}
+		}
+		// The first user again, in both tabs.
+		err = chromedp.Do(tctx,
+			chromedp.Click(chromedp.ID("signout")),
+			chromedp.WaitVisible(chromedp.ID("signin-local")),
+		)
+		if err != nil {
+			t.Fatalf("signing out in the second tab: %v", err)
+		}
+		signInLocal(tctx, t, b, stack.APIKey)
+		if err := chromedp.Do(ctx, chromedp.WaitReady(chromedp.CSS("#conversations a[data-id]"))); err != nil {
+			t.Fatalf("the first tab did not follow the first user back: %v; it says: %s", err, b.says("#signin-status", "#conversations-status"))
+		}
+		if again := pageUser(ctx, t); again != first {
+			t.Fatalf("signed in again as user %s, want %s", again, first)
+		}
+		b.console.seen(ctx, t)
+	})
+}
+
+// secondTab opens the page in a new tab of the browser, signed in as the
+// first is: the tab's context ends with ctx or the returned func.
+func secondTab(ctx context.Context, t *testing.T, b *browserRun, base string) (context.Context, func()) {
+	t.Helper()
+	tab, closeTab := chromedp.NewContext(b.ctx)
+	deadline, _ := ctx.Deadline()
+	tctx, cancel := context.WithDeadline(tab, deadline)
+	done := func() { cancel(); closeTab() }
+	err := chromedp.Do(tctx,
+		chromedp.Navigate(base+"/web/"),
+		chromedp.WaitReady(chromedp.CSS("#conversations a[data-id]")),
+	)
+	if err != nil {
+		done()
+		t.Fatalf("the second tab: %v", err)
+	}
+	return tctx, done
+}
+
+// ensureSignedIn signs the page in locally if it shows the sign-in.
+func ensureSignedIn(ctx context.Context, t *testing.T, b *browserRun, apiKey string) {
+	t.Helper()
+	if signedOut, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!document.getElementById("signin").hidden`)); err != nil {
+		t.Fatal(err)
+	} else if signedOut {
+		signInLocal(ctx, t, b, apiKey)
+	}
+}
+
+// holdRefresh makes the page's next request find its session about to
+// expire, and holds the answer of the refresh that follows, which the
+// caller continues (fetch.ContinueResponse). Interception ends with the
+// step.
+func holdRefresh(ctx context.Context, t *testing.T, b *browserRun) *fetch.EventRequestPaused {
+	t.Helper()
+	pctx, stop := context.WithCancel(ctx)
+	t.Cleanup(stop)
+	paused := chromedp.Events(pctx, fetch.RequestPaused)
+	if _, err := chromedp.Call(ctx, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{{URLPattern: "*/auth/refresh", RequestStage: fetch.RequestStageResponse}}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = chromedp.Call(b.ctx, fetch.Disable, cdp.Empty{}) })
+	err := chromedp.Do(ctx,
+		chromedp.Evaluate[chromedp.Void](`(() => {
+			const s = JSON.parse(localStorage.getItem("ovrlrd.session"));
+			s.expiresAt = Date.now();
+			localStorage.setItem("ovrlrd.session", JSON.stringify(s));
+		})()`),
+		chromedp.WaitReady(chromedp.CSS("#conversations a[data-id]")),
+		chromedp.Click(chromedp.CSS("#conversations a[data-id]")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for e, err := range paused {
+		if err != nil {
+			t.Fatalf("no refresh came: %v", err)
+		}
+		return &e
+	}
+	t.Fatal("no refresh came")
+	return nil
 }

@@ -303,19 +303,7 @@ func TestWebClient(t *testing.T) {
 				t.Fatalf("no open conversation to delete; the page is at %s", b.says("#conversations"))
 			}
 			// window.confirm asks first: accept it.
-			dctx, stop := context.WithCancel(ctx)
-			defer stop()
-			dialogs := chromedp.Events(dctx, page.JavascriptDialogOpening)
-			go func() {
-				for _, err := range dialogs {
-					if err != nil {
-						return
-					}
-					if _, err := chromedp.Call(dctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true}); err != nil && dctx.Err() == nil {
-						t.Errorf("accepting the dialog: %v", err)
-					}
-				}
-			}()
+			defer acceptDialogs(ctx, t)()
 			link := fmt.Sprintf(`#conversations a[data-id=%q]`, id)
 			err = chromedp.Do(ctx,
 				chromedp.WaitReady(chromedp.CSS(link)),
@@ -422,7 +410,7 @@ func TestWebClient(t *testing.T) {
 		}
 
 		// The last: it deletes the account the steps before used.
-		if signOutRaceStep(t, b, base, stack) {
+		if signOutRaceStep(t, b, base, stack) && signInAgainRaceStep(t, b, base, stack) && otherUserStep(t, b, base, stack) {
 			deleteAccountStep(t, b, base, stack)
 		}
 	}()

@@ -22,6 +22,11 @@ export function init(hooks) {
   deleted = hooks.deleted;
   ui.open.addEventListener('click', open);
   ui.cancel.addEventListener('click', () => ui.dialog.close());
+  // Escape would close the dialog while the deletion is under way, and its
+  // outcome would go unseen.
+  ui.dialog.addEventListener('cancel', (e) => {
+    if (ui.cancel.disabled) e.preventDefault();
+  });
   ui.word.addEventListener('input', () => {
     ui.confirm.disabled = ui.word.value.trim() !== WORD;
   });

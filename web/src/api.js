@@ -51,12 +51,8 @@ function saveSession(grant) {
   return s;
 }
 
-/** cleared counts the times this tab forgot the session (see refresh). */
-let cleared = 0;
-
 /** clear forgets the API key and the session. */
 export function clear() {
-  cleared++;
   localStorage.removeItem(SESSION);
   localStorage.removeItem(API_KEY);
 }
@@ -140,7 +136,6 @@ function refresh(stale) {
   if (!refreshing) {
     const run = async () => {
       const cur = session();
-      const started = cleared;
       if (!cur) throw new ApiError(401, 'Signed out.');
       if (cur.sessionToken !== stale.sessionToken && cur.expiresAt - Date.now() > REFRESH_MARGIN) return cur;
       const res = await fetch('/auth/refresh', {
@@ -154,10 +149,11 @@ function refresh(stale) {
       const grant = await json(res);
       // Signed out while the refresh was under way, in this tab or another:
       // the grant is nobody's, and storing it would sign the browser back
-      // in. Signed in again since, in this tab: that session is the one.
+      // in. Signed in again since, here or in another tab, perhaps as
+      // someone else: that session is the one, and the grant nobody's.
       const now = session();
       if (!now || !apiKey()) throw new ApiError(401, 'Signed out.');
-      if (cleared !== started) return now;
+      if (now.sessionToken !== cur.sessionToken) return now;
       return saveSession(grant);
     };
     const locked = navigator.locks ? navigator.locks.request('ovrlrd.session', run) : run();
@@ -224,7 +220,9 @@ export async function request(method, path, { body, headers = {}, signal } = {})
     try {
       s = await refresh(s);
     } catch (err) {
-      signedOut();
+      // Only a refused refresh ends the session: a network blip or a 5xx
+      // may pass, and the session with it.
+      if (err instanceof ApiError && err.status === 401) signedOut();
       throw err;
     }
     res = await send(s);

@@ -48,21 +48,29 @@ function errorText(err) {
 
 // Sign-in.
 
-async function showSignIn(message = '') {
+/** shownUser is the user whose account the page shows, "" while it shows none. */
+let shownUser = '';
+
+/** forgetScreen takes the account shown off the page: list, transcript, title, URL. */
+function forgetScreen() {
   if (view) closeView();
   projects.reset();
+  imports.reset();
+  ui.conversations.replaceChildren();
+  ui.transcript.replaceChildren();
+  document.title = 'Ovrlrd';
+  if (location.hash) history.replaceState(null, '', location.pathname);
+  shownUser = '';
+}
+
+async function showSignIn(message = '') {
+  forgetScreen();
   ui.sidebar.hidden = true;
   ui.toggle.hidden = true;
   ui.chat.hidden = true;
   ui.signout.hidden = true;
   account.setShown(false);
-  imports.reset();
   ui.signin.hidden = false;
-  // Nothing of the account stays behind it: list, transcript, title, URL.
-  ui.conversations.replaceChildren();
-  ui.transcript.replaceChildren();
-  document.title = 'Ovrlrd';
-  if (location.hash) history.replaceState(null, '', location.pathname);
   ui.apiKey.value = api.apiKey();
   setStatus(ui.signinStatus, message, message ? 'error' : '');
   const config = await api.webConfig();
@@ -154,6 +162,11 @@ async function signOut() {
 // The signed-in app.
 
 function showApp() {
+  // Another account than the one on the page (a sign-in here or in another
+  // tab): nothing of the first may stay, or act as the second.
+  const user = api.session()?.userId || '';
+  if (shownUser && shownUser !== user) forgetScreen();
+  shownUser = user;
   ui.signin.hidden = true;
   ui.sidebar.hidden = false;
   ui.toggle.hidden = false;
@@ -644,6 +657,9 @@ function init() {
     } else if ((e.key === api.SESSION || e.key === api.API_KEY) && api.signedIn() && !ui.signin.hidden) {
       // Signed in in another tab: this one follows.
       setStatus(ui.signinStatus, '');
+      showApp();
+    } else if ((e.key === api.SESSION || e.key === api.API_KEY) && api.signedIn() && ui.signin.hidden && (api.session()?.userId || '') !== shownUser) {
+      // Signed in as someone else in another tab: this one shows that account.
       showApp();
     }
   });
