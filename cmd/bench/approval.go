@@ -12,6 +12,7 @@ import (
 
 	"github.com/ovrlrd/cloud/internal/devkit/claudetest"
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
+	"github.com/ovrlrd/cloud/internal/turn"
 )
 
 // Live tool approval's rows: how long an answer takes to reach the CLI
@@ -21,9 +22,6 @@ const (
 	mApproval99 = "approval answer to CLI p99"
 	// approvalGoal is the issue's p99 for an answer to reach the CLI.
 	approvalGoal = 500 * time.Millisecond
-	// approvalPoll is how often a waiting turn reads its request, as
-	// internal/turn sets it.
-	approvalPoll = 200 * time.Millisecond
 )
 
 // approvals streams one turn with live approvals, on a conversation of its
@@ -110,6 +108,6 @@ func (b *bench) approvals(ctx context.Context) error {
 	b.atMost(mApproval99, lat.at(0.99), approvalGoal, " (the issue's goal)",
 		fmt.Sprintf("%s (max %s, min %s, of %d answers)", fmtMS(lat.at(0.99)), fmtMS(lat.at(1)), fmtMS(lat.at(0)), n))
 	b.notes = append(b.notes, fmt.Sprintf(`Approval answer to CLI: one turn with live approvals ("approvals":"live") on a conversation of its own, whose fake CLI asks for Bash %d times, one after another; each permission_request is answered allow with POST /chat/{id}/approvals/{requestId} (200 checked) as it arrives, and the turn must complete with %d texts, each naming its request and "allow". The time is from just before the answer's POST to the fake CLI reading the control response on its stdin (its stamp, in the text it writes next): the answer's write to DynamoDB, the waiting turn's next read of its request (it polls every %d ms, so up to that is the wait for the poll), then the answer written to the CLI's stdin. The bench answers as soon as a request arrives, just after the turn began to wait, so each answer waits nearly a whole poll: the poll's worst phase, where a person's answer waits half a poll on average. With %d answers the p99 is the slowest.`,
-		n, n, approvalPoll.Milliseconds(), n))
+		n, n, turn.ApprovalPoll.Milliseconds(), n))
 	return nil
 }

@@ -8,11 +8,13 @@ import (
 	"github.com/ovrlrd/cloud/internal/ovrlrd"
 )
 
-// apiKey checks X-API-Key. Configuration refuses an empty key outside the
-// local stage, so an unset key can never open a deployed API.
-type apiKey []byte // the key's SHA-256; nil when no key is set
+// APIKey checks X-API-Key: the one check of it, which make dev's own routes
+// use too. Configuration refuses an empty key outside the local stage, so
+// an unset key can never open a deployed API.
+type APIKey []byte // the key's SHA-256; nil when no key is set
 
-func newAPIKey(key string) apiKey {
+// NewAPIKey is the check of key; an empty key lets every request pass.
+func NewAPIKey(key string) APIKey {
 	if key == "" {
 		return nil
 	}
@@ -20,9 +22,9 @@ func newAPIKey(key string) apiKey {
 	return sum[:]
 }
 
-// check returns nil when the request may pass. Hashing first makes the
+// Check returns nil when the request may pass. Hashing first makes the
 // comparison constant-time whatever the lengths.
-func (k apiKey) check(r *http.Request) error {
+func (k APIKey) Check(r *http.Request) error {
 	if k == nil {
 		return nil
 	}

@@ -58,5 +58,5 @@ func (s *server) answerApproval(w http.ResponseWriter, r *http.Request, p auth.P
 	if recorded {
 		s.Auth.Audit.Record(r.Context(), audit.ApprovalAnswered, p.UserID, client(r), audit.ApprovalReason(a))
 	}
-	writeJSON(w, http.StatusOK, approvalResponse{RequestID: a.ID, Decision: a.Decision})
+	WriteJSON(w, http.StatusOK, approvalResponse{RequestID: a.ID, Decision: a.Decision})
 }

@@ -196,6 +196,6 @@ func (s *server) postEvent(w http.ResponseWriter, r *http.Request, p auth.Princi
 	}
 	msg, err := s.Conversations.AppendMessage(r.Context(), p.UserID, r.PathValue("id"), *body.Role, body.Content, m.Count())
 	if m.answer(w, r, err) {
-		writeJSON(w, http.StatusOK, successResponse{Success: true, MessageID: msg.ID})
+		WriteJSON(w, http.StatusOK, successResponse{Success: true, MessageID: msg.ID})
 	}
 }

@@ -52,7 +52,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		}
 		log.DebugContext(r.Context(), "request refused", attrs...)
 	}
-	writeJSON(w, status, errorBody{Error: ovrlrd.ErrorMessage(err)})
+	WriteJSON(w, status, errorBody{Error: ovrlrd.ErrorMessage(err)})
 }
 
 // reply answers err if there is one, otherwise v with 200, or 204 without
@@ -63,7 +63,7 @@ func (s *server) reply(w http.ResponseWriter, r *http.Request, err error, v any)
 	case v == nil:
 		w.WriteHeader(http.StatusNoContent)
 	default:
-		writeJSON(w, http.StatusOK, v)
+		WriteJSON(w, http.StatusOK, v)
 	}
 }
 
@@ -82,13 +82,13 @@ func errorJSON(err error) (int, string) {
 	return StatusOf(err), string(b)
 }
 
-// writeJSON writes v as the whole response. Encoding our own types cannot
+// WriteJSON writes v as the whole response. Encoding our own types cannot
 // fail, so the error is only worth noting in a log, which the caller lacks;
 // a broken connection is the client's loss either way. No answer is kept
 // in a cache: they are one user's (transcripts among them), and a
 // browser's or the app's HTTP cache would keep them on disk after the user
 // signed out or deleted the account.
-func writeJSON(w http.ResponseWriter, status int, v any) {
+func WriteJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		status, b = http.StatusInternalServerError, []byte(`{"error":"Internal server error"}`)

@@ -53,12 +53,12 @@ type Deps struct {
 // server is the state shared by the handlers of one function.
 type server struct {
 	Deps
-	key apiKey
+	key APIKey
 }
 
 func newServer(d Deps) *server {
 	d.BufferedWait = cmp.Or(d.BufferedWait, BufferedWait)
-	return &server{Deps: d, key: newAPIKey(d.APIKey)}
+	return &server{Deps: d, key: NewAPIKey(d.APIKey)}
 }
 
 // NewAuth returns the AuthFunction's handler. It limits by address only
@@ -137,7 +137,7 @@ func NewStream(d Deps) http.Handler {
 	guarded := s.guard(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.fromOrigin(r) {
-			writeJSON(w, http.StatusForbidden, errorBody{Error: "Forbidden"})
+			WriteJSON(w, http.StatusForbidden, errorBody{Error: "Forbidden"})
 			return
 		}
 		guarded.ServeHTTP(w, r)
@@ -154,7 +154,7 @@ func (s *server) guard(mux *http.ServeMux) http.Handler {
 		defer func() {
 			if v := recover(); v != nil {
 				s.Log.ErrorContext(r.Context(), "panic", "method", r.Method, "route", r.Pattern, "panic", v)
-				writeJSON(w, http.StatusInternalServerError, errorBody{Error: "Internal server error"})
+				WriteJSON(w, http.StatusInternalServerError, errorBody{Error: "Internal server error"})
 			}
 			// The route pattern, never the path: paths carry ids.
 			s.Log.InfoContext(r.Context(), "request", "method", r.Method, "route", r.Pattern,
@@ -163,7 +163,7 @@ func (s *server) guard(mux *http.ServeMux) http.Handler {
 		for strings.Contains(r.URL.Path, "//") {
 			r.URL.Path, r.URL.RawPath = strings.ReplaceAll(r.URL.Path, "//", "/"), ""
 		}
-		if r.URL.Path != "/health" && s.failed(w, r, s.key.check(r)) {
+		if r.URL.Path != "/health" && s.failed(w, r, s.key.Check(r)) {
 			return
 		}
 		if _, r.Pattern = mux.Handler(r); r.Pattern == "" {
@@ -199,14 +199,14 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 func (s *server) health(w http.ResponseWriter, r *http.Request) {
 	// Monitoring without a key gets through; the app learns that a key it
 	// typed is wrong.
-	if _, present := r.Header["X-Api-Key"]; present && s.key.check(r) != nil {
+	if _, present := r.Header["X-Api-Key"]; present && s.key.Check(r) != nil {
 		writeError(w, r, s.Log, ovrlrd.Errorf(ovrlrd.EUNAUTHORIZED, "Invalid API key"))
 		return
 	}
 	if err := s.Store.Ping(r.Context()); err != nil {
 		s.Log.ErrorContext(r.Context(), "health check failed", "err", err)
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unhealthy"})
+		WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unhealthy"})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }

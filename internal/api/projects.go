@@ -87,7 +87,7 @@ func (s *server) createProject(w http.ResponseWriter, r *http.Request, p auth.Pr
 		Name: *body.Name, RepoURL: *body.RepoURL, Branch: deref(body.Branch), Token: deref(body.Token), Default: deref(body.Default),
 	})
 	if !s.failed(w, r, err) {
-		writeJSON(w, http.StatusCreated, projectResponse{Project: pr})
+		WriteJSON(w, http.StatusCreated, projectResponse{Project: pr})
 	}
 }
 

@@ -260,14 +260,14 @@ func (s *server) buffered(w http.ResponseWriter, r *http.Request, p auth.Princip
 			writeError(w, r, s.Log, ovrlrd.Errorf(ovrlrd.EUNAVAILABLE, "%s", o.Error))
 			return
 		case err == nil:
-			writeJSON(w, http.StatusOK, bufferedResponse{ConversationID: j.ConversationID, Message: &o.Text})
+			WriteJSON(w, http.StatusOK, bufferedResponse{ConversationID: j.ConversationID, Message: &o.Text})
 			return
 		case !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) && ctx.Err() == nil:
 			s.Log.WarnContext(ctx, "waiting on a turn", "err", err)
 		}
 		select {
 		case <-ctx.Done():
-			writeJSON(w, http.StatusAccepted, bufferedResponse{ConversationID: j.ConversationID})
+			WriteJSON(w, http.StatusAccepted, bufferedResponse{ConversationID: j.ConversationID})
 			return
 		case <-tick.C:
 		}

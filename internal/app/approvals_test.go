@@ -302,7 +302,7 @@ func TestPendingApprovalsInConversationDetail(t *testing.T) {
 	}
 	waiting := askApproval(t, c.ID, uid, turn, time.Hour)
 	answered := askApproval(t, c.ID, uid, turn, time.Hour)
-	if _, err := st.AnswerApproval(t.Context(), uid, c.ID, answered.ID, ovrlrd.DecisionAllow, ""); err != nil {
+	if _, _, err := st.DecideApproval(t.Context(), uid, c.ID, answered.ID, ovrlrd.DecisionAllow, ""); err != nil {
 		t.Fatal(err)
 	}
 	closed := askApproval(t, c.ID, uid, turn, time.Hour)

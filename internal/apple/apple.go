@@ -144,7 +144,12 @@ func nonceMatches(claim, raw string) bool {
 	if raw == "" || len(raw) > MaxNonceBytes {
 		return false
 	}
+	return subtle.ConstantTimeCompare([]byte(claim), []byte(NonceHash(raw))) == 1
+}
+
+// NonceHash is what a client asks Apple to put in the token for the raw
+// nonce it keeps: its SHA-256, in hex.
+func NonceHash(raw string) string {
 	sum := sha256.Sum256([]byte(raw))
-	want := hex.EncodeToString(sum[:])
-	return subtle.ConstantTimeCompare([]byte(claim), []byte(want)) == 1
+	return hex.EncodeToString(sum[:])
 }

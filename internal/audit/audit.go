@@ -95,7 +95,6 @@ const maxReasonTool = 128
 // shows who let which tool run where. Never the user's message or the
 // tool's input, which may hold anything.
 func ApprovalReason(a ovrlrd.Approval) string {
-	tool := []rune(strings.ToValidUTF8(a.ToolName, "\uFFFD"))
-	tool = tool[:min(len(tool), maxReasonTool)]
-	return fmt.Sprintf("%s conversation=%s request=%s tool=%q", a.Decision, a.ConversationID, a.ID, string(tool))
+	tool := ovrlrd.ClipRunes(strings.ToValidUTF8(a.ToolName, "\uFFFD"), maxReasonTool)
+	return fmt.Sprintf("%s conversation=%s request=%s tool=%q", a.Decision, a.ConversationID, a.ID, tool)
 }

@@ -229,6 +229,5 @@ func clip(s string, n int) string {
 	if utf8.RuneCountInString(s) <= n {
 		return s
 	}
-	r := []rune(s)
-	return string(r[:min(len(r), n-1)]) + "…"
+	return ovrlrd.ClipRunes(s, n-1) + "…"
 }

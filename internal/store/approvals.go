@@ -71,19 +71,13 @@ func (s *Store) Approval(ctx context.Context, convID, id string) (ovrlrd.Approva
 	return it.approval(), nil
 }
 
-// AnswerApproval records userID's decision on request id of convID, once:
+// DecideApproval records userID's decision on request id of convID, once:
 // the same decision again is accepted as it was (a retried request), another
 // is ErrApprovalAnswered, an answer after the request expired or its turn
 // stopped waiting (CloseApproval) ErrApprovalExpired. A request that is
-// missing or not userID's is the same ENOTFOUND.
-func (s *Store) AnswerApproval(ctx context.Context, userID, convID, id string, d ovrlrd.Decision, message string) (ovrlrd.Approval, error) {
-	a, _, err := s.DecideApproval(ctx, userID, convID, id, d, message)
-	return a, err
-}
-
-// DecideApproval is AnswerApproval that also reports whether this call is
-// the one that recorded the answer: false for the same answer given again,
-// which the audit trail must not count twice.
+// missing or not userID's is the same ENOTFOUND. recorded reports whether
+// this call is the one that recorded the answer: false for the same answer
+// given again, which the audit trail must not count twice.
 func (s *Store) DecideApproval(ctx context.Context, userID, convID, id string, d ovrlrd.Decision, message string) (a ovrlrd.Approval, recorded bool, err error) {
 	if !d.Valid() {
 		return ovrlrd.Approval{}, false, ovrlrd.Errorf(ovrlrd.EINVALID, `Field "decision" must be "allow" or "deny".`)

@@ -42,14 +42,14 @@ func TestApprovalAnswers(t *testing.T) {
 	if err != nil || len(pending) != 3 {
 		t.Fatalf("pending: %d, %v", len(pending), err)
 	}
-	got, err := s.AnswerApproval(ctx, owner, conv, a.ID, ovrlrd.DecisionAllow, "")
+	got, err := answer(ctx, s, owner, conv, a.ID, ovrlrd.DecisionAllow, "")
 	if err != nil || got.Decision != ovrlrd.DecisionAllow || got.ToolName != "Bash" || string(got.ToolInput) != `{"command":"npm test"}` {
 		t.Fatalf("answer: %+v, %v", got, err)
 	}
-	if got, err := s.AnswerApproval(ctx, owner, conv, a.ID, ovrlrd.DecisionAllow, ""); err != nil || got.Decision != ovrlrd.DecisionAllow {
+	if got, err := answer(ctx, s, owner, conv, a.ID, ovrlrd.DecisionAllow, ""); err != nil || got.Decision != ovrlrd.DecisionAllow {
 		t.Fatalf("the same answer again: %+v, %v", got, err)
 	}
-	if _, err := s.AnswerApproval(ctx, owner, conv, a.ID, ovrlrd.DecisionDeny, "no"); !errors.Is(err, ovrlrd.ErrApprovalAnswered) {
+	if _, err := answer(ctx, s, owner, conv, a.ID, ovrlrd.DecisionDeny, "no"); !errors.Is(err, ovrlrd.ErrApprovalAnswered) {
 		t.Fatalf("another answer: %v", err)
 	}
 	// The waiting turn reads the answer.
@@ -62,11 +62,11 @@ func TestApprovalAnswers(t *testing.T) {
 	for _, c := range []struct{ user, conv, id string }{
 		{uuid.NewString(), conv, b.ID}, {owner, conv, uuid.NewString()}, {owner, uuid.NewString(), b.ID}, {owner, conv, "../" + b.ID},
 	} {
-		if _, err := s.AnswerApproval(ctx, c.user, c.conv, c.id, ovrlrd.DecisionDeny, ""); !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) || ovrlrd.ErrorMessage(err) != "Approval request not found" {
+		if _, err := answer(ctx, s, c.user, c.conv, c.id, ovrlrd.DecisionDeny, ""); !ovrlrd.IsCode(err, ovrlrd.ENOTFOUND) || ovrlrd.ErrorMessage(err) != "Approval request not found" {
 			t.Fatalf("%+v: %v", c, err)
 		}
 	}
-	if _, err := s.AnswerApproval(ctx, owner, conv, b.ID, "maybe", ""); !ovrlrd.IsCode(err, ovrlrd.EINVALID) {
+	if _, err := answer(ctx, s, owner, conv, b.ID, "maybe", ""); !ovrlrd.IsCode(err, ovrlrd.EINVALID) {
 		t.Fatalf("a decision that is neither: %v", err)
 	}
 	if seen, _ := s.Approval(ctx, conv, b.ID); seen.Decision != "" {
@@ -75,7 +75,7 @@ func TestApprovalAnswers(t *testing.T) {
 
 	// Past its expiry, a request takes no answer and is no longer pending.
 	now = now.Add(2 * time.Second)
-	if _, err := s.AnswerApproval(ctx, owner, conv, late.ID, ovrlrd.DecisionAllow, ""); !errors.Is(err, ovrlrd.ErrApprovalExpired) {
+	if _, err := answer(ctx, s, owner, conv, late.ID, ovrlrd.DecisionAllow, ""); !errors.Is(err, ovrlrd.ErrApprovalExpired) {
 		t.Fatalf("a late answer: %v", err)
 	}
 	pending, err = s.PendingApprovals(ctx, conv)
@@ -145,7 +145,7 @@ func TestCloseApproval(t *testing.T) {
 		t.Fatalf("close unanswered: %+v, %v", got, err)
 	}
 	for _, d := range []ovrlrd.Decision{ovrlrd.DecisionAllow, ovrlrd.DecisionDeny} {
-		if _, err := s.AnswerApproval(ctx, owner, conv, unanswered.ID, d, ""); !errors.Is(err, ovrlrd.ErrApprovalExpired) {
+		if _, err := answer(ctx, s, owner, conv, unanswered.ID, d, ""); !errors.Is(err, ovrlrd.ErrApprovalExpired) {
 			t.Fatalf("%s after the close: %v", d, err)
 		}
 	}
@@ -154,14 +154,14 @@ func TestCloseApproval(t *testing.T) {
 	}
 
 	// Answered first: the close returns the answer, and leaves it.
-	if _, err := s.AnswerApproval(ctx, owner, conv, answered.ID, ovrlrd.DecisionDeny, "not that file"); err != nil {
+	if _, err := answer(ctx, s, owner, conv, answered.ID, ovrlrd.DecisionDeny, "not that file"); err != nil {
 		t.Fatal(err)
 	}
 	got, err = s.CloseApproval(ctx, conv, answered.ID)
 	if err != nil || got.Decision != ovrlrd.DecisionDeny || got.Message != "not that file" {
 		t.Fatalf("close after the answer: %+v, %v", got, err)
 	}
-	if again, err := s.AnswerApproval(ctx, owner, conv, answered.ID, ovrlrd.DecisionDeny, ""); err != nil || again.Decision != ovrlrd.DecisionDeny {
+	if again, err := answer(ctx, s, owner, conv, answered.ID, ovrlrd.DecisionDeny, ""); err != nil || again.Decision != ovrlrd.DecisionDeny {
 		t.Fatalf("the same answer after the close: %+v, %v", again, err)
 	}
 
@@ -203,4 +203,10 @@ func TestDecideApprovalReportsTheRecordingCall(t *testing.T) {
 	if _, recorded, err = s.DecideApproval(ctx, a.UserID, a.ConversationID, a.ID, ovrlrd.DecisionDeny, ""); recorded || !errors.Is(err, ovrlrd.ErrApprovalAnswered) {
 		t.Fatalf("another answer: %v, %v", recorded, err)
 	}
+}
+
+// answer is DecideApproval without its recorded.
+func answer(ctx context.Context, s *store.Store, userID, convID, id string, d ovrlrd.Decision, message string) (ovrlrd.Approval, error) {
+	a, _, err := s.DecideApproval(ctx, userID, convID, id, d, message)
+	return a, err
 }

@@ -28,14 +28,17 @@ type Approvals interface {
 	CloseApproval(ctx context.Context, convID, id string) (ovrlrd.Approval, error)
 }
 
+// ApprovalPoll is how often a waiting turn reads its request: an answer
+// reaches the CLI within about this (the p99: 500 ms). The bench
+// names it in its notes.
+const ApprovalPoll = 200 * time.Millisecond
+
 // Announce tells a user that a turn waits for their answer (a push).
 type Announce func(ctx context.Context, a ovrlrd.Approval)
 
 // Timings of a live approval; variables so tests can shorten them.
 var (
-	// approvalPoll is how often a waiting turn reads its request: an
-	// answer reaches the CLI within about this (the p99: 500 ms).
-	approvalPoll = 200 * time.Millisecond
+	approvalPoll = ApprovalPoll
 	// approvalReserve is kept back from the turn's deadline when a
 	// request expires, for the model to go on without the tool and the
 	// turn to end well.

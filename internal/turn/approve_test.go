@@ -94,7 +94,8 @@ func (r *rig) noPending(convID string) {
 }
 
 func (r *rig) answer(req ovrlrd.Approval, d ovrlrd.Decision, msg string) (ovrlrd.Approval, error) {
-	return r.store.AnswerApproval(context.Background(), r.user, req.ConversationID, req.ID, d, msg)
+	a, _, err := r.store.DecideApproval(context.Background(), r.user, req.ConversationID, req.ID, d, msg)
+	return a, err
 }
 
 // Allowed live, the tool runs in the same turn: the model sees its output

@@ -96,7 +96,7 @@ func (s *Service) makeTitle(ctx context.Context, box *sandbox.Box, message strin
 		ExtraArgs:  []string{"--tools", ""},
 		// A title from the first message, cut to 200 characters as the old
 		// server did.
-		Prompt: "Here is the start of a conversation:\n\nuser: " + clipRunes(message, 200) +
+		Prompt: "Here is the start of a conversation:\n\nuser: " + ovrlrd.ClipRunes(message, 200) +
 			"\n\nGive it a short title of 3 to 6 words. Reply with only the title.",
 	})
 	if err != nil {
@@ -124,14 +124,7 @@ func cleanTitle(out string) string {
 	t = strings.TrimSuffix(strings.TrimSuffix(t, `"`), "'")
 	t = strings.TrimSpace(strings.Join(strings.Fields(t), " "))
 	if utf8.RuneCountInString(t) > maxTitle {
-		t = clipRunes(t, maxTitle-3) + "..."
+		t = ovrlrd.ClipRunes(t, maxTitle-3) + "..."
 	}
 	return t
-}
-
-func clipRunes(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	return string([]rune(s)[:n])
 }

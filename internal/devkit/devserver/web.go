@@ -2,9 +2,7 @@ package devserver
 
 import (
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"mime"
@@ -51,11 +49,11 @@ type webRoutes struct {
 	files http.Handler
 	apple *applefake.Server // nil: Apple itself
 	// audience is the first Services ID; "" leaves the local sign-in off.
-	// keySum is the API key's hash: a token is minted only for a caller
-	// that has the key, as POST /auth asks. Both set once, before the
-	// server serves.
+	// key is the API's own check of the API key: a token is minted only
+	// for a caller that has the key, as POST /auth asks. Both set once,
+	// before the server serves.
 	audience string
-	keySum   [sha256.Size]byte
+	key      api.APIKey
 }
 
 func newWebRoutes(dir string, apple *applefake.Server) *webRoutes {
@@ -65,21 +63,13 @@ func newWebRoutes(dir string, apple *applefake.Server) *webRoutes {
 // configure takes the configuration's Services IDs (the tokens are minted
 // for the first) and the API key.
 func (h *webRoutes) configure(servicesIDs []string, apiKey string) {
-	h.audience, h.keySum = "", sha256.Sum256([]byte(apiKey))
+	h.audience, h.key = "", api.NewAPIKey(apiKey)
 	if len(servicesIDs) > 0 {
 		h.audience = servicesIDs[0]
 	}
 	if h.local() {
 		h.apple.AllowClient(h.audience)
 	}
-}
-
-// hasKey reports whether r carries the API key: what reaches this
-// machine's port (another user of it, a turn's tool) mints nothing without
-// it.
-func (h *webRoutes) hasKey(r *http.Request) bool {
-	sum := sha256.Sum256([]byte(r.Header.Get("X-API-Key")))
-	return subtle.ConstantTimeCompare(sum[:], h.keySum[:]) == 1
 }
 
 // local reports whether the web client signs in through the stand-in.
@@ -176,8 +166,10 @@ func (h *webRoutes) identityToken(w http.ResponseWriter, r *http.Request) {
 		writeWebError(w, ovrlrd.Errorf(ovrlrd.EFORBIDDEN, "The local sign-in answers at an address or localhost only."), 0)
 		return
 	}
-	if !h.hasKey(r) {
-		writeWebError(w, ovrlrd.Errorf(ovrlrd.EUNAUTHORIZED, "Invalid or missing API key"), 0)
+	// What reaches this machine's port (another user of it, a turn's
+	// tool) mints nothing without the key.
+	if err := h.key.Check(r); err != nil {
+		writeWebError(w, err, 0)
 		return
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
@@ -189,8 +181,7 @@ func (h *webRoutes) identityToken(w http.ResponseWriter, r *http.Request) {
 		writeWebError(w, err, 0)
 		return
 	}
-	sum := sha256.Sum256([]byte(q.Nonce))
-	token := h.apple.Mint(applefake.Claims{Subject: localSubject(q.Name), Audience: h.audience, Extra: map[string]any{"nonce": hex.EncodeToString(sum[:])}})
+	token := h.apple.Mint(applefake.Claims{Subject: localSubject(q.Name), Audience: h.audience, Extra: map[string]any{"nonce": apple.NonceHash(q.Nonce)}})
 	writeWebJSON(w, http.StatusOK, map[string]string{"identityToken": token})
 }
 
@@ -228,16 +219,10 @@ func writeWebError(w http.ResponseWriter, err error, status int) {
 	writeWebJSON(w, status, map[string]string{"error": ovrlrd.ErrorMessage(err)})
 }
 
+// writeWebJSON answers as the API does, with the web client's headers.
 func writeWebJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"error":"Internal server error"}`)
-	}
 	for k, v := range web.SecurityHeaders() {
 		w.Header().Set(k, v)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
+	api.WriteJSON(w, status, v)
 }
