@@ -3,6 +3,7 @@
 // which ends every session of the account at once.
 
 import * as api from './api.js';
+import { errorText, setStatus } from './status.js';
 
 const WORD = 'DELETE';
 
@@ -35,7 +36,6 @@ export function init(hooks) {
 
 /** setShown shows the control (signed in) or hides it and its dialog. */
 export function setShown(shown) {
-  if (!ui) return;
   ui.open.hidden = !shown;
   if (!shown && ui.dialog.open) ui.dialog.close();
 }
@@ -43,8 +43,7 @@ export function setShown(shown) {
 function open() {
   ui.word.value = '';
   ui.confirm.disabled = true;
-  ui.status.textContent = '';
-  ui.status.dataset.kind = '';
+  setStatus(ui.status, '');
   ui.dialog.showModal();
   ui.word.focus();
 }
@@ -54,13 +53,11 @@ async function submit(event) {
   if (ui.word.value.trim() !== WORD || ui.confirm.disabled) return;
   ui.confirm.disabled = true;
   ui.cancel.disabled = true;
-  ui.status.dataset.kind = '';
-  ui.status.textContent = 'Deleting the account…';
+  setStatus(ui.status, 'Deleting the account…');
   try {
     await api.call('DELETE', '/auth/account');
   } catch (err) {
-    ui.status.dataset.kind = 'error';
-    ui.status.textContent = err instanceof api.ApiError ? err.message : `Could not reach the server (${err.message || err}).`;
+    setStatus(ui.status, errorText(err), 'error');
     ui.confirm.disabled = false;
     return;
   } finally {

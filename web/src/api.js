@@ -58,7 +58,7 @@ export function clear() {
 }
 
 /** errorOf is the message of a failed answer: {"error": "..."} or its status. */
-async function errorOf(res) {
+export async function errorOf(res) {
   let msg = '';
   try {
     const body = await res.json();
@@ -157,10 +157,17 @@ function refresh(stale) {
       return saveSession(grant);
     };
     const locked = navigator.locks ? navigator.locks.request('ovrlrd.session', run) : run();
-    refreshing = locked.finally(() => {
-      refreshing = null;
-      scheduleRefresh();
-    });
+    refreshing = locked
+      .catch((err) => {
+        // Only a refused refresh ends the session: a network blip or a
+        // 5xx may pass, and the session with it.
+        if (err instanceof ApiError && err.status === 401) signedOut();
+        throw err;
+      })
+      .finally(() => {
+        refreshing = null;
+        scheduleRefresh();
+      });
   }
   return refreshing;
 }
@@ -170,12 +177,7 @@ async function fresh() {
   const s = session();
   if (!s || !apiKey()) throw new ApiError(401, 'Signed out.');
   if (s.expiresAt - Date.now() > REFRESH_MARGIN) return s;
-  try {
-    return await refresh(s);
-  } catch (err) {
-    if (err instanceof ApiError && err.status === 401) signedOut();
-    throw err;
-  }
+  return refresh(s);
 }
 
 let timer = 0;
@@ -217,14 +219,7 @@ export async function request(method, path, { body, headers = {}, signal } = {})
   let s = await fresh();
   let res = await send(s);
   if (res.status === 401) {
-    try {
-      s = await refresh(s);
-    } catch (err) {
-      // Only a refused refresh ends the session: a network blip or a 5xx
-      // may pass, and the session with it.
-      if (err instanceof ApiError && err.status === 401) signedOut();
-      throw err;
-    }
+    s = await refresh(s);
     res = await send(s);
     if (res.status === 401) {
       signedOut();
@@ -261,4 +256,3 @@ export async function signOut() {
   }
 }
 
-export { errorOf };

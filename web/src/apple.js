@@ -31,7 +31,7 @@ export class AppleSignInError extends Error {
 }
 
 /** options is config.json's apple with its defaults, or null when Apple is not offered. */
-export function options(config) {
+function options(config) {
   const a = config && typeof config.apple === 'object' ? config.apple : null;
   if (!a || typeof a.clientId !== 'string' || !a.clientId) return null;
   const str = (v) => (typeof v === 'string' && v ? v : '');
@@ -59,7 +59,7 @@ async function sha256(text) {
 }
 
 /** start keeps what the way back needs, then leaves for Apple. */
-export async function start(opts, key) {
+async function start(opts, key) {
   const url = new URL(opts.authorizeURL);
   if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new AppleSignInError('The configured Apple address is not a web address.');
   const state = randomNonce();

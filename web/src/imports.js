@@ -4,9 +4,10 @@
 // use the desk's command for it, before sending anything.
 
 import * as api from './api.js';
+import { errorText } from './status.js';
 
 /** The server's limit on a transcript sent inline (ovrlrd.MaxInlineTranscript). */
-export const MAX_INLINE = 5_000_000;
+const MAX_INLINE = 5_000_000;
 
 // In AWS the body reaches Lambda escaped once more into its event, which
 // holds at most 6 MiB with 64 KiB left for the event's other fields: what
@@ -35,7 +36,6 @@ export function init(hooks) {
 
 /** reset forgets what the last import said (at sign-out). */
 export function reset() {
-  if (!ui) return;
   ui.input.value = '';
   say('');
 }
@@ -102,7 +102,7 @@ async function importFile(file) {
         a.textContent = 'Open it';
         say(err.message, 'error', a);
       } else {
-        say(err instanceof api.ApiError ? err.message : `Could not reach the server (${err.message || err}).`, 'error');
+        say(errorText(err), 'error');
       }
       return;
     }

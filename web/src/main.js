@@ -6,7 +6,8 @@
 
 import * as api from './api.js';
 import * as apple from './apple.js';
-import { readEvents, turnOf, TERMINAL } from './sse.js';
+import { readEvents, turnOf } from './sse.js';
+import { errorText, setStatus } from './status.js';
 import { messageEl, noticeEl, Turn } from './transcript.js';
 import * as projects from './projects.js';
 import * as imports from './imports.js';
@@ -26,11 +27,6 @@ const ui = {};
 let view = null;
 let listCursor = null;
 
-function setStatus(el, text, kind = '') {
-  el.textContent = text;
-  el.dataset.kind = kind;
-}
-
 function sleep(ms, signal) {
   return new Promise((resolve) => {
     const t = setTimeout(resolve, ms);
@@ -39,11 +35,6 @@ function sleep(ms, signal) {
       resolve();
     }, { once: true });
   });
-}
-
-function errorText(err) {
-  if (err instanceof api.ApiError) return err.message;
-  return `Could not reach the server (${err && err.message ? err.message : err}).`;
 }
 
 // Sign-in.
@@ -63,7 +54,8 @@ function forgetScreen() {
   shownUser = '';
 }
 
-async function showSignIn(message = '') {
+/** showSignIn shows the sign-in, with a message of kind "error" unless kind says otherwise. */
+async function showSignIn(message = '', kind = message ? 'error' : '') {
   forgetScreen();
   ui.sidebar.hidden = true;
   ui.toggle.hidden = true;
@@ -72,7 +64,7 @@ async function showSignIn(message = '') {
   account.setShown(false);
   ui.signin.hidden = false;
   ui.apiKey.value = api.apiKey();
-  setStatus(ui.signinStatus, message, message ? 'error' : '');
+  setStatus(ui.signinStatus, message, kind);
   const config = await api.webConfig();
   if (config.signIn === 'local') {
     let button = $('signin-local');
@@ -414,8 +406,8 @@ function startTurn(v) {
         setRunning(false);
         setStatus(ui.turnStatus, '');
         if (v.id && ui.title.textContent === 'New conversation') setTitle('Untitled');
-        projects.turnEnded(v.id);
-        usage.turnEnded(v.id);
+        if (v.id) reread(v);
+        else projects.turnNeverBegan();
       }
     },
   });
@@ -424,6 +416,21 @@ function startTurn(v) {
     setStatus(ui.turnStatus, 'Claude is answering…');
   }
   scrollDown();
+}
+
+/**
+ * reread reads the conversation once its turn ended: its cost and tokens
+ * changed, and a new one's first turn fixed its project and branch.
+ */
+async function reread(v) {
+  try {
+    const d = await api.call('GET', `/chat/${enc(v.id)}?limit=1`, { signal: v.abort.signal });
+    if (view !== v || !d?.conversation) return;
+    projects.showConversation(d.conversation);
+    usage.show(d.conversation);
+  } catch {
+    // The header stays as it was; opening the conversation again reads it.
+  }
 }
 
 async function send(event) {
@@ -526,7 +533,7 @@ async function follow(v, res) {
         const stick = view === v && atBottom();
         const ended = v.turn.handle(event);
         if (stick) scrollDown();
-        if (ended || TERMINAL.has(event.type)) return;
+        if (ended) return;
       }
     } catch (err) {
       if (signal.aborted) return;
@@ -629,8 +636,7 @@ function init() {
   account.init({
     deleted: () => {
       history.replaceState(null, '', location.pathname);
-      showSignIn('Your account was deleted, with everything in it.');
-      ui.signinStatus.dataset.kind = '';
+      showSignIn('Your account was deleted, with everything in it.', '');
     },
   });
   ui.signinForm.addEventListener('submit', signInLocal);

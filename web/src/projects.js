@@ -5,6 +5,7 @@
 // diff included: a repository's files are no more trusted than the model.
 
 import * as api from './api.js';
+import { errorText, setStatus } from './status.js';
 
 const $ = (id) => document.getElementById(id);
 const enc = encodeURIComponent;
@@ -17,16 +18,6 @@ let list = [];
 let open = null;
 /** editing is the project the edit form changes. */
 let editing = null;
-
-function setStatus(el, text, kind = '') {
-  el.textContent = text;
-  el.dataset.kind = kind;
-}
-
-function errorText(err) {
-  if (err instanceof api.ApiError) return err.message;
-  return `Could not reach the server (${err && err.message ? err.message : err}).`;
-}
 
 function notEnabled(err) {
   return err instanceof api.ApiError && err.status === 404;
@@ -98,7 +89,8 @@ export function chosen() {
 
 /** showConversation shows the project and branch of c, an open conversation. */
 export function showConversation(c) {
-  if (!c || !open || c.id !== open.id) return;
+  // A new conversation (open null) learns its own at its first turn's end.
+  if (!c || (open !== null && c.id !== open.id)) return;
   open = c;
   ui.pick.hidden = true;
   if (!c.projectId) {
@@ -119,24 +111,9 @@ export function showConversation(c) {
   ui.bar.hidden = false;
 }
 
-/**
- * turnEnded reads the conversation again once a turn ends: a new one's
- * first turn fixed its project and branch. Without an id (the turn never
- * began), the picker is offered again.
- */
-export async function turnEnded(id) {
-  if (!id) {
-    if (open === null) ui.select.disabled = false;
-    return;
-  }
-  if (open === null) open = { id };
-  if (open.id !== id) return;
-  try {
-    const d = await api.call('GET', `/chat/${enc(id)}?limit=1`);
-    showConversation(d?.conversation);
-  } catch {
-    // The bar stays as it was; opening the conversation again reads it.
-  }
+/** turnNeverBegan offers the picker again: a new conversation's turn that never began fixed nothing. */
+export function turnNeverBegan() {
+  if (open === null) ui.select.disabled = false;
 }
 
 // Changes and push.
@@ -150,7 +127,7 @@ function lineKind(line) {
 }
 
 /** renderDiff shows a unified diff in pre, a line a span, as text. */
-export function renderDiff(pre, diff) {
+function renderDiff(pre, diff) {
   const lines = String(diff ?? '').split('\n');
   if (lines.length && lines[lines.length - 1] === '') lines.pop();
   const frag = document.createDocumentFragment();
@@ -162,8 +139,6 @@ export function renderDiff(pre, diff) {
   }
   pre.replaceChildren(frag);
 }
-
-const STATUS_WORDS = { added: 'added', modified: 'modified', deleted: 'deleted' };
 
 async function showChanges() {
   const c = open;
@@ -183,7 +158,7 @@ async function showChanges() {
         const li = document.createElement('li');
         const path = document.createElement('code');
         path.textContent = String(f.path ?? '');
-        li.append(path, ` ${STATUS_WORDS[f.status] || String(f.status ?? '')}`);
+        li.append(path, ` ${String(f.status ?? '')}`);
         return li;
       }),
     );
@@ -365,7 +340,7 @@ function startEdit(p) {
 function stopEdit() {
   const was = editing;
   editing = null;
-  if (ui.editToken) ui.editToken.value = '';
+  ui.editToken.value = '';
   ui.editForm.hidden = true;
   ui.addForm.hidden = false;
   return was;
@@ -435,10 +410,10 @@ export function reset() {
   open = null;
   stopEdit();
   // A token typed but not sent must not wait for the next account.
-  ui.addForm?.reset();
-  ui.editForm?.reset();
-  ui.list?.replaceChildren();
-  if (ui.bar) ui.bar.hidden = true;
+  ui.addForm.reset();
+  ui.editForm.reset();
+  ui.list.replaceChildren();
+  ui.bar.hidden = true;
 }
 
 export function init() {

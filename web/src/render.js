@@ -23,7 +23,7 @@ hljs.registerAliases(['shell', 'console'], { languageName: 'bash' });
 const entities = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 
 /** escapeHTML returns s with the characters HTML gives meaning escaped. */
-export function escapeHTML(s) {
+function escapeHTML(s) {
   return String(s).replace(/[&<>"']/g, (c) => entities[c]);
 }
 
@@ -75,7 +75,7 @@ const purifyConfig = {
 };
 
 /** renderMarkdown is text as sanitised HTML. */
-export function renderMarkdown(text) {
+function renderMarkdown(text) {
   return DOMPurify.sanitize(marked.parse(String(text ?? '')), purifyConfig);
 }
 

@@ -3,9 +3,6 @@
 // separated; `id:` names the event it precedes ("<turn>.<n>"), `retry:`
 // is the reconnection delay in milliseconds.
 
-/** TERMINAL are the event types that end a turn. */
-export const TERMINAL = new Set(['complete', 'no_response', 'permission_required', 'error']);
-
 /**
  * readEvents yields {id, event} for each event of res's body, event being
  * its parsed JSON ({type, ...}); id is the event's own id line, or "".
