@@ -17,8 +17,8 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/cdproto/network"
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/google/uuid"
 
 	"github.com/ovrlrd/cloud/internal/devkit/devenv"
 	"github.com/ovrlrd/cloud/internal/devkit/devserver"
@@ -42,7 +42,7 @@ func usageStep(t *testing.T, b *browserRun, stack devserver.Info) bool {
 				OutputTokens int64   `json:"outputTokens"`
 			} `json:"conversation"`
 		}
-		if status := apiJSON(ctx, t, base, stack.APIKey, token, http.MethodGet, "/chat/"+id+"?limit=1", nil, &d); status != http.StatusOK {
+		if status := apiJSON(ctx, t, base, stack.APIKey, token, "/chat/"+id+"?limit=1", &d); status != http.StatusOK {
 			t.Fatalf("GET /chat/%s = %d", id, status)
 		}
 		c := d.Conversation
@@ -220,9 +220,7 @@ func hostileStep(t *testing.T, b *browserRun) bool {
 		b.console.seen(ctx, t)
 
 		// Gone again: the steps that follow expect only benign conversations.
-		dctx, stop := context.WithCancel(ctx)
-		defer stop()
-		acceptConfirms(dctx, t)
+		defer acceptDialogs(ctx, t)()
 		id := openConversation(ctx, t)
 		err = chromedp.Do(ctx,
 			chromedp.Click(chromedp.ID("delete-conversation")),
@@ -257,13 +255,7 @@ func signOutRaceStep(t *testing.T, b *browserRun, base string, stack devserver.I
 		if err := json.Unmarshal(body.Body, &grant); err != nil || grant.SessionToken == "" {
 			t.Fatalf("the refresh's answer %q (%v)", body.Body, err)
 		}
-		err = chromedp.Do(ctx,
-			chromedp.Click(chromedp.ID("signout")),
-			chromedp.WaitVisible(chromedp.ID("signin-local")),
-		)
-		if err != nil {
-			t.Fatalf("%v; the page says: %s", err, b.says("body"))
-		}
+		signOut(ctx, t, b, "signin-local")
 		if _, err := chromedp.Call(ctx, fetch.ContinueResponse, fetch.ContinueResponseParams{RequestID: held.RequestID}); err != nil {
 			t.Fatal(err)
 		}
@@ -276,7 +268,7 @@ func signOutRaceStep(t *testing.T, b *browserRun, base string, stack devserver.I
 		if kept != "" {
 			t.Errorf("after signing out, the refresh under way stored a session: %.60q", kept)
 		}
-		if status := apiJSON(ctx, t, base, stack.APIKey, grant.SessionToken, http.MethodGet, "/chat", nil, nil); status != http.StatusUnauthorized {
+		if status := apiJSON(ctx, t, base, stack.APIKey, grant.SessionToken, "/chat", nil); status != http.StatusUnauthorized {
 			t.Errorf("GET /chat with the session the refresh made = %d, want 401", status)
 		}
 		b.console.seen(ctx, t)
@@ -290,16 +282,10 @@ func signOutRaceStep(t *testing.T, b *browserRun, base string, stack devserver.I
 func deleteAccountStep(t *testing.T, b *browserRun, base string, stack devserver.Info) bool {
 	return t.Run("delete account", func(t *testing.T) {
 		ctx := b.step(t)
-		signedOut, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!document.getElementById("signin").hidden`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if signedOut {
-			signInLocal(ctx, t, b, stack.APIKey)
-		}
+		ensureSignedIn(ctx, t, b, stack.APIKey)
 		token := pageToken(ctx, t)
 		user := pageUser(ctx, t)
-		err = chromedp.Do(ctx,
+		err := chromedp.Do(ctx,
 			chromedp.WaitReady(chromedp.CSS("#conversations a[data-id]")),
 			chromedp.Click(chromedp.ID("delete-account")),
 			chromedp.WaitVisible(chromedp.ID("delete-account-word")),
@@ -323,7 +309,7 @@ func deleteAccountStep(t *testing.T, b *browserRun, base string, stack devserver
 		} else if state != "true " {
 			t.Fatalf("after DELET and Enter the dialog (open, status) is %q: it went ahead", state)
 		}
-		if status := apiJSON(ctx, t, base, stack.APIKey, token, http.MethodGet, "/chat", nil, nil); status != http.StatusOK {
+		if status := apiJSON(ctx, t, base, stack.APIKey, token, "/chat", nil); status != http.StatusOK {
 			t.Fatalf("GET /chat before the word is typed = %d: the account went", status)
 		}
 		err = chromedp.Do(ctx,
@@ -350,7 +336,7 @@ func deleteAccountStep(t *testing.T, b *browserRun, base string, stack devserver
 		if len(left) > 0 {
 			t.Errorf("localStorage still holds %v after the account was deleted", left)
 		}
-		if status := apiJSON(ctx, t, base, stack.APIKey, token, http.MethodGet, "/chat", nil, nil); status != http.StatusUnauthorized {
+		if status := apiJSON(ctx, t, base, stack.APIKey, token, "/chat", nil); status != http.StatusUnauthorized {
 			t.Errorf("GET /chat with the deleted account's session = %d, want 401", status)
 		}
 
@@ -442,37 +428,11 @@ func pageUser(ctx context.Context, t *testing.T) string {
 	return user
 }
 
-// acceptConfirms accepts every window.confirm until ctx ends.
-func acceptConfirms(ctx context.Context, t *testing.T) {
-	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
-	go func() {
-		for _, err := range dialogs {
-			if err != nil {
-				return
-			}
-			if _, err := chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true}); err != nil && ctx.Err() == nil {
-				t.Errorf("accepting the dialog: %v", err)
-			}
-		}
-	}()
-}
-
-// apiJSON calls the API as the page's session, decoding a 2xx answer into
+// apiJSON GETs path as the page's session, decoding a 2xx answer into
 // out (if not nil); it returns the status.
-func apiJSON(ctx context.Context, t *testing.T, base, key, token, method, path string, body, out any) int {
+func apiJSON(ctx context.Context, t *testing.T, base, key, token, path string, out any) int {
 	t.Helper()
-	var rd *strings.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = strings.NewReader(string(b))
-	}
-	req, err := http.NewRequestWithContext(ctx, method, base+path, nil)
-	if rd != nil {
-		req, err = http.NewRequestWithContext(ctx, method, base+path, rd)
-	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -485,7 +445,7 @@ func apiJSON(ctx context.Context, t *testing.T, base, key, token, method, path s
 	defer resp.Body.Close()
 	if out != nil && resp.StatusCode/100 == 2 {
 		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-			t.Fatalf("%s %s: %v", method, path, err)
+			t.Fatalf("GET %s: %v", path, err)
 		}
 	}
 	return resp.StatusCode
@@ -496,8 +456,8 @@ func apiJSON(ctx context.Context, t *testing.T, base, key, token, method, path s
 // the session id.
 func deskSession(t *testing.T, prompt, answer string) (file, session string) {
 	t.Helper()
-	session = uuidV4()
-	user, reply := uuidV4(), uuidV4()
+	session = uuid.NewString()
+	user, reply := uuid.NewString(), uuid.NewString()
 	at := time.Now().UTC().Add(-time.Hour)
 	entry := func(id, parent, typ string, content any, at time.Time) string {
 		e := map[string]any{
@@ -523,14 +483,6 @@ func deskSession(t *testing.T, prompt, answer string) (file, session string) {
 		t.Fatal(err)
 	}
 	return file, session
-}
-
-func uuidV4() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
 // requestCount counts the page's requests of one method and path.
@@ -573,13 +525,7 @@ func signInAgainRaceStep(t *testing.T, b *browserRun, base string, stack devserv
 		tctx, closeTab := secondTab(ctx, t, b, base)
 		defer closeTab()
 		held := holdRefresh(ctx, t, b)
-		err := chromedp.Do(tctx,
-			chromedp.Click(chromedp.ID("signout")),
-			chromedp.WaitVisible(chromedp.ID("signin-local")),
-		)
-		if err != nil {
-			t.Fatalf("signing out in the second tab: %v", err)
-		}
+		signOut(tctx, t, b, "signin-local")
 		signInLocal(tctx, t, b, stack.APIKey)
 		token := pageToken(tctx, t)
 		if _, err := chromedp.Call(ctx, fetch.ContinueResponse, fetch.ContinueResponseParams{RequestID: held.RequestID}); err != nil {
@@ -593,7 +539,7 @@ func signInAgainRaceStep(t *testing.T, b *browserRun, base string, stack devserv
 		if kept != token {
 			t.Error("the refresh's answer replaced the session the second tab signed in with")
 		}
-		if status := apiJSON(ctx, t, base, stack.APIKey, kept, http.MethodGet, "/chat", nil, nil); status != http.StatusOK {
+		if status := apiJSON(ctx, t, base, stack.APIKey, kept, "/chat", nil); status != http.StatusOK {
 			t.Errorf("GET /chat with the session kept = %d, want 200", status)
 		}
 		b.console.seen(ctx, t)
@@ -676,13 +622,7 @@ func otherUserStep(t *testing.T, b *browserRun, base string, stack devserver.Inf
 			}
 		}
 		// The first user again, in both tabs.
-		err = chromedp.Do(tctx,
-			chromedp.Click(chromedp.ID("signout")),
-			chromedp.WaitVisible(chromedp.ID("signin-local")),
-		)
-		if err != nil {
-			t.Fatalf("signing out in the second tab: %v", err)
-		}
+		signOut(tctx, t, b, "signin-local")
 		signInLocal(tctx, t, b, stack.APIKey)
 		if err := chromedp.Do(ctx, chromedp.WaitReady(chromedp.CSS("#conversations a[data-id]"))); err != nil {
 			t.Fatalf("the first tab did not follow the first user back: %v; it says: %s", err, b.says("#signin-status", "#conversations-status"))
@@ -720,6 +660,19 @@ func ensureSignedIn(ctx context.Context, t *testing.T, b *browserRun, apiKey str
 		t.Fatal(err)
 	} else if signedOut {
 		signInLocal(ctx, t, b, apiKey)
+	}
+}
+
+// signOut signs the page out and waits for the sign-in button waitFor (an
+// element id).
+func signOut(ctx context.Context, t *testing.T, b *browserRun, waitFor string) {
+	t.Helper()
+	err := chromedp.Do(ctx,
+		chromedp.Click(chromedp.ID("signout")),
+		chromedp.WaitVisible(chromedp.ID(waitFor)),
+	)
+	if err != nil {
+		t.Fatalf("signing out: %v; the page says: %s", err, b.says("body"))
 	}
 }
 

@@ -53,7 +53,7 @@ func appleSteps(t *testing.T, b *browserRun, base string, stack devserver.Info) 
 		err := chromedp.Do(ctx,
 			chromedp.WaitVisible(chromedp.ID("signin-apple")),
 			chromedp.Navigate(base+"/web/#code=c1&id_token=forged.identity.token&state=wrong"),
-			chromedp.WaitReady(chromedp.JSPath(statusSays("No Sign in with Apple was started"))),
+			chromedp.WaitReady(chromedp.JSPath(saysIn("signin-status", "No Sign in with Apple was started"))),
 		)
 		if err != nil {
 			t.Fatalf("%v; the page says: %s", err, b.says("#signin-status"))
@@ -221,13 +221,7 @@ func appleSteps(t *testing.T, b *browserRun, base string, stack devserver.Info) 
 		if err != nil || typed != "typed-not-sent" {
 			t.Fatalf("#project-token holds %q (%v) before signing out, want the token typed", typed, err)
 		}
-		err = chromedp.Do(ctx,
-			chromedp.Click(chromedp.ID("signout")),
-			chromedp.WaitVisible(chromedp.ID("signin-apple")),
-		)
-		if err != nil {
-			t.Fatalf("signing out: %v; the page says: %s", err, b.says("body"))
-		}
+		signOut(ctx, t, b, "signin-apple")
 		if left, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("project-token").value`)); err != nil || left != "" {
 			t.Errorf("#project-token holds %q (%v) after signing out, want it empty", left, err)
 		}
@@ -239,10 +233,11 @@ func appleSteps(t *testing.T, b *browserRun, base string, stack devserver.Info) 
 // filled.
 var clearKey = chromedp.Evaluate[chromedp.Void](`document.getElementById("api-key").value = ""; undefined`)
 
-// statusSays finds #signin-status once it reports an error saying text.
-func statusSays(text string) string {
+// saysIn finds the status element id once it reports an error saying
+// text.
+func saysIn(id, text string) string {
 	return `(() => {
-		const s = document.getElementById("signin-status");
+		const s = document.getElementById(` + jsString(id) + `);
 		return s && s.dataset.kind === "error" && s.textContent.includes(` + jsString(text) + `) ? s : null;
 	})()`
 }

@@ -1,7 +1,6 @@
 package webtest
 
 import (
-	"bufio"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -18,6 +17,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/ovrlrd/cloud/internal/devkit/devserver"
+	"github.com/ovrlrd/cloud/internal/devkit/ssetest"
 )
 
 // networkDropStep cuts the page's network while a turn's answer streams,
@@ -358,7 +358,6 @@ func (l *streamLog) resumed(id string) []string {
 
 // event is one event of a turn's stream.
 type event struct {
-	ID      string `json:"-"`
 	Type    string `json:"type"`
 	Content string `json:"content"`
 }
@@ -383,31 +382,26 @@ func turnEvents(ctx context.Context, base, key, token, id string, began chan<- s
 		return nil, fmt.Errorf("GET /chat/%s/stream = %d %s", id, resp.StatusCode, body)
 	}
 	var out []event
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	var cur event
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case strings.HasPrefix(line, "id:"):
-			cur.ID = strings.TrimSpace(strings.TrimPrefix(line, "id:"))
-		case strings.HasPrefix(line, "data:"):
-			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data:")), &cur); err != nil {
-				return nil, fmt.Errorf("event %q: %w", line, err)
-			}
-		case line == "" && cur.Type != "":
-			if len(out) == 0 {
-				close(began)
-			}
-			out = append(out, cur)
-			switch cur.Type {
-			case "complete", "no_response", "permission_required", "error":
-				return out, nil
-			}
-			cur = event{}
+	for r := ssetest.NewReader(resp.Body); ; {
+		data, err := r.Next()
+		if err != nil {
+			return nil, fmt.Errorf("the stream ended before the turn did (%v): %v", err, out)
+		}
+		// Not ssetest.DecodeData: the stream also carries the web client's
+		// permission_request, a type the app's decoder refuses.
+		var e event
+		if err := json.Unmarshal(data, &e); err != nil {
+			return nil, fmt.Errorf("event %s: %w", data, err)
+		}
+		if len(out) == 0 {
+			close(began)
+		}
+		out = append(out, e)
+		switch e.Type {
+		case "complete", "no_response", "permission_required", "error":
+			return out, nil
 		}
 	}
-	return nil, fmt.Errorf("the stream ended before the turn did (%v): %v", sc.Err(), out)
 }
 
 // openConversation is the id of the conversation the page shows.
@@ -421,6 +415,39 @@ func openConversation(ctx context.Context, t *testing.T) string {
 		t.Fatal("the page shows no conversation of its own (no #/c/<id>)")
 	}
 	return id
+}
+
+// transcriptHas checks that the transcript's text holds want.
+func transcriptHas(ctx context.Context, t *testing.T, want string) {
+	t.Helper()
+	text, err := chromedp.Run(ctx, chromedp.TextContent(chromedp.CSS("#transcript")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text, want) {
+		t.Errorf("the transcript holds no %q:\n%s", want, text)
+	}
+}
+
+// allowIfAsked allows the turn's pending approval card if the page shows
+// one: the CLI runs some commands without asking.
+func allowIfAsked(ctx context.Context, t *testing.T, b *browserRun) {
+	t.Helper()
+	asked, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!document.querySelector('#transcript section.approval[data-state="pending"] button.allow')`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the command asked for approval: %v", asked)
+	if !asked {
+		return
+	}
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`#transcript section.approval[data-state="pending"] button.allow`)),
+		chromedp.WaitReady(chromedp.JSPath(`[...document.querySelectorAll("#transcript section.approval")].filter(c => c.dataset.state === "allow").pop() ?? null`)),
+	)
+	if err != nil {
+		t.Fatalf("%v; the page says: %s", err, b.says("#turn-status", "#transcript"))
+	}
 }
 
 // pageToken is the session token the page keeps.

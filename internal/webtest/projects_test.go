@@ -73,7 +73,7 @@ func projectSteps(t *testing.T, b *browserRun, root string, stack devserver.Info
 			clearInput("project-token"),
 			chromedp.SendKeys(chromedp.ID("project-token"), stack.APIKey),
 			chromedp.Click(chromedp.ID("project-add")),
-			chromedp.WaitReady(chromedp.JSPath(manageSays(apiKeyRefused))),
+			chromedp.WaitReady(chromedp.JSPath(saysIn("projects-status", apiKeyRefused))),
 		)
 		if err != nil {
 			t.Fatalf("the API key as a token: %v; the page says: %s", err, b.says("#projects-status"))
@@ -108,7 +108,7 @@ func projectSteps(t *testing.T, b *browserRun, root string, stack devserver.Info
 			// The API key as the new token: refused as in the add form.
 			chromedp.SendKeys(chromedp.ID("project-edit-token"), stack.APIKey),
 			chromedp.Click(chromedp.ID("project-save")),
-			chromedp.WaitReady(chromedp.JSPath(manageSays(apiKeyRefused))),
+			chromedp.WaitReady(chromedp.JSPath(saysIn("projects-status", apiKeyRefused))),
 		)
 		if err != nil {
 			t.Fatalf("%v; the page says: %s", err, b.says("#projects-dialog"))
@@ -175,17 +175,7 @@ func projectSteps(t *testing.T, b *browserRun, root string, stack devserver.Info
 		if err != nil {
 			t.Fatalf("%v; the page says: %s", err, b.says("#turn-status", "#project-bar", "#transcript"))
 		}
-		asked, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!document.querySelector('#transcript section.approval[data-state="pending"] button.allow')`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("the command asked for approval: %v", asked)
-		if asked {
-			err = chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#transcript section.approval[data-state="pending"] button.allow`)))
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
+		allowIfAsked(ctx, t, b)
 		// The conversation then shows its project and its own branch.
 		err = chromedp.Do(ctx,
 			chromedp.WaitReady(chromedp.JSPath(turnEnded)),
@@ -206,13 +196,7 @@ func projectSteps(t *testing.T, b *browserRun, root string, stack devserver.Info
 			t.Errorf("the project bar says %q, want the project's name", info[0])
 		}
 		branch = info[1]
-		text, err := chromedp.Run(ctx, chromedp.TextContent(chromedp.CSS("#transcript")))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !strings.Contains(text, "Done.") {
-			t.Errorf("the transcript holds no %q:\n%s", "Done.", text)
-		}
+		transcriptHas(ctx, t, "Done.")
 		b.console.seen(ctx, t)
 	}) {
 		return false
@@ -302,14 +286,6 @@ func projectSteps(t *testing.T, b *browserRun, root string, stack devserver.Info
 // apiKeyRefused is what the Projects dialog says of the API key typed as
 // a repository's token.
 const apiKeyRefused = "API key, not a token of the repository host"
-
-// manageSays finds #projects-status once it reports an error saying text.
-func manageSays(text string) string {
-	return `(() => {
-		const s = document.getElementById("projects-status");
-		return s && s.dataset.kind === "error" && s.textContent.includes(` + jsString(text) + `) ? s : null;
-	})()`
-}
 
 // keyLeft checks that the token field id was emptied and the list of
 // projects still lists as many as before.

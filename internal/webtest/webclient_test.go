@@ -128,13 +128,7 @@ func TestWebClient(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%v; the page says: %s", err, b.says("#turn-status", "#transcript"))
 			}
-			answer, err := chromedp.Run(ctx, chromedp.TextContent(chromedp.CSS("#transcript")))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !strings.Contains(answer, "offline demo model") {
-				t.Errorf("the transcript holds no answer of the demo model:\n%s", answer)
-			}
+			transcriptHas(ctx, t, "offline demo model")
 			tools, err := chromedp.Run(ctx, chromedp.AttributesAll(chromedp.CSSAll("#transcript .tool")))
 			if err != nil {
 				t.Fatal(err)
@@ -199,13 +193,7 @@ func TestWebClient(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%v; the page says: %s", err, b.says("#turn-status", "#transcript"))
 			}
-			text, err := chromedp.Run(ctx, chromedp.TextContent(chromedp.CSS("#transcript")))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !strings.Contains(text, "Done.") {
-				t.Errorf("the transcript holds no %q:\n%s", "Done.", text)
-			}
+			transcriptHas(ctx, t, "Done.")
 			state, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("#transcript section.approval")?.dataset.state ?? "(none)"`))
 			if err != nil {
 				t.Fatal(err)
@@ -258,20 +246,7 @@ func TestWebClient(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%v; the page says: %s", err, b.says("#turn-status", "#transcript"))
 			}
-			asked, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!document.querySelector('#transcript section.approval[data-state="pending"] button.allow')`))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if asked {
-				err = chromedp.Do(ctx,
-					chromedp.Click(chromedp.CSS(`#transcript section.approval[data-state="pending"] button.allow`)),
-					chromedp.WaitReady(chromedp.JSPath(`[...document.querySelectorAll("#transcript section.approval")].filter(c => c.dataset.state === "allow").pop() ?? null`)),
-				)
-				if err != nil {
-					t.Fatalf("%v; the page says: %s", err, b.says("#turn-status", "#transcript"))
-				}
-			}
-			t.Logf("the command asked for approval: %v", asked)
+			allowIfAsked(ctx, t, b)
 			err = chromedp.Do(ctx,
 				chromedp.WaitReady(chromedp.JSPath(running)),
 				chromedp.WaitVisible(chromedp.ID("cancel")),
@@ -295,17 +270,11 @@ func TestWebClient(t *testing.T) {
 
 		if !t.Run("delete", func(t *testing.T) {
 			ctx := b.step(t)
-			id, err := chromedp.Run(ctx, chromedp.Evaluate[string](`decodeURIComponent((location.hash.match(/^#\/c\/(.+)$/) || [])[1] || "")`))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if id == "" {
-				t.Fatalf("no open conversation to delete; the page is at %s", b.says("#conversations"))
-			}
+			id := openConversation(ctx, t)
 			// window.confirm asks first: accept it.
 			defer acceptDialogs(ctx, t)()
 			link := fmt.Sprintf(`#conversations a[data-id=%q]`, id)
-			err = chromedp.Do(ctx,
+			err := chromedp.Do(ctx,
 				chromedp.WaitReady(chromedp.CSS(link)),
 				chromedp.Click(chromedp.ID("delete-conversation")),
 				chromedp.WaitNotPresent(chromedp.CSS(link)),
@@ -365,20 +334,8 @@ func TestWebClient(t *testing.T) {
 
 		if !t.Run("logout", func(t *testing.T) {
 			ctx := b.step(t)
-			token, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.parse(localStorage.getItem("ovrlrd.session") || "{}").sessionToken || ""`))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if token == "" {
-				t.Fatal("no session token in localStorage before signing out")
-			}
-			err = chromedp.Do(ctx,
-				chromedp.Click(chromedp.ID("signout")),
-				chromedp.WaitVisible(chromedp.ID("signin-local")),
-			)
-			if err != nil {
-				t.Fatalf("%v; the page says: %s", err, b.says("body"))
-			}
+			token := pageToken(ctx, t)
+			signOut(ctx, t, b, "signin-local")
 			left, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Object.keys(localStorage).filter(k => k === "ovrlrd.session" || /token/i.test(k) || /sessionToken/.test(localStorage.getItem(k) || ""))`))
 			if err != nil {
 				t.Fatal(err)
@@ -386,19 +343,8 @@ func TestWebClient(t *testing.T) {
 			if len(left) > 0 {
 				t.Errorf("localStorage still holds %v after signing out", left)
 			}
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/chat", nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			req.Header.Set("X-API-Key", stack.APIKey)
-			req.Header.Set("Authorization", "Bearer "+token)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusUnauthorized {
-				t.Errorf("GET /chat with the signed-out session = %d, want 401", resp.StatusCode)
+			if status := apiJSON(ctx, t, base, stack.APIKey, token, "/chat", nil); status != http.StatusUnauthorized {
+				t.Errorf("GET /chat with the signed-out session = %d, want 401", status)
 			}
 			b.console.seen(ctx, t)
 		}) {
